@@ -1,0 +1,49 @@
+# flopledger: `make run` starts the local scenario, `make test` runs what CI runs.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST := $(PY) -m pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-fast test-contract test-integration lint format bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[dev,agent]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install flopledger with its dev and agent extras
+
+run: $(STAMP) ## run the main job on the embedded defaults
+	$(VENV)/bin/flopledger demo
+
+test: $(STAMP) ## the whole suite, exactly what CI runs
+	$(PYTEST) -q -p no:cacheprovider tests
+
+test-fast: $(STAMP) ## unit tier only (seconds)
+	$(PYTEST) -q -p no:cacheprovider tests/unit
+
+test-contract: $(STAMP) ## the adapter contract suites
+	$(PYTEST) -q -p no:cacheprovider tests/contract
+
+test-integration: $(STAMP) ## real PostgreSQL, nats-server, LiteSVM
+	$(PYTEST) -q -p no:cacheprovider tests/integration tests/e2e
+
+lint: $(STAMP) ## ruff check + format check, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy domain proofs adapters api validator node_agent flopledger
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## every benchmark in bench/, each ending with a RESULT line
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,53 @@
+"""One settings object for every entry point, read from ``FLOP_*`` environment variables.
+
+Validated once at start-up; a bad value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "flopledger"
+
+
+class SettingsError(ValueError):
+    """A FLOP_* variable has a value we cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Runtime configuration (README, "Configuration")."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    nats_url: str | None = None
+    log_level: str = "info"
+
+    @property
+    def event_store_url(self) -> str:
+        """The store to open: FLOP_DATABASE_URL, else SQLite under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'events.sqlite3'}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment (``FLOP_DATA_DIR``, ``FLOP_DATABASE_URL``, ...)."""
+    env = os.environ if environ is None else environ
+    database_url = env.get("FLOP_DATABASE_URL") or None
+    if database_url and not database_url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise SettingsError(
+            f"FLOP_DATABASE_URL={database_url!r}: use postgresql://user@host/db or sqlite:///path"
+        )
+    level = env.get("FLOP_LOG_LEVEL", "info").lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise SettingsError(f"FLOP_LOG_LEVEL={level!r}: use debug, info, warning or error")
+    return Settings(
+        data_dir=Path(env.get("FLOP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
+        database_url=database_url,
+        nats_url=env.get("FLOP_NATS_URL") or None,
+        log_level=level,
+    )
