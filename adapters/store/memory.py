@@ -102,12 +102,15 @@ class MemoryEventStore:
         while True:
             batch = await self.read_all(next_position, READ_ALL_LIMIT_MAX)
             if not batch:
-                async with self._committed:
-                    await self._committed.wait_for(lambda: len(self._log) >= next_position)
+                await self._wait_for_position(next_position)
                 continue
             for record in batch:
                 yield record
             next_position = batch[-1].position + 1
+
+    async def _wait_for_position(self, wanted: int) -> None:
+        async with self._committed:
+            await self._committed.wait_for(lambda: len(self._log) >= wanted)
 
     async def head(self) -> Head:
         if not self._log:
