@@ -1,0 +1,347 @@
+"""The relay: mirrors the store's global log onto JetStream so that sequence N is position N.
+
+Every record is published with ``Nats-Msg-Id`` = position and ``Nats-Expected-Last-Sequence``
+= position - 1, up to ``window`` publishes in flight. The server stores a message only when
+the stream ends exactly one before it, so a refused or lost publish can never leave a gap
+or a duplicate: everything after it is refused too. After any error (and at start) the
+relay re-syncs: it reads the stream's last sequence, checks that message's hash against
+the store (a mismatch, or a stream longer than the store, is an alarm: ``MirrorDiverged``)
+and publishes again from the next position. A stream found behind the store (a server that
+lost acknowledged writes) is thereby healed from the store. While idle the relay checks
+the tail every ``IDLE_CHECK_INTERVAL_S`` so that a server restarted on older data is
+healed without waiting for new commits. Only the holder of the leader lock publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from adapters.nats.codec import (
+    EVENT_STREAM,
+    compute_event_subject,
+    encode_record_headers,
+    encode_record_payload,
+)
+from adapters.nats.connection import describe_server
+from adapters.nats.errors import LeadershipLost, MirrorDiverged, NatsError
+from adapters.nats.leader import LOCK_TTL_S, LeaderLock
+from adapters.nats.stream import (
+    DEFAULT_REPLICAS,
+    build_event_stream_config,
+    ensure_event_stream,
+    get_stream_tail,
+)
+from domain.ports import EventStore
+from domain.records import Record
+
+RELAY_WINDOW_MAX = 1024
+STORE_BATCH_EVENTS_MAX = 2000
+ACK_TIMEOUT_S = 5.0
+IDLE_CHECK_INTERVAL_S = 1.0
+RESYNC_BACKOFF_INITIAL_S = 0.05
+RESYNC_BACKOFF_MAX_S = 5.0
+STOP_FLUSH_TIMEOUT_S = 5.0
+ERR_WRONG_LAST_SEQUENCE = 10071
+JS_PENDING_MAX = 1 << 20
+
+_log = structlog.get_logger("flopledger.nats.relay")
+
+T = TypeVar("T")
+
+
+class RelayConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How the relay publishes; every bound has a named default."""
+
+    stream: str = EVENT_STREAM
+    replicas: int = DEFAULT_REPLICAS
+    window: int = RELAY_WINDOW_MAX
+    ack_timeout_s: float = ACK_TIMEOUT_S
+    lock_ttl_s: float = LOCK_TTL_S
+    holder: str = ""
+
+
+class RelayStats(msgspec.Struct, kw_only=True):
+    """Counters for logs, tests and the benchmark."""
+
+    published: int = 0
+    resyncs: int = 0
+    wrong_last_sequence: int = 0
+    healed: int = 0
+
+
+class _Resync(Exception):
+    """Internal: stop the current pass and re-sync from the stream's tail."""
+
+
+def default_holder() -> str:
+    """A leader-lock holder id for this process: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Relay:
+    """Follows ``store`` and publishes every record to the stream; see the module docstring."""
+
+    def __init__(self, store: EventStore, nc: Client, config: RelayConfig | None = None) -> None:
+        self._store = store
+        self._nc = nc
+        self._config = config or RelayConfig()
+        if self._config.window < 1:
+            raise ValueError("window must be >= 1")
+        self._js: JetStreamContext = nc.jetstream(publish_async_max_pending=JS_PENDING_MAX)
+        self._acked = 0
+        self.stats = RelayStats()
+
+    @property
+    def acked_position(self) -> int:
+        """The last position JetStream acknowledged in this process (0 before the first)."""
+        return self._acked
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take the leader lock, mirror until ``stop`` is set; raise MirrorDiverged on alarm."""
+        lock = LeaderLock(
+            self._nc,
+            self._js,
+            holder=self._config.holder or default_holder(),
+            ttl_s=self._config.lock_ttl_s,
+            replicas=self._config.replicas,
+        )
+        await self._with_retries(stop, self._ensure_stream)
+        while not stop.is_set():
+            if not await self._with_retries(stop, lambda: lock.acquire(stop)):
+                return
+            try:
+                await self._lead(lock, stop)
+            except LeadershipLost as exc:
+                _log.warning("relay_leadership_lost", reason=str(exc))
+                continue
+            finally:
+                if stop.is_set():
+                    await lock.release()
+
+    async def sync_once(self) -> int:
+        """Re-sync and publish everything the store holds now; return the last acked position.
+
+        For tools and tests: no leader lock, returns when the stream has caught up.
+        """
+        await self._ensure_stream()
+        never = asyncio.Event()
+        await self._mirror(await self._resync(), never, stop_when_idle=True)
+        return self._acked
+
+    async def _ensure_stream(self) -> None:
+        config = build_event_stream_config(self._config.replicas, name=self._config.stream)
+        await ensure_event_stream(self._nc, self._js, config)
+
+    async def _lead(self, lock: LeaderLock, stop: asyncio.Event) -> None:
+        holding = asyncio.create_task(lock.hold())
+        mirroring = asyncio.create_task(self._mirror_until_stopped(stop))
+        try:
+            done, _ = await asyncio.wait({holding, mirroring}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in (holding, mirroring):
+                task.cancel()
+            await asyncio.gather(holding, mirroring, return_exceptions=True)
+
+    async def _mirror_until_stopped(self, stop: asyncio.Event) -> None:
+        backoff_s = RESYNC_BACKOFF_INITIAL_S
+        while not stop.is_set():
+            try:
+                start = await self._resync()
+                before = self._acked
+                await self._mirror(start, stop)
+            except (TimeoutError, _Resync, NatsError, nats.errors.Error, OSError) as exc:
+                self.stats.resyncs += 1
+                _log.warning(
+                    "relay_resync",
+                    server=describe_server(self._nc),
+                    acked=self._acked,
+                    reason=str(exc) or type(exc).__name__,
+                )
+                backoff_s = RESYNC_BACKOFF_INITIAL_S if self._acked > before else backoff_s
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff_s)
+                backoff_s = min(RESYNC_BACKOFF_MAX_S, backoff_s * 2)
+
+    async def _resync(self) -> int:
+        """Check the stream's tail against the store; return the next position to publish."""
+        tail = await get_stream_tail(self._nc, self._js, self._config.stream)
+        head = await self._store.head()
+        last = tail.last_sequence
+        if last > head.position:
+            raise MirrorDiverged(last, f"the stream ends at {last}, the store at {head.position}")
+        if last > 0:
+            records = await self._store.read_all(last, 1)
+            if tail.last_hash != records[0].hash:
+                carried = tail.last_hash.hex() if tail.last_hash else "none"
+                raise MirrorDiverged(
+                    last, f"message hash {carried} != store hash {records[0].hash.hex()}"
+                )
+        if last < self._acked:
+            self.stats.healed += self._acked - last
+            _log.error(
+                "relay_stream_behind_healing",
+                stream_last=last,
+                acked=self._acked,
+                lost=self._acked - last,
+            )
+        self._acked = last
+        _log.info("relay_resumed", stream_last=last, store_head=head.position)
+        return last + 1
+
+    async def _mirror(
+        self, start: int, stop: asyncio.Event, *, stop_when_idle: bool = False
+    ) -> None:
+        """Publish from ``start`` with a bounded window until ``stop``; raise on any failure."""
+        inflight: deque[tuple[int, asyncio.Future[PubAck]]] = deque()
+        window = asyncio.Semaphore(self._config.window)
+        acked_event = asyncio.Event()
+        collector = asyncio.create_task(self._collect(inflight, window, acked_event))
+        publisher = asyncio.create_task(
+            self._publish_from(start, inflight, window, acked_event, stop, stop_when_idle)
+        )
+        try:
+            done, _ = await asyncio.wait(
+                {collector, publisher}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()
+            await asyncio.wait_for(self._settled(inflight, collector), STOP_FLUSH_TIMEOUT_S)
+        finally:
+            for task in (collector, publisher):
+                task.cancel()
+            await asyncio.gather(collector, publisher, return_exceptions=True)
+            for _, future in inflight:
+                future.cancel()
+            inflight.clear()
+
+    async def _settled(
+        self, inflight: deque[tuple[int, asyncio.Future[PubAck]]], collector: asyncio.Task[None]
+    ) -> None:
+        while inflight and not collector.done():
+            await asyncio.sleep(0.001)
+        if collector.done():
+            collector.result()
+
+    async def _publish_from(
+        self,
+        start: int,
+        inflight: deque[tuple[int, asyncio.Future[PubAck]]],
+        window: asyncio.Semaphore,
+        acked_event: asyncio.Event,
+        stop: asyncio.Event,
+        stop_when_idle: bool,
+    ) -> None:
+        async for record in self._records(start, stop, acked_event, stop_when_idle):
+            await window.acquire()
+            future = await self._js.publish_async(
+                compute_event_subject(record),
+                encode_record_payload(record),
+                headers=encode_record_headers(record),
+            )
+            inflight.append((record.position, future))
+            acked_event.set()
+
+    async def _collect(
+        self,
+        inflight: deque[tuple[int, asyncio.Future[PubAck]]],
+        window: asyncio.Semaphore,
+        wake: asyncio.Event,
+    ) -> None:
+        """Await acks in order; every ack must name exactly the position's sequence."""
+        timeout_s = self._config.ack_timeout_s
+        while True:
+            if not inflight:
+                wake.clear()
+                await wake.wait()
+                continue
+            position, future = inflight[0]
+            try:
+                ack = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code == ERR_WRONG_LAST_SEQUENCE:
+                    self.stats.wrong_last_sequence += 1
+                raise _Resync(f"publish of position {position} refused: {exc.description}") from exc
+            except TimeoutError as exc:
+                raise _Resync(f"no ack for position {position} in {timeout_s} s") from exc
+            if ack.seq != position:
+                raise MirrorDiverged(
+                    ack.seq,
+                    f"position {position} acked at sequence {ack.seq} (dup={ack.duplicate})",
+                )
+            inflight.popleft()
+            window.release()
+            self._acked = position
+            self.stats.published += 1
+
+    async def _records(
+        self, start: int, stop: asyncio.Event, wake: asyncio.Event, stop_when_idle: bool
+    ) -> AsyncIterator[Record]:
+        """Records from ``start`` in batches; while idle, wait for a commit or check the tail."""
+        position = start
+        while not stop.is_set():
+            batch = await self._store.read_all(position, STORE_BATCH_EVENTS_MAX)
+            if batch:
+                for record in batch:
+                    yield record
+                position = batch[-1].position + 1
+                continue
+            if stop_when_idle:
+                return
+            if not await self._wait_for_commit(position, stop):
+                await self._check_tail_while_idle(position - 1)
+
+    async def _wait_for_commit(self, position: int, stop: asyncio.Event) -> bool:
+        """Wait for the store to reach ``position``: True on a commit, False on the idle tick."""
+        records = self._store.subscribe(position)
+        committed = asyncio.ensure_future(anext(records))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {committed, stopped},
+                timeout=IDLE_CHECK_INTERVAL_S,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            return bool(done)
+        finally:
+            for task in (committed, stopped):
+                task.cancel()
+            await asyncio.gather(committed, stopped, return_exceptions=True)
+            aclose = getattr(records, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _check_tail_while_idle(self, published: int) -> None:
+        if self._acked < published:
+            return
+        tail = await get_stream_tail(self._nc, self._js, self._config.stream)
+        if tail.last_sequence != self._acked:
+            raise _Resync(f"stream ends at {tail.last_sequence}, relay acked {self._acked}")
+
+    async def _with_retries(self, stop: asyncio.Event, action: Callable[[], Awaitable[T]]) -> T:
+        backoff_s = RESYNC_BACKOFF_INITIAL_S
+        while True:
+            try:
+                return await action()
+            except NatsError as exc:
+                _log.warning("relay_retry", error=str(exc))
+                if stop.is_set():
+                    raise
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff_s)
+                backoff_s = min(RESYNC_BACKOFF_MAX_S, backoff_s * 2)
