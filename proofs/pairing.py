@@ -1,0 +1,261 @@
+"""Optimal ate multi-pairing on BN254 with one shared Miller loop and one final exponentiation.
+
+py_ecc's ``optimized_bn128.pairing`` runs each Miller loop on points lifted to Fp12 and
+raises to ``(p^12 - 1)/r`` by plain square-and-multiply (about 0.07 s + 0.14 s here). This
+module computes the same reduced pairing (equal values, checked in the tests) faster:
+- G2 points stay on the twist over Fp2 in affine form; each line is evaluated at P as a sparse
+  Fp12 element (5 of 12 coefficients), and all pairs share one Fp12 squaring per loop bit
+  (the multi-Miller loop of Scott, "Computing the Tate pairing", CT-RSA 2005, §5 "products");
+- the final exponentiation splits ``(p^12-1)/r = (p^6-1)(p^2+1) · (p^4-p^2+1)/r`` and does
+  the "easy part" with Frobenius maps (Scott et al., "On the final exponentiation for
+  calculating pairings on ordinary elliptic curves", Pairing 2009, §3).
+
+Fp12 elements use py_ecc's representation: 12 integer coefficients in ``w`` with
+``w^12 = 18 w^6 - 82``, where ``w^6 = 9 + u`` and ``u^2 = -1``. Callers pass affine integer
+points already checked by ``proofs.bn254`` (on curve, G2 in the subgroup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TypeAlias
+
+from py_ecc.fields import optimized_bn128_FQ12 as FQ12
+from py_ecc.optimized_bn128.optimized_pairing import pseudo_binary_encoding
+
+from proofs.bn254 import P, R
+
+Fp2: TypeAlias = tuple[int, int]
+Fp12: TypeAlias = list[int]
+G1Affine: TypeAlias = tuple[int, int]
+G2Affine: TypeAlias = tuple[Fp2, Fp2]
+PairInput: TypeAlias = tuple[G1Affine | None, G2Affine | None]
+
+_XI: Fp2 = (9, 1)  # w^6 = 9 + u, the non-residue of the sextic twist
+_HARD_EXPONENT = (P**4 - P**2 + 1) // R
+_LOOP_BITS = pseudo_binary_encoding[63::-1]  # 6x+2 in signed binary, top bit dropped
+_BN_X = 4965661367192848881  # the BN parameter x of BN254: p = 36x^4 + 36x^3 + 24x^2 + 6x + 1
+# ffjavascript (snarkjs) ends its final exponentiation with the hard part of Fuentes-Castañeda,
+# Knapp, Rodríguez-Henríquez ("Faster hashing to G2", SAC 2011, §5), which yields the reduced
+# pairing raised to this fixed power; vk_alphabeta_12 is therefore e(α, β)^SNARKJS_EXPONENT.
+SNARKJS_PAIRING_EXPONENT = 2 * _BN_X * (6 * _BN_X * _BN_X + 3 * _BN_X + 1)
+
+
+def multi_pairing_is_one(pairs: Sequence[PairInput]) -> bool:
+    """True iff ``Π e(P_i, Q_i) == 1`` (EIP-197 pairing check semantics; None is infinity)."""
+    return final_exponentiate(miller_loop(pairs)) == fp12_one()
+
+
+def pairing(p: G1Affine | None, q: G2Affine | None) -> Fp12:
+    """The reduced optimal ate pairing ``e(P, Q)`` as 12 coefficients in ``w``."""
+    return final_exponentiate(miller_loop([(p, q)]))
+
+
+def pairing_snarkjs(p: G1Affine | None, q: G2Affine | None) -> Fp12:
+    """The pairing value ffjavascript reports, ``e(P, Q)^SNARKJS_PAIRING_EXPONENT``."""
+    return _fp12_pow(pairing(p, q), SNARKJS_PAIRING_EXPONENT)
+
+
+def miller_loop(pairs: Sequence[PairInput]) -> Fp12:
+    """Product of the Miller functions ``f_{6x+2,Q}(P)`` with the two Frobenius lines."""
+    active = [(p, q) for p, q in pairs if p is not None and q is not None]
+    f = fp12_one()
+    ts = [q for _, q in active]
+    for bit in _LOOP_BITS:
+        f = _fp12_square(f)
+        for i, (p, _q) in enumerate(active):
+            f, ts[i] = _double_step(f, ts[i], p)
+        if bit:
+            for i, (p, q) in enumerate(active):
+                f, ts[i] = _add_step(f, ts[i], q if bit == 1 else _neg(q), p)
+    for i, (p, q) in enumerate(active):
+        q1 = _twist_frobenius(q)
+        q2 = _twist_frobenius(q1)
+        f, t = _add_step(f, ts[i], q1, p)
+        f, _ = _add_step(f, t, _neg(q2), p)
+    return f
+
+
+def final_exponentiate(f: Fp12) -> Fp12:
+    """``f^((p^12 - 1)/r)``: easy part by Frobenius maps, hard part by sliding windows."""
+    inverse = [int(c) for c in FQ12(f).inv().coeffs]
+    t = _fp12_mul(_frobenius(f, 6), inverse)  # f^(p^6 - 1)
+    t = _fp12_mul(_frobenius(t, 2), t)  # ^(p^2 + 1)
+    return _fp12_pow(t, _HARD_EXPONENT)
+
+
+def fp12_one() -> Fp12:
+    """The multiplicative identity of Fp12."""
+    return [1] + [0] * 11
+
+
+def encode_fp12_snarkjs(f: Fp12) -> list[list[list[str]]]:
+    """snarkjs/ffjavascript tower form ``[[c0, c1, c2], [c3, c4, c5]]`` of Fp2 pairs.
+
+    The tower is Fp12 = Fp6[w]/(w^2 - v), Fp6 = Fp2[v]/(v^3 - (9+u)). With ``u = w^6 - 9``
+    the coefficient of ``w^d`` (d < 6) is ``a + b·u`` where ``b = f[d+6]``, ``a = f[d] + 9 b``.
+    """
+    halves: list[list[list[str]]] = []
+    for e in (0, 1):
+        row = []
+        for m in range(3):
+            d = 2 * m + e
+            imag = f[d + 6] % P
+            row.append([str((f[d] + 9 * imag) % P), str(imag)])
+        halves.append(row)
+    return halves
+
+
+def _double_step(f: Fp12, t: G2Affine, p: G1Affine) -> tuple[Fp12, G2Affine]:
+    x, y = t
+    x_sq = _fp2_mul(x, x)
+    slope = _fp2_mul((3 * x_sq[0], 3 * x_sq[1]), _fp2_inv((2 * y[0], 2 * y[1])))
+    f = _mul_by_line(f, slope, t, p)
+    x3 = _fp2_sub(_fp2_sub(_fp2_mul(slope, slope), x), x)
+    y3 = _fp2_sub(_fp2_mul(slope, _fp2_sub(x, x3)), y)
+    return f, (x3, y3)
+
+
+def _add_step(f: Fp12, t: G2Affine, q: G2Affine, p: G1Affine) -> tuple[Fp12, G2Affine]:
+    (x1, y1), (x2, y2) = t, q
+    # x1 == x2 would need t = ±q, i.e. k ≡ ±1 (mod r) for a loop multiple k << r: impossible
+    # for subgroup points, which is what callers pass.
+    slope = _fp2_mul(_fp2_sub(y2, y1), _fp2_inv(_fp2_sub(x2, x1)))
+    f = _mul_by_line(f, slope, t, p)
+    x3 = _fp2_sub(_fp2_sub(_fp2_mul(slope, slope), x1), x2)
+    y3 = _fp2_sub(_fp2_mul(slope, _fp2_sub(x1, x3)), y1)
+    return f, (x3, y3)
+
+
+def _mul_by_line(f: Fp12, slope: Fp2, t: G2Affine, p: G1Affine) -> Fp12:
+    """Multiply by the line through the untwisted T with slope ``slope·w``, evaluated at P.
+
+    On E(Fp12) the twisted T is ``(X w^2, Y w^3)``, so the line is
+    ``yP - slope·xP·w + (slope·X - Y)·w^3``: coefficients at w^0, w^1, w^7, w^3, w^9 only.
+    """
+    xp, yp = p
+    a0, a1 = (-slope[0] * xp) % P, (-slope[1] * xp) % P
+    bx = _fp2_mul(slope, t[0])
+    b0, b1 = (bx[0] - t[1][0]) % P, (bx[1] - t[1][1]) % P
+    line = ((0, yp), (1, a0 - 9 * a1), (7, a1), (3, b0 - 9 * b1), (9, b1))
+    prod = [0] * 23
+    for i, fi in enumerate(f):
+        if fi:
+            for j, lj in line:
+                prod[i + j] += fi * lj
+    return _reduce(prod)
+
+
+def _twist_frobenius(q: G2Affine) -> G2Affine:
+    """p-power Frobenius of the untwisted point, mapped back to the twist."""
+    gx, gy = _twist_frobenius_constants()
+    (x0, x1), (y0, y1) = q
+    return (_fp2_mul((x0, -x1 % P), gx), _fp2_mul((y0, -y1 % P), gy))
+
+
+@lru_cache(maxsize=1)
+def _twist_frobenius_constants() -> tuple[Fp2, Fp2]:
+    # (X w^2)^p = conj(X) w^2 · w^(2(p-1)) with w^(2(p-1)) = xi^((p-1)/3); likewise w^3.
+    return _fp2_pow(_XI, (P - 1) // 3), _fp2_pow(_XI, (P - 1) // 2)
+
+
+def _neg(q: G2Affine) -> G2Affine:
+    return (q[0], (-q[1][0] % P, -q[1][1] % P))
+
+
+def _frobenius(f: Fp12, power: int) -> Fp12:
+    """``f^(p^power)``: coefficients are in Fp, so only the powers of ``w`` move."""
+    rows = _frobenius_rows(power)
+    out = [0] * 12
+    for c, row in zip(f, rows, strict=True):
+        if c:
+            for k, rk in enumerate(row):
+                out[k] += c * rk
+    return [v % P for v in out]
+
+
+@lru_cache(maxsize=12)
+def _frobenius_rows(power: int) -> tuple[Fp12, ...]:
+    w = [0, 1] + [0] * 10
+    w_p = _fp12_pow(w, P**power)
+    rows = [fp12_one()]
+    for _ in range(11):
+        rows.append(_fp12_mul(rows[-1], w_p))
+    return tuple(rows)
+
+
+def _fp12_mul(a: Fp12, b: Fp12) -> Fp12:
+    prod = [0] * 23
+    for i, ai in enumerate(a):
+        if ai:
+            for j, bj in enumerate(b):
+                prod[i + j] += ai * bj
+    return _reduce(prod)
+
+
+def _fp12_square(a: Fp12) -> Fp12:
+    prod = [0] * 23
+    for i, ai in enumerate(a):
+        if ai:
+            prod[2 * i] += ai * ai
+            twice = 2 * ai
+            for j in range(i + 1, 12):
+                prod[i + j] += twice * a[j]
+    return _reduce(prod)
+
+
+def _reduce(prod: list[int]) -> Fp12:
+    # w^12 = 18 w^6 - 82, applied from the top degree down.
+    for d in range(22, 11, -1):
+        c = prod[d]
+        if c:
+            prod[d - 6] += 18 * c
+            prod[d - 12] -= 82 * c
+    return [v % P for v in prod[:12]]
+
+
+def _fp12_pow(a: Fp12, exponent: int) -> Fp12:
+    """Left-to-right sliding window exponentiation (window 4)."""
+    odd = [a]
+    a2 = _fp12_square(a)
+    for _ in range(7):
+        odd.append(_fp12_mul(odd[-1], a2))  # a^1, a^3, ..., a^15
+    result = fp12_one()
+    bits = bin(exponent)[2:]
+    i = 0
+    while i < len(bits):
+        if bits[i] == "0":
+            result = _fp12_square(result)
+            i += 1
+            continue
+        j = min(i + 4, len(bits))
+        while bits[j - 1] == "0":
+            j -= 1
+        for _ in range(j - i):
+            result = _fp12_square(result)
+        result = _fp12_mul(result, odd[int(bits[i:j], 2) >> 1])
+        i = j
+    return result
+
+
+def _fp2_mul(a: Fp2, b: Fp2) -> Fp2:
+    return ((a[0] * b[0] - a[1] * b[1]) % P, (a[0] * b[1] + a[1] * b[0]) % P)
+
+
+def _fp2_sub(a: Fp2, b: Fp2) -> Fp2:
+    return ((a[0] - b[0]) % P, (a[1] - b[1]) % P)
+
+
+def _fp2_inv(a: Fp2) -> Fp2:
+    norm_inv = pow(a[0] * a[0] + a[1] * a[1], -1, P)
+    return (a[0] * norm_inv % P, -a[1] * norm_inv % P)
+
+
+def _fp2_pow(a: Fp2, exponent: int) -> Fp2:
+    result: Fp2 = (1, 0)
+    for bit in bin(exponent)[2:]:
+        result = _fp2_mul(result, result)
+        if bit == "1":
+            result = _fp2_mul(result, a)
+    return result
