@@ -1,0 +1,201 @@
+"""Command bodies: what each signed envelope kind carries, with its limits next to the type.
+
+Parsed once at the edge (``decode_command``); a body that does not fit its type is rejected
+with the field path in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from domain.errors import Rejection
+from domain.policy import (
+    AMOUNT_MAX,
+    DIGEST_BYTES,
+    GPUS_PER_NODE_MAX,
+    PRICE_MAX,
+    REASON_CHARS_MAX,
+    REDUNDANCY_MAX,
+    REGION_CHARS_MAX,
+    REGION_PATTERN,
+)
+
+ActorId = Annotated[
+    str, msgspec.Meta(min_length=32, max_length=44, pattern="^[1-9A-HJ-NP-Za-km-z]+$")
+]
+JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[a-z0-9-]+$")]
+Amount = Annotated[int, msgspec.Meta(ge=1, le=AMOUNT_MAX)]
+Price = Annotated[int, msgspec.Meta(ge=1, le=PRICE_MAX)]
+Region = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=REGION_CHARS_MAX, pattern=REGION_PATTERN)
+]
+GpuClass = Literal["cpu", "consumer", "workstation", "datacenter"]
+Digest = Annotated[bytes, msgspec.Meta(min_length=DIGEST_BYTES, max_length=DIGEST_BYTES)]
+Reason = Annotated[str, msgspec.Meta(max_length=REASON_CHARS_MAX)]
+TimeNs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+WorkloadKind = Literal["matmul", "inference", "zk-prove"]
+ParamKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ParamValue = Annotated[str, msgspec.Meta(max_length=1024)] | int | bool
+
+
+class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base of command bodies."""
+
+
+class GpuSpec(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    memory_mib: Annotated[int, msgspec.Meta(ge=0, le=10**7)]
+
+
+class RegisterNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    owner: ActorId | None = None
+    region: Region
+    gpus: Annotated[list[GpuSpec], msgspec.Meta(max_length=GPUS_PER_NODE_MAX)]
+    gpu_class: GpuClass
+    price: Price
+
+
+class BondStake(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    target: ActorId
+    amount: Amount
+
+
+class RequestUnbond(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    target: ActorId
+    amount: Amount
+
+
+class WithdrawStake(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    target: ActorId
+
+
+class RequestAttestationChallenge(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+    size: Annotated[int, msgspec.Meta(ge=16, le=16384)] = 1024
+
+
+class SubmitAttestation(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+    nonce: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    inventory_digest: Digest
+    commitment: Digest
+    timings_ns: Annotated[list[TimeNs], msgspec.Meta(max_length=GPUS_PER_NODE_MAX)]
+
+
+class DecideAttestation(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+    accepted: bool
+    reason: Reason = ""
+    certificate: Annotated[bytes, msgspec.Meta(max_length=4096)] = b""
+
+
+class Deposit(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    account_owner: ActorId
+    amount: Amount
+    chain_reference: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
+class Withdraw(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    amount: Amount
+    destination: ActorId | None = None
+
+
+class Workload(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    kind: WorkloadKind
+    gpu_class_min: GpuClass = "cpu"
+    params: Annotated[dict[ParamKey, ParamValue], msgspec.Meta(max_length=32)] = {}
+
+
+class SubmitJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    workload: Workload
+    max_price: Price
+    region: Region
+    redundancy: Annotated[int, msgspec.Meta(ge=1, le=REDUNDANCY_MAX)] = 3
+    deadline_ns: TimeNs
+
+
+class ClaimJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    job_id: JobId
+    node_id: ActorId
+
+
+class CommitResult(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    job_id: JobId
+    commitment: Digest
+    artifact_digest: Digest
+    proof_digest: Digest
+
+
+class RecordVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    job_id: JobId
+    passed: bool
+    reason: Reason = ""
+    signature: Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
+
+
+class ExpireJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    job_id: JobId
+
+
+class RegisterValidator(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    owner: ActorId | None = None
+    bls_public_key: Annotated[bytes, msgspec.Meta(min_length=48, max_length=48)]
+    proof_of_possession: Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
+
+
+class UnjailNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+
+
+class DeregisterNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    "node.register": RegisterNode,
+    "stake.bond": BondStake,
+    "stake.unbond": RequestUnbond,
+    "stake.withdraw": WithdrawStake,
+    "node.attestation.challenge": RequestAttestationChallenge,
+    "node.attestation.submit": SubmitAttestation,
+    "node.attestation.decide": DecideAttestation,
+    "node.unjail": UnjailNode,
+    "node.deregister": DeregisterNode,
+    "account.deposit": Deposit,
+    "account.withdraw": Withdraw,
+    "job.submit": SubmitJob,
+    "job.claim": ClaimJob,
+    "job.commit_result": CommitResult,
+    "job.record_verdict": RecordVerdict,
+    "job.expire": ExpireJob,
+    "validator.register": RegisterValidator,
+}
+
+
+def decode_command(kind: str, body: dict[str, Any]) -> Command:
+    """Turn an envelope's kind and JSON body into a typed command, or reject it."""
+    command_type = COMMAND_TYPES.get(kind)
+    if command_type is None:
+        raise Rejection(
+            f"unknown command kind {kind!r}; known: {sorted(COMMAND_TYPES)}",
+            code="unknown_command_kind",
+        )
+    try:
+        return msgspec.convert(body, type=command_type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise Rejection(f"{kind}: {exc}", code="command_body_invalid") from exc
+
+
+def encode_command_body(command: Command) -> dict[str, Any]:
+    """The JSON body of a command, as it is signed (bytes become base64 text)."""
+    result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(command))
+    return result
+
+
+def command_kind(command: Command) -> str:
+    for kind, command_type in COMMAND_TYPES.items():
+        if type(command) is command_type:
+            return kind
+    raise KeyError(type(command).__name__)

@@ -1,0 +1,357 @@
+"""The Job aggregate: a consumer's workload from submission to settlement or refund.
+
+submitted -> claimed -> result_committed -> verified | rejected -> settled | refunded.
+A claim that misses its result window is reassigned (up to a limit) or the job expires; an
+expired job is refunded. A rejected job is reassigned to another node or refunded.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.events import FlopAggregate, ns_to_datetime
+from domain.node import Node
+from domain.policy import LedgerPolicy
+from domain.scheduling import check_claim
+from domain.settlement import Payout
+
+SUBMITTED = "submitted"
+CLAIMED = "claimed"
+RESULT_COMMITTED = "result_committed"
+VERIFIED = "verified"
+REJECTED = "rejected"
+SETTLED = "settled"
+EXPIRED = "expired"
+REFUNDED = "refunded"
+OPEN_STATES = frozenset({SUBMITTED, CLAIMED, RESULT_COMMITTED, VERIFIED, REJECTED, EXPIRED})
+
+
+class WorkloadSpec(msgspec.Struct, frozen=True):
+    """What to run: a workload kind, the minimum GPU class, and kind-specific parameters."""
+
+    kind: str
+    gpu_class_min: str
+    params: dict[str, str | int | bool]
+
+
+class ResultCommitment(msgspec.Struct, frozen=True):
+    commitment: bytes
+    artifact_digest: bytes
+    proof_digest: bytes
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    passed: bool
+    reason: str
+    signature: bytes
+
+
+class Job(FlopAggregate):
+    """A unit of paid work. Its id is derived from the submitting command."""
+
+    STREAM_TYPE: ClassVar[str] = "job"
+
+    class JobSubmitted(FlopAggregate.Created):
+        consumer: str
+        workload: WorkloadSpec
+        max_price: int
+        region: str
+        redundancy: int
+        deadline_ns: int
+        escrow_hold_id: str
+
+        def apply(self, job: Job) -> None:
+            job.consumer, job.workload, job.max_price = self.consumer, self.workload, self.max_price
+            job.region, job.redundancy, job.deadline_ns = (
+                self.region,
+                self.redundancy,
+                self.deadline_ns,
+            )
+            job.escrow_hold_id = self.escrow_hold_id
+            job.state, job.attempt = SUBMITTED, 0
+            job.offered_at_ns = _ns(self)
+            job.node_id = job.provider = ""
+            job.price = job.result_due_ns = 0
+            job.result = None
+            job.validators, job.verdicts = (), {}
+            job.certificate, job.payouts = b"", ()
+            job.excluded_nodes = set()
+
+    class JobClaimed(FlopAggregate.Event):
+        node_id: str
+        provider: str
+        price: int
+        attempt: int
+        result_due_ns: int
+
+        def apply(self, job: Job) -> None:
+            job.state, job.node_id, job.provider = CLAIMED, self.node_id, self.provider
+            job.price, job.attempt, job.result_due_ns = self.price, self.attempt, self.result_due_ns
+
+    class ResultCommitted(FlopAggregate.Event):
+        node_id: str
+        result: ResultCommitment
+
+        def apply(self, job: Job) -> None:
+            job.state, job.result = RESULT_COMMITTED, self.result
+
+    class ValidatorsAssigned(FlopAggregate.Event):
+        validators: tuple[str, ...]
+        log_position: int
+        log_hash: bytes
+
+        def apply(self, job: Job) -> None:
+            job.validators, job.verdicts = self.validators, {}
+
+    class VerdictRecorded(FlopAggregate.Event):
+        validator_id: str
+        verdict: Verdict
+
+        def apply(self, job: Job) -> None:
+            job.verdicts[self.validator_id] = self.verdict
+
+    class JobVerified(FlopAggregate.Event):
+        certificate: bytes
+
+        def apply(self, job: Job) -> None:
+            job.state, job.certificate = VERIFIED, self.certificate
+
+    class JobRejected(FlopAggregate.Event):
+        certificate: bytes
+        reason: str
+
+        def apply(self, job: Job) -> None:
+            job.state, job.certificate = REJECTED, self.certificate
+            job.excluded_nodes.add(job.node_id)
+
+    class JobSettled(FlopAggregate.Event):
+        payouts: tuple[Payout, ...]
+
+        def apply(self, job: Job) -> None:
+            job.state, job.payouts = SETTLED, self.payouts
+
+    class JobReassigned(FlopAggregate.Event):
+        reason: str
+
+        def apply(self, job: Job) -> None:
+            if job.state == CLAIMED:
+                job.excluded_nodes.add(job.node_id)
+            job.state, job.offered_at_ns = SUBMITTED, _ns(self)
+            job.node_id = job.provider = ""
+            job.price = job.result_due_ns = 0
+            job.result, job.validators, job.verdicts, job.certificate = None, (), {}, b""
+
+    class JobExpired(FlopAggregate.Event):
+        reason: str
+
+        def apply(self, job: Job) -> None:
+            job.state = EXPIRED
+
+    class JobRefunded(FlopAggregate.Event):
+        amount: int
+
+        def apply(self, job: Job) -> None:
+            job.state = REFUNDED
+
+    consumer: str
+    workload: WorkloadSpec
+    max_price: int
+    region: str
+    redundancy: int
+    deadline_ns: int
+    escrow_hold_id: str
+    state: str
+    attempt: int
+    offered_at_ns: int
+    node_id: str
+    provider: str
+    price: int
+    result_due_ns: int
+    result: ResultCommitment | None
+    validators: tuple[str, ...]
+    verdicts: dict[str, Verdict]
+    certificate: bytes
+    payouts: tuple[Payout, ...]
+    excluded_nodes: set[str]
+
+    def __init__(self) -> None:
+        """State is set by the creation event's apply (eventsourcing calls this empty)."""
+
+    @classmethod
+    def submit(
+        cls,
+        job_id: str,
+        *,
+        consumer: str,
+        workload: WorkloadSpec,
+        max_price: int,
+        region: str,
+        redundancy: int,
+        deadline_ns: int,
+        now_ns: int,
+    ) -> Job:
+        if max_price <= 0:
+            raise Rejection("max_price must be positive", code="max_price_must_be_positive")
+        if deadline_ns <= now_ns:
+            raise Rejection("the deadline must be in the future", code="deadline_in_past")
+        return cls._create(
+            cls.JobSubmitted,
+            id=job_id,
+            consumer=consumer,
+            workload=workload,
+            max_price=max_price,
+            region=region,
+            redundancy=redundancy,
+            deadline_ns=deadline_ns,
+            escrow_hold_id=f"escrow:{job_id}",
+            timestamp=ns_to_datetime(now_ns),
+        )
+
+    def claim(self, node: Node, *, policy: LedgerPolicy, now_ns: int) -> None:
+        check_claim(self, node, now_ns=now_ns, policy=policy)
+        self._trigger(
+            self.JobClaimed,
+            now_ns,
+            node_id=node.id,
+            provider=node.owner,
+            price=node.price,
+            attempt=self.attempt + 1,
+            result_due_ns=min(now_ns + policy.result_window_ns, self.deadline_ns),
+        )
+
+    def commit_result(self, *, node_id: str, result: ResultCommitment, now_ns: int) -> None:
+        self._require_state({CLAIMED}, "commit_result")
+        if node_id != self.node_id:
+            raise Unauthorized(
+                f"job {self.id} is claimed by {self.node_id}, not {node_id}",
+                code="not_the_claiming_node",
+            )
+        if now_ns > self.result_due_ns:
+            raise Rejection(f"the result was due at {self.result_due_ns}", code="result_too_late")
+        self._trigger(self.ResultCommitted, now_ns, node_id=node_id, result=result)
+
+    def assign_validators(
+        self, *, validators: tuple[str, ...], log_position: int, log_hash: bytes, now_ns: int
+    ) -> None:
+        self._require_state({RESULT_COMMITTED}, "assign_validators")
+        if self.validators:
+            raise InvalidTransition(
+                "validators are already assigned", code="validators_already_assigned"
+            )
+        if not validators:
+            raise Rejection("no validator with stake is available", code="no_validators_available")
+        self._trigger(
+            self.ValidatorsAssigned,
+            now_ns,
+            validators=validators,
+            log_position=log_position,
+            log_hash=log_hash,
+        )
+
+    def record_verdict(self, *, validator_id: str, verdict: Verdict, now_ns: int) -> None:
+        self._require_state({RESULT_COMMITTED}, "record_verdict")
+        if validator_id not in self.validators:
+            raise Unauthorized(
+                f"validator {validator_id} is not assigned to job {self.id}",
+                code="validator_not_assigned",
+            )
+        if validator_id in self.verdicts:
+            raise InvalidTransition(
+                "this validator's verdict is already recorded", code="verdict_already_recorded"
+            )
+        self._trigger(self.VerdictRecorded, now_ns, validator_id=validator_id, verdict=verdict)
+
+    def compute_quorum_outcome(self, policy: LedgerPolicy) -> bool | None:
+        """True (verified) or False (rejected) once a quorum agrees; None until then."""
+        needed = policy.quorum_size(len(self.validators))
+        passes = sum(1 for v in self.verdicts.values() if v.passed)
+        if passes >= needed:
+            return True
+        if len(self.verdicts) - passes >= needed:
+            return False
+        return None
+
+    def majority_validators(self, outcome: bool) -> tuple[str, ...]:
+        return tuple(
+            vid
+            for vid in self.validators
+            if vid in self.verdicts and self.verdicts[vid].passed == outcome
+        )
+
+    def finalize(self, *, certificate: bytes, policy: LedgerPolicy, now_ns: int) -> bool:
+        self._require_state({RESULT_COMMITTED}, "finalize")
+        outcome = self.compute_quorum_outcome(policy)
+        if outcome is None:
+            raise InvalidTransition("no quorum of verdicts yet", code="quorum_not_reached")
+        if outcome:
+            self._trigger(self.JobVerified, now_ns, certificate=certificate)
+        else:
+            reasons = sorted({v.reason for v in self.verdicts.values() if not v.passed})
+            self._trigger(
+                self.JobRejected, now_ns, certificate=certificate, reason="; ".join(reasons)[:256]
+            )
+        return outcome
+
+    def settle(self, *, payouts: tuple[Payout, ...], now_ns: int) -> None:
+        self._require_state({VERIFIED}, "settle")
+        self._trigger(self.JobSettled, now_ns, payouts=payouts)
+
+    def reassign_or_expire(self, *, reason: str, policy: LedgerPolicy, now_ns: int) -> bool:
+        """After a rejection or a missed result window: back to the market, or expire.
+
+        Returns True when reassigned."""
+        if self.state == CLAIMED and now_ns <= self.result_due_ns:
+            raise Rejection(f"the claim runs until {self.result_due_ns}", code="result_window_open")
+        self._require_state({CLAIMED, REJECTED}, "reassign")
+        if self.attempt < policy.reassign_attempts_max and now_ns < self.deadline_ns:
+            self._trigger(self.JobReassigned, now_ns, reason=reason)
+            return True
+        self._trigger(self.JobExpired, now_ns, reason=reason)
+        return False
+
+    def expire(self, *, now_ns: int) -> None:
+        """An unclaimed job whose deadline passed."""
+        self._require_state({SUBMITTED}, "expire")
+        if now_ns <= self.deadline_ns:
+            raise Rejection(f"the job runs until {self.deadline_ns}", code="deadline_not_reached")
+        self._trigger(self.JobExpired, now_ns, reason="deadline passed unclaimed")
+
+    def refund(self, *, amount: int, now_ns: int) -> None:
+        self._require_state({EXPIRED}, "refund")
+        self._trigger(self.JobRefunded, now_ns, amount=amount)
+
+    def view(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "consumer": self.consumer,
+            "state": self.state,
+            "workload": msgspec.structs.asdict(self.workload),
+            "max_price": self.max_price,
+            "region": self.region,
+            "redundancy": self.redundancy,
+            "deadline_ns": self.deadline_ns,
+            "attempt": self.attempt,
+            "node_id": self.node_id or None,
+            "price": self.price,
+            "result_due_ns": self.result_due_ns,
+            "validators": list(self.validators),
+            "verdicts": {k: v.passed for k, v in self.verdicts.items()},
+            "payouts": [msgspec.structs.asdict(p) for p in self.payouts],
+            "version": self.version,
+        }
+
+    def _require_state(self, allowed: set[str], action: str) -> None:
+        if self.state not in allowed:
+            raise InvalidTransition(
+                f"job {self.id} is {self.state}; {action} needs one of {sorted(allowed)}",
+                code=f"job_{self.state}",
+            )
+
+
+def _ns(event: FlopAggregate.Event) -> int:
+    from domain.events import datetime_to_ns
+
+    return datetime_to_ns(event.timestamp)

@@ -1,0 +1,361 @@
+"""The Node aggregate: a provider's machine, from registration to deregistration.
+
+States: registered -> attested -> active <-> jailed -> deregistered. A node becomes
+*attested* when a validator quorum accepts its hardware attestation, and *active* once it is
+attested and its bonded stake reaches the minimum. Stake amounts live in the ledger's
+``stake:<node>`` account; the node keeps the same figure to decide its own transitions.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.events import FlopAggregate, ns_to_datetime
+from domain.policy import LedgerPolicy
+
+REGISTERED = "registered"
+ATTESTED = "attested"
+ACTIVE = "active"
+JAILED = "jailed"
+DEREGISTERED = "deregistered"
+
+
+class GpuClaim(msgspec.Struct, frozen=True):
+    """One device as the node claims it at registration."""
+
+    name: str
+    memory_mib: int
+
+
+class Challenge(msgspec.Struct, frozen=True):
+    nonce: str
+    seed: str
+    size: int
+    deadline_ns: int
+
+
+class Node(FlopAggregate):
+    """A GPU provider. Its id is the node's Ed25519 key (base58)."""
+
+    STREAM_TYPE: ClassVar[str] = "node"
+
+    class Registered(FlopAggregate.Created):
+        owner: str
+        region: str
+        gpus: tuple[GpuClaim, ...]
+        gpu_class: str
+        price: int
+
+        def apply(self, node: Node) -> None:
+            node.owner, node.region, node.gpus = self.owner, self.region, self.gpus
+            node.gpu_class, node.price = self.gpu_class, self.price
+            node.state, node.stake, node.unbonding = REGISTERED, 0, 0
+            node.unbond_ready_ns = 0
+            node.challenge = None
+            node.attestation_commitment = b""
+            node.jailed_until_ns = 0
+            node.slashed_total = 0
+
+    class AttestationChallenged(FlopAggregate.Event):
+        nonce: str
+        seed: str
+        size: int
+        deadline_ns: int
+
+        def apply(self, node: Node) -> None:
+            node.challenge = Challenge(self.nonce, self.seed, self.size, self.deadline_ns)
+            node.attestation_commitment = b""
+
+    class AttestationSubmitted(FlopAggregate.Event):
+        nonce: str
+        inventory_digest: bytes
+        commitment: bytes
+        timings_ns: tuple[int, ...]
+        signature: bytes
+
+        def apply(self, node: Node) -> None:
+            node.attestation_commitment = self.commitment
+
+    class AttestationVerified(FlopAggregate.Event):
+        certificate: bytes
+
+        def apply(self, node: Node) -> None:
+            node.challenge = None
+            if node.state == REGISTERED:
+                node.state = ATTESTED
+
+    class AttestationRejected(FlopAggregate.Event):
+        certificate: bytes
+        reason: str
+
+        def apply(self, node: Node) -> None:
+            node.challenge = None
+            node.attestation_commitment = b""
+
+    class NodeActivated(FlopAggregate.Event):
+        def apply(self, node: Node) -> None:
+            node.state = ACTIVE
+
+    class NodeDeactivated(FlopAggregate.Event):
+        reason: str
+
+        def apply(self, node: Node) -> None:
+            node.state = ATTESTED
+
+    class StakeBonded(FlopAggregate.Event):
+        amount: int
+
+        def apply(self, node: Node) -> None:
+            node.stake += self.amount
+
+    class UnbondRequested(FlopAggregate.Event):
+        amount: int
+        ready_ns: int
+
+        def apply(self, node: Node) -> None:
+            node.stake -= self.amount
+            node.unbonding += self.amount
+            node.unbond_ready_ns = self.ready_ns
+
+    class StakeWithdrawn(FlopAggregate.Event):
+        amount: int
+
+        def apply(self, node: Node) -> None:
+            node.unbonding -= self.amount
+
+    class NodeSlashed(FlopAggregate.Event):
+        amount: int
+        reason: str
+        evidence: bytes
+
+        def apply(self, node: Node) -> None:
+            node.stake -= self.amount
+            node.slashed_total += self.amount
+
+    class NodeJailed(FlopAggregate.Event):
+        until_ns: int
+        reason: str
+
+        def apply(self, node: Node) -> None:
+            node.state = JAILED
+            node.jailed_until_ns = self.until_ns
+
+    class NodeUnjailed(FlopAggregate.Event):
+        state_after: str
+
+        def apply(self, node: Node) -> None:
+            node.state = self.state_after
+
+    class NodeDeregistered(FlopAggregate.Event):
+        def apply(self, node: Node) -> None:
+            node.state = DEREGISTERED
+
+    owner: str
+    region: str
+    gpus: tuple[GpuClaim, ...]
+    gpu_class: str
+    price: int
+    state: str
+    stake: int
+    unbonding: int
+    unbond_ready_ns: int
+    challenge: Challenge | None
+    attestation_commitment: bytes
+    jailed_until_ns: int
+    slashed_total: int
+
+    def __init__(self) -> None:
+        """State is set by the creation event's apply (eventsourcing calls this empty)."""
+
+    @classmethod
+    def register(
+        cls,
+        node_id: str,
+        *,
+        owner: str,
+        region: str,
+        gpus: tuple[GpuClaim, ...],
+        gpu_class: str,
+        price: int,
+        now_ns: int,
+    ) -> Node:
+        return cls._create(
+            cls.Registered,
+            id=node_id,
+            owner=owner,
+            region=region,
+            gpus=gpus,
+            gpu_class=gpu_class,
+            price=price,
+            timestamp=ns_to_datetime(now_ns),
+        )
+
+    def challenge_attestation(
+        self, *, nonce: str, seed: str, size: int, deadline_ns: int, now_ns: int
+    ) -> None:
+        self._require_state({REGISTERED, ATTESTED, ACTIVE}, "challenge_attestation")
+        if self.challenge is not None and self.challenge.deadline_ns >= now_ns:
+            raise InvalidTransition(
+                f"node {self.id} already has an open challenge until {self.challenge.deadline_ns}",
+                code="challenge_already_open",
+            )
+        self._trigger(
+            self.AttestationChallenged,
+            now_ns,
+            nonce=nonce,
+            seed=seed,
+            size=size,
+            deadline_ns=deadline_ns,
+        )
+
+    def submit_attestation(
+        self,
+        *,
+        nonce: str,
+        inventory_digest: bytes,
+        commitment: bytes,
+        timings_ns: tuple[int, ...],
+        signature: bytes,
+        now_ns: int,
+    ) -> None:
+        self._require_open_challenge(nonce)
+        assert self.challenge is not None
+        if now_ns > self.challenge.deadline_ns:
+            raise Rejection(
+                "the attestation challenge deadline has passed; ask for a new one",
+                code="challenge_expired",
+            )
+        if self.attestation_commitment:
+            raise InvalidTransition(
+                "an answer to this challenge was already submitted",
+                code="attestation_already_submitted",
+            )
+        self._trigger(
+            self.AttestationSubmitted,
+            now_ns,
+            nonce=nonce,
+            inventory_digest=inventory_digest,
+            commitment=commitment,
+            timings_ns=timings_ns,
+            signature=signature,
+        )
+
+    def accept_attestation(self, *, certificate: bytes, policy: LedgerPolicy, now_ns: int) -> None:
+        self._require_submitted_attestation()
+        self._trigger(self.AttestationVerified, now_ns, certificate=certificate)
+        self._activate_if_ready(policy, now_ns)
+
+    def reject_attestation(self, *, certificate: bytes, reason: str, now_ns: int) -> None:
+        self._require_submitted_attestation()
+        self._trigger(self.AttestationRejected, now_ns, certificate=certificate, reason=reason)
+
+    def bond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
+        self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "bond_stake")
+        self._trigger(self.StakeBonded, now_ns, amount=amount)
+        self._activate_if_ready(policy, now_ns)
+
+    def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
+        self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "request_unbond")
+        if amount <= 0 or amount > self.stake:
+            raise Rejection(
+                f"can unbond 1..{self.stake}, not {amount}", code="unbond_amount_out_of_range"
+            )
+        self._trigger(
+            self.UnbondRequested,
+            now_ns,
+            amount=amount,
+            ready_ns=now_ns + policy.unbonding_period_ns,
+        )
+        if self.state == ACTIVE and self.stake < policy.node_stake_min:
+            self._trigger(self.NodeDeactivated, now_ns, reason="stake below minimum")
+
+    def withdraw_unbonded(self, *, now_ns: int) -> int:
+        if self.unbonding == 0:
+            raise InvalidTransition("nothing is unbonding", code="nothing_to_withdraw")
+        if now_ns < self.unbond_ready_ns:
+            raise Rejection(
+                f"unbonding completes at {self.unbond_ready_ns}", code="unbonding_not_complete"
+            )
+        amount = self.unbonding
+        self._trigger(self.StakeWithdrawn, now_ns, amount=amount)
+        return amount
+
+    def slash(
+        self, *, amount: int, reason: str, evidence: bytes, policy: LedgerPolicy, now_ns: int
+    ) -> None:
+        """Take ``amount`` of bonded stake and jail the node; every slash cites evidence."""
+        if not evidence:
+            raise Rejection("a slash must cite evidence", code="slash_needs_evidence")
+        if amount < 0 or amount > self.stake:
+            raise Rejection(
+                f"can slash 0..{self.stake}, not {amount}", code="slash_amount_out_of_range"
+            )
+        self._require_state({ATTESTED, ACTIVE, JAILED, REGISTERED}, "slash")
+        self._trigger(self.NodeSlashed, now_ns, amount=amount, reason=reason, evidence=evidence)
+        if self.state != JAILED:
+            self._trigger(
+                self.NodeJailed, now_ns, until_ns=now_ns + policy.jail_period_ns, reason=reason
+            )
+
+    def unjail(self, *, policy: LedgerPolicy, now_ns: int) -> None:
+        self._require_state({JAILED}, "unjail")
+        if now_ns < self.jailed_until_ns:
+            raise Rejection(f"jailed until {self.jailed_until_ns}", code="jail_not_served")
+        after = ACTIVE if self.stake >= policy.node_stake_min else ATTESTED
+        self._trigger(self.NodeUnjailed, now_ns, state_after=after)
+
+    def deregister(self, *, now_ns: int) -> None:
+        self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "deregister")
+        if self.stake or self.unbonding:
+            raise Rejection(
+                "unbond and withdraw all stake before deregistering", code="stake_must_be_withdrawn"
+            )
+        self._trigger(self.NodeDeregistered, now_ns)
+
+    def require_owner(self, actor: str) -> None:
+        if actor not in (self.owner, self.id):
+            raise Unauthorized(f"{actor} is neither node {self.id} nor its owner")
+
+    def view(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "region": self.region,
+            "gpus": [msgspec.structs.asdict(g) for g in self.gpus],
+            "gpu_class": self.gpu_class,
+            "price": self.price,
+            "state": self.state,
+            "stake": self.stake,
+            "unbonding": self.unbonding,
+            "unbond_ready_ns": self.unbond_ready_ns,
+            "jailed_until_ns": self.jailed_until_ns,
+            "slashed_total": self.slashed_total,
+            "version": self.version,
+            "challenge": msgspec.structs.asdict(self.challenge) if self.challenge else None,
+        }
+
+    def _activate_if_ready(self, policy: LedgerPolicy, now_ns: int) -> None:
+        if self.state == ATTESTED and self.stake >= policy.node_stake_min:
+            self._trigger(self.NodeActivated, now_ns)
+
+    def _require_state(self, allowed: set[str], action: str) -> None:
+        if self.state not in allowed:
+            raise InvalidTransition(
+                f"node {self.id} is {self.state}; {action} needs one of {sorted(allowed)}",
+                code=f"node_{self.state}",
+            )
+
+    def _require_open_challenge(self, nonce: str) -> None:
+        if self.challenge is None:
+            raise InvalidTransition("no open attestation challenge", code="no_open_challenge")
+        if self.challenge.nonce != nonce:
+            raise Rejection("the answer names another challenge", code="challenge_nonce_mismatch")
+
+    def _require_submitted_attestation(self) -> None:
+        if self.challenge is None or not self.attestation_commitment:
+            raise InvalidTransition(
+                "no submitted attestation to decide on", code="no_submitted_attestation"
+            )

@@ -1,0 +1,53 @@
+"""The network's parameters and named limits: every bound lives here, in one place."""
+
+from __future__ import annotations
+
+import msgspec
+
+SECOND_NS = 1_000_000_000
+
+# Hard limits on input (a test sits at each bound and one past it).
+AMOUNT_MAX = 2**63 - 1  # one transfer, in base units
+PRICE_MAX = 10**15
+REDUNDANCY_MAX = 16
+REGION_CHARS_MAX = 32
+REGION_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+GPUS_PER_NODE_MAX = 16
+REASON_CHARS_MAX = 256
+EVIDENCE_BYTES_MAX = 64 * 1024
+DIGEST_BYTES = 32
+WORKLOAD_PARAMS_BYTES_MAX = 16 * 1024
+
+# GPU classes in increasing capability; a job's requirement is a minimum class.
+GPU_CLASSES: tuple[str, ...] = ("cpu", "consumer", "workstation", "datacenter")
+
+
+def gpu_class_rank(name: str) -> int:
+    return GPU_CLASSES.index(name)
+
+
+class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Economic and timing parameters, passed into every decision (never read from globals)."""
+
+    node_stake_min: int = 1_000
+    validator_stake_min: int = 1_000
+    region_stagger_ns: int = 5 * SECOND_NS
+    result_window_ns: int = 600 * SECOND_NS
+    reassign_attempts_max: int = 3
+    unbonding_period_ns: int = 3_600 * SECOND_NS
+    jail_period_ns: int = 3_600 * SECOND_NS
+    attestation_window_ns: int = 120 * SECOND_NS
+    validator_fee_bps: int = 500
+    treasury_fee_bps: int = 200
+    slash_bps: int = 1_000
+    slash_to_consumer_bps: int = 5_000
+    quorum_numerator: int = 2
+    quorum_denominator: int = 3
+    operators: tuple[str, ...] = ()
+
+    def quorum_size(self, assigned: int) -> int:
+        """Smallest count that is at least numerator/denominator of the assigned validators."""
+        return -(-assigned * self.quorum_numerator // self.quorum_denominator)
+
+
+BPS = 10_000

@@ -1,0 +1,72 @@
+"""Task grabbing policy: who may claim an open job, and from when.
+
+A node in the job's region may claim at once; a node in the same region group (the part of
+the region before the first '-', e.g. ``eu`` for ``eu-west``) after one stagger; anyone after
+two staggers. Staggers count from when the job was offered (submitted or reassigned).
+Eligibility rules are checked in a fixed order, each with a stable code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from domain.errors import ClaimConflict, InvalidTransition, Rejection
+from domain.policy import LedgerPolicy, gpu_class_rank
+
+if TYPE_CHECKING:
+    from domain.job import Job
+    from domain.node import Node
+
+SAME_REGION, SAME_GROUP, ELSEWHERE = 0, 1, 2
+
+
+def compute_region_tier(job_region: str, node_region: str) -> int:
+    if job_region == node_region:
+        return SAME_REGION
+    if job_region.split("-", 1)[0] == node_region.split("-", 1)[0]:
+        return SAME_GROUP
+    return ELSEWHERE
+
+
+def compute_earliest_claim_ns(job: Job, node_region: str, policy: LedgerPolicy) -> int:
+    tier = compute_region_tier(job.region, node_region)
+    return job.offered_at_ns + tier * policy.region_stagger_ns
+
+
+def check_claim(job: Job, node: Node, *, now_ns: int, policy: LedgerPolicy) -> None:
+    """Raise the first rule the claim breaks; return quietly when the node may claim now."""
+    from domain.job import CLAIMED, RESULT_COMMITTED, SUBMITTED
+    from domain.node import ACTIVE, JAILED
+
+    if job.state in (CLAIMED, RESULT_COMMITTED):
+        raise ClaimConflict(f"job {job.id} was already claimed by {job.node_id}")
+    if job.state != SUBMITTED:
+        raise InvalidTransition(f"job {job.id} is {job.state}", code=f"job_{job.state}")
+    if now_ns > job.deadline_ns:
+        raise Rejection(f"job {job.id} passed its deadline", code="job_deadline_passed")
+    if node.state == JAILED:
+        raise Rejection(f"node {node.id} is jailed", code="node_jailed")
+    if node.state != ACTIVE:
+        raise Rejection(f"node {node.id} is {node.state}, not active", code="node_not_active")
+    if node.stake < policy.node_stake_min:
+        raise Rejection(
+            f"node stake {node.stake} is below {policy.node_stake_min}", code="stake_below_minimum"
+        )
+    if gpu_class_rank(node.gpu_class) < gpu_class_rank(job.workload.gpu_class_min):
+        raise Rejection(
+            f"job needs GPU class {job.workload.gpu_class_min}, node has {node.gpu_class}",
+            code="gpu_class_too_low",
+        )
+    if node.price > job.max_price:
+        raise Rejection(
+            f"node price {node.price} exceeds the job's maximum {job.max_price}",
+            code="price_above_maximum",
+        )
+    if node.id in job.excluded_nodes:
+        raise Rejection(f"node {node.id} already failed this job", code="node_excluded_from_job")
+    earliest = compute_earliest_claim_ns(job, node.region, policy)
+    if now_ns < earliest:
+        raise Rejection(
+            f"nodes in {node.region} may claim this {job.region} job from {earliest}",
+            code="claim_too_early_for_region",
+        )

@@ -1,0 +1,143 @@
+"""The command bus: verify a signed envelope, run its handler, append, retry on conflict.
+
+Idempotent by command id: the id is derived from (actor, nonce), so a repeated envelope
+returns the first outcome and writes nothing, and a *different* envelope that reuses a nonce
+is rejected. The full envelope is stored as metadata with the events it caused, so the audit
+tool can re-check who authorised every change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from domain import commands as c
+from domain.errors import Rejection, VersionConflict
+from domain.policy import LedgerPolicy
+from domain.ports import EventStore
+from domain.services import handlers_jobs as jobs
+from domain.services import handlers_nodes as nodes
+from domain.services.context import CommandContext
+from domain.services.unit_of_work import UnitOfWork
+from proofs.encoding import encode_canonical
+from proofs.envelope import CommandEnvelope, verify_envelope
+
+COMMAND_RETRIES_MAX = 16
+
+Handler = Callable[[UnitOfWork, Any, CommandContext], Awaitable[str]]
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.RegisterNode: nodes.handle_register_node,
+    c.BondStake: nodes.handle_bond_stake,
+    c.RequestUnbond: nodes.handle_request_unbond,
+    c.WithdrawStake: nodes.handle_withdraw_stake,
+    c.RequestAttestationChallenge: nodes.handle_request_challenge,
+    c.SubmitAttestation: nodes.handle_submit_attestation,
+    c.DecideAttestation: nodes.handle_decide_attestation,
+    c.UnjailNode: nodes.handle_unjail,
+    c.DeregisterNode: nodes.handle_deregister,
+    c.RegisterValidator: nodes.handle_register_validator,
+    c.Deposit: jobs.handle_deposit,
+    c.Withdraw: jobs.handle_withdraw,
+    c.SubmitJob: jobs.handle_submit_job,
+    c.ClaimJob: jobs.handle_claim_job,
+    c.CommitResult: jobs.handle_commit_result,
+    c.RecordVerdict: jobs.handle_record_verdict,
+    c.ExpireJob: jobs.handle_expire_job,
+}
+
+
+class CommandResult(msgspec.Struct, frozen=True):
+    """What a command did: the aggregate it concerned and the log positions it wrote."""
+
+    command_id: str
+    kind: str
+    subject: str
+    first_position: int
+    last_position: int
+    replayed: bool = False
+
+
+class CommandMetadata(msgspec.Struct, frozen=True):
+    envelope: CommandEnvelope
+    digest: str
+    subject: str
+
+
+def compute_command_id(actor: str, nonce: str) -> str:
+    return hashlib.sha256(f"{actor}\n{nonce}".encode()).hexdigest()
+
+
+class LedgerService:
+    """Executes signed commands against an EventStore."""
+
+    def __init__(
+        self, store: EventStore, *, policy: LedgerPolicy, retries_max: int = COMMAND_RETRIES_MAX
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.retries_max = retries_max
+
+    async def execute(self, envelope: CommandEnvelope, *, now_ns: int) -> CommandResult:
+        """Run one envelope. Raises EnvelopeError, Rejection or StoreError; on any of them
+        nothing was written."""
+        verify_envelope(envelope, now_ns=now_ns)
+        command = c.decode_command(envelope.kind, envelope.body)
+        command_id = compute_command_id(envelope.actor, envelope.nonce)
+        previous = await self._find_previous(command_id, envelope)
+        if previous is not None:
+            return previous
+        ctx = CommandContext(
+            actor=envelope.actor, command_id=command_id, now_ns=now_ns, policy=self.policy
+        )
+        handler = HANDLERS[type(command)]
+        for _attempt in range(self.retries_max):
+            uow = UnitOfWork(self.store, now_ns=now_ns)
+            subject = await handler(uow, command, ctx)
+            metadata = encode_canonical(
+                CommandMetadata(envelope=envelope, digest=envelope.digest().hex(), subject=subject)
+            )
+            try:
+                outcome = await uow.commit(command_id=command_id, metadata=metadata)
+            except VersionConflict:
+                continue
+            if outcome is None:
+                raise AssertionError(f"handler for {envelope.kind} decided nothing")
+            return CommandResult(
+                command_id=command_id,
+                kind=envelope.kind,
+                subject=subject,
+                first_position=outcome.first_position,
+                last_position=outcome.last_position,
+            )
+        raise Rejection(
+            f"{envelope.kind} conflicted {self.retries_max} times with concurrent "
+            "commands; retry later",
+            code="too_much_contention",
+        )
+
+    async def _find_previous(
+        self, command_id: str, envelope: CommandEnvelope
+    ) -> CommandResult | None:
+        outcome = await self.store.find_command(command_id)
+        if outcome is None:
+            return None
+        first = (await self.store.read_all(outcome.first_position, 1))[0]
+        metadata = msgspec.json.decode(first.metadata, type=CommandMetadata)
+        if metadata.digest != envelope.digest().hex():
+            raise Rejection(
+                f"nonce {envelope.nonce!r} was already used by another command of "
+                f"{envelope.actor}; sign with a fresh nonce",
+                code="nonce_already_used",
+            )
+        return CommandResult(
+            command_id=command_id,
+            kind=envelope.kind,
+            subject=metadata.subject,
+            first_position=outcome.first_position,
+            last_position=outcome.last_position,
+            replayed=True,
+        )

@@ -1,0 +1,35 @@
+"""Reads over the store: aggregates by id and every account's balance."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from domain.directory import Directory
+from domain.events import FlopAggregate, rebuild
+from domain.ledger import Account
+from domain.ports import EventStore
+from domain.services.unit_of_work import ACCOUNTS_DIRECTORY
+
+A = TypeVar("A", bound=FlopAggregate)
+
+
+async def get_aggregate(store: EventStore, cls: type[A], aggregate_id: str) -> A | None:
+    records = await store.read_stream(aggregate_id)
+    if records and records[0].stream_type != cls.STREAM_TYPE:
+        return None
+    return rebuild(records, cls)
+
+
+async def get_members(store: EventStore, name: str) -> list[str]:
+    directory = await get_aggregate(store, Directory, Directory.stream_id(name))
+    return list(directory.members) if directory else []
+
+
+async def get_balances(store: EventStore) -> dict[str, Account]:
+    """Every account of the ledger, by id."""
+    accounts = {}
+    for account_id in await get_members(store, ACCOUNTS_DIRECTORY):
+        account = await get_aggregate(store, Account, account_id)
+        if account is not None:
+            accounts[account_id] = account
+    return accounts

@@ -1,0 +1,111 @@
+"""Load aggregates, collect what a command decided, and append it all in one commit."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from domain.directory import Directory
+from domain.errors import NotFound
+from domain.events import FlopAggregate, encode_event, rebuild
+from domain.ledger import Account
+from domain.ports import EventStore
+from domain.records import AppendOutcome, StreamAppend
+
+A = TypeVar("A", bound=FlopAggregate)
+ACCOUNTS_DIRECTORY = "accounts"
+
+
+class UnitOfWork:
+    """One command's view of the store: every aggregate it touched, appended atomically.
+
+    Each stream is appended with the version it was loaded at, so a concurrent writer makes
+    the whole command fail with VersionConflict (and the bus retries it). Accounts that only
+    receive credits, and the boundary account, are appended without a version check: no rule
+    can be broken by a credit, and hot accounts (treasury, burn) would otherwise serialise
+    every settlement.
+    """
+
+    def __init__(self, store: EventStore, *, now_ns: int) -> None:
+        self.store = store
+        self.now_ns = now_ns
+        self._loaded: dict[str, tuple[FlopAggregate, int]] = {}
+
+    async def get(self, cls: type[A], aggregate_id: str) -> A | None:
+        if aggregate_id in self._loaded:
+            aggregate = self._loaded[aggregate_id][0]
+            if not isinstance(aggregate, cls):
+                raise NotFound(f"{aggregate_id} is not a {cls.STREAM_TYPE}")
+            return aggregate
+        records = await self.store.read_stream(aggregate_id)
+        if records and records[0].stream_type != cls.STREAM_TYPE:
+            raise NotFound(
+                f"{aggregate_id} is a {records[0].stream_type}, not a {cls.STREAM_TYPE}",
+                code=f"{cls.STREAM_TYPE}_not_found",
+            )
+        found = rebuild(records, cls)
+        if found is not None:
+            self._loaded[aggregate_id] = (found, found.version)
+        return found
+
+    async def require(self, cls: type[A], aggregate_id: str) -> A:
+        found = await self.get(cls, aggregate_id)
+        if found is None:
+            raise NotFound(
+                f"no {cls.STREAM_TYPE} {aggregate_id}", code=f"{cls.STREAM_TYPE}_not_found"
+            )
+        return found
+
+    async def account(self, account_id: str) -> Account:
+        """The account, opened on first use."""
+        found = await self.get(Account, account_id)
+        if found is None:
+            found = Account.open(account_id, now_ns=self.now_ns)
+            self.add(found)
+            directory = await self.get(Directory, Directory.stream_id(ACCOUNTS_DIRECTORY))
+            if directory is None:
+                directory = Directory.start(ACCOUNTS_DIRECTORY, now_ns=self.now_ns)
+                self.add(directory)
+            directory.add(account_id, now_ns=self.now_ns)
+        return found
+
+    def add(self, aggregate: FlopAggregate) -> None:
+        if aggregate.id in self._loaded:
+            raise NotFound(f"{aggregate.id} already exists", code="already_exists")
+        self._loaded[aggregate.id] = (aggregate, 0)
+
+    def is_new(self, aggregate_id: str) -> bool:
+        return aggregate_id in self._loaded and self._loaded[aggregate_id][1] == 0
+
+    def pending_appends(self) -> list[StreamAppend]:
+        appends = []
+        for aggregate, loaded_version in self._loaded.values():
+            events = aggregate.collect_new_events()
+            if not events:
+                continue
+            expected: int | None = loaded_version
+            if loaded_version and (
+                getattr(aggregate, "APPEND_WITHOUT_VERSION_CHECK", False)
+                or (
+                    isinstance(aggregate, Account)
+                    and (
+                        aggregate.allows_negative
+                        or all(isinstance(e, Account.Credited) for e in events)
+                    )
+                )
+            ):
+                expected = None
+            appends.append(
+                StreamAppend(
+                    stream_id=aggregate.id,
+                    stream_type=type(aggregate).STREAM_TYPE,
+                    expected_version=expected,
+                    events=tuple(encode_event(e) for e in events),
+                )
+            )
+        return appends
+
+    async def commit(self, *, command_id: str, metadata: bytes) -> AppendOutcome | None:
+        appends = self.pending_appends()
+        if not appends:
+            return None
+        return await self.store.append(appends, command_id=command_id, metadata=metadata)

@@ -1,0 +1,43 @@
+"""How a verified job's escrow is split: provider, validators, treasury, refund."""
+
+from __future__ import annotations
+
+import msgspec
+
+from domain.policy import BPS, LedgerPolicy
+
+
+class Payout(msgspec.Struct, frozen=True):
+    account: str
+    amount: int
+    role: str
+
+
+def compute_settlement(
+    *,
+    price: int,
+    max_price: int,
+    provider_account: str,
+    validator_accounts: tuple[str, ...],
+    consumer_account: str,
+    treasury_account: str,
+    policy: LedgerPolicy,
+) -> tuple[Payout, ...]:
+    """Split ``max_price`` exactly; integer division remainders go to the treasury.
+
+    The provider earns ``price`` less the validator and treasury fees; the consumer gets back
+    ``max_price - price``. Zero legs are left out.
+    """
+    if not 0 < price <= max_price:
+        raise ValueError("price must be in 1..max_price")
+    validator_fee = price * policy.validator_fee_bps // BPS if validator_accounts else 0
+    treasury_fee = price * policy.treasury_fee_bps // BPS
+    per_validator = validator_fee // len(validator_accounts) if validator_accounts else 0
+    treasury_fee += validator_fee - per_validator * len(validator_accounts)
+    legs = [Payout(provider_account, price - validator_fee - treasury_fee, "provider")]
+    legs += [Payout(account, per_validator, "validator") for account in validator_accounts]
+    legs.append(Payout(treasury_account, treasury_fee, "treasury"))
+    legs.append(Payout(consumer_account, max_price - price, "refund"))
+    payouts = tuple(leg for leg in legs if leg.amount > 0)
+    assert sum(p.amount for p in payouts) == max_price, "settlement must conserve the escrow"
+    return payouts

@@ -1,0 +1,166 @@
+"""The Validator aggregate: an operator that checks work and signs BLS verdicts."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.events import FlopAggregate, ns_to_datetime
+from domain.policy import LedgerPolicy
+
+BLS_PUBLIC_KEY_BYTES = 48
+BLS_POP_BYTES = 96
+
+
+class Validator(FlopAggregate):
+    """A validator. Its id is its Ed25519 key; it also holds a BLS12-381 key."""
+
+    STREAM_TYPE: ClassVar[str] = "validator"
+
+    class Registered(FlopAggregate.Created):
+        owner: str
+        bls_public_key: bytes
+        proof_of_possession: bytes
+
+        def apply(self, validator: Validator) -> None:
+            validator.owner = self.owner
+            validator.bls_public_key = self.bls_public_key
+            validator.stake = 0
+            validator.unbonding = 0
+            validator.unbond_ready_ns = 0
+            validator.slashed_total = 0
+            validator.slashed_for = set()
+
+    class StakeBonded(FlopAggregate.Event):
+        amount: int
+
+        def apply(self, validator: Validator) -> None:
+            validator.stake += self.amount
+
+    class UnbondRequested(FlopAggregate.Event):
+        amount: int
+        ready_ns: int
+
+        def apply(self, validator: Validator) -> None:
+            validator.stake -= self.amount
+            validator.unbonding += self.amount
+            validator.unbond_ready_ns = self.ready_ns
+
+    class StakeWithdrawn(FlopAggregate.Event):
+        amount: int
+
+        def apply(self, validator: Validator) -> None:
+            validator.unbonding -= self.amount
+
+    class ValidatorSlashed(FlopAggregate.Event):
+        amount: int
+        reason: str
+        evidence_key: str
+        evidence: bytes
+
+        def apply(self, validator: Validator) -> None:
+            validator.stake -= self.amount
+            validator.slashed_total += self.amount
+            validator.slashed_for.add(self.evidence_key)
+
+    owner: str
+    bls_public_key: bytes
+    stake: int
+    unbonding: int
+    unbond_ready_ns: int
+    slashed_total: int
+    slashed_for: set[str]
+
+    def __init__(self) -> None:
+        """State is set by the creation event's apply (eventsourcing calls this empty)."""
+
+    @classmethod
+    def register(
+        cls,
+        validator_id: str,
+        *,
+        owner: str,
+        bls_public_key: bytes,
+        proof_of_possession: bytes,
+        now_ns: int,
+    ) -> Validator:
+        """Register; the caller has verified the proof of possession (proofs.bls)."""
+        if len(bls_public_key) != BLS_PUBLIC_KEY_BYTES or len(proof_of_possession) != BLS_POP_BYTES:
+            raise Rejection(
+                "BLS key is 48 bytes and its proof of possession 96 bytes", code="bls_key_malformed"
+            )
+        return cls._create(
+            cls.Registered,
+            id=validator_id,
+            owner=owner,
+            bls_public_key=bls_public_key,
+            proof_of_possession=proof_of_possession,
+            timestamp=ns_to_datetime(now_ns),
+        )
+
+    def is_active(self, policy: LedgerPolicy) -> bool:
+        return self.stake >= policy.validator_stake_min
+
+    def bond(self, *, amount: int, now_ns: int) -> None:
+        self._trigger(self.StakeBonded, now_ns, amount=amount)
+
+    def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
+        if amount <= 0 or amount > self.stake:
+            raise Rejection(
+                f"can unbond 1..{self.stake}, not {amount}", code="unbond_amount_out_of_range"
+            )
+        self._trigger(
+            self.UnbondRequested,
+            now_ns,
+            amount=amount,
+            ready_ns=now_ns + policy.unbonding_period_ns,
+        )
+
+    def withdraw_unbonded(self, *, now_ns: int) -> int:
+        if self.unbonding == 0:
+            raise InvalidTransition("nothing is unbonding", code="nothing_to_withdraw")
+        if now_ns < self.unbond_ready_ns:
+            raise Rejection(
+                f"unbonding completes at {self.unbond_ready_ns}", code="unbonding_not_complete"
+            )
+        amount = self.unbonding
+        self._trigger(self.StakeWithdrawn, now_ns, amount=amount)
+        return amount
+
+    def slash(
+        self, *, amount: int, reason: str, evidence_key: str, evidence: bytes, now_ns: int
+    ) -> None:
+        """Slash for one piece of evidence, at most once per evidence key."""
+        if not evidence:
+            raise Rejection("a slash must cite evidence", code="slash_needs_evidence")
+        if evidence_key in self.slashed_for:
+            raise InvalidTransition(
+                "this evidence was already used to slash", code="evidence_already_used"
+            )
+        if amount < 0 or amount > self.stake:
+            raise Rejection(
+                f"can slash 0..{self.stake}, not {amount}", code="slash_amount_out_of_range"
+            )
+        self._trigger(
+            self.ValidatorSlashed,
+            now_ns,
+            amount=amount,
+            reason=reason,
+            evidence_key=evidence_key,
+            evidence=evidence,
+        )
+
+    def require_owner(self, actor: str) -> None:
+        if actor not in (self.owner, self.id):
+            raise Unauthorized(f"{actor} is neither validator {self.id} nor its owner")
+
+    def view(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "bls_public_key": self.bls_public_key.hex(),
+            "stake": self.stake,
+            "unbonding": self.unbonding,
+            "slashed_total": self.slashed_total,
+            "version": self.version,
+        }

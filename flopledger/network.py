@@ -1,0 +1,185 @@
+"""A local network driver: identities that sign commands, a clock that moves on demand.
+
+Used by ``flopledger demo`` and by tests to drive the same services a real deployment runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.job import Job
+from domain.node import Node
+from domain.policy import SECOND_NS, LedgerPolicy
+from domain.ports import EventStore
+from domain.services.ledger_service import CommandResult, LedgerService
+from domain.services.queries import get_aggregate
+from proofs import bls
+from proofs.envelope import sign_command
+from proofs.identity import Identity
+from proofs.quorum import verdict_message
+
+GENESIS_NS = 1_800_000_000 * SECOND_NS
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class ValidatorKeys:
+    identity: Identity
+    bls_secret: int
+
+    @property
+    def bls_public(self) -> bytes:
+        return bls.sk_to_pk(self.bls_secret)
+
+
+@dataclass
+class LocalNetwork:
+    """Signs and executes commands as any of its actors, at its own clock."""
+
+    store: EventStore
+    policy: LedgerPolicy
+    operator: Identity
+    now_ns: int = GENESIS_NS
+    _nonces: itertools.count[int] = field(default_factory=itertools.count)
+
+    @classmethod
+    def create(
+        cls,
+        store: EventStore,
+        *,
+        policy: LedgerPolicy | None = None,
+        operator: Identity | None = None,
+    ) -> LocalNetwork:
+        operator = operator or Identity.from_seed(b"operator".ljust(32, b"\0"))
+        base = policy or LedgerPolicy()
+        policy = LedgerPolicy(**{**_policy_fields(base), "operators": (operator.id,)})
+        return cls(store=store, policy=policy, operator=operator)
+
+    @property
+    def service(self) -> LedgerService:
+        return LedgerService(self.store, policy=self.policy)
+
+    def advance(self, seconds: float) -> None:
+        self.now_ns += int(seconds * SECOND_NS)
+
+    async def run(self, actor: Identity, kind: str, body: dict[str, Any]) -> CommandResult:
+        envelope = sign_command(
+            actor, kind, body, nonce=f"n{next(self._nonces):012d}", issued_at_ns=self.now_ns
+        )
+        return await self.service.execute(envelope, now_ns=self.now_ns)
+
+    async def deposit(self, owner: Identity, amount: int) -> CommandResult:
+        return await self.run(
+            self.operator, "account.deposit", {"account_owner": owner.id, "amount": amount}
+        )
+
+    async def register_active_node(
+        self, node: Identity, *, region: str, price: int, stake: int, gpu_class: str = "datacenter"
+    ) -> None:
+        """Register, bond, and pass attestation (decided by the operator)."""
+        await self.run(
+            node,
+            "node.register",
+            {
+                "region": region,
+                "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}],
+                "gpu_class": gpu_class,
+                "price": price,
+            },
+        )
+        await self.run(node, "stake.bond", {"target": node.id, "amount": stake})
+        await self.run(node, "node.attestation.challenge", {"node_id": node.id})
+        current = await get_aggregate(self.store, Node, node.id)
+        assert current is not None and current.challenge is not None
+        digest = b64(bytes(32))
+        await self.run(
+            node,
+            "node.attestation.submit",
+            {
+                "node_id": node.id,
+                "nonce": current.challenge.nonce,
+                "inventory_digest": digest,
+                "commitment": digest,
+                "timings_ns": [1_000_000],
+            },
+        )
+        await self.run(
+            self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
+        )
+
+    async def register_validator(self, keys: ValidatorKeys, *, stake: int) -> None:
+        await self.run(
+            keys.identity,
+            "validator.register",
+            {
+                "bls_public_key": b64(keys.bls_public),
+                "proof_of_possession": b64(bls.pop_prove(keys.bls_secret)),
+            },
+        )
+        await self.run(keys.identity, "stake.bond", {"target": keys.identity.id, "amount": stake})
+
+    async def submit_job(
+        self,
+        consumer: Identity,
+        *,
+        region: str,
+        max_price: int,
+        deadline_s: float = 3_600,
+        redundancy: int = 3,
+    ) -> str:
+        result = await self.run(
+            consumer,
+            "job.submit",
+            {
+                "workload": {"kind": "matmul", "gpu_class_min": "consumer", "params": {"n": 512}},
+                "max_price": max_price,
+                "region": region,
+                "redundancy": redundancy,
+                "deadline_ns": self.now_ns + int(deadline_s * SECOND_NS),
+            },
+        )
+        return result.subject
+
+    async def commit_result(self, node: Identity, job_id: str, commitment: bytes) -> None:
+        await self.run(
+            node,
+            "job.commit_result",
+            {
+                "job_id": job_id,
+                "commitment": b64(commitment),
+                "artifact_digest": b64(commitment),
+                "proof_digest": b64(commitment),
+            },
+        )
+
+    async def vote(
+        self, keys: ValidatorKeys, job_id: str, passed: bool, reason: str = ""
+    ) -> CommandResult:
+        job = await get_aggregate(self.store, Job, job_id)
+        assert job is not None and job.result is not None
+        message = verdict_message(job_id, job.result.commitment, passed)
+        return await self.run(
+            keys.identity,
+            "job.record_verdict",
+            {
+                "job_id": job_id,
+                "passed": passed,
+                "reason": reason,
+                "signature": b64(bls.sign(keys.bls_secret, message)),
+            },
+        )
+
+
+def make_validator_keys(index: int) -> ValidatorKeys:
+    seed = f"validator-{index}".encode().ljust(32, b"\0")
+    return ValidatorKeys(Identity.from_seed(seed), bls.key_gen(seed))
+
+
+def _policy_fields(policy: LedgerPolicy) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in policy.__struct_fields__}
