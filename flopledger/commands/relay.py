@@ -1,0 +1,159 @@
+"""``flopledger relay``: mirror the event log onto NATS JetStream (stream FLOP_EVENTS).
+
+Opens the store (``--store-url``, default from the settings), connects to ``--nats-url``
+(default ``FLOP_NATS_URL``; unset: an embedded nats-server under ``<data dir>/nats``) and
+runs the relay until SIGINT/SIGTERM. The first signal asks for a clean stop (finish in-flight
+publishes, release the leader lock, drain, close); a second one forces the exit.
+Exit status: 0 stopped cleanly, 1 operating error, 3 alarm (the mirror diverges from the
+store: a human must look), 130 forced by a second signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import structlog
+
+from adapters.nats.connection import close_nats, connect_nats
+from adapters.nats.errors import MirrorDiverged, NatsError
+from adapters.nats.leader import LOCK_TTL_S
+from adapters.nats.relay import RELAY_WINDOW_MAX, Relay, RelayConfig, default_holder
+from adapters.nats.server import EmbeddedNatsServer
+from adapters.nats.stream import DEFAULT_REPLICAS
+from domain.errors import OperatingError
+from domain.ports import EventStore
+from flopledger.settings import load_settings
+
+EXIT_OK = 0
+EXIT_OPERATING_ERROR = 1
+EXIT_ALARM = 3
+EXIT_FORCED = 130
+SHUTDOWN_DEADLINE_S = 15.0
+
+_log = structlog.get_logger("flopledger.relay")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``relay`` subcommand."""
+    parser = subparsers.add_parser(
+        "relay",
+        help="mirror the event log onto NATS JetStream",
+        description=(
+            "Follow the store's global log and publish every record to JetStream stream "
+            "FLOP_EVENTS so that stream sequence N is global position N."
+        ),
+    )
+    parser.add_argument("--store-url", help="event store URL (default: from FLOP_DATABASE_URL)")
+    parser.add_argument(
+        "--nats-url", help="NATS URL(s), comma-separated (default: FLOP_NATS_URL, else embedded)"
+    )
+    parser.add_argument("--replicas", type=int, default=DEFAULT_REPLICAS, help="stream replicas")
+    parser.add_argument("--relay-id", help="leader-lock holder id (default: host:pid)")
+    parser.add_argument("--lock-ttl", type=float, default=LOCK_TTL_S, help="leader lock TTL, s")
+    parser.add_argument("--window", type=int, default=RELAY_WINDOW_MAX, help="publishes in flight")
+    parser.set_defaults(func=run_relay_command)
+
+
+def run_relay_command(args: argparse.Namespace) -> int:
+    """Entry point of ``flopledger relay``; returns the exit status."""
+    settings = load_settings()
+    _configure_logging(settings.log_level)
+    try:
+        return asyncio.run(_relay_main(args))
+    except KeyboardInterrupt:
+        return EXIT_FORCED
+
+
+async def _relay_main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    stop = asyncio.Event()
+    store_url = args.store_url or settings.event_store_url
+    nats_url: str = args.nats_url or settings.nats_url or ""
+    server: EmbeddedNatsServer | None = None
+    if not nats_url:
+        server = EmbeddedNatsServer(settings.data_dir / "nats")
+    _install_signal_handlers(stop, server)
+    if server is not None:
+        nats_url = await asyncio.to_thread(server.start)
+    try:
+        store = await _open_store(store_url)
+        try:
+            nc = await connect_nats(nats_url, name="flopledger-relay")
+            try:
+                config = RelayConfig(
+                    replicas=args.replicas,
+                    holder=args.relay_id or default_holder(),
+                    lock_ttl_s=args.lock_ttl,
+                    window=args.window,
+                )
+                await Relay(store, nc, config).run(stop)
+                _log.info("relay_stopped")
+                return EXIT_OK
+            finally:
+                await asyncio.wait_for(close_nats(nc), SHUTDOWN_DEADLINE_S)
+        finally:
+            await asyncio.wait_for(store.close(), SHUTDOWN_DEADLINE_S)
+    except MirrorDiverged as exc:
+        _log.critical("relay_alarm_mirror_diverged", sequence=exc.sequence, reason=exc.reason)
+        print(f"flopledger relay: ALARM: {exc}", file=sys.stderr)
+        return EXIT_ALARM
+    except (NatsError, OperatingError) as exc:
+        _log.error("relay_failed", error=str(exc))
+        print(f"flopledger relay: {exc}", file=sys.stderr)
+        return EXIT_OPERATING_ERROR
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+
+async def _open_store(url: str) -> EventStore:
+    """Open the store through the factory (imported here: it is built alongside this command)."""
+    try:
+        from adapters.store.factory import open_event_store
+    except ImportError:
+        return await _open_store_without_factory(url)
+    return await open_event_store(url)
+
+
+async def _open_store_without_factory(url: str) -> EventStore:
+    from pathlib import Path
+
+    if url.startswith("sqlite:///"):
+        from adapters.store.sqlite import SqliteEventStore
+
+        return await SqliteEventStore.open(Path(url.removeprefix("sqlite:///")))
+    if url == "memory:":
+        from adapters.store.memory import MemoryEventStore
+
+        return MemoryEventStore()
+    raise OperatingError(f"cannot open event store {url!r}: adapters.store.factory is missing")
+
+
+def _install_signal_handlers(stop: asyncio.Event, server: EmbeddedNatsServer | None) -> None:
+    """First signal: set ``stop``. Second: kill the embedded server (if any) and exit now."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            _log.warning("relay_forced_exit", signal=signum)
+            if server is not None:
+                server.kill()
+            os._exit(EXIT_FORCED)
+        _log.info("relay_stopping", signal=signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _configure_logging(level: str) -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
