@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from adapters.store.memory import MemoryEventStore
+from adapters.store.postgres import PostgresEventStore
+from adapters.store.postgres_schema import migrate
 from adapters.store.sqlite import SqliteEventStore
 from domain.ports import EventStore
 from tests.contract.event_store_contract import EventStoreContract, OpenStore
@@ -43,3 +47,31 @@ class TestSqliteEventStore(EventStoreContract, InterleavingContract):
         yield open_file
         for store in opened:
             await store.close()
+
+
+class TestPostgresEventStore(EventStoreContract, InterleavingContract):
+    """Production: a fresh, migrated schema per test in the session's database."""
+
+    @pytest.fixture
+    async def open_store(self, pg_session_url: str) -> AsyncIterator[OpenStore]:
+        schema = f"contract_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(pg_session_url)
+        try:
+            await migrate(conn, schema)
+        finally:
+            await conn.close()
+        opened: list[PostgresEventStore] = []
+
+        async def open_schema() -> EventStore:
+            store = await PostgresEventStore.connect(pg_session_url, schema=schema)
+            opened.append(store)
+            return store
+
+        yield open_schema
+        for store in opened:
+            await store.close()
+        conn = await asyncpg.connect(pg_session_url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()

@@ -1,0 +1,146 @@
+"""PostgreSQL event store beyond the contract: migrations, wiring, errors, several writers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from adapters.store.factory import get_sqlite_path, open_event_store
+from adapters.store.memory import MemoryEventStore
+from adapters.store.postgres import PostgresEventStore
+from adapters.store.postgres_schema import LATEST_SCHEMA_VERSION, SchemaNotMigrated
+from adapters.store.sqlite import SqliteEventStore
+from domain.errors import StoreUnavailable, VersionConflict
+from domain.records import AppendOutcome, verify_chain
+from flopledger.cli import main
+from flopledger.settings import load_settings
+from tests import pg as pg_module
+from tests.conftest_pg import pg_server_url, pg_url
+from tests.contract.event_store_contract import read_everything, stream
+
+__all__ = ["pg_server_url", "pg_url"]
+
+
+async def test_db_migrate_is_idempotent_and_versioned(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    assert "applied migrations [1]" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    assert "up to date" in capsys.readouterr().out
+    conn = await asyncpg.connect(pg_url)
+    try:
+        versions = await conn.fetch("SELECT version FROM flop_schema_migrations")
+    finally:
+        await conn.close()
+    assert [row["version"] for row in versions] == [LATEST_SCHEMA_VERSION]
+
+
+async def test_unmigrated_database_says_to_run_migrate(pg_url: str) -> None:
+    with pytest.raises(SchemaNotMigrated, match="flopledger db migrate"):
+        await open_event_store(pg_url)
+
+
+async def test_unreachable_server_is_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailable):
+        await PostgresEventStore.connect("postgresql://postgres@127.0.0.1:1/none")
+
+
+async def test_db_migrate_reports_failure_with_exit_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = await asyncio.to_thread(
+        main, ["db", "migrate", "--url", "postgresql://postgres@127.0.0.1:1/none"]
+    )
+    assert code == 1
+    assert "cannot connect" in capsys.readouterr().err
+
+
+async def test_two_stores_on_one_database_interleave_soundly(pg_url: str) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    # Two stores have two pools and two committers: to the server, two processes.
+    stores = [await PostgresEventStore.connect(pg_url) for _ in range(2)]
+    try:
+
+        async def writer(store: PostgresEventStore, name: str) -> list[AppendOutcome]:
+            acked = []
+            for n in range(40):
+                target = f"shared-{n % 3}"
+                version = len(await store.read_stream(target))
+                try:
+                    acked.append(
+                        await store.append(
+                            [stream(target, version, b"s"), stream(f"{name}-{n}", 0, b"o")],
+                            command_id=f"{name}-{n}",
+                        )
+                    )
+                except VersionConflict:
+                    continue
+            return acked
+
+        results = await asyncio.gather(*(writer(stores[k % 2], f"w{k}") for k in range(8)))
+        records = await read_everything(stores[0])
+        assert verify_chain(records) == await stores[1].head()
+        by_position = {r.position: r for r in records}
+        acked = [o for batch in results for o in batch]
+        assert len(records) == 2 * len(acked)
+        for outcome in acked:
+            assert by_position[outcome.last_position].hash == outcome.head_hash
+        for k in range(3):
+            versions = [r.version for r in await stores[0].read_stream(f"shared-{k}")]
+            assert versions == list(range(1, len(versions) + 1))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_lost_writer_connection_fails_cleanly_then_recovers(pg_url: str) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    store = await PostgresEventStore.connect(pg_url)
+    try:
+        await store.append([stream("a", 0, b"1")], command_id="c1")
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        try:
+            await store.append([stream("a", 1, b"2")], command_id="c2")
+        except StoreUnavailable:
+            await store.append([stream("a", 1, b"2")], command_id="c2")
+        records = await read_everything(store)
+        assert [r.version for r in records] == [1, 2]
+        verify_chain(records)
+    finally:
+        await store.close()
+
+
+async def test_factory_opens_sqlite_memory_and_default_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({"FLOP_DATA_DIR": str(tmp_path / "deep" / "data")})
+    store = await open_event_store(settings.event_store_url)
+    assert isinstance(store, SqliteEventStore)
+    await store.append([stream("a", 0, b"1")], command_id="c1")
+    await store.close()
+    assert get_sqlite_path(settings.event_store_url) == tmp_path / "deep" / "data" / (
+        "events.sqlite3"
+    )
+    assert (tmp_path / "deep" / "data" / "events.sqlite3").exists()
+    assert isinstance(await open_event_store("memory:"), MemoryEventStore)
+    with pytest.raises(ValueError):
+        await open_event_store("mysql://nope")
+
+
+async def test_private_cluster_fallback_starts_a_server() -> None:
+    # The fallback when neither FLOP_TEST_DATABASE_URL nor 127.0.0.1:5432 answers.
+    url = await asyncio.to_thread(pg_module._start_private_cluster)
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
