@@ -26,9 +26,10 @@ from py_ecc.optimized_bn128 import (
     field_modulus,
     is_inf,
     is_on_curve,
-    multiply,
     normalize,
 )
+
+from proofs.jacobian import JAC2_INFINITY, jac2_add, jac2_double, scalar_mul
 
 P: int = field_modulus  # base field modulus p
 R: int = curve_order  # scalar field modulus r (order of G1 and of the G2 subgroup)
@@ -103,19 +104,25 @@ def make_g1(x: int, y: int, field: str) -> G1Point:
     return point
 
 
-def make_g2(x: tuple[int, int], y: tuple[int, int], field: str) -> G2Point:
+def make_g2(
+    x: tuple[int, int], y: tuple[int, int], field: str, check_subgroup: bool = True
+) -> G2Point:
     """Build an affine G2 point, checking the twist equation and the order-r subgroup."""
     point = (FQ2(list(x)), FQ2(list(y)), FQ2.one())
     if not is_on_curve(point, b2):
         raise Bn254DecodeError(f"{field}: not on the G2 twist curve")
-    if not is_in_g2_subgroup(point):
+    if check_subgroup and not is_in_g2_subgroup(point):
         raise Bn254DecodeError(f"{field}: not in the G2 subgroup")
     return point
 
 
 def is_in_g2_subgroup(point: G2Point) -> bool:
     """True iff ``r * point`` is the identity (the twist has a cofactor; EIP-197 requires this)."""
-    return bool(is_inf(multiply(point, R)))
+    xy = affine_g2(point)
+    if xy is None:
+        return True
+    product = scalar_mul((xy[0], xy[1], (1, 0)), R, jac2_add, jac2_double, JAC2_INFINITY)
+    return product[2] == (0, 0)
 
 
 def encode_g1_json(point: G1Point) -> list[str]:

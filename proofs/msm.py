@@ -3,9 +3,8 @@
 Pippenger's method (Bernstein et al., "Faster batch forgery identification", INDOCRYPT 2012,
 §4) splits the scalars into c-bit windows; per window each point is added once into the bucket
 of its digit and the buckets are summed with a running sum, so an n-term MSM costs about
-``(254/c)·(n + 2^c)`` additions instead of ``n·254`` doublings and additions. G1 runs on
-integer Jacobian coordinates (a = 0 formulas, Bernstein–Lange EFD ``dbl-2009-l`` and
-``add-2007-bl``); G2 reuses py_ecc's projective Fp2 arithmetic.
+``(254/c)·(n + 2^c)`` additions instead of ``n·254`` doublings and additions. The group
+arithmetic is the integer Jacobian code of ``proofs.jacobian``.
 """
 
 from __future__ import annotations
@@ -14,39 +13,66 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from py_ecc.fields import optimized_bn128_FQ as FQ
-from py_ecc.optimized_bn128 import add, double
+from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 
-from proofs.bn254 import G1_INFINITY, G2_INFINITY, G1Point, G2Point, P, R, affine_g1
+from proofs.bn254 import (
+    G1_INFINITY,
+    G2_INFINITY,
+    G1Point,
+    G2Point,
+    P,
+    R,
+    affine_g1,
+    affine_g2,
+)
+from proofs.jacobian import (
+    JAC1_INFINITY,
+    JAC2_INFINITY,
+    Jac1,
+    Jac2,
+    f2inv,
+    fixed_base_muls,
+    jac1_add,
+    jac1_double,
+    jac2_add,
+    jac2_double,
+)
 
-_Jac = tuple[int, int, int]
 _T = TypeVar("_T")
-_JAC_INFINITY: _Jac = (1, 1, 0)
 MSM_TERMS_MAX = 1 << 22  # a named bound: far above any circuit this package proves
 
 
 def msm_g1(points: Sequence[G1Point], scalars: Sequence[int]) -> G1Point:
     """``Σ scalars[i]·points[i]`` in G1 (scalars taken mod r)."""
-    jac: list[_Jac] = []
-    for point in points:
-        xy = affine_g1(point)
-        jac.append(_JAC_INFINITY if xy is None else (xy[0], xy[1], 1))
-    total = _pippenger(jac, scalars, _jac_add, _jac_double, _JAC_INFINITY)
-    return _jac_to_point(total)
+    jac = [g1_to_jac(p) for p in points]
+    return jac1_to_g1(_pippenger(jac, scalars, jac1_add, jac1_double, JAC1_INFINITY))
 
 
 def msm_g2(points: Sequence[G2Point], scalars: Sequence[int]) -> G2Point:
     """``Σ scalars[i]·points[i]`` in G2 (scalars taken mod r)."""
-    return _pippenger(list(points), scalars, add, double, G2_INFINITY)
+    jac = [g2_to_jac(p) for p in points]
+    return jac2_to_g2(_pippenger(jac, scalars, jac2_add, jac2_double, JAC2_INFINITY))
 
 
 def g1_mul(point: G1Point, scalar: int) -> G1Point:
-    """One G1 scalar multiplication on the integer Jacobian arithmetic of this module."""
+    """One G1 scalar multiplication."""
     return msm_g1([point], [scalar])
 
 
-def g1_add(a: G1Point, b: G1Point) -> G1Point:
-    """G1 addition (py_ecc projective)."""
-    return add(a, b)
+def g1_fixed_base_muls(base: G1Point, scalars: Sequence[int]) -> list[G1Point]:
+    """``[s·base for s in scalars]`` through one precomputed table (setup-time helper)."""
+    table = fixed_base_muls(
+        g1_to_jac(base), [s % R for s in scalars], jac1_add, jac1_double, JAC1_INFINITY
+    )
+    return [jac1_to_g1(p) for p in table]
+
+
+def g2_fixed_base_muls(base: G2Point, scalars: Sequence[int]) -> list[G2Point]:
+    """``[s·base for s in scalars]`` in G2 through one precomputed table."""
+    table = fixed_base_muls(
+        g2_to_jac(base), [s % R for s in scalars], jac2_add, jac2_double, JAC2_INFINITY
+    )
+    return [jac2_to_g2(p) for p in table]
 
 
 def _pippenger(
@@ -60,8 +86,7 @@ def _pippenger(
         raise ValueError("msm: points and scalars differ in length")
     if len(points) > MSM_TERMS_MAX:
         raise ValueError(f"msm: more than {MSM_TERMS_MAX} terms")
-    reduced = [s % R for s in scalars]
-    pairs = [(pt, s) for pt, s in zip(points, reduced, strict=True) if s]
+    pairs = [(pt, s % R) for pt, s in zip(points, scalars, strict=True) if s % R]
     if not pairs:
         return zero
     window = _window_bits(len(pairs))
@@ -95,51 +120,38 @@ def _window_bits(n: int) -> int:
     return max(2, min(16, n.bit_length() - 2))
 
 
-def _jac_double(pt: _Jac) -> _Jac:
-    x, y, z = pt
-    if z == 0:
-        return pt
-    a = x * x % P
-    b = y * y % P
-    c = b * b % P
-    d = 2 * ((x + b) * (x + b) - a - c) % P
-    e = 3 * a % P
-    x3 = (e * e - 2 * d) % P
-    y3 = (e * (d - x3) - 8 * c) % P
-    z3 = 2 * y * z % P
-    return (x3, y3, z3)
+def g1_to_jac(point: G1Point) -> Jac1:
+    """From a py_ecc G1 point."""
+    xy = affine_g1(point)
+    return JAC1_INFINITY if xy is None else (xy[0], xy[1], 1)
 
 
-def _jac_add(p1: _Jac, p2: _Jac) -> _Jac:
-    x1, y1, z1 = p1
-    x2, y2, z2 = p2
-    if z1 == 0:
-        return p2
-    if z2 == 0:
-        return p1
-    z1z1 = z1 * z1 % P
-    z2z2 = z2 * z2 % P
-    u1 = x1 * z2z2 % P
-    u2 = x2 * z1z1 % P
-    s1 = y1 * z2 * z2z2 % P
-    s2 = y2 * z1 * z1z1 % P
-    h = (u2 - u1) % P
-    r = 2 * (s2 - s1) % P
-    if h == 0:
-        return _jac_double(p1) if r == 0 else _JAC_INFINITY
-    i = 4 * h * h % P
-    j = h * i % P
-    v = u1 * i % P
-    x3 = (r * r - j - 2 * v) % P
-    y3 = (r * (v - x3) - 2 * s1 * j) % P
-    z3 = ((z1 + z2) * (z1 + z2) - z1z1 - z2z2) * h % P
-    return (x3, y3, z3)
+def g2_to_jac(point: G2Point) -> Jac2:
+    """From a py_ecc G2 point."""
+    xy = affine_g2(point)
+    return JAC2_INFINITY if xy is None else (xy[0], xy[1], (1, 0))
 
 
-def _jac_to_point(pt: _Jac) -> G1Point:
+def jac1_to_g1(pt: Jac1) -> G1Point:
+    """To an affine py_ecc G1 point."""
     x, y, z = pt
     if z == 0:
         return G1_INFINITY
-    z_inv = pow(z, -1, P)
-    z_inv2 = z_inv * z_inv % P
-    return (FQ(x * z_inv2 % P), FQ(y * z_inv2 * z_inv % P), FQ.one())
+    zi = pow(z, -1, P)
+    zi2 = zi * zi % P
+    return (FQ(x * zi2 % P), FQ(y * zi2 * zi % P), FQ.one())
+
+
+def jac2_to_g2(pt: Jac2) -> G2Point:
+    """To an affine py_ecc G2 point."""
+    x, y, z = pt
+    if z == (0, 0):
+        return G2_INFINITY
+    zi = f2inv(z)
+    zi2 = _f2mul(zi, zi)
+    xa, ya = _f2mul(x, zi2), _f2mul(y, _f2mul(zi2, zi))
+    return (FQ2(list(xa)), FQ2(list(ya)), FQ2.one())
+
+
+def _f2mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return ((a[0] * b[0] - a[1] * b[1]) % P, (a[0] * b[1] + a[1] * b[0]) % P)
