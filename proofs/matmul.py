@@ -179,16 +179,15 @@ def verify_matmul_proof(
         return False
     if [o.index for o in openings] != expected:
         return False
-    rows = np.empty((len(expected), n), dtype=np.float64)
-    for k, opening in enumerate(openings):
+    for opening in openings:
         if not isinstance(opening.row, bytes) or len(opening.row) != 4 * n:
             return False
         if not verify_inclusion(leaf_hash(opening.row), opening.index, n, opening.proof, root):
             return False
-        rows[k] = np.frombuffer(opening.row, dtype="<f4")
+    claimed = np.frombuffer(b"".join(o.row for o in openings), dtype="<f4").reshape(-1, n)
     a, b = derive_inputs(seed, n)
     recomputed = a[expected].astype(np.float64) @ b.astype(np.float64)
-    return bool(np.all(np.abs(rows - recomputed) <= tolerance))
+    return bool(np.all(np.abs(claimed.astype(np.float64) - recomputed) <= tolerance))
 
 
 def verify_proof(proof: MatmulProof, tolerance: float = DEFAULT_TOLERANCE) -> bool:
