@@ -1,0 +1,126 @@
+"""Fault test: a writer process SIGKILLed at random moments loses no acknowledged append.
+
+Twenty times: start ``crash_writer`` against one database, let it write for a random while
+after its first acknowledgement, SIGKILL it. After each kill the whole log must verify from
+genesis (gapless positions, valid chain), every stream's versions must be 1..n, every
+command in the log must be whole (its stored outcome matches its records), and every append
+the killed process logged as acknowledged must be there exactly as acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from adapters.store.postgres import PostgresEventStore
+from adapters.store.postgres_schema import COMMANDS_TABLE, migrate
+from adapters.store.sealing import decode_outcome
+from domain.records import Record, verify_chain
+from tests.conftest_pg import pg_server_url, pg_url
+from tests.contract.event_store_contract import read_everything
+
+__all__ = ["pg_server_url", "pg_url"]
+pytestmark = pytest.mark.slow
+
+KILLS = 20
+RUN_AFTER_FIRST_ACK_MAX_S = 0.4
+FIRST_ACK_TIMEOUT_S = 30.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_sigkilled_writer_loses_no_acknowledged_append(pg_url: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    seed = int(os.environ.get("FLOP_CRASH_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    store = await PostgresEventStore.connect(pg_url)
+    acknowledged: dict[str, tuple[int, int, str]] = {}
+    try:
+        for round_no in range(KILLS):
+            log = tmp_path / f"acks-{round_no}.log"
+            await _run_and_kill(
+                pg_url, log, f"r{round_no}", rng.uniform(0, RUN_AFTER_FIRST_ACK_MAX_S)
+            )
+            acknowledged.update(_read_acks(log))
+            records = await read_everything(store, page=5000)
+            context = f"seed {seed}, after kill {round_no + 1}"
+            assert verify_chain(records) == await store.head(), context
+            await _assert_commands_whole(pg_url, records)
+            _assert_versions_contiguous(records)
+            by_position = {r.position: r for r in records}
+            for command_id, (first, last, head_hash) in acknowledged.items():
+                assert by_position[last].hash.hex() == head_hash, (context, command_id)
+                assert {by_position[p].command_id for p in range(first, last + 1)} == {
+                    command_id
+                }, (context, command_id)
+        assert len(acknowledged) > KILLS, "the writer barely wrote: the test proved little"
+        print(f"crash test: seed {seed}, {len(records)} records, {len(acknowledged)} acked")
+    finally:
+        await store.close()
+
+
+async def _run_and_kill(url: str, log: Path, run_id: str, after_first_ack_s: float) -> None:
+    log.touch()
+    errors = log.with_suffix(".stderr")
+    with errors.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.crash_writer", url, str(log), run_id],
+            cwd=REPO_ROOT,
+            stderr=stderr,
+        )
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FIRST_ACK_TIMEOUT_S
+        while b"\n" not in log.read_bytes():
+            assert proc.poll() is None, f"writer exited early: {errors.read_text()}"
+            assert loop.time() < deadline, "writer never acknowledged an append"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(after_first_ack_s)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def _read_acks(log: Path) -> dict[str, tuple[int, int, str]]:
+    acks = {}
+    for line in log.read_text(encoding="ascii").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            continue  # cut by the kill while being written: it was never acknowledged
+        command_id, first, last, head_hash = line.split()
+        acks[command_id] = (int(first), int(last), head_hash)
+    return acks
+
+
+async def _assert_commands_whole(url: str, records: list[Record]) -> None:
+    """Every stored command covers exactly its records, and every record has its command."""
+    spans: dict[str, list[int]] = {}
+    for record in records:
+        spans.setdefault(record.command_id, []).append(record.position)
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(f"SELECT outcome FROM {COMMANDS_TABLE}")
+    finally:
+        await conn.close()
+    outcomes = {o.command_id: o for o in (decode_outcome(row["outcome"]) for row in rows)}
+    assert outcomes.keys() == spans.keys()
+    for command_id, positions in spans.items():
+        outcome = outcomes[command_id]
+        assert positions == list(range(outcome.first_position, outcome.last_position + 1))
+
+
+def _assert_versions_contiguous(records: list[Record]) -> None:
+    versions: dict[str, int] = {}
+    for record in records:
+        assert record.version == versions.get(record.stream_id, 0) + 1, record.stream_id
+        versions[record.stream_id] = record.version
