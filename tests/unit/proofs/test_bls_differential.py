@@ -7,6 +7,7 @@ py_ecc costs ~0.1 s per Sign and ~0.34 s per Verify, so the random cases are few
 from __future__ import annotations
 
 import random
+import sys
 
 import pytest
 
@@ -108,3 +109,13 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(bls.BACKEND_ENV, "openssl")
     with pytest.raises(ValueError):
         bls.get_backend()
+
+
+def test_falls_back_to_py_ecc_without_pyblst(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With pyblst not importable, the default is py_ecc and forcing blst fails loudly."""
+    monkeypatch.delenv(bls.BACKEND_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "pyblst", None)
+    monkeypatch.delitem(sys.modules, "proofs.bls_blst", raising=False)
+    assert bls.get_backend().name == "py_ecc"
+    with pytest.raises(ImportError):
+        bls.get_backend("blst")
