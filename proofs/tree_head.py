@@ -75,12 +75,16 @@ def verify_tree_head(sth: SignedTreeHead, signer: bytes | None = None) -> bool:
     """
     if signer is not None and signer != sth.signer:
         return False
-    if len(sth.signer) != PUBLIC_KEY_SIZE or len(sth.signature) != SIGNATURE_SIZE:
+    if not isinstance(sth, SignedTreeHead):
+        return False
+    if not (isinstance(sth.signer, bytes) and len(sth.signer) == PUBLIC_KEY_SIZE):
+        return False
+    if not (isinstance(sth.signature, bytes) and len(sth.signature) == SIGNATURE_SIZE):
         return False
     try:
         message = compute_tree_head_message(sth.size, sth.root, sth.timestamp_ns)
         Ed25519PublicKey.from_public_bytes(sth.signer).verify(sth.signature, message)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, struct.error, InvalidSignature):
         return False
     return True
 

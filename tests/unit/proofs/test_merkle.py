@@ -134,6 +134,9 @@ def test_signed_tree_head_round_trip_and_tamper() -> None:
         msgspec.structs.replace(sth, signature=sth.signature[:-1] + b"\x00"),
         msgspec.structs.replace(sth, root=b"short"),
         msgspec.structs.replace(sth, size=-1),
+        msgspec.structs.replace(sth, size=9.0),  # msgspec does not validate on replace
+        msgspec.structs.replace(sth, signature=None),
+        msgspec.structs.replace(sth, root="not bytes"),
     ):
         assert not verify_tree_head(changed)
 
