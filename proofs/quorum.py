@@ -121,7 +121,8 @@ def verify_qc(validator_set: Sequence[bytes], qc: QuorumCertificate, threshold: 
     """True iff at least ``threshold`` (>= 1) distinct validators of the set signed ``qc.message``.
 
     Checks, in order: threshold, set digest, message length, bitmap shape, signer count,
-    then one FastAggregateVerify. Never raises on a malformed certificate.
+    then one FastAggregateVerify. Never raises on a malformed certificate. The caller
+    still compares ``qc.message`` with the ``verdict_message`` it expects.
     """
     if not isinstance(qc, QuorumCertificate) or isinstance(threshold, bool):
         return False
