@@ -16,6 +16,7 @@ Two kinds of failure, kept apart:
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,6 +176,14 @@ def batch_verify(vk: VerificationKey, items: Sequence[tuple[Proof, Sequence[int]
     pairs.append((affine_g1(msm_g1([p.pi_c for p, _ in items], weights)), affine_g2(vk.delta_2)))
     pairs.append((affine_g1(g1_mul(vk.alpha_1, weight_sum)), affine_g2(vk.beta_2)))
     return multi_pairing_is_one(pairs)
+
+
+def parse_json(data: bytes, field: str) -> Any:
+    """Parse UTF-8 JSON bytes; anything unparsable is a ``Groth16DecodeError`` naming ``field``."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int limit
+        raise Groth16DecodeError(f"{field}: not valid JSON ({exc})") from exc
 
 
 def verify_json(vk_obj: Any, proof_obj: Any, public_obj: Any) -> bool:

@@ -18,6 +18,7 @@ from proofs.groth16 import (
     encode_proof,
     encode_public,
     encode_verification_key,
+    parse_json,
     verify_json,
 )
 from proofs.groth16_prover import prove
@@ -165,11 +166,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _read_json(path: Path) -> Any:
-    data = _read_bytes(path)
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int limit
-        raise _InputError(f"{path}: not valid JSON ({exc})") from exc
+    return parse_json(_read_bytes(path), str(path))
 
 
 def _write_json(path: Path, value: Any) -> Path:
