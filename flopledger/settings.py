@@ -25,6 +25,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     nats_url: str | None = None
     log_level: str = "info"
+    operator_ids: tuple[str, ...] = ()
+    log_key_file: Path | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_workers: int = 1
 
     @property
     def event_store_url(self) -> str:
@@ -45,9 +50,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     level = env.get("FLOP_LOG_LEVEL", "info").lower()
     if level not in {"debug", "info", "warning", "error"}:
         raise SettingsError(f"FLOP_LOG_LEVEL={level!r}: use debug, info, warning or error")
+    operator_ids = tuple(
+        part.strip() for part in env.get("FLOP_OPERATOR_IDS", "").split(",") if part.strip()
+    )
+    log_key_file = env.get("FLOP_LOG_KEY_FILE") or None
+    api_port = _get_int(env, "FLOP_API_PORT", 8080, 0, 65535)
+    api_workers = _get_int(env, "FLOP_API_WORKERS", 1, 1, 64)
     return Settings(
         data_dir=Path(env.get("FLOP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
         database_url=database_url,
         nats_url=env.get("FLOP_NATS_URL") or None,
         log_level=level,
+        operator_ids=operator_ids,
+        log_key_file=Path(log_key_file).expanduser() if log_key_file else None,
+        api_host=env.get("FLOP_API_HOST") or "127.0.0.1",
+        api_port=api_port,
+        api_workers=api_workers,
     )
+
+
+def _get_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value}: expected {low}..{high}")
+    return value

@@ -1,0 +1,79 @@
+"""The Litestar app factory: controllers, the ``deps`` provider, problem+json errors, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from api.controllers.accounts import AccountController
+from api.controllers.events import EventController
+from api.controllers.health import HealthController
+from api.controllers.jobs import JobController
+from api.controllers.log import LogController
+from api.controllers.nodes import NodeController
+from api.controllers.stake import StakeController
+from api.controllers.validators import ValidatorController
+from api.errors import handle_exception
+from api.metrics import ApiMetrics, make_metrics_middleware
+from api.state import ApiDeps
+
+REQUEST_BODY_BYTES_MAX = 256 * 1024
+API_VERSION = "1.0.0"
+
+OpenDeps = Callable[[ApiMetrics], Awaitable[ApiDeps]]
+
+
+def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None) -> Litestar:
+    """An app serving ``deps``, or the deps ``open_deps`` builds at start-up (their store is
+    closed at shutdown). Tests pass ``deps``; ``flopledger serve`` passes ``open_deps``."""
+    if (deps is None) == (open_deps is None):
+        raise ValueError("pass exactly one of deps and open_deps")
+    metrics = deps.metrics if deps is not None else ApiMetrics()
+
+    async def start(app: Litestar) -> None:
+        if open_deps is not None:
+            app.state.deps = await open_deps(metrics)
+
+    async def stop(app: Litestar) -> None:
+        if open_deps is not None and getattr(app.state, "deps", None) is not None:
+            await app.state.deps.store.close()
+
+    def provide_deps(state: State) -> ApiDeps:
+        provided: ApiDeps = state.deps
+        return provided
+
+    return Litestar(
+        route_handlers=[
+            NodeController,
+            StakeController,
+            JobController,
+            ValidatorController,
+            AccountController,
+            EventController,
+            LogController,
+            HealthController,
+        ],
+        dependencies={"deps": Provide(provide_deps, sync_to_thread=False)},
+        exception_handlers={Exception: handle_exception},
+        middleware=[make_metrics_middleware(metrics)],
+        request_max_body_size=REQUEST_BODY_BYTES_MAX,
+        state=State({"deps": deps}),
+        on_startup=[start],
+        on_shutdown=[stop],
+        openapi_config=OpenAPIConfig(
+            title="flopledger",
+            version=API_VERSION,
+            description=(
+                "Ledger and verification service of a decentralized GPU compute network. "
+                "Every state-changing route takes a signed command envelope; errors are "
+                "RFC 9457 problem+json with a stable `code` and a `type` URI per code."
+            ),
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+    )

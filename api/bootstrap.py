@@ -1,0 +1,55 @@
+"""Wiring for the API process: settings -> store, ledger service, read model, log key."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Litestar
+
+from adapters.store.factory import open_event_store
+from api.app import create_app
+from api.metrics import ApiMetrics
+from api.read_model import ReadModel
+from api.state import ApiDeps
+from api.transparency import LOG_KEY_FILE_NAME, TransparencyLog, load_or_create_log_key
+from domain.policy import LedgerPolicy
+from domain.ports import EventStore
+from domain.services.ledger_service import LedgerService
+from flopledger.settings import Settings, SettingsError, load_settings
+from proofs.identity import is_actor_id
+
+
+def build_policy(settings: Settings) -> LedgerPolicy:
+    """The ledger policy with the configured operators (FLOP_OPERATOR_IDS)."""
+    for operator in settings.operator_ids:
+        if not is_actor_id(operator):
+            raise SettingsError(f"FLOP_OPERATOR_IDS: {operator!r} is not a base58 Ed25519 key")
+    return LedgerPolicy(operators=settings.operator_ids)
+
+
+def build_deps(
+    store: EventStore, settings: Settings, *, metrics: ApiMetrics | None = None
+) -> ApiDeps:
+    """The API's services over an open store."""
+    read_model = ReadModel(store)
+    key_path = settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
+    return ApiDeps(
+        store=store,
+        service=LedgerService(store, policy=build_policy(settings)),
+        read_model=read_model,
+        log=TransparencyLog(read_model, load_or_create_log_key(key_path), time.time_ns),
+        metrics=metrics or ApiMetrics(),
+        nats_url=settings.nats_url,
+    )
+
+
+def build_app(settings: Settings | None = None) -> Litestar:
+    """The app ``flopledger serve`` runs: it opens the configured store at start-up."""
+    settings = settings or load_settings()
+    build_policy(settings)  # fail at start-up, before the server binds, on bad operators
+
+    async def open_deps(metrics: ApiMetrics) -> ApiDeps:
+        store = await open_event_store(settings.event_store_url)
+        return build_deps(store, settings, metrics=metrics)
+
+    return create_app(open_deps=open_deps)

@@ -1,0 +1,209 @@
+"""A Python client of the HTTP API: signs commands with an Identity, maps problems to errors.
+
+Every command is sent with an ``Idempotency-Key`` (the envelope's digest), so a retry after a
+lost connection returns the first response instead of executing twice. Problem+json answers
+become ``ApiProblem`` subclasses chosen by status, carrying the stable ``code``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from api.schemas import from_command_envelope
+from proofs.envelope import sign_command
+from proofs.identity import Identity
+
+DEFAULT_TIMEOUT_S = 10.0
+TRANSPORT_RETRIES_MAX = 2
+NONCE_BYTES = 12
+
+
+class ApiProblem(Exception):
+    """An RFC 9457 problem returned by the API."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.code = str(problem.get("code", f"http_{status}"))
+        self.type = str(problem.get("type", "about:blank"))
+        self.detail = str(problem.get("detail", ""))
+        self.errors: list[dict[str, Any]] = list(problem.get("errors") or [])
+        self.request_id = problem.get("request_id")
+        super().__init__(f"{status} {self.code}: {self.detail}")
+
+
+class NotAuthenticated(ApiProblem):
+    """401: bad signature, expired or replayed envelope."""
+
+
+class Forbidden(ApiProblem):
+    """403: the actor may not do this."""
+
+
+class NotFoundProblem(ApiProblem):
+    """404."""
+
+
+class Conflict(ApiProblem):
+    """409: not allowed in the current state, or an Idempotency-Key reused."""
+
+
+class InvalidRequest(ApiProblem):
+    """422: the request or the command broke a rule; ``errors`` names fields."""
+
+
+class Unavailable(ApiProblem):
+    """503: the store (or another dependency) is unavailable; worth a later retry."""
+
+
+class ServerError(ApiProblem):
+    """500: a bug on the server; quote ``request_id``."""
+
+
+_BY_STATUS: dict[int, type[ApiProblem]] = {
+    401: NotAuthenticated,
+    403: Forbidden,
+    404: NotFoundProblem,
+    409: Conflict,
+    422: InvalidRequest,
+    500: ServerError,
+    503: Unavailable,
+}
+
+
+class ApiClient:
+    """Synchronous client. Pass ``http`` to reuse a client (e.g. Litestar's TestClient)."""
+
+    def __init__(
+        self,
+        base_url: str = "",
+        *,
+        identity: Identity | None = None,
+        http: httpx.Client | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.identity = identity
+        self.http = http or httpx.Client(base_url=base_url, timeout=timeout_s)
+        self.clock_ns = clock_ns
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- commands -------------------------------------------------------------------------
+
+    def send(
+        self, path: str, kind: str, body: dict[str, Any], *, identity: Identity | None = None
+    ) -> dict[str, Any]:
+        """Sign ``body`` as a ``kind`` command and POST it to ``path``."""
+        signer = identity or self.identity
+        if signer is None:
+            raise ValueError("a command needs an identity to sign it")
+        envelope = sign_command(
+            signer,
+            kind,
+            body,
+            nonce=secrets.token_hex(NONCE_BYTES),
+            issued_at_ns=self.clock_ns(),
+        )
+        payload = msgspec.json.encode(from_command_envelope(envelope))
+        headers = {
+            "content-type": "application/json",
+            "idempotency-key": envelope.digest().hex(),
+        }
+        for attempt in range(TRANSPORT_RETRIES_MAX + 1):
+            try:
+                response = self.http.post(path, content=payload, headers=headers)
+            except httpx.TransportError:
+                if attempt == TRANSPORT_RETRIES_MAX:
+                    raise
+                continue
+            return self._decode(response)
+        raise AssertionError("unreachable")
+
+    def register_node(
+        self, *, region: str, gpus: list[dict[str, Any]], gpu_class: str, price: int
+    ) -> dict[str, Any]:
+        body = {"region": region, "gpus": gpus, "gpu_class": gpu_class, "price": price}
+        return self.send("/v1/nodes", "node.register", body)
+
+    def submit_job(
+        self,
+        *,
+        workload: dict[str, Any],
+        max_price: int,
+        region: str,
+        deadline_ns: int,
+        redundancy: int = 3,
+    ) -> dict[str, Any]:
+        body = {
+            "workload": workload,
+            "max_price": max_price,
+            "region": region,
+            "redundancy": redundancy,
+            "deadline_ns": deadline_ns,
+        }
+        return self.send("/v1/jobs", "job.submit", body)
+
+    def deposit(self, account_owner: str, amount: int) -> dict[str, Any]:
+        body = {"account_owner": account_owner, "amount": amount}
+        return self.send("/v1/accounts/deposits", "account.deposit", body)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` and decode its JSON (None-valued params are left out)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self._decode(self.http.get(path, params=clean))
+
+    def get_node(self, node_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/nodes/{node_id}"))
+
+    def list_nodes(self, **filters: Any) -> dict[str, Any]:
+        return dict(self.get("/v1/nodes", filters))
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/jobs/{job_id}"))
+
+    def list_jobs(self, **filters: Any) -> dict[str, Any]:
+        return dict(self.get("/v1/jobs", filters))
+
+    def get_balance(self, account_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/accounts/{account_id}"))
+
+    def get_tree_head(self) -> dict[str, Any]:
+        return dict(self.get("/v1/log/tree-head"))
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:200]}
+            if not isinstance(problem, dict):
+                problem = {"detail": str(problem)[:200]}
+            error_type = _BY_STATUS.get(response.status_code, ApiProblem)
+            raise error_type(response.status_code, problem)
+        return response.json()
+
+
+def generate_key_seed() -> str:
+    """A new 32-byte seed in hex, the format of ``--key`` files."""
+    return secrets.token_bytes(32).hex()
+
+
+def load_identity(path: str) -> Identity:
+    """The Identity whose 32-byte seed is stored hex in ``path``."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read().strip()
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: expected 64 hex characters (a 32-byte seed)") from exc
+    return Identity.from_seed(seed)

@@ -1,0 +1,137 @@
+"""Jobs: submit (with escrow), claim, commit a result, record verdicts, expire; reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from api.commands import run_command
+from api.controllers.common import (
+    COMMAND_ERRORS,
+    DEFAULT_LIMIT,
+    LIST_ERRORS,
+    READ_ERRORS,
+    ActorFilter,
+    Filter,
+    JobIdPath,
+    Limit,
+    Offset,
+    SignedEnvelope,
+    StateFilter,
+    make_page,
+    matches,
+    to_accepted,
+)
+from api.errors import ApiError
+from api.schemas import CommandAccepted, Escrow, JobAccepted, JobList, JobView
+from api.state import Deps
+from domain.job import Job
+from domain.ledger import escrow_account
+from domain.services.queries import get_aggregate
+
+
+class JobController(Controller):
+    """``/v1/jobs``: job commands and reads."""
+
+    path = "/v1/jobs"
+    tags = ("jobs",)
+
+    @post("/", operation_id="submitJob", status_code=201, responses=COMMAND_ERRORS)
+    async def submit(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> JobAccepted:
+        """Submit a job (``job.submit``); its maximum price is held in escrow."""
+        result = await run_command(deps, request, data, kind="job.submit")
+        accepted = to_accepted(result)
+        escrow = Escrow(
+            account=escrow_account(result.subject),
+            hold_id=escrow_account(result.subject),
+            amount=int(data.body["max_price"]),
+        )
+        return JobAccepted(**msgspec.structs.asdict(accepted), job_id=result.subject, escrow=escrow)
+
+    @get("/", operation_id="listJobs", responses=LIST_ERRORS)
+    async def list_jobs(
+        self,
+        deps: Deps,
+        state_filter: StateFilter = None,
+        region: Filter = None,
+        consumer: ActorFilter = None,
+        node: ActorFilter = None,
+        offset: Offset = 0,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> JobList:
+        """Jobs in order of submission, filtered by state, region, consumer and node."""
+        views, total = await deps.read_model.list(
+            Job.STREAM_TYPE,
+            lambda v: matches(
+                v, state=state_filter, region=region, consumer=consumer, node_id=node
+            ),
+            offset=offset,
+            limit=limit,
+        )
+        deps.metrics.set_jobs(deps.read_model.count_by(Job.STREAM_TYPE, "state"))
+        items = [msgspec.convert(v, JobView) for v in views]
+        return JobList(items=items, page=make_page(offset, limit, len(items), total))
+
+    @get("/{job_id:str}", operation_id="getJob", responses=READ_ERRORS)
+    async def get_job(self, deps: Deps, job_id: JobIdPath) -> JobView:
+        """One job."""
+        job = await get_aggregate(deps.store, Job, job_id)
+        if job is None:
+            raise ApiError("job_not_found", f"no job {job_id}", status=404)
+        return msgspec.convert(job.view(), JobView)
+
+    @post("/{job_id:str}/claim", operation_id="claimJob", status_code=200, responses=COMMAND_ERRORS)
+    async def claim(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Claim the job for a node (``job.claim``, signed by the node)."""
+        result = await run_command(
+            deps, request, data, kind="job.claim", path_fields={"job_id": job_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{job_id:str}/result",
+        operation_id="commitResult",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def commit_result(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Commit the result's digests (``job.commit_result``); validators get assigned."""
+        result = await run_command(
+            deps, request, data, kind="job.commit_result", path_fields={"job_id": job_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{job_id:str}/verdicts",
+        operation_id="recordVerdict",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def record_verdict(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Record a validator's BLS-signed verdict (``job.record_verdict``)."""
+        result = await run_command(
+            deps, request, data, kind="job.record_verdict", path_fields={"job_id": job_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{job_id:str}/expire", operation_id="expireJob", status_code=200, responses=COMMAND_ERRORS
+    )
+    async def expire(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Expire an unclaimed job past its deadline and refund its escrow (``job.expire``)."""
+        result = await run_command(
+            deps, request, data, kind="job.expire", path_fields={"job_id": job_id}
+        )
+        return to_accepted(result)

@@ -1,0 +1,147 @@
+"""Nodes: registration, attestation, jailing; lists filtered by region, state and GPU class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from api.commands import run_command
+from api.controllers.common import (
+    COMMAND_ERRORS,
+    DEFAULT_LIMIT,
+    LIST_ERRORS,
+    READ_ERRORS,
+    ActorPath,
+    Filter,
+    Limit,
+    Offset,
+    SignedEnvelope,
+    StateFilter,
+    make_page,
+    matches,
+    to_accepted,
+)
+from api.errors import ApiError
+from api.schemas import CommandAccepted, NodeList, NodeView
+from api.state import Deps
+from domain.node import Node
+from domain.services.queries import get_aggregate
+
+
+class NodeController(Controller):
+    """``/v1/nodes``: node commands and reads."""
+
+    path = "/v1/nodes"
+    tags = ("nodes",)
+
+    @post("/", operation_id="registerNode", status_code=201, responses=COMMAND_ERRORS)
+    async def register(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Register the signing key as a node (kind ``node.register``)."""
+        return to_accepted(await run_command(deps, request, data, kind="node.register"))
+
+    @get("/", operation_id="listNodes", responses=LIST_ERRORS)
+    async def list_nodes(
+        self,
+        deps: Deps,
+        region: Filter = None,
+        state_filter: StateFilter = None,
+        gpu_class: Filter = None,
+        offset: Offset = 0,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> NodeList:
+        """Nodes in order of registration, filtered by region, state and GPU class."""
+        views, total = await deps.read_model.list(
+            Node.STREAM_TYPE,
+            lambda v: matches(v, region=region, state=state_filter, gpu_class=gpu_class),
+            offset=offset,
+            limit=limit,
+        )
+        items = [msgspec.convert(v, NodeView) for v in views]
+        return NodeList(items=items, page=make_page(offset, limit, len(items), total))
+
+    @get("/{node_id:str}", operation_id="getNode", responses=READ_ERRORS)
+    async def get_node(self, deps: Deps, node_id: ActorPath) -> NodeView:
+        """One node."""
+        node = await get_aggregate(deps.store, Node, node_id)
+        if node is None:
+            raise ApiError("node_not_found", f"no node {node_id}", status=404)
+        return msgspec.convert(node.view(), NodeView)
+
+    @post(
+        "/{node_id:str}/attestation/challenge",
+        operation_id="requestAttestationChallenge",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def request_challenge(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Ask for a fresh attestation challenge (``node.attestation.challenge``)."""
+        result = await run_command(
+            deps, request, data, kind="node.attestation.challenge", path_fields={"node_id": node_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{node_id:str}/attestation",
+        operation_id="submitAttestation",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def submit_attestation(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Answer the open challenge (``node.attestation.submit``)."""
+        result = await run_command(
+            deps, request, data, kind="node.attestation.submit", path_fields={"node_id": node_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{node_id:str}/attestation/decision",
+        operation_id="decideAttestation",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def decide_attestation(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Accept or reject a submitted attestation (``node.attestation.decide``, operators)."""
+        result = await run_command(
+            deps, request, data, kind="node.attestation.decide", path_fields={"node_id": node_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{node_id:str}/unjail",
+        operation_id="unjailNode",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def unjail(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Leave jail after the jail period (``node.unjail``)."""
+        result = await run_command(
+            deps, request, data, kind="node.unjail", path_fields={"node_id": node_id}
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{node_id:str}/deregistration",
+        operation_id="deregisterNode",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def deregister(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Leave the network once all stake is withdrawn (``node.deregister``)."""
+        result = await run_command(
+            deps, request, data, kind="node.deregister", path_fields={"node_id": node_id}
+        )
+        return to_accepted(result)

@@ -1,0 +1,40 @@
+"""Stake: bond, request unbonding, withdraw (for nodes and validators alike)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+
+from api.commands import run_command
+from api.controllers.common import COMMAND_ERRORS, SignedEnvelope, to_accepted
+from api.schemas import CommandAccepted
+from api.state import Deps
+
+
+class StakeController(Controller):
+    """``/v1/stake``: stake commands."""
+
+    path = "/v1/stake"
+    tags = ("stake",)
+
+    @post("/bond", operation_id="bondStake", status_code=200, responses=COMMAND_ERRORS)
+    async def bond(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Bond stake to a node or validator (``stake.bond``)."""
+        return to_accepted(await run_command(deps, request, data, kind="stake.bond"))
+
+    @post("/unbond", operation_id="unbondStake", status_code=200, responses=COMMAND_ERRORS)
+    async def unbond(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Start unbonding (``stake.unbond``)."""
+        return to_accepted(await run_command(deps, request, data, kind="stake.unbond"))
+
+    @post("/withdraw", operation_id="withdrawStake", status_code=200, responses=COMMAND_ERRORS)
+    async def withdraw(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Withdraw stake whose unbonding period is over (``stake.withdraw``)."""
+        return to_accepted(await run_command(deps, request, data, kind="stake.withdraw"))

@@ -1,0 +1,60 @@
+"""Validators: registration (BLS key with proof of possession) and reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from api.commands import run_command
+from api.controllers.common import (
+    COMMAND_ERRORS,
+    DEFAULT_LIMIT,
+    LIST_ERRORS,
+    READ_ERRORS,
+    ActorPath,
+    Limit,
+    Offset,
+    SignedEnvelope,
+    make_page,
+    to_accepted,
+)
+from api.errors import ApiError
+from api.schemas import CommandAccepted, ValidatorList, ValidatorView
+from api.state import Deps
+from domain.services.queries import get_aggregate
+from domain.validators import Validator
+
+
+class ValidatorController(Controller):
+    """``/v1/validators``."""
+
+    path = "/v1/validators"
+    tags = ("validators",)
+
+    @post("/", operation_id="registerValidator", status_code=201, responses=COMMAND_ERRORS)
+    async def register(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Register the signing key as a validator (``validator.register``)."""
+        return to_accepted(await run_command(deps, request, data, kind="validator.register"))
+
+    @get("/", operation_id="listValidators", responses=LIST_ERRORS)
+    async def list_validators(
+        self, deps: Deps, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT
+    ) -> ValidatorList:
+        """Validators in order of registration."""
+        views, total = await deps.read_model.list(
+            Validator.STREAM_TYPE, lambda _v: True, offset=offset, limit=limit
+        )
+        items = [msgspec.convert(v, ValidatorView) for v in views]
+        return ValidatorList(items=items, page=make_page(offset, limit, len(items), total))
+
+    @get("/{validator_id:str}", operation_id="getValidator", responses=READ_ERRORS)
+    async def get_validator(self, deps: Deps, validator_id: ActorPath) -> ValidatorView:
+        """One validator."""
+        validator = await get_aggregate(deps.store, Validator, validator_id)
+        if validator is None:
+            raise ApiError("validator_not_found", f"no validator {validator_id}", status=404)
+        return msgspec.convert(validator.view(), ValidatorView)

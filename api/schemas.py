@@ -1,0 +1,295 @@
+"""Request and response bodies of the HTTP API (msgspec Structs, rendered into OpenAPI).
+
+Input types carry their limits (``msgspec.Meta``); read types mirror the aggregates'
+``view()`` dicts so that the schema documents every field. Hashes and keys are hex text;
+the envelope signature is base64, as the envelope is signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+import msgspec
+
+from proofs.envelope import KIND_CHARS_MAX, NONCE_CHARS_MAX, CommandEnvelope, MalformedEnvelope
+
+ENVELOPE_BODY_FIELDS_MAX = 64
+PAGE_LIMIT_MAX = 100
+PAGE_LIMIT_DEFAULT = 50
+EVENTS_LIMIT_MAX = 1000
+EVENTS_LIMIT_DEFAULT = 100
+OFFSET_MAX = 1_000_000
+POSITION_MAX = 2**62
+FILTER_CHARS_MAX = 64
+ID_CHARS_MAX = 80
+IDEMPOTENCY_KEY_CHARS_MAX = 128
+
+ActorId = Annotated[
+    str, msgspec.Meta(min_length=32, max_length=44, pattern="^[1-9A-HJ-NP-Za-km-z]+$")
+]
+SignatureB64 = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9+/]{86}==$",
+        description="base64 of the 64-byte Ed25519 signature over the canonical payload",
+    ),
+]
+HexHash = Annotated[str, msgspec.Meta(description="32 bytes, hex")]
+
+SAMPLE_ACTOR = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+
+
+class EnvelopeIn(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed command envelope (proofs.envelope.CommandEnvelope on the wire)."""
+
+    kind: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=KIND_CHARS_MAX, pattern=r"^[a-z_.]+$")
+    ]
+    body: Annotated[dict[str, Any], msgspec.Meta(max_length=ENVELOPE_BODY_FIELDS_MAX)]
+    actor: ActorId
+    nonce: Annotated[str, msgspec.Meta(min_length=8, max_length=NONCE_CHARS_MAX)]
+    issued_at_ns: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    signature: SignatureB64
+
+
+class CommandAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """What a command did: the aggregate it concerned and the log positions it wrote."""
+
+    command_id: str
+    kind: str
+    subject: str
+    first_position: int
+    last_position: int
+
+
+class Escrow(msgspec.Struct, frozen=True, kw_only=True):
+    """The pending transfer that holds a job's maximum price until settlement or expiry."""
+
+    account: str
+    hold_id: str
+    amount: int
+
+
+class JobAccepted(CommandAccepted, frozen=True, kw_only=True):
+    """A submitted job: its id and its escrow."""
+
+    job_id: str
+    escrow: Escrow
+
+
+class GpuView(msgspec.Struct, frozen=True):
+    name: str
+    memory_mib: int
+
+
+class ChallengeView(msgspec.Struct, frozen=True):
+    nonce: str
+    seed: str
+    size: int
+    deadline_ns: int
+
+
+class NodeView(msgspec.Struct, frozen=True, kw_only=True):
+    """A node as the ledger sees it."""
+
+    id: str
+    owner: str
+    region: str
+    gpus: list[GpuView]
+    gpu_class: str
+    price: int
+    state: str
+    stake: int
+    unbonding: int
+    unbond_ready_ns: int
+    jailed_until_ns: int
+    slashed_total: int
+    version: int
+    challenge: ChallengeView | None = None
+
+
+class WorkloadView(msgspec.Struct, frozen=True):
+    kind: str
+    gpu_class_min: str
+    params: dict[str, str | int | bool]
+
+
+class PayoutView(msgspec.Struct, frozen=True):
+    account: str
+    amount: int
+    role: str
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job and where it stands."""
+
+    id: str
+    consumer: str
+    state: str
+    workload: WorkloadView
+    max_price: int
+    region: str
+    redundancy: int
+    deadline_ns: int
+    attempt: int
+    node_id: str | None
+    price: int
+    result_due_ns: int
+    validators: list[str]
+    verdicts: dict[str, bool]
+    payouts: list[PayoutView]
+    version: int
+
+
+class ValidatorView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    owner: str
+    bls_public_key: str
+    stake: int
+    unbonding: int
+    slashed_total: int
+    version: int
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """Paging facts of a list: pass ``next_offset`` as ``offset`` for the next page."""
+
+    offset: int
+    limit: int
+    total: int
+    next_offset: int | None
+
+
+class NodeList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[NodeView]
+    page: Page
+
+
+class JobList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[JobView]
+    page: Page
+
+
+class ValidatorList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[ValidatorView]
+    page: Page
+
+
+class BalanceView(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's balances (TigerBeetle style): posted and pending, both sides."""
+
+    account: str
+    balance: int
+    available: int
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+    version: int
+
+
+class EntryView(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of an account's stream: a transfer leg, a hold, or its posting/voiding."""
+
+    version: int
+    position: int
+    event_type: str
+    transfer_id: str | None = None
+    counterparty: str | None = None
+    amount: int | None = None
+    side: str | None = None
+    reason: str | None = None
+    at_us: int | None = None
+
+
+class EntryList(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    items: list[EntryView]
+    next_version: int | None
+
+
+class EventView(msgspec.Struct, frozen=True, kw_only=True):
+    """One record of the global log; ``hash = sha256(prev_hash || canonical record)``."""
+
+    position: int
+    stream_id: str
+    stream_type: str
+    version: int
+    event_type: str
+    data: dict[str, Any]
+    command_id: str
+    metadata: dict[str, Any] | None
+    prev_hash: HexHash
+    hash: HexHash
+
+
+class EventPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[EventView]
+    next_position: int
+    head_position: int
+
+
+class TreeHeadView(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed tree head over the first ``size`` record hashes (proofs.tree_head)."""
+
+    size: int
+    root: HexHash
+    timestamp_ns: int
+    signer: str
+    signature: str
+
+
+class InclusionProofView(msgspec.Struct, frozen=True, kw_only=True):
+    """RFC 9162 audit path of the record at ``position`` (leaf index position-1)."""
+
+    position: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: HexHash
+    root: HexHash
+    proof: list[HexHash]
+
+
+class ConsistencyProofView(msgspec.Struct, frozen=True, kw_only=True):
+    """RFC 9162 consistency proof between trees of ``first`` and ``second`` records."""
+
+    first: int
+    second: int
+    first_root: HexHash
+    second_root: HexHash
+    proof: list[HexHash]
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    checks: dict[str, str] = {}
+
+
+def to_command_envelope(envelope: EnvelopeIn) -> CommandEnvelope:
+    """The proofs-level envelope; MalformedEnvelope when the signature is not base64."""
+    try:
+        signature = base64.b64decode(envelope.signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedEnvelope("signature is not valid base64") from exc
+    return CommandEnvelope(
+        kind=envelope.kind,
+        body=envelope.body,
+        actor=envelope.actor,
+        nonce=envelope.nonce,
+        issued_at_ns=envelope.issued_at_ns,
+        signature=signature,
+    )
+
+
+def from_command_envelope(envelope: CommandEnvelope) -> EnvelopeIn:
+    """The wire form of a signed envelope (used by the client)."""
+    return EnvelopeIn(
+        kind=envelope.kind,
+        body=envelope.body,
+        actor=envelope.actor,
+        nonce=envelope.nonce,
+        issued_at_ns=envelope.issued_at_ns,
+        signature=base64.b64encode(envelope.signature).decode(),
+    )

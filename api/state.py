@@ -1,0 +1,38 @@
+"""What the handlers share: the store, the ledger service, the read model, the log, metrics.
+
+Built by ``api.bootstrap`` (or by a test) and handed to ``api.app.create_app``; handlers get
+it through the ``deps`` dependency.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from litestar.di import NamedDependency
+
+from api.idempotency import IdempotencyTable
+from api.metrics import ApiMetrics
+from api.read_model import ReadModel
+from api.transparency import TransparencyLog
+from domain.ports import EventStore
+from domain.services.ledger_service import LedgerService
+
+
+@dataclass
+class ApiDeps:
+    """The services one API process uses."""
+
+    store: EventStore
+    service: LedgerService
+    read_model: ReadModel
+    log: TransparencyLog
+    clock_ns: Callable[[], int] = time.time_ns
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    idempotency: IdempotencyTable = field(default_factory=IdempotencyTable)
+    nats_url: str | None = None
+
+
+Deps = NamedDependency[ApiDeps]
+"""How handlers ask for ApiDeps (the ``deps`` dependency)."""

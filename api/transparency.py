@@ -1,0 +1,111 @@
+"""The transparency log over record hashes: signed tree heads, inclusion and consistency proofs.
+
+Leaf ``i`` of the RFC 9162 tree is the hash of the record at position ``i + 1`` (the record
+hash is used as the leaf hash). Tree heads are signed with the server's Ed25519 log key
+(``proofs.tree_head``); one head is signed per tree size and reused, so clients polling an
+idle log see one head.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from api.errors import ApiError
+from api.read_model import ReadModel
+from api.schemas import ConsistencyProofView, InclusionProofView, TreeHeadView
+from proofs import merkle
+from proofs.tree_head import SignedTreeHead, sign_tree_head
+
+LOG_KEY_SEED_BYTES = 32
+LOG_KEY_FILE_NAME = "log_key.hex"
+
+
+def load_or_create_log_key(path: Path) -> Ed25519PrivateKey:
+    """The log key from a file holding its 32-byte seed in hex; created (mode 0600) if absent."""
+    if path.exists():
+        seed = bytes.fromhex(path.read_text().strip())
+        if len(seed) != LOG_KEY_SEED_BYTES:
+            raise ValueError(f"{path}: a log key is {LOG_KEY_SEED_BYTES} bytes of hex")
+        return Ed25519PrivateKey.from_private_bytes(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seed = os.urandom(LOG_KEY_SEED_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(seed.hex() + "\n")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+class TransparencyLog:
+    """Serves tree heads and proofs from the read model's record hashes."""
+
+    def __init__(
+        self, read_model: ReadModel, key: Ed25519PrivateKey, clock_ns: Callable[[], int]
+    ) -> None:
+        self.read_model = read_model
+        self.key = key
+        self.clock_ns = clock_ns
+        self._head: SignedTreeHead | None = None
+
+    async def get_tree_head(self) -> TreeHeadView:
+        """The signed head of the whole log as of now."""
+        await self.read_model.catch_up()
+        hashes = self.read_model.record_hashes
+        if self._head is None or self._head.size != len(hashes):
+            root = merkle.root_from_hashes(hashes)
+            self._head = sign_tree_head(self.key, len(hashes), root, self.clock_ns())
+        head = self._head
+        return TreeHeadView(
+            size=head.size,
+            root=head.root.hex(),
+            timestamp_ns=head.timestamp_ns,
+            signer=head.signer.hex(),
+            signature=head.signature.hex(),
+        )
+
+    async def get_inclusion_proof(self, position: int, tree_size: int | None) -> InclusionProofView:
+        """Audit path of the record at ``position`` in the tree of ``tree_size`` records."""
+        hashes = await self._hashes(tree_size)
+        size = len(hashes)
+        if not 1 <= position <= size:
+            raise ApiError(
+                "tree_size_out_of_range", f"position {position} is not in a tree of size {size}"
+            )
+        proof = merkle.inclusion_proof_from_hashes(hashes, position - 1)
+        return InclusionProofView(
+            position=position,
+            leaf_index=position - 1,
+            tree_size=size,
+            leaf_hash=hashes[position - 1].hex(),
+            root=merkle.root_from_hashes(hashes).hex(),
+            proof=[p.hex() for p in proof],
+        )
+
+    async def get_consistency_proof(self, first: int, second: int | None) -> ConsistencyProofView:
+        """Proof that the tree of ``first`` records is a prefix of the tree of ``second``."""
+        hashes = await self._hashes(second)
+        size = len(hashes)
+        if not 1 <= first <= size:
+            raise ApiError("tree_size_out_of_range", f"first {first} is not in 1..{size}")
+        proof = merkle.consistency_proof_from_hashes(hashes, first)
+        return ConsistencyProofView(
+            first=first,
+            second=size,
+            first_root=merkle.root_from_hashes(hashes[:first]).hex(),
+            second_root=merkle.root_from_hashes(hashes).hex(),
+            proof=[p.hex() for p in proof],
+        )
+
+    async def _hashes(self, tree_size: int | None) -> list[bytes]:
+        await self.read_model.catch_up()
+        hashes = self.read_model.record_hashes
+        if tree_size is None:
+            return list(hashes)
+        if not 1 <= tree_size <= len(hashes):
+            raise ApiError(
+                "tree_size_out_of_range", f"tree size {tree_size} is not in 1..{len(hashes)}"
+            )
+        return hashes[:tree_size]
