@@ -145,6 +145,8 @@ def affine_g1(point: G1Point) -> tuple[int, int] | None:
     """Affine integer coordinates of a G1 point, ``None`` for infinity."""
     if is_inf(point):
         return None
+    if point[2] == FQ.one():
+        return (point[0].n, point[1].n)
     x, y = normalize(point)
     return (x.n, y.n)
 
@@ -153,7 +155,7 @@ def affine_g2(point: G2Point) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Affine integer coordinates ``((x_c0, x_c1), (y_c0, y_c1))`` of a G2 point."""
     if is_inf(point):
         return None
-    x, y = normalize(point)
+    x, y = (point[0], point[1]) if point[2] == FQ2.one() else normalize(point)
     return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
 
 
