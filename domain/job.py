@@ -26,7 +26,7 @@ REJECTED = "rejected"
 SETTLED = "settled"
 EXPIRED = "expired"
 REFUNDED = "refunded"
-OPEN_STATES = frozenset({SUBMITTED, CLAIMED, RESULT_COMMITTED, VERIFIED, REJECTED, EXPIRED})
+FINISHED_STATES = frozenset({SETTLED, REFUNDED})
 
 
 class WorkloadSpec(msgspec.Struct, frozen=True):

@@ -32,12 +32,14 @@ def compute_settlement(
         raise ValueError("price must be in 1..max_price")
     validator_fee = price * policy.validator_fee_bps // BPS if validator_accounts else 0
     treasury_fee = price * policy.treasury_fee_bps // BPS
+    provider_amount = price - validator_fee - treasury_fee
     per_validator = validator_fee // len(validator_accounts) if validator_accounts else 0
     treasury_fee += validator_fee - per_validator * len(validator_accounts)
-    legs = [Payout(provider_account, price - validator_fee - treasury_fee, "provider")]
+    legs = [Payout(provider_account, provider_amount, "provider")]
     legs += [Payout(account, per_validator, "validator") for account in validator_accounts]
     legs.append(Payout(treasury_account, treasury_fee, "treasury"))
     legs.append(Payout(consumer_account, max_price - price, "refund"))
     payouts = tuple(leg for leg in legs if leg.amount > 0)
-    assert sum(p.amount for p in payouts) == max_price, "settlement must conserve the escrow"
+    if sum(p.amount for p in payouts) != max_price:
+        raise AssertionError("settlement must conserve the escrow exactly")
     return payouts

@@ -31,6 +31,15 @@ class MemoryEventStore:
         self._lock = asyncio.Lock()
         self._committed = asyncio.Condition()
 
+    def copy(self) -> MemoryEventStore:
+        """An independent store holding the same records (tests fork a prepared history)."""
+        clone = MemoryEventStore()
+        clone._log = list(self._log)
+        clone._streams = {k: list(v) for k, v in self._streams.items()}
+        clone._commands = dict(self._commands)
+        clone._snapshots = dict(self._snapshots)
+        return clone
+
     async def append(
         self,
         appends: Sequence[StreamAppend],
