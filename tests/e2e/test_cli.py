@@ -1,0 +1,52 @@
+"""The ``flopledger`` command line as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from flopledger.cli import SUBCOMMANDS, main
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flopledger.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_help_lists_every_planned_subcommand() -> None:
+    result = _cli("--help")
+    assert result.returncode == 0
+    for name, _, _ in SUBCOMMANDS:
+        assert name in result.stdout
+
+
+def test_unbuilt_subcommands_say_so_and_exit_2(capsys) -> None:
+    import importlib.util
+
+    unbuilt = [
+        n for n, m, _ in SUBCOMMANDS if importlib.util.find_spec(f"flopledger.commands.{m}") is None
+    ]
+    for name in unbuilt:
+        assert main([name]) == 2
+        captured = capsys.readouterr()
+        assert "not built yet" in captured.err and captured.out == ""
+
+
+def test_demo_settles_a_job_and_balances_sum_to_zero(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "FLOP_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    result = _cli("demo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "claim_too_early_for_region" in result.stdout
+    assert "job is settled, certificate verifies: True" in result.stdout
+    sum_line = next(line for line in result.stdout.splitlines() if "│ sum" in line)
+    assert sum_line.split("│")[2].strip() == "0"
+    assert "hash chain verified" in result.stdout
+    assert list((tmp_path / "demo").glob("*.sqlite3"))
