@@ -23,6 +23,7 @@ from proofs.groth16 import (
 )
 from proofs.groth16_prover import prove
 from proofs.groth16_setup import SEED_LIMIT, setup_from_seed
+from proofs.iden3_binary import decode_r1cs_binary, decode_wtns, is_r1cs_binary, is_wtns_binary
 from proofs.r1cs import decode_r1cs, decode_witness, first_unsatisfied
 from proofs.zkey import ProvingKey, decode_zkey
 
@@ -39,12 +40,13 @@ nPublic of them. Exit status: 0 valid, 1 invalid proof, 2 malformed or unreadabl
 """
 
 _PROVE_HELP = """\
-Prove a circuit with Groth16 (BN254) without Node.js. Reads a snarkjs R1CS JSON
-(`snarkjs r1cs export json`) and a witness JSON (`snarkjs wtns export json`), checks that the
-witness satisfies every constraint, and writes snarkjs-format proof.json and public.json to
---out. With --zkey the proving key is a snarkjs .zkey (from a real ceremony). With
---test-setup-seed the keys are derived from the seed and verification_key.json is written too:
-anyone who knows the seed can forge proofs, so use it for tests and devnets only.
+Prove a circuit with Groth16 (BN254) without Node.js. Reads an R1CS (snarkjs JSON from
+`snarkjs r1cs export json`, or circom's binary .r1cs) and a witness (JSON from
+`snarkjs wtns export json`, or binary .wtns; the format is detected from the first bytes),
+checks that the witness satisfies every constraint, and writes snarkjs-format proof.json and
+public.json to --out. With --zkey the proving key is a snarkjs .zkey (from a real ceremony).
+With --test-setup-seed the keys are derived from the seed and verification_key.json is
+written too: anyone who knows the seed can forge proofs, so use it for tests and devnets only.
 Exit status: 0 written, 2 malformed input or a witness that does not satisfy the circuit.
 """
 
@@ -76,8 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=_PROVE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    prove_parser.add_argument("--r1cs", type=Path, required=True, help="R1CS JSON file")
-    prove_parser.add_argument("--witness", type=Path, required=True, help="witness JSON file")
+    prove_parser.add_argument(
+        "--r1cs", type=Path, required=True, help="R1CS file (snarkjs JSON or circom .r1cs)"
+    )
+    prove_parser.add_argument(
+        "--witness", type=Path, required=True, help="witness file (snarkjs JSON or .wtns)"
+    )
     keys = prove_parser.add_mutually_exclusive_group(required=True)
     keys.add_argument("--zkey", type=Path, help="snarkjs Groth16 proving key (.zkey)")
     keys.add_argument(
@@ -110,8 +116,18 @@ def handle_groth16_verify(args: argparse.Namespace) -> int:
 def handle_groth16_prove(args: argparse.Namespace) -> int:
     """Check the witness, load or derive the keys, prove, write snarkjs JSON files."""
     try:
-        r1cs = decode_r1cs(_read_json(args.r1cs))
-        witness = decode_witness(_read_json(args.witness), r1cs.n_vars)
+        r1cs_data = _read_bytes(args.r1cs)
+        if is_r1cs_binary(r1cs_data):
+            r1cs = decode_r1cs_binary(r1cs_data)
+        else:
+            r1cs = decode_r1cs(parse_json(r1cs_data, str(args.r1cs)))
+        witness_data = _read_bytes(args.witness)
+        if is_wtns_binary(witness_data):
+            witness = decode_wtns(witness_data)
+            if len(witness) != r1cs.n_vars:
+                raise _InputError(f"{args.witness}: {len(witness)} wires, expected {r1cs.n_vars}")
+        else:
+            witness = decode_witness(parse_json(witness_data, str(args.witness)), r1cs.n_vars)
         broken = first_unsatisfied(r1cs, witness)
         if broken is not None:
             raise _InputError(f"{args.witness}: the witness violates constraint {broken}")
