@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from adapters.store.postgres_schema import (
-    COMMANDS_TABLE,
-    EVENTS_TABLE,
-    HEAD_TABLE,
-    quote_ident,
-)
+from adapters.store.postgres_sql import CommitSql
 from adapters.store.sealing import decode_outcome, encode_outcome, seal_command
 from domain.errors import StoreUnavailable, VersionConflict
 from domain.records import AppendOutcome, Head, Record, StreamAppend
@@ -36,6 +32,8 @@ BATCH_EVENTS_MAX = 8192
 # 0 commits whatever is queued at once (commands queue up while a commit is in flight).
 BATCH_WAIT_S_DEFAULT = 0.0
 BATCH_WAIT_S_MAX = 0.01
+# Streams whose version the committer remembers between batches (least recently used go).
+KNOWN_STREAMS_MAX = 100_000
 # Commands waiting for the committer before ``append`` itself waits (backpressure).
 QUEUE_COMMANDS_MAX = 8192
 
@@ -48,6 +46,9 @@ DRIVER_ERRORS = (
     OSError,
     TimeoutError,
 )
+
+
+Decision = AppendOutcome | VersionConflict
 
 
 class Pending:
@@ -82,29 +83,12 @@ class GroupCommitter:
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(QUEUE_COMMANDS_MAX)
         self._conn: asyncpg.Connection | None = None
         self._closing = False
-        s = quote_ident(schema)
-        self._sql_lock = f"BEGIN; SELECT 1 FROM {s}.{HEAD_TABLE} WHERE id = 1 FOR UPDATE"
-        # A statement of its own after the lock: in READ COMMITTED it then sees every commit
-        # that happened before the lock was granted.
-        self._sql_read = f"""
-SELECT h.position, h.hash,
-  ARRAY(SELECT c.outcome FROM {s}.{COMMANDS_TABLE} c WHERE c.command_id = ANY($1::text[])),
-  ARRAY(SELECT coalesce((SELECT max(e.version) FROM {s}.{EVENTS_TABLE} e
-                         WHERE e.stream_id = u.id), 0)
-        FROM unnest($2::text[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n)
-FROM {s}.{HEAD_TABLE} h WHERE h.id = 1"""
-        self._sql_write = f"""
-WITH ev AS (
-  INSERT INTO {s}.{EVENTS_TABLE} (position, stream_id, stream_type, version, event_type, data,
-                                  command_id, metadata, prev_hash, hash)
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                       $6::bytea[], $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])
-), cmd AS (
-  INSERT INTO {s}.{COMMANDS_TABLE} (command_id, first_position, outcome)
-  SELECT * FROM unnest($11::text[], $12::bigint[], $13::bytea[])
-)
-UPDATE {s}.{HEAD_TABLE} SET position = $14::bigint, hash = $15::bytea WHERE id = 1
-RETURNING pg_notify($16::text, $14::bigint::text)"""
+        self._sql = CommitSql(schema)
+        # What this process knows without asking: the head after its last commit and the
+        # versions it gave streams since. Exact while nobody else appends; a conditional write
+        # (``write_if_head``) proves that, and any doubt sends the batch down the locked path.
+        self._known_head: Head | None = None
+        self._known_versions: OrderedDict[str, int] = OrderedDict()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="flop-committer")
         self._task.add_done_callback(self._fail_queued)
 
@@ -204,49 +188,101 @@ RETURNING pg_notify($16::text, $14::bigint::text)"""
                     pending.future.set_exception(result)
         return later
 
-    async def _transact(self, batch: list[Pending]) -> list[AppendOutcome | VersionConflict]:
+    async def _transact(self, batch: list[Pending]) -> list[Decision]:
         if self._conn is None or self._conn.is_closed():
             self._conn = await self._connect()
-        conn = self._conn
-        await conn.execute(self._sql_lock)
-        streams = sorted({item.stream_id for p in batch for item in p.items})
+        try:
+            decided = await self._transact_optimistic(self._conn, batch)
+            if decided is None:
+                decided = await self._transact_locked(self._conn, batch)
+        except BaseException:
+            self._forget()
+            raise
+        return decided
+
+    async def _transact_optimistic(
+        self, conn: asyncpg.Connection, batch: list[Pending]
+    ) -> list[Decision] | None:
+        """One autocommit round trip when the known head still holds; None: take the lock."""
+        streams = _streams_of(batch)
+        plan: Plan | None = None
+        if self._known_head is not None and all(s in self._known_versions for s in streams):
+            current = {s: self._known_versions[s] for s in streams}
+            plan = _decide(batch, self._known_head, current, {})
+            if any(isinstance(d, VersionConflict) for d in plan.decided):
+                # A refusal must be certain, and a refused command may be a stored one
+                # repeated: decide again on what the database says.
+                plan = None
+        if plan is None:
+            head, current, stored = await self._read(conn, batch, streams)
+            self._learn_head(head)
+            plan = _decide(batch, head, current, stored)
+        if plan.records:
+            written = await conn.fetchval(
+                self._sql.write_if_head,
+                *_write_args(plan),
+                self._channel,
+                plan.records[0].position - 1,
+            )
+            if written != 1:
+                self._forget()
+                return None
+        self._learn(plan)
+        return plan.decided
+
+    async def _transact_locked(
+        self, conn: asyncpg.Connection, batch: list[Pending]
+    ) -> list[Decision]:
+        """Lock the head row (serialising every writer process), read, decide, write."""
+        streams = _streams_of(batch)
+        await conn.execute(self._sql.lock)
+        try:
+            head, current, stored = await self._read(conn, batch, streams)
+            plan = _decide(batch, head, current, stored)
+            if plan.records:
+                await conn.execute(self._sql.write, *_write_args(plan), self._channel)
+                await conn.execute("COMMIT")
+            else:
+                await conn.execute("ROLLBACK")
+        except BaseException:
+            if not conn.is_closed():
+                conn.terminate()  # the server rolls back; a fresh connection comes next time
+            raise
+        self._learn_head(head)
+        self._learn(plan)
+        return plan.decided
+
+    async def _read(
+        self, conn: asyncpg.Connection, batch: list[Pending], streams: list[str]
+    ) -> tuple[Head, dict[str, int], dict[str, AppendOutcome]]:
         position, head_hash, outcomes, versions = await conn.fetchrow(
-            self._sql_read, [p.command_id for p in batch], streams
+            self._sql.read, [p.command_id for p in batch], streams
         )
         stored = {o.command_id: o for o in map(decode_outcome, outcomes)}
-        current = dict(zip(streams, versions, strict=True))
-        head = Head(position=position, hash=head_hash)
-        decided: list[AppendOutcome | VersionConflict] = []
-        records: list[Record] = []
-        new_outcomes: list[AppendOutcome] = []
-        for pending in batch:
-            if pending.command_id in stored:
-                decided.append(stored[pending.command_id])
-                continue
-            try:
-                sealed, outcome = seal_command(
-                    pending.items,
-                    command_id=pending.command_id,
-                    metadata=pending.metadata,
-                    head=head,
-                    current=current,
-                )
-            except VersionConflict as conflict:
-                decided.append(conflict)
-                continue
-            records.extend(sealed)
-            new_outcomes.append(outcome)
-            current.update(outcome.stream_versions)
-            head = Head(position=outcome.last_position, hash=outcome.head_hash)
-            decided.append(outcome)
-        if records:
-            await conn.execute(
-                self._sql_write, *_write_args(records, new_outcomes, head), self._channel
-            )
-            await conn.execute("COMMIT")
-        else:
-            await conn.execute("ROLLBACK")
-        return decided
+        return (
+            Head(position=position, hash=head_hash),
+            dict(zip(streams, versions, strict=True)),
+            stored,
+        )
+
+    def _learn_head(self, head: Head) -> None:
+        """A head read from the database: versions known from before it may be stale."""
+        if head != self._known_head:
+            self._known_versions.clear()
+        self._known_head = head
+
+    def _learn(self, plan: Plan) -> None:
+        """After a commit (or a certain refusal): remember the head and the versions seen."""
+        self._known_head = plan.head
+        for stream_id, version in plan.current.items():
+            self._known_versions[stream_id] = version
+            self._known_versions.move_to_end(stream_id)
+        while len(self._known_versions) > KNOWN_STREAMS_MAX:
+            self._known_versions.popitem(last=False)
+
+    def _forget(self) -> None:
+        self._known_head = None
+        self._known_versions.clear()
 
     async def _drop_connection(self) -> None:
         """Forget the writer connection after an error (a fresh one is opened on demand)."""
@@ -274,10 +310,57 @@ def _settle_error(pending: Pending, error: BaseException, cause: BaseException |
     pending.future.set_exception(error)
 
 
-def _write_args(
-    records: list[Record], outcomes: list[AppendOutcome], head: Head
-) -> tuple[object, ...]:
-    """The 15 arrays and scalars of the write statement (channel added by the caller)."""
+class Plan:
+    """The decisions for one batch against one head and the stream versions."""
+
+    __slots__ = ("current", "decided", "head", "outcomes", "records")
+
+    def __init__(self, head: Head, current: dict[str, int]) -> None:
+        self.head = head
+        self.current = current
+        self.decided: list[Decision] = []
+        self.records: list[Record] = []
+        self.outcomes: list[AppendOutcome] = []
+
+
+def _streams_of(batch: list[Pending]) -> list[str]:
+    return sorted({item.stream_id for p in batch for item in p.items})
+
+
+def _decide(
+    batch: list[Pending],
+    head: Head,
+    current: dict[str, int],
+    stored: dict[str, AppendOutcome],
+) -> Plan:
+    """Each command in queue order: its stored outcome, its records, or its VersionConflict."""
+    plan = Plan(head, dict(current))
+    for pending in batch:
+        if pending.command_id in stored:
+            plan.decided.append(stored[pending.command_id])
+            continue
+        try:
+            sealed, outcome = seal_command(
+                pending.items,
+                command_id=pending.command_id,
+                metadata=pending.metadata,
+                head=plan.head,
+                current=plan.current,
+            )
+        except VersionConflict as conflict:
+            plan.decided.append(conflict)
+            continue
+        plan.records.extend(sealed)
+        plan.outcomes.append(outcome)
+        plan.current.update(outcome.stream_versions)
+        plan.head = Head(position=outcome.last_position, hash=outcome.head_hash)
+        plan.decided.append(outcome)
+    return plan
+
+
+def _write_args(plan: Plan) -> tuple[object, ...]:
+    """Parameters $1..$15 of the write statements (the caller adds the channel and head)."""
+    records, outcomes = plan.records, plan.outcomes
     return (
         [r.position for r in records],
         [r.stream_id for r in records],
@@ -292,6 +375,6 @@ def _write_args(
         [o.command_id for o in outcomes],
         [o.first_position for o in outcomes],
         [encode_outcome(o) for o in outcomes],
-        head.position,
-        head.hash,
+        plan.head.position,
+        plan.head.hash,
     )

@@ -137,6 +137,13 @@ class EventStoreContract:
         assert await store.find_command("same") == first
         assert (await store.head()).position == 1
 
+    async def test_repeated_unchecked_command_writes_nothing(self, store: EventStore) -> None:
+        first = await store.append([stream("a", None, b"1")], command_id="same")
+        await store.append([stream("b", None, b"2")], command_id="other")
+        again = await store.append([stream("a", None, b"1")], command_id="same")
+        assert again == first
+        assert (await store.head()).position == 2
+
     async def test_refused_command_can_be_retried_under_its_id(self, store: EventStore) -> None:
         await store.append([stream("a", 0, b"1")], command_id="c1")
         with pytest.raises(VersionConflict):

@@ -97,6 +97,33 @@ async def test_two_stores_on_one_database_interleave_soundly(pg_url: str) -> Non
             await store.close()
 
 
+async def test_writes_of_another_process_are_never_overlooked(pg_url: str) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    one, other = [await PostgresEventStore.connect(pg_url) for _ in range(2)]
+    try:
+        await one.append([stream("s", 0, b"1")], command_id="c1")
+        await other.append([stream("s", 1, b"2")], command_id="c2")
+        # ``one`` remembers version 1: its expectation of 2 must still be checked for real.
+        assert (await one.append([stream("s", 2, b"3")], command_id="c3")).stream_versions == {
+            "s": 3
+        }
+        await other.append([stream("s", None, b"4")], command_id="c4")
+        # Unchecked, from memory ``one`` would pick version 4 again: the head moved, so no.
+        assert (await one.append([stream("s", None, b"5")], command_id="c5")).stream_versions == {
+            "s": 5
+        }
+        with pytest.raises(VersionConflict) as info:
+            await other.append([stream("s", 4, b"x")], command_id="c6")
+        assert info.value.actual == 5
+        assert (await other.append([stream("t", None, b"6")], command_id="c5")).command_id == "c5"
+        records = await read_everything(one)
+        assert [r.version for r in records] == [1, 2, 3, 4, 5]
+        verify_chain(records)
+    finally:
+        await one.close()
+        await other.close()
+
+
 async def test_lost_writer_connection_fails_cleanly_then_recovers(pg_url: str) -> None:
     assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
     store = await PostgresEventStore.connect(pg_url)
