@@ -19,6 +19,7 @@ from adapters.store.postgres_committer import (
     BATCH_WAIT_S_DEFAULT,
     DRIVER_ERRORS,
     GroupCommitter,
+    check_batch_wait,
 )
 from adapters.store.postgres_schema import (
     COMMANDS_TABLE,
@@ -99,6 +100,7 @@ class PostgresEventStore:
         batch_wait_s: float = BATCH_WAIT_S_DEFAULT,
     ) -> PostgresEventStore:
         """Connect to a migrated database; SchemaNotMigrated if ``flopledger db migrate`` is due."""
+        check_batch_wait(batch_wait_s)
         try:
             pool = await asyncpg.create_pool(
                 url,

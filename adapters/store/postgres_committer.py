@@ -2,13 +2,21 @@
 
 Concurrent ``append`` calls in one process are queued and committed by one task, many
 commands per transaction (at most ``BATCH_COMMANDS_MAX`` commands and ``BATCH_EVENTS_MAX``
-events, gathered for at most ``batch_wait_s``). Each transaction first locks the single
-head row, which serialises position assignment across every process that writes the same
-database; then it reads the head, the stored outcomes of the batch's command ids and the
-current version of every stream it touches, decides each command in Python in queue order
-(a stale expected version fails that command only), and inserts only the winners with one
-statement. Commands whose transaction fails get StoreUnavailable and nothing of the batch
-is written; retrying under the same command id is safe either way.
+events, gathered for at most ``batch_wait_s``). Each command is decided in Python, in
+queue order, against the head and the stream versions: a stale expected version fails that
+command only, and only the winners are written, with one statement.
+
+Two paths, one outcome. The *optimistic* path decides on what the committer already knows
+(the head after its own last commit, the versions it gave streams; else one unlocked read)
+and writes with one autocommit statement that updates the head row only if it is still at
+the position the batch was decided on and none of the batch's command ids is stored yet;
+the events and commands are inserted only if that update happened. Any append by anyone
+moves the head, so a successful write proves the decisions were made on current data. If
+the write did not happen (another process appended, or a command id repeats), the batch
+takes the *locked* path: BEGIN, lock the single head row (which serialises position
+assignment across every process writing the database), read, decide, write, COMMIT.
+Commands whose statement fails get StoreUnavailable and nothing of the batch is written;
+retrying under the same command id is safe either way.
 """
 
 from __future__ import annotations
@@ -75,8 +83,7 @@ class GroupCommitter:
         *,
         batch_wait_s: float = BATCH_WAIT_S_DEFAULT,
     ) -> None:
-        if not 0 <= batch_wait_s <= BATCH_WAIT_S_MAX:
-            raise ValueError(f"batch_wait_s must be within [0, {BATCH_WAIT_S_MAX}]")
+        check_batch_wait(batch_wait_s)
         self._connect = connect
         self._channel = channel
         self._batch_wait_s = batch_wait_s
@@ -169,6 +176,11 @@ class GroupCommitter:
             return later
         try:
             decided = await self._transact(now)
+        except StoreUnavailable as exc:
+            await self._drop_connection()
+            for pending in now:
+                _settle_error(pending, StoreUnavailable(str(exc)), exc)
+            return later
         except DRIVER_ERRORS as exc:
             await self._drop_connection()
             for pending in now:
@@ -308,6 +320,12 @@ def _settle_error(pending: Pending, error: BaseException, cause: BaseException |
     if cause is not None:
         error.__cause__ = cause
     pending.future.set_exception(error)
+
+
+def check_batch_wait(batch_wait_s: float) -> None:
+    """ValueError unless 0 <= batch_wait_s <= BATCH_WAIT_S_MAX."""
+    if not 0 <= batch_wait_s <= BATCH_WAIT_S_MAX:
+        raise ValueError(f"batch_wait_s must be within [0, {BATCH_WAIT_S_MAX}]")
 
 
 class Plan:

@@ -1,7 +1,8 @@
 """Fault test: a writer process SIGKILLed at random moments loses no acknowledged append.
 
-Twenty times: start ``crash_writer`` against one database, let it write for a random while
-after its first acknowledgement, SIGKILL it. After each kill the whole log must verify from
+Twenty times: start two ``crash_writer`` processes against one database (so they also race
+each other for the head), let each write for a random while after its first
+acknowledgement, SIGKILL it. After each kill the whole log must verify from
 genesis (gapless positions, valid chain), every stream's versions must be 1..n, every
 command in the log must be whole (its stored outcome matches its records), and every append
 the killed process logged as acknowledged must be there exactly as acknowledged.
@@ -31,6 +32,8 @@ __all__ = ["pg_server_url", "pg_url"]
 pytestmark = pytest.mark.slow
 
 KILLS = 20
+# Writers at once: two processes also race each other for the head (the locked path).
+WRITER_PROCESSES = 2
 RUN_AFTER_FIRST_ACK_MAX_S = 0.4
 FIRST_ACK_TIMEOUT_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,11 +51,10 @@ async def test_sigkilled_writer_loses_no_acknowledged_append(pg_url: str, tmp_pa
     acknowledged: dict[str, tuple[int, int, str]] = {}
     try:
         for round_no in range(KILLS):
-            log = tmp_path / f"acks-{round_no}.log"
-            await _run_and_kill(
-                pg_url, log, f"r{round_no}", rng.uniform(0, RUN_AFTER_FIRST_ACK_MAX_S)
-            )
-            acknowledged.update(_read_acks(log))
+            logs = [tmp_path / f"acks-{round_no}-{n}.log" for n in range(WRITER_PROCESSES)]
+            await _run_and_kill(pg_url, logs, f"r{round_no}", rng)
+            for log in logs:
+                acknowledged.update(_read_acks(log))
             records = await read_everything(store, page=5000)
             context = f"seed {seed}, after kill {round_no + 1}"
             assert verify_chain(records) == await store.head(), context
@@ -70,26 +72,36 @@ async def test_sigkilled_writer_loses_no_acknowledged_append(pg_url: str, tmp_pa
         await store.close()
 
 
-async def _run_and_kill(url: str, log: Path, run_id: str, after_first_ack_s: float) -> None:
-    log.touch()
-    errors = log.with_suffix(".stderr")
-    with errors.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.crash_writer", url, str(log), run_id],
-            cwd=REPO_ROOT,
-            stderr=stderr,
-        )
+async def _run_and_kill(url: str, logs: list[Path], run_id: str, rng: random.Random) -> None:
+    """Start one writer per log, wait for an acknowledgement from each, kill each at random."""
+    procs = []
     try:
+        for n, log in enumerate(logs):
+            log.touch()
+            with log.with_suffix(".stderr").open("wb") as stderr:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "tests.integration.crash_writer", url, str(log),
+                         f"{run_id}p{n}"],
+                        cwd=REPO_ROOT,
+                        stderr=stderr,
+                    )
+                )  # fmt: skip
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FIRST_ACK_TIMEOUT_S
-        while b"\n" not in log.read_bytes():
-            assert proc.poll() is None, f"writer exited early: {errors.read_text()}"
-            assert loop.time() < deadline, "writer never acknowledged an append"
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(after_first_ack_s)
+        for proc, log in zip(procs, logs, strict=True):
+            while b"\n" not in log.read_bytes():
+                stderr_text = log.with_suffix(".stderr").read_text()
+                assert proc.poll() is None, f"writer exited early: {stderr_text}"
+                assert loop.time() < deadline, "writer never acknowledged an append"
+                await asyncio.sleep(0.01)
+        for proc in procs:
+            await asyncio.sleep(rng.uniform(0, RUN_AFTER_FIRST_ACK_MAX_S))
+            proc.send_signal(signal.SIGKILL)
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def _read_acks(log: Path) -> dict[str, tuple[int, int, str]]:

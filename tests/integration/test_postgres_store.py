@@ -11,6 +11,7 @@ import pytest
 from adapters.store.factory import get_sqlite_path, open_event_store
 from adapters.store.memory import MemoryEventStore
 from adapters.store.postgres import PostgresEventStore
+from adapters.store.postgres_committer import BATCH_COMMANDS_MAX, BATCH_WAIT_S_MAX
 from adapters.store.postgres_schema import LATEST_SCHEMA_VERSION, SchemaNotMigrated
 from adapters.store.sqlite import SqliteEventStore
 from domain.errors import StoreUnavailable, VersionConflict
@@ -171,3 +172,57 @@ async def test_private_cluster_fallback_starts_a_server() -> None:
         assert await conn.fetchval("SELECT 1") == 1
     finally:
         await conn.close()
+
+
+async def test_database_refusing_connections_fails_appends_then_recovers(pg_url: str) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    name = pg_url.rsplit("/", 1)[1]
+    store = await PostgresEventStore.connect(pg_url)
+    admin = await asyncpg.connect(await pg_module.get_server_url())
+    try:
+        await store.append([stream("a", 0, b"1")], command_id="c1")
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        for command_id in ("c2", "c3"):
+            with pytest.raises(StoreUnavailable):
+                await store.append([stream("a", 1, b"2")], command_id=command_id)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        outcome = await store.append([stream("a", 1, b"2")], command_id="c2")
+        assert outcome.stream_versions == {"a": 2}
+        records = await read_everything(store)
+        assert [r.command_id for r in records] == ["c1", "c2"]
+        verify_chain(records)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await store.close()
+
+
+async def test_batch_wait_is_bounded(pg_url: str) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    store = await PostgresEventStore.connect(pg_url, batch_wait_s=BATCH_WAIT_S_MAX)
+    try:
+        outcomes = await asyncio.gather(
+            *(store.append([stream(f"s{n}", 0, b"x")], command_id=f"c{n}") for n in range(8))
+        )
+        assert sorted(o.last_position for o in outcomes) == list(range(1, 9))
+    finally:
+        await store.close()
+    with pytest.raises(ValueError):
+        await PostgresEventStore.connect(pg_url, batch_wait_s=BATCH_WAIT_S_MAX * 1.01)
+
+
+async def test_batches_beyond_the_command_bound_all_commit(pg_url: str) -> None:
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    store = await PostgresEventStore.connect(pg_url)
+    try:
+        count = BATCH_COMMANDS_MAX + 1
+        outcomes = await asyncio.gather(
+            *(store.append([stream(f"s{n}", 0, b"x")], command_id=f"c{n}") for n in range(count))
+        )
+        assert sorted(o.last_position for o in outcomes) == list(range(1, count + 1))
+        verify_chain(await read_everything(store))
+    finally:
+        await store.close()
