@@ -68,7 +68,7 @@ def miller_loop(pairs: Sequence[PairInput]) -> Fp12:
     inversion (Montgomery's simultaneous-inversion trick) across the pairs.
     """
     active = [(p, q) for p, q in pairs if p is not None and q is not None]
-    ps = [p for p, _ in active]
+    ps = [_normalised_g1(p) for p, _ in active]
     qs = [q for _, q in active]
     f = fp12_one()
     ts = list(qs)
@@ -165,20 +165,29 @@ def _mul_by_line(f: Fp12, slope: Fp2, t: G2Affine, p: G1Affine) -> Fp12:
 
     On E(Fp12) the twisted T is ``(X w^2, Y w^3)``, so the line is
     ``yP - slope·xP·w + (slope·X - Y)·w^3``: coefficients at w^0, w^1, w^7, w^3, w^9 only.
+    ``p`` arrives as ``(xP/yP, 1/yP)``: dividing the line by yP ∈ Fp changes nothing after the
+    final exponentiation and makes the w^0 coefficient 1, saving 12 of 60 products.
     """
-    xp, yp = p
-    a0, a1 = (-slope[0] * xp) % P, (-slope[1] * xp) % P
-    bx = _fp2_mul(slope, t[0])
-    b0, b1 = (bx[0] - t[1][0]) % P, (bx[1] - t[1][1]) % P
-    l1, l3 = a0 - 9 * a1, b0 - 9 * b1
-    prod = [0] * 23
-    for i, fi in enumerate(f):
-        prod[i] += fi * yp
-        prod[i + 1] += fi * l1
-        prod[i + 3] += fi * l3
-        prod[i + 7] += fi * a1
-        prod[i + 9] += fi * b1
-    return _reduce(prod)
+    x_over_y, y_inv = p
+    s0, s1 = slope
+    a0 = -s0 * x_over_y % P
+    a1 = -s1 * x_over_y % P
+    (x0, x1), (y0, y1) = t
+    b0 = (s0 * x0 - s1 * x1 - y0) * y_inv % P
+    b1 = (s0 * x1 + s1 * x0 - y1) * y_inv % P
+    l1 = a0 - 9 * a1
+    l3 = b0 - 9 * b1
+    prod = [*f, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    for k, fk in enumerate(f):
+        prod[k + 1] += fk * l1
+        prod[k + 3] += fk * l3
+        prod[k + 7] += fk * a1
+        prod[k + 9] += fk * b1
+    for d in range(20, 11, -1):  # w^12 = 18 w^6 - 82
+        c = prod[d]
+        prod[d - 6] += 18 * c
+        prod[d - 12] -= 82 * c
+    return [v % P for v in prod[:12]]
 
 
 def _fp2_batch_inv(values: list[Fp2]) -> list[Fp2]:
@@ -193,6 +202,12 @@ def _fp2_batch_inv(values: list[Fp2]) -> list[Fp2]:
         norm_invs[i] = running * prefix[i] % P
         running = running * norms[i] % P
     return [(a0 * ni % P, -a1 * ni % P) for (a0, a1), ni in zip(values, norm_invs, strict=True)]
+
+
+def _normalised_g1(p: G1Affine) -> G1Affine:
+    # y ≠ 0 on G1: the curve has prime order r, so no point of order 2.
+    y_inv = pow(p[1], -1, P)
+    return (p[0] * y_inv % P, y_inv)
 
 
 def _easy_part(f: Fp12) -> Fp12:

@@ -12,7 +12,7 @@ import pytest
 from proofs.bn254 import Bn254DecodeError, P, decode_g2_bytes
 from proofs.eip197 import bn256_add, bn256_pairing, bn256_scalar_mul
 
-from ._groth16_helpers import load_eip197
+from ._groth16_helpers import load_eip197, load_groth16
 
 
 def _cases(name: str) -> list[Any]:
@@ -53,3 +53,17 @@ def test_g1_coordinate_equal_to_p_is_rejected() -> None:
 def test_pairing_input_length_must_be_a_multiple_of_192() -> None:
     with pytest.raises(ValueError, match="multiple of 192"):
         bn256_pairing(bytes(191))
+
+
+def test_g2_outside_the_subgroup_is_rejected_in_eip197_encoding() -> None:
+    """The twist point with x = 1 from the Groth16 invalid cases, in imaginary-first bytes."""
+    case = next(
+        c
+        for c in load_groth16("sumproduct", "sumproduct_invalid_cases.json")["cases"]
+        if c["name"] == "pi_b_not_in_subgroup"
+    )
+    (x0, x1), (y0, y1) = (tuple(int(v) for v in c) for c in case["proof"]["pi_b"][:2])
+    g2 = b"".join(v.to_bytes(32, "big") for v in (x1, x0, y1, y0))
+    g1 = (1).to_bytes(32, "big") + (2).to_bytes(32, "big")
+    with pytest.raises(Bn254DecodeError, match=re.escape("bn256Pairing[0].g2: not in the G2")):
+        bn256_pairing(g1 + g2)
