@@ -253,6 +253,32 @@ class EventStoreContract:
         assert again.first_position == 2
         verify_chain(await second.read_all())
 
+    async def test_two_handles_appending_at_once_stay_sound(self, open_store: OpenStore) -> None:
+        handles = [await open_store(), await open_store()]
+
+        async def writer(n: int) -> int:
+            store, acked = handles[n % 2], 0
+            for k in range(15):
+                target = f"shared-{k % 2}"
+                version = len(await store.read_stream(target))
+                try:
+                    await store.append(
+                        [stream(target, version, b"s"), stream(f"own-{n}", None, b"o")],
+                        command_id=f"w{n}-{k}",
+                    )
+                except VersionConflict:
+                    continue
+                acked += 1
+            return acked
+
+        acked = sum(await asyncio.gather(*(writer(n) for n in range(4))))
+        records = await read_everything(handles[0])
+        assert len(records) == 2 * acked
+        assert verify_chain(records) == await handles[1].head()
+        for name in ("shared-0", "shared-1"):
+            versions = [r.version for r in await handles[1].read_stream(name)]
+            assert versions == list(range(1, len(versions) + 1))
+
     async def test_record_round_trips_every_field(self, store: EventStore) -> None:
         payload = bytes(range(256))
         await store.append([stream("bytes", 0, payload)], command_id="c1", metadata=payload)
