@@ -70,7 +70,8 @@ class UnitOfWork:
 
     def add(self, aggregate: FlopAggregate) -> None:
         if aggregate.id in self._loaded:
-            raise NotFound(f"{aggregate.id} already exists", code="already_exists")
+            # Handlers look an aggregate up before creating it; adding one twice is a bug.
+            raise AssertionError(f"{aggregate.id} was added to the unit of work twice")
         self._loaded[aggregate.id] = (aggregate, 0)
 
     def is_new(self, aggregate_id: str) -> bool:

@@ -280,3 +280,11 @@ def test_settlement_split_conserves_the_escrow() -> None:
     amounts = {p.account: p.amount for p in payouts}
     assert amounts == {"p": 930, "v1": 16, "v2": 16, "v3": 16, "t": 22, "c": 500}
     assert sum(amounts.values()) == 1500
+
+
+def test_stake_below_a_raised_minimum_blocks_claims() -> None:
+    node = _node(stake=100)
+    stricter = LedgerPolicy(node_stake_min=101, region_stagger_ns=POLICY.region_stagger_ns)
+    with pytest.raises(Rejection) as info:
+        _job().claim(node, policy=stricter, now_ns=NOW)
+    assert info.value.code == "stake_below_minimum"

@@ -231,3 +231,47 @@ async def test_concurrent_claims_first_wins_and_the_loser_gets_a_conflict() -> N
     )
     assert sum(isinstance(r, ClaimConflict) for r in results) == 1
     assert sum(not isinstance(r, BaseException) for r in results) == 1
+
+
+async def test_registration_and_staking_rejections() -> None:
+    net = await _network()
+    newcomer = make_validator_keys(99)
+    other = make_validator_keys(98)
+    from flopledger.network import b64
+    from proofs import bls
+
+    with pytest.raises(Rejection) as info:
+        await net.run(
+            newcomer.identity,
+            "validator.register",
+            {
+                "bls_public_key": b64(newcomer.bls_public),
+                "proof_of_possession": b64(bls.pop_prove(other.bls_secret)),
+            },
+        )
+    assert info.value.code == "proof_of_possession_invalid"
+    with pytest.raises(Rejection) as info:
+        await net.run(CONSUMER, "stake.bond", {"target": CONSUMER.id, "amount": 1})
+    assert info.value.code == "stake_target_not_found"
+    job_id = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)
+    with pytest.raises(Rejection) as info:
+        await net.run(
+            VALIDATORS[0].identity,
+            "job.record_verdict",
+            {"job_id": job_id, "passed": True, "signature": "A" * 128},
+        )
+    assert info.value.code == "no_result_committed"
+
+
+class _AlwaysStale(MemoryEventStore):
+    async def append(self, appends, *, command_id, metadata=b""):  # type: ignore[no-untyped-def]
+        from domain.errors import VersionConflict
+
+        raise VersionConflict(appends[0].stream_id, appends[0].expected_version, 99)
+
+
+async def test_endless_conflicts_end_in_a_typed_rejection() -> None:
+    net = LocalNetwork.create(_AlwaysStale(), policy=POLICY)
+    with pytest.raises(Rejection) as info:
+        await net.deposit(CONSUMER, 1)
+    assert info.value.code == "too_much_contention"
