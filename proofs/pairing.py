@@ -6,9 +6,12 @@ module computes the same reduced pairing (equal values, checked in the tests) fa
 - G2 points stay on the twist over Fp2 in affine form; each line is evaluated at P as a sparse
   Fp12 element (5 of 12 coefficients), and all pairs share one Fp12 squaring per loop bit
   (the multi-Miller loop of Scott, "Computing the Tate pairing", CT-RSA 2005, §5 "products");
+- each line is divided by y_P (an Fp factor, erased by the final exponentiation), so its
+  constant coefficient is 1; the pairs' slope denominators share one inversion per step;
 - the final exponentiation splits ``(p^12-1)/r = (p^6-1)(p^2+1) · (p^4-p^2+1)/r`` and does
   the "easy part" with Frobenius maps (Scott et al., "On the final exponentiation for
-  calculating pairings on ordinary elliptic curves", Pairing 2009, §3).
+  calculating pairings on ordinary elliptic curves", Pairing 2009, §3); pairing checks use
+  the Fuentes-Castañeda hard part, which yields a fixed power of the pairing coprime to r.
 
 Fp12 elements use py_ecc's representation: 12 integer coefficients in ``w`` with
 ``w^12 = 18 w^6 - 82``, where ``w^6 = 9 + u`` and ``u^2 = -1``. Callers pass affine integer
@@ -329,11 +332,6 @@ def _fp2_mul(a: Fp2, b: Fp2) -> Fp2:
 
 def _fp2_sub(a: Fp2, b: Fp2) -> Fp2:
     return ((a[0] - b[0]) % P, (a[1] - b[1]) % P)
-
-
-def _fp2_inv(a: Fp2) -> Fp2:
-    norm_inv = pow(a[0] * a[0] + a[1] * a[1], -1, P)
-    return (a[0] * norm_inv % P, -a[1] * norm_inv % P)
 
 
 def _fp2_pow(a: Fp2, exponent: int) -> Fp2:
