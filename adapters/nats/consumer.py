@@ -13,7 +13,9 @@ subscribers: it resumes where its acks stopped, across restarts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 
 import nats.errors
@@ -35,6 +37,7 @@ from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 
 REPLAY_IDLE_TIMEOUT_S = 10.0
 REPLAY_PENDING_MSGS_MAX = 100_000
+REPLAY_BUFFER_MSGS_MAX = 10_000
 DURABLE_ACK_WAIT_S = 30.0
 DURABLE_MAX_ACK_PENDING = 10_000
 FETCH_BATCH_MAX = 1000
@@ -103,10 +106,12 @@ async def replay(
             until = (await js.stream_info(stream)).state.last_seq
     if until is not None and until < start:
         return
+    buffer = _ReplayBuffer()
     async with nats_errors(nc, f"ordered consumer on {stream} from {start}"):
         subscription = await js.subscribe(
             "",
             stream=stream,
+            cb=buffer.put,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             config=ConsumerConfig(opt_start_seq=start, filter_subject=None),
@@ -114,8 +119,11 @@ async def replay(
         )
     try:
         while True:
-            async with nats_errors(nc, f"replay {stream} at {verifier.head.position + 1}"):
-                msg = await subscription.next_msg(timeout=None if follow else REPLAY_IDLE_TIMEOUT_S)
+            msg = buffer.pop()
+            if msg is None:
+                async with nats_errors(nc, f"replay {stream} at {verifier.head.position + 1}"):
+                    await buffer.wait(None if follow else REPLAY_IDLE_TIMEOUT_S)
+                continue
             sequence = msg.metadata.sequence.stream
             yield verifier.verify_message(sequence, msg.data, msg.headers)
             if until is not None and sequence >= until:
@@ -123,6 +131,40 @@ async def replay(
     finally:
         with contextlib.suppress(nats.errors.Error):
             await subscription.unsubscribe()
+
+
+class _ReplayBuffer:
+    """Messages handed over by the subscription callback (cheaper than ``next_msg``, which
+    starts a task per message); the callback waits when ``REPLAY_BUFFER_MSGS_MAX`` are
+    queued, which holds back the ordered consumer's flow control."""
+
+    def __init__(self) -> None:
+        self._messages: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def put(self, msg: Msg) -> None:
+        self._messages.append(msg)
+        self._arrived.set()
+        if len(self._messages) >= REPLAY_BUFFER_MSGS_MAX:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def pop(self) -> Msg | None:
+        if not self._messages:
+            return None
+        msg = self._messages.popleft()
+        if not self._drained.is_set() and len(self._messages) <= REPLAY_BUFFER_MSGS_MAX // 2:
+            self._drained.set()
+        return msg
+
+    async def wait(self, timeout_s: float | None) -> None:
+        """Wait for the next message; asyncio.TimeoutError when none comes in ``timeout_s``."""
+        self._arrived.clear()
+        self._drained.set()
+        if not self._messages:
+            await asyncio.wait_for(self._arrived.wait(), timeout_s)
 
 
 class Delivery:

@@ -19,7 +19,7 @@ import contextlib
 import os
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -39,6 +39,7 @@ from adapters.nats.codec import (
 from adapters.nats.connection import describe_server
 from adapters.nats.errors import LeadershipLost, MirrorDiverged, NatsError
 from adapters.nats.leader import LOCK_TTL_S, LeaderLock
+from adapters.nats.publisher import PipelinedPublisher
 from adapters.nats.stream import (
     DEFAULT_REPLICAS,
     build_event_stream_config,
@@ -56,7 +57,6 @@ RESYNC_BACKOFF_INITIAL_S = 0.05
 RESYNC_BACKOFF_MAX_S = 5.0
 STOP_FLUSH_TIMEOUT_S = 5.0
 ERR_WRONG_LAST_SEQUENCE = 10071
-JS_PENDING_MAX = 1 << 20
 
 _log = structlog.get_logger("flopledger.nats.relay")
 
@@ -83,6 +83,9 @@ class RelayStats(msgspec.Struct, kw_only=True):
     healed: int = 0
 
 
+_InFlight = deque[tuple[int, "asyncio.Future[PubAck]"]]
+
+
 class _Resync(Exception):
     """Internal: stop the current pass and re-sync from the stream's tail."""
 
@@ -101,7 +104,8 @@ class Relay:
         self._config = config or RelayConfig()
         if self._config.window < 1:
             raise ValueError("window must be >= 1")
-        self._js: JetStreamContext = nc.jetstream(publish_async_max_pending=JS_PENDING_MAX)
+        self._js: JetStreamContext = nc.jetstream()
+        self._publisher = PipelinedPublisher(nc)
         self._acked = 0
         self.stats = RelayStats()
 
@@ -207,104 +211,75 @@ class Relay:
     async def _mirror(
         self, start: int, stop: asyncio.Event, *, stop_when_idle: bool = False
     ) -> None:
-        """Publish from ``start`` with a bounded window until ``stop``; raise on any failure."""
-        inflight: deque[tuple[int, asyncio.Future[PubAck]]] = deque()
-        window = asyncio.Semaphore(self._config.window)
-        acked_event = asyncio.Event()
-        collector = asyncio.create_task(self._collect(inflight, window, acked_event))
-        publisher = asyncio.create_task(
-            self._publish_from(start, inflight, window, acked_event, stop, stop_when_idle)
-        )
+        """Publish from ``start`` with at most ``window`` in flight until ``stop``.
+
+        One task: acks are settled in order, opportunistically after each publish and fully
+        before waiting for new commits, so publishes leave in bursts (one socket write for
+        many messages). Raises _Resync or MirrorDiverged on the first bad ack.
+        """
+        inflight: _InFlight = deque()
+        position = start
+        await self._publisher.start()
         try:
-            done, _ = await asyncio.wait(
-                {collector, publisher}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in done:
-                task.result()
-            await asyncio.wait_for(self._settled(inflight, collector), STOP_FLUSH_TIMEOUT_S)
+            while not stop.is_set():
+                batch = await self._store.read_all(position, STORE_BATCH_EVENTS_MAX)
+                if not batch:
+                    await self._settle_all(inflight)
+                    if stop_when_idle:
+                        return
+                    if not await self._wait_for_commit(position, stop):
+                        await self._check_tail_while_idle()
+                    continue
+                await self._publish_batch(batch, inflight)
+                position = batch[-1].position + 1
+            await asyncio.wait_for(self._settle_all(inflight), STOP_FLUSH_TIMEOUT_S)
         finally:
-            for task in (collector, publisher):
-                task.cancel()
-            await asyncio.gather(collector, publisher, return_exceptions=True)
-            for _, future in inflight:
-                future.cancel()
             inflight.clear()
+            self._publisher.cancel_all()
 
-    async def _settled(
-        self, inflight: deque[tuple[int, asyncio.Future[PubAck]]], collector: asyncio.Task[None]
-    ) -> None:
-        while inflight and not collector.done():
-            await asyncio.sleep(0.001)
-        if collector.done():
-            collector.result()
-
-    async def _publish_from(
-        self,
-        start: int,
-        inflight: deque[tuple[int, asyncio.Future[PubAck]]],
-        window: asyncio.Semaphore,
-        acked_event: asyncio.Event,
-        stop: asyncio.Event,
-        stop_when_idle: bool,
-    ) -> None:
-        async for record in self._records(start, stop, acked_event, stop_when_idle):
-            await window.acquire()
-            future = await self._js.publish_async(
+    async def _publish_batch(self, batch: list[Record], inflight: _InFlight) -> None:
+        window = self._config.window
+        publish = self._publisher.publish
+        for record in batch:
+            while len(inflight) >= window:
+                await self._settle_oldest(inflight)
+            future = await publish(
                 compute_event_subject(record),
                 encode_record_payload(record),
                 headers=encode_record_headers(record),
             )
             inflight.append((record.position, future))
-            acked_event.set()
+            while inflight and inflight[0][1].done():
+                await self._settle_oldest(inflight)
 
-    async def _collect(
-        self,
-        inflight: deque[tuple[int, asyncio.Future[PubAck]]],
-        window: asyncio.Semaphore,
-        wake: asyncio.Event,
-    ) -> None:
-        """Await acks in order; every ack must name exactly the position's sequence."""
-        timeout_s = self._config.ack_timeout_s
-        while True:
-            if not inflight:
-                wake.clear()
-                await wake.wait()
-                continue
-            position, future = inflight[0]
+    async def _settle_all(self, inflight: _InFlight) -> None:
+        while inflight:
+            await self._settle_oldest(inflight)
+
+    async def _settle_oldest(self, inflight: _InFlight) -> None:
+        """Wait for the oldest ack; it must name exactly the position's sequence."""
+        position, future = inflight[0]
+        if not future.done():
+            timeout_s = self._config.ack_timeout_s
             try:
-                ack = await asyncio.wait_for(asyncio.shield(future), timeout_s)
-            except nats.js.errors.APIError as exc:
-                if exc.err_code == ERR_WRONG_LAST_SEQUENCE:
-                    self.stats.wrong_last_sequence += 1
-                raise _Resync(f"publish of position {position} refused: {exc.description}") from exc
+                await asyncio.wait_for(asyncio.shield(future), timeout_s)
             except TimeoutError as exc:
                 raise _Resync(f"no ack for position {position} in {timeout_s} s") from exc
-            if ack.seq != position:
-                raise MirrorDiverged(
-                    ack.seq,
-                    f"position {position} acked at sequence {ack.seq} (dup={ack.duplicate})",
-                )
-            inflight.popleft()
-            window.release()
-            self._acked = position
-            self.stats.published += 1
-
-    async def _records(
-        self, start: int, stop: asyncio.Event, wake: asyncio.Event, stop_when_idle: bool
-    ) -> AsyncIterator[Record]:
-        """Records from ``start`` in batches; while idle, wait for a commit or check the tail."""
-        position = start
-        while not stop.is_set():
-            batch = await self._store.read_all(position, STORE_BATCH_EVENTS_MAX)
-            if batch:
-                for record in batch:
-                    yield record
-                position = batch[-1].position + 1
-                continue
-            if stop_when_idle:
-                return
-            if not await self._wait_for_commit(position, stop):
-                await self._check_tail_while_idle(position - 1)
+            except nats.js.errors.APIError:
+                pass
+        try:
+            ack = future.result()
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == ERR_WRONG_LAST_SEQUENCE:
+                self.stats.wrong_last_sequence += 1
+            raise _Resync(f"publish of position {position} refused: {exc.description}") from exc
+        if ack.seq != position:
+            raise MirrorDiverged(
+                ack.seq, f"position {position} acked at {ack.seq} (dup={ack.duplicate})"
+            )
+        inflight.popleft()
+        self._acked = position
+        self.stats.published += 1
 
     async def _wait_for_commit(self, position: int, stop: asyncio.Event) -> bool:
         """Wait for the store to reach ``position``: True on a commit, False on the idle tick."""
@@ -326,9 +301,7 @@ class Relay:
             if aclose is not None:
                 await aclose()
 
-    async def _check_tail_while_idle(self, published: int) -> None:
-        if self._acked < published:
-            return
+    async def _check_tail_while_idle(self) -> None:
         tail = await get_stream_tail(self._nc, self._js, self._config.stream)
         if tail.last_sequence != self._acked:
             raise _Resync(f"stream ends at {tail.last_sequence}, relay acked {self._acked}")

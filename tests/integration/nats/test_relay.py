@@ -122,21 +122,40 @@ async def test_wrong_expected_sequence_is_refused_and_relay_resyncs(nc: Client) 
     await assert_mirror_exact(js, await read_everything(store))
     assert relay_was_idle
     assert relay.stats.resyncs >= 1
+    assert relay.stats.wrong_last_sequence >= 1
 
 
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_restart_of_nats_server_mid_relay_leaves_no_gap_or_duplicate(
-    nats_server: EmbeddedNatsServer, nc: Client
+    nats_server: EmbeddedNatsServer, nc: Client, how: str
 ) -> None:
     store = await build_store(10_000)
-    relay = Relay(store, nc, RelayConfig(holder="r", lock_ttl_s=TEST_LOCK_TTL_S, window=64))
+    config = RelayConfig(holder="r", lock_ttl_s=TEST_LOCK_TTL_S, window=64, ack_timeout_s=1.0)
+    relay = Relay(store, nc, config)
+
+    async def keep_writing() -> None:
+        while True:
+            head = await store.head()
+            await fill_store(store, head.position + 50)
+            await asyncio.sleep(0.005)
+
+    def crash_and_start() -> None:
+        if how == "sigkill":
+            nats_server.kill()
+            nats_server.start()
+        else:
+            nats_server.restart()
+
     async with running(relay) as task:
         await wait_for_position(relay, 1000, task)
-        restart = asyncio.create_task(asyncio.to_thread(nats_server.restart))
-        await fill_store(store, 11_000)
-        await restart
-        await wait_for_position(relay, 11_000, task)
+        writer = asyncio.create_task(keep_writing())
+        await asyncio.to_thread(crash_and_start)
+        await asyncio.sleep(0.3)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await wait_for_position(relay, (await store.head()).position, task)
+    assert nc.stats["reconnects"] >= 1
     await assert_mirror_exact(nc.jetstream(), await read_everything(store))
-    assert relay.stats.resyncs >= 1
 
 
 async def test_relay_heals_stream_that_lost_acknowledged_writes(
