@@ -31,6 +31,7 @@ from proofs.groth16 import Groth16DecodeError, VerificationKey
 ZKEY_MAGIC = b"zkey"
 ZKEY_BYTES_MAX = 1 << 31
 PROTOCOL_GROTH16 = 1
+DOMAIN_SIZE_MAX = 1 << 27  # the prover also needs the 2n-th root of unity (2-adicity 28)
 MATRIX_A, MATRIX_B = 0, 1
 _MONT_INV_Q = pow(pow(2, 256, P), -1, P)
 _MONT2_INV_R = pow(pow(2, 512, R), -1, R)
@@ -102,7 +103,9 @@ def _decode_zkey(data: bytes) -> ProvingKey:
     if (n8q, q, n8r, r) != (FIELD_BYTES, P, FIELD_BYTES, R):
         raise Groth16DecodeError("zkey: not a BN254 key")
     n_vars, n_public, domain_size = h.u32(), h.u32(), h.u32()
-    if domain_size & (domain_size - 1) or not n_public < n_vars:
+    if not 2 <= domain_size <= DOMAIN_SIZE_MAX or domain_size & (domain_size - 1):
+        raise Groth16DecodeError("zkey: domain size is not a power of two in range")
+    if not n_public < n_vars:
         raise Groth16DecodeError("zkey: inconsistent header sizes")
     alpha_1, beta_1 = h.g1("alpha1"), h.g1("beta1")
     beta_2, gamma_2 = h.g2("beta2", subgroup=True), h.g2("gamma2", subgroup=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proofs.groth16 import Groth16DecodeError, encode_verification_key
 from proofs.zkey import MATRIX_A, decode_zkey
@@ -39,3 +41,18 @@ def test_malformed_zkey_raises_typed_error(mutate: object, message: str) -> None
     data = zkey_bytes("multiplier")
     with pytest.raises(Groth16DecodeError, match=message):
         decode_zkey(mutate(data))  # type: ignore[operator]
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_corrupted_zkey_decodes_or_raises_only_the_typed_error(data: st.DataObject) -> None:
+    original = zkey_bytes("multiplier")
+    index = data.draw(st.integers(min_value=0, max_value=len(original) - 1))
+    mask = data.draw(st.integers(min_value=1, max_value=255))
+    corrupted = bytearray(original)
+    corrupted[index] ^= mask
+    try:
+        pk = decode_zkey(bytes(corrupted))
+    except Groth16DecodeError:
+        return
+    assert pk.n_vars >= 1
