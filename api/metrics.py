@@ -79,8 +79,5 @@ def make_metrics_middleware(metrics: ApiMetrics) -> Any:
 
 
 def _route_of(scope: Scope) -> str:
-    handler = scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    if paths:
-        return str(sorted(paths)[0])
-    return "unmatched"
+    template = scope.get("path_template")
+    return str(template) if template else "unmatched"
