@@ -57,6 +57,7 @@ RESYNC_BACKOFF_INITIAL_S = 0.05
 RESYNC_BACKOFF_MAX_S = 5.0
 STOP_FLUSH_TIMEOUT_S = 5.0
 ERR_WRONG_LAST_SEQUENCE = 10071
+SYNC_ONCE_ATTEMPTS_MAX = 5
 
 _log = structlog.get_logger("flopledger.nats.relay")
 
@@ -139,12 +140,20 @@ class Relay:
     async def sync_once(self) -> int:
         """Re-sync and publish everything the store holds now; return the last acked position.
 
-        For tools and tests: no leader lock, returns when the stream has caught up.
+        For tools, tests and the benchmark: no leader lock; returns when the stream has caught
+        up; a refused publish or a lost ack re-syncs, up to ``SYNC_ONCE_ATTEMPTS_MAX`` times.
         """
         await self._ensure_stream()
         never = asyncio.Event()
-        await self._mirror(await self._resync(), never, stop_when_idle=True)
-        return self._acked
+        for attempt in range(1, SYNC_ONCE_ATTEMPTS_MAX + 1):
+            try:
+                await self._mirror(await self._resync(), never, stop_when_idle=True)
+                return self._acked
+            except _Resync as exc:
+                self.stats.resyncs += 1
+                if attempt == SYNC_ONCE_ATTEMPTS_MAX:
+                    raise NatsError(describe_server(self._nc), "sync the mirror", str(exc)) from exc
+        raise AssertionError("unreachable")
 
     async def _ensure_stream(self) -> None:
         config = build_event_stream_config(self._config.replicas, name=self._config.stream)
@@ -165,10 +174,9 @@ class Relay:
     async def _mirror_until_stopped(self, stop: asyncio.Event) -> None:
         backoff_s = RESYNC_BACKOFF_INITIAL_S
         while not stop.is_set():
+            before = self._acked
             try:
-                start = await self._resync()
-                before = self._acked
-                await self._mirror(start, stop)
+                await self._mirror(await self._resync(), stop)
             except (TimeoutError, _Resync, NatsError, nats.errors.Error, OSError) as exc:
                 self.stats.resyncs += 1
                 _log.warning(

@@ -157,3 +157,16 @@ def _configure_logging(level: str) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flopledger.commands.relay``: the relay alone, without loading every
+    other subcommand (quicker to start, e.g. under a supervisor that restarts it)."""
+    parser = argparse.ArgumentParser(prog="flopledger")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["relay", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

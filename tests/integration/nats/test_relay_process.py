@@ -29,6 +29,7 @@ KILL_TEST_WINDOW = 128
 POLL_INTERVAL_S = 0.002
 PROCESS_TIMEOUT_S = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[3]
+RELAY_MODULE = "flopledger.commands.relay"
 
 
 async def make_sqlite_store(path: Path, count: int) -> list[Record]:
@@ -50,10 +51,15 @@ async def make_sqlite_store(path: Path, count: int) -> list[Record]:
         await store.close()
 
 
-def spawn_relay(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def spawn_relay(
+    env: dict[str, str], log: Path, *args: str, module: str = "flopledger.cli"
+) -> subprocess.Popen[bytes]:
+    """``flopledger relay ARGS``; ``module="flopledger.commands.relay"`` skips loading the
+    other subcommands (faster restarts for the kill test)."""
+    command = ["relay"] if module == "flopledger.cli" else []
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "flopledger.cli", "relay", *args],
+            [sys.executable, "-m", module, *command, *args],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
@@ -95,7 +101,7 @@ async def test_sigkill_at_20_random_moments_leaves_exactly_1_to_n(
     rng = random.Random(20)
     kill_points: list[int] = []
     for _ in range(KILLS):
-        process = spawn_relay(env, tmp_path / "relay.log", *args)
+        process = spawn_relay(env, tmp_path / "relay.log", *args, module=RELAY_MODULE)
         try:
             target = await last_sequence(nc) + rng.randint(1, KILL_AFTER_EVENTS_MAX)
             await wait_until(nc, process, min(target, BACKLOG_EVENTS))
