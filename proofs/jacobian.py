@@ -113,12 +113,23 @@ def jac2_add(p1: Jac2, p2: Jac2) -> Jac2:
 def scalar_mul(
     pt: _T, scalar: int, add: Callable[[_T, _T], _T], double: Callable[[_T], _T], zero: _T
 ) -> _T:
-    """Left-to-right double-and-add (not constant time: for public scalars and tests)."""
+    """Fixed 4-bit-window multiplication (not constant time: for public scalars and tests).
+
+    About ``bits + bits/4 + 14`` group operations, against ``1.5·bits`` for double-and-add.
+    """
+    if scalar <= 0:
+        return zero
+    table = [zero, pt]
+    for _ in range(14):
+        table.append(add(table[-1], pt))
     result = zero
-    for bit in bin(scalar)[2:] if scalar > 0 else "":
-        result = double(result)
-        if bit == "1":
-            result = add(result, pt)
+    top = (scalar.bit_length() + 3) // 4 * 4
+    for shift in range(top - 4, -1, -4):
+        for _ in range(4):
+            result = double(result)
+        digit = (scalar >> shift) & 15
+        if digit:
+            result = add(result, table[digit])
     return result
 
 

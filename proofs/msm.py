@@ -36,6 +36,7 @@ from proofs.jacobian import (
     jac1_double,
     jac2_add,
     jac2_double,
+    scalar_mul,
 )
 
 _T = TypeVar("_T")
@@ -89,6 +90,8 @@ def _pippenger(
     pairs = [(pt, s % R) for pt, s in zip(points, scalars, strict=True) if s % R]
     if not pairs:
         return zero
+    if len(pairs) == 1:
+        return scalar_mul(pairs[0][0], pairs[0][1], add_fn, double_fn, zero)
     window = _window_bits(len(pairs))
     top_bits = max(s for _, s in pairs).bit_length()
     mask = (1 << window) - 1
