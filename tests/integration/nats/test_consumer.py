@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import nats.js.api
 import pytest
@@ -17,7 +19,7 @@ from adapters.nats.errors import ChainBroken
 from adapters.nats.relay import Relay, RelayConfig
 from adapters.nats.stream import build_event_stream_config
 from domain.records import GENESIS_HASH, Head, Record, RecordBody, make_record
-from tests.integration.nats.helpers import build_store, read_everything
+from tests.integration.nats.helpers import build_store, fill_store, read_everything
 
 SCRATCH_STREAM = "SCRATCH_EVENTS"
 SCRATCH_SUBJECTS = ("scratch.>",)
@@ -67,6 +69,25 @@ async def test_replay_from_a_checkpoint(nc: Client) -> None:
     checkpoint = Head(position=2000, hash=records[1999].hash)
     replayed = [record async for record in replay(nc, checkpoint=checkpoint)]
     assert replayed == records[2000:]
+
+
+async def test_replay_follows_new_records(nc: Client) -> None:
+    store = await build_store(100)
+    relay = Relay(store, nc, RelayConfig())
+    await relay.sync_once()
+    received: list[Record] = []
+
+    async def follow() -> None:
+        async for record in replay(nc, follow=True):
+            received.append(record)
+            if record.position == 150:
+                return
+
+    follower = asyncio.create_task(follow())
+    await fill_store(store, 150)
+    await relay.sync_once()
+    await asyncio.wait_for(follower, 10)
+    assert received == await read_everything(store)
 
 
 async def test_replay_with_a_wrong_checkpoint_hash_names_the_next_sequence(nc: Client) -> None:

@@ -148,3 +148,26 @@ async def test_relay_command_on_embedded_server(tmp_path: Path) -> None:
             process.kill()
             process.wait()
     assert "nats_server_stopped" in (tmp_path / "relay.log").read_text()
+
+
+async def test_relay_command_raises_the_alarm_when_the_stream_differs_from_the_store(
+    nc: Client, nats_server, tmp_path: Path
+) -> None:
+    await make_sqlite_store(tmp_path / "a.sqlite3", EVENTS_PER_APPEND)
+    env = relay_env(tmp_path, FLOP_NATS_URL=nats_server.url)
+    log = tmp_path / "relay.log"
+    first = spawn_relay(env, log, "--store-url", f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    try:
+        await wait_until(nc, first, EVENTS_PER_APPEND)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=PROCESS_TIMEOUT_S)
+    other = tmp_path / "b.sqlite3"
+    store = await SqliteEventStore.open(other)
+    events = tuple(NewEvent("NodeRegistered", b"other history") for _ in range(2000))
+    await store.append([StreamAppend("node-1", "node", None, events)], command_id="b")
+    await store.close()
+    second = spawn_relay(env, log, "--store-url", f"sqlite:///{other}", module=RELAY_MODULE)
+    assert second.wait(timeout=PROCESS_TIMEOUT_S) == 3
+    text = log.read_text()
+    assert "ALARM" in text and f"stream sequence {EVENTS_PER_APPEND} diverges" in text
