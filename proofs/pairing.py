@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TypeAlias
 
-from py_ecc.fields import optimized_bn128_FQ12 as FQ12
 from py_ecc.optimized_bn128.optimized_pairing import pseudo_binary_encoding
 
 from proofs.bn254 import P, R
@@ -215,9 +214,36 @@ def _normalised_g1(p: G1Affine) -> G1Affine:
 
 def _easy_part(f: Fp12) -> Fp12:
     """``f^((p^6 - 1)(p^2 + 1))``; the result lies in the cyclotomic subgroup."""
-    inverse = [int(c) for c in FQ12(f).inv().coeffs]
-    t = _fp12_mul(_frobenius(f, 6), inverse)
+    t = _fp12_mul(_frobenius(f, 6), _fp12_inv(f))
     return _fp12_mul(_frobenius(t, 2), t)
+
+
+def _fp12_inv(f: Fp12) -> Fp12:
+    """``1/f = conj(f) / (f·conj(f))``; the norm ``f·conj(f)`` lies in Fp6 = Fp2[v]/(v^3 − ξ).
+
+    With ``v = w^2`` the norm has even w-coefficients only; it is inverted with the usual
+    Fp6 formula over Fp2 (e.g. Beuchat et al., Pairing 2010, Algorithm 17), one Fp inversion.
+    """
+    conj = _conjugate(f)
+    norm = _fp12_mul(f, conj)
+    g0, g1, g2 = (_to_fp2(norm, d) for d in (0, 2, 4))
+    c0 = _fp2_sub(_fp2_mul(g0, g0), _fp2_mul(_XI, _fp2_mul(g1, g2)))
+    c1 = _fp2_sub(_fp2_mul(_XI, _fp2_mul(g2, g2)), _fp2_mul(g0, g1))
+    c2 = _fp2_sub(_fp2_mul(g1, g1), _fp2_mul(g0, g2))
+    t = _fp2_mul(_XI, _fp2_add(_fp2_mul(g2, c1), _fp2_mul(g1, c2)))
+    t = _fp2_add(_fp2_mul(g0, c0), t)
+    (t_inv,) = _fp2_batch_inv([t])
+    inverse_norm = [0] * 12
+    for d, c in ((0, c0), (2, c1), (4, c2)):
+        a, b = _fp2_mul(c, t_inv)
+        inverse_norm[d], inverse_norm[d + 6] = (a - 9 * b) % P, b
+    return _fp12_mul(conj, inverse_norm)
+
+
+def _to_fp2(f: Fp12, d: int) -> Fp2:
+    # The Fp2 coefficient a + b·u of w^d (d < 6): u = w^6 − 9, so f[d+6] = b, f[d] = a − 9b.
+    b = f[d + 6] % P
+    return ((f[d] + 9 * b) % P, b)
 
 
 def _conjugate(f: Fp12) -> Fp12:
@@ -328,6 +354,10 @@ def _fp12_pow(a: Fp12, exponent: int) -> Fp12:
 
 def _fp2_mul(a: Fp2, b: Fp2) -> Fp2:
     return ((a[0] * b[0] - a[1] * b[1]) % P, (a[0] * b[1] + a[1] * b[0]) % P)
+
+
+def _fp2_add(a: Fp2, b: Fp2) -> Fp2:
+    return ((a[0] + b[0]) % P, (a[1] + b[1]) % P)
 
 
 def _fp2_sub(a: Fp2, b: Fp2) -> Fp2:

@@ -7,7 +7,7 @@ from math import gcd
 from py_ecc.fields import optimized_bn128_FQ12 as FQ12
 from py_ecc.optimized_bn128 import G1, G2, multiply, neg
 
-from proofs.bn254 import R, affine_g1, affine_g2
+from proofs.bn254 import P, R, affine_g1, affine_g2
 from proofs.pairing import (
     SNARKJS_PAIRING_EXPONENT,
     final_exponentiate,
@@ -42,3 +42,12 @@ def test_bilinearity_in_one_multi_pairing() -> None:
 
 def _mul(a: list[int], b: list[int]) -> list[int]:
     return [int(c) for c in (FQ12(a) * FQ12(b)).coeffs]
+
+
+def test_fp12_inverse_matches_py_ecc() -> None:
+    """The norm-based inverse used by the final exponentiation (a private helper)."""
+    from proofs.pairing import _fp12_inv
+
+    for seed in range(5):
+        f = [(seed + 1) * 7919 ** (k + 1) % P for k in range(12)]
+        assert _fp12_inv(f) == [int(c) for c in FQ12(f).inv().coeffs]
