@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.controllers.accounts import AccountController
 from api.controllers.events import EventController
@@ -26,6 +27,35 @@ REQUEST_BODY_BYTES_MAX = 256 * 1024
 API_VERSION = "1.0.0"
 
 OpenDeps = Callable[[ApiMetrics], Awaitable[ApiDeps]]
+
+
+def fix_allow_header(app: ASGIApp) -> ASGIApp:
+    """Answer OPTIONS with every method of the route in ``Allow``.
+
+    Litestar's automatic OPTIONS handler lists only the methods of the handler it belongs to,
+    so ``OPTIONS /v1/nodes`` said ``GET`` although ``POST`` is served too (RFC 9110 §10.2.1).
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "OPTIONS":
+            await app(scope, receive, send)
+            return
+        template = scope.get("path_template")
+        methods: set[str] = set()
+        for route in scope["litestar_app"].routes:
+            if route.path == template:
+                methods |= set(getattr(route, "methods", ()))
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and methods:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                headers.append((b"allow", ", ".join(sorted(methods)).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_wrapper)
+
+    return wrapped
 
 
 def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None) -> Litestar:
@@ -60,7 +90,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
         ],
         dependencies={"deps": Provide(provide_deps, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
-        middleware=[make_metrics_middleware(metrics)],
+        middleware=[make_metrics_middleware(metrics), fix_allow_header],
         request_max_body_size=REQUEST_BODY_BYTES_MAX,
         state=State({"deps": deps}),
         on_startup=[start],

@@ -17,6 +17,7 @@ from api.errors import ApiError
 from api.schemas import IDEMPOTENCY_KEY_CHARS_MAX, EnvelopeIn, to_command_envelope
 from api.state import ApiDeps
 from domain.services.ledger_service import CommandResult
+from proofs.envelope import verify_envelope
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -29,7 +30,11 @@ async def run_command(
     kind: str,
     path_fields: Mapping[str, str] | None = None,
 ) -> CommandResult:
-    """Execute ``envelope_in`` as a ``kind`` command; raises ApiError, EnvelopeError, Rejection."""
+    """Execute ``envelope_in`` as a ``kind`` command; raises ApiError, EnvelopeError, Rejection.
+
+    The signature is checked first: nothing about an unauthenticated request is looked at."""
+    envelope = to_command_envelope(envelope_in)
+    verify_envelope(envelope, now_ns=deps.clock_ns())
     if envelope_in.kind != kind:
         raise ApiError(
             "kind_mismatch", f"this route takes {kind!r} commands, not {envelope_in.kind!r}"
@@ -51,7 +56,6 @@ async def run_command(
             raise ApiError(
                 "idempotency_key_reused", "this Idempotency-Key was used with another body"
             )
-    envelope = to_command_envelope(envelope_in)
     result = await deps.service.execute(envelope, now_ns=deps.clock_ns())
     if result.replayed and key is None:
         raise ApiError(

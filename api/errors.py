@@ -44,7 +44,7 @@ _log = structlog.get_logger("flopledger.api")
 
 # Codes whose status differs from their class's default (see _status_of).
 STATUS_BY_CODE: dict[str, int] = {
-    "envelope_malformed": 422,
+    "envelope_malformed": 401,  # the actor is not a key: the command cannot be authenticated
     "signature_invalid": 401,
     "envelope_expired": 401,
     "command_replayed": 401,
@@ -57,7 +57,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "command_body_invalid": 422,
     "idempotency_key_reused": 409,
     "too_much_contention": 503,
-    "tree_size_out_of_range": 422,
+    "tree_size_out_of_range": 404,  # that tree does not exist (yet)
 }
 
 TITLES: dict[int, str] = {
@@ -244,6 +244,7 @@ def _path_in_message(message: str) -> str | None:
 
 def _example(status: int) -> dict[str, object]:
     codes = {
+        400: "http_400",
         401: "signature_invalid",
         403: "actor_not_authorized",
         404: "not_found",

@@ -18,13 +18,20 @@ from api.controllers.common import (
     to_accepted,
 )
 from api.errors import ApiError
-from api.schemas import ID_CHARS_MAX, BalanceView, CommandAccepted, EntryList, EntryView
+from api.schemas import (
+    ID_CHARS_MAX,
+    POSITION_MAX,
+    BalanceView,
+    CommandAccepted,
+    EntryList,
+    EntryView,
+)
 from api.state import Deps
 from domain.ledger import Account
 from domain.services.queries import get_aggregate
 
 ACCOUNT_ID_PATTERN = "^[a-z]+(:[A-Za-z0-9-]+)?$"
-VERSION_MAX = 2**62
+VERSION_MAX = POSITION_MAX
 
 AccountPath = Annotated[
     str,

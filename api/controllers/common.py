@@ -20,9 +20,9 @@ from api.schemas import (
 )
 from domain.services.ledger_service import CommandResult
 
-COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422, 503)
-READ_ERRORS = problem_responses(404, 422, 503)
-LIST_ERRORS = problem_responses(422, 503)
+COMMAND_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 503)
+READ_ERRORS = problem_responses(400, 404, 422, 503)
+LIST_ERRORS = problem_responses(400, 422, 503)
 
 ACTOR_PATTERN = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 JOB_ID_PATTERN = "^[a-z0-9-]{1,64}$"

@@ -118,14 +118,14 @@ def test_consistency_proofs_verify_between_old_and_new_heads(api_env: ApiEnv) ->
     )
 
 
-def test_proof_outside_the_tree_is_422(api_env: ApiEnv) -> None:
+def test_proof_outside_the_tree_is_404(api_env: ApiEnv) -> None:
     deposit_a_few(api_env, 1)
     size = api_env.http.get("/v1/log/tree-head").json()["size"]
     response = api_env.http.get("/v1/log/inclusion", params={"position": size + 1})
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert response.json()["code"] == "tree_size_out_of_range"
     response = api_env.http.get("/v1/log/consistency", params={"first": 1, "second": size + 1})
-    assert response.status_code == 422
+    assert response.status_code == 404
 
 
 def sse_ids(lines: list[str]) -> list[str]:
