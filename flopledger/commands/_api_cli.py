@@ -1,0 +1,42 @@
+"""Shared options of the CLI subcommands that talk to the API (``--api``, ``--key``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from api.client import ApiClient, ApiProblem, load_identity
+
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+EXIT_PROBLEM = 1
+
+
+def add_api_options(parser: argparse.ArgumentParser, *, key_required: bool = False) -> None:
+    parser.add_argument(
+        "--api", default=os.environ.get("FLOP_API_URL", DEFAULT_API_URL), help="API base URL"
+    )
+    parser.add_argument(
+        "--key", required=key_required, help="file holding a 32-byte Ed25519 seed in hex"
+    )
+
+
+def make_client(args: argparse.Namespace) -> ApiClient:
+    identity = load_identity(args.key) if getattr(args, "key", None) else None
+    return ApiClient(args.api, identity=identity)
+
+
+def print_result(call: Any) -> int:
+    """Run ``call()``, print its JSON; a problem is printed to stderr with exit status 1."""
+    try:
+        result = call()
+    except ApiProblem as problem:
+        print(
+            json.dumps({"status": problem.status, "code": problem.code, "detail": problem.detail}),
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEM
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0

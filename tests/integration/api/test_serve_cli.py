@@ -1,0 +1,143 @@
+"""``flopledger serve`` on SQLite in a subprocess, driven by the client and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.client import ApiClient, NotAuthenticated
+from proofs.identity import Identity
+
+STARTUP_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = 10.0
+OPERATOR_SEED = b"operator".ljust(32, b"\0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLOP_DATA_DIR": str(tmp_path / "data"),
+        "FLOP_OPERATOR_IDS": Identity.from_seed(OPERATOR_SEED).id,
+        "FLOP_LOG_LEVEL": "warning",
+    }
+    args = [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(args, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server exited during start-up"
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    assert (tmp_path / "data" / "events.sqlite3").exists()
+
+
+def cli(*args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "flopledger.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def write_key(path: Path, seed: bytes) -> str:
+    path.write_text(seed.hex() + "\n")
+    return str(path)
+
+
+def test_cli_registers_a_node_and_submits_a_job(server: str, tmp_path: Path) -> None:
+    node_key = write_key(tmp_path / "node.key", b"node".ljust(32, b"\0"))
+    consumer_seed = b"consumer".ljust(32, b"\0")
+    consumer_key = write_key(tmp_path / "consumer.key", consumer_seed)
+    node_id = Identity.from_seed(b"node".ljust(32, b"\0")).id
+
+    registered = cli(
+        "node",
+        "register",
+        "--api",
+        server,
+        "--key",
+        node_key,
+        "--region",
+        "eu-west",
+        "--price",
+        "100",
+        "--gpu-class",
+        "consumer",
+    )
+    assert registered["subject"] == node_id
+    assert cli("node", "get", "--api", server, node_id)["state"] == "registered"
+    listed = cli("node", "list", "--api", server, "--region", "eu-west")
+    assert [n["id"] for n in listed["items"]] == [node_id]  # type: ignore[attr-defined]
+
+    operator = ApiClient(server, identity=Identity.from_seed(OPERATOR_SEED))
+    operator.deposit(Identity.from_seed(consumer_seed).id, 1_000)
+    submitted = cli(
+        "job",
+        "submit",
+        "--api",
+        server,
+        "--key",
+        consumer_key,
+        "--max-price",
+        "300",
+        "--region",
+        "eu-west",
+        "--params",
+        '{"n": 64}',
+    )
+    job_id = str(submitted["job_id"])
+    assert submitted["escrow"] == {
+        "account": f"escrow:{job_id}",
+        "hold_id": f"escrow:{job_id}",
+        "amount": 300,
+    }
+    assert cli("job", "get", "--api", server, job_id)["state"] == "submitted"
+    jobs = cli("job", "list", "--api", server, "--state", "submitted")
+    assert [j["id"] for j in jobs["items"]] == [job_id]  # type: ignore[attr-defined]
+
+
+def test_client_maps_problems_and_log_head_is_served(server: str) -> None:
+    stranger = ApiClient(server, identity=Identity.from_seed(b"x".ljust(32, b"\0")))
+    stranger.clock_ns = lambda: 1  # far outside the freshness window
+    with pytest.raises(NotAuthenticated) as caught:
+        stranger.deposit(stranger.identity.id, 5)  # type: ignore[union-attr]
+    assert caught.value.code == "envelope_expired"
+    operator = ApiClient(server, identity=Identity.from_seed(OPERATOR_SEED))
+    operator.deposit(operator.identity.id, 5)  # type: ignore[union-attr]
+    head = operator.get_tree_head()
+    assert head["size"] >= 1
+    metrics = httpx.get(f"{server}/metrics", timeout=5).text
+    assert "flop_events_appended_total" in metrics
