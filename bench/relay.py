@@ -24,9 +24,9 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import structlog
-from nats.js.api import PubAck
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -85,14 +85,14 @@ async def bench_raw(url: str, records: list[Record], window: int, client: str) -
     pipelined = PipelinedPublisher(nc)
     await pipelined.start()
     started = time.perf_counter()
-    pending: deque[asyncio.Future[PubAck]] = deque()
+    pending: deque[asyncio.Future[Any]] = deque()
     for subject, payload in messages:
         while len(pending) >= window or (pending and pending[0].done()):
             await pending.popleft()
         if client == "natspy":
             pending.append(await js.publish_async(subject, payload))
         else:
-            pending.append(await pipelined.publish(subject, payload, {}))
+            pending.append(await pipelined.publish(subject, payload))
     for future in pending:
         await future
     elapsed = time.perf_counter() - started

@@ -29,7 +29,7 @@ HEADER_EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
 
 SUBJECT_TOKEN_CHARS_MAX = 64
 _UNSAFE_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9_-]")
-_UNSAFE_HEADER_CHARS = re.compile(r"[\r\n]")
+_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _DECODER = msgspec.json.Decoder(Record)
@@ -77,9 +77,15 @@ def encode_record_headers(record: Record) -> dict[str, str]:
         HEADER_POSITION: str(record.position),
         HEADER_HASH: record.hash.hex(),
         HEADER_PREV_HASH: record.prev_hash.hex(),
-        HEADER_STREAM_ID: _UNSAFE_HEADER_CHARS.sub("_", record.stream_id),
-        HEADER_EVENT_TYPE: _UNSAFE_HEADER_CHARS.sub("_", record.event_type),
+        HEADER_STREAM_ID: _compute_header_value(record.stream_id),
+        HEADER_EVENT_TYPE: _compute_header_value(record.event_type),
     }
+
+
+def encode_record_header_block(record: Record) -> bytes:
+    """The headers of ``encode_record_headers`` as a ready NATS header block (wire bytes)."""
+    lines = "".join(f"{key}: {value}\r\n" for key, value in encode_record_headers(record).items())
+    return f"NATS/1.0\r\n{lines}\r\n".encode()
 
 
 def decode_header_hash(headers: Mapping[str, str] | None) -> bytes | None:
@@ -90,3 +96,8 @@ def decode_header_hash(headers: Mapping[str, str] | None) -> bytes | None:
         return bytes.fromhex(headers[HEADER_HASH])
     except ValueError:
         return None
+
+
+def _compute_header_value(value: str) -> str:
+    """Control characters become ``_``; edge spaces go (parsers strip them anyway)."""
+    return _UNSAFE_HEADER_CHARS.sub("_", value).strip(" ")

@@ -28,18 +28,17 @@ import nats.js.errors
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
 
 from adapters.nats.codec import (
     EVENT_STREAM,
     compute_event_subject,
-    encode_record_headers,
+    encode_record_header_block,
     encode_record_payload,
 )
 from adapters.nats.connection import describe_server
 from adapters.nats.errors import LeadershipLost, MirrorDiverged, NatsError
 from adapters.nats.leader import LOCK_TTL_S, LeaderLock
-from adapters.nats.publisher import PipelinedPublisher
+from adapters.nats.publisher import PipelinedPublisher, PublishAck
 from adapters.nats.stream import (
     DEFAULT_REPLICAS,
     build_event_stream_config,
@@ -84,7 +83,7 @@ class RelayStats(msgspec.Struct, kw_only=True):
     healed: int = 0
 
 
-_InFlight = deque[tuple[int, "asyncio.Future[PubAck]"]]
+_InFlight = deque[tuple[int, "asyncio.Future[PublishAck]"]]
 
 
 class _Resync(Exception):
@@ -254,7 +253,7 @@ class Relay:
             future = await publish(
                 compute_event_subject(record),
                 encode_record_payload(record),
-                headers=encode_record_headers(record),
+                encode_record_header_block(record),
             )
             inflight.append((record.position, future))
             while inflight and inflight[0][1].done():

@@ -24,8 +24,8 @@ from tests.integration.nats.helpers import assert_mirror_exact
 BACKLOG_EVENTS = 10_000
 EVENTS_PER_APPEND = 1000
 KILLS = 20
-KILL_AFTER_EVENTS_MAX = 500
-KILL_TEST_WINDOW = 128
+KILL_SPAN_EVENTS = 9000
+KILL_TEST_WINDOW = 64
 POLL_INTERVAL_S = 0.002
 PROCESS_TIMEOUT_S = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -100,17 +100,19 @@ async def test_sigkill_at_20_random_moments_leaves_exactly_1_to_n(
     args = ("--store-url", store_url, "--relay-id", "kill-test", "--window", str(KILL_TEST_WINDOW))
     rng = random.Random(20)
     kill_points: list[int] = []
-    for _ in range(KILLS):
+    spacing = KILL_SPAN_EVENTS // KILLS
+    targets = [k * spacing + rng.randint(1, spacing) for k in range(KILLS)]
+    for target in targets:
         process = spawn_relay(env, tmp_path / "relay.log", *args, module=RELAY_MODULE)
         try:
-            target = await last_sequence(nc) + rng.randint(1, KILL_AFTER_EVENTS_MAX)
-            await wait_until(nc, process, min(target, BACKLOG_EVENTS))
+            await wait_until(nc, process, max(target, await last_sequence(nc) + 1))
             await asyncio.sleep(rng.random() * 0.005)
         finally:
             process.kill()
             process.wait()
         kill_points.append(await last_sequence(nc))
     assert kill_points[-1] < BACKLOG_EVENTS, f"a kill came after the backlog: {kill_points}"
+    assert len(set(kill_points)) == KILLS, f"kills did not all land mid-mirror: {kill_points}"
     log = tmp_path / "relay.log"
     leaderships = log.read_text().count("leader_lock_acquired")
     process = spawn_relay(env, log, *args)

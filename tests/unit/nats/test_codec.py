@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.aio.client import Client
 
 from adapters.nats.codec import (
     HEADER_EXPECTED_LAST_SEQUENCE,
@@ -17,6 +18,7 @@ from adapters.nats.codec import (
     compute_subject_token,
     decode_header_hash,
     decode_record_payload,
+    encode_record_header_block,
     encode_record_headers,
     encode_record_payload,
 )
@@ -86,3 +88,11 @@ def test_verifier_accepts_a_chain_and_names_a_forged_link() -> None:
     broken.verify_message(1, encode_record_payload(first), None)
     with pytest.raises(ChainBroken, match="S sequence 2 breaks the hash chain"):
         broken.verify_message(2, encode_record_payload(forged), None)
+
+
+@given(records)
+def test_header_block_is_the_header_dict_on_the_wire(record: Record) -> None:
+    block = encode_record_header_block(record)
+    assert block.startswith(b"NATS/1.0\r\n") and block.endswith(b"\r\n\r\n")
+    parsed = Client._parse_header_lines(block[len(b"NATS/1.0\r\n") :])
+    assert parsed == encode_record_headers(record)
