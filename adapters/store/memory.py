@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from domain.errors import VersionConflict
+from adapters.store.sealing import seal_command
 from domain.ports import READ_ALL_LIMIT_MAX
 from domain.records import (
     GENESIS_HASH,
     AppendOutcome,
     Head,
     Record,
-    RecordBody,
     Snapshot,
     StreamAppend,
-    make_record,
     validate_appends,
 )
 
@@ -51,45 +49,14 @@ class MemoryEventStore:
         async with self._lock:
             if command_id in self._commands:
                 return self._commands[command_id]
-            for item in items:
-                actual = len(self._streams.get(item.stream_id, ()))
-                if item.expected_version is not None and item.expected_version != actual:
-                    raise VersionConflict(item.stream_id, item.expected_version, actual)
-            new_records: list[Record] = []
-            prev_hash = self._log[-1].hash if self._log else GENESIS_HASH
-            position = len(self._log)
-            versions: dict[str, int] = {}
-            for item in items:
-                version = len(self._streams.get(item.stream_id, ()))
-                for event in item.events:
-                    position += 1
-                    version += 1
-                    record = make_record(
-                        prev_hash,
-                        RecordBody(
-                            position=position,
-                            stream_id=item.stream_id,
-                            stream_type=item.stream_type,
-                            version=version,
-                            event_type=event.event_type,
-                            data=event.data,
-                            command_id=command_id,
-                            metadata=metadata,
-                        ),
-                    )
-                    new_records.append(record)
-                    prev_hash = record.hash
-                versions[item.stream_id] = version
+            head = await self.head()
+            current = {item.stream_id: len(self._streams.get(item.stream_id, ())) for item in items}
+            new_records, outcome = seal_command(
+                items, command_id=command_id, metadata=metadata, head=head, current=current
+            )
             for record in new_records:
                 self._log.append(record)
                 self._streams.setdefault(record.stream_id, []).append(record)
-            outcome = AppendOutcome(
-                command_id=command_id,
-                first_position=new_records[0].position,
-                last_position=new_records[-1].position,
-                head_hash=prev_hash,
-                stream_versions=versions,
-            )
             self._commands[command_id] = outcome
         async with self._committed:
             self._committed.notify_all()
