@@ -21,6 +21,7 @@ from domain.policy import (
     REGION_CHARS_MAX,
     REGION_PATTERN,
 )
+from domain.verdicts import SALT_BYTES_MAX
 
 ActorId = Annotated[
     str, msgspec.Meta(min_length=32, max_length=44, pattern="^[1-9A-HJ-NP-Za-km-z]+$")
@@ -38,6 +39,9 @@ TimeNs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 WorkloadKind = Literal["matmul", "inference", "zk-prove"]
 ParamKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ParamValue = Annotated[str, msgspec.Meta(max_length=1024)] | int | bool
+BlsSignature = Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
+Salt = Annotated[bytes, msgspec.Meta(max_length=SALT_BYTES_MAX)]
+ChallengeNonce = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -128,11 +132,54 @@ class CommitResult(Command, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     proof_digest: Digest
 
 
+class CommitVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A validator's salted verdict hash (``domain.verdicts.compute_verdict_commitment``)."""
+
+    job_id: JobId
+    verdict_hash: Digest
+
+
 class RecordVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Reveal a committed verdict: the verdict, its BLS signature and the commit's salt."""
+
     job_id: JobId
     passed: bool
     reason: Reason = ""
-    signature: Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
+    signature: BlsSignature
+    salt: Salt = b""
+
+
+class CommitAttestationVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+    nonce: ChallengeNonce
+    verdict_hash: Digest
+
+
+class RecordAttestationVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node_id: ActorId
+    nonce: ChallengeNonce
+    passed: bool
+    reason: Reason = ""
+    signature: BlsSignature
+    salt: Salt
+
+
+class ExpireAttestation(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Crank an attestation vote whose reveal window closed: replace the absent, or give up."""
+
+    node_id: ActorId
+
+
+class ReportEquivocation(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Two BLS signatures by one validator, one passing and one failing the same result."""
+
+    validator_id: ActorId
+    subject_kind: Literal["job", "attestation"]
+    subject_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    nonce: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    commitment: Digest
+    signature_pass: BlsSignature
+    signature_fail: BlsSignature
 
 
 class ExpireJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -168,9 +215,14 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "job.submit": SubmitJob,
     "job.claim": ClaimJob,
     "job.commit_result": CommitResult,
+    "job.commit_verdict": CommitVerdict,
     "job.record_verdict": RecordVerdict,
     "job.expire": ExpireJob,
     "validator.register": RegisterValidator,
+    "validator.report_equivocation": ReportEquivocation,
+    "node.attestation.commit_verdict": CommitAttestationVerdict,
+    "node.attestation.record_verdict": RecordAttestationVerdict,
+    "node.attestation.expire": ExpireAttestation,
 }
 
 

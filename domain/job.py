@@ -3,6 +3,11 @@
 submitted -> claimed -> result_committed -> verified | rejected -> settled | refunded.
 A claim that misses its result window is reassigned (up to a limit) or the job expires; an
 expired job is refunded. A rejected job is reassigned to another node or refunded.
+
+A committed result is judged by a commit-reveal verdict round (``domain.verdicts``): assigned
+validators commit salted verdict hashes, then reveal. Validators absent when the reveal window
+closes are replaced by a deterministic re-draw (up to ``validator_replacements_max`` times);
+a round that still has no quorum sends the job back to the market without blaming the node.
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ from domain.node import Node
 from domain.policy import LedgerPolicy
 from domain.scheduling import check_claim
 from domain.settlement import Payout
+from domain.verdicts import (
+    Verdict,
+    VerdictRound,
+    check_salt,
+    compute_verdict_commitment,
+    job_subject,
+    start_round,
+)
 
 SUBMITTED = "submitted"
 CLAIMED = "claimed"
@@ -41,12 +54,6 @@ class ResultCommitment(msgspec.Struct, frozen=True):
     commitment: bytes
     artifact_digest: bytes
     proof_digest: bytes
-
-
-class Verdict(msgspec.Struct, frozen=True):
-    passed: bool
-    reason: str
-    signature: bytes
 
 
 class Job(FlopAggregate):
@@ -76,7 +83,7 @@ class Job(FlopAggregate):
             job.node_id = job.provider = ""
             job.price = job.result_due_ns = 0
             job.result = None
-            job.validators, job.verdicts = (), {}
+            job.round = None
             job.certificate, job.payouts = b"", ()
             job.excluded_nodes = set()
 
@@ -102,16 +109,53 @@ class Job(FlopAggregate):
         validators: tuple[str, ...]
         log_position: int
         log_hash: bytes
+        weights: tuple[int, ...] = ()
+        commit_deadline_ns: int = 0
+        reveal_deadline_ns: int = 0
 
         def apply(self, job: Job) -> None:
-            job.validators, job.verdicts = self.validators, {}
+            job.round = VerdictRound(
+                validators=self.validators,
+                weights=self.weights or (1,) * len(self.validators),
+                commit_deadline_ns=self.commit_deadline_ns,
+                reveal_deadline_ns=self.reveal_deadline_ns,
+            )
+
+    class VerdictCommitted(FlopAggregate.Event):
+        validator_id: str
+        verdict_hash: bytes
+
+        def apply(self, job: Job) -> None:
+            assert job.round is not None
+            job.round.commits[self.validator_id] = self.verdict_hash
 
     class VerdictRecorded(FlopAggregate.Event):
         validator_id: str
         verdict: Verdict
+        salt: bytes = b""
 
         def apply(self, job: Job) -> None:
-            job.verdicts[self.validator_id] = self.verdict
+            assert job.round is not None
+            job.round.verdicts[self.validator_id] = self.verdict
+
+    class ValidatorsReplaced(FlopAggregate.Event):
+        absent: tuple[str, ...]
+        replacements: tuple[str, ...]
+        weights: tuple[int, ...]
+        log_position: int
+        log_hash: bytes
+        commit_deadline_ns: int
+        reveal_deadline_ns: int
+
+        def apply(self, job: Job) -> None:
+            assert job.round is not None
+            job.round = job.round.replaced(
+                absent=self.absent,
+                replacements=self.replacements,
+                weights=self.weights,
+                commit_deadline_ns=self.commit_deadline_ns,
+                reveal_deadline_ns=self.reveal_deadline_ns,
+            )
 
     class JobVerified(FlopAggregate.Event):
         certificate: bytes
@@ -142,7 +186,7 @@ class Job(FlopAggregate):
             job.state, job.offered_at_ns = SUBMITTED, _ns(self)
             job.node_id = job.provider = ""
             job.price = job.result_due_ns = 0
-            job.result, job.validators, job.verdicts, job.certificate = None, (), {}, b""
+            job.result, job.round, job.certificate = None, None, b""
 
     class JobExpired(FlopAggregate.Event):
         reason: str
@@ -171,14 +215,23 @@ class Job(FlopAggregate):
     price: int
     result_due_ns: int
     result: ResultCommitment | None
-    validators: tuple[str, ...]
-    verdicts: dict[str, Verdict]
+    round: VerdictRound | None
     certificate: bytes
     payouts: tuple[Payout, ...]
     excluded_nodes: set[str]
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
+
+    @property
+    def validators(self) -> tuple[str, ...]:
+        """The assigned validators, in the order quorum certificates index them."""
+        return self.round.validators if self.round else ()
+
+    @property
+    def verdicts(self) -> dict[str, Verdict]:
+        """Revealed verdicts by validator id."""
+        return self.round.verdicts if self.round else {}
 
     @classmethod
     def submit(
@@ -234,52 +287,119 @@ class Job(FlopAggregate):
         self._trigger(self.ResultCommitted, now_ns, node_id=node_id, result=result)
 
     def assign_validators(
-        self, *, validators: tuple[str, ...], log_position: int, log_hash: bytes, now_ns: int
+        self,
+        *,
+        validators: tuple[str, ...],
+        log_position: int,
+        log_hash: bytes,
+        now_ns: int,
+        policy: LedgerPolicy | None = None,
+        weights: tuple[int, ...] = (),
     ) -> None:
+        """Open the verdict round; ``weights`` are the drawn validators' stakes (for a
+        stake-weighted quorum), frozen for the whole round."""
         self._require_state({RESULT_COMMITTED}, "assign_validators")
-        if self.validators:
+        if self.round is not None:
             raise InvalidTransition(
                 "validators are already assigned", code="validators_already_assigned"
             )
         if not validators:
             raise Rejection("no validator with stake is available", code="no_validators_available")
+        opened = start_round(
+            validators=validators,
+            weights=weights or (1,) * len(validators),
+            now_ns=now_ns,
+            policy=policy or LedgerPolicy(),
+        )
         self._trigger(
             self.ValidatorsAssigned,
             now_ns,
             validators=validators,
             log_position=log_position,
             log_hash=log_hash,
+            weights=opened.weights,
+            commit_deadline_ns=opened.commit_deadline_ns,
+            reveal_deadline_ns=opened.reveal_deadline_ns,
         )
 
-    def record_verdict(self, *, validator_id: str, verdict: Verdict, now_ns: int) -> None:
-        self._require_state({RESULT_COMMITTED}, "record_verdict")
-        if validator_id not in self.validators:
-            raise Unauthorized(
-                f"validator {validator_id} is not assigned to job {self.id}",
-                code="validator_not_assigned",
+    def commit_verdict(self, *, validator_id: str, verdict_hash: bytes, now_ns: int) -> None:
+        """Record a validator's salted verdict hash during the commit window."""
+        self._require_state({RESULT_COMMITTED}, "commit_verdict")
+        self._require_round().check_commit(validator_id, now_ns)
+        self._trigger(
+            self.VerdictCommitted, now_ns, validator_id=validator_id, verdict_hash=verdict_hash
+        )
+
+    def reveal_verdict(
+        self, *, validator_id: str, verdict: Verdict, salt: bytes, now_ns: int
+    ) -> None:
+        """Reveal a committed verdict once the commit window has closed; it must match."""
+        self._require_state({RESULT_COMMITTED}, "reveal_verdict")
+        verdict_round = self._require_round()
+        assert self.result is not None
+        check_salt(salt)
+        expected = compute_verdict_commitment(
+            subject=job_subject(self.id),
+            result_commitment=self.result.commitment,
+            validator_id=validator_id,
+            passed=verdict.passed,
+            salt=salt,
+        )
+        verdict_round.check_reveal(validator_id, expected, now_ns)
+        self._trigger(
+            self.VerdictRecorded, now_ns, validator_id=validator_id, verdict=verdict, salt=salt
+        )
+
+    def replace_absent_validators(
+        self,
+        *,
+        replacements: tuple[str, ...],
+        weights: tuple[int, ...],
+        log_position: int,
+        log_hash: bytes,
+        policy: LedgerPolicy,
+        now_ns: int,
+    ) -> None:
+        """After the reveal window: absent validators give way to a re-draw (in order)."""
+        self._require_state({RESULT_COMMITTED}, "replace_validators")
+        verdict_round = self._require_round()
+        self._require_round_over(verdict_round, now_ns)
+        absent = verdict_round.absent()
+        if not absent or not replacements:
+            raise InvalidTransition("no absent validator to replace", code="nothing_to_replace")
+        if verdict_round.replacements >= policy.validator_replacements_max:
+            raise Rejection(
+                f"validators were already replaced {verdict_round.replacements} times",
+                code="validator_replacements_exhausted",
             )
-        if validator_id in self.verdicts:
-            raise InvalidTransition(
-                "this validator's verdict is already recorded", code="verdict_already_recorded"
-            )
-        self._trigger(self.VerdictRecorded, now_ns, validator_id=validator_id, verdict=verdict)
+        fresh = start_round(validators=(), weights=(), now_ns=now_ns, policy=policy)
+        self._trigger(
+            self.ValidatorsReplaced,
+            now_ns,
+            absent=absent[: len(replacements)],
+            replacements=replacements,
+            weights=weights,
+            log_position=log_position,
+            log_hash=log_hash,
+            commit_deadline_ns=fresh.commit_deadline_ns,
+            reveal_deadline_ns=fresh.reveal_deadline_ns,
+        )
+
+    def abandon_verdict_round(self, *, policy: LedgerPolicy, now_ns: int) -> bool:
+        """A round over without a quorum and without replacements: back to the market (no
+        blame on the node), or expire. Returns True when reassigned."""
+        self._require_state({RESULT_COMMITTED}, "abandon_verdict_round")
+        self._require_round_over(self._require_round(), now_ns)
+        if self.compute_quorum_outcome(policy) is not None:
+            raise InvalidTransition("the round has a quorum", code="quorum_reached")
+        return self._reassign_or_expire("no verdict quorum", policy, now_ns)
 
     def compute_quorum_outcome(self, policy: LedgerPolicy) -> bool | None:
         """True (verified) or False (rejected) once a quorum agrees; None until then."""
-        needed = policy.quorum_size(len(self.validators))
-        passes = sum(1 for v in self.verdicts.values() if v.passed)
-        if passes >= needed:
-            return True
-        if len(self.verdicts) - passes >= needed:
-            return False
-        return None
+        return self.round.compute_outcome(policy) if self.round else None
 
     def majority_validators(self, outcome: bool) -> tuple[str, ...]:
-        return tuple(
-            vid
-            for vid in self.validators
-            if vid in self.verdicts and self.verdicts[vid].passed == outcome
-        )
+        return self.round.majority(outcome) if self.round else ()
 
     def finalize(self, *, certificate: bytes, policy: LedgerPolicy, now_ns: int) -> bool:
         self._require_state({RESULT_COMMITTED}, "finalize")
@@ -306,6 +426,9 @@ class Job(FlopAggregate):
         if self.state == CLAIMED and now_ns <= self.result_due_ns:
             raise Rejection(f"the claim runs until {self.result_due_ns}", code="result_window_open")
         self._require_state({CLAIMED, REJECTED}, "reassign")
+        return self._reassign_or_expire(reason, policy, now_ns)
+
+    def _reassign_or_expire(self, reason: str, policy: LedgerPolicy, now_ns: int) -> bool:
         if self.attempt < policy.reassign_attempts_max and now_ns < self.deadline_ns:
             self._trigger(self.JobReassigned, now_ns, reason=reason)
             return True
@@ -339,9 +462,25 @@ class Job(FlopAggregate):
             "result_due_ns": self.result_due_ns,
             "validators": list(self.validators),
             "verdicts": {k: v.passed for k, v in self.verdicts.items()},
+            "verdict_commits": sorted(self.round.commits) if self.round else [],
+            "commit_deadline_ns": self.round.commit_deadline_ns if self.round else 0,
+            "reveal_deadline_ns": self.round.reveal_deadline_ns if self.round else 0,
             "payouts": [msgspec.structs.asdict(p) for p in self.payouts],
             "version": self.version,
         }
+
+    def _require_round(self) -> VerdictRound:
+        if self.round is None:
+            raise InvalidTransition("no validators are assigned", code="validators_not_assigned")
+        return self.round
+
+    @staticmethod
+    def _require_round_over(verdict_round: VerdictRound, now_ns: int) -> None:
+        if not verdict_round.is_over(now_ns):
+            raise Rejection(
+                f"verdicts may be revealed until {verdict_round.reveal_deadline_ns}",
+                code="reveal_window_open",
+            )
 
     def _require_state(self, allowed: set[str], action: str) -> None:
         if self.state not in allowed:

@@ -2,8 +2,11 @@
 
 States: registered -> attested -> active <-> jailed -> deregistered. A node becomes
 *attested* when a validator quorum accepts its hardware attestation, and *active* once it is
-attested and its bonded stake reaches the minimum. Stake amounts live in the ledger's
-``stake:<node>`` account; the node keeps the same figure to decide its own transitions.
+attested and its bonded stake reaches the minimum. A submitted attestation is judged by a
+commit-reveal verdict round (``domain.verdicts``) of validators drawn like a job's; an
+operator may still decide it directly (bootstrap, before any validator has stake). Stake
+amounts live in the ledger's ``stake:<node>`` account; the node keeps the same figure to
+decide its own transitions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ import msgspec
 from domain.errors import InvalidTransition, Rejection, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import LedgerPolicy
+from domain.verdicts import (
+    Verdict,
+    VerdictRound,
+    attestation_subject,
+    check_salt,
+    compute_verdict_commitment,
+    start_round,
+)
 
 REGISTERED = "registered"
 ATTESTED = "attested"
@@ -58,6 +69,8 @@ class Node(FlopAggregate):
             node.attestation_commitment = b""
             node.jailed_until_ns = 0
             node.slashed_total = 0
+            node.attestation_round = None
+            node.is_attested = False
 
     class AttestationChallenged(FlopAggregate.Event):
         nonce: str
@@ -68,6 +81,7 @@ class Node(FlopAggregate):
         def apply(self, node: Node) -> None:
             node.challenge = Challenge(self.nonce, self.seed, self.size, self.deadline_ns)
             node.attestation_commitment = b""
+            node.attestation_round = None
 
     class AttestationSubmitted(FlopAggregate.Event):
         nonce: str
@@ -79,11 +93,65 @@ class Node(FlopAggregate):
         def apply(self, node: Node) -> None:
             node.attestation_commitment = self.commitment
 
+    class AttestationValidatorsAssigned(FlopAggregate.Event):
+        validators: tuple[str, ...]
+        weights: tuple[int, ...]
+        log_position: int
+        log_hash: bytes
+        commit_deadline_ns: int
+        reveal_deadline_ns: int
+
+        def apply(self, node: Node) -> None:
+            node.attestation_round = VerdictRound(
+                validators=self.validators,
+                weights=self.weights,
+                commit_deadline_ns=self.commit_deadline_ns,
+                reveal_deadline_ns=self.reveal_deadline_ns,
+            )
+
+    class AttestationVerdictCommitted(FlopAggregate.Event):
+        validator_id: str
+        verdict_hash: bytes
+
+        def apply(self, node: Node) -> None:
+            assert node.attestation_round is not None
+            node.attestation_round.commits[self.validator_id] = self.verdict_hash
+
+    class AttestationVerdictRecorded(FlopAggregate.Event):
+        validator_id: str
+        verdict: Verdict
+        salt: bytes
+
+        def apply(self, node: Node) -> None:
+            assert node.attestation_round is not None
+            node.attestation_round.verdicts[self.validator_id] = self.verdict
+
+    class AttestationValidatorsReplaced(FlopAggregate.Event):
+        absent: tuple[str, ...]
+        replacements: tuple[str, ...]
+        weights: tuple[int, ...]
+        log_position: int
+        log_hash: bytes
+        commit_deadline_ns: int
+        reveal_deadline_ns: int
+
+        def apply(self, node: Node) -> None:
+            assert node.attestation_round is not None
+            node.attestation_round = node.attestation_round.replaced(
+                absent=self.absent,
+                replacements=self.replacements,
+                weights=self.weights,
+                commit_deadline_ns=self.commit_deadline_ns,
+                reveal_deadline_ns=self.reveal_deadline_ns,
+            )
+
     class AttestationVerified(FlopAggregate.Event):
         certificate: bytes
 
         def apply(self, node: Node) -> None:
             node.challenge = None
+            node.attestation_round = None
+            node.is_attested = True
             if node.state == REGISTERED:
                 node.state = ATTESTED
 
@@ -94,6 +162,7 @@ class Node(FlopAggregate):
         def apply(self, node: Node) -> None:
             node.challenge = None
             node.attestation_commitment = b""
+            node.attestation_round = None
 
     class NodeActivated(FlopAggregate.Event):
         def apply(self, node: Node) -> None:
@@ -166,6 +235,8 @@ class Node(FlopAggregate):
     attestation_commitment: bytes
     jailed_until_ns: int
     slashed_total: int
+    attestation_round: VerdictRound | None
+    is_attested: bool
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -197,6 +268,11 @@ class Node(FlopAggregate):
         self, *, nonce: str, seed: str, size: int, deadline_ns: int, now_ns: int
     ) -> None:
         self._require_state({REGISTERED, ATTESTED, ACTIVE}, "challenge_attestation")
+        if self.attestation_round is not None:
+            raise InvalidTransition(
+                "validators are still voting on the last attestation",
+                code="attestation_vote_open",
+            )
         if self.challenge is not None and self.challenge.deadline_ns >= now_ns:
             raise InvalidTransition(
                 f"node {self.id} already has an open challenge until {self.challenge.deadline_ns}",
@@ -252,6 +328,115 @@ class Node(FlopAggregate):
         self._require_submitted_attestation()
         self._trigger(self.AttestationRejected, now_ns, certificate=certificate, reason=reason)
 
+    def assign_attestation_validators(
+        self,
+        *,
+        validators: tuple[str, ...],
+        weights: tuple[int, ...],
+        log_position: int,
+        log_hash: bytes,
+        policy: LedgerPolicy,
+        now_ns: int,
+    ) -> None:
+        """Open the verdict round on the submitted attestation."""
+        self._require_submitted_attestation()
+        if self.attestation_round is not None:
+            raise InvalidTransition(
+                "validators are already assigned", code="validators_already_assigned"
+            )
+        if not validators:
+            raise Rejection("no validator with stake is available", code="no_validators_available")
+        opened = start_round(validators=validators, weights=weights, now_ns=now_ns, policy=policy)
+        self._trigger(
+            self.AttestationValidatorsAssigned,
+            now_ns,
+            validators=validators,
+            weights=weights,
+            log_position=log_position,
+            log_hash=log_hash,
+            commit_deadline_ns=opened.commit_deadline_ns,
+            reveal_deadline_ns=opened.reveal_deadline_ns,
+        )
+
+    def commit_attestation_verdict(
+        self, *, nonce: str, validator_id: str, verdict_hash: bytes, now_ns: int
+    ) -> None:
+        verdict_round = self._require_attestation_round(nonce)
+        verdict_round.check_commit(validator_id, now_ns)
+        self._trigger(
+            self.AttestationVerdictCommitted,
+            now_ns,
+            validator_id=validator_id,
+            verdict_hash=verdict_hash,
+        )
+
+    def reveal_attestation_verdict(
+        self, *, nonce: str, validator_id: str, verdict: Verdict, salt: bytes, now_ns: int
+    ) -> None:
+        verdict_round = self._require_attestation_round(nonce)
+        check_salt(salt)
+        expected = compute_verdict_commitment(
+            subject=attestation_subject(self.id, nonce),
+            result_commitment=self.attestation_commitment,
+            validator_id=validator_id,
+            passed=verdict.passed,
+            salt=salt,
+        )
+        verdict_round.check_reveal(validator_id, expected, now_ns)
+        self._trigger(
+            self.AttestationVerdictRecorded,
+            now_ns,
+            validator_id=validator_id,
+            verdict=verdict,
+            salt=salt,
+        )
+
+    def replace_attestation_validators(
+        self,
+        *,
+        replacements: tuple[str, ...],
+        weights: tuple[int, ...],
+        log_position: int,
+        log_hash: bytes,
+        policy: LedgerPolicy,
+        now_ns: int,
+    ) -> None:
+        """After the reveal window: absent validators give way to a re-draw (in order)."""
+        assert self.challenge is not None
+        verdict_round = self._require_attestation_round(self.challenge.nonce)
+        _require_round_over(verdict_round, now_ns)
+        absent = verdict_round.absent()
+        if not absent or not replacements:
+            raise InvalidTransition("no absent validator to replace", code="nothing_to_replace")
+        if verdict_round.replacements >= policy.validator_replacements_max:
+            raise Rejection(
+                f"validators were already replaced {verdict_round.replacements} times",
+                code="validator_replacements_exhausted",
+            )
+        fresh = start_round(validators=(), weights=(), now_ns=now_ns, policy=policy)
+        self._trigger(
+            self.AttestationValidatorsReplaced,
+            now_ns,
+            absent=absent[: len(replacements)],
+            replacements=replacements,
+            weights=weights,
+            log_position=log_position,
+            log_hash=log_hash,
+            commit_deadline_ns=fresh.commit_deadline_ns,
+            reveal_deadline_ns=fresh.reveal_deadline_ns,
+        )
+
+    def abandon_attestation_round(self, *, policy: LedgerPolicy, now_ns: int) -> None:
+        """No quorum and no replacement left: the attestation is rejected without blame."""
+        assert self.challenge is not None
+        verdict_round = self._require_attestation_round(self.challenge.nonce)
+        _require_round_over(verdict_round, now_ns)
+        if verdict_round.compute_outcome(policy) is not None:
+            raise InvalidTransition("the round has a quorum", code="quorum_reached")
+        self._trigger(
+            self.AttestationRejected, now_ns, certificate=b"", reason="no validator quorum"
+        )
+
     def bond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "bond_stake")
         self._trigger(self.StakeBonded, now_ns, amount=amount)
@@ -304,7 +489,10 @@ class Node(FlopAggregate):
         self._require_state({JAILED}, "unjail")
         if now_ns < self.jailed_until_ns:
             raise Rejection(f"jailed until {self.jailed_until_ns}", code="jail_not_served")
-        after = ACTIVE if self.stake >= policy.node_stake_min else ATTESTED
+        if not self.is_attested:
+            after = REGISTERED
+        else:
+            after = ACTIVE if self.stake >= policy.node_stake_min else ATTESTED
         self._trigger(self.NodeUnjailed, now_ns, state_after=after)
 
     def deregister(self, *, now_ns: int) -> None:
@@ -335,6 +523,9 @@ class Node(FlopAggregate):
             "slashed_total": self.slashed_total,
             "version": self.version,
             "challenge": msgspec.structs.asdict(self.challenge) if self.challenge else None,
+            "attestation_validators": (
+                list(self.attestation_round.validators) if self.attestation_round else []
+            ),
         }
 
     def _activate_if_ready(self, policy: LedgerPolicy, now_ns: int) -> None:
@@ -354,8 +545,22 @@ class Node(FlopAggregate):
         if self.challenge.nonce != nonce:
             raise Rejection("the answer names another challenge", code="challenge_nonce_mismatch")
 
+    def _require_attestation_round(self, nonce: str) -> VerdictRound:
+        self._require_open_challenge(nonce)
+        if self.attestation_round is None:
+            raise InvalidTransition("no validators are assigned", code="validators_not_assigned")
+        return self.attestation_round
+
     def _require_submitted_attestation(self) -> None:
         if self.challenge is None or not self.attestation_commitment:
             raise InvalidTransition(
                 "no submitted attestation to decide on", code="no_submitted_attestation"
             )
+
+
+def _require_round_over(verdict_round: VerdictRound, now_ns: int) -> None:
+    if not verdict_round.is_over(now_ns):
+        raise Rejection(
+            f"verdicts may be revealed until {verdict_round.reveal_deadline_ns}",
+            code="reveal_window_open",
+        )

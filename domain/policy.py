@@ -43,6 +43,12 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     slash_to_consumer_bps: int = 5_000
     quorum_numerator: int = 2
     quorum_denominator: int = 3
+    quorum_by_stake: bool = False
+    verdict_commit_window_ns: int = 60 * SECOND_NS
+    verdict_reveal_window_ns: int = 60 * SECOND_NS
+    validator_replacements_max: int = 2
+    attestation_validators: int = 3
+    equivocation_slash_bps: int = 5_000
     operators: tuple[str, ...] = ()
 
     def quorum_size(self, assigned: int) -> int:

@@ -6,16 +6,18 @@ Used by ``flopledger demo`` and by tests to drive the same services a real deplo
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.job import Job
+from domain.job import RESULT_COMMITTED, Job
 from domain.node import Node
 from domain.policy import SECOND_NS, LedgerPolicy
 from domain.ports import EventStore
 from domain.services.ledger_service import CommandResult, LedgerService
 from domain.services.queries import get_aggregate
+from domain.verdicts import compute_verdict_commitment, job_subject
 from proofs import bls
 from proofs.envelope import sign_command
 from proofs.identity import Identity
@@ -158,8 +160,27 @@ class LocalNetwork:
             },
         )
 
-    async def vote(
-        self, keys: ValidatorKeys, job_id: str, passed: bool, reason: str = ""
+    async def commit_vote(self, keys: ValidatorKeys, job_id: str, passed: bool) -> bytes:
+        """Commit a salted verdict hash; returns the salt to reveal with."""
+        job = await get_aggregate(self.store, Job, job_id)
+        assert job is not None and job.result is not None
+        salt = hashlib.sha256(f"{keys.identity.id}/{job_id}/{job.version}".encode()).digest()
+        verdict_hash = compute_verdict_commitment(
+            subject=job_subject(job_id),
+            result_commitment=job.result.commitment,
+            validator_id=keys.identity.id,
+            passed=passed,
+            salt=salt,
+        )
+        await self.run(
+            keys.identity,
+            "job.commit_verdict",
+            {"job_id": job_id, "verdict_hash": b64(verdict_hash)},
+        )
+        return salt
+
+    async def reveal_vote(
+        self, keys: ValidatorKeys, job_id: str, passed: bool, salt: bytes, reason: str = ""
     ) -> CommandResult:
         job = await get_aggregate(self.store, Job, job_id)
         assert job is not None and job.result is not None
@@ -172,6 +193,46 @@ class LocalNetwork:
                 "passed": passed,
                 "reason": reason,
                 "signature": b64(bls.sign(keys.bls_secret, message)),
+                "salt": b64(salt),
+            },
+        )
+
+    async def vote_round(
+        self, job_id: str, votes: list[tuple[ValidatorKeys, bool]], reason: str = ""
+    ) -> None:
+        """Commit every vote, let the commit window close (advancing the clock past it when
+        some assigned validator did not commit), then reveal in order until the job leaves
+        its verdict round."""
+        salts = [await self.commit_vote(keys, job_id, passed) for keys, passed in votes]
+        job = await get_aggregate(self.store, Job, job_id)
+        assert job is not None and job.round is not None
+        if not job.round.is_commit_phase_over(self.now_ns):
+            self.now_ns = job.round.commit_deadline_ns + 1
+        for (keys, passed), salt in zip(votes, salts, strict=True):
+            await self.reveal_vote(keys, job_id, passed, salt, reason)
+            job = await get_aggregate(self.store, Job, job_id)
+            assert job is not None
+            if job.state != RESULT_COMMITTED:
+                return
+
+    async def report_equivocation(
+        self, reporter: Identity, keys: ValidatorKeys, job_id: str, commitment: bytes
+    ) -> CommandResult:
+        """Have ``keys`` sign both verdicts on (job, commitment) and report it as ``reporter``."""
+        signatures = [
+            b64(bls.sign(keys.bls_secret, verdict_message(job_id, commitment, v)))
+            for v in (True, False)
+        ]
+        return await self.run(
+            reporter,
+            "validator.report_equivocation",
+            {
+                "validator_id": keys.identity.id,
+                "subject_kind": "job",
+                "subject_id": job_id,
+                "commitment": b64(commitment),
+                "signature_pass": signatures[0],
+                "signature_fail": signatures[1],
             },
         )
 

@@ -9,7 +9,9 @@ registered with a verified proof of possession (§3.3, ``proofs.bls.pop_verify``
 
 Verdict messages are domain-separated: ``verdict_message`` hashes a tagged, length-prefixed
 encoding of (job id, result commitment, verdict), so no other signed flopledger message,
-and no other verdict, has the same bytes.
+and no other verdict, has the same bytes. Attestation verdicts (``attestation_verdict_message``)
+use their own tag over (node id, challenge nonce, attestation commitment, verdict), so a job
+verdict can never be presented as an attestation verdict or the reverse.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ MESSAGE_SIZE = 32
 JOB_ID_BYTES_MAX = 256
 COMMITMENT_BYTES_MAX = 256
 VERDICT_TAG = b"flopledger/verdict/v1\x00"
+ATTESTATION_VERDICT_TAG = b"flopledger/attestation-verdict/v1\x00"
 VALIDATOR_SET_TAG = b"flopledger/validator-set/v1\x00"
 
 
@@ -58,6 +61,22 @@ def verdict_message(job_id: str, commitment: bytes, verdict: bool) -> bytes:
         + (b"\x01" if verdict else b"\x00")
     )
     return hashlib.sha256(VERDICT_TAG + body).digest()
+
+
+def attestation_verdict_message(
+    node_id: str, nonce: str, commitment: bytes, verdict: bool
+) -> bytes:
+    """The 32 bytes a validator signs to say ``verdict`` about a node's attestation answer
+    (``commitment``) to the challenge ``nonce``."""
+    parts = [node_id.encode("utf-8"), nonce.encode("utf-8"), commitment]
+    if any(len(p) > COMMITMENT_BYTES_MAX for p in parts):
+        raise ValueError("node id, nonce or commitment too long")
+    if not isinstance(verdict, bool):
+        raise ValueError("verdict must be a bool")
+    body = b"".join(struct.pack(">H", len(p)) + p for p in parts)
+    return hashlib.sha256(
+        ATTESTATION_VERDICT_TAG + body + (b"\x01" if verdict else b"\x00")
+    ).digest()
 
 
 def compute_validator_set_digest(validator_set: Sequence[bytes]) -> bytes:

@@ -6,24 +6,33 @@ import hashlib
 
 from domain import commands as c
 from domain.errors import Rejection, Unauthorized
-from domain.job import CLAIMED, EXPIRED, SUBMITTED, Job, ResultCommitment, Verdict, WorkloadSpec
+from domain.job import (
+    CLAIMED,
+    EXPIRED,
+    RESULT_COMMITTED,
+    SUBMITTED,
+    Job,
+    ResultCommitment,
+    Verdict,
+    WorkloadSpec,
+)
 from domain.ledger import (
     BOUNDARY_ACCOUNT,
-    BURN_ACCOUNT,
     TREASURY_ACCOUNT,
     escrow_account,
     place_hold,
     post_hold,
-    stake_account,
     transfer,
     user_account,
     void_hold,
 )
 from domain.node import Node
-from domain.policy import BPS
-from domain.selection import select_validators
 from domain.services.context import CommandContext
-from domain.services.directories import list_members
+from domain.services.handlers_verdicts import (
+    compute_replacement_seed,
+    draw_validators,
+    slash_node,
+)
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import compute_settlement
 from domain.validators import Validator
@@ -107,22 +116,28 @@ async def handle_commit_result(uow: UnitOfWork, cmd: c.CommitResult, ctx: Comman
         now_ns=ctx.now_ns,
     )
     # Validators are drawn from the log hash as it stands when the result is committed.
-    head = await uow.store.head()
-    stakes = {}
-    for validator_id in await list_members(uow, "validators"):
-        validator = await uow.require(Validator, validator_id)
-        if validator.is_active(ctx.policy):
-            stakes[validator_id] = validator.stake
-    chosen = select_validators(
-        job_id=job.id, log_hash=head.hash, stakes=stakes, count=job.redundancy
-    )
+    draw = await draw_validators(uow, seed_id=job.id, count=job.redundancy, policy=ctx.policy)
     job.assign_validators(
-        validators=chosen, log_position=head.position, log_hash=head.hash, now_ns=ctx.now_ns
+        validators=draw.validators,
+        weights=draw.weights,
+        log_position=draw.head.position,
+        log_hash=draw.head.hash,
+        policy=ctx.policy,
+        now_ns=ctx.now_ns,
     )
     return job.id
 
 
+async def handle_commit_verdict(uow: UnitOfWork, cmd: c.CommitVerdict, ctx: CommandContext) -> str:
+    """An assigned validator commits a salted hash of its verdict (commit phase)."""
+    job = await uow.require(Job, cmd.job_id)
+    await uow.require(Validator, ctx.actor)
+    job.commit_verdict(validator_id=ctx.actor, verdict_hash=cmd.verdict_hash, now_ns=ctx.now_ns)
+    return job.id
+
+
 async def handle_record_verdict(uow: UnitOfWork, cmd: c.RecordVerdict, ctx: CommandContext) -> str:
+    """Reveal a committed verdict; on quorum, finalise: settle, or slash and reassign."""
     job = await uow.require(Job, cmd.job_id)
     validator = await uow.require(Validator, ctx.actor)
     if job.result is None:
@@ -132,39 +147,83 @@ async def handle_record_verdict(uow: UnitOfWork, cmd: c.RecordVerdict, ctx: Comm
         raise Rejection(
             "the verdict's BLS signature does not verify", code="verdict_signature_invalid"
         )
-    job.record_verdict(
+    job.reveal_verdict(
         validator_id=validator.id,
         verdict=Verdict(cmd.passed, cmd.reason, cmd.signature),
+        salt=cmd.salt,
         now_ns=ctx.now_ns,
     )
+    await _finalize_if_quorum(uow, job, ctx)
+    return job.id
+
+
+async def _finalize_if_quorum(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
     outcome = job.compute_quorum_outcome(ctx.policy)
     if outcome is None:
-        return job.id
+        return
     signers = job.majority_validators(outcome)
     certificate = await _quorum_certificate(uow, job, signers, outcome)
     if job.finalize(certificate=certificate, policy=ctx.policy, now_ns=ctx.now_ns):
         await _settle(uow, job, signers, ctx)
-    else:
-        await _slash_provider(uow, job, certificate, ctx)
-        if not job.reassign_or_expire(
-            reason="result rejected", policy=ctx.policy, now_ns=ctx.now_ns
-        ):
-            await _refund(uow, job, ctx)
-    return job.id
+        return
+    await slash_node(
+        uow,
+        await uow.require(Node, job.node_id),
+        reason=f"result of {job.id} rejected",
+        evidence=certificate,
+        harmed_account=user_account(job.consumer),
+        ctx=ctx,
+    )
+    if not job.reassign_or_expire(reason="result rejected", policy=ctx.policy, now_ns=ctx.now_ns):
+        await _refund(uow, job, ctx)
 
 
 async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandContext) -> str:
-    """Anyone may crank an overdue job: unclaimed past its deadline, or a missed result window."""
+    """Anyone may crank an overdue job: unclaimed past its deadline, a missed result window,
+    or a verdict round whose reveal window closed (absent validators replaced, else the job
+    goes back to the market)."""
     job = await uow.require(Job, cmd.job_id)
     if job.state == SUBMITTED:
         job.expire(now_ns=ctx.now_ns)
     elif job.state == CLAIMED:
         job.reassign_or_expire(reason="result window missed", policy=ctx.policy, now_ns=ctx.now_ns)
+    elif job.state == RESULT_COMMITTED:
+        await _rotate_verdict_round(uow, job, ctx)
     elif job.state != EXPIRED:
         raise Rejection(f"job {job.id} is {job.state}: nothing to expire", code=f"job_{job.state}")
     if job.state == EXPIRED:
         await _refund(uow, job, ctx)
     return job.id
+
+
+async def _rotate_verdict_round(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
+    verdict_round = job.round
+    if verdict_round is None:
+        raise Rejection(f"job {job.id} has no validators", code="validators_not_assigned")
+    absent = verdict_round.absent()
+    if (
+        verdict_round.is_over(ctx.now_ns)
+        and absent
+        and verdict_round.replacements < ctx.policy.validator_replacements_max
+    ):
+        draw = await draw_validators(
+            uow,
+            seed_id=compute_replacement_seed(job.id, verdict_round.replacements + 1),
+            count=len(absent),
+            policy=ctx.policy,
+            exclude=frozenset(verdict_round.validators),
+        )
+        if draw.validators:
+            job.replace_absent_validators(
+                replacements=draw.validators,
+                weights=draw.weights,
+                log_position=draw.head.position,
+                log_hash=draw.head.hash,
+                policy=ctx.policy,
+                now_ns=ctx.now_ns,
+            )
+            return
+    job.abandon_verdict_round(policy=ctx.policy, now_ns=ctx.now_ns)
 
 
 async def _quorum_certificate(
@@ -204,38 +263,6 @@ async def _settle(uow: UnitOfWork, job: Job, signers: tuple[str, ...], ctx: Comm
             now_ns=ctx.now_ns,
         )
     job.settle(payouts=payouts, now_ns=ctx.now_ns)
-
-
-async def _slash_provider(
-    uow: UnitOfWork, job: Job, certificate: bytes, ctx: CommandContext
-) -> None:
-    node = await uow.require(Node, job.node_id)
-    amount = node.stake * ctx.policy.slash_bps // BPS
-    node.slash(
-        amount=amount,
-        reason=f"result of {job.id} rejected",
-        evidence=certificate,
-        policy=ctx.policy,
-        now_ns=ctx.now_ns,
-    )
-    if amount == 0:
-        return
-    stake = await uow.account(stake_account(node.id))
-    to_consumer = amount * ctx.policy.slash_to_consumer_bps // BPS
-    legs = (
-        (user_account(job.consumer), to_consumer, "slash to harmed consumer"),
-        (BURN_ACCOUNT, amount - to_consumer, "slash burned"),
-    )
-    for index, (account_id, leg_amount, reason) in enumerate(legs):
-        if leg_amount > 0:
-            transfer(
-                stake,
-                await uow.account(account_id),
-                transfer_id=f"{ctx.command_id}:slash:{index}",
-                amount=leg_amount,
-                reason=reason,
-                now_ns=ctx.now_ns,
-            )
 
 
 async def _refund(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:

@@ -97,8 +97,9 @@ async def _scenario(url: str, console: Console) -> None:
         job = await get_aggregate(store, Job, job_id)
         assert job is not None
         console.print(f"result committed; validators drawn by stake: {len(job.validators)}")
-        for keys in [k for k in validators if k.identity.id in job.validators][:2]:
-            await net.vote(keys, job_id, True)
+        assigned = [k for k in validators if k.identity.id in job.validators]
+        await net.vote_round(job_id, [(keys, True) for keys in assigned])
+        console.print("validators committed salted verdict hashes, then revealed BLS verdicts")
         await _report(net, job_id, validators, console)
     finally:
         await store.close()

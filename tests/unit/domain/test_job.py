@@ -23,6 +23,7 @@ from domain.node import GpuClaim, Node
 from domain.policy import LedgerPolicy
 from domain.scheduling import ELSEWHERE, SAME_GROUP, SAME_REGION, compute_region_tier
 from domain.settlement import Payout, compute_settlement
+from domain.verdicts import compute_verdict_commitment, job_subject
 
 NOW = 1_800_000_000_000_000_000
 S = 1_000_000_000
@@ -87,10 +88,37 @@ def _committed(validators: tuple[str, ...] = ("v1", "v2", "v3")) -> Job:
     return job
 
 
-def _vote(job: Job, validator: str, passed: bool) -> None:
-    job.record_verdict(
-        validator_id=validator, verdict=Verdict(passed, "", b"s"), now_ns=NOW + 2 * S
+def _salt(validator: str) -> bytes:
+    return validator.encode().ljust(16, b"-")
+
+
+def _commit(job: Job, validator: str, passed: bool) -> None:
+    verdict_hash = compute_verdict_commitment(
+        subject=job_subject(job.id),
+        result_commitment=RESULT.commitment,
+        validator_id=validator,
+        passed=passed,
+        salt=_salt(validator),
     )
+    job.commit_verdict(validator_id=validator, verdict_hash=verdict_hash, now_ns=NOW + 2 * S)
+
+
+def _reveal(job: Job, validator: str, passed: bool) -> None:
+    job.reveal_verdict(
+        validator_id=validator,
+        verdict=Verdict(passed, "", b"s"),
+        salt=_salt(validator),
+        now_ns=NOW + 3 * S,
+    )
+
+
+def _vote_all(job: Job, votes: dict[str, bool], later: dict[str, bool] | None = None) -> None:
+    """Every assigned validator commits (closing the commit phase), then ``votes`` reveal;
+    ``later`` are committed votes revealed by the test itself."""
+    for validator in job.validators:
+        _commit(job, validator, {**votes, **(later or {})}.get(validator, True))
+    for validator, passed in votes.items():
+        _reveal(job, validator, passed)
 
 
 def test_submission_rules() -> None:
@@ -196,18 +224,18 @@ def test_only_the_claiming_node_commits_and_only_in_time() -> None:
 def test_verdict_rules_and_quorum_verifies() -> None:
     job = _committed()
     with pytest.raises(Unauthorized) as info:
-        _vote(job, "stranger", True)
+        _commit(job, "stranger", True)
     assert info.value.code == "validator_not_assigned"
-    _vote(job, "v1", True)
+    _vote_all(job, {"v1": True}, later={"v2": False, "v3": True})
     with pytest.raises(InvalidTransition) as info:
-        _vote(job, "v1", True)
+        _reveal(job, "v1", True)
     assert info.value.code == "verdict_already_recorded"
     assert job.compute_quorum_outcome(POLICY) is None
     with pytest.raises(InvalidTransition) as info:
         job.finalize(certificate=b"qc", policy=POLICY, now_ns=NOW)
     assert info.value.code == "quorum_not_reached"
-    _vote(job, "v2", False)
-    _vote(job, "v3", True)
+    _reveal(job, "v2", False)
+    _reveal(job, "v3", True)
     assert job.finalize(certificate=b"qc", policy=POLICY, now_ns=NOW) is True
     assert job.state == VERIFIED and job.majority_validators(True) == ("v1", "v3")
     payouts = (Payout("user:p", 100, "provider"),)
@@ -220,8 +248,7 @@ def test_verdict_rules_and_quorum_verifies() -> None:
 
 def test_rejection_reassigns_then_expires_after_the_attempt_limit() -> None:
     job = _committed()
-    _vote(job, "v1", False)
-    _vote(job, "v2", False)
+    _vote_all(job, {"v1": False, "v2": False})
     assert job.finalize(certificate=b"qc", policy=POLICY, now_ns=NOW) is False
     assert job.state == REJECTED and "node-eu" in job.excluded_nodes
     assert job.reassign_or_expire(reason="rejected", policy=POLICY, now_ns=NOW + 3 * S)

@@ -73,8 +73,7 @@ async def test_happy_path_settles_and_conserves_money() -> None:
     await net.commit_result(EU, job_id, b"\x07" * 32)
     job = await _job(net, job_id)
     assert len(job.validators) == 3
-    for keys in _keys_of(job)[:2]:
-        await net.vote(keys, job_id, True)
+    await net.vote_round(job_id, [(keys, True) for keys in _keys_of(job)])
     job = await _job(net, job_id)
     assert job.state == SETTLED
     assert await _balance(net, user_account(CONSUMER.id)) == 5_000 - 400
@@ -88,8 +87,8 @@ async def test_happy_path_settles_and_conserves_money() -> None:
 async def test_rejected_result_slashes_jails_and_reassigns() -> None:
     net = await _network()
     job_id = await _claimed_and_committed(net)
-    for keys in _keys_of(await _job(net, job_id))[:2]:
-        await net.vote(keys, job_id, False, reason="rows do not match")
+    votes = [(keys, False) for keys in _keys_of(await _job(net, job_id))]
+    await net.vote_round(job_id, votes, reason="rows do not match")
     job = await _job(net, job_id)
     node = await get_aggregate(net.store, Node, EU.id)
     assert node is not None

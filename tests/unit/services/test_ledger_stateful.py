@@ -31,7 +31,8 @@ from domain.ledger import BOUNDARY_ACCOUNT, stake_account
 from domain.node import Node
 from domain.policy import LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, verify_chain
-from flopledger.network import LocalNetwork, make_validator_keys
+from domain.validators import Validator
+from flopledger.network import LocalNetwork, ValidatorKeys, make_validator_keys
 from proofs.identity import Identity
 
 EXAMPLES = int(os.environ.get("FLOP_STATEFUL_EXAMPLES", "500"))
@@ -67,6 +68,7 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         self.auditor = Auditor()
         self.jobs: list[str] = []
+        self.commits: dict[tuple[str, str], tuple[bool, bytes]] = {}
         self.rejections: Counter[str] = Counter()
 
     def teardown(self) -> None:
@@ -79,6 +81,10 @@ class LedgerMachine(RuleBasedStateMachine):
             "JobClaimed",
             "StakeWithdrawn",
             "NodeUnjailed",
+            "VerdictCommitted",
+            "VerdictRecorded",
+            "ValidatorsReplaced",
+            "ValidatorSlashed",
         ):
             if self.teardown_stats()[event_type]:
                 event(f"reached {event_type}")
@@ -133,18 +139,38 @@ class LedgerMachine(RuleBasedStateMachine):
         self._run(self.net.commit_result(committer, job_id, bytes([len(self.jobs) % 256]) * 32))
 
     @precondition(lambda self: self.jobs)
-    @rule(data=st.data(), votes=st.lists(st.booleans(), min_size=1, max_size=3))
-    def verdicts(self, data: st.DataObject, votes: list[bool]) -> None:
+    @rule(data=st.data(), keys=st.sampled_from(VALIDATORS), passed=st.booleans())
+    def commit_verdict(self, data: st.DataObject, keys: ValidatorKeys, passed: bool) -> None:
+        """One validator commits a salted verdict (assigned or not, in the window or not)."""
         job_id = data.draw(st.sampled_from(self.jobs))
         job = self.loop.run_until_complete(_get(self.net, Job, job_id))
-        if job is None or job.state != RESULT_COMMITTED:
+        if job is None or job.result is None:
             return
-        for keys, passed in zip(
-            [k for k in VALIDATORS if k.identity.id in job.validators], votes, strict=False
-        ):
-            current = self.loop.run_until_complete(_get(self.net, Job, job_id))
-            if current.state == RESULT_COMMITTED:
-                self._run(self.net.vote(keys, job_id, passed, reason="" if passed else "x"))
+        salt = self._run(self.net.commit_vote(keys, job_id, passed))
+        if salt is not None:
+            self.commits[(job_id, keys.identity.id)] = (passed, salt)
+
+    @precondition(lambda self: self.commits)
+    @rule(data=st.data(), honest=st.booleans())
+    def reveal_verdict(self, data: st.DataObject, honest: bool) -> None:
+        """Reveal a recorded commit (or, dishonestly, the opposite verdict with its salt)."""
+        job_id, validator_id = data.draw(st.sampled_from(sorted(self.commits)))
+        passed, salt = self.commits[(job_id, validator_id)]
+        keys = next(k for k in VALIDATORS if k.identity.id == validator_id)
+        verdict = passed if honest else not passed
+        self._run(self.net.reveal_vote(keys, job_id, verdict, salt, "" if verdict else "x"))
+
+    @precondition(lambda self: self.jobs)
+    @rule(data=st.data(), keys=st.sampled_from(VALIDATORS), reporter=st.sampled_from(CONSUMERS))
+    def equivocate_and_report(
+        self, data: st.DataObject, keys: ValidatorKeys, reporter: Identity
+    ) -> None:
+        """A validator signs both verdicts on one result; anyone reports it (once)."""
+        job_id = data.draw(st.sampled_from(self.jobs))
+        job = self.loop.run_until_complete(_get(self.net, Job, job_id))
+        if job is None or job.result is None:
+            return
+        self._run(self.net.report_equivocation(reporter, keys, job_id, job.result.commitment))
 
     @precondition(lambda self: self.jobs)
     @rule(data=st.data(), consumer=st.sampled_from(CONSUMERS))
@@ -155,8 +181,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.jobs)
     @rule(data=st.data())
     def progress_job(self, data: st.DataObject) -> None:
-        """Take one job one natural step forward, choosing each detail at random."""
+        """Take one job one to four natural steps forward, choosing each detail at random."""
         job_id = data.draw(st.sampled_from(self.jobs))
+        for _ in range(data.draw(st.integers(1, 4))):
+            self._step_job(data, job_id)
+
+    def _step_job(self, data: st.DataObject, job_id: str) -> None:
         job = self.loop.run_until_complete(_get(self.net, Job, job_id))
         if job is None:
             return
@@ -172,11 +202,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.net.advance(61)
                 self._run(self.net.run(CONSUMERS[0], "job.expire", {"job_id": job_id}))
         elif job.state == RESULT_COMMITTED:
-            for validator in [k for k in VALIDATORS if k.identity.id in job.validators]:
-                passed = data.draw(st.booleans())
-                current = self.loop.run_until_complete(_get(self.net, Job, job_id))
-                if current.state == RESULT_COMMITTED:
-                    self._run(self.net.vote(validator, job_id, passed, reason="mismatch"))
+            assigned = [k for k in VALIDATORS if k.identity.id in job.validators]
+            votes = [(k, data.draw(st.booleans())) for k in assigned if data.draw(st.booleans())]
+            self._run(self.net.vote_round(job_id, votes, reason="mismatch"))
 
     @rule(node=st.sampled_from(NODES), amount=st.integers(1, 300))
     def unbond(self, node: tuple[Identity, str], amount: int) -> None:
@@ -270,6 +298,14 @@ class Auditor:
                     for r in self.streams[stream_id]
                     if r.event_type == "NodeSlashed"
                 )
+            if isinstance(aggregate, Validator):
+                assert aggregate.stake == self.balances[stake_account(stream_id)]
+                keys = [
+                    msgspec.json.decode(r.data)["evidence_key"]
+                    for r in self.streams[stream_id]
+                    if r.event_type == "ValidatorSlashed"
+                ]
+                assert len(keys) == len(set(keys)), "one piece of evidence slashed twice"
 
 
 @functools.cache
