@@ -200,6 +200,52 @@ class DeregisterNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=T
     node_id: ActorId
 
 
+TreeSize = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+ChainSignature = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Slot = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+CommandIdHex = Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern="^[0-9a-f]+$")]
+
+
+class SealTreeHead(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The sealer's signed tree head (Ed25519 by the actor's key, ``proofs.tree_head``)."""
+
+    size: TreeSize
+    root: Digest
+    tree_timestamp_ns: TimeNs
+    signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+
+
+class CosignTreeHead(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A validator's BLS co-signature of a signed tree head it checked (``domain.log``)."""
+
+    size: TreeSize
+    signature: Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
+
+
+class AnchorTreeHead(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where a tree head's memo landed on Solana."""
+
+    size: TreeSize
+    chain_signature: ChainSignature
+    slot: Slot
+
+
+class RecordWithdrawalSubmitted(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The gateway signed a payout for an ``account.withdraw`` command and will send it."""
+
+    withdrawal_id: CommandIdHex
+    chain_signature: ChainSignature
+    last_valid_block_height: Slot
+
+
+class ConfirmWithdrawal(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The payout of a withdrawal landed on chain."""
+
+    withdrawal_id: CommandIdHex
+    chain_signature: ChainSignature
+    slot: Slot
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -219,6 +265,11 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "job.record_verdict": RecordVerdict,
     "job.expire": ExpireJob,
     "validator.register": RegisterValidator,
+    "log.seal": SealTreeHead,
+    "log.cosign": CosignTreeHead,
+    "log.anchor": AnchorTreeHead,
+    "withdrawal.submit": RecordWithdrawalSubmitted,
+    "withdrawal.confirm": ConfirmWithdrawal,
     "validator.report_equivocation": ReportEquivocation,
     "node.attestation.commit_verdict": CommitAttestationVerdict,
     "node.attestation.record_verdict": RecordAttestationVerdict,

@@ -19,6 +19,7 @@ from domain.errors import Rejection, VersionConflict
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services import handlers_jobs as jobs
+from domain.services import handlers_log as log
 from domain.services import handlers_nodes as nodes
 from domain.services import handlers_verdicts as verdicts
 from domain.services.context import CommandContext
@@ -53,6 +54,11 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ExpireAttestation: verdicts.handle_expire_attestation,
     c.ReportEquivocation: verdicts.handle_report_equivocation,
     c.ExpireJob: jobs.handle_expire_job,
+    c.SealTreeHead: log.handle_seal,
+    c.CosignTreeHead: log.handle_cosign,
+    c.AnchorTreeHead: log.handle_anchor,
+    c.RecordWithdrawalSubmitted: log.handle_withdrawal_submit,
+    c.ConfirmWithdrawal: log.handle_withdrawal_confirm,
 }
 
 

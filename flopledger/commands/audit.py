@@ -1,0 +1,164 @@
+"""``flopledger audit``: replay the whole log from genesis and check every invariant.
+
+``--source`` is ``sqlite:///PATH``, ``postgresql://...`` or ``nats://HOST:PORT`` (default: the
+configured store). Checks, in order: the hash chain; every command signature, that no command
+ran twice and that its signer was allowed to cause each event; verdicts and quorum
+certificates; signed tree heads, their roots and witness co-signatures; anchors (against the
+tree heads, and on chain when ``FLOP_SOLANA_RPC`` is set or ``--solana-rpc`` given); with
+``--verify-proofs`` proofs of possession and consistency/inclusion proofs between heads. It
+rebuilds every aggregate and the ledger, checks DESIGN.md's invariants, and compares any
+materialized balances the store holds. ``--at POSITION`` audits and shows the state as of that
+position. Exit status: 0 everything holds, 1 a check failed, 2 the source could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from domain.policy import LedgerPolicy
+from flopledger.settings import load_settings
+from validator.audit import AuditOptions
+from validator.audit_run import (
+    AnchorReader,
+    AuditReport,
+    SourceUnreadable,
+    open_source,
+    run_audit,
+)
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_UNREADABLE = 2
+SOLANA_RPC_ENV = "FLOP_SOLANA_RPC"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        help="replay the whole log from genesis and check every invariant",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", help="sqlite:///PATH, postgresql://... or nats://HOST:PORT")
+    parser.add_argument("--at", type=int, metavar="POSITION", help="audit up to this position")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--verify-proofs", action="store_true", help="re-verify stored proofs")
+    parser.add_argument(
+        "--no-signatures", action="store_true", help="skip signature checks (faster)"
+    )
+    parser.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        help="an operator id (repeatable; default FLOP_OPERATOR_IDS)",
+    )
+    parser.add_argument("--solana-rpc", help="check anchors on this RPC (default FLOP_SOLANA_RPC)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    operators = frozenset(args.operator or settings.operator_ids)
+    options = AuditOptions(
+        verify_signatures=not args.no_signatures,
+        verify_proofs=args.verify_proofs,
+        operators=operators,
+        policy=LedgerPolicy(operators=tuple(sorted(operators))),
+        at_position=args.at,
+    )
+    source_url = args.source or settings.event_store_url
+    rpc_url = args.solana_rpc or os.environ.get(SOLANA_RPC_ENV) or None
+    console = Console(stderr=args.json)
+    try:
+        report = asyncio.run(_audit(source_url, options, rpc_url, console, quiet=args.json))
+    except SourceUnreadable as exc:
+        console.print(f"[red]flopledger audit: cannot read {source_url}: {exc}")
+        return EXIT_UNREADABLE
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    else:
+        print_report(console, report, show_accounts=args.at is not None)
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+async def _audit(
+    url: str, options: AuditOptions, rpc_url: str | None, console: Console, *, quiet: bool
+) -> AuditReport:
+    source = await open_source(url)
+    chain = await _open_chain(rpc_url)
+    try:
+        with Progress(
+            TextColumn("audit"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} records"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("audit", total=0)
+
+            def progress(position: int, total: int) -> None:
+                bar.update(task, completed=position, total=total)
+
+            return await run_audit(source, options, chain=chain, progress=progress)
+    finally:
+        await source.close()
+        if chain is not None:
+            await chain.close()  # type: ignore[attr-defined]
+
+
+async def _open_chain(rpc_url: str | None) -> AnchorReader | None:
+    if rpc_url is None:
+        return None
+    from adapters.solana.rpc import RpcGateway
+
+    return RpcGateway.connect(rpc_url)
+
+
+def print_report(console: Console, report: AuditReport, *, show_accounts: bool = False) -> None:
+    """The human summary: one line per check, the first failure, the state (with every
+    account's balance when ``show_accounts``)."""
+    table = Table(title=f"audit of {report.source} up to position {report.position:,}")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("items", justify="right")
+    colours = {"passed": "green", "failed": "red", "partial": "yellow", "skipped": "dim"}
+    for name, check in report.checks.items():
+        colour = colours.get(check.status, "white")
+        table.add_row(name, f"[{colour}]{check.status}[/]", f"{check.count:,}")
+    console.print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    state = report.state
+    if show_accounts:
+        balances = Table(title=f"balances at position {report.position:,}")
+        balances.add_column("account")
+        balances.add_column("balance", justify="right")
+        for account_id, balance in state["accounts"].items():
+            balances.add_row(account_id, f"{balance:,}")
+        console.print(balances)
+    console.print(
+        f"{state['commands']:,} commands, streams {state['streams']}, jobs "
+        f"{state['jobs_by_state']}, nodes {state['nodes_by_state']}; {state['tree_heads']} tree "
+        f"heads (last size {state['last_tree_size']:,}), {state['cosignatures']} "
+        f"co-signatures, {state['anchors']} anchors; balances sum to {state['total_balance']}"
+    )
+    console.print(f"{report.events:,} records in {report.elapsed_s:.2f} s")
+    if report.failure is None:
+        console.print("[bold green]AUDIT PASSED[/]: every check holds")
+    else:
+        failure = report.failure
+        console.print(
+            f"[bold red]AUDIT FAILED[/] at position {failure.position}: "
+            f"[red]{failure.check}[/]: {failure.message}"
+        )

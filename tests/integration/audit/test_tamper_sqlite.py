@@ -1,0 +1,232 @@
+"""The audit on SQLite stores: a clean history passes; each tampered copy (edited with
+sqlite3 directly, as an attacker with file access would) fails at the right position with the
+right check; the CLI's exit status and JSON report say so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from adapters.store.sqlite import SqliteEventStore
+from domain.records import GENESIS_HASH, Record, make_record
+from flopledger.cli import main
+from tests.unit.audit.scenario import CONSUMER, History, build_history
+from validator.audit import AuditOptions
+from validator.audit_run import AuditReport, open_source, run_audit
+
+COLUMNS = (
+    "position, stream_id, stream_type, version, event_type, data, command_id, metadata, "
+    "prev_hash, hash"
+)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, History]]:
+    path = tmp_path_factory.mktemp("audit") / "clean.sqlite3"
+
+    async def build() -> History:
+        store = await SqliteEventStore.open(path)
+        try:
+            return await build_history(store)
+        finally:
+            await store.close()
+
+    yield path, asyncio.run(build())
+
+
+@pytest.fixture
+def copy(clean: tuple[Path, History], tmp_path: Path) -> Path:
+    target = tmp_path / "copy.sqlite3"
+    shutil.copy(clean[0], target)
+    return target
+
+
+def audit(path: Path, history: History) -> AuditReport:
+    async def go() -> AuditReport:
+        source = await open_source(f"sqlite:///{path}")
+        try:
+            options = AuditOptions(operators=frozenset(history.net.policy.operators))
+            return await run_audit(source, options, chain=history.chain)
+        finally:
+            await source.close()
+
+    return asyncio.run(go())
+
+
+def rows(path: Path) -> list[Record]:
+    with sqlite3.connect(path) as conn:
+        found = conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY position").fetchall()
+    return [Record(*row) for row in found]
+
+
+def position_of(path: Path, predicate: Callable[[Record], bool]) -> int:
+    return next(r.position for r in rows(path) if predicate(r))
+
+
+def rewrite(path: Path, records: list[Record]) -> None:
+    """Store ``records`` with a freshly computed hash chain (a careful forger)."""
+    sealed, prev = [], GENESIS_HASH
+    for record in records:
+        new = make_record(prev, record.body())
+        sealed.append(new)
+        prev = new.hash
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM events")
+        conn.executemany(
+            f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [tuple(msgspec.structs.astuple(r)) for r in sealed],
+        )
+        conn.execute("UPDATE head SET position = ?, hash = ?", (sealed[-1].position, prev))
+
+
+def edit_data(record: Record, **changes: object) -> Record:
+    data = json.loads(record.data)
+    data.update(changes)
+    return msgspec.structs.replace(record, data=json.dumps(data, sort_keys=True).encode())
+
+
+def test_clean_history_passes(clean: tuple[Path, History]) -> None:
+    report = audit(clean[0], clean[1])
+    assert report.ok, report.failure
+    assert report.state["total_balance"] == 0
+    assert report.state["tree_heads"] == 2 and report.state["anchors"] == 2
+    assert report.checks["anchor"].count == 4  # two offline, two on chain
+    assert report.checks["read_model"].count > 0
+
+
+def test_changed_byte_names_its_position(copy: Path, clean: tuple[Path, History]) -> None:
+    with sqlite3.connect(copy) as conn:
+        (data,) = conn.execute("SELECT data FROM events WHERE position = 17").fetchone()
+        flipped = bytes([data[0] ^ 1]) + data[1:]
+        conn.execute("UPDATE events SET data = ? WHERE position = 17", (flipped,))
+    report = audit(copy, clean[1])
+    assert (report.failure.position, report.failure.check) == (17, "hash_chain")  # type: ignore[union-attr]
+
+
+def test_deleted_event(copy: Path, clean: tuple[Path, History]) -> None:
+    with sqlite3.connect(copy) as conn:
+        conn.execute("DELETE FROM events WHERE position = 30")
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (30, "hash_chain")
+    assert "missing" in report.failure.message
+
+
+def test_swapped_events(copy: Path, clean: tuple[Path, History]) -> None:
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE events SET position = -1 WHERE position = 40")
+        conn.execute("UPDATE events SET position = 40 WHERE position = 41")
+        conn.execute("UPDATE events SET position = 41 WHERE position = -1")
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (40, "hash_chain")
+
+
+def test_rewritten_history_with_a_new_chain_is_caught_by_the_tree_head(
+    copy: Path, clean: tuple[Path, History]
+) -> None:
+    records = rows(copy)
+    index = next(
+        i for i, r in enumerate(records) if r.event_type == "Registered" and r.stream_type == "node"
+    )
+    records[index] = edit_data(records[index], region="us-east")
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    first_head = position_of(copy, lambda r: r.event_type == "TreeHeadSigned")
+    assert (report.failure.position, report.failure.check) == (first_head, "tree_head")
+
+
+def test_forged_verdict(copy: Path, clean: tuple[Path, History]) -> None:
+    records = rows(copy)
+    index = next(i for i, r in enumerate(records) if r.event_type == "VerdictRecorded")
+    verdict = json.loads(records[index].data)["verdict"]
+    records[index] = edit_data(records[index], verdict={**verdict, "passed": False})
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (records[index].position, "verdict")
+
+
+def test_replayed_command(copy: Path, clean: tuple[Path, History]) -> None:
+    records = rows(copy)
+    deposit = next(
+        r for r in records if r.event_type == "Credited" and r.stream_id == f"user:{CONSUMER.id}"
+    )
+    replayed = [r for r in records if r.command_id == deposit.command_id]
+    versions = {r.stream_id: r.version for r in records}
+    position = records[-1].position
+    for record in replayed:
+        position += 1
+        versions[record.stream_id] += 1
+        records.append(
+            msgspec.structs.replace(record, position=position, version=versions[record.stream_id])
+        )
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    first_copy = records[-len(replayed)].position
+    assert (report.failure.position, report.failure.check) == (first_copy, "command_replay")
+
+
+def test_balance_edited_in_the_read_table(copy: Path, clean: tuple[Path, History]) -> None:
+    account = f"user:{CONSUMER.id}"
+    with sqlite3.connect(copy) as conn:
+        version, state = conn.execute(
+            "SELECT version, state FROM snapshots WHERE stream_id = ?", (account,)
+        ).fetchone()
+        edited = {**json.loads(state), "balance": json.loads(state)["balance"] + 1_000}
+        conn.execute(
+            "UPDATE snapshots SET state = ? WHERE stream_id = ?",
+            (json.dumps(edited).encode(), account),
+        )
+    report = audit(copy, clean[1])
+    expected = position_of(copy, lambda r: r.stream_id == account and r.version == version)
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (expected, "read_model")
+
+
+def test_anchor_that_does_not_match_the_chain(copy: Path, clean: tuple[Path, History]) -> None:
+    # The last anchor: an edit under a later tree head would fail that head's root first.
+    records = rows(copy)
+    index = max(i for i, r in enumerate(records) if r.event_type == "LogAnchored")
+    records[index] = edit_data(records[index], slot=json.loads(records[index].data)["slot"] + 7)
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (records[index].position, "anchor")
+
+
+def test_anchor_of_another_root(copy: Path, clean: tuple[Path, History]) -> None:
+    records = rows(copy)
+    index = next(i for i, r in enumerate(records) if r.event_type == "LogAnchored")
+    records[index] = edit_data(records[index], root="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (records[index].position, "anchor")
+
+
+def test_cli_exit_status_and_json(
+    copy: Path, clean: tuple[Path, History], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    operator = ["--operator", clean[1].net.operator.id]
+    assert main(["audit", "--source", f"sqlite:///{clean[0]}", "--json", *operator]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["failure"] is None
+    assert main(["audit", "--source", f"sqlite:///{clean[0]}", "--at", "20", *operator]) == 0
+    assert "balances at position 20" in capsys.readouterr().out
+    with sqlite3.connect(copy) as conn:
+        conn.execute("DELETE FROM events WHERE position = 5")
+    assert main(["audit", "--source", f"sqlite:///{copy}", "--json", *operator]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["failure"]["position"] == 5 and report["failure"]["check"] == "hash_chain"
+    missing = tmp_path / "missing.sqlite3"
+    assert main(["audit", "--source", f"sqlite:///{missing}"]) == 2

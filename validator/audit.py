@@ -1,0 +1,412 @@
+"""The audit replay: every record from genesis, every check, in a fixed order.
+
+``Replayer.feed`` takes records in position order and checks each one, in this order: the hash
+chain and stream versions; the command that caused it (its Ed25519 envelope signature, that
+its id derives from actor and nonce, that it was not replayed, that its actor was allowed to
+cause the event: ``validator.audit_rules``); verdicts and quorum certificates; signed tree
+heads, their roots and witness co-signatures, anchors against tree heads; then it rebuilds the
+aggregate and, at each command's end, the ledger invariants (money conserved, no account but
+the boundary below zero). The first failure stops the replay: ``AuditFailed`` names its
+position and check. The replay is synchronous and does no IO (``validator.audit_run`` feeds
+it from a store or NATS and does the chain and read-model checks that need IO).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from domain.commands import Command, decode_command
+from domain.errors import FlopError
+from domain.events import FlopAggregate, decode_event
+from domain.ledger import BOUNDARY_ACCOUNT, Account
+from domain.log import compute_witness_message
+from domain.policy import LedgerPolicy
+from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
+from domain.services.ledger_service import CommandMetadata, compute_command_id
+from proofs import bls
+from proofs.envelope import FRESHNESS_WINDOW_NS
+from proofs.identity import IdentityError, decode_actor_id, verify_signature
+from proofs.quorum import decode_qc, verdict_message, verify_qc
+from proofs.tree_head import SignedTreeHead, verify_tree_head
+from validator.audit_log import AnchorClaim, LogView
+from validator.audit_rules import OWNER_KINDS, find_violation
+
+HASH_CHAIN = "hash_chain"
+COMMAND_SIGNATURE = "command_signature"
+COMMAND_REPLAY = "command_replay"
+AUTHORIZATION = "authorization"
+VERDICT = "verdict"
+QUORUM_CERTIFICATE = "quorum_certificate"
+TREE_HEAD = "tree_head"
+WITNESS = "witness_cosignature"
+ANCHOR = "anchor"
+AGGREGATE_REPLAY = "aggregate_replay"
+LEDGER_INVARIANTS = "ledger_invariants"
+READ_MODEL = "read_model"
+STORED_PROOFS = "stored_proofs"
+CHECKS = (
+    HASH_CHAIN,
+    COMMAND_SIGNATURE,
+    COMMAND_REPLAY,
+    AUTHORIZATION,
+    VERDICT,
+    QUORUM_CERTIFICATE,
+    TREE_HEAD,
+    WITNESS,
+    ANCHOR,
+    AGGREGATE_REPLAY,
+    LEDGER_INVARIANTS,
+    READ_MODEL,
+    STORED_PROOFS,
+)
+SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WITNESS})
+CERTIFICATE_SIGNERS_MIN = 1
+_METADATA = msgspec.json.Decoder(CommandMetadata)
+_JSON = msgspec.json.Decoder()
+
+
+class AuditFailed(Exception):
+    """A check failed at a position: the audit stops there."""
+
+    def __init__(self, position: int, check: str, message: str) -> None:
+        super().__init__(f"position {position}: {check}: {message}")
+        self.position = position
+        self.check = check
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    verify_signatures: bool = True
+    verify_proofs: bool = False
+    operators: frozenset[str] = frozenset()
+    policy: LedgerPolicy = field(default_factory=LedgerPolicy)
+    at_position: int | None = None
+
+
+@dataclass
+class _Command:
+    command_id: str
+    position: int
+    metadata: bytes
+    kind: str
+    actor: str
+    body: Command
+    principals: frozenset[str]
+    issued_at_ns: int
+    touched_accounts: set[str] = field(default_factory=set)
+
+
+class Replayer:
+    """Checks records one by one and rebuilds every aggregate (see the module docstring)."""
+
+    def __init__(self, options: AuditOptions) -> None:
+        self.options = options
+        self.head = Head(position=0, hash=GENESIS_HASH)
+        self.aggregates: dict[str, FlopAggregate] = {}
+        self.stream_types: dict[str, str] = {}
+        self.last_positions: dict[str, int] = {}
+        self.balance_history: dict[str, list[tuple[int, int, int, int]]] = {}
+        self.commands = 0
+        self.counts: dict[str, int] = dict.fromkeys(CHECKS, 0)
+        self.log = LogView(keep_hashes=options.verify_proofs)
+        self._seen: set[str] = set()
+        self._command: _Command | None = None
+        self._money = 0
+
+    def feed(self, record: Record) -> None:
+        """Check one record and apply it; raises AuditFailed at the first failed check."""
+        self._check_chain(record)
+        if self._command is None or record.command_id != self._command.command_id:
+            self.end_command()
+            self._command = self._begin_command(record)
+        elif record.metadata != self._command.metadata:
+            self._fail(record, COMMAND_SIGNATURE, "metadata differs within one command")
+        command = self._command
+        try:
+            event = decode_event(record)
+            data: dict[str, Any] = _JSON.decode(record.data)
+        except (ValueError, TypeError, msgspec.MsgspecError) as exc:
+            self._fail(record, AGGREGATE_REPLAY, f"event does not decode: {exc}")
+        self._check_event(record, command, event, data)
+        self._apply(record, command, event)
+        self.log.add_leaf(record.hash)
+
+    def end_command(self) -> None:
+        """Ledger invariants at a command's end: money conserved, no account below zero."""
+        command = self._command
+        if command is None:
+            return
+        if self._money != 0:
+            raise AuditFailed(
+                command.position, LEDGER_INVARIANTS, f"{command.kind} created {self._money}"
+            )
+        for account_id in command.touched_accounts:
+            account = self.aggregates[account_id]
+            assert isinstance(account, Account)
+            if account.balance < 0 and account_id != BOUNDARY_ACCOUNT:
+                raise AuditFailed(
+                    command.position,
+                    LEDGER_INVARIANTS,
+                    f"{command.kind} took {account_id} to {account.balance}",
+                )
+        self.counts[LEDGER_INVARIANTS] += 1
+        self._command = None
+
+    def _check_chain(self, record: Record) -> None:
+        expected = self.head.position + 1
+        if record.position != expected:
+            if record.position > expected:
+                raise AuditFailed(
+                    expected,
+                    HASH_CHAIN,
+                    f"record {expected} is missing (the next stored one is {record.position})",
+                )
+            self._fail(record, HASH_CHAIN, f"position goes back, {expected} was expected")
+        if record.prev_hash != self.head.hash:
+            self._fail(record, HASH_CHAIN, "prev_hash is not the hash of the record before")
+        if compute_record_hash(record.prev_hash, record.body()) != record.hash:
+            self._fail(record, HASH_CHAIN, "hash does not match the record's content")
+        version = self.last_version(record.stream_id) + 1
+        if record.version != version:
+            self._fail(
+                record,
+                HASH_CHAIN,
+                f"stream {record.stream_id} goes to version {record.version}, not {version}",
+            )
+        known_type = self.stream_types.setdefault(record.stream_id, record.stream_type)
+        if known_type != record.stream_type:
+            self._fail(record, HASH_CHAIN, f"{record.stream_id} changes type to {known_type}")
+        self.head = Head(position=record.position, hash=record.hash)
+        self.counts[HASH_CHAIN] += 1
+
+    def last_version(self, stream_id: str) -> int:
+        aggregate = self.aggregates.get(stream_id)
+        return 0 if aggregate is None else aggregate.version
+
+    def _begin_command(self, record: Record) -> _Command:
+        try:
+            metadata = _METADATA.decode(record.metadata)
+        except msgspec.MsgspecError as exc:
+            self._fail(record, COMMAND_SIGNATURE, f"metadata is not a signed command: {exc}")
+        envelope = metadata.envelope
+        if compute_command_id(envelope.actor, envelope.nonce) != record.command_id:
+            self._fail(record, COMMAND_SIGNATURE, "command id is not sha256(actor, nonce)")
+        if self.options.verify_signatures:
+            if metadata.digest != envelope.digest().hex():
+                self._fail(record, COMMAND_SIGNATURE, "stored digest is not the envelope's")
+            payload = envelope.signing_payload()
+            if not verify_signature(envelope.actor, payload, envelope.signature):
+                self._fail(record, COMMAND_SIGNATURE, f"{envelope.kind} signature is invalid")
+        self.counts[COMMAND_SIGNATURE] += 1
+        if record.command_id in self._seen:
+            self._fail(
+                record,
+                COMMAND_REPLAY,
+                f"{envelope.kind} by {envelope.actor} (nonce {envelope.nonce!r}) ran before",
+            )
+        self._seen.add(record.command_id)
+        self.counts[COMMAND_REPLAY] += 1
+        try:
+            body = decode_command(envelope.kind, envelope.body)
+        except FlopError as exc:
+            self._fail(record, AUTHORIZATION, exc.message)
+        self.commands += 1
+        return _Command(
+            command_id=record.command_id,
+            position=record.position,
+            metadata=record.metadata,
+            kind=envelope.kind,
+            actor=envelope.actor,
+            body=body,
+            principals=self._principals(envelope.kind, envelope.actor, body),
+            issued_at_ns=envelope.issued_at_ns,
+        )
+
+    def _principals(self, kind: str, actor: str, body: Command) -> frozenset[str]:
+        field_name = OWNER_KINDS.get(kind)
+        if field_name is None:
+            return frozenset({actor})
+        target = self.aggregates.get(getattr(body, field_name))
+        owner = getattr(target, "owner", None)
+        if target is None or actor not in (owner, target.id):
+            return frozenset({actor, "\0not-owner"})
+        return frozenset({actor, owner or actor})
+
+    def _check_event(
+        self, record: Record, command: _Command, event: Any, data: dict[str, Any]
+    ) -> None:
+        if abs(data.get("at_us", 0) * 1000 - command.issued_at_ns) > FRESHNESS_WINDOW_NS:
+            self._fail(record, COMMAND_SIGNATURE, "executed outside the envelope's time window")
+        if "\0not-owner" in command.principals:
+            self._fail(record, AUTHORIZATION, f"{command.actor} does not own its {command.kind}")
+        violation = find_violation(
+            command.kind,
+            command.actor,
+            record.stream_type,
+            record.stream_id,
+            record.event_type,
+            data,
+            operators=self.options.operators,
+            principals=command.principals,
+        )
+        if violation is not None:
+            self._fail(record, AUTHORIZATION, violation)
+        self._check_amounts(record, command, data)
+        self.counts[AUTHORIZATION] += 1
+        key = (record.stream_type, record.event_type)
+        if key == ("job", "VerdictRecorded"):
+            self._check_verdict(record, command, event)
+        elif key in (("job", "JobVerified"), ("job", "JobRejected")):
+            self._check_certificate(record, event)
+        elif record.stream_type == "log":
+            self._check_log_event(record, command, event)
+        elif key in (("account", "HoldPosted"), ("account", "HoldVoided")):
+            account = self.aggregates.get(record.stream_id)
+            if event.transfer_id in getattr(account, "closed_holds", ()):
+                self._fail(record, LEDGER_INVARIANTS, f"hold {event.transfer_id} closed twice")
+        elif key == ("node", "NodeSlashed") and not event.evidence:
+            self._fail(record, LEDGER_INVARIANTS, "a slash cites no evidence")
+        elif key == ("validator", "Registered") and self.options.verify_proofs:
+            if not bls.pop_verify(event.bls_public_key, event.proof_of_possession):
+                self._fail(record, STORED_PROOFS, "proof of possession does not verify")
+            self.counts[STORED_PROOFS] += 1
+
+    def _check_amounts(self, record: Record, command: _Command, data: dict[str, Any]) -> None:
+        if record.stream_id != BOUNDARY_ACCOUNT or record.event_type not in ("Debited", "Credited"):
+            return
+        expected = getattr(command.body, "amount", None)
+        if data.get("amount") != expected:
+            self._fail(
+                record,
+                AUTHORIZATION,
+                f"{record.event_type} {data.get('amount')} but the signed {command.kind} "
+                f"says {expected}",
+            )
+
+    def _check_verdict(self, record: Record, command: _Command, event: Any) -> None:
+        job: Any = self.aggregates.get(record.stream_id)
+        if job is None or command.actor not in _assigned_validators(job):
+            self._fail(record, VERDICT, f"{command.actor} is not assigned to {record.stream_id}")
+        body = command.body
+        verdict = event.verdict
+        signed = (getattr(body, "passed", None), getattr(body, "reason", None))
+        if (verdict.passed, verdict.reason) != signed or verdict.signature != getattr(
+            body, "signature", None
+        ):
+            self._fail(record, VERDICT, "the recorded verdict is not the one the validator signed")
+        if self.options.verify_signatures:
+            validator = self.aggregates.get(command.actor)
+            message = verdict_message(job.id, job.result.commitment, verdict.passed)
+            key = getattr(validator, "bls_public_key", b"")
+            if not bls.verify(key, message, verdict.signature):
+                self._fail(record, VERDICT, "the verdict's BLS signature does not verify")
+        self.counts[VERDICT] += 1
+
+    def _check_certificate(self, record: Record, event: Any) -> None:
+        job: Any = self.aggregates[record.stream_id]
+        outcome = record.event_type == "JobVerified"
+        try:
+            qc = decode_qc(event.certificate)
+        except msgspec.MsgspecError as exc:
+            self._fail(record, QUORUM_CERTIFICATE, f"certificate does not decode: {exc}")
+        if job.result is None or qc.message != verdict_message(
+            job.id, job.result.commitment, outcome
+        ):
+            self._fail(record, QUORUM_CERTIFICATE, "certificate is over another verdict")
+        if self.options.verify_signatures:
+            validators = _assigned_validators(job)
+            keys = [getattr(self.aggregates.get(v), "bls_public_key", b"") for v in validators]
+            # The quorum rule (weights, replacements) is the domain's; the audit checks that
+            # the certificate's signers are assigned validators and really signed.
+            if not verify_qc(keys, qc, CERTIFICATE_SIGNERS_MIN):
+                self._fail(record, QUORUM_CERTIFICATE, "certificate does not verify")
+        self.counts[QUORUM_CERTIFICATE] += 1
+
+    def _check_log_event(self, record: Record, command: _Command, event: Any) -> None:
+        if record.event_type == "TreeHeadSigned":
+            self._check_tree_head(record, command, event)
+            return
+        if record.event_type not in ("WitnessCosigned", "LogAnchored"):
+            return
+        check = WITNESS if record.event_type == "WitnessCosigned" else ANCHOR
+        if self.log.heads.get(event.size) != event.root:
+            self._fail(record, check, f"no signed tree head of size {event.size} with this root")
+        if check == ANCHOR:
+            self.log.anchors.append(
+                AnchorClaim(
+                    record.position, event.size, event.root, event.chain_signature, event.slot
+                )
+            )
+        elif self.options.verify_signatures:
+            validator = self.aggregates.get(event.validator_id)
+            key = getattr(validator, "bls_public_key", b"")
+            if not bls.verify(
+                key, compute_witness_message(event.size, event.root), event.signature
+            ):
+                self._fail(record, WITNESS, f"co-signature of {event.validator_id} is invalid")
+        self.log.cosignatures += check == WITNESS
+        self.counts[check] += 1
+
+    def _check_tree_head(self, record: Record, command: _Command, event: Any) -> None:
+        size = event.size
+        if not self.log.last_size < size < record.position:
+            self._fail(
+                record, TREE_HEAD, f"size {size} after {self.log.last_size} at {record.position}"
+            )
+        root = self.log.root_at(size)
+        if root != event.root:
+            self._fail(record, TREE_HEAD, f"root of the first {size} records is {root.hex()}")
+        if self.options.verify_signatures:
+            try:
+                signer = decode_actor_id(command.actor)
+            except IdentityError:
+                signer = b""
+            head = SignedTreeHead(
+                size, event.root, event.tree_timestamp_ns, event.signer, event.signature
+            )
+            if event.signer != signer or not verify_tree_head(head, signer):
+                self._fail(record, TREE_HEAD, "tree head signature is not the sealer's")
+        reason = self.log.check_proofs(self.log.last_size, size, root)
+        if reason is not None:
+            self._fail(record, STORED_PROOFS, reason)
+        self.log.heads[size] = root
+        self.log.last_size = size
+        self.counts[TREE_HEAD] += 1
+
+    def _apply(self, record: Record, command: _Command, event: Any) -> None:
+        previous = self.aggregates.get(record.stream_id)
+        before = previous.balance if isinstance(previous, Account) else 0
+        try:
+            aggregate = event.mutate(previous)
+        except (KeyError, ValueError, TypeError, AttributeError, AssertionError) as exc:
+            self._fail(record, AGGREGATE_REPLAY, f"{record.event_type} does not apply: {exc!r}")
+        self.aggregates[record.stream_id] = aggregate
+        self.last_positions[record.stream_id] = record.position
+        if isinstance(aggregate, Account):
+            self._money += aggregate.balance - before
+            command.touched_accounts.add(record.stream_id)
+            history = self.balance_history.setdefault(record.stream_id, [])
+            history.append(
+                (
+                    record.position,
+                    aggregate.balance,
+                    aggregate.debits_pending,
+                    aggregate.credits_pending,
+                )
+            )
+        self.counts[AGGREGATE_REPLAY] += 1
+
+    def _fail(self, record: Record, check: str, message: str) -> Any:
+        raise AuditFailed(record.position, check, message)
+
+
+def _assigned_validators(job: Any) -> tuple[str, ...]:
+    """The job's current validator set (its verdict round's, or the older flat field)."""
+    round_ = getattr(job, "round", None)
+    if round_ is not None:
+        return tuple(round_.validators)
+    return tuple(getattr(job, "validators", ()))

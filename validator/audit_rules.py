@@ -1,0 +1,169 @@
+"""Who may cause which event: the audit's authorization rules, independent of the handlers.
+
+The handlers enforce these rules when a command runs; the audit re-checks them on the stored
+history, so that an event inserted or edited after the fact (with a re-computed hash chain)
+is still caught. The rules are deliberately coarse where the handlers change often (which
+stream types a command kind may touch) and exact where money or verdicts are concerned:
+
+- a debit of ``user:X`` (``Debited`` or a debit-side ``HoldPlaced``) is signed by X;
+- money leaves the boundary account only through ``account.deposit`` by an operator, and
+  enters it only through ``account.withdraw``;
+- a verdict is recorded by the validator named in it, who is assigned to the job;
+- jobs are submitted by their consumer, claimed and answered by their node;
+- nodes and validators are registered by their own key, managed by their owner;
+- operator-only kinds are signed by a configured operator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.ledger import BOUNDARY_ACCOUNT
+from domain.log import LOG_STREAM_ID
+
+ACCOUNT_STREAMS = frozenset({"account", "directory"})
+
+# Which stream types each command kind may append to: exact for money and the log, by
+# family for the job, node, validator and stake kinds (their handlers change often).
+WORK_STREAMS = ACCOUNT_STREAMS | {"job", "node", "validator"}
+KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
+    "account.deposit": ACCOUNT_STREAMS,
+    "account.withdraw": ACCOUNT_STREAMS,
+    "log.seal": frozenset({"log"}),
+    "log.cosign": frozenset({"log"}),
+    "log.anchor": frozenset({"log"}),
+    "withdrawal.submit": frozenset({"withdrawal"}),
+    "withdrawal.confirm": frozenset({"withdrawal"}),
+}
+FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
+    "job.": WORK_STREAMS,
+    "node.": WORK_STREAMS,
+    "validator.": WORK_STREAMS,
+    "stake.": WORK_STREAMS,
+}
+
+
+OPERATOR_KINDS = frozenset(
+    {
+        "account.deposit",
+        "node.attestation.decide",
+        "log.seal",
+        "log.anchor",
+        "withdrawal.submit",
+        "withdrawal.confirm",
+    }
+)
+
+# Events only some kinds may cause, whatever the stream rules allow.
+RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
+    ("job", "VerdictRecorded"): frozenset({"job.record_verdict"}),
+    ("log", "TreeHeadSigned"): frozenset({"log.seal"}),
+    ("log", "WitnessCosigned"): frozenset({"log.cosign"}),
+    ("log", "LogAnchored"): frozenset({"log.anchor"}),
+}
+
+# Kinds whose target (body field) must be owned by the actor, and that field's name.
+OWNER_KINDS: dict[str, str] = {
+    "stake.bond": "target",
+    "stake.unbond": "target",
+    "stake.withdraw": "target",
+    "node.attestation.challenge": "node_id",
+    "node.unjail": "node_id",
+    "node.deregister": "node_id",
+}
+
+# (stream type, event type) -> the data field that must name the actor.
+ACTOR_FIELDS: dict[tuple[str, str], str] = {
+    ("job", "JobSubmitted"): "consumer",
+    ("job", "JobClaimed"): "node_id",
+    ("job", "ResultCommitted"): "node_id",
+    ("job", "VerdictRecorded"): "validator_id",
+    ("log", "WitnessCosigned"): "validator_id",
+}
+SELF_STREAM_EVENTS = frozenset(
+    {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}
+)
+# Kinds that may debit a stake account: unbonding (owner), slashing (verdicts, expiries,
+# equivocation reports): every family kind but bonding and withdrawing.
+STAKE_DEBIT_EXCLUDED_KINDS = frozenset({"stake.bond", "stake.withdraw"})
+
+
+def find_violation(
+    kind: str,
+    actor: str,
+    stream_type: str,
+    stream_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    operators: frozenset[str],
+    principals: frozenset[str],
+) -> str | None:
+    """Why ``actor``'s command of ``kind`` may not cause this event, or None when it may.
+
+    ``principals`` are the ids whose money the actor may move: itself and, for owner
+    kinds, the owner of the node or validator it manages.
+    """
+    allowed_streams = get_allowed_stream_types(kind)
+    if allowed_streams is None:
+        return f"command kind {kind!r} is not one the audit knows"
+    if stream_type not in allowed_streams:
+        return f"{kind} may not append to a {stream_type} stream"
+    if stream_type == "log" and stream_id != LOG_STREAM_ID:
+        return f"log events belong to {LOG_STREAM_ID}, not {stream_id}"
+    restricted = RESTRICTED_EVENTS.get((stream_type, event_type))
+    if restricted is not None and kind not in restricted:
+        return f"{event_type} may only be caused by {sorted(restricted)}, not {kind}"
+    if operators and kind in OPERATOR_KINDS and actor not in operators:
+        return f"{kind} is operator-only and {actor} is not an operator"
+    if (stream_type, event_type) in SELF_STREAM_EVENTS and stream_id != actor:
+        return f"{event_type} of {stream_id} must be signed by {stream_id}, not {actor}"
+    field = ACTOR_FIELDS.get((stream_type, event_type))
+    if field is not None and data.get(field) != actor:
+        return f"{event_type}.{field} is {data.get(field)!r} but the command is signed by {actor}"
+    if stream_type == "account":
+        return _money_violation(kind, actor, stream_id, event_type, data, principals)
+    return None
+
+
+def get_allowed_stream_types(kind: str) -> frozenset[str] | None:
+    """The stream types a command kind may append to; None for a kind the audit does not know."""
+    exact = KIND_STREAM_TYPES.get(kind)
+    if exact is not None:
+        return exact
+    family = kind.split(".", 1)[0] + "."
+    return FAMILY_STREAM_TYPES.get(family)
+
+
+def _money_violation(
+    kind: str,
+    actor: str,
+    account_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    principals: frozenset[str],
+) -> str | None:
+    is_debit = event_type == "Debited" or (
+        event_type == "HoldPlaced" and data.get("side") == "debit"
+    )
+    if not is_debit and event_type != "Credited":
+        return None
+    if is_debit and account_id.startswith("user:") and account_id[5:] not in principals:
+        return f"{kind} by {actor} debits {account_id}"
+    if is_debit and account_id == BOUNDARY_ACCOUNT and kind != "account.deposit":
+        return f"money entered the ledger through {kind}, not account.deposit"
+    if (
+        event_type == "Credited"
+        and account_id == BOUNDARY_ACCOUNT
+        and kind not in ("account.withdraw",)
+    ):
+        return f"money left the ledger through {kind}, not account.withdraw"
+    if (
+        is_debit
+        and account_id.startswith("stake:")
+        and (
+            kind in STAKE_DEBIT_EXCLUDED_KINDS or get_allowed_stream_types(kind) == ACCOUNT_STREAMS
+        )
+    ):
+        return f"{kind} debits stake account {account_id}"
+    return None

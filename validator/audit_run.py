@@ -1,0 +1,302 @@
+"""Run an audit: read a source from genesis, feed the replay, do the checks that need IO.
+
+Sources: an event store (``sqlite:///``, ``postgresql://``: read in batches, the next batch
+read while this one is checked) or the NATS mirror (``nats://``: a verified replay of
+FLOP_EVENTS from sequence 1). After the replay: the final ledger invariants, the store's head
+row against the replayed head, materialized balances (store snapshots) against the replayed
+ones, and each anchor against the chain when one is reachable. The report says which checks
+ran, how many items each covered, and the first failure (position and check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from adapters.nats.errors import ChainBroken
+from domain.balances import decode_balance_snapshot
+from domain.errors import OperatingError
+from domain.log import encode_anchor_memo
+from domain.ports import READ_ALL_LIMIT_MAX, EventStore
+from domain.records import Record
+from validator.audit import (
+    ANCHOR,
+    CHECKS,
+    HASH_CHAIN,
+    READ_MODEL,
+    SIGNATURE_CHECKS,
+    STORED_PROOFS,
+    AuditFailed,
+    AuditOptions,
+    Replayer,
+)
+from validator.audit_state import check_balance_snapshot, check_final_invariants, summarize_state
+
+AUDIT_BATCH = READ_ALL_LIMIT_MAX
+NATS_BATCH = 1000
+
+Progress = Callable[[int, int], None]
+
+
+class SourceUnreadable(Exception):
+    """The audit source could not be opened or read (exit status 2)."""
+
+
+class ChainMemo(msgspec.Struct, frozen=True):
+    memo: str
+    slot: int
+
+
+class AnchorReader(Protocol):
+    """What the audit needs of a chain: the memo and slot of a transaction, or None."""
+
+    async def get_memo(self, signature: str) -> ChainMemo | None: ...
+
+
+class AuditSource(Protocol):
+    name: str
+    store: EventStore | None
+
+    async def head_position(self) -> int: ...
+
+    def batches(self, until: int | None) -> AsyncIterator[list[Record]]: ...
+
+    async def close(self) -> None: ...
+
+
+class FailureView(msgspec.Struct, frozen=True):
+    position: int
+    check: str
+    message: str
+
+
+class CheckView(msgspec.Struct, frozen=True):
+    status: str
+    count: int
+
+
+class AuditReport(msgspec.Struct, kw_only=True):
+    ok: bool
+    source: str
+    position: int
+    events: int
+    elapsed_s: float
+    events_per_s: float
+    failure: FailureView | None
+    checks: dict[str, CheckView]
+    state: dict[str, Any]
+    warnings: list[str]
+
+
+class StoreSource:
+    """An event store read from position 1 in batches, one batch read ahead."""
+
+    def __init__(self, store: EventStore, name: str) -> None:
+        self.store: EventStore | None = store
+        self._store = store
+        self.name = name
+
+    async def head_position(self) -> int:
+        return (await self._store.head()).position
+
+    async def batches(self, until: int | None) -> AsyncIterator[list[Record]]:
+        position = 1
+        pending = asyncio.ensure_future(self._store.read_all(position, AUDIT_BATCH))
+        try:
+            while True:
+                batch = await pending
+                if not batch:
+                    return
+                position = batch[-1].position + 1
+                done = until is not None and position > until
+                if not done:
+                    pending = asyncio.ensure_future(self._store.read_all(position, AUDIT_BATCH))
+                yield batch
+                if done:
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
+
+    async def close(self) -> None:
+        await self._store.close()
+
+
+async def run_audit(
+    source: AuditSource,
+    options: AuditOptions,
+    *,
+    chain: AnchorReader | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Audit ``source``; raises SourceUnreadable when it cannot be read."""
+    started = time.perf_counter()
+    replayer = Replayer(options)
+    warnings: list[str] = []
+    failure: AuditFailed | None = None
+    try:
+        total = await source.head_position()
+    except OperatingError as exc:
+        raise SourceUnreadable(f"reading {source.name} failed: {exc}") from exc
+    if options.at_position is not None:
+        total = min(total, options.at_position)
+    try:
+        await _replay(source, replayer, options.at_position, total, progress)
+        replayer.end_command()
+        check_final_invariants(replayer)
+        if source.store is not None and options.at_position is None:
+            await _check_store_head(source.store, replayer)
+        if source.store is not None:
+            await _check_read_model(source.store, replayer)
+        else:
+            warnings.append("read model not checked: the source has no read tables")
+        await _check_anchors(replayer, chain, warnings)
+    except AuditFailed as exc:
+        failure = exc
+    if not options.operators:
+        warnings.append("no operators configured: operator-only commands were not checked")
+    elapsed = time.perf_counter() - started
+    return _report(source.name, replayer, options, failure, warnings, elapsed, chain)
+
+
+async def _replay(
+    source: AuditSource,
+    replayer: Replayer,
+    until: int | None,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    try:
+        async for batch in source.batches(until):
+            for record in batch:
+                if until is not None and record.position > until:
+                    return
+                replayer.feed(record)
+            if progress is not None:
+                progress(replayer.head.position, total)
+    except ChainBroken as exc:
+        raise AuditFailed(exc.position, HASH_CHAIN, exc.reason) from exc
+    except OperatingError as exc:
+        raise SourceUnreadable(f"reading {source.name} failed: {exc}") from exc
+
+
+async def _check_store_head(store: EventStore, replayer: Replayer) -> None:
+    head = await store.head()
+    if head != replayer.head:
+        raise AuditFailed(
+            replayer.head.position,
+            HASH_CHAIN,
+            f"the store's head row says position {head.position} hash {head.hash.hex()[:16]}, "
+            f"the records end at {replayer.head.position}",
+        )
+
+
+async def _check_read_model(store: EventStore, replayer: Replayer) -> None:
+    for account_id in sorted(replayer.balance_history):
+        snapshot = await store.get_snapshot(account_id)
+        if snapshot is None:
+            continue
+        if snapshot.version > len(replayer.balance_history[account_id]):
+            continue  # a snapshot newer than the audited position (--at)
+        try:
+            state = msgspec.structs.asdict(decode_balance_snapshot(snapshot.state))
+        except msgspec.MsgspecError as exc:
+            position = replayer.last_positions[account_id]
+            raise AuditFailed(position, READ_MODEL, f"snapshot of {account_id}: {exc}") from exc
+        check_balance_snapshot(replayer, account_id, snapshot.version, state)
+
+
+async def _check_anchors(
+    replayer: Replayer, chain: AnchorReader | None, warnings: list[str]
+) -> None:
+    anchors = replayer.log.anchors
+    if not anchors:
+        return
+    if chain is None:
+        warnings.append(
+            f"{len(anchors)} anchors checked against tree heads only: no chain reachable"
+        )
+        return
+    for claim in anchors:
+        found = await chain.get_memo(claim.chain_signature)
+        expected = encode_anchor_memo(claim.size, claim.root)
+        if found is None:
+            raise AuditFailed(
+                claim.position, ANCHOR, f"{claim.chain_signature} is not on the chain"
+            )
+        if found.memo != expected or found.slot != claim.slot:
+            raise AuditFailed(
+                claim.position,
+                ANCHOR,
+                f"on chain {claim.chain_signature} says {found.memo!r} at slot {found.slot}, "
+                f"the log says {expected!r} at slot {claim.slot}",
+            )
+        replayer.counts[ANCHOR] += 1
+
+
+def _report(
+    name: str,
+    replayer: Replayer,
+    options: AuditOptions,
+    failure: AuditFailed | None,
+    warnings: list[str],
+    elapsed: float,
+    chain: AnchorReader | None,
+) -> AuditReport:
+    checks: dict[str, CheckView] = {}
+    for check in CHECKS:
+        status = "passed"
+        if failure is not None and failure.check == check:
+            status = "failed"
+        elif not options.verify_signatures and check in SIGNATURE_CHECKS:
+            status = "partial"
+        elif check == STORED_PROOFS and not options.verify_proofs:
+            status = "skipped"
+        elif check == ANCHOR and chain is None and replayer.log.anchors:
+            status = "partial"
+        checks[check] = CheckView(status=status, count=replayer.counts[check])
+    events = replayer.head.position
+    return AuditReport(
+        ok=failure is None,
+        source=name,
+        position=events,
+        events=events,
+        elapsed_s=round(elapsed, 3),
+        events_per_s=round(events / elapsed, 1) if elapsed > 0 else 0.0,
+        failure=None
+        if failure is None
+        else FailureView(position=failure.position, check=failure.check, message=failure.message),
+        checks=checks,
+        state=summarize_state(replayer),
+        warnings=warnings,
+    )
+
+
+async def open_source(url: str) -> AuditSource:
+    """The source a URL names; SourceUnreadable when it cannot be opened."""
+    from adapters.store.factory import SQLITE_PREFIX, get_sqlite_path, open_event_store
+
+    if url.startswith(("nats://", "tls://")):
+        from validator.audit_nats import open_nats_source
+
+        return await open_nats_source(url)
+    if url.startswith(SQLITE_PREFIX) and not Path(get_sqlite_path(url)).is_file():
+        raise SourceUnreadable(f"no SQLite store at {get_sqlite_path(url)}")
+    try:
+        store = await open_event_store(url)
+    except (OperatingError, OSError, ValueError) as exc:
+        raise SourceUnreadable(str(exc)) from exc
+    return StoreSource(store, _redact(url))
+
+
+def _redact(url: str) -> str:
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, userinfo = head.partition("//")
+    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
