@@ -1,0 +1,215 @@
+"""Result artifacts: what a node uploads for a job and what a validator reads back.
+
+For every job the agent uploads two objects to the artifact store (addressed by hex SHA-256)
+and commits their digests with ``job.commit_result``:
+
+- **artifact** (``artifact_digest``): a ``SignedManifest`` (msgpack) — ``manifest`` is the
+  msgpack of ``ResultManifest`` (job id, node id, kind, params, commitment, proof digest,
+  execution environment: device, dtype, library versions; timings), ``signature`` is the
+  node's Ed25519 signature over ``MANIFEST_TAG || manifest``.
+- **proof** (``proof_digest``), by kind: ``matmul`` a ``proofs.matmul.MatmulProof``
+  (msgpack), ``inference`` a ``proofs.inference_commitment.InferenceProof`` (msgpack),
+  ``zk-prove`` an ``adapters.compute.zk_prover.ZkProofArtifact`` (JSON).
+- **commitment**: the Merkle root over result rows (matmul) or outputs (inference); for
+  zk-prove the SHA-256 of the proof bytes.
+
+``verify_result`` is the validator's whole check, returning a stable reason code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import msgspec
+import torch
+
+from adapters.compute.inference_model import run_inference, verify_inference
+from adapters.compute.runtime import ExecutionEnvironment
+from adapters.compute.torch_matmul import run_matmul
+from adapters.compute.workloads import (
+    InferenceParams,
+    MatmulParams,
+    WorkloadParams,
+    WorkloadParamsError,
+    ZkProveParams,
+    compute_job_seed,
+    encode_params,
+    parse_params,
+)
+from adapters.compute.zk_prover import (
+    decode_zk_artifact,
+    encode_zk_artifact,
+    run_zk_prove,
+    verify_zk,
+)
+from proofs.identity import Identity, verify_signature
+from proofs.inference_commitment import decode_inference_proof, encode_inference_proof
+from proofs.matmul import decode_matmul_proof, encode_matmul_proof, verify_proof
+
+MANIFEST_TAG = b"flopledger/result-manifest/v1\x00"
+MANIFEST_VERSION = 1
+DIGEST_BYTES = 32
+
+Digest = Annotated[bytes, msgspec.Meta(min_length=DIGEST_BYTES, max_length=DIGEST_BYTES)]
+
+
+class ResultManifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who computed what, where, with which libraries, and how long it took."""
+
+    version: int = MANIFEST_VERSION
+    job_id: str
+    node_id: str
+    kind: str
+    params: dict[str, str | int | bool]
+    commitment: Digest
+    proof_digest: Digest
+    environment: ExecutionEnvironment | None
+    compute_ns: int
+    total_ns: int
+
+
+class SignedManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The manifest's bytes and the node's signature over them."""
+
+    manifest: bytes
+    signature: bytes
+
+
+class ResultBundle(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a node commits for a job: the three digests and the two objects."""
+
+    job_id: str
+    commitment: bytes
+    artifact: bytes
+    proof: bytes
+
+    @property
+    def artifact_digest(self) -> bytes:
+        return hashlib.sha256(self.artifact).digest()
+
+    @property
+    def proof_digest(self) -> bytes:
+        return hashlib.sha256(self.proof).digest()
+
+
+def execute_workload(
+    job_id: str,
+    kind: str,
+    raw_params: dict[str, Any],
+    identity: Identity,
+    device: torch.device,
+    *,
+    zkey_bytes: bytes | None = None,
+) -> ResultBundle:
+    """Run a job's workload on ``device`` and build its signed result bundle."""
+    params = parse_params(kind, raw_params)
+    environment: ExecutionEnvironment | None = None
+    if isinstance(params, MatmulParams):
+        run = run_matmul(compute_job_seed(job_id, params.seed), params.n, device)
+        proof, commitment = encode_matmul_proof(run.proof), run.proof.root
+        environment, compute_ns, total_ns = run.environment, run.matmul_ns, run.total_ns
+    elif isinstance(params, InferenceParams):
+        inference = run_inference(job_id, params, device)
+        proof, commitment = encode_inference_proof(inference.proof), inference.proof.root
+        environment, compute_ns = inference.environment, inference.forward_ns
+        total_ns = inference.total_ns
+    else:
+        zk = run_zk_prove(params, zkey_bytes)
+        proof = encode_zk_artifact(zk.artifact)
+        commitment = hashlib.sha256(proof).digest()
+        compute_ns = total_ns = zk.prove_ns
+    manifest = ResultManifest(
+        job_id=job_id,
+        node_id=identity.id,
+        kind=kind,
+        params=encode_params(params),
+        commitment=commitment,
+        proof_digest=hashlib.sha256(proof).digest(),
+        environment=environment,
+        compute_ns=compute_ns,
+        total_ns=total_ns,
+    )
+    return ResultBundle(
+        job_id=job_id,
+        commitment=commitment,
+        artifact=sign_manifest(manifest, identity),
+        proof=proof,
+    )
+
+
+def sign_manifest(manifest: ResultManifest, identity: Identity) -> bytes:
+    """The artifact bytes: the manifest and the node's signature over it."""
+    body = msgspec.msgpack.encode(manifest)
+    return msgspec.msgpack.encode(SignedManifest(body, identity.sign(MANIFEST_TAG + body)))
+
+
+def decode_manifest(artifact: bytes, node_id: str) -> ResultManifest | None:
+    """The manifest when the artifact parses and ``node_id`` signed it, else None."""
+    try:
+        signed = msgspec.msgpack.decode(artifact, type=SignedManifest)
+        if not verify_signature(node_id, MANIFEST_TAG + signed.manifest, signed.signature):
+            return None
+        return msgspec.msgpack.decode(signed.manifest, type=ResultManifest)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        return None
+
+
+def verify_result(
+    *,
+    job_id: str,
+    node_id: str,
+    kind: str,
+    raw_params: dict[str, Any],
+    commitment: bytes,
+    artifact_digest: bytes,
+    proof_digest: bytes,
+    artifact: bytes,
+    proof: bytes,
+    zkey_bytes: bytes | None = None,
+) -> str:
+    """The validator's check of a committed result: ``"ok"`` or the first failed rule's code
+    (``artifact_digest_mismatch``, ``proof_digest_mismatch``, ``manifest_invalid``,
+    ``manifest_mismatch``, ``params_invalid``, ``proof_malformed``, ``commitment_mismatch``,
+    ``proof_invalid``). Never raises on bad node input."""
+    if hashlib.sha256(artifact).digest() != artifact_digest:
+        return "artifact_digest_mismatch"
+    if hashlib.sha256(proof).digest() != proof_digest:
+        return "proof_digest_mismatch"
+    manifest = decode_manifest(artifact, node_id)
+    if manifest is None:
+        return "manifest_invalid"
+    if (manifest.job_id, manifest.node_id, manifest.kind) != (job_id, node_id, kind) or (
+        manifest.commitment,
+        manifest.proof_digest,
+    ) != (commitment, proof_digest):
+        return "manifest_mismatch"
+    try:
+        params = parse_params(kind, raw_params)
+    except WorkloadParamsError:
+        return "params_invalid"
+    return _verify_proof(job_id, params, commitment, proof, zkey_bytes)
+
+
+def _verify_proof(
+    job_id: str, params: WorkloadParams, commitment: bytes, proof: bytes, zkey: bytes | None
+) -> str:
+    try:
+        if isinstance(params, MatmulParams):
+            matmul = decode_matmul_proof(proof)
+            if matmul.root != commitment:
+                return "commitment_mismatch"
+            seed = compute_job_seed(job_id, params.seed)
+            fits = (matmul.seed, matmul.n) == (seed, params.n)
+            return "ok" if fits and verify_proof(matmul) else "proof_invalid"
+        if isinstance(params, InferenceParams):
+            inference = decode_inference_proof(proof)
+            if inference.root != commitment:
+                return "commitment_mismatch"
+            return "ok" if verify_inference(job_id, params, inference) else "proof_invalid"
+        assert isinstance(params, ZkProveParams)
+        if hashlib.sha256(proof).digest() != commitment:
+            return "commitment_mismatch"
+        return "ok" if verify_zk(params, decode_zk_artifact(proof), zkey) else "proof_invalid"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "proof_malformed"

@@ -1,0 +1,118 @@
+"""``flopledger agent``: run a node agent (``node_agent``) until SIGINT/SIGTERM.
+
+The first signal only sets the stop flag: the agent stops taking jobs, finishes or abandons
+the jobs in hand within ``--shutdown-deadline``, and exits 0. A second signal exits at once
+(status 130). Spooled results not yet committed are delivered by the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from api.client import load_identity
+from flopledger.settings import load_settings
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_FORCED = 130
+
+_log = structlog.get_logger("flopledger.agent")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    parser = subparsers.add_parser("agent", help="run a node agent on a GPU (or CPU) machine")
+    parser.add_argument("--key", required=True, help="the node's key file (flopledger keys new)")
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--price", type=int, required=True, help="price per job, base units")
+    parser.add_argument(
+        "--api", default=os.environ.get("FLOP_API_URL", "http://127.0.0.1:8080"), help="API URL"
+    )
+    parser.add_argument("--nats", help="NATS URL (default FLOP_NATS_URL; none: API only)")
+    parser.add_argument("--stake", type=int, default=1_000, help="stake to keep bonded")
+    parser.add_argument("--gpu-class", help="override the class derived from the inventory")
+    parser.add_argument("--concurrency", type=int, default=1, help="jobs at once per device")
+    parser.add_argument("--state-dir", type=Path, help="spool directory (default: data dir)")
+    parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds")
+    parser.add_argument("--heartbeat-interval", type=float, default=10.0, help="seconds")
+    parser.add_argument("--region-stagger", type=float, default=5.0, help="seconds per tier")
+    parser.add_argument("--shutdown-deadline", type=float, default=30.0, help="seconds")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU")
+    parser.set_defaults(func=run_agent_command)
+
+
+def run_agent_command(args: argparse.Namespace) -> int:
+    """Entry point of ``flopledger agent``; returns the exit status."""
+    from node_agent.bootstrap import run_agent
+    from node_agent.config import AgentConfig
+
+    settings = load_settings()
+    _configure_logging(settings.log_level)
+    try:
+        identity = load_identity(args.key)
+        config = msgspec.convert(
+            {
+                "region": args.region,
+                "price": args.price,
+                "api_url": args.api,
+                "nats_url": args.nats or settings.nats_url,
+                "state_dir": str(args.state_dir or settings.data_dir / "agent" / identity.id),
+                "stake": args.stake,
+                "gpu_class": args.gpu_class,
+                "concurrency_per_device": args.concurrency,
+                "shutdown_deadline_s": args.shutdown_deadline,
+                "poll_interval_s": args.poll_interval,
+                "heartbeat_interval_s": args.heartbeat_interval,
+                "region_stagger_s": args.region_stagger,
+                "prefer_cuda": not args.cpu,
+            },
+            AgentConfig,
+        )
+    except (OSError, ValueError, msgspec.ValidationError) as exc:
+        print(f"flopledger agent: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        _install_signal_handlers(stop)
+        agent = await run_agent(config, identity, stop)
+        if agent.abandoned:
+            # Worker threads of abandoned jobs cannot be interrupted; do not wait for them.
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
+        return EXIT_OK
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return EXIT_FORCED
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    """First signal: set ``stop``. Second: exit now."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            _log.warning("agent_forced_exit", signal=signum)
+            os._exit(EXIT_FORCED)
+        _log.info("agent_signal", signal=signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _configure_logging(level: str) -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
