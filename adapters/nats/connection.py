@@ -21,6 +21,8 @@ from nats.aio.client import Server as PoolServer
 from adapters.nats.errors import NatsError
 
 CONNECT_TIMEOUT_S = 2
+CONNECT_ATTEMPTS_MAX = 10
+CONNECT_RETRY_WAIT_S = 0.5
 RECONNECT_BACKOFF_INITIAL_S = 0.05
 RECONNECT_BACKOFF_MAX_S = 5.0
 RECONNECT_JITTER_FRACTION = 0.2
@@ -46,10 +48,18 @@ def describe_server(nc: Client) -> str:
     return f"{server.scheme}://{server.hostname}:{server.port}"
 
 
-async def connect_nats(url: str, *, name: str, allow_reconnect: bool = True) -> Client:
-    """Connect to ``url`` (comma-separated for a cluster); retry forever with backoff.
+async def connect_nats(
+    url: str,
+    *,
+    name: str,
+    allow_reconnect: bool = True,
+    connect_attempts: int = CONNECT_ATTEMPTS_MAX,
+) -> Client:
+    """Connect to ``url`` (comma-separated for a cluster).
 
-    Raises NatsError naming the server when the first connection fails.
+    The first connection is tried ``CONNECT_ATTEMPTS_MAX`` times per server,
+    ``CONNECT_RETRY_WAIT_S`` apart, then raises NatsError naming the server; once connected,
+    the client reconnects forever with exponential backoff (``compute_reconnect_delay_s``).
     """
     servers = [part.strip() for part in url.split(",") if part.strip()]
 
@@ -75,7 +85,8 @@ async def connect_nats(url: str, *, name: str, allow_reconnect: bool = True) -> 
             name=name,
             connect_timeout=CONNECT_TIMEOUT_S,
             allow_reconnect=allow_reconnect,
-            max_reconnect_attempts=RECONNECT_ATTEMPTS_FOREVER,
+            max_reconnect_attempts=connect_attempts,
+            reconnect_time_wait=CONNECT_RETRY_WAIT_S,  # type: ignore[arg-type]
             reconnect_to_server_handler=pick_server,
             pending_size=PENDING_BUFFER_BYTES,
             drain_timeout=DRAIN_TIMEOUT_S,
@@ -86,6 +97,8 @@ async def connect_nats(url: str, *, name: str, allow_reconnect: bool = True) -> 
         )
     except (TimeoutError, nats.errors.Error, OSError) as exc:
         raise NatsError(url, "connect", str(exc) or type(exc).__name__) from exc
+    # nats-py reads this option on every reconnect: from now on, never give up.
+    nc.options["max_reconnect_attempts"] = RECONNECT_ATTEMPTS_FOREVER
     _log.info("nats_connected", name=name, server=describe_server(nc))
     return nc
 

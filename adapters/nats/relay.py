@@ -57,6 +57,7 @@ RESYNC_BACKOFF_MAX_S = 5.0
 STOP_FLUSH_TIMEOUT_S = 5.0
 ERR_WRONG_LAST_SEQUENCE = 10071
 SYNC_ONCE_ATTEMPTS_MAX = 5
+RELAY_PROGRESS_LOG_EVENTS = 100_000
 
 _log = structlog.get_logger("flopledger.nats.relay")
 
@@ -237,8 +238,11 @@ class Relay:
                     if not await self._wait_for_commit(position, stop):
                         await self._check_tail_while_idle()
                     continue
+                logged = self._acked // RELAY_PROGRESS_LOG_EVENTS
                 await self._publish_batch(batch, inflight)
                 position = batch[-1].position + 1
+                if self._acked // RELAY_PROGRESS_LOG_EVENTS > logged:
+                    _log.info("relay_progress", acked=self._acked, published=position - 1)
             await asyncio.wait_for(self._settle_all(inflight), STOP_FLUSH_TIMEOUT_S)
         finally:
             inflight.clear()

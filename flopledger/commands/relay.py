@@ -26,6 +26,7 @@ from adapters.nats.leader import LOCK_TTL_S
 from adapters.nats.relay import RELAY_WINDOW_MAX, Relay, RelayConfig, default_holder
 from adapters.nats.server import EmbeddedNatsServer
 from adapters.nats.stream import DEFAULT_REPLICAS
+from adapters.store.factory import open_event_store
 from domain.errors import OperatingError
 from domain.ports import EventStore
 from flopledger.settings import load_settings
@@ -113,26 +114,11 @@ async def _relay_main(args: argparse.Namespace) -> int:
 
 
 async def _open_store(url: str) -> EventStore:
-    """Open the store through the factory (imported here: it is built alongside this command)."""
+    """Open the store named by ``url`` (sqlite:///path, postgresql://..., memory:)."""
     try:
-        from adapters.store.factory import open_event_store
-    except ImportError:
-        return await _open_store_without_factory(url)
-    return await open_event_store(url)
-
-
-async def _open_store_without_factory(url: str) -> EventStore:
-    from pathlib import Path
-
-    if url.startswith("sqlite:///"):
-        from adapters.store.sqlite import SqliteEventStore
-
-        return await SqliteEventStore.open(Path(url.removeprefix("sqlite:///")))
-    if url == "memory:":
-        from adapters.store.memory import MemoryEventStore
-
-        return MemoryEventStore()
-    raise OperatingError(f"cannot open event store {url!r}: adapters.store.factory is missing")
+        return await open_event_store(url)
+    except ValueError as exc:
+        raise OperatingError(f"cannot open event store: {exc}") from exc
 
 
 def _install_signal_handlers(stop: asyncio.Event, server: EmbeddedNatsServer | None) -> None:
