@@ -79,6 +79,7 @@ class EmbeddedNatsServer:
         self._port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
+        self._monitoring_url: str | None = None
         self._log_path = self.data_dir / "nats-server.log"
         self._binary_name = BINARY_NAME
 
@@ -88,6 +89,18 @@ class EmbeddedNatsServer:
         if self._url is None:
             raise EmbeddedServerError("embedded nats-server has not been started")
         return self._url
+
+    @property
+    def monitoring_url(self) -> str:
+        """The HTTP monitoring endpoint (``/healthz``, ``/varz``, ``/jsz``); valid once started."""
+        if self._monitoring_url is None:
+            raise EmbeddedServerError("embedded nats-server has not been started")
+        return self._monitoring_url
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once stopped (0 after a clean SIGTERM stop), else None."""
+        return self._process.poll() if self._process else None
 
     @property
     def is_running(self) -> bool:
@@ -132,6 +145,7 @@ class EmbeddedNatsServer:
         ports = self._wait_for_ports_file(self._process)
         self._url = ports["nats"][0]
         self._port = int(self._url.rsplit(":", 1)[1])
+        self._monitoring_url = ports["monitoring"][0]
         self._wait_until_healthy(self._process, ports["monitoring"][0])
         _log.info(
             "nats_server_started", url=self._url, pid=self._process.pid, store=str(self.store_dir)
