@@ -188,6 +188,8 @@ def verify_result(
         params = parse_params(kind, raw_params)
     except WorkloadParamsError:
         return "params_invalid"
+    if manifest.params != encode_params(params):
+        return "manifest_mismatch"
     return _verify_proof(job_id, params, commitment, proof, zkey_bytes)
 
 
