@@ -203,6 +203,7 @@ class DeregisterNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=T
 TreeSize = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 ChainSignature = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Slot = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+TRANSACTION_BYTES_MAX = 1232  # a Solana packet
 CommandIdHex = Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern="^[0-9a-f]+$")]
 
 
@@ -236,6 +237,7 @@ class RecordWithdrawalSubmitted(Command, frozen=True, forbid_unknown_fields=True
     withdrawal_id: CommandIdHex
     chain_signature: ChainSignature
     last_valid_block_height: Slot
+    transaction: Annotated[bytes, msgspec.Meta(max_length=TRANSACTION_BYTES_MAX)] = b""
 
 
 class ConfirmWithdrawal(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
+import msgspec
+
 from domain.records import AppendOutcome, Head, Record, Snapshot, StreamAppend
 
 READ_ALL_LIMIT_MAX = 10_000
@@ -43,5 +45,69 @@ class EventStore(Protocol):
     async def save_snapshot(self, snapshot: Snapshot) -> None: ...
 
     async def get_snapshot(self, stream_id: str) -> Snapshot | None: ...
+
+    async def close(self) -> None: ...
+
+
+class IncomingTransfer(msgspec.Struct, frozen=True):
+    """A transfer to the treasury seen on chain, with the memo that names the ledger account."""
+
+    signature: str
+    slot: int
+    source: str
+    amount: int
+    memo: str
+
+
+class ChainReceipt(msgspec.Struct, frozen=True):
+    """Where a transaction landed: its signature and slot."""
+
+    signature: str
+    slot: int
+
+
+class PreparedTransfer(msgspec.Struct, frozen=True):
+    """A signed payout not yet sent: its signature, the block height after which it can no
+    longer land, and its wire bytes (sending them again can never pay twice)."""
+
+    signature: str
+    last_valid_block_height: int
+    transaction: bytes
+
+
+class ChainMemo(msgspec.Struct, frozen=True):
+    memo: str
+    slot: int
+
+
+@runtime_checkable
+class SolanaGateway(Protocol):
+    """Deposits, payouts and anchors on Solana (adapters: LiteSVM in-process, RPC)."""
+
+    treasury: str
+
+    async def list_incoming(self) -> list[IncomingTransfer]:
+        """Transfers to the treasury that carry a memo, oldest first."""
+        ...
+
+    async def prepare_transfer(
+        self, destination: str, amount: int, memo: str
+    ) -> PreparedTransfer: ...
+
+    async def send_prepared(self, prepared: PreparedTransfer) -> None:
+        """Send (or send again) a prepared transfer; a repeat of a landed one is no error."""
+        ...
+
+    async def get_landed(self, signature: str) -> ChainReceipt | None:
+        """The slot a transaction landed in, or None when it has not (yet)."""
+        ...
+
+    async def block_height(self) -> int: ...
+
+    async def send_memo(self, memo: str) -> ChainReceipt: ...
+
+    async def get_memo(self, signature: str) -> ChainMemo | None:
+        """The memo a transaction carries and its slot, or None when it is not on chain."""
+        ...
 
     async def close(self) -> None: ...

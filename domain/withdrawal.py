@@ -28,6 +28,7 @@ def withdrawal_stream_id(withdrawal_id: str) -> str:
 class Attempt(msgspec.Struct, frozen=True):
     chain_signature: str
     last_valid_block_height: int
+    transaction: bytes = b""
 
 
 class Withdrawal(FlopAggregate):
@@ -53,9 +54,12 @@ class Withdrawal(FlopAggregate):
     class WithdrawalSubmitted(FlopAggregate.Event):
         chain_signature: str
         last_valid_block_height: int
+        transaction: bytes = b""
 
         def apply(self, withdrawal: Withdrawal) -> None:
-            withdrawal.attempts.append(Attempt(self.chain_signature, self.last_valid_block_height))
+            withdrawal.attempts.append(
+                Attempt(self.chain_signature, self.last_valid_block_height, self.transaction)
+            )
 
     class WithdrawalSent(FlopAggregate.Event):
         chain_signature: str
@@ -93,7 +97,14 @@ class Withdrawal(FlopAggregate):
     def is_sent(self) -> bool:
         return bool(self.sent_signature)
 
-    def submit(self, *, chain_signature: str, last_valid_block_height: int, now_ns: int) -> None:
+    def submit(
+        self,
+        *,
+        chain_signature: str,
+        last_valid_block_height: int,
+        transaction: bytes,
+        now_ns: int,
+    ) -> None:
         """Record a signed payout before it is sent (the outbox entry)."""
         self._require_open()
         if any(a.chain_signature == chain_signature for a in self.attempts):
@@ -111,6 +122,7 @@ class Withdrawal(FlopAggregate):
             now_ns,
             chain_signature=chain_signature,
             last_valid_block_height=last_valid_block_height,
+            transaction=transaction,
         )
 
     def confirm(self, *, chain_signature: str, slot: int, now_ns: int) -> None:

@@ -22,7 +22,7 @@ from adapters.nats.errors import ChainBroken
 from domain.balances import decode_balance_snapshot
 from domain.errors import OperatingError
 from domain.log import encode_anchor_memo
-from domain.ports import READ_ALL_LIMIT_MAX, EventStore
+from domain.ports import READ_ALL_LIMIT_MAX, ChainMemo, EventStore
 from domain.records import Record
 from validator.audit import (
     ANCHOR,
@@ -37,6 +37,8 @@ from validator.audit import (
 )
 from validator.audit_state import check_balance_snapshot, check_final_invariants, summarize_state
 
+__all__ = ["AnchorReader", "AuditReport", "ChainMemo", "SourceUnreadable", "run_audit"]
+
 AUDIT_BATCH = READ_ALL_LIMIT_MAX
 NATS_BATCH = 1000
 
@@ -45,11 +47,6 @@ Progress = Callable[[int, int], None]
 
 class SourceUnreadable(Exception):
     """The audit source could not be opened or read (exit status 2)."""
-
-
-class ChainMemo(msgspec.Struct, frozen=True):
-    memo: str
-    slot: int
 
 
 class AnchorReader(Protocol):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from proofs.tree_head import sign_tree_head
 SEAL_EVERY_RECORDS = 1000
 SEAL_EVERY_S = 10.0
 SEAL_POLL_INTERVAL_S = 0.5
+NONCE_RANDOM_BYTES = 8
 
 _log = structlog.get_logger("flopledger.sealer")
 
@@ -172,7 +174,7 @@ class Sealer:
             self.identity,
             kind,
             body,
-            nonce=f"sealer-{now_ns}-{self._nonce}",
+            nonce=f"sealer-{now_ns}-{self._nonce}-{os.urandom(NONCE_RANDOM_BYTES).hex()}",
             issued_at_ns=now_ns,
         )
         return await self.service.execute(envelope, now_ns=now_ns)

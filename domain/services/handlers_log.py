@@ -104,6 +104,7 @@ async def handle_withdrawal_submit(
     withdrawal.submit(
         chain_signature=cmd.chain_signature,
         last_valid_block_height=cmd.last_valid_block_height,
+        transaction=cmd.transaction,
         now_ns=ctx.now_ns,
     )
     return withdrawal.id

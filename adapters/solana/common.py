@@ -1,0 +1,89 @@
+"""What both Solana adapters share: transaction building, memo and transfer parsing, errors."""
+
+from __future__ import annotations
+
+import struct
+
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction, VersionedTransaction
+from spl.memo.constants import MEMO_PROGRAM_ID
+from spl.memo.instructions import create_memo
+from spl.memo.models import MemoParams
+
+from domain.errors import OperatingError
+from domain.ports import IncomingTransfer
+
+SYSTEM_TRANSFER_TAG = 2  # SystemInstruction::Transfer, little-endian u32
+MEMO_BYTES_MAX = 566  # what fits in one transaction next to a transfer
+MEMO_LOG_MARKER = "Program log: Memo (len "
+
+
+class ChainError(OperatingError):
+    """The chain refused or could not be reached."""
+
+    code = "chain_error"
+
+
+def build_transaction(
+    payer: Keypair, blockhash: Hash, memo: str, destination: Pubkey | None = None, amount: int = 0
+) -> Transaction:
+    """A signed transaction: an optional system transfer, then a memo signed by the payer."""
+    encoded = memo.encode()
+    if len(encoded) > MEMO_BYTES_MAX:
+        raise ValueError(f"memo is {len(encoded)} bytes, the limit is {MEMO_BYTES_MAX}")
+    instructions: list[Instruction] = []
+    if destination is not None:
+        instructions.append(
+            transfer(
+                TransferParams(from_pubkey=payer.pubkey(), to_pubkey=destination, lamports=amount)
+            )
+        )
+    instructions.append(
+        create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer.pubkey(), message=encoded))
+    )
+    message = Message.new_with_blockhash(instructions, payer.pubkey(), blockhash)
+    return Transaction([payer], message, blockhash)
+
+
+def parse_transaction(
+    tx: Transaction | VersionedTransaction, slot: int, treasury: Pubkey
+) -> tuple[str, IncomingTransfer | None]:
+    """The memo a transaction carries, and the transfer to ``treasury`` in it (if any)."""
+    keys = tx.message.account_keys
+    memo, source, amount = "", "", 0
+    for instruction in tx.message.instructions:
+        program = keys[instruction.program_id_index]
+        data = bytes(instruction.data)
+        if program == MEMO_PROGRAM_ID:
+            memo = data.decode("utf-8", errors="replace")
+        elif program == SYSTEM_PROGRAM_ID and len(data) == 12:
+            (tag,) = struct.unpack_from("<I", data)
+            accounts = list(instruction.accounts)
+            if tag == SYSTEM_TRANSFER_TAG and keys[accounts[1]] == treasury:
+                source = str(keys[accounts[0]])
+                amount += struct.unpack_from("<Q", data, 4)[0]
+    signature = str(tx.signatures[0])
+    if not amount:
+        return memo, None
+    return memo, IncomingTransfer(
+        signature=signature, slot=slot, source=source, amount=amount, memo=memo
+    )
+
+
+def memo_from_logs(logs: list[str]) -> str | None:
+    """The memo text from a transaction's logs (the line after ``Memo (len N)``)."""
+    for index, line in enumerate(logs):
+        if not line.startswith(MEMO_LOG_MARKER):
+            continue
+        _, quoted, rest = line.partition('): "')
+        if quoted:  # the memo program's own format: Memo (len N): "text"
+            return rest.removesuffix('"')
+        if index + 1 < len(logs):  # LiteSVM's: the text on the next line
+            return logs[index + 1].removeprefix("Program log: ")
+    return None

@@ -1,0 +1,181 @@
+"""The Solana gateway's services: credit deposits once, pay withdrawals once, anchor heads.
+
+Deposits: every transfer to the treasury whose memo is ``flopledger:deposit:<actor id>`` is
+credited by ``account.deposit`` signed by the gateway's operator key, with the Solana
+signature as ``chain_reference`` and a nonce derived from it: the command id is then a
+function of the signature, so a second credit of the same transfer is refused
+(``nonce_already_used``) or returns the first outcome; never two credits.
+
+Withdrawals (an outbox): ``account.withdraw`` has debited the ledger. For each one the
+processor signs a payout, records its signature and bytes (``withdrawal.submit``) and only
+then sends it; after a crash it sends the recorded bytes again (same signature: it cannot pay
+twice) unless they landed (``withdrawal.confirm``) or expired unlanded, and only then signs a
+new payout. Anchors: a memo ``flopledger:sth:<size>:<root>`` per signed tree head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from domain.errors import Rejection
+from domain.ledger import BOUNDARY_ACCOUNT
+from domain.log import encode_anchor_memo
+from domain.ports import READ_ALL_LIMIT_MAX, EventStore, PreparedTransfer, SolanaGateway
+from domain.services.ledger_service import CommandMetadata, CommandResult, LedgerService
+from domain.services.queries import get_aggregate
+from domain.withdrawal import Withdrawal, withdrawal_stream_id
+from proofs.envelope import sign_command
+from proofs.identity import Identity, is_actor_id
+
+DEPOSIT_MEMO_PREFIX = "flopledger:deposit:"
+WITHDRAWAL_MEMO_PREFIX = "flopledger:withdrawal:"
+DEPOSIT_NONCE_PREFIX = "sol-"
+NONCE_HASH_CHARS = 56
+
+
+@dataclass(frozen=True)
+class DepositOutcome:
+    credited: int
+    skipped: int
+
+
+def _derived_nonce(prefix: str, key: str) -> str:
+    """An envelope nonce that is a function of ``key`` (a Solana signature, a withdrawal id):
+    the command id follows, so the same fact can never be recorded twice."""
+    return prefix + hashlib.sha256(key.encode()).hexdigest()[:NONCE_HASH_CHARS]
+
+
+class GatewayService:
+    """Drives the gateway as the operator ``identity`` (in the policy's operators)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        gateway: SolanaGateway,
+        identity: Identity,
+        service: LedgerService,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.identity = identity
+        self.service = service
+        self.clock_ns = clock_ns
+
+    async def credit_deposits(self) -> DepositOutcome:
+        """Credit every deposit not credited yet (exactly once per Solana signature)."""
+        credited = skipped = 0
+        for transfer in await self.gateway.list_incoming():
+            owner = transfer.memo.removeprefix(DEPOSIT_MEMO_PREFIX)
+            if not transfer.memo.startswith(DEPOSIT_MEMO_PREFIX) or not is_actor_id(owner):
+                skipped += 1
+                continue
+            body = {
+                "account_owner": owner,
+                "amount": transfer.amount,
+                "chain_reference": transfer.signature,
+            }
+            nonce = _derived_nonce(DEPOSIT_NONCE_PREFIX, transfer.signature)
+            try:
+                result = await self._run("account.deposit", body, nonce=nonce)
+            except Rejection as exc:
+                if exc.code != "nonce_already_used":
+                    raise
+                result = None
+            if result is None or result.replayed:
+                skipped += 1
+            else:
+                credited += 1
+        return DepositOutcome(credited=credited, skipped=skipped)
+
+    async def pending_withdrawals(self) -> list[str]:
+        """Ids (command ids) of withdrawals whose payout has not landed."""
+        pending = []
+        position = 1
+        while batch := await self.store.read_all(position, READ_ALL_LIMIT_MAX):
+            for record in batch:
+                if record.stream_id == BOUNDARY_ACCOUNT and record.event_type == "Credited":
+                    kind = msgspec.json.decode(record.metadata, type=CommandMetadata).envelope.kind
+                    if kind == "account.withdraw":
+                        pending.append(record.command_id)
+            position = batch[-1].position + 1
+        result = []
+        for withdrawal_id in pending:
+            found = await get_aggregate(self.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
+            if found is None or not found.is_sent:
+                result.append(withdrawal_id)
+        return result
+
+    async def pay_withdrawal(self, withdrawal_id: str, *, destination: str, amount: int) -> str:
+        """Pay one withdrawal at most once; returns the landed Solana signature."""
+        found = await get_aggregate(self.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
+        if found is not None and found.is_sent:
+            return found.sent_signature
+        attempts = found.attempts if found is not None else []
+        for attempt in reversed(attempts):
+            landed = await self.gateway.get_landed(attempt.chain_signature)
+            if landed is not None:
+                await self._confirm(withdrawal_id, landed.signature, landed.slot)
+                return landed.signature
+        latest = attempts[-1] if attempts else None
+        height = await self.gateway.block_height()
+        if latest is not None and latest.transaction and height <= latest.last_valid_block_height:
+            prepared = PreparedTransfer(
+                latest.chain_signature, latest.last_valid_block_height, latest.transaction
+            )
+        else:
+            prepared = await self.gateway.prepare_transfer(
+                destination, amount, WITHDRAWAL_MEMO_PREFIX + withdrawal_id
+            )
+            await self._run(
+                "withdrawal.submit",
+                {
+                    "withdrawal_id": withdrawal_id,
+                    "chain_signature": prepared.signature,
+                    "last_valid_block_height": prepared.last_valid_block_height,
+                    "transaction": prepared.transaction,
+                },
+                nonce=_derived_nonce("ws-", prepared.signature),
+            )
+        await self.gateway.send_prepared(prepared)
+        signature = prepared.signature
+        landed = await self.gateway.get_landed(signature)
+        if landed is None:
+            raise Rejection(f"payout {signature} has not landed yet", code="payout_pending")
+        await self._confirm(withdrawal_id, landed.signature, landed.slot)
+        return landed.signature
+
+    async def pay_withdrawals(self) -> list[str]:
+        """Pay every pending withdrawal; returns the landed signatures."""
+        paid = []
+        for withdrawal_id in await self.pending_withdrawals():
+            destination, amount = await self._withdraw_terms(withdrawal_id)
+            paid.append(
+                await self.pay_withdrawal(withdrawal_id, destination=destination, amount=amount)
+            )
+        return paid
+
+    async def anchor(self, size: int, root: bytes) -> tuple[str, int]:
+        """Put a tree head on chain; (signature, slot)."""
+        receipt = await self.gateway.send_memo(encode_anchor_memo(size, root))
+        return receipt.signature, receipt.slot
+
+    async def _withdraw_terms(self, withdrawal_id: str) -> tuple[str, int]:
+        outcome = await self.store.find_command(withdrawal_id)
+        assert outcome is not None
+        first = (await self.store.read_all(outcome.first_position, 1))[0]
+        envelope = msgspec.json.decode(first.metadata, type=CommandMetadata).envelope
+        return envelope.body.get("destination") or envelope.actor, int(envelope.body["amount"])
+
+    async def _confirm(self, withdrawal_id: str, signature: str, slot: int) -> None:
+        body = {"withdrawal_id": withdrawal_id, "chain_signature": signature, "slot": slot}
+        await self._run("withdrawal.confirm", body, nonce=_derived_nonce("wc-", withdrawal_id))
+
+    async def _run(self, kind: str, body: dict[str, object], *, nonce: str) -> CommandResult:
+        now_ns = self.clock_ns()
+        envelope = sign_command(self.identity, kind, body, nonce=nonce, issued_at_ns=now_ns)
+        return await self.service.execute(envelope, now_ns=now_ns)
