@@ -110,6 +110,21 @@ class JobController(Controller):
         return to_accepted(result)
 
     @post(
+        "/{job_id:str}/verdict-commitments",
+        operation_id="commitVerdict",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def commit_verdict(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Commit a validator's salted verdict hash (``job.commit_verdict``)."""
+        result = await run_command(
+            deps, request, data, kind="job.commit_verdict", path_fields={"job_id": job_id}
+        )
+        return to_accepted(result)
+
+    @post(
         "/{job_id:str}/verdicts",
         operation_id="recordVerdict",
         status_code=200,
@@ -118,7 +133,7 @@ class JobController(Controller):
     async def record_verdict(
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
-        """Record a validator's BLS-signed verdict (``job.record_verdict``)."""
+        """Reveal a validator's committed, BLS-signed verdict (``job.record_verdict``)."""
         result = await run_command(
             deps, request, data, kind="job.record_verdict", path_fields={"job_id": job_id}
         )

@@ -117,6 +117,59 @@ class NodeController(Controller):
         return to_accepted(result)
 
     @post(
+        "/{node_id:str}/attestation/verdict-commitments",
+        operation_id="commitAttestationVerdict",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def commit_attestation_verdict(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Commit a salted attestation verdict hash (``node.attestation.commit_verdict``)."""
+        result = await run_command(
+            deps,
+            request,
+            data,
+            kind="node.attestation.commit_verdict",
+            path_fields={"node_id": node_id},
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{node_id:str}/attestation/verdicts",
+        operation_id="recordAttestationVerdict",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def record_attestation_verdict(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Reveal a committed attestation verdict (``node.attestation.record_verdict``)."""
+        result = await run_command(
+            deps,
+            request,
+            data,
+            kind="node.attestation.record_verdict",
+            path_fields={"node_id": node_id},
+        )
+        return to_accepted(result)
+
+    @post(
+        "/{node_id:str}/attestation/expiry",
+        operation_id="expireAttestationVote",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def expire_attestation_vote(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Crank an attestation vote whose reveal window closed (``node.attestation.expire``)."""
+        result = await run_command(
+            deps, request, data, kind="node.attestation.expire", path_fields={"node_id": node_id}
+        )
+        return to_accepted(result)
+
+    @post(
         "/{node_id:str}/unjail",
         operation_id="unjailNode",
         status_code=200,

@@ -40,6 +40,20 @@ class ValidatorController(Controller):
         """Register the signing key as a validator (``validator.register``)."""
         return to_accepted(await run_command(deps, request, data, kind="validator.register"))
 
+    @post(
+        "/equivocations",
+        operation_id="reportEquivocation",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def report_equivocation(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Prove a validator signed conflicting verdicts (``validator.report_equivocation``)."""
+        return to_accepted(
+            await run_command(deps, request, data, kind="validator.report_equivocation")
+        )
+
     @get("/", operation_id="listValidators", responses=LIST_ERRORS)
     async def list_validators(
         self, deps: Deps, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT

@@ -1,0 +1,86 @@
+"""``flopledger validator``: run a validator against ``flopledger serve`` and a NATS mirror.
+
+Registers (Ed25519 key, BLS key with proof of possession) and bonds stake, replays
+FLOP_EVENTS from sequence 1 or its checkpoint (hash chain verified), verifies what it is
+drawn for and commits / reveals BLS verdicts through the API, until SIGINT/SIGTERM.
+Exit status: 0 stopped cleanly, 1 operating error, 130 forced by a second signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from api.client import load_identity
+from domain.errors import OperatingError
+from flopledger.settings import load_settings
+from validator.bootstrap import DEFAULT_STAKE, ValidatorConfig, load_bls_secret, run_validator
+
+EXIT_OK, EXIT_OPERATING_ERROR, EXIT_FORCED = 0, 1, 130
+
+_log = structlog.get_logger("flopledger.validator")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "validator", help="run a validator: replay, verify, sign BLS verdicts"
+    )
+    parser.add_argument("--key", required=True, help="Ed25519 seed file (hex)")
+    parser.add_argument("--bls-key", required=True, help="BLS seed file (32 bytes, hex)")
+    parser.add_argument("--api", default=os.environ.get("FLOP_API_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--nats", help="NATS URL (default: FLOP_NATS_URL)")
+    parser.add_argument("--stake", type=int, default=DEFAULT_STAKE, help="stake to keep bonded")
+    parser.add_argument("--db", help="signing database (default: <data dir>/validator-<id>.db)")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, settings.log_level.upper())
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    identity = load_identity(args.key)
+    bls_secret = load_bls_secret(Path(args.bls_key))
+    nats_url = args.nats or settings.nats_url
+    if not nats_url:
+        print("flopledger validator: --nats or FLOP_NATS_URL is required", file=sys.stderr)
+        return EXIT_OPERATING_ERROR
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db_path = Path(args.db) if args.db else settings.data_dir / f"validator-{identity.id}.db"
+    config = ValidatorConfig(api_url=args.api, nats_url=nats_url, db_path=db_path, stake=args.stake)
+    try:
+        return asyncio.run(_main(config, identity, bls_secret))
+    except KeyboardInterrupt:
+        return EXIT_FORCED
+
+
+async def _main(config: ValidatorConfig, identity: Any, bls_secret: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            os._exit(EXIT_FORCED)
+        _log.info("validator_stopping", signal=signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        daemon = await run_validator(config, identity, bls_secret, stop)
+    except (OperatingError, ConnectionError) as exc:
+        print(f"flopledger validator: {exc}", file=sys.stderr)
+        return EXIT_OPERATING_ERROR
+    _log.info("validator_stopped", verified=daemon.verified)
+    return EXIT_OK

@@ -1,0 +1,81 @@
+"""Wiring for one validator process: API client, NATS (mirror and artifacts), signing database.
+
+``run_validator`` registers (BLS key with proof of possession) and bonds if needed, then
+replays FLOP_EVENTS from the checkpoint (sequence 1 on a fresh database), verifying the hash
+chain, and follows it until ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from adapters.nats.connection import close_nats, connect_nats
+from adapters.nats.consumer import replay
+from adapters.nats.objects import ArtifactStore
+from api.client import ApiClient
+from proofs import bls
+from proofs.identity import Identity
+from validator.daemon import ValidatorDaemon
+from validator.gateway import ApiGateway, ensure_registered
+from validator.protection import SigningDatabase
+
+DEFAULT_STAKE = 1_000
+BLS_IKM_BYTES = 32
+
+_log = structlog.get_logger("flopledger.validator")
+
+
+class ValidatorConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """What one validator process needs (from the CLI and FLOP_* settings)."""
+
+    api_url: str
+    nats_url: str
+    db_path: Path
+    stake: int = DEFAULT_STAKE
+
+
+def load_bls_secret(path: Path) -> int:
+    """The BLS secret derived (KeyGen, draft-irtf-cfrg-bls-signature-05 §2.3) from the
+    32-byte hex seed in ``path``."""
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        ikm = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: expected {2 * BLS_IKM_BYTES} hex characters") from exc
+    if len(ikm) != BLS_IKM_BYTES:
+        raise ValueError(f"{path}: expected a {BLS_IKM_BYTES}-byte seed")
+    return bls.key_gen(ikm)
+
+
+async def run_validator(
+    config: ValidatorConfig, identity: Identity, bls_secret: int, stop: asyncio.Event
+) -> ValidatorDaemon:
+    """Run until ``stop``; returns the daemon (for its counters)."""
+    client = ApiClient(config.api_url, identity=identity)
+    view = await asyncio.to_thread(
+        ensure_registered, client, bls_secret=bls_secret, stake=config.stake
+    )
+    _log.info("validator_ready", validator_id=identity.id, stake=view.get("stake"))
+    db = SigningDatabase(config.db_path)
+    nc = await connect_nats(config.nats_url, name=f"flopledger-validator-{identity.id[:8]}")
+    try:
+        artifacts = await ArtifactStore.open(nc)
+        daemon = ValidatorDaemon(
+            identity=identity,
+            bls_secret=bls_secret,
+            gateway=ApiGateway(client),
+            artifacts=artifacts,
+            db=db,
+        )
+        checkpoint = db.get_checkpoint()
+        _log.info("validator_replay", from_position=checkpoint.position + 1)
+        await daemon.run(replay(nc, checkpoint=checkpoint, follow=True), stop)
+        return daemon
+    finally:
+        await close_nats(nc)
+        db.close()
+        client.close()

@@ -1,0 +1,272 @@
+"""The validator daemon: follow the verified log, verify what it is drawn for, commit, reveal.
+
+Two tasks share a ``LedgerView``: the *follower* applies verified records (from the NATS
+mirror) and checkpoints them with the followed streams in the signing database; the *duty
+loop* ticks, asks the view what this validator owes (``validator.state``) and does it:
+fetch the artifacts, run the workload's verifier (``adapters.compute``), record the decision
+in the signing database first (slashing protection), then commit the salted hash, later
+reveal the BLS-signed verdict, and crank rounds whose reveal window closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import structlog
+
+from adapters.compute.attestation import verify_attestation
+from adapters.compute.results import verify_result
+from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
+from domain.job import Job
+from domain.node import Node
+from domain.records import Head, Record
+from domain.verdicts import compute_verdict_commitment
+from proofs import bls
+from proofs.identity import Identity
+from proofs.quorum import attestation_verdict_message, verdict_message
+from validator.protection import Decision, SigningDatabase
+from validator.state import COMMIT, CRANK, REVEAL, Duty, LedgerView
+
+TICK_S = 0.2
+DEADLINE_SLACK_NS = 500_000_000
+"""Wait this long past a ledger deadline before acting on it (clocks differ a little)."""
+RETRY_AFTER_S = 1.0
+CHECKPOINT_RECORDS_MAX = 256
+
+_log = structlog.get_logger("flopledger.validator")
+
+
+class CommandRefused(Exception):
+    """The ledger rejected a command (a rule said no): do not retry it."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class LedgerGateway(Protocol):
+    """Where signed commands go (the API in production)."""
+
+    async def send(self, path: str, kind: str, body: dict[str, Any]) -> None: ...
+
+
+class ArtifactSource(Protocol):
+    async def get(self, digest: str) -> bytes: ...
+
+
+class ValidatorDaemon:
+    """One validator identity's follower and duty loop."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        bls_secret: int,
+        gateway: LedgerGateway,
+        artifacts: ArtifactSource,
+        db: SigningDatabase,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.identity = identity
+        self.bls_secret = bls_secret
+        self.gateway = gateway
+        self.artifacts = artifacts
+        self.db = db
+        self.clock_ns = clock_ns
+        self.view = LedgerView()
+        self.done: set[tuple[str, str, str, tuple[int, int]]] = set()
+        self.retry_at: dict[tuple[str, str, str, tuple[int, int]], float] = {}
+        self.verified = 0
+        for record in db.load_followed():
+            self.view.apply(record)
+
+    @property
+    def checkpoint(self) -> Head:
+        return self.db.get_checkpoint()
+
+    async def run(self, records: AsyncIterator[Record], stop: asyncio.Event) -> None:
+        """Follow ``records`` and do duties until ``stop`` is set."""
+        follower = asyncio.create_task(self.follow(records))
+        try:
+            while not stop.is_set() and not follower.done():
+                await self.tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK_S)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+    async def follow(self, records: AsyncIterator[Record]) -> None:
+        """Apply verified records; checkpoint every record (with the followed streams)."""
+        async for record in records:
+            kept = [record] if self.view.apply(record) else []
+            finished = self.view.finished_streams()
+            self.db.save(Head(position=record.position, hash=record.hash), kept, finished)
+
+    async def tick(self) -> None:
+        """Do every duty that is due now (each at most once)."""
+        now_ns = self.clock_ns()
+        for duty in self.view.compute_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS):
+            if duty.key in self.done or self.retry_at.get(duty.key, 0.0) > time.monotonic():
+                continue
+            try:
+                await self._perform(duty)
+            except CommandRefused as refused:
+                _log.info(
+                    "duty_refused", action=duty.action, subject=duty.subject, code=refused.code
+                )
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                _log.warning(
+                    "duty_failed", action=duty.action, subject=duty.subject, error=str(exc)
+                )
+                self.retry_at[duty.key] = time.monotonic() + RETRY_AFTER_S
+                continue
+            self.done.add(duty.key)
+
+    async def _perform(self, duty: Duty) -> None:
+        if duty.action == COMMIT:
+            decision = self.db.get_decision(duty.subject, duty.commitment)
+            if decision is None:
+                passed, reason = await self.verify(duty)
+                decision = self.db.decide(duty.subject, duty.commitment, passed, reason)
+            await self._commit(duty, decision)
+        elif duty.action == REVEAL:
+            decision = self.db.get_decision(duty.subject, duty.commitment)
+            if decision is None:
+                _log.warning("reveal_without_decision", subject=duty.subject)
+                return
+            await self._reveal(duty, decision)
+        elif duty.action == CRANK:
+            path, kind, body = self._crank_command(duty)
+            await self.gateway.send(path, kind, body)
+
+    async def verify(self, duty: Duty) -> tuple[bool, str]:
+        """Run the workload's (or the attestation's) verifier: (passed, reason code)."""
+        started = time.perf_counter()
+        try:
+            if duty.kind == "job":
+                code = await self._verify_job(self.view.aggregates[duty.subject_id])
+            else:
+                code = await self._verify_attestation(self.view.aggregates[duty.subject_id])
+        except (ArtifactNotFound, ArtifactCorrupt, ArtifactTooLarge) as exc:
+            code = f"artifact_unavailable: {type(exc).__name__}"
+        self.verified += 1
+        _log.info(
+            "verified",
+            subject=duty.subject,
+            verdict=code,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+        return code == "ok", "" if code == "ok" else code
+
+    async def _verify_job(self, job: Job) -> str:
+        assert job.result is not None
+        artifact = await self.artifacts.get(job.result.artifact_digest.hex())
+        proof = await self.artifacts.get(job.result.proof_digest.hex())
+        params = dict(job.workload.params)
+        zkey = None
+        if job.workload.kind == "zk-prove" and isinstance(params.get("zkey"), str):
+            zkey = await self.artifacts.get(str(params["zkey"]))
+        return await asyncio.to_thread(
+            verify_result,
+            job_id=job.id,
+            node_id=job.node_id,
+            kind=job.workload.kind,
+            raw_params=params,
+            commitment=job.result.commitment,
+            artifact_digest=job.result.artifact_digest,
+            proof_digest=job.result.proof_digest,
+            artifact=artifact,
+            proof=proof,
+            zkey_bytes=zkey,
+        )
+
+    async def _verify_attestation(self, node: Node) -> str:
+        answer = self.view.answers.get(node.id)
+        if answer is None or node.challenge is None:
+            return "attestation_missing"
+        report = await self.artifacts.get(answer.inventory_digest.hex())
+        challenge = node.challenge
+        return await asyncio.to_thread(
+            verify_attestation,
+            report,
+            node_id=node.id,
+            nonce=challenge.nonce,
+            seed=challenge.seed,
+            size=challenge.size,
+            inventory_digest=answer.inventory_digest,
+            commitment=node.attestation_commitment,
+            timings_ns=list(answer.timings_ns),
+        )
+
+    async def _commit(self, duty: Duty, decision: Decision) -> None:
+        verdict_hash = compute_verdict_commitment(
+            subject=duty.subject,
+            result_commitment=duty.commitment,
+            validator_id=self.identity.id,
+            passed=decision.passed,
+            salt=decision.salt,
+        )
+        if duty.kind == "job":
+            path = f"/v1/jobs/{duty.subject_id}/verdict-commitments"
+            body: dict[str, Any] = {"job_id": duty.subject_id, "verdict_hash": b64(verdict_hash)}
+            await self.gateway.send(path, "job.commit_verdict", body)
+            return
+        body = {
+            "node_id": duty.subject_id,
+            "nonce": self._nonce(duty),
+            "verdict_hash": b64(verdict_hash),
+        }
+        path = f"/v1/nodes/{duty.subject_id}/attestation/verdict-commitments"
+        await self.gateway.send(path, "node.attestation.commit_verdict", body)
+
+    async def _reveal(self, duty: Duty, decision: Decision) -> None:
+        body: dict[str, Any] = {
+            "passed": decision.passed,
+            "reason": decision.reason[:256],
+            "salt": b64(decision.salt),
+        }
+        if duty.kind == "job":
+            message = verdict_message(duty.subject_id, duty.commitment, decision.passed)
+            body |= {
+                "job_id": duty.subject_id,
+                "signature": b64(bls.sign(self.bls_secret, message)),
+            }
+            await self.gateway.send(
+                f"/v1/jobs/{duty.subject_id}/verdicts", "job.record_verdict", body
+            )
+            return
+        nonce = self._nonce(duty)
+        message = attestation_verdict_message(
+            duty.subject_id, nonce, duty.commitment, decision.passed
+        )
+        body |= {
+            "node_id": duty.subject_id,
+            "nonce": nonce,
+            "signature": b64(bls.sign(self.bls_secret, message)),
+        }
+        path = f"/v1/nodes/{duty.subject_id}/attestation/verdicts"
+        await self.gateway.send(path, "node.attestation.record_verdict", body)
+
+    def _crank_command(self, duty: Duty) -> tuple[str, str, dict[str, Any]]:
+        if duty.kind == "job":
+            return f"/v1/jobs/{duty.subject_id}/expire", "job.expire", {"job_id": duty.subject_id}
+        return (
+            f"/v1/nodes/{duty.subject_id}/attestation/expiry",
+            "node.attestation.expire",
+            {"node_id": duty.subject_id},
+        )
+
+    def _nonce(self, duty: Duty) -> str:
+        return duty.subject.rsplit(":", 1)[1]
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()

@@ -1,0 +1,125 @@
+"""The part of the ledger's state a validator needs, rebuilt from verified records with the
+domain's own event classes, and the duties it implies for one validator at a given time.
+
+Followed streams: every node (attestation votes) and every job until it settles or is
+refunded. Duties, per verdict round this validator sits in: *commit* while the commit
+window is open and nothing was committed; *reveal* once the commit phase is over; *crank*
+(``job.expire`` / ``node.attestation.expire``) once the reveal window has closed without a
+quorum, so absent validators get replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from domain.events import decode_event
+from domain.job import FINISHED_STATES, RESULT_COMMITTED, Job
+from domain.node import Node
+from domain.records import Record
+from domain.verdicts import VerdictRound, attestation_subject, job_subject
+
+FOLLOWED_TYPES = frozenset({Job.STREAM_TYPE, Node.STREAM_TYPE})
+COMMIT = "commit"
+REVEAL = "reveal"
+CRANK = "crank"
+
+
+@dataclass(frozen=True)
+class Duty:
+    """One thing to do: ``action`` on ``kind`` (job | attestation) ``subject_id``."""
+
+    action: str
+    kind: str
+    subject_id: str
+    subject: str
+    commitment: bytes
+    round_key: tuple[int, int]
+
+    @property
+    def key(self) -> tuple[str, str, str, tuple[int, int]]:
+        return (self.action, self.kind, self.subject_id, self.round_key)
+
+
+@dataclass(frozen=True)
+class AttestationAnswer:
+    inventory_digest: bytes
+    timings_ns: tuple[int, ...]
+
+
+class LedgerView:
+    """Jobs and nodes rebuilt from records; ``apply`` returns streams that finished."""
+
+    def __init__(self) -> None:
+        self.aggregates: dict[str, Any] = {}
+        self.answers: dict[str, AttestationAnswer] = {}
+
+    def apply(self, record: Record) -> bool:
+        """Apply one record; True when its stream is followed (keep the record)."""
+        if record.stream_type not in FOLLOWED_TYPES:
+            return False
+        event = decode_event(record)
+        self.aggregates[record.stream_id] = event.mutate(self.aggregates.get(record.stream_id))
+        if record.event_type == "AttestationSubmitted":
+            data = msgspec.json.decode(record.data, type=dict[str, Any])
+            self.answers[record.stream_id] = AttestationAnswer(
+                inventory_digest=msgspec.convert(data["inventory_digest"], bytes),
+                timings_ns=tuple(data["timings_ns"]),
+            )
+        return True
+
+    def finished_streams(self) -> set[str]:
+        """Jobs that settled or were refunded: nothing more to vote on."""
+        done = {
+            sid
+            for sid, agg in self.aggregates.items()
+            if isinstance(agg, Job) and agg.state in FINISHED_STATES
+        }
+        for sid in done:
+            del self.aggregates[sid]
+        return done
+
+    def compute_duties(self, validator_id: str, now_ns: int, slack_ns: int) -> list[Duty]:
+        duties: list[Duty] = []
+        for sid, agg in self.aggregates.items():
+            if isinstance(agg, Job):
+                if agg.state != RESULT_COMMITTED or agg.round is None or agg.result is None:
+                    continue
+                subject, commitment, verdict_round = (
+                    job_subject(sid),
+                    agg.result.commitment,
+                    agg.round,
+                )
+                kind = "job"
+            else:
+                if agg.attestation_round is None or agg.challenge is None:
+                    continue
+                subject = attestation_subject(sid, agg.challenge.nonce)
+                commitment, verdict_round, kind = (
+                    agg.attestation_commitment,
+                    agg.attestation_round,
+                    "attestation",
+                )
+            action = _action(verdict_round, validator_id, now_ns, slack_ns)
+            if action:
+                key = (verdict_round.replacements, verdict_round.reveal_deadline_ns)
+                duties.append(Duty(action, kind, sid, subject, commitment, key))
+        return duties
+
+
+def _action(verdict_round: VerdictRound, me: str, now_ns: int, slack_ns: int) -> str | None:
+    if me not in verdict_round.validators:
+        return None
+    if verdict_round.is_over(now_ns - slack_ns):
+        return CRANK
+    if me not in verdict_round.commits:
+        return None if verdict_round.is_commit_phase_over(now_ns) else COMMIT
+    if me in verdict_round.verdicts:
+        return None
+    if verdict_round.is_commit_phase_over(now_ns - slack_ns) or all(
+        v in verdict_round.commits for v in verdict_round.validators
+    ):
+        return REVEAL
+    return None
