@@ -8,6 +8,7 @@ Subject tokens are sanitized: NATS forbids ``.``, ``*``, ``>`` and whitespace in
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -28,6 +29,7 @@ HEADER_MSG_ID = "Nats-Msg-Id"
 HEADER_EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
 
 SUBJECT_TOKEN_CHARS_MAX = 64
+SUBJECT_CACHE_ENTRIES_MAX = 4096
 _UNSAFE_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -47,9 +49,14 @@ def compute_subject_token(value: str) -> str:
 
 def compute_event_subject(record: Record) -> str:
     """``flop.ev.<stream type>.<event type>`` with both tokens sanitized."""
+    return _compute_event_subject(record.stream_type, record.event_type)
+
+
+@functools.lru_cache(maxsize=SUBJECT_CACHE_ENTRIES_MAX)
+def _compute_event_subject(stream_type: str, event_type: str) -> str:
     return (
-        f"{EVENT_SUBJECT_PREFIX}.{compute_subject_token(record.stream_type)}"
-        f".{compute_subject_token(record.event_type)}"
+        f"{EVENT_SUBJECT_PREFIX}.{compute_subject_token(stream_type)}"
+        f".{compute_subject_token(event_type)}"
     )
 
 
@@ -83,9 +90,20 @@ def encode_record_headers(record: Record) -> dict[str, str]:
 
 
 def encode_record_header_block(record: Record) -> bytes:
-    """The headers of ``encode_record_headers`` as a ready NATS header block (wire bytes)."""
-    lines = "".join(f"{key}: {value}\r\n" for key, value in encode_record_headers(record).items())
-    return f"NATS/1.0\r\n{lines}\r\n".encode()
+    """The headers of ``encode_record_headers`` as a ready NATS header block (wire bytes).
+
+    Built in one f-string: this runs once per relayed record (see bench/relay.py).
+    """
+    position = record.position
+    return (
+        f"NATS/1.0\r\n{HEADER_MSG_ID}: {position}\r\n"
+        f"{HEADER_EXPECTED_LAST_SEQUENCE}: {position - 1}\r\n"
+        f"{HEADER_POSITION}: {position}\r\n"
+        f"{HEADER_HASH}: {record.hash.hex()}\r\n"
+        f"{HEADER_PREV_HASH}: {record.prev_hash.hex()}\r\n"
+        f"{HEADER_STREAM_ID}: {_compute_header_value(record.stream_id)}\r\n"
+        f"{HEADER_EVENT_TYPE}: {_compute_header_value(record.event_type)}\r\n\r\n"
+    ).encode()
 
 
 def decode_header_hash(headers: Mapping[str, str] | None) -> bytes | None:
