@@ -245,6 +245,12 @@ class DurableSubscriber:
             deliveries.append(Delivery(record, msg))
         return deliveries
 
+    async def deliveries(self, stop: asyncio.Event | None = None) -> AsyncIterator[Delivery]:
+        """Verified deliveries forever (until ``stop`` is set), fetching in batches."""
+        while stop is None or not stop.is_set():
+            for delivery in await self.fetch():
+                yield delivery
+
     async def close(self) -> None:
         """Stop fetching; the durable consumer and its ack floor stay on the server."""
         if self._subscription is not None:

@@ -132,6 +132,19 @@ async def test_durable_subscriber_resumes_after_its_acks(nc: Client) -> None:
     assert info.config.ack_policy == nats.js.api.AckPolicy.EXPLICIT
 
 
+async def test_durable_subscriber_iterates_deliveries(nc: Client) -> None:
+    records = await mirror(nc, 50)
+    subscriber = await DurableSubscriber.open(nc, "validator-1", from_position=11)
+    seen: list[Record] = []
+    async for delivery in subscriber.deliveries():
+        seen.append(delivery.record)
+        await delivery.ack()
+        if delivery.sequence == 50:
+            break
+    await subscriber.close()
+    assert seen == records[10:]
+
+
 async def test_durable_subscriber_detects_a_broken_chain(nc: Client) -> None:
     await publish_scratch(nc, chain(12, fork_at=BAD_SEQUENCE))
     subscriber = await DurableSubscriber.open(nc, "checker", stream=SCRATCH_STREAM)
