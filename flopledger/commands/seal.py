@@ -1,0 +1,83 @@
+"""``flopledger seal``: sign tree heads of the event log every N records or T seconds.
+
+Runs the sealer (``validator.sealer``) against the configured store (``--store-url``), signing
+``log.seal`` commands with the operator key in ``--key-file`` (hex Ed25519 seed; default
+``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``, created if absent; its id must be in
+``FLOP_OPERATOR_IDS``). ``--once`` seals one head if there is anything new and exits. Run one
+sealer at a time. Exit status: 0 stopped cleanly, 1 operating error or rejection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from adapters.store.factory import open_event_store
+from api.transparency import LOG_KEY_FILE_NAME
+from domain.errors import FlopError
+from domain.policy import LedgerPolicy
+from flopledger.settings import load_settings
+from proofs.identity import Identity
+from validator.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, Sealer
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "seal",
+        help="sign tree heads of the log every N records or T seconds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--store-url", help="event store URL (default: from the settings)")
+    parser.add_argument("--key-file", help="hex Ed25519 seed of the sealer's operator key")
+    parser.add_argument("--every-records", type=int, default=SEAL_EVERY_RECORDS)
+    parser.add_argument("--every-s", type=float, default=SEAL_EVERY_S)
+    parser.add_argument("--once", action="store_true", help="seal at most one head and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_main(args))
+    except FlopError as exc:
+        print(f"flopledger seal: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from api.transparency import load_or_create_log_key
+
+    settings = load_settings()
+    key_path = Path(args.key_file) if args.key_file else None
+    key_path = key_path or settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
+    identity = Identity(load_or_create_log_key(key_path))
+    store = await open_event_store(args.store_url or settings.event_store_url)
+    try:
+        sealer = Sealer(
+            store,
+            identity,
+            policy=LedgerPolicy(operators=settings.operator_ids),
+            clock_ns=time.time_ns,
+            every_records=args.every_records,
+            every_s=args.every_s,
+        )
+        if args.once:
+            result = await sealer.seal_once(force=True)
+            print("nothing new to seal" if result is None else f"sealed size {result.size}")
+            return EXIT_OK
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await sealer.run(stop)
+        return EXIT_OK
+    finally:
+        await store.close()
