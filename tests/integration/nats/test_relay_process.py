@@ -146,9 +146,13 @@ async def test_relay_command_on_embedded_server(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=PROCESS_TIMEOUT_S) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # a failed assertion: stop it cleanly, with its server
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=PROCESS_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
     assert "nats_server_stopped" in (tmp_path / "relay.log").read_text()
 
 
