@@ -50,7 +50,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "FLOP_EVENTS so that stream sequence N is global position N."
         ),
     )
-    parser.add_argument("--store-url", help="event store URL (default: from FLOP_DATABASE_URL)")
+    parser.add_argument(
+        "--store-url",
+        help="event store URL (default: FLOP_DATABASE_URL, else SQLite under FLOP_DATA_DIR)",
+    )
     parser.add_argument(
         "--nats-url", help="NATS URL(s), comma-separated (default: FLOP_NATS_URL, else embedded)"
     )
