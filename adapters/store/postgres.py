@@ -21,6 +21,7 @@ from adapters.store.postgres_committer import (
     GroupCommitter,
     check_batch_wait,
 )
+from adapters.store.postgres_plan import CommitStats
 from adapters.store.postgres_schema import (
     COMMANDS_TABLE,
     EVENTS_TABLE,
@@ -120,6 +121,11 @@ class PostgresEventStore:
                 raise StoreUnavailable(f"cannot check the event store schema: {exc}") from exc
             raise
         return cls(url, schema, pool, batch_wait_s=batch_wait_s)
+
+    @property
+    def commit_stats(self) -> CommitStats:
+        """How the group committer has written batches so far."""
+        return self._committer.stats
 
     async def append(
         self,

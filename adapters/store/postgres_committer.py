@@ -1,22 +1,30 @@
 """Group commit for the PostgreSQL event store.
 
 Concurrent ``append`` calls in one process are queued and committed by one task, many
-commands per transaction (at most ``BATCH_COMMANDS_MAX`` commands and ``BATCH_EVENTS_MAX``
-events, gathered for at most ``batch_wait_s``). Each command is decided in Python, in
-queue order, against the head and the stream versions: a stale expected version fails that
-command only, and only the winners are written, with one statement.
+commands per statement (at most ``BATCH_COMMANDS_MAX`` commands and ``BATCH_EVENTS_MAX``
+events, gathered for at most ``batch_wait_s``). Each command is decided in Python, in queue
+order (``postgres_plan``): a stale expected version fails that command only, and only the
+winners are written.
 
-Two paths, one outcome. The *optimistic* path decides on what the committer already knows
-(the head after its own last commit, the versions it gave streams; else one unlocked read)
-and writes with one autocommit statement that updates the head row only if it is still at
-the position the batch was decided on and none of the batch's command ids is stored yet;
-the events and commands are inserted only if that update happened. Any append by anyone
-moves the head, so a successful write proves the decisions were made on current data. If
-the write did not happen (another process appended, or a command id repeats), the batch
-takes the *locked* path: BEGIN, lock the single head row (which serialises position
-assignment across every process writing the database), read, decide, write, COMMIT.
-Commands whose statement fails get StoreUnavailable and nothing of the batch is written;
-retrying under the same command id is safe either way.
+Three ways to write a batch, one outcome:
+
+- *pipelined*: when the committer knows the head and every stream of the batch (from its
+  own commits) and nothing conflicts, it decides the batch on that knowledge and sends one
+  autocommit statement that writes only if the head row still holds exactly the head the
+  batch was decided on (``CommitSql.write_if_head``). The next batch may be decided on the
+  head this one will leave and sent on a second connection before this one is answered
+  (``FLIGHTS_MAX``): the server holds it on the head row until the first commits. The
+  head's hash names the whole chain, so a write that happened proves every decision of its
+  batch was made on current data.
+- *optimistic*: otherwise read the head, the stored outcomes and the versions (one
+  statement, one snapshot), decide, and write the same conditional way.
+- *locked*: when a conditional write did not happen (another process appended, or a
+  command id repeats), BEGIN, lock the head row (which serialises every writer process),
+  read, decide, write, COMMIT.
+
+Commands whose statement fails get StoreUnavailable and nothing of their batch is written
+(or, if the connection died after the commit, all of it): retrying under the same command
+id is safe either way.
 """
 
 from __future__ import annotations
@@ -28,18 +36,32 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from adapters.store.postgres_plan import (
+    CommitStats,
+    Decision,
+    Flight,
+    Pending,
+    Plan,
+    decide,
+    get_streams,
+    get_write_args,
+    resolve,
+    settle_error,
+)
 from adapters.store.postgres_sql import CommitSql
-from adapters.store.sealing import decode_outcome, encode_outcome, seal_command
-from domain.errors import StoreUnavailable, VersionConflict
-from domain.records import AppendOutcome, Head, Record, StreamAppend
+from adapters.store.sealing import decode_outcome
+from domain.errors import StoreUnavailable
+from domain.records import AppendOutcome, Head, StreamAppend
 
-# Bounds of one group-commit transaction.
+# Bounds of one batch.
 BATCH_COMMANDS_MAX = 512
 BATCH_EVENTS_MAX = 8192
 # How long the committer may wait for more commands before committing a partial batch;
 # 0 commits whatever is queued at once (commands queue up while a commit is in flight).
 BATCH_WAIT_S_DEFAULT = 0.0
 BATCH_WAIT_S_MAX = 0.01
+# Batches at the server at once: the one being committed and the one decided on its result.
+FLIGHTS_MAX = 2
 # Streams whose version the committer remembers between batches (least recently used go).
 KNOWN_STREAMS_MAX = 100_000
 # Commands waiting for the committer before ``append`` itself waits (backpressure).
@@ -54,26 +76,11 @@ DRIVER_ERRORS = (
     OSError,
     TimeoutError,
 )
-
-
-Decision = AppendOutcome | VersionConflict
-
-
-class Pending:
-    """One queued command and the future its caller awaits."""
-
-    __slots__ = ("command_id", "event_count", "future", "items", "metadata")
-
-    def __init__(self, items: list[StreamAppend], command_id: str, metadata: bytes) -> None:
-        self.items = items
-        self.command_id = command_id
-        self.metadata = metadata
-        self.event_count = sum(len(item.events) for item in items)
-        self.future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
+_OPERATING_ERRORS = (StoreUnavailable, *DRIVER_ERRORS)
 
 
 class GroupCommitter:
-    """Owns the writer connection and the queue of commands waiting to be committed."""
+    """Owns the writer connections and the queue of commands waiting to be committed."""
 
     def __init__(
         self,
@@ -87,15 +94,18 @@ class GroupCommitter:
         self._connect = connect
         self._channel = channel
         self._batch_wait_s = batch_wait_s
-        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(QUEUE_COMMANDS_MAX)
-        self._conn: asyncpg.Connection | None = None
-        self._closing = False
         self._sql = CommitSql(schema)
-        # What this process knows without asking: the head after its last commit and the
-        # versions it gave streams since. Exact while nobody else appends; a conditional write
-        # (``write_if_head``) proves that, and any doubt sends the batch down the locked path.
+        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(QUEUE_COMMANDS_MAX)
+        self._conns: list[asyncpg.Connection | None] = [None] * FLIGHTS_MAX
+        self._closing = False
+        self._flight: Flight | None = None  # the batch sent last
+        self._landing: Flight | None = None  # the batch being settled
+        # What this process knows without asking: the head after its last write (or the
+        # one in flight) and the versions it gave streams. Exact while nobody else appends;
+        # a conditional write proves that, and any doubt sends the batch to the locked path.
         self._known_head: Head | None = None
         self._known_versions: OrderedDict[str, int] = OrderedDict()
+        self.stats = CommitStats()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="flop-committer")
         self._task.add_done_callback(self._fail_queued)
 
@@ -108,7 +118,7 @@ class GroupCommitter:
         return pending
 
     async def close(self) -> None:
-        """Commit what is queued, then stop and close the writer connection."""
+        """Commit what is queued, then stop and close the writer connections."""
         if self._closing:
             return
         self._closing = True
@@ -116,23 +126,45 @@ class GroupCommitter:
             await self._queue.put(None)
             with contextlib.suppress(Exception):
                 await self._task
-        if self._conn is not None:
-            await self._drop_connection()
+        for slot in range(FLIGHTS_MAX):
+            await self._drop_connection(slot)
 
     async def _run(self) -> None:
         carry: list[Pending] = []
-        while True:
-            if not carry:
-                first = await self._queue.get()
-                if first is None:
-                    return
-                carry = [first]
-            batch, stop = await self._fill(carry)
-            carry = await self._commit(batch)
-            if stop and not carry:
-                return
-            if stop:
-                self._queue.put_nowait(None)
+        batch: list[Pending] = []
+        try:
+            while True:
+                if not carry:
+                    first = await self._next_command()
+                    if first is None:
+                        break
+                    carry = [first]
+                batch, stop = await self._fill(carry)
+                carry = await self._commit(batch)
+                if stop and not carry:
+                    break
+                if stop:
+                    self._queue.put_nowait(None)
+            await self._land()
+        except BaseException as exc:
+            # A bug: fail every caller we hold loudly, then stop the committer.
+            flights = [f.batch for f in (self._flight, self._landing) if f is not None]
+            for pending in [*carry, *batch, *(p for b in flights for p in b)]:
+                settle_error(pending, exc, None)
+            raise
+
+    async def _next_command(self) -> Pending | None:
+        """The next queued command; lands the batch in flight if it is answered first."""
+        while self._flight is not None and self._queue.empty():
+            getter = asyncio.ensure_future(self._queue.get())
+            done, _ = await asyncio.wait(
+                {getter, self._flight.task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter in done:
+                return getter.result()
+            getter.cancel()  # the queue keeps any item the cancelled getter did not take
+            await self._land()
+        return await self._queue.get()
 
     async def _fill(self, batch: list[Pending]) -> tuple[list[Pending], bool]:
         """Add queued commands to ``batch`` within the bounds; True when close was asked."""
@@ -163,7 +195,13 @@ class GroupCommitter:
         return batch, False
 
     async def _commit(self, batch: list[Pending]) -> list[Pending]:
-        """Commit one batch; return the commands deferred to the next (repeated ids)."""
+        """Send or commit one batch; return the commands deferred to the next one."""
+        if self._flight is not None:
+            # The write's check for stored ids cannot see a write not committed yet: a
+            # command id that is in flight waits for it to land.
+            in_flight = {p.command_id for p in self._flight.batch}
+            if any(p.command_id in in_flight for p in batch):
+                await self._land()
         now: list[Pending] = []
         later: list[Pending] = []
         ids: set[str] = set()
@@ -174,69 +212,116 @@ class GroupCommitter:
             ids.add(pending.command_id)
         if not now:
             return later
-        try:
-            decided = await self._transact(now)
-        except StoreUnavailable as exc:
-            await self._drop_connection()
-            for pending in now:
-                _settle_error(pending, StoreUnavailable(str(exc)), exc)
-            return later
-        except DRIVER_ERRORS as exc:
-            await self._drop_connection()
-            for pending in now:
-                _settle_error(pending, StoreUnavailable(f"event store append failed: {exc}"), exc)
-            return later
-        except BaseException as exc:
-            # A bug: fail every caller of the batch loudly, then stop the committer.
-            await self._drop_connection()
-            for pending in now + later:
-                _settle_error(pending, exc, None)
-            raise
-        for pending, result in zip(now, decided, strict=True):
-            if not pending.future.done():
-                if isinstance(result, AppendOutcome):
-                    pending.future.set_result(result)
-                else:
-                    pending.future.set_exception(result)
+        plan = self._plan_from_memory(now)
+        if plan is not None:
+            await self._launch(now, plan)
+        else:
+            await self._land()
+            await self._commit_now(now)
         return later
 
-    async def _transact(self, batch: list[Pending]) -> list[Decision]:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await self._connect()
+    def _plan_from_memory(self, batch: list[Pending]) -> Plan | None:
+        """A plan on what this process knows, or None if it knows too little to be sure.
+
+        Refusals in it are certain once its write happened (the write proves the knowledge
+        was current); a plan that writes nothing proves nothing, so then None.
+        """
+        streams = get_streams(batch)
+        if self._known_head is None or not all(s in self._known_versions for s in streams):
+            return None
+        plan = decide(batch, self._known_head, {s: self._known_versions[s] for s in streams}, {})
+        return plan if plan.records else None
+
+    async def _launch(self, batch: list[Pending], plan: Plan) -> None:
+        """Send the batch's conditional write, then land the batch sent before it."""
+        previous = self._flight
+        slot = 0 if previous is None else (previous.slot + 1) % FLIGHTS_MAX
         try:
-            decided = await self._transact_optimistic(self._conn, batch)
+            conn = await self._writer(slot)
+        except StoreUnavailable as exc:
+            await self._land()
+            self._fail(batch, exc)
+            return
+        task = asyncio.get_running_loop().create_task(
+            conn.fetchval(self._sql.write_if_head, *get_write_args(plan, self._channel))
+        )
+        self._flight = Flight(batch, plan, slot, task)
+        self.stats.pipelined += 1
+        self.stats.overlapped += previous is not None
+        self._learn(plan)
+        if previous is not None:
+            await self._land_before(previous)
+
+    async def _land(self) -> None:
+        """Wait for the batch in flight, if any, and settle it (redoing it if not written)."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return
+        self._landing = flight
+        if not await self._settle_flight(flight):
+            await self._commit_now(flight.batch)
+        self._landing = None
+
+    async def _land_before(self, previous: Flight) -> None:
+        """Settle ``previous``; if it was not written, the flight after it is void too."""
+        self._landing = previous
+        if not await self._settle_flight(previous):
+            successor = self._flight
+            if successor is not None:
+                self.stats.voided += 1
+                # Its connection must be idle before the redo may use connections again.
+                await asyncio.wait([successor.task])
+            await self._commit_now(previous.batch)
+            if successor is not None:
+                self._flight, self._landing = None, successor
+                if not await self._settle_flight(successor):
+                    await self._commit_now(successor.batch)
+        self._landing = None
+
+    async def _settle_flight(self, flight: Flight) -> bool:
+        """Resolve the flight's callers if its write happened (or failed); False: redo it."""
+        try:
+            written = await flight.task
+        except _OPERATING_ERRORS as exc:
+            self._forget()
+            await self._drop_connection(flight.slot)
+            self._fail(flight.batch, exc)
+            return True
+        if written != 1:
+            self._forget()
+            self.stats.redone += 1
+            return False
+        resolve(flight.batch, flight.plan.decided)
+        return True
+
+    async def _commit_now(self, batch: list[Pending]) -> None:
+        """Read, decide and write one batch with nothing in flight; settle its callers."""
+        try:
+            conn = await self._writer(0)
+            decided = await self._transact_optimistic(conn, batch)
             if decided is None:
-                decided = await self._transact_locked(self._conn, batch)
+                decided = await self._transact_locked(conn, batch)
+        except _OPERATING_ERRORS as exc:
+            self._forget()
+            await self._drop_connection(0)
+            self._fail(batch, exc)
+            return
         except BaseException:
             self._forget()
             raise
-        return decided
+        resolve(batch, decided)
 
     async def _transact_optimistic(
         self, conn: asyncpg.Connection, batch: list[Pending]
     ) -> list[Decision] | None:
-        """One autocommit round trip when the known head still holds; None: take the lock."""
-        streams = _streams_of(batch)
-        plan: Plan | None = None
-        if self._known_head is not None and all(s in self._known_versions for s in streams):
-            current = {s: self._known_versions[s] for s in streams}
-            plan = _decide(batch, self._known_head, current, {})
-            if any(isinstance(d, VersionConflict) for d in plan.decided):
-                # A refusal must be certain, and a refused command may be a stored one
-                # repeated: decide again on what the database says.
-                plan = None
-        if plan is None:
-            head, current, stored = await self._read(conn, batch, streams)
-            self._learn_head(head)
-            plan = _decide(batch, head, current, stored)
+        """Read, decide, write if the head did not move; None: take the lock."""
+        self.stats.read += 1
+        head, current, stored = await self._read(conn, batch)
+        self._learn_head(head)
+        plan = decide(batch, head, current, stored)
         if plan.records:
-            written = await conn.fetchval(
-                self._sql.write_if_head,
-                *_write_args(plan),
-                self._channel,
-                plan.records[0].position - 1,
-            )
-            if written != 1:
+            args = get_write_args(plan, self._channel)
+            if await conn.fetchval(self._sql.write_if_head, *args) != 1:
                 self._forget()
                 return None
         self._learn(plan)
@@ -246,13 +331,14 @@ class GroupCommitter:
         self, conn: asyncpg.Connection, batch: list[Pending]
     ) -> list[Decision]:
         """Lock the head row (serialising every writer process), read, decide, write."""
-        streams = _streams_of(batch)
+        self.stats.locked += 1
         await conn.execute(self._sql.lock)
         try:
-            head, current, stored = await self._read(conn, batch, streams)
-            plan = _decide(batch, head, current, stored)
+            head, current, stored = await self._read(conn, batch)
+            plan = decide(batch, head, current, stored)
             if plan.records:
-                await conn.execute(self._sql.write, *_write_args(plan), self._channel)
+                args = get_write_args(plan, self._channel)
+                await conn.execute(self._sql.write, *args[:16])
                 await conn.execute("COMMIT")
             else:
                 await conn.execute("ROLLBACK")
@@ -265,17 +351,15 @@ class GroupCommitter:
         return plan.decided
 
     async def _read(
-        self, conn: asyncpg.Connection, batch: list[Pending], streams: list[str]
+        self, conn: asyncpg.Connection, batch: list[Pending]
     ) -> tuple[Head, dict[str, int], dict[str, AppendOutcome]]:
+        streams = get_streams(batch)
         position, head_hash, outcomes, versions = await conn.fetchrow(
             self._sql.read, [p.command_id for p in batch], streams
         )
         stored = {o.command_id: o for o in map(decode_outcome, outcomes)}
-        return (
-            Head(position=position, hash=head_hash),
-            dict(zip(streams, versions, strict=True)),
-            stored,
-        )
+        head = Head(position=position, hash=head_hash)
+        return head, dict(zip(streams, versions, strict=True)), stored
 
     def _learn_head(self, head: Head) -> None:
         """A head read from the database: versions known from before it may be stale."""
@@ -284,7 +368,7 @@ class GroupCommitter:
         self._known_head = head
 
     def _learn(self, plan: Plan) -> None:
-        """After a commit (or a certain refusal): remember the head and the versions seen."""
+        """Remember the head and the versions a plan leaves behind."""
         self._known_head = plan.head
         for stream_id, version in plan.current.items():
             self._known_versions[stream_id] = version
@@ -296,15 +380,26 @@ class GroupCommitter:
         self._known_head = None
         self._known_versions.clear()
 
-    async def _drop_connection(self) -> None:
-        """Forget the writer connection after an error (a fresh one is opened on demand)."""
-        conn, self._conn = self._conn, None
+    async def _writer(self, slot: int) -> asyncpg.Connection:
+        conn = self._conns[slot]
+        if conn is None or conn.is_closed():
+            conn = self._conns[slot] = await self._connect()
+        return conn
+
+    async def _drop_connection(self, slot: int) -> None:
+        """Forget a writer connection after an error (a fresh one is opened on demand)."""
+        conn, self._conns[slot] = self._conns[slot], None
         if conn is None or conn.is_closed():
             return
         try:
             await asyncio.wait_for(conn.close(), timeout=1.0)
         except (*DRIVER_ERRORS, asyncio.CancelledError):
             conn.terminate()
+
+    def _fail(self, batch: list[Pending], exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, StoreUnavailable) else f"append failed: {exc}"
+        for pending in batch:
+            settle_error(pending, StoreUnavailable(message), exc)
 
     def _fail_queued(self, _task: asyncio.Task[None]) -> None:
         """After the committer stopped, fail whatever is still queued."""
@@ -314,85 +409,7 @@ class GroupCommitter:
                 pending.future.set_exception(StoreUnavailable("the event store committer stopped"))
 
 
-def _settle_error(pending: Pending, error: BaseException, cause: BaseException | None) -> None:
-    if pending.future.done():
-        return
-    if cause is not None:
-        error.__cause__ = cause
-    pending.future.set_exception(error)
-
-
 def check_batch_wait(batch_wait_s: float) -> None:
     """ValueError unless 0 <= batch_wait_s <= BATCH_WAIT_S_MAX."""
     if not 0 <= batch_wait_s <= BATCH_WAIT_S_MAX:
         raise ValueError(f"batch_wait_s must be within [0, {BATCH_WAIT_S_MAX}]")
-
-
-class Plan:
-    """The decisions for one batch against one head and the stream versions."""
-
-    __slots__ = ("current", "decided", "head", "outcomes", "records")
-
-    def __init__(self, head: Head, current: dict[str, int]) -> None:
-        self.head = head
-        self.current = current
-        self.decided: list[Decision] = []
-        self.records: list[Record] = []
-        self.outcomes: list[AppendOutcome] = []
-
-
-def _streams_of(batch: list[Pending]) -> list[str]:
-    return sorted({item.stream_id for p in batch for item in p.items})
-
-
-def _decide(
-    batch: list[Pending],
-    head: Head,
-    current: dict[str, int],
-    stored: dict[str, AppendOutcome],
-) -> Plan:
-    """Each command in queue order: its stored outcome, its records, or its VersionConflict."""
-    plan = Plan(head, dict(current))
-    for pending in batch:
-        if pending.command_id in stored:
-            plan.decided.append(stored[pending.command_id])
-            continue
-        try:
-            sealed, outcome = seal_command(
-                pending.items,
-                command_id=pending.command_id,
-                metadata=pending.metadata,
-                head=plan.head,
-                current=plan.current,
-            )
-        except VersionConflict as conflict:
-            plan.decided.append(conflict)
-            continue
-        plan.records.extend(sealed)
-        plan.outcomes.append(outcome)
-        plan.current.update(outcome.stream_versions)
-        plan.head = Head(position=outcome.last_position, hash=outcome.head_hash)
-        plan.decided.append(outcome)
-    return plan
-
-
-def _write_args(plan: Plan) -> tuple[object, ...]:
-    """Parameters $1..$15 of the write statements (the caller adds the channel and head)."""
-    records, outcomes = plan.records, plan.outcomes
-    return (
-        [r.position for r in records],
-        [r.stream_id for r in records],
-        [r.stream_type for r in records],
-        [r.version for r in records],
-        [r.event_type for r in records],
-        [r.data for r in records],
-        [r.command_id for r in records],
-        [r.metadata for r in records],
-        [r.prev_hash for r in records],
-        [r.hash for r in records],
-        [o.command_id for o in outcomes],
-        [o.first_position for o in outcomes],
-        [encode_outcome(o) for o in outcomes],
-        plan.head.position,
-        plan.head.hash,
-    )

@@ -16,7 +16,7 @@ _COMMAND_ROWS = "unnest($11::text[], $12::bigint[], $13::bytea[])"
 
 
 class CommitSql:
-    """SQL text for one schema. Parameters $1..$16 of the writes come from ``write_args``."""
+    """SQL text for one schema; the writes take ``postgres_plan.get_write_args`` ($1..$19)."""
 
     def __init__(self, schema: str) -> None:
         s = quote_ident(schema)
@@ -39,14 +39,15 @@ WITH ev AS (INSERT INTO {events} ({_EVENT_COLUMNS}) SELECT * FROM {_EVENT_ROWS})
              SELECT * FROM {_COMMAND_ROWS})
 UPDATE {head} SET position = $14::bigint, hash = $15::bytea WHERE id = 1
 RETURNING pg_notify($16::text, $14::bigint::text)"""
-        # One autocommit statement: writes only if the head is still at $17 (nobody appended
-        # since the batch was decided; a concurrent writer makes the UPDATE re-check the row
-        # and skip it) and no command id of the batch is stored yet. Returns 1 or 0 rows.
+        # One autocommit statement: writes only if the head is still ($17, $18) (the hash
+        # names the whole chain, so nobody appended since the batch was decided; a concurrent
+        # writer makes the UPDATE wait, re-check the row and skip it) and none of the command
+        # ids decided in the batch ($19) is stored yet. Returns the head rows updated: 1 or 0.
         self.write_if_head = f"""
 WITH upd AS (
   UPDATE {head} SET position = $14::bigint, hash = $15::bytea
-  WHERE id = 1 AND position = $17::bigint
-    AND NOT EXISTS (SELECT 1 FROM {commands} WHERE command_id = ANY($11::text[]))
+  WHERE id = 1 AND position = $17::bigint AND hash = $18::bytea
+    AND NOT EXISTS (SELECT 1 FROM {commands} WHERE command_id = ANY($19::text[]))
   RETURNING pg_notify($16::text, $14::bigint::text)
 ), ev AS (
   INSERT INTO {events} ({_EVENT_COLUMNS})

@@ -4,7 +4,9 @@
 (so the group committer batches), to streams they share (so some appends conflict) and to
 streams of their own. Each acknowledged append is written to LOG as one line
 ``command_id first_position last_position head_hash_hex`` and flushed before the task goes
-on, so whatever the parent finds in LOG was acknowledged before the kill.
+on, so whatever the parent finds in LOG was acknowledged before the kill. Half the tasks
+write only to streams of their own (never refused: the committer pipelines those batches),
+half also to shared streams (refusals, reads, and the head-row lock when two processes race).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ async def _write(
     store: PostgresEventStore, log: TextIO, versions: dict[str, int], name: str
 ) -> None:
     rng = random.Random(name)
+    shares = int(name.rsplit("-", 1)[1]) % 2 == 1
     for n in range(1, sys.maxsize):
-        target = f"shared-{rng.randrange(SHARED_STREAMS)}"
+        target = f"shared-{rng.randrange(SHARED_STREAMS)}" if shares else f"solo-{name}"
         if target not in versions:
             versions[target] = len(await store.read_stream(target))
         appends = [_events(target, versions[target], rng.randint(1, 3))]
