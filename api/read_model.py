@@ -4,7 +4,8 @@ Every list request first catches up: it reads the global log from the last posit
 (in batches of ``CATCH_UP_BATCH``), marks the streams that changed, and rebuilds only those
 aggregates' views. Several API processes each keep their own copy; all read the same store,
 so each is exact as of the head it caught up to. The log's record hashes are kept too, as the
-leaves of the transparency tree (``api.transparency``).
+leaves of the transparency tree (``api.transparency``), and the transparency log aggregate
+(sealed heads, co-signatures, anchors) is folded record by record as it goes by.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from domain.events import FlopAggregate
+from domain.events import FlopAggregate, decode_event
 from domain.job import Job
+from domain.log import Log
 from domain.node import Node
 from domain.ports import EventStore
+from domain.records import Record
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
 
@@ -37,6 +40,7 @@ class ReadModel:
         self.store = store
         self.position = 0
         self.record_hashes: list[bytes] = []
+        self.log: Log | None = None
         self._views: dict[str, dict[str, View]] = {name: {} for name in TRACKED}
         self._lock = asyncio.Lock()
 
@@ -57,6 +61,8 @@ class ReadModel:
                     self.position = record.position
                     if record.stream_type in TRACKED:
                         dirty[record.stream_id] = record.stream_type
+                    elif record.stream_type == Log.STREAM_TYPE:
+                        self._apply_log(record)
                 if len(batch) < CATCH_UP_BATCH:
                     break
             for stream_id, stream_type in dirty.items():
@@ -72,6 +78,12 @@ class ReadModel:
         await self.catch_up()
         matching = [view for view in self._views[stream_type].values() if predicate(view)]
         return matching[offset : offset + limit], len(matching)
+
+    def _apply_log(self, record: Record) -> None:
+        log = decode_event(record).mutate(self.log)
+        if not isinstance(log, Log):
+            raise AssertionError(f"record {record.position} did not rebuild the log aggregate")
+        self.log = log
 
     def count_by(self, stream_type: str, field: str) -> dict[str, int]:
         """How many views have each value of ``field`` (for metrics), as of the last catch-up."""

@@ -233,14 +233,46 @@ class EventPage(msgspec.Struct, frozen=True, kw_only=True):
     head_position: int
 
 
+TREE_HEAD_SEALED = "sealed"
+"""A head the sealer signed and recorded on the log stream (``log.seal``)."""
+TREE_HEAD_IN_PROCESS = "in_process"
+"""A head this API process signed on the fly: nothing is sealed yet (or the size asked for
+is not a sealed one). It carries no co-signatures and no anchor."""
+TreeHeadSource = Annotated[
+    str,
+    msgspec.Meta(
+        description="sealed: a head the sealer recorded on the log; in_process: signed by "
+        "this API process because no sealed head of that size exists"
+    ),
+]
+
+
+class CosignatureView(msgspec.Struct, frozen=True, kw_only=True):
+    """One witness's BLS12-381 signature over ``domain.log.compute_witness_message``."""
+
+    validator_id: str
+    signature: Annotated[str, msgspec.Meta(description="96-byte BLS signature, hex")]
+
+
+class AnchorView(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the head's memo landed on Solana."""
+
+    chain_signature: str
+    slot: int
+
+
 class TreeHeadView(msgspec.Struct, frozen=True, kw_only=True):
-    """A signed tree head over the first ``size`` record hashes (proofs.tree_head)."""
+    """A signed tree head over the first ``size`` record hashes (proofs.tree_head), with the
+    witnesses' co-signatures and the Solana anchor when it is a sealed head."""
 
     size: int
     root: HexHash
     timestamp_ns: int
     signer: str
     signature: str
+    source: TreeHeadSource = TREE_HEAD_SEALED
+    cosignatures: list[CosignatureView] = []
+    anchor: AnchorView | None = None
 
 
 class InclusionProofView(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,6 +284,7 @@ class InclusionProofView(msgspec.Struct, frozen=True, kw_only=True):
     leaf_hash: HexHash
     root: HexHash
     proof: list[HexHash]
+    source: TreeHeadSource = TREE_HEAD_SEALED
 
 
 class ConsistencyProofView(msgspec.Struct, frozen=True, kw_only=True):
@@ -262,6 +295,7 @@ class ConsistencyProofView(msgspec.Struct, frozen=True, kw_only=True):
     first_root: HexHash
     second_root: HexHash
     proof: list[HexHash]
+    source: TreeHeadSource = TREE_HEAD_SEALED
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):

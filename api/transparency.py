@@ -1,9 +1,13 @@
 """The transparency log over record hashes: signed tree heads, inclusion and consistency proofs.
 
 Leaf ``i`` of the RFC 9162 tree is the hash of the record at position ``i + 1`` (the record
-hash is used as the leaf hash). Tree heads are signed with the server's Ed25519 log key
-(``proofs.tree_head``); one head is signed per tree size and reused, so clients polling an
-idle log see one head.
+hash is used as the leaf hash). The heads served are the sealer's (``validator.sealer``),
+recorded on the log stream with their witness co-signatures and anchors (``domain.log``), as
+the read model folds them; proofs default to the latest sealed head, so a client checks them
+against a head that witnesses co-signed. Only while nothing is sealed yet (or for a size no
+head was sealed at) does this process sign a head itself with the server's Ed25519 log key
+(``proofs.tree_head``): one per tree size, reused, so clients polling an idle log see one
+head. Every response says which (``source``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.errors import ApiError
 from api.read_model import ReadModel
-from api.schemas import ConsistencyProofView, InclusionProofView, TreeHeadView
+from api.schemas import (
+    TREE_HEAD_IN_PROCESS,
+    TREE_HEAD_SEALED,
+    AnchorView,
+    ConsistencyProofView,
+    CosignatureView,
+    InclusionProofView,
+    TreeHeadView,
+)
+from domain.log import HeadState
 from proofs import merkle
 from proofs.tree_head import SignedTreeHead, sign_tree_head
 
@@ -51,8 +64,12 @@ class TransparencyLog:
         self._head: SignedTreeHead | None = None
 
     async def get_tree_head(self) -> TreeHeadView:
-        """The signed head of the whole log as of now."""
+        """The latest sealed head with its co-signatures; an in-process head of the whole log
+        while nothing is sealed."""
         await self.read_model.catch_up()
+        sealed = self._sealed_head(None)
+        if sealed is not None:
+            return _sealed_view(sealed)
         hashes = self.read_model.record_hashes
         if self._head is None or self._head.size != len(hashes):
             root = merkle.root_from_hashes(hashes)
@@ -64,10 +81,20 @@ class TransparencyLog:
             timestamp_ns=head.timestamp_ns,
             signer=head.signer.hex(),
             signature=head.signature.hex(),
+            source=TREE_HEAD_IN_PROCESS,
         )
 
+    async def get_sealed_tree_head(self, size: int) -> TreeHeadView:
+        """The sealed head of ``size`` records with its co-signatures (404 when none)."""
+        await self.read_model.catch_up()
+        sealed = self._sealed_head(size)
+        if sealed is None:
+            raise ApiError("tree_head_not_found", f"no sealed tree head of size {size}", status=404)
+        return _sealed_view(sealed)
+
     async def get_inclusion_proof(self, position: int, tree_size: int | None) -> InclusionProofView:
-        """Audit path of the record at ``position`` in the tree of ``tree_size`` records."""
+        """Audit path of the record at ``position`` in the tree of ``tree_size`` records
+        (default: the latest sealed head, else the whole log)."""
         hashes = await self._hashes(tree_size)
         size = len(hashes)
         if not 1 <= position <= size:
@@ -82,10 +109,12 @@ class TransparencyLog:
             leaf_hash=hashes[position - 1].hex(),
             root=merkle.root_from_hashes(hashes).hex(),
             proof=[p.hex() for p in proof],
+            source=self._source(size),
         )
 
     async def get_consistency_proof(self, first: int, second: int | None) -> ConsistencyProofView:
-        """Proof that the tree of ``first`` records is a prefix of the tree of ``second``."""
+        """Proof that the tree of ``first`` records is a prefix of the tree of ``second``
+        (default: the latest sealed head, else the whole log)."""
         hashes = await self._hashes(second)
         size = len(hashes)
         if not 1 <= first <= size:
@@ -97,15 +126,45 @@ class TransparencyLog:
             first_root=merkle.root_from_hashes(hashes[:first]).hex(),
             second_root=merkle.root_from_hashes(hashes).hex(),
             proof=[p.hex() for p in proof],
+            source=self._source(size),
         )
 
     async def _hashes(self, tree_size: int | None) -> list[bytes]:
         await self.read_model.catch_up()
         hashes = self.read_model.record_hashes
         if tree_size is None:
-            return list(hashes)
+            latest = self._sealed_head(None)
+            return list(hashes) if latest is None else hashes[: latest.size]
         if not 1 <= tree_size <= len(hashes):
             raise ApiError(
                 "tree_size_out_of_range", f"tree size {tree_size} is not in 1..{len(hashes)}"
             )
         return hashes[:tree_size]
+
+    def _sealed_head(self, size: int | None) -> HeadState | None:
+        log = self.read_model.log
+        if log is None:
+            return None
+        return log.latest if size is None else log.heads.get(size)
+
+    def _source(self, size: int) -> str:
+        return TREE_HEAD_SEALED if self._sealed_head(size) is not None else TREE_HEAD_IN_PROCESS
+
+
+def _sealed_view(head: HeadState) -> TreeHeadView:
+    anchor = None
+    if head.anchor_signature:
+        anchor = AnchorView(chain_signature=head.anchor_signature, slot=head.anchor_slot)
+    return TreeHeadView(
+        size=head.size,
+        root=head.root.hex(),
+        timestamp_ns=head.timestamp_ns,
+        signer=head.signer.hex(),
+        signature=head.signature.hex(),
+        source=TREE_HEAD_SEALED,
+        cosignatures=[
+            CosignatureView(validator_id=validator_id, signature=signature.hex())
+            for validator_id, signature in sorted(head.cosigners.items())
+        ],
+        anchor=anchor,
+    )

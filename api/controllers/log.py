@@ -1,20 +1,36 @@
-"""The transparency log: signed tree heads, inclusion and consistency proofs over records."""
+"""The transparency log: sealed tree heads with their witness co-signatures, inclusion and
+consistency proofs over records, and witnesses' co-signatures (``log.cosign``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
-from api.controllers.common import READ_ERRORS
-from api.schemas import POSITION_MAX, ConsistencyProofView, InclusionProofView, TreeHeadView
+from api.commands import run_command
+from api.controllers.common import COMMAND_ERRORS, READ_ERRORS, SignedEnvelope, to_accepted
+from api.schemas import (
+    POSITION_MAX,
+    CommandAccepted,
+    ConsistencyProofView,
+    InclusionProofView,
+    TreeHeadView,
+)
 from api.state import Deps
 
+COSIGN_KIND = "log.cosign"
+
 Position = Annotated[int, Parameter(ge=1, le=POSITION_MAX, description="record position")]
+SizePath = Annotated[int, Parameter(ge=1, le=POSITION_MAX, description="sealed tree size")]
 TreeSize = Annotated[
     int | None,
-    Parameter(ge=1, le=POSITION_MAX, required=False, description="tree size (default: head)"),
+    Parameter(
+        ge=1,
+        le=POSITION_MAX,
+        required=False,
+        description="tree size (default: the latest sealed head, else the whole log)",
+    ),
 ]
 
 
@@ -26,8 +42,21 @@ class LogController(Controller):
 
     @get("/tree-head", operation_id="getTreeHead", responses=READ_ERRORS)
     async def tree_head(self, deps: Deps) -> TreeHeadView:
-        """The signed tree head of the whole log (Ed25519, ``proofs.tree_head``)."""
+        """The latest sealed tree head with its witness co-signatures and anchor; while
+        nothing is sealed, a head this process signs over the whole log (``source``)."""
         return await deps.log.get_tree_head()
+
+    @get("/tree-heads/{size:int}", operation_id="getSealedTreeHead", responses=READ_ERRORS)
+    async def sealed_tree_head(self, deps: Deps, size: SizePath) -> TreeHeadView:
+        """The sealed tree head of ``size`` records with its co-signatures and anchor."""
+        return await deps.log.get_sealed_tree_head(size)
+
+    @post("/cosignatures", operation_id="cosignTreeHead", status_code=201, responses=COMMAND_ERRORS)
+    async def cosign(
+        self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
+    ) -> CommandAccepted:
+        """A validator's BLS co-signature of a sealed head it replayed (``log.cosign``)."""
+        return to_accepted(await run_command(deps, request, data, kind=COSIGN_KIND))
 
     @get("/inclusion", operation_id="getInclusionProof", responses=READ_ERRORS)
     async def inclusion(
