@@ -2,7 +2,9 @@
 
 ``run_validator`` registers (BLS key with proof of possession) and bonds if needed, then
 replays FLOP_EVENTS from the checkpoint (sequence 1 on a fresh database), verifying the hash
-chain, and follows it until ``stop`` is set.
+chain, and follows it until ``stop`` is set. As a witness (the default) it co-signs the
+sealed tree heads that match its replay; after a restart the witness first replays the
+records up to the checkpoint, since its tree starts at position 1.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from proofs.identity import Identity
 from validator.daemon import ValidatorDaemon
 from validator.gateway import ApiGateway, ensure_registered
 from validator.protection import SigningDatabase
+from validator.witness import Witness
 
 DEFAULT_STAKE = 1_000
 BLS_IKM_BYTES = 32
@@ -36,6 +39,9 @@ class ValidatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str
     db_path: Path
     stake: int = DEFAULT_STAKE
+    witness: bool = True
+    log_signers: tuple[bytes, ...] = ()
+    """Raw Ed25519 keys the sealed heads must be signed by; empty: any key that verifies."""
 
 
 def load_bls_secret(path: Path) -> int:
@@ -70,8 +76,12 @@ async def run_validator(
             gateway=ApiGateway(client),
             artifacts=artifacts,
             db=db,
+            witness=_make_witness(config),
         )
         checkpoint = db.get_checkpoint()
+        if daemon.witness is not None and checkpoint.position > 0:
+            _log.info("witness_warm_up", until=checkpoint.position)
+            await daemon.warm_witness(replay(nc, until=checkpoint.position))
         _log.info("validator_replay", from_position=checkpoint.position + 1)
         await daemon.run(replay(nc, checkpoint=checkpoint, follow=True), stop)
         return daemon
@@ -79,3 +89,11 @@ async def run_validator(
         await close_nats(nc)
         db.close()
         client.close()
+
+
+def _make_witness(config: ValidatorConfig) -> Witness | None:
+    if not config.witness:
+        return None
+    if not config.log_signers:
+        _log.warning("witness_unpinned", detail="any tree head key that verifies is accepted")
+    return Witness(log_signers=config.log_signers)

@@ -6,6 +6,12 @@ loop* ticks, asks the view what this validator owes (``validator.state``) and do
 fetch the artifacts, run the workload's verifier (``adapters.compute``), record the decision
 in the signing database first (slashing protection), then commit the salted hash, later
 reveal the BLS-signed verdict, and crank rounds whose reveal window closed.
+
+With a ``Witness`` the follower also feeds it every record: a signed tree head that matches
+the validator's own replay is co-signed through the gateway (``log.cosign``, BLS) on the next
+tick; one that does not is refused and raises an alarm (``tree_head_refused`` logged at error
+level, ``heads_refused`` counted) for a human to look at, since a log operator showing a
+head that is not the replayed history is the attack witnesses exist to catch.
 """
 
 from __future__ import annotations
@@ -30,12 +36,16 @@ from proofs.identity import Identity
 from proofs.quorum import attestation_verdict_message, verdict_message
 from validator.protection import Decision, SigningDatabase
 from validator.state import COMMIT, CRANK, REVEAL, Duty, LedgerView
+from validator.witness import COSIGN_KIND, HeadToCosign, RefusedHead, Witness, sign_cosignature
 
 TICK_S = 0.2
 DEADLINE_SLACK_NS = 500_000_000
 """Wait this long past a ledger deadline before acting on it (clocks differ a little)."""
 RETRY_AFTER_S = 1.0
 CHECKPOINT_RECORDS_MAX = 256
+COSIGN_PATH = "/v1/log/cosignatures"
+COSIGNS_PER_TICK_MAX = 64
+"""Co-signatures sent in one tick at most, so a backlog of heads never starves the duties."""
 
 _log = structlog.get_logger("flopledger.validator")
 
@@ -70,6 +80,7 @@ class ValidatorDaemon:
         artifacts: ArtifactSource,
         db: SigningDatabase,
         clock_ns: Callable[[], int] = time.time_ns,
+        witness: Witness | None = None,
     ) -> None:
         self.identity = identity
         self.bls_secret = bls_secret
@@ -81,6 +92,11 @@ class ValidatorDaemon:
         self.done: set[tuple[str, str, str, tuple[int, int]]] = set()
         self.retry_at: dict[tuple[str, str, str, tuple[int, int]], float] = {}
         self.verified = 0
+        self.witness = witness
+        self.heads_cosigned = 0
+        self.heads_refused = 0
+        self._to_cosign: list[HeadToCosign] = []
+        self._cosign_retry_at = 0.0
         for record in db.load_followed():
             self.view.apply(record)
 
@@ -107,9 +123,64 @@ class ValidatorDaemon:
             kept = [record] if self.view.apply(record) else []
             finished = self.view.finished_streams()
             self.db.save(Head(position=record.position, hash=record.hash), kept, finished)
+            self.witness_record(record)
+
+    async def warm_witness(self, records: AsyncIterator[Record]) -> None:
+        """Feed the witness the records up to the checkpoint (a restarted daemon's witness
+        must replay from position 1); only the last good head among them is co-signed."""
+        async for record in records:
+            self.witness_record(record)
+        del self._to_cosign[:-1]
+
+    def witness_record(self, record: Record) -> None:
+        """Feed one record to the witness; queue a head to co-sign or raise the alarm."""
+        witness = self.witness
+        if witness is None or record.position <= witness.position:
+            return
+        if record.position != witness.position + 1:
+            _log.warning(
+                "witness_disabled", expected=witness.position + 1, position=record.position
+            )
+            self.witness = None
+            return
+        outcome = witness.observe(record)
+        if isinstance(outcome, HeadToCosign):
+            self._to_cosign.append(outcome)
+        elif isinstance(outcome, RefusedHead):
+            self.heads_refused += 1
+            _log.error(
+                "tree_head_refused",
+                size=outcome.size,
+                root=outcome.root.hex(),
+                position=outcome.position,
+                reason=outcome.reason,
+                heads_refused=self.heads_refused,
+            )
+
+    async def cosign_heads(self) -> None:
+        """Send the queued co-signatures (a refusal is final; a transport error retries)."""
+        if time.monotonic() < self._cosign_retry_at:
+            return
+        for _ in range(min(len(self._to_cosign), COSIGNS_PER_TICK_MAX)):
+            head = self._to_cosign[0]
+            signature = sign_cosignature(self.bls_secret, head.size, head.root)
+            body: dict[str, Any] = {"size": head.size, "signature": b64(signature)}
+            try:
+                await self.gateway.send(COSIGN_PATH, COSIGN_KIND, body)
+            except CommandRefused as refused:
+                _log.info("cosign_refused", size=head.size, code=refused.code)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                _log.warning("cosign_failed", size=head.size, error=str(exc))
+                self._cosign_retry_at = time.monotonic() + RETRY_AFTER_S
+                return
+            else:
+                self.heads_cosigned += 1
+                _log.info("tree_head_cosigned", size=head.size, root=head.root.hex())
+            self._to_cosign.pop(0)
 
     async def tick(self) -> None:
-        """Do every duty that is due now (each at most once)."""
+        """Co-sign checked heads, then do every duty that is due now (each at most once)."""
+        await self.cosign_heads()
         now_ns = self.clock_ns()
         for duty in self.view.compute_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS):
             if duty.key in self.done or self.retry_at.get(duty.key, 0.0) > time.monotonic():

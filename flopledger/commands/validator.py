@@ -2,7 +2,9 @@
 
 Registers (Ed25519 key, BLS key with proof of possession) and bonds stake, replays
 FLOP_EVENTS from sequence 1 or its checkpoint (hash chain verified), verifies what it is
-drawn for and commits / reveals BLS verdicts through the API, until SIGINT/SIGTERM.
+drawn for and commits / reveals BLS verdicts through the API, and co-signs the sealed tree
+heads that match its replay (``--log-signer`` pins the sealer's key; ``--no-witness`` turns
+co-signing off), until SIGINT/SIGTERM.
 Exit status: 0 stopped cleanly, 1 operating error, 130 forced by a second signal.
 """
 
@@ -39,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--nats", help="NATS URL (default: FLOP_NATS_URL)")
     parser.add_argument("--stake", type=int, default=DEFAULT_STAKE, help="stake to keep bonded")
     parser.add_argument("--db", help="signing database (default: <data dir>/validator-<id>.db)")
+    parser.add_argument(
+        "--log-signer",
+        action="append",
+        default=[],
+        help="hex Ed25519 public key that signs tree heads (repeatable; default: any)",
+    )
+    parser.add_argument(
+        "--no-witness", action="store_true", help="do not check and co-sign tree heads"
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -58,7 +69,19 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_OPERATING_ERROR
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db_path = Path(args.db) if args.db else settings.data_dir / f"validator-{identity.id}.db"
-    config = ValidatorConfig(api_url=args.api, nats_url=nats_url, db_path=db_path, stake=args.stake)
+    try:
+        log_signers = tuple(bytes.fromhex(key) for key in args.log_signer)
+    except ValueError:
+        print("flopledger validator: --log-signer takes hex public keys", file=sys.stderr)
+        return EXIT_OPERATING_ERROR
+    config = ValidatorConfig(
+        api_url=args.api,
+        nats_url=nats_url,
+        db_path=db_path,
+        stake=args.stake,
+        witness=not args.no_witness,
+        log_signers=log_signers,
+    )
     try:
         return asyncio.run(_main(config, identity, bls_secret))
     except KeyboardInterrupt:
@@ -82,5 +105,10 @@ async def _main(config: ValidatorConfig, identity: Any, bls_secret: int) -> int:
     except (OperatingError, ConnectionError) as exc:
         print(f"flopledger validator: {exc}", file=sys.stderr)
         return EXIT_OPERATING_ERROR
-    _log.info("validator_stopped", verified=daemon.verified)
+    _log.info(
+        "validator_stopped",
+        verified=daemon.verified,
+        heads_cosigned=daemon.heads_cosigned,
+        heads_refused=daemon.heads_refused,
+    )
     return EXIT_OK
