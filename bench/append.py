@@ -44,7 +44,7 @@ from tests.pg import create_test_database, drop_test_database
 
 WRITER_COUNTS = (1, 16, 64)
 RUN_S = 2.0
-ROUNDS = 2
+ROUNDS = 3
 PAYLOAD_BYTES = 200
 COPY_ROWS_MAX = 1000
 PAYLOAD = b"p" * PAYLOAD_BYTES

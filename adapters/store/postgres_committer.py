@@ -8,19 +8,21 @@ winners are written.
 
 Three ways to write a batch, one outcome:
 
-- *pipelined*: when the committer knows the head and every stream of the batch (from its
-  own commits) and nothing conflicts, it decides the batch on that knowledge and sends one
-  autocommit statement that writes only if the head row still holds exactly the head the
-  batch was decided on (``CommitSql.write_if_head``). The next batch may be decided on the
-  head this one will leave and sent on a second connection before this one is answered
-  (``FLIGHTS_MAX``): the server holds it on the head row until the first commits. The
-  head's hash names the whole chain, so a write that happened proves every decision of its
-  batch was made on current data.
-- *optimistic*: otherwise read the head, the stored outcomes and the versions (one
-  statement, one snapshot), decide, and write the same conditional way.
+- *from memory*: when the committer knows the head and every stream of the batch (from its
+  own commits), it decides the batch on that knowledge and sends one autocommit statement
+  that writes only if the head row still holds exactly the head the batch was decided on
+  and none of the batch's command ids is stored (``CommitSql.write_if_head``). The head's
+  hash names the whole chain, so a write that happened proves every decision of its batch,
+  refusals included, was made on current data. One round trip per batch.
+- *read*: otherwise read the head, the stored outcomes and the versions (one statement, one
+  snapshot), decide, and write the same conditional way.
 - *locked*: when a conditional write did not happen (another process appended, or a
   command id repeats), BEGIN, lock the head row (which serialises every writer process),
   read, decide, write, COMMIT.
+
+One batch is at the server at a time. Sending the next batch, decided on the head the
+one in flight will leave, before the first is answered was tried: on a two-core machine
+it lowered throughput and raised latency (the second statement waits on the head row).
 
 Commands whose statement fails get StoreUnavailable and nothing of their batch is written
 (or, if the connection died after the commit, all of it): retrying under the same command
@@ -39,7 +41,6 @@ import asyncpg
 from adapters.store.postgres_plan import (
     CommitStats,
     Decision,
-    Flight,
     Pending,
     Plan,
     decide,
@@ -60,8 +61,6 @@ BATCH_EVENTS_MAX = 8192
 # 0 commits whatever is queued at once (commands queue up while a commit is in flight).
 BATCH_WAIT_S_DEFAULT = 0.0
 BATCH_WAIT_S_MAX = 0.01
-# Batches at the server at once: the one being committed and the one decided on its result.
-FLIGHTS_MAX = 2
 # Streams whose version the committer remembers between batches (least recently used go).
 KNOWN_STREAMS_MAX = 100_000
 # Commands waiting for the committer before ``append`` itself waits (backpressure).
@@ -80,7 +79,7 @@ _OPERATING_ERRORS = (StoreUnavailable, *DRIVER_ERRORS)
 
 
 class GroupCommitter:
-    """Owns the writer connections and the queue of commands waiting to be committed."""
+    """Owns the writer connection and the queue of commands waiting to be committed."""
 
     def __init__(
         self,
@@ -96,13 +95,11 @@ class GroupCommitter:
         self._batch_wait_s = batch_wait_s
         self._sql = CommitSql(schema)
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(QUEUE_COMMANDS_MAX)
-        self._conns: list[asyncpg.Connection | None] = [None] * FLIGHTS_MAX
+        self._conn: asyncpg.Connection | None = None
         self._closing = False
-        self._flight: Flight | None = None  # the batch sent last
-        self._landing: Flight | None = None  # the batch being settled
-        # What this process knows without asking: the head after its last write (or the
-        # one in flight) and the versions it gave streams. Exact while nobody else appends;
-        # a conditional write proves that, and any doubt sends the batch to the locked path.
+        # What this process knows without asking: the head after its last write and the
+        # versions it gave streams. Exact while nobody else appends; a conditional write
+        # proves that, and any doubt sends the batch to the locked path.
         self._known_head: Head | None = None
         self._known_versions: OrderedDict[str, int] = OrderedDict()
         self.stats = CommitStats()
@@ -118,7 +115,7 @@ class GroupCommitter:
         return pending
 
     async def close(self) -> None:
-        """Commit what is queued, then stop and close the writer connections."""
+        """Commit what is queued, then stop and close the writer connection."""
         if self._closing:
             return
         self._closing = True
@@ -126,8 +123,7 @@ class GroupCommitter:
             await self._queue.put(None)
             with contextlib.suppress(Exception):
                 await self._task
-        for slot in range(FLIGHTS_MAX):
-            await self._drop_connection(slot)
+        await self._drop_connection()
 
     async def _run(self) -> None:
         carry: list[Pending] = []
@@ -135,36 +131,21 @@ class GroupCommitter:
         try:
             while True:
                 if not carry:
-                    first = await self._next_command()
+                    first = await self._queue.get()
                     if first is None:
-                        break
+                        return
                     carry = [first]
                 batch, stop = await self._fill(carry)
                 carry = await self._commit(batch)
                 if stop and not carry:
-                    break
+                    return
                 if stop:
                     self._queue.put_nowait(None)
-            await self._land()
         except BaseException as exc:
             # A bug: fail every caller we hold loudly, then stop the committer.
-            flights = [f.batch for f in (self._flight, self._landing) if f is not None]
-            for pending in [*carry, *batch, *(p for b in flights for p in b)]:
+            for pending in [*carry, *batch]:
                 settle_error(pending, exc, None)
             raise
-
-    async def _next_command(self) -> Pending | None:
-        """The next queued command; lands the batch in flight if it is answered first."""
-        while self._flight is not None and self._queue.empty():
-            getter = asyncio.ensure_future(self._queue.get())
-            done, _ = await asyncio.wait(
-                {getter, self._flight.task}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter in done:
-                return getter.result()
-            getter.cancel()  # the queue keeps any item the cancelled getter did not take
-            await self._land()
-        return await self._queue.get()
 
     async def _fill(self, batch: list[Pending]) -> tuple[list[Pending], bool]:
         """Add queued commands to ``batch`` within the bounds; True when close was asked."""
@@ -195,13 +176,7 @@ class GroupCommitter:
         return batch, False
 
     async def _commit(self, batch: list[Pending]) -> list[Pending]:
-        """Send or commit one batch; return the commands deferred to the next one."""
-        if self._flight is not None:
-            # The write's check for stored ids cannot see a write not committed yet: a
-            # command id that is in flight waits for it to land.
-            in_flight = {p.command_id for p in self._flight.batch}
-            if any(p.command_id in in_flight for p in batch):
-                await self._land()
+        """Commit one batch; return the commands deferred to the next one (repeated ids)."""
         now: list[Pending] = []
         later: list[Pending] = []
         ids: set[str] = set()
@@ -212,106 +187,49 @@ class GroupCommitter:
             ids.add(pending.command_id)
         if not now:
             return later
-        plan = self._plan_from_memory(now)
-        if plan is not None:
-            await self._launch(now, plan)
-        else:
-            await self._land()
-            await self._commit_now(now)
+        try:
+            conn = await self._writer()
+            decided = await self._transact_from_memory(conn, now)
+            if decided is None:
+                decided = await self._transact_read(conn, now)
+            if decided is None:
+                decided = await self._transact_locked(conn, now)
+        except _OPERATING_ERRORS as exc:
+            self._forget()
+            await self._drop_connection()
+            self._fail(now, exc)
+            return later
+        except BaseException:
+            self._forget()
+            raise
+        resolve(now, decided)
         return later
 
-    def _plan_from_memory(self, batch: list[Pending]) -> Plan | None:
-        """A plan on what this process knows, or None if it knows too little to be sure.
+    async def _transact_from_memory(
+        self, conn: asyncpg.Connection, batch: list[Pending]
+    ) -> list[Decision] | None:
+        """Decide on what this process knows and write if that is still the truth; else None.
 
-        Refusals in it are certain once its write happened (the write proves the knowledge
-        was current); a plan that writes nothing proves nothing, so then None.
+        A plan that writes nothing proves nothing (its refusals may rest on stale versions,
+        or hide a stored command repeated), so then None too.
         """
         streams = get_streams(batch)
         if self._known_head is None or not all(s in self._known_versions for s in streams):
             return None
-        plan = decide(batch, self._known_head, {s: self._known_versions[s] for s in streams}, {})
-        return plan if plan.records else None
-
-    async def _launch(self, batch: list[Pending], plan: Plan) -> None:
-        """Send the batch's conditional write, then land the batch sent before it."""
-        previous = self._flight
-        slot = 0 if previous is None else (previous.slot + 1) % FLIGHTS_MAX
-        try:
-            conn = await self._writer(slot)
-        except StoreUnavailable as exc:
-            await self._land()
-            self._fail(batch, exc)
-            return
-        task = asyncio.get_running_loop().create_task(
-            conn.fetchval(self._sql.write_if_head, *get_write_args(plan, self._channel))
-        )
-        self._flight = Flight(batch, plan, slot, task)
-        self.stats.pipelined += 1
-        self.stats.overlapped += previous is not None
-        self._learn(plan)
-        if previous is not None:
-            await self._land_before(previous)
-
-    async def _land(self) -> None:
-        """Wait for the batch in flight, if any, and settle it (redoing it if not written)."""
-        flight, self._flight = self._flight, None
-        if flight is None:
-            return
-        self._landing = flight
-        if not await self._settle_flight(flight):
-            await self._commit_now(flight.batch)
-        self._landing = None
-
-    async def _land_before(self, previous: Flight) -> None:
-        """Settle ``previous``; if it was not written, the flight after it is void too."""
-        self._landing = previous
-        if not await self._settle_flight(previous):
-            successor = self._flight
-            if successor is not None:
-                self.stats.voided += 1
-                # Its connection must be idle before the redo may use connections again.
-                await asyncio.wait([successor.task])
-            await self._commit_now(previous.batch)
-            if successor is not None:
-                self._flight, self._landing = None, successor
-                if not await self._settle_flight(successor):
-                    await self._commit_now(successor.batch)
-        self._landing = None
-
-    async def _settle_flight(self, flight: Flight) -> bool:
-        """Resolve the flight's callers if its write happened (or failed); False: redo it."""
-        try:
-            written = await flight.task
-        except _OPERATING_ERRORS as exc:
-            self._forget()
-            await self._drop_connection(flight.slot)
-            self._fail(flight.batch, exc)
-            return True
-        if written != 1:
+        current = {s: self._known_versions[s] for s in streams}
+        plan = decide(batch, self._known_head, current, {})
+        if not plan.records:
+            return None
+        self.stats.from_memory += 1
+        args = get_write_args(plan, self._channel)
+        if await conn.fetchval(self._sql.write_if_head, *args) != 1:
             self._forget()
             self.stats.redone += 1
-            return False
-        resolve(flight.batch, flight.plan.decided)
-        return True
+            return None
+        self._learn(plan)
+        return plan.decided
 
-    async def _commit_now(self, batch: list[Pending]) -> None:
-        """Read, decide and write one batch with nothing in flight; settle its callers."""
-        try:
-            conn = await self._writer(0)
-            decided = await self._transact_optimistic(conn, batch)
-            if decided is None:
-                decided = await self._transact_locked(conn, batch)
-        except _OPERATING_ERRORS as exc:
-            self._forget()
-            await self._drop_connection(0)
-            self._fail(batch, exc)
-            return
-        except BaseException:
-            self._forget()
-            raise
-        resolve(batch, decided)
-
-    async def _transact_optimistic(
+    async def _transact_read(
         self, conn: asyncpg.Connection, batch: list[Pending]
     ) -> list[Decision] | None:
         """Read, decide, write if the head did not move; None: take the lock."""
@@ -380,15 +298,14 @@ class GroupCommitter:
         self._known_head = None
         self._known_versions.clear()
 
-    async def _writer(self, slot: int) -> asyncpg.Connection:
-        conn = self._conns[slot]
-        if conn is None or conn.is_closed():
-            conn = self._conns[slot] = await self._connect()
-        return conn
+    async def _writer(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await self._connect()
+        return self._conn
 
-    async def _drop_connection(self, slot: int) -> None:
-        """Forget a writer connection after an error (a fresh one is opened on demand)."""
-        conn, self._conns[slot] = self._conns[slot], None
+    async def _drop_connection(self) -> None:
+        """Forget the writer connection after an error (a fresh one is opened on demand)."""
+        conn, self._conn = self._conn, None
         if conn is None or conn.is_closed():
             return
         try:

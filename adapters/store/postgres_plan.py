@@ -32,27 +32,13 @@ class Pending:
 class CommitStats:
     """How the committer wrote its batches (for tests, logs and metrics)."""
 
-    __slots__ = ("locked", "overlapped", "pipelined", "read", "redone", "voided")
+    __slots__ = ("from_memory", "locked", "read", "redone")
 
     def __init__(self) -> None:
-        self.pipelined = 0  # decided on what the committer knew, sent without reading
-        self.overlapped = 0  # of those, sent while the batch before was still at the server
+        self.from_memory = 0  # decided on what the committer knew, written without a read
         self.read = 0  # decided after one unlocked read
         self.locked = 0  # decided under the head-row lock
-        self.redone = 0  # pipelined batches whose write did not happen and were redone
-        self.voided = 0  # of those, with a batch after them already sent (redone too)
-
-
-class Flight:
-    """A pipelined batch whose conditional write is at the server."""
-
-    __slots__ = ("batch", "plan", "slot", "task")
-
-    def __init__(self, batch: list[Pending], plan: Plan, slot: int, task: asyncio.Task[int]):
-        self.batch = batch
-        self.plan = plan
-        self.slot = slot
-        self.task = task
+        self.redone = 0  # decided from memory, not written (the head had moved), redone
 
 
 class Plan:

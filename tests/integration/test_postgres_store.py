@@ -24,9 +24,6 @@ from tests.contract.event_store_contract import read_everything, stream
 
 __all__ = ["pg_server_url", "pg_url"]
 
-# Attempts at provoking a race that the scheduler decides (each one a fraction of a second).
-ROUNDS_MAX = 30
-
 
 async def test_db_migrate_is_idempotent_and_versioned(
     pg_url: str, capsys: pytest.CaptureFixture[str]
@@ -231,79 +228,12 @@ async def test_batches_beyond_the_command_bound_all_commit(pg_url: str) -> None:
         await store.close()
 
 
-async def test_batches_arriving_during_a_commit_are_pipelined(pg_url: str) -> None:
-    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
-    store = await PostgresEventStore.connect(pg_url)
-    try:
-        await store.append([stream(f"s{k}", 0, b"seed") for k in range(4)], command_id="seed")
-        calls = []
-        for n in range(200):
-            # Staggered arrivals: some land while the batch before is at the server.
-            calls.append(asyncio.create_task(store.append(
-                [stream(f"s{n % 4}", None, b"x")], command_id=f"c{n}"
-            )))  # fmt: skip
-            if n % 5 == 0:
-                await asyncio.sleep(0)
-            if store.commit_stats.overlapped and n > 100:
-                break
-        outcomes = await asyncio.gather(*calls)
-        assert store.commit_stats.overlapped > 0
-        records = await read_everything(store)
-        assert len(records) == 4 + len(outcomes)
-        verify_chain(records)
-        for k in range(4):
-            versions = [r.version for r in await store.read_stream(f"s{k}")]
-            assert versions == list(range(1, len(versions) + 1))
-    finally:
-        await store.close()
-
-
-async def test_pipelined_batches_stay_sound_while_another_process_writes(pg_url: str) -> None:
-    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
-    ours, theirs = [await PostgresEventStore.connect(pg_url) for _ in range(2)]
-    acked: list[AppendOutcome] = []
-    try:
-        for round_no in range(ROUNDS_MAX):
-            await ours.append([stream(f"o{round_no}", 0, b"seed")], command_id=f"seed{round_no}")
-
-            async def interfere(round_no: int = round_no) -> None:
-                for n in range(20):
-                    acked.append(await theirs.append(
-                        [stream("theirs", None, b"t")], command_id=f"t{round_no}-{n}"
-                    ))  # fmt: skip
-
-            interference = asyncio.create_task(interfere())
-            calls: list[asyncio.Task[AppendOutcome]] = []
-            for n in range(100):
-                calls.append(asyncio.create_task(ours.append(
-                    [stream(f"o{round_no}", None, b"x")], command_id=f"o{round_no}-{n}"
-                )))  # fmt: skip
-                if n % 5 == 0:
-                    await asyncio.sleep(0)
-            acked.extend(await asyncio.gather(*calls))
-            await interference
-            if ours.commit_stats.voided:
-                break
-        assert ours.commit_stats.voided > 0, "no pipelined batch was ever voided"
-        records = await read_everything(ours)
-        verify_chain(records)
-        by_position = {r.position: r for r in records}
-        for outcome in acked:
-            assert by_position[outcome.last_position].hash == outcome.head_hash
-        for stream_id in {r.stream_id for r in records}:
-            versions = [r.version for r in await ours.read_stream(stream_id)]
-            assert versions == list(range(1, len(versions) + 1))
-    finally:
-        await ours.close()
-        await theirs.close()
-
-
-async def test_pipelined_batches_are_redone_when_another_process_wrote(pg_url: str) -> None:
+async def test_batch_decided_from_memory_is_redone_when_another_process_wrote(pg_url: str) -> None:
     assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
     ours, theirs = [await PostgresEventStore.connect(pg_url) for _ in range(2)]
     try:
         await ours.append([stream("s", 0, b"1")], command_id="c1")
-        # ``ours`` knows head and stream: its next batch is pipelined on that knowledge...
+        # ``ours`` knows head and stream: it decides its next batch on that knowledge...
         await theirs.append([stream("s", 1, b"2")], command_id="c2")
         # ...and its conditional write must not happen, since the head moved.
         outcome = await ours.append([stream("s", None, b"3")], command_id="c3")
