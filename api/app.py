@@ -12,6 +12,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.controllers.accounts import AccountController
+from api.controllers.dashboard import DashboardController, dashboard_static_files
 from api.controllers.events import EventController
 from api.controllers.health import HealthController
 from api.controllers.jobs import JobController
@@ -87,6 +88,8 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             EventController,
             LogController,
             HealthController,
+            DashboardController,
+            dashboard_static_files,
         ],
         dependencies={"deps": Provide(provide_deps, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},

@@ -64,7 +64,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
                 "price": args.price,
                 "api_url": args.api,
                 "nats_url": args.nats or settings.nats_url,
-                "state_dir": str(args.state_dir or settings.data_dir / "agent" / identity.id),
+                "state_dir": Path(args.state_dir or settings.data_dir / "agent" / identity.id),
                 "stake": args.stake,
                 "gpu_class": args.gpu_class,
                 "concurrency_per_device": args.concurrency,

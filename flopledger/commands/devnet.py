@@ -1,0 +1,198 @@
+"""``flopledger devnet``: a whole local network on the embedded defaults, with a dashboard.
+
+Starts, as separate processes and in order: nats-server (JetStream), the API (serving the
+dashboard at ``/``), the relay, the operator (LiteSVM chain, Solana gateway, sealer with
+anchors, job offers), 3 validators and 3 node agents in two regions; funds everyone through
+Solana deposits; submits a mix of matmul, inference and zk-prove jobs and shows them flow to
+settlement live. Without ``--exit`` it keeps running with the dashboard until Ctrl-C (a
+second Ctrl-C forces the stop). With ``--exit`` it audits the log from genesis, prints the
+summary and exits with the audit's status (0 passed, 1 failed or jobs not final, 2 the
+network did not start). Everything lives under ``<data dir>/devnet/``: the store, keys,
+``logs/<process>.log`` and ``status.json`` (``flopledger devnet status`` reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from rich.console import Console
+
+from flopledger.settings import load_settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_NOT_STARTED = 2
+EXIT_FORCED = 130
+DEVNET_DIR = "devnet"
+CONSOLE_WIDTH_NOT_TTY = 110
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``devnet`` (``devnet status`` lists the processes of a running one)."""
+    settings = load_settings()
+    parser = subparsers.add_parser(
+        "devnet",
+        help="start a whole local network on the embedded defaults",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "action", nargs="?", choices=("up", "status"), default="up", help="up (default) or status"
+    )
+    parser.add_argument("--data-dir", type=Path, help="default FLOP_DATA_DIR")
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite in the data dir)")
+    parser.add_argument("--scenario", choices=("quick", "full"), default="full")
+    parser.add_argument("--exit", action="store_true", help="audit, print the summary and exit")
+    parser.add_argument(
+        "--port", type=int, default=settings.api_port, help="API port (0: any free port)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    root = (args.data_dir or settings.data_dir) / DEVNET_DIR
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, settings.log_level.upper())
+        )
+    )
+    console = Console(width=None if sys.stdout.isatty() else CONSOLE_WIDTH_NOT_TTY)
+    if args.action == "status":
+        from flopledger.devnet.status import print_status
+
+        return print_status(root, console)
+    return _up(args, root, console)
+
+
+def _up(args: argparse.Namespace, root: Path, console: Console) -> int:
+    from flopledger.devnet.launch import Devnet, pick_free_port
+    from flopledger.devnet.status import running_supervisor
+    from flopledger.devnet.supervisor import DevnetError, Supervisor
+
+    pid = running_supervisor(root)
+    if pid is not None:
+        console.print(
+            f"[red]a devnet is already running here (pid {pid}): flopledger devnet status"
+        )
+        return EXIT_NOT_STARTED
+    if root.exists():
+        shutil.rmtree(root)  # a devnet starts fresh: new keys, new store, new chain
+    root.mkdir(parents=True)
+    stop = threading.Event()
+    supervisor = Supervisor(root, stop)
+    _install_signal_handlers(stop, supervisor, console)
+    port = args.port if args.port and _is_port_free(args.port) else pick_free_port()
+    devnet = Devnet(root=root, supervisor=supervisor, database_url=args.database_url, api_port=port)
+    started = time.monotonic()
+    status = EXIT_FAILED
+    try:
+        status = _run_network(devnet, args, console, stop)
+    except DevnetError as exc:
+        if stop.is_set():
+            status = EXIT_OK
+        else:
+            console.print(f"[bold red]devnet failed:[/] {exc}")
+            status = EXIT_NOT_STARTED
+    finally:
+        console.print("stopping every process (agents, validators, operator, relay, API, NATS)…")
+        codes = supervisor.stop_all()
+        console.print(
+            "stopped: "
+            + ", ".join(f"{name} {code}" for name, code in codes.items())
+            + f"  [dim](exit statuses; -15: SIGTERM)  {time.monotonic() - started:.1f} s"
+        )
+        console.print(f"logs: {supervisor.logs}")
+    return status
+
+
+def _run_network(
+    devnet: Any, args: argparse.Namespace, console: Console, stop: threading.Event
+) -> int:
+    from flopledger.devnet.launch import AGENTS, PARTICIPANT_DEPOSIT, VALIDATORS
+    from flopledger.devnet.scenario import SCENARIOS, Scenario, run_audit_summary
+
+    console.rule(f"flopledger devnet  [dim]{devnet.root}")
+    t0 = time.monotonic()
+    devnet.start_infrastructure()
+    console.print(
+        f"nats-server {devnet.nats_url}, API {devnet.api_url}, relay, operator "
+        f"(LiteSVM chain, sealer, offers) {devnet.operator_url}  [dim]{time.monotonic() - t0:.1f} s"
+    )
+    console.print(f"[bold]dashboard: {devnet.api_url}/")
+    names = [*VALIDATORS, *(name for name, _ in AGENTS)]
+    devnet.fund_participants(names, PARTICIPANT_DEPOSIT)
+    console.print(
+        f"{len(names)} participants funded with {PARTICIPANT_DEPOSIT:,} each by Solana deposits"
+    )
+    devnet.start_validators()
+    console.print(
+        "3 validators registered with BLS proofs of possession and staked  "
+        f"[dim]{time.monotonic() - t0:.1f} s"
+    )
+    devnet.start_agents()
+    console.print(
+        "3 node agents registered: eu-west x2, us-east x1 (CPU); waiting for attestation…"
+    )
+    devnet.wait_nodes_active()
+    console.print(
+        f"every node attested by a validator quorum and active  [dim]{time.monotonic() - t0:.1f} s"
+    )
+    scenario = Scenario(devnet=devnet, console=console, stop=stop)
+    scenario.fund_consumer()
+    scenario.submit(SCENARIOS[args.scenario])
+    finished = scenario.follow_until_final()
+    final = sum(row.state in ("settled", "refunded", "expired") for row in scenario.jobs)
+    console.print(f"{final}/{len(scenario.jobs)} jobs final  [dim]{time.monotonic() - t0:.1f} s")
+    if not args.exit:
+        console.print(f"[bold]running; dashboard at {devnet.api_url}/ — Ctrl-C stops every process")
+        scenario.keep_running()
+        return EXIT_OK
+    from flopledger.commands.audit import print_report
+
+    head = devnet.quiesce()
+    console.print(f"agents and validators stopped; log quiet at position {head}; auditing…")
+    report = run_audit_summary(devnet)
+    print_report(console, report)
+    if not finished:
+        console.print("[bold red]not every job reached a final state")
+        return EXIT_FAILED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _install_signal_handlers(stop: threading.Event, supervisor: Any, console: Console) -> None:
+    """First SIGINT/SIGTERM: set the flag (an ordered stop follows). Second: kill and exit."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            console.print("[red]second signal: killing every process")
+            supervisor.kill_all()
+            supervisor.write_status(stopped=True)
+            os._exit(EXIT_FORCED)
+        console.print("[yellow]stopping (Ctrl-C again to force)…")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
+
+def _is_port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,258 @@
+"""The devnet's operator process: the LiteSVM chain, the Solana gateway, the sealer, offers.
+
+LiteSVM lives in one process's memory, so everything that touches the chain runs here: the
+gateway service (deposits to the treasury credited once per signature, withdrawals paid),
+the sealer (a signed tree head every few seconds, each anchored on the chain in a memo) and,
+beside them, the offer publisher (``flop.offer.<region>`` for every opened job). A small
+HTTP interface on 127.0.0.1 lets the devnet's participants use the chain: a faucet
+(airdrop, as on Solana's devnet), the latest blockhash and treasury address, sending signed
+transactions (a consumer's deposit), and reading a memo back (the audit's anchor check).
+
+Run as ``python -m flopledger.devnet.operator --port PORT --nats-url URL``; SIGTERM or SIGINT
+stops it cleanly (uvicorn handles the signal, the app's shutdown stops the loops in order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Litestar, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException, ValidationException
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+
+from adapters.nats.connection import close_nats, connect_nats
+from adapters.nats.offers import OfferPublisher
+from adapters.solana.common import ChainError
+from adapters.solana.litesvm import LiteSvmGateway
+from adapters.store.factory import open_event_store
+from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
+from domain.errors import OperatingError, Rejection
+from domain.policy import LedgerPolicy
+from domain.ports import EventStore
+from domain.services.gateway_service import GatewayService
+from domain.services.ledger_service import LedgerService
+from flopledger.settings import load_settings
+from proofs.identity import Identity
+from validator.sealer import AnchorReceipt, Sealer
+
+GATEWAY_INTERVAL_S = 1.0
+SEAL_EVERY_S = 3.0
+SEAL_EVERY_RECORDS = 200
+FAUCET_LAMPORTS_MAX = 10**12
+TRANSACTION_BYTES_MAX = 1_232  # Solana's packet size
+SHUTDOWN_DEADLINE_S = 10.0
+
+_log = structlog.get_logger("flopledger.devnet.operator")
+
+
+class FaucetIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    address: str
+    lamports: int
+
+
+class TransactionIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    transaction: str  # base64 of a signed legacy transaction
+
+
+@dataclass
+class Operator:
+    """What the HTTP handlers and the background loops share."""
+
+    store: EventStore
+    chain: LiteSvmGateway
+    gateway: GatewayService
+    sealer: Sealer
+    nats_url: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    credited: int = 0
+
+
+async def open_operator(nats_url: str) -> Operator:
+    """Open the store, create the chain and the services as the log key's operator."""
+    settings = load_settings()
+    key_path = settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
+    identity = Identity(load_or_create_log_key(key_path))
+    policy = LedgerPolicy(operators=settings.operator_ids)
+    if identity.id not in policy.operators:
+        raise OperatingError(f"the log key {identity.id} is not in FLOP_OPERATOR_IDS")
+    store = await open_event_store(settings.event_store_url)
+    chain = LiteSvmGateway.create()
+    gateway = GatewayService(
+        store, chain, identity, LedgerService(store, policy=policy), time.time_ns
+    )
+
+    async def anchor(size: int, root: bytes) -> AnchorReceipt:
+        signature, slot = await gateway.anchor(size, root)
+        return AnchorReceipt(signature, slot)
+
+    sealer = Sealer(
+        store,
+        identity,
+        policy=policy,
+        clock_ns=time.time_ns,
+        every_records=SEAL_EVERY_RECORDS,
+        every_s=SEAL_EVERY_S,
+        anchor=anchor,
+    )
+    return Operator(store=store, chain=chain, gateway=gateway, sealer=sealer, nats_url=nats_url)
+
+
+async def run_gateway(operator: Operator) -> None:
+    """Credit deposits and pay withdrawals every ``GATEWAY_INTERVAL_S`` until stopped."""
+    while not operator.stop.is_set():
+        try:
+            outcome = await operator.gateway.credit_deposits()
+            operator.credited += outcome.credited
+            await operator.gateway.pay_withdrawals()
+        except (Rejection, ChainError) as exc:
+            _log.warning("gateway_step_failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(operator.stop.wait(), GATEWAY_INTERVAL_S)
+
+
+async def run_offers(operator: Operator) -> None:
+    """Publish job offers on NATS until stopped."""
+    nc = await connect_nats(operator.nats_url, name="flopledger-offers")
+    try:
+        await OfferPublisher(operator.store, nc).run(operator.stop)
+    finally:
+        await close_nats(nc)
+
+
+@get("/health")
+async def health(state: State) -> dict[str, Any]:
+    operator: Operator = state.operator
+    return {
+        "status": "ok",
+        "treasury": operator.chain.treasury,
+        "slot": await operator.chain.block_height(),
+        "credited": operator.credited,
+    }
+
+
+@get("/blockhash")
+async def blockhash(state: State) -> dict[str, str]:
+    operator: Operator = state.operator
+    return {
+        "blockhash": str(operator.chain.svm.latest_blockhash()),
+        "treasury": operator.chain.treasury,
+    }
+
+
+@post("/faucet", status_code=200)
+async def faucet(state: State, data: FaucetIn) -> dict[str, Any]:
+    """Airdrop lamports to an address (a devnet convenience, as on Solana's devnet)."""
+    operator: Operator = state.operator
+    if not 0 < data.lamports <= FAUCET_LAMPORTS_MAX:
+        raise ValidationException(f"lamports must be in 1..{FAUCET_LAMPORTS_MAX}")
+    try:
+        address = Pubkey.from_string(data.address)
+    except ValueError as exc:
+        raise ValidationException(f"not a Solana address: {data.address}") from exc
+    operator.chain.svm.airdrop(address, data.lamports)
+    return {"address": data.address, "balance": operator.chain.balance(data.address)}
+
+
+@post("/transactions", status_code=200)
+async def send_transaction(state: State, data: TransactionIn) -> dict[str, Any]:
+    """Land a signed transaction, then credit any deposit it made (exactly once)."""
+    operator: Operator = state.operator
+    raw = base64.b64decode(data.transaction)
+    if len(raw) > TRANSACTION_BYTES_MAX:
+        raise ValidationException(f"transaction is {len(raw)} bytes")
+    try:
+        receipt = operator.chain.submit(Transaction.from_bytes(raw))
+    except (ValueError, ChainError) as exc:
+        raise ValidationException(str(exc)) from exc
+    outcome = await operator.gateway.credit_deposits()
+    operator.credited += outcome.credited
+    _log.info("transaction_landed", signature=receipt.signature, credited=outcome.credited)
+    return {"signature": receipt.signature, "slot": receipt.slot, "credited": outcome.credited}
+
+
+@get("/memos/{signature:str}")
+async def get_memo(state: State, signature: str) -> dict[str, Any]:
+    operator: Operator = state.operator
+    memo = await operator.chain.get_memo(signature)
+    if memo is None:
+        raise NotFoundException(f"no transaction {signature} on this chain")
+    return {"memo": memo.memo, "slot": memo.slot}
+
+
+def build_app(nats_url: str) -> Litestar:
+    """The operator's app: its loops start with it and stop with it."""
+
+    async def start(app: Litestar) -> None:
+        operator = await open_operator(nats_url)
+        app.state.operator = operator
+        operator.tasks = [
+            asyncio.create_task(run_gateway(operator), name="gateway"),
+            asyncio.create_task(operator.sealer.run(operator.stop), name="sealer"),
+            asyncio.create_task(run_offers(operator), name="offers"),
+        ]
+        _log.info("operator_started", treasury=operator.chain.treasury)
+
+    async def stop(app: Litestar) -> None:
+        operator: Operator | None = getattr(app.state, "operator", None)
+        if operator is None:
+            return
+        operator.stop.set()
+        done, pending = await asyncio.wait(operator.tasks, timeout=SHUTDOWN_DEADLINE_S)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if task.exception() is not None:
+                _log.error(
+                    "operator_task_failed", task=task.get_name(), error=repr(task.exception())
+                )
+        await operator.store.close()
+        _log.info("operator_stopped")
+
+    return Litestar(
+        route_handlers=[health, blockhash, faucet, send_transaction, get_memo],
+        on_startup=[start],
+        on_shutdown=[stop],
+        openapi_config=None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m flopledger.devnet.operator --port PORT --nats-url URL``."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="flopledger-devnet-operator", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--nats-url", required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, settings.log_level.upper())
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    uvicorn.run(
+        build_app(args.nats_url),
+        host="127.0.0.1",
+        port=args.port,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

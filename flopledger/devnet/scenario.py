@@ -1,0 +1,208 @@
+"""The devnet's scenario: a funded consumer submits a mix of jobs and watches them settle.
+
+The consumer is funded through a Solana deposit, submits matmul, inference and zk-prove jobs
+(``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
+runs) and the terminal shows every job's state live (rich), printing each transition, until
+every job is final (settled, refunded or expired). ``run_audit_summary`` then replays the
+log from genesis, with anchors checked on the devnet's chain, and prints the audit's summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from api.client import ApiClient
+from domain.policy import LedgerPolicy
+from flopledger.devnet.chain import AnchorReader, ChainClient
+from flopledger.devnet.launch import Devnet
+from proofs.identity import Identity
+from validator.audit import AuditOptions
+from validator.audit_run import AuditReport, open_source, run_audit
+
+SECOND_NS = 1_000_000_000
+CONSUMER = "consumer"
+CONSUMER_DEPOSIT = 100_000
+JOB_MAX_PRICE = 100
+JOB_DEADLINE_S = 600
+FINAL_STATES = frozenset({"settled", "refunded", "expired"})
+JOBS_FINAL_TIMEOUT_S = 300.0
+POLL_INTERVAL_S = 0.5
+LIVE_REFRESH_PER_S = 4
+TRICKLE_EVERY_S = 15.0
+ZK_INPUTS = '{"a": 5, "b": 9}'
+
+JobSpec = tuple[str, str, dict[str, Any]]
+
+QUICK_JOBS: tuple[JobSpec, ...] = (
+    ("eu-west", "matmul", {"n": 128, "seed": "quick-1"}),
+    ("us-east", "matmul", {"n": 256, "seed": "quick-2"}),
+    ("eu-west", "inference", {"seed": "model-a", "batch": 16}),
+    (
+        "us-east",
+        "zk-prove",
+        {"circuit": "poseidon_preimage", "inputs": ZK_INPUTS, "setup_seed": 11},
+    ),
+)
+FULL_EXTRA_JOBS: tuple[JobSpec, ...] = (
+    ("eu-west", "matmul", {"n": 512, "seed": "full-1"}),
+    ("us-east", "inference", {"seed": "model-b", "batch": 32}),
+    (
+        "eu-west",
+        "zk-prove",
+        {"circuit": "poseidon_preimage", "inputs": ZK_INPUTS, "setup_seed": 12},
+    ),
+    ("us-west", "matmul", {"n": 192, "seed": "full-2"}),
+    ("eu-west", "inference", {"seed": "model-c", "batch": 24}),
+    ("us-east", "matmul", {"n": 384, "seed": "full-3"}),
+)
+SCENARIOS: dict[str, tuple[JobSpec, ...]] = {
+    "quick": QUICK_JOBS,
+    "full": QUICK_JOBS + FULL_EXTRA_JOBS,
+}
+
+
+@dataclass
+class JobRow:
+    id: str
+    kind: str
+    region: str
+    state: str = "submitted"
+    node_id: str = ""
+
+
+@dataclass
+class Scenario:
+    """The consumer's side of the devnet: submit jobs, follow them, render them."""
+
+    devnet: Devnet
+    console: Console
+    stop: threading.Event
+    jobs: list[JobRow] = field(default_factory=list)
+    started_at: float = field(default_factory=time.monotonic)
+    _trickle: Iterator[JobSpec] = field(default_factory=lambda: itertools.cycle(QUICK_JOBS))
+
+    def fund_consumer(self) -> None:
+        chain = ChainClient(self.devnet.operator_url)
+        try:
+            answer = chain.deposit(self.devnet.participant(CONSUMER).seed, CONSUMER_DEPOSIT)
+        finally:
+            chain.close()
+        self.console.print(
+            f"consumer [cyan]{self.consumer.id[:10]}[/] deposited {CONSUMER_DEPOSIT:,} on "
+            f"Solana (tx {str(answer['signature'])[:16]}…, slot {answer['slot']}), "
+            f"credited: {answer['credited']}"
+        )
+
+    @property
+    def consumer(self) -> Identity:
+        return Identity.from_seed(self.devnet.participant(CONSUMER).seed)
+
+    def submit(self, specs: tuple[JobSpec, ...]) -> None:
+        client = ApiClient(self.devnet.api_url, identity=self.consumer)
+        try:
+            for region, kind, params in specs:
+                answer = client.submit_job(
+                    workload={"kind": kind, "gpu_class_min": "cpu", "params": params},
+                    max_price=JOB_MAX_PRICE,
+                    region=region,
+                    deadline_ns=time.time_ns() + JOB_DEADLINE_S * SECOND_NS,
+                    redundancy=1,
+                )
+                row = JobRow(id=str(answer["job_id"]), kind=kind, region=region)
+                self.jobs.append(row)
+                self.console.print(f"job [magenta]{row.id}[/] {kind} submitted in {region}")
+        finally:
+            client.close()
+
+    def follow_until_final(self, timeout_s: float = JOBS_FINAL_TIMEOUT_S) -> bool:
+        """Show the jobs live until every one is final; False on timeout or stop."""
+        deadline = time.monotonic() + timeout_s
+        client = ApiClient(self.devnet.api_url)
+        try:
+            with Live(
+                self.render(), console=self.console, refresh_per_second=LIVE_REFRESH_PER_S
+            ) as live:
+                while not self.stop.is_set() and time.monotonic() < deadline:
+                    self.devnet.supervisor.check_alive()
+                    self.poll(client)
+                    live.update(self.render())
+                    if all(row.state in FINAL_STATES for row in self.jobs):
+                        return True
+                    self.stop.wait(POLL_INTERVAL_S)
+        finally:
+            client.close()
+        return False
+
+    def keep_running(self) -> None:
+        """The network keeps running (a job now and then) until Ctrl-C."""
+        client = ApiClient(self.devnet.api_url)
+        next_job = time.monotonic() + TRICKLE_EVERY_S
+        try:
+            with Live(self.render(), console=self.console, refresh_per_second=1) as live:
+                while not self.stop.is_set():
+                    self.devnet.supervisor.check_alive()
+                    if time.monotonic() >= next_job:
+                        self.submit((next(self._trickle),))
+                        next_job = time.monotonic() + TRICKLE_EVERY_S
+                    self.poll(client)
+                    live.update(self.render())
+                    self.stop.wait(1.0)
+        finally:
+            client.close()
+
+    def poll(self, client: ApiClient) -> None:
+        for row in self.jobs:
+            if row.state in FINAL_STATES:
+                continue
+            view = client.get_job(row.id)
+            state, node = str(view["state"]), str(view.get("node_id") or "")
+            if state != row.state:
+                elapsed = time.monotonic() - self.started_at
+                where = f" by {node[:10]}" if node else ""
+                self.console.print(f"[dim]{elapsed:6.1f}s[/] {row.id} {row.kind}: {state}{where}")
+            row.state, row.node_id = state, node or row.node_id
+
+    def render(self) -> Table:
+        table = Table(title=f"jobs ({len(self.jobs)})", expand=False, caption_justify="left")
+        for column in ("job", "kind", "region", "node", "state"):
+            table.add_column(column)
+        for row in self.jobs[-20:]:
+            colour = "green" if row.state == "settled" else "yellow"
+            if row.state in ("rejected", "expired", "refunded"):
+                colour = "red"
+            table.add_row(row.id, row.kind, row.region, row.node_id[:10], f"[{colour}]{row.state}")
+        counts: dict[str, int] = {}
+        for row in self.jobs:
+            counts[row.state] = counts.get(row.state, 0) + 1
+        summary = ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+        table.caption = f"dashboard {self.devnet.api_url}/   pipeline: {summary}"
+        return table
+
+
+def run_audit_summary(devnet: Devnet) -> AuditReport:
+    """Replay the whole log from genesis; anchors are checked on the devnet's chain."""
+    operators = frozenset({devnet.operator_id})
+    options = AuditOptions(
+        operators=operators, policy=LedgerPolicy(operators=tuple(sorted(operators)))
+    )
+
+    async def audit() -> AuditReport:
+        source = await open_source(devnet.store_url)
+        chain = AnchorReader(devnet.operator_url)
+        try:
+            return await run_audit(source, options, chain=chain)
+        finally:
+            await source.close()
+            await chain.close()
+
+    return asyncio.run(audit())
