@@ -1,8 +1,17 @@
-"""``flopledger serve``: run the HTTP API on uvicorn (host, port and workers from settings)."""
+"""``flopledger serve``: run the HTTP API on uvicorn (host, port and workers from settings).
+
+Unless ``FLOP_SEAL=0`` the process also runs the log sealer (``flopledger.sealing``), which
+signs tree heads only while it holds the store's ``sealer`` leader lock, so any number of
+``serve`` processes on one store seal with one key at a time. SIGTERM stops the API
+(uvicorn's graceful shutdown), then the sealer, and exits 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from types import FrameType
 
 from flopledger.settings import load_settings
 
@@ -23,12 +32,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=load_settings().log_level,
-    )
+    from flopledger.sealing import SealerThread, load_seal_config
+
+    settings = load_settings()
+    seal_config = load_seal_config()
+    sealer = SealerThread(settings, seal_config) if seal_config.enabled else None
+    # uvicorn re-raises the signal it shut down on once it has restored this handler: exit
+    # through ``finally`` (stopping the sealer) instead of dying of the signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    if sealer is not None:
+        sealer.start()
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+        )
+    finally:
+        if sealer is not None:
+            sealer.stop()
     return 0
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    sys.exit(0)

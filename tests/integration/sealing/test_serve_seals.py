@@ -1,0 +1,93 @@
+"""``flopledger serve`` seals tree heads itself (FLOP_SEAL_INTERVAL_S), or not (FLOP_SEAL=0)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from api.client import ApiClient
+from proofs.identity import Identity
+from proofs.tree_head import SignedTreeHead, verify_tree_head
+
+STARTUP_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = 15.0
+SEAL_WAIT_S = 15.0
+OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))
+LOG_KEY_SEED = b"log-key".ljust(32, b"\0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(tmp_path: Path, **extra: str) -> Iterator[str]:
+    key_file = tmp_path / "log_key.hex"
+    key_file.write_text(LOG_KEY_SEED.hex() + "\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLOP_DATA_DIR": str(tmp_path / "data"),
+        "FLOP_OPERATOR_IDS": f"{OPERATOR.id},{Identity.from_seed(LOG_KEY_SEED).id}",
+        "FLOP_LOG_KEY_FILE": str(key_file),
+        "FLOP_LOG_LEVEL": "warning",
+        **extra,
+    }
+    args = [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(args, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server exited during start-up"
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
+
+
+def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
+    with serve(tmp_path, FLOP_SEAL_INTERVAL_S="0.2") as url:
+        client = ApiClient(url, identity=OPERATOR)
+        client.deposit(Identity.from_seed(bytes([7]) * 32).id, 100)
+        deadline = time.monotonic() + SEAL_WAIT_S
+        while (head := client.get_tree_head())["source"] != "sealed":
+            assert time.monotonic() < deadline, "serve sealed no head"
+            time.sleep(0.1)
+        client.close()
+    sth = SignedTreeHead(
+        size=head["size"],
+        root=bytes.fromhex(head["root"]),
+        timestamp_ns=head["timestamp_ns"],
+        signer=bytes.fromhex(head["signer"]),
+        signature=bytes.fromhex(head["signature"]),
+    )
+    assert sth.size >= 1
+    assert verify_tree_head(sth, Identity.from_seed(LOG_KEY_SEED).public_key_bytes)
+
+
+def test_serve_with_seal_off_serves_in_process_heads(tmp_path: Path) -> None:
+    with serve(tmp_path, FLOP_SEAL="0", FLOP_SEAL_INTERVAL_S="0.1") as url:
+        client = ApiClient(url, identity=OPERATOR)
+        client.deposit(Identity.from_seed(bytes([7]) * 32).id, 100)
+        time.sleep(1.0)
+        assert client.get_tree_head()["source"] == "in_process"
+        client.close()
