@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("agent", "agent", "run a node agent on a GPU (or CPU) machine"),
     ("audit", "audit", "replay the whole log from genesis and check every invariant"),
     ("seal", "seal", "sign tree heads of the log every N records or T seconds"),
+    ("gateway", "gateway", "Solana gateway: credit deposits, pay withdrawals, anchor heads"),
     ("devnet", "devnet", "start a whole local network on the embedded defaults"),
     ("keys", "keys", "create and show Ed25519 / BLS key files"),
     ("job", "job", "submit, get and list jobs through the API"),

@@ -10,7 +10,8 @@ Withdrawals (an outbox): ``account.withdraw`` has debited the ledger. For each o
 processor signs a payout, records its signature and bytes (``withdrawal.submit``) and only
 then sends it; after a crash it sends the recorded bytes again (same signature: it cannot pay
 twice) unless they landed (``withdrawal.confirm``) or expired unlanded, and only then signs a
-new payout. Anchors: a memo ``flopledger:sth:<size>:<root>`` per signed tree head.
+new payout. Anchors: a memo ``flopledger:sth:<size>:<root>`` per signed tree head, recorded
+with ``log.anchor`` (``anchor_latest_head``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import msgspec
 
 from domain.errors import Rejection
 from domain.ledger import BOUNDARY_ACCOUNT
-from domain.log import encode_anchor_memo
+from domain.log import LOG_STREAM_ID, Log, encode_anchor_memo
 from domain.ports import READ_ALL_LIMIT_MAX, EventStore, PreparedTransfer, SolanaGateway
 from domain.services.ledger_service import CommandMetadata, CommandResult, LedgerService
 from domain.services.queries import get_aggregate
@@ -34,7 +35,9 @@ from proofs.identity import Identity, is_actor_id
 DEPOSIT_MEMO_PREFIX = "flopledger:deposit:"
 WITHDRAWAL_MEMO_PREFIX = "flopledger:withdrawal:"
 DEPOSIT_NONCE_PREFIX = "sol-"
+ANCHOR_NONCE_PREFIX = "anc-"
 NONCE_HASH_CHARS = 56
+PAYOUT_PENDING = "payout_pending"
 
 
 @dataclass(frozen=True)
@@ -145,24 +148,44 @@ class GatewayService:
         signature = prepared.signature
         landed = await self.gateway.get_landed(signature)
         if landed is None:
-            raise Rejection(f"payout {signature} has not landed yet", code="payout_pending")
+            raise Rejection(f"payout {signature} has not landed yet", code=PAYOUT_PENDING)
         await self._confirm(withdrawal_id, landed.signature, landed.slot)
         return landed.signature
 
     async def pay_withdrawals(self) -> list[str]:
-        """Pay every pending withdrawal; returns the landed signatures."""
+        """Pay every pending withdrawal; returns the landed signatures. A payout sent but not
+        landed yet (``payout_pending``) is left for the next call, which sends it again."""
         paid = []
         for withdrawal_id in await self.pending_withdrawals():
             destination, amount = await self._withdraw_terms(withdrawal_id)
-            paid.append(
-                await self.pay_withdrawal(withdrawal_id, destination=destination, amount=amount)
-            )
+            try:
+                signature = await self.pay_withdrawal(
+                    withdrawal_id, destination=destination, amount=amount
+                )
+            except Rejection as exc:
+                if exc.code != PAYOUT_PENDING:
+                    raise
+                continue
+            paid.append(signature)
         return paid
 
     async def anchor(self, size: int, root: bytes) -> tuple[str, int]:
         """Put a tree head on chain; (signature, slot)."""
         receipt = await self.gateway.send_memo(encode_anchor_memo(size, root))
         return receipt.signature, receipt.slot
+
+    async def anchor_latest_head(self) -> tuple[int, str] | None:
+        """Anchor the latest signed tree head unless it is anchored already and record where
+        (``log.anchor``); (size, Solana signature), or None when there was nothing to do."""
+        log = await get_aggregate(self.store, Log, LOG_STREAM_ID)
+        head = log.latest if log is not None else None
+        if head is None or head.anchor_signature:
+            return None
+        signature, slot = await self.anchor(head.size, head.root)
+        body = {"size": head.size, "chain_signature": signature, "slot": slot}
+        nonce = _derived_nonce(ANCHOR_NONCE_PREFIX, signature)
+        await self._run("log.anchor", body, nonce=nonce)
+        return head.size, signature
 
     async def _withdraw_terms(self, withdrawal_id: str) -> tuple[str, int]:
         outcome = await self.store.find_command(withdrawal_id)

@@ -1,0 +1,107 @@
+"""``flopledger gateway``: the Solana gateway loop (deposits, withdrawals, anchors).
+
+Polls the treasury for deposits and credits each once (``account.deposit`` per Solana
+signature), pays the withdrawal outbox, and anchors the latest signed tree head in a memo,
+every ``--interval-s``, as the operator key in ``--key-file`` (default ``FLOP_LOG_KEY_FILE``
+or ``<data dir>/log_key.hex``; its id must be in ``FLOP_OPERATOR_IDS``). The chain is
+LiteSVM in this process by default (a fresh chain each start, for local use), or the
+cluster at ``--solana-rpc`` / ``FLOP_SOLANA_RPC`` with the treasury keypair from
+``--treasury-key`` (hex 32-byte seed; default ``<data dir>/treasury_key.hex``, created if
+absent). ``--once`` runs one pass and exits. Exit status: 0 stopped cleanly, 1 operating
+error or rejection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from adapters.store.factory import open_event_store
+from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
+from domain.errors import FlopError
+from domain.policy import LedgerPolicy
+from domain.ports import SolanaGateway
+from domain.services.gateway_service import GatewayService
+from domain.services.ledger_service import LedgerService
+from flopledger.gateway_loop import GATEWAY_INTERVAL_S, GatewayLoop
+from flopledger.settings import Settings, load_settings
+from proofs.identity import Identity
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+SOLANA_RPC_ENV = "FLOP_SOLANA_RPC"
+TREASURY_KEY_FILE_NAME = "treasury_key.hex"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "gateway",
+        help="Solana gateway loop: credit deposits, pay withdrawals, anchor tree heads",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--store-url", help="event store URL (default: from the settings)")
+    parser.add_argument("--key-file", help="hex Ed25519 seed of the gateway's operator key")
+    parser.add_argument("--treasury-key", help="hex 32-byte seed of the treasury keypair")
+    parser.add_argument("--solana-rpc", help=f"JSON-RPC URL (default {SOLANA_RPC_ENV}: LiteSVM)")
+    parser.add_argument("--interval-s", type=float, default=GATEWAY_INTERVAL_S)
+    parser.add_argument("--once", action="store_true", help="run one pass and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_main(args))
+    except FlopError as exc:
+        print(f"flopledger gateway: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    key_path = Path(args.key_file) if args.key_file else None
+    key_path = key_path or settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
+    identity = Identity(load_or_create_log_key(key_path))
+    chain = open_chain(settings, args.solana_rpc or os.environ.get(SOLANA_RPC_ENV), args)
+    store = await open_event_store(args.store_url or settings.event_store_url)
+    try:
+        service = LedgerService(store, policy=LedgerPolicy(operators=settings.operator_ids))
+        loop = GatewayLoop(GatewayService(store, chain, identity, service, time.time_ns))
+        if args.once:
+            outcome = await loop.run_once()
+            print(
+                f"credited {outcome.credited}, paid {outcome.paid}, anchored "
+                f"{outcome.anchored_size if outcome.anchored_size is not None else 'nothing'}"
+            )
+            return EXIT_OK
+        stop = asyncio.Event()
+        running = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            running.add_signal_handler(signum, stop.set)
+        await loop.run(stop, args.interval_s)
+        return EXIT_OK
+    finally:
+        await store.close()
+        await chain.close()
+
+
+def open_chain(settings: Settings, rpc_url: str | None, args: argparse.Namespace) -> SolanaGateway:
+    """LiteSVM in this process, or the RPC endpoint, with the treasury keypair."""
+    from solders.keypair import Keypair
+
+    key_path = Path(args.treasury_key) if args.treasury_key else None
+    seed_key = load_or_create_log_key(key_path or settings.data_dir / TREASURY_KEY_FILE_NAME)
+    treasury = Keypair.from_seed(Identity(seed_key).seed())
+    if rpc_url:
+        from adapters.solana.rpc import RpcGateway
+
+        return RpcGateway.connect(rpc_url, treasury)
+    from adapters.solana.litesvm import LiteSvmGateway
+
+    return LiteSvmGateway.create(treasury)

@@ -1,0 +1,76 @@
+"""The Solana gateway's processing loop: credit deposits, pay withdrawals, anchor heads.
+
+Each pass (``GatewayLoop.run_once``) credits every deposit to the treasury not credited yet
+(once per Solana signature), pays the withdrawal outbox (a payout not landed yet is sent
+again on the next pass, never signed twice), and anchors the latest signed tree head in a
+memo unless it is anchored. Every step is idempotent, so a crash anywhere is repaired by the
+next pass of this or another process. An operating error (chain, store) ends the pass and
+is retried after ``ERROR_BACKOFF_S``, as is a rejection (logged: a human should look).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+
+from domain.errors import FlopError, Rejection
+from domain.services.gateway_service import GatewayService
+
+GATEWAY_INTERVAL_S = 1.0
+ERROR_BACKOFF_S = 5.0
+
+_log = structlog.get_logger("flopledger.gateway")
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one pass did."""
+
+    credited: int
+    paid: int
+    anchored_size: int | None
+
+
+class GatewayLoop:
+    """Runs ``GatewayService``'s three duties in passes until stopped."""
+
+    def __init__(self, service: GatewayService) -> None:
+        self.service = service
+        self.credited = 0
+        self.paid = 0
+        self.anchored = 0
+
+    async def run_once(self) -> PassOutcome:
+        """One pass: deposits, then withdrawals, then the latest head's anchor."""
+        deposits = await self.service.credit_deposits()
+        paid = await self.service.pay_withdrawals()
+        anchored_size = None
+        try:
+            anchored = await self.service.anchor_latest_head()
+        except Rejection as exc:  # e.g. another process anchored it first
+            _log.info("anchor_refused", code=exc.code)
+            anchored = None
+        if anchored is not None:
+            anchored_size, signature = anchored
+            self.anchored += 1
+            _log.info("log_anchored", size=anchored_size, signature=signature)
+        self.credited += deposits.credited
+        self.paid += len(paid)
+        if deposits.credited or paid:
+            _log.info("gateway_pass", credited=deposits.credited, paid=len(paid))
+        return PassOutcome(deposits.credited, len(paid), anchored_size)
+
+    async def run(self, stop: asyncio.Event, interval_s: float = GATEWAY_INTERVAL_S) -> None:
+        """Pass after pass until ``stop`` is set; an operating error backs off and retries."""
+        while not stop.is_set():
+            wait_s = interval_s
+            try:
+                await self.run_once()
+            except FlopError as exc:
+                _log.warning("gateway_pass_failed", code=exc.code, error=exc.message)
+                wait_s = ERROR_BACKOFF_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait_s)
