@@ -1,11 +1,11 @@
-# flopledger: `make run` starts the local scenario, `make test` runs what CI runs.
+# flopledger: `make run` starts a local network with a dashboard, `make test` runs what CI runs.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast test-contract test-integration lint format bench clean
+.PHONY: help venv run demo test test-fast test-contract test-integration lint format bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install flopledger with its dev and agent extras
 
-run: $(STAMP) ## run the main job on the embedded defaults
+run: $(STAMP) ## a whole local network (devnet) with a live dashboard; Ctrl-C stops it
+	$(VENV)/bin/flopledger devnet
+
+demo: $(STAMP) ## the scripted in-process scenario (one job, every balance printed)
 	$(VENV)/bin/flopledger demo
 
 test: $(STAMP) ## the whole suite, exactly what CI runs

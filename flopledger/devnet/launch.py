@@ -34,7 +34,7 @@ AGENTS: tuple[tuple[str, str], ...] = (
     ("agent-us-1", "us-east"),
 )
 VALIDATORS: tuple[str, ...] = ("validator-1", "validator-2", "validator-3")
-AGENT_PRICE = 10
+AGENT_PRICE = 200
 STAKE = 1_000
 PARTICIPANT_DEPOSIT = 10_000
 PROBE_TIMEOUT_S = 2.0

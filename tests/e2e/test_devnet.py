@@ -1,0 +1,54 @@
+"""``flopledger devnet --scenario quick --exit``: the whole network as separate processes
+(nats-server, API, relay, operator with the LiteSVM chain, 3 validators, 3 agents) runs the
+quick scenario; every submitted job reaches a final state, the audit passes, every process
+stopped and left its log under the data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+QUICK_JOBS = 4
+DEVNET_COMMAND = (sys.executable, "-m", "flopledger.cli", "devnet", "--scenario", "quick")
+DEVNET_TIMEOUT_S = 280
+PROCESSES = {
+    "nats",
+    "api",
+    "relay",
+    "operator",
+    "validator-1",
+    "validator-2",
+    "validator-3",
+    "agent-eu-1",
+    "agent-eu-2",
+    "agent-us-1",
+}
+
+
+def test_quick_scenario_settles_every_job_and_the_audit_passes(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOP_")}
+    result = subprocess.run(
+        [*DEVNET_COMMAND, "--exit", "--data-dir", str(tmp_path), "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEVNET_TIMEOUT_S,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "AUDIT PASSED" in output, output
+    assert f"{QUICK_JOBS}/{QUICK_JOBS} jobs final" in output, output
+    assert re.search(rf"jobs\s+\{{'settled': {QUICK_JOBS}\}}", output), output
+    root = tmp_path / "devnet"
+    status = json.loads((root / "status.json").read_text())
+    assert status["stopped"] is True
+    assert {p["name"] for p in status["processes"]} == PROCESSES
+    for process in status["processes"]:
+        assert process["exit_status"] is not None, process["name"]
+        assert Path(process["log"]).parent == root / "logs"
+        assert Path(process["log"]).is_file(), process["name"]
