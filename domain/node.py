@@ -539,6 +539,12 @@ class Node(FlopAggregate):
                 code=f"node_{self.state}",
             )
 
+    def require_attestation_vote(self, nonce: str) -> None:
+        """Raise unless the vote on the answer to challenge ``nonce`` is open: checked before
+        a revealed verdict's signature, so a late reveal is told the vote is over (its
+        signature covers a commitment the decision has since cleared)."""
+        self._require_attestation_round(nonce)
+
     def _require_open_challenge(self, nonce: str) -> None:
         if self.challenge is None:
             raise InvalidTransition("no open attestation challenge", code="no_open_challenge")

@@ -94,6 +94,7 @@ async def handle_record_attestation_verdict(
 ) -> str:
     node = await uow.require(Node, cmd.node_id)
     validator = await uow.require(Validator, ctx.actor)
+    node.require_attestation_vote(cmd.nonce)
     message = attestation_verdict_message(
         node.id, cmd.nonce, node.attestation_commitment, cmd.passed
     )

@@ -108,7 +108,15 @@ class LedgerService:
         handler = HANDLERS[type(command)]
         for _attempt in range(self.retries_max):
             uow = UnitOfWork(self.store, now_ns=now_ns)
-            subject = await handler(uow, command, ctx)
+            try:
+                subject = await handler(uow, command, ctx)
+            except Rejection:
+                # Streams are read one by one: a command that committed in between can leave
+                # this one with a torn view (e.g. a job not yet settled, its hold already
+                # posted). Reject only on reads that still stand; else decide again.
+                if await uow.has_changed_since_read():
+                    continue
+                raise
             metadata = encode_canonical(
                 CommandMetadata(envelope=envelope, digest=envelope.digest().hex(), subject=subject)
             )

@@ -29,6 +29,7 @@ class UnitOfWork:
         self.store = store
         self.now_ns = now_ns
         self._loaded: dict[str, tuple[FlopAggregate, int]] = {}
+        self._missing: set[str] = set()
 
     async def get(self, cls: type[A], aggregate_id: str) -> A | None:
         if aggregate_id in self._loaded:
@@ -45,6 +46,8 @@ class UnitOfWork:
         found = rebuild(records, cls)
         if found is not None:
             self._loaded[aggregate_id] = (found, found.version)
+        else:
+            self._missing.add(aggregate_id)
         return found
 
     async def require(self, cls: type[A], aggregate_id: str) -> A:
@@ -67,6 +70,18 @@ class UnitOfWork:
                 self.add(directory)
             directory.add(account_id, now_ns=self.now_ns)
         return found
+
+    async def has_changed_since_read(self) -> bool:
+        """Whether a stream this unit of work read has been appended to since (or a stream it
+        found missing has been created): its reads are then no consistent snapshot, and a
+        decision taken on them (a rejection included) must be taken again."""
+        for aggregate_id, (_, loaded_version) in self._loaded.items():
+            if loaded_version and await self.store.read_stream(aggregate_id, loaded_version + 1):
+                return True
+        for aggregate_id in self._missing:
+            if await self.store.read_stream(aggregate_id):
+                return True
+        return False
 
     def add(self, aggregate: FlopAggregate) -> None:
         if aggregate.id in self._loaded:

@@ -233,6 +233,29 @@ async def test_a_forged_attestation_is_rejected_and_the_node_slashed() -> None:
     assert unjailed is not None and unjailed.state == REGISTERED
 
 
+async def test_a_reveal_after_the_attestation_vote_is_told_the_vote_is_over() -> None:
+    net = await _network()
+    node, nonce = await _attestation_round(net)
+    assert node.attestation_round is not None
+    keys = _keys(node.attestation_round.validators)
+    await _attestation_votes(net, nonce, [(k, False) for k in keys])  # two reveals decide
+    late = keys[2]
+    message = attestation_verdict_message(NEWCOMER.id, nonce, b"\x05" * 32, False)
+    with pytest.raises(Rejection) as info:
+        await net.run(
+            late.identity,
+            "node.attestation.record_verdict",
+            {
+                "node_id": NEWCOMER.id,
+                "nonce": nonce,
+                "passed": False,
+                "signature": b64(bls.sign(late.bls_secret, message)),
+                "salt": b64(hashlib.sha256(late.identity.id.encode() + nonce.encode()).digest()),
+            },
+        )
+    assert info.value.code == "no_open_challenge"
+
+
 async def test_equivocation_is_verified_and_slashed_once() -> None:
     net = await _network()
     job_id = await _committed_job(net)
