@@ -49,7 +49,6 @@ _log = structlog.get_logger("flopledger.agent")
 
 CLAIM_REFUSED_FOR_GOOD = frozenset(
     {
-        "job_already_claimed",
         "job_deadline_passed",
         "gpu_class_too_low",
         "price_above_maximum",
@@ -359,7 +358,10 @@ class NodeAgent:
             if job.get("node_id") == self.node_id and job.get("state") == "claimed":
                 self._candidates.pop(job_id, None)
                 return True  # our earlier claim went through; its answer was lost
-        if problem.code in CLAIM_REFUSED_FOR_GOOD or problem.status == 404:
+            # Another node holds it; forget it (not for good: a rejected result or a missed
+            # result window sends it back to the market, where the next poll finds it).
+            self._candidates.pop(job_id, None)
+        elif problem.code in CLAIM_REFUSED_FOR_GOOD or problem.status == 404:
             self._ignore(job_id)
         else:
             self._candidates[job_id] = self.clock_ns() + int(CLAIM_RETRY_S * SECOND_NS)
