@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from litestar import Litestar
 
 from adapters.store.factory import open_event_store
@@ -20,11 +21,13 @@ from proofs.identity import is_actor_id
 
 
 def build_policy(settings: Settings) -> LedgerPolicy:
-    """The ledger policy with the configured operators (FLOP_OPERATOR_IDS)."""
+    """The ledger policy: defaults, FLOP_POLICY_JSON's overrides and the configured
+    operators (FLOP_OPERATOR_IDS)."""
     for operator in settings.operator_ids:
         if not is_actor_id(operator):
             raise SettingsError(f"FLOP_OPERATOR_IDS: {operator!r} is not a base58 Ed25519 key")
-    return LedgerPolicy(operators=settings.operator_ids)
+    fields = {**settings.policy_overrides, "operators": list(settings.operator_ids)}
+    return msgspec.convert(fields, LedgerPolicy)
 
 
 def build_deps(

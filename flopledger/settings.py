@@ -11,7 +11,13 @@ from pathlib import Path
 
 import msgspec
 
+from domain.policy import LedgerPolicy
+
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "flopledger"
+POLICY_ENV = "FLOP_POLICY_JSON"
+POLICY_JSON_BYTES_MAX = 4_096
+POLICY_INT_MAX = 2**63 - 1
+_POLICY_FIELDS = frozenset(LedgerPolicy.__struct_fields__) - {"operators"}
 
 
 class SettingsError(ValueError):
@@ -30,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_workers: int = 1
+    policy_overrides: dict[str, int | bool] = msgspec.field(default_factory=dict)
+    """``LedgerPolicy`` fields that differ from the defaults (FLOP_POLICY_JSON)."""
 
     @property
     def event_store_url(self) -> str:
@@ -66,7 +74,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_host=env.get("FLOP_API_HOST") or "127.0.0.1",
         api_port=api_port,
         api_workers=api_workers,
+        policy_overrides=get_policy_overrides(env),
     )
+
+
+def get_policy_overrides(env: Mapping[str, str]) -> dict[str, int | bool]:
+    """``FLOP_POLICY_JSON``: a JSON object of ``LedgerPolicy`` fields (not ``operators``,
+    which FLOP_OPERATOR_IDS sets), e.g. ``{"verdict_commit_window_ns": 2000000000}``.
+    Unknown fields, wrong types, numbers outside 0..2**63-1 and a zero quorum denominator
+    are refused."""
+    raw = env.get(POLICY_ENV) or ""
+    if not raw:
+        return {}
+    if len(raw) > POLICY_JSON_BYTES_MAX:
+        raise SettingsError(f"{POLICY_ENV}: longer than {POLICY_JSON_BYTES_MAX} characters")
+    try:
+        overrides = msgspec.json.decode(raw, type=dict[str, int | bool])
+        msgspec.convert(overrides, LedgerPolicy)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SettingsError(f"{POLICY_ENV}: {exc}") from None
+    unknown = sorted(set(overrides) - _POLICY_FIELDS)
+    if unknown:
+        raise SettingsError(f"{POLICY_ENV}: unknown LedgerPolicy fields {unknown}")
+    numbers = {k: v for k, v in overrides.items() if not isinstance(v, bool)}
+    out_of_range = sorted(k for k, v in numbers.items() if not 0 <= v <= POLICY_INT_MAX)
+    if out_of_range:
+        raise SettingsError(f"{POLICY_ENV}: {out_of_range} must be 0..{POLICY_INT_MAX}")
+    if overrides.get("quorum_denominator", 1) == 0:
+        raise SettingsError(f"{POLICY_ENV}: quorum_denominator must be positive")
+    return overrides
 
 
 def _get_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -1,0 +1,62 @@
+"""FLOP_POLICY_JSON: LedgerPolicy overrides for ``flopledger serve``, validated at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.bootstrap import build_policy
+from domain.policy import LedgerPolicy
+from flopledger.settings import POLICY_JSON_BYTES_MAX, SettingsError, load_settings
+from proofs.identity import Identity
+
+OPERATOR = Identity.from_seed(b"o" * 32)
+
+
+def test_unset_gives_the_default_policy() -> None:
+    settings = load_settings({"FLOP_OPERATOR_IDS": OPERATOR.id})
+    assert build_policy(settings) == LedgerPolicy(operators=(OPERATOR.id,))
+
+
+def test_overrides_replace_only_the_named_fields() -> None:
+    settings = load_settings(
+        {
+            "FLOP_OPERATOR_IDS": OPERATOR.id,
+            "FLOP_POLICY_JSON": '{"verdict_commit_window_ns": 2000000000, "quorum_by_stake": true}',
+        }
+    )
+    policy = build_policy(settings)
+    assert policy.verdict_commit_window_ns == 2_000_000_000 and policy.quorum_by_stake
+    assert policy.operators == (OPERATOR.id,)
+    assert policy.verdict_reveal_window_ns == LedgerPolicy().verdict_reveal_window_ns
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"no_such_field": 1}', "unknown LedgerPolicy fields"),
+        ('{"operators": ["x"]}', "FLOP_POLICY_JSON"),
+        ('{"quorum_by_stake": 1}', "Expected `bool`"),
+        ('{"slash_bps": true}', "Expected `int`"),
+        ('{"slash_bps": -1}', "must be 0"),
+        ('{"slash_bps": 9223372036854775808}', "must be 0"),
+        ('{"quorum_denominator": 0}', "quorum_denominator must be positive"),
+        ("[1]", "Expected `object`"),
+        ("{", "FLOP_POLICY_JSON"),
+    ],
+)
+def test_bad_overrides_stop_start_up(raw: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"FLOP_POLICY_JSON": raw})
+
+
+def test_largest_number_is_accepted() -> None:
+    settings = load_settings({"FLOP_POLICY_JSON": '{"jail_period_ns": 9223372036854775807}'})
+    assert build_policy(settings).jail_period_ns == 2**63 - 1
+
+
+def test_length_at_the_bound_and_one_past() -> None:
+    at_bound = '{"slash_bps":' + " " * (POLICY_JSON_BYTES_MAX - 17) + "500}"
+    assert len(at_bound) == POLICY_JSON_BYTES_MAX
+    assert load_settings({"FLOP_POLICY_JSON": at_bound}).policy_overrides == {"slash_bps": 500}
+    with pytest.raises(SettingsError, match="longer than"):
+        load_settings({"FLOP_POLICY_JSON": at_bound + " "})
