@@ -153,6 +153,11 @@ class Scenario:
 async def test_validators_settle_honest_jobs_and_slash_every_cheat(
     network: Network, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
+    await run_scenario(network, artifacts, tmp_path)
+
+
+async def run_scenario(network: Network, artifacts: ArtifactStore, tmp_path: Path) -> None:
+    """The whole scenario (module docstring) on a started ``network``, any store."""
     started = time.monotonic()
     scenario = Scenario(network, artifacts)
     stop = asyncio.Event()
