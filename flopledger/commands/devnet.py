@@ -1,13 +1,14 @@
 """``flopledger devnet``: a whole local network on the embedded defaults, with a dashboard.
 
 Starts, as separate processes and in order: nats-server (JetStream), the API (serving the
-dashboard at ``/``), the relay, the operator (LiteSVM chain, Solana gateway, sealer with
-anchors, job offers), 3 validators and 3 node agents in two regions; funds everyone through
-Solana deposits; submits a mix of matmul, inference and zk-prove jobs and shows them flow to
-settlement live. Without ``--exit`` it keeps running with the dashboard until Ctrl-C (a
-second Ctrl-C forces the stop). With ``--exit`` it audits the log from genesis, prints the
-summary and exits with the audit's status (0 passed, 1 failed or jobs not final, 2 the
-network did not start). Everything lives under ``<data dir>/devnet/``: the store, keys,
+dashboard at ``/``, and its sealer), the relay, the operator (LiteSVM chain, Solana gateway
+loop anchoring tree heads, job offers), 3 validators and 3 node agents in two regions;
+funds everyone through Solana deposits; submits a mix of matmul, inference and zk-prove
+jobs and shows them flow to settlement live. Without ``--exit`` it keeps running with the
+dashboard until Ctrl-C (a second Ctrl-C forces the stop). With ``--exit`` it stops the
+agents and validators, audits the log from genesis, prints the summary and exits with the
+audit's status (0 passed, 1 failed or jobs not final, 2 the network did not start).
+Everything lives under ``<data dir>/devnet/`` (wiped at each start): the store, keys,
 ``logs/<process>.log`` and ``status.json`` (``flopledger devnet status`` reads it).
 """
 
@@ -36,6 +37,8 @@ EXIT_NOT_STARTED = 2
 EXIT_FORCED = 130
 DEVNET_DIR = "devnet"
 CONSOLE_WIDTH_NOT_TTY = 110
+CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
+"""Exit statuses of a child that stopped when asked (uvicorn re-raises the signal)."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -108,11 +111,12 @@ def _up(args: argparse.Namespace, root: Path, console: Console) -> int:
     finally:
         console.print("stopping every process (agents, validators, operator, relay, API, NATS)…")
         codes = supervisor.stop_all()
-        console.print(
-            "stopped: "
-            + ", ".join(f"{name} {code}" for name, code in codes.items())
-            + f"  [dim](exit statuses; -15: SIGTERM)  {time.monotonic() - started:.1f} s"
-        )
+        unclean = {name: code for name, code in codes.items() if code not in CLEAN_EXITS}
+        elapsed = f"[dim]{time.monotonic() - started:.1f} s since start"
+        if unclean:
+            console.print(f"[red]not stopped cleanly (exit statuses): {unclean}[/]  {elapsed}")
+        else:
+            console.print(f"all {len(codes)} processes stopped cleanly  {elapsed}")
         console.print(f"logs: {supervisor.logs}")
     return status
 
@@ -127,8 +131,9 @@ def _run_network(
     t0 = time.monotonic()
     devnet.start_infrastructure()
     console.print(
-        f"nats-server {devnet.nats_url}, API {devnet.api_url}, relay, operator "
-        f"(LiteSVM chain, sealer, offers) {devnet.operator_url}  [dim]{time.monotonic() - t0:.1f} s"
+        f"nats-server {devnet.nats_url}, API with sealer {devnet.api_url}, relay, operator "
+        f"(LiteSVM chain, gateway, offers) {devnet.operator_url}  "
+        f"[dim]{time.monotonic() - t0:.1f} s"
     )
     console.print(f"[bold]dashboard: {devnet.api_url}/")
     names = [*VALIDATORS, *(name for name, _ in AGENTS)]

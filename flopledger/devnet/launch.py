@@ -1,9 +1,10 @@
 """The devnet's processes, in start order, each with its readiness check.
 
-nats-server (embedded binary, JetStream) -> API (``flopledger serve``) -> relay (log to
-JetStream) -> operator (LiteSVM chain, Solana gateway, sealer with anchors, offer publisher)
--> participants funded through Solana deposits -> 3 validators -> 3 node agents in two
-regions (eu-west x2, us-east x1, on the CPU) -> every node attested by the validators.
+nats-server (embedded binary, JetStream) -> API (``flopledger serve``, with its sealer
+signing a tree head every ``SEAL_INTERVAL_S``) -> relay (log to JetStream) -> operator
+(LiteSVM chain, Solana gateway loop anchoring the heads, offer publisher) -> participants
+funded through Solana deposits -> 3 validators -> 3 node agents in two regions (eu-west x2,
+us-east x1, on the CPU) -> every node attested by the validators.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from adapters.nats.server import find_server_binary
 from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
 from flopledger.commands.keys import write_key_file
 from flopledger.devnet.chain import ChainClient
-from flopledger.devnet.operator import SEAL_EVERY_S
+from flopledger.devnet.operator import GATEWAY_INTERVAL_S
 from flopledger.devnet.supervisor import DevnetError, ProcessSpec, Supervisor
 from proofs.identity import Identity
 
@@ -43,7 +44,8 @@ API_READY_TIMEOUT_S = 60.0
 PROCESS_READY_TIMEOUT_S = 90.0
 NODES_ACTIVE_TIMEOUT_S = 240.0
 BLS_SEED_BYTES = 32
-QUIESCE_STABLE_S = 2 * SEAL_EVERY_S + 1.0
+SEAL_INTERVAL_S = 3.0
+QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * GATEWAY_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5
 LOOPBACK = "127.0.0.1"
@@ -94,7 +96,7 @@ class Devnet:
             ProcessSpec(
                 name="api",
                 argv=[*_cli(), "serve", "--host", LOOPBACK, "--port", str(port)],
-                env=self.env(),
+                env={**self.env(), "FLOP_SEAL": "1", "FLOP_SEAL_INTERVAL_S": str(SEAL_INTERVAL_S)},
                 is_ready=lambda: _http_ok(f"{self.api_url}/ready"),
                 ready_timeout_s=API_READY_TIMEOUT_S,
                 health_url=f"{self.api_url}/ready",
@@ -241,8 +243,8 @@ class Devnet:
 
     def quiesce(self) -> int:
         """Stop the agents and validators, then wait until the log stops growing (the sealer
-        seals and anchors the tail); returns the head position. The audit then replays a log
-        that nobody is appending to (a head read during appends would race the replay)."""
+        seals the tail, the gateway anchors it); returns the head position. The audit then
+        replays a log nobody appends to (a head read during appends would race the replay)."""
         self.supervisor.stop([name for name, _ in AGENTS] + list(VALIDATORS))
         infrastructure = ["nats", "api", "relay", "operator"]
         deadline = time.monotonic() + QUIESCE_TIMEOUT_S

@@ -1,10 +1,10 @@
-"""The devnet's operator process: the LiteSVM chain, the Solana gateway, the sealer, offers.
+"""The devnet's operator process: the LiteSVM chain, the Solana gateway loop, job offers.
 
 LiteSVM lives in one process's memory, so everything that touches the chain runs here: the
-gateway service (deposits to the treasury credited once per signature, withdrawals paid),
-the sealer (a signed tree head every few seconds, each anchored on the chain in a memo) and,
-beside them, the offer publisher (``flop.offer.<region>`` for every opened job). A small
-HTTP interface on 127.0.0.1 lets the devnet's participants use the chain: a faucet
+gateway loop (``flopledger.gateway_loop``: deposits to the treasury credited once per
+signature, withdrawals paid, the latest tree head that the API's sealer signed anchored in a
+memo) and, beside it, the offer publisher (``flop.offer.<region>`` for every opened job). A
+small HTTP interface on 127.0.0.1 lets the devnet's participants use the chain: a faucet
 (airdrop, as on Solana's devnet), the latest blockhash and treasury address, sending signed
 transactions (a consumer's deposit), and reading a memo back (the audit's anchor check).
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import logging
 import sys
 import time
@@ -38,18 +37,16 @@ from adapters.solana.common import ChainError
 from adapters.solana.litesvm import LiteSvmGateway
 from adapters.store.factory import open_event_store
 from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
-from domain.errors import OperatingError, Rejection
+from domain.errors import FlopError, OperatingError
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.gateway_service import GatewayService
 from domain.services.ledger_service import LedgerService
+from flopledger.gateway_loop import GatewayLoop
 from flopledger.settings import load_settings
 from proofs.identity import Identity
-from validator.sealer import AnchorReceipt, Sealer
 
 GATEWAY_INTERVAL_S = 1.0
-SEAL_EVERY_S = 3.0
-SEAL_EVERY_RECORDS = 200
 FAUCET_LAMPORTS_MAX = 10**12
 TRANSACTION_BYTES_MAX = 1_232  # Solana's packet size
 SHUTDOWN_DEADLINE_S = 10.0
@@ -73,7 +70,7 @@ class Operator:
     store: EventStore
     chain: LiteSvmGateway
     gateway: GatewayService
-    sealer: Sealer
+    loop: GatewayLoop
     nats_url: str
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -81,7 +78,7 @@ class Operator:
 
 
 async def open_operator(nats_url: str) -> Operator:
-    """Open the store, create the chain and the services as the log key's operator."""
+    """Open the store, create the chain and the gateway as the log key's operator."""
     settings = load_settings()
     key_path = settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
     identity = Identity(load_or_create_log_key(key_path))
@@ -94,33 +91,13 @@ async def open_operator(nats_url: str) -> Operator:
         store, chain, identity, LedgerService(store, policy=policy), time.time_ns
     )
 
-    async def anchor(size: int, root: bytes) -> AnchorReceipt:
-        signature, slot = await gateway.anchor(size, root)
-        return AnchorReceipt(signature, slot)
-
-    sealer = Sealer(
-        store,
-        identity,
-        policy=policy,
-        clock_ns=time.time_ns,
-        every_records=SEAL_EVERY_RECORDS,
-        every_s=SEAL_EVERY_S,
-        anchor=anchor,
+    return Operator(
+        store=store,
+        chain=chain,
+        gateway=gateway,
+        loop=GatewayLoop(gateway),
+        nats_url=nats_url,
     )
-    return Operator(store=store, chain=chain, gateway=gateway, sealer=sealer, nats_url=nats_url)
-
-
-async def run_gateway(operator: Operator) -> None:
-    """Credit deposits and pay withdrawals every ``GATEWAY_INTERVAL_S`` until stopped."""
-    while not operator.stop.is_set():
-        try:
-            outcome = await operator.gateway.credit_deposits()
-            operator.credited += outcome.credited
-            await operator.gateway.pay_withdrawals()
-        except (Rejection, ChainError) as exc:
-            _log.warning("gateway_step_failed", error=str(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(operator.stop.wait(), GATEWAY_INTERVAL_S)
 
 
 async def run_offers(operator: Operator) -> None:
@@ -139,7 +116,8 @@ async def health(state: State) -> dict[str, Any]:
         "status": "ok",
         "treasury": operator.chain.treasury,
         "slot": await operator.chain.block_height(),
-        "credited": operator.credited,
+        "credited": operator.credited + operator.loop.credited,
+        "anchored": operator.loop.anchored,
     }
 
 
@@ -177,10 +155,14 @@ async def send_transaction(state: State, data: TransactionIn) -> dict[str, Any]:
         receipt = operator.chain.submit(Transaction.from_bytes(raw))
     except (ValueError, ChainError) as exc:
         raise ValidationException(str(exc)) from exc
-    outcome = await operator.gateway.credit_deposits()
-    operator.credited += outcome.credited
-    _log.info("transaction_landed", signature=receipt.signature, credited=outcome.credited)
-    return {"signature": receipt.signature, "slot": receipt.slot, "credited": outcome.credited}
+    try:
+        credited = (await operator.gateway.credit_deposits()).credited
+    except FlopError as exc:  # the gateway loop's next pass credits it
+        _log.info("deposit_left_to_the_loop", signature=receipt.signature, code=exc.code)
+        credited = 0
+    operator.credited += credited
+    _log.info("transaction_landed", signature=receipt.signature, credited=credited)
+    return {"signature": receipt.signature, "slot": receipt.slot, "credited": credited}
 
 
 @get("/memos/{signature:str}")
@@ -199,8 +181,9 @@ def build_app(nats_url: str) -> Litestar:
         operator = await open_operator(nats_url)
         app.state.operator = operator
         operator.tasks = [
-            asyncio.create_task(run_gateway(operator), name="gateway"),
-            asyncio.create_task(operator.sealer.run(operator.stop), name="sealer"),
+            asyncio.create_task(
+                operator.loop.run(operator.stop, GATEWAY_INTERVAL_S), name="gateway"
+            ),
             asyncio.create_task(run_offers(operator), name="offers"),
         ]
         _log.info("operator_started", treasury=operator.chain.treasury)

@@ -141,6 +141,7 @@ class Scenario:
                     self.stop.wait(POLL_INTERVAL_S)
         finally:
             client.close()
+            self._end_live()
         return False
 
     def keep_running(self) -> None:
@@ -159,6 +160,7 @@ class Scenario:
                     self.stop.wait(1.0)
         finally:
             client.close()
+            self._end_live()
 
     def poll(self, client: ApiClient) -> None:
         for row in self.jobs:
@@ -171,6 +173,11 @@ class Scenario:
                 where = f" by {node[:10]}" if node else ""
                 self.console.print(f"[dim]{elapsed:6.1f}s[/] {row.id} {row.kind}: {state}{where}")
             row.state, row.node_id = state, node or row.node_id
+
+    def _end_live(self) -> None:
+        """Rich leaves the last line of a Live open when the output is not a terminal."""
+        if not self.console.is_terminal:
+            self.console.line()
 
     def render(self) -> Table:
         table = Table(title=f"jobs ({len(self.jobs)})", expand=False, caption_justify="left")
