@@ -37,6 +37,7 @@ EXIT_NOT_STARTED = 2
 EXIT_FORCED = 130
 DEVNET_DIR = "devnet"
 CONSOLE_WIDTH_NOT_TTY = 110
+ORPHAN_STOP_WAIT_S = 2.0
 CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 """Exit statuses of a child that stopped when asked (uvicorn re-raises the signal)."""
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace, root: Path, console: Console) -> int:
     from flopledger.devnet.launch import Devnet, pick_free_port
-    from flopledger.devnet.status import running_supervisor
+    from flopledger.devnet.status import running_supervisor, stop_orphans
     from flopledger.devnet.supervisor import DevnetError, Supervisor
 
     pid = running_supervisor(root)
@@ -90,6 +91,10 @@ def _up(args: argparse.Namespace, root: Path, console: Console) -> int:
             f"[red]a devnet is already running here (pid {pid}): flopledger devnet status"
         )
         return EXIT_NOT_STARTED
+    orphans = stop_orphans(root)
+    if orphans:
+        console.print(f"[yellow]stopped processes left by an earlier devnet: {orphans}")
+        time.sleep(ORPHAN_STOP_WAIT_S)
     if root.exists():
         shutil.rmtree(root)  # a devnet starts fresh: new keys, new store, new chain
     root.mkdir(parents=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,22 @@ def running_supervisor(root: Path) -> int | None:
     return pid if pid and is_alive(pid) else None
 
 
+def stop_orphans(root: Path) -> list[str]:
+    """SIGTERM the children a dead supervisor left running (each checked to still be the
+    process the status file names, by its command line); returns their names."""
+    status = read_status(root)
+    if status is None:
+        return []
+    stopped = []
+    for process in status.get("processes", []):
+        pid, argv = int(process["pid"]), list(process.get("argv", []))
+        if process.get("exit_status") is None and is_alive(pid) and _runs(pid, argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(str(process["name"]))
+    return stopped
+
+
 def is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -45,6 +63,15 @@ def is_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _runs(pid: int, argv: list[str]) -> bool:
+    """True when process ``pid`` runs ``argv`` (guards against a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return [part.decode(errors="replace") for part in cmdline if part] == argv
 
 
 def check_health(url: str) -> str:
