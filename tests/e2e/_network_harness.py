@@ -4,7 +4,9 @@
 directory), ``flopledger serve`` on a SQLite file (or a PostgreSQL database), ``flopledger
 relay`` mirroring that store onto JetStream, and ``flopledger validator`` processes. Every
 child runs in its own process group with its output in a log file, and ``close`` ends them
-all (SIGTERM, then SIGKILL past a deadline), so a failing test leaves nothing behind.
+all (SIGTERM, then SIGKILL past a deadline), so a failing test leaves nothing behind. Where
+util-linux ``setpriv`` exists, children also get SIGKILL when the test process dies without
+running its finalizers (pytest-timeout's exit, a SIGKILL).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,9 +53,11 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        setpriv = shutil.which("setpriv")
+        prefix = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.args,
+                [*prefix, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

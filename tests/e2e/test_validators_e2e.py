@@ -275,6 +275,7 @@ async def _check_outcomes(scenario: Scenario, net: Network, records: list[Record
             job = await get_aggregate(store, Job, job_id)
             assert job is not None and job.state == "settled", (job_id, job and job.state)
             assert job.node_id in {h.id for h in HONEST}, (job_id, job.node_id)
+            assert all(v.passed for v in job.verdicts.values()), (job_id, job.verdicts)
         honest_jobs = [j for j in scenario.jobs if j not in scenario.cheated]
         assert len(honest_jobs) == JOBS - 2
         for job_id, cheater in scenario.cheated.items():
