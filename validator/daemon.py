@@ -123,6 +123,8 @@ class ValidatorDaemon:
             kept = [record] if self.view.apply(record) else []
             finished = self.view.finished_streams()
             self.db.save(Head(position=record.position, hash=record.hash), kept, finished)
+            if finished:
+                self._forget_duties(finished)
             self.witness_record(record)
 
     async def warm_witness(self, records: AsyncIterator[Record]) -> None:
@@ -197,7 +199,14 @@ class ValidatorDaemon:
                 )
                 self.retry_at[duty.key] = time.monotonic() + RETRY_AFTER_S
                 continue
+            self.retry_at.pop(duty.key, None)
             self.done.add(duty.key)
+
+    def _forget_duties(self, subject_ids: set[str]) -> None:
+        """A finished job owes nothing more: drop its duty keys, so ``done`` and
+        ``retry_at`` stay as small as the set of open subjects."""
+        self.done = {key for key in self.done if key[2] not in subject_ids}
+        self.retry_at = {k: at for k, at in self.retry_at.items() if k[2] not in subject_ids}
 
     async def _perform(self, duty: Duty) -> None:
         if duty.action == COMMIT:

@@ -181,6 +181,7 @@ async def test_honest_settles_corrupt_and_copied_are_slashed(tmp_path: Path) -> 
     honest, bundle = await _honest(net, EU, artifacts)
     await harness.step()
     assert (await get_aggregate(net.store, Job, honest)).state == SETTLED  # type: ignore[union-attr]
+    assert not [key for d in harness.daemons for key in d.done if key[2] == honest]
 
     cheat = await _corrupted(net, COPIER, artifacts)
     await harness.step()
