@@ -45,6 +45,7 @@ CHROMIUM_FLAGS = (
     "--remote-debugging-port=0",
 )
 QUICK_JOBS = 4
+TEST_TIMEOUT_S = 480  # pytest-timeout: start-up, scenario and the ordered stop
 DEVNET_COMMAND = (sys.executable, "-m", "flopledger.cli", "devnet", "--scenario", "quick")
 DEVNET_READY_TIMEOUT_S = 240.0
 BROWSER_START_TIMEOUT_S = 30.0
@@ -105,6 +106,7 @@ def devnet(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]
                     process.kill()
 
 
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 def test_dashboard_shows_the_live_network(
     chromium: str, devnet: tuple[subprocess.Popen[bytes], str, Path], tmp_path: Path
 ) -> None:

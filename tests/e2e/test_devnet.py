@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 QUICK_JOBS = 4
+TEST_TIMEOUT_S = 480  # pytest-timeout: start-up, scenario and the ordered stop
 DEVNET_COMMAND = (sys.executable, "-m", "flopledger.cli", "devnet", "--scenario", "quick")
 DEVNET_TIMEOUT_S = 280
 PROCESSES = {
@@ -29,6 +32,7 @@ PROCESSES = {
 }
 
 
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 def test_quick_scenario_settles_every_job_and_the_audit_passes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOP_")}
     result = subprocess.run(
