@@ -28,6 +28,7 @@ from adapters.store.memory import MemoryEventStore  # noqa: E402
 from adapters.store.sqlite import SqliteEventStore  # noqa: E402
 from domain.policy import LedgerPolicy  # noqa: E402
 from domain.ports import READ_ALL_LIMIT_MAX  # noqa: E402
+from domain.records import Record  # noqa: E402
 from flopledger.network import LocalNetwork  # noqa: E402
 from proofs.identity import Identity  # noqa: E402
 from validator.audit import AuditOptions  # noqa: E402
@@ -56,7 +57,9 @@ async def build(path: Path, commands: int) -> int:
         if index % SEAL_EVERY_COMMANDS == SEAL_EVERY_COMMANDS - 1:
             net.advance(1)
             await sealer.seal_once(force=True)
-    records = await memory.read_all(1, 10**9)
+    records: list[Record] = []
+    while batch := await memory.read_all(len(records) + 1, READ_ALL_LIMIT_MAX):
+        records.extend(batch)  # read_all returns at most READ_ALL_LIMIT_MAX records
     store = await SqliteEventStore.open(path)
     await store.close()
     with sqlite3.connect(path) as conn:

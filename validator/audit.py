@@ -5,10 +5,12 @@ chain and stream versions; the command that caused it (its Ed25519 envelope sign
 its id derives from actor and nonce, that it was not replayed, that its actor was allowed to
 cause the event: ``validator.audit_rules``); verdicts and quorum certificates; signed tree
 heads, their roots and witness co-signatures, anchors against tree heads; then it rebuilds the
-aggregate and, at each command's end, the ledger invariants (money conserved, no account but
-the boundary below zero). The first failure stops the replay: ``AuditFailed`` names its
-position and check. The replay is synchronous and does no IO (``validator.audit_run`` feeds
-it from a store or NATS and does the chain and read-model checks that need IO).
+aggregate (accounts with the audit's own state machine, ``validator.audit_accounts``; the
+rest through the domain's aggregates) and, at each command's end, the ledger invariants
+(money conserved, no account but the boundary below zero). The first failure stops the
+replay: ``AuditFailed`` names its position and check. The replay is synchronous and does no
+IO (``validator.audit_run`` feeds it from a store or NATS and does the chain and read-model
+checks that need IO).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from proofs.envelope import FRESHNESS_WINDOW_NS
 from proofs.identity import IdentityError, decode_actor_id, verify_signature
 from proofs.quorum import decode_qc, verdict_message, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
+from validator.audit_accounts import AccountState, apply_account_event
 from validator.audit_log import AnchorClaim, LogView
 from validator.audit_rules import OWNER_KINDS, find_violation
 
@@ -66,6 +69,8 @@ SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WI
 CERTIFICATE_SIGNERS_MIN = 1
 _METADATA = msgspec.json.Decoder(CommandMetadata)
 _JSON = msgspec.json.Decoder()
+ACCOUNT_STREAM_TYPE = Account.STREAM_TYPE
+HOLD_CLOSINGS = frozenset({"HoldPosted", "HoldVoided"})
 
 
 class AuditFailed(Exception):
@@ -105,8 +110,9 @@ class Replayer:
 
     def __init__(self, options: AuditOptions) -> None:
         self.options = options
-        self.head = Head(position=0, hash=GENESIS_HASH)
-        self.aggregates: dict[str, FlopAggregate] = {}
+        self.head_position = 0
+        self.head_hash = GENESIS_HASH
+        self.aggregates: dict[str, FlopAggregate | AccountState] = {}
         self.stream_types: dict[str, str] = {}
         self.last_positions: dict[str, int] = {}
         self.balance_history: dict[str, list[tuple[int, int, int, int]]] = {}
@@ -116,6 +122,11 @@ class Replayer:
         self._seen: set[str] = set()
         self._command: _Command | None = None
         self._money = 0
+
+    @property
+    def head(self) -> Head:
+        """The last record replayed (position 0 and the genesis hash before any)."""
+        return Head(position=self.head_position, hash=self.head_hash)
 
     def feed(self, record: Record) -> None:
         """Check one record and apply it; raises AuditFailed at the first failed check."""
@@ -127,12 +138,18 @@ class Replayer:
             self._fail(record, COMMAND_SIGNATURE, "metadata differs within one command")
         command = self._command
         try:
-            event = decode_event(record)
             data: dict[str, Any] = _JSON.decode(record.data)
+            if not isinstance(data, dict):
+                raise TypeError("event data is not a JSON object")
+            # Account events are applied from ``data`` (validator.audit_accounts).
+            event = None if record.stream_type == ACCOUNT_STREAM_TYPE else decode_event(record)
         except (ValueError, TypeError, msgspec.MsgspecError) as exc:
             self._fail(record, AGGREGATE_REPLAY, f"event does not decode: {exc}")
         self._check_event(record, command, event, data)
-        self._apply(record, command, event)
+        if event is None:
+            self._apply_account(record, command, data)
+        else:
+            self._apply(record, event)
         self.log.add_leaf(record.hash)
 
     def end_command(self) -> None:
@@ -146,7 +163,7 @@ class Replayer:
             )
         for account_id in command.touched_accounts:
             account = self.aggregates[account_id]
-            assert isinstance(account, Account)
+            assert isinstance(account, AccountState)
             if account.balance < 0 and account_id != BOUNDARY_ACCOUNT:
                 raise AuditFailed(
                     command.position,
@@ -157,7 +174,7 @@ class Replayer:
         self._command = None
 
     def _check_chain(self, record: Record) -> None:
-        expected = self.head.position + 1
+        expected = self.head_position + 1
         if record.position != expected:
             if record.position > expected:
                 raise AuditFailed(
@@ -166,7 +183,7 @@ class Replayer:
                     f"record {expected} is missing (the next stored one is {record.position})",
                 )
             self._fail(record, HASH_CHAIN, f"position goes back, {expected} was expected")
-        if record.prev_hash != self.head.hash:
+        if record.prev_hash != self.head_hash:
             self._fail(record, HASH_CHAIN, "prev_hash is not the hash of the record before")
         if compute_record_hash(record.prev_hash, record.body()) != record.hash:
             self._fail(record, HASH_CHAIN, "hash does not match the record's content")
@@ -180,7 +197,7 @@ class Replayer:
         known_type = self.stream_types.setdefault(record.stream_id, record.stream_type)
         if known_type != record.stream_type:
             self._fail(record, HASH_CHAIN, f"{record.stream_id} changes type to {known_type}")
-        self.head = Head(position=record.position, hash=record.hash)
+        self.head_position, self.head_hash = record.position, record.hash
         self.counts[HASH_CHAIN] += 1
 
     def last_version(self, stream_id: str) -> int:
@@ -257,6 +274,13 @@ class Replayer:
             self._fail(record, AUTHORIZATION, violation)
         self._check_amounts(record, command, data)
         self.counts[AUTHORIZATION] += 1
+        if record.stream_type == ACCOUNT_STREAM_TYPE:
+            if record.event_type in HOLD_CLOSINGS:
+                account = self.aggregates.get(record.stream_id)
+                transfer_id = data.get("transfer_id")
+                if transfer_id in getattr(account, "closed_holds", ()):
+                    self._fail(record, LEDGER_INVARIANTS, f"hold {transfer_id} closed twice")
+            return
         key = (record.stream_type, record.event_type)
         if key == ("job", "VerdictRecorded"):
             self._check_verdict(record, command, event)
@@ -264,10 +288,6 @@ class Replayer:
             self._check_certificate(record, event)
         elif record.stream_type == "log":
             self._check_log_event(record, command, event)
-        elif key in (("account", "HoldPosted"), ("account", "HoldVoided")):
-            account = self.aggregates.get(record.stream_id)
-            if event.transfer_id in getattr(account, "closed_holds", ()):
-                self._fail(record, LEDGER_INVARIANTS, f"hold {event.transfer_id} closed twice")
         elif key == ("node", "NodeSlashed") and not event.evidence:
             self._fail(record, LEDGER_INVARIANTS, "a slash cites no evidence")
         elif key == ("validator", "Registered") and self.options.verify_proofs:
@@ -377,27 +397,36 @@ class Replayer:
         self.log.last_size = size
         self.counts[TREE_HEAD] += 1
 
-    def _apply(self, record: Record, command: _Command, event: Any) -> None:
+    def _apply(self, record: Record, event: Any) -> None:
         previous = self.aggregates.get(record.stream_id)
-        before = previous.balance if isinstance(previous, Account) else 0
         try:
             aggregate = event.mutate(previous)
         except (KeyError, ValueError, TypeError, AttributeError, AssertionError) as exc:
             self._fail(record, AGGREGATE_REPLAY, f"{record.event_type} does not apply: {exc!r}")
         self.aggregates[record.stream_id] = aggregate
         self.last_positions[record.stream_id] = record.position
-        if isinstance(aggregate, Account):
-            self._money += aggregate.balance - before
-            command.touched_accounts.add(record.stream_id)
-            history = self.balance_history.setdefault(record.stream_id, [])
-            history.append(
-                (
-                    record.position,
-                    aggregate.balance,
-                    aggregate.debits_pending,
-                    aggregate.credits_pending,
-                )
+        self.counts[AGGREGATE_REPLAY] += 1
+
+    def _apply_account(self, record: Record, command: _Command, data: dict[str, Any]) -> None:
+        stream_id = record.stream_id
+        previous = self.aggregates.get(stream_id)
+        assert previous is None or isinstance(previous, AccountState)  # stream types are fixed
+        before = previous.balance if previous is not None else 0
+        try:
+            account = apply_account_event(
+                previous, stream_id, record.version, record.event_type, data
             )
+        except (KeyError, ValueError, TypeError) as exc:
+            self._fail(record, AGGREGATE_REPLAY, f"{record.event_type} does not apply: {exc!r}")
+        self.aggregates[stream_id] = account
+        self.last_positions[stream_id] = record.position
+        balance = account.credits_posted - account.debits_posted
+        self._money += balance - before
+        command.touched_accounts.add(stream_id)
+        history = self.balance_history.get(stream_id)
+        if history is None:
+            history = self.balance_history[stream_id] = []
+        history.append((record.position, balance, account.debits_pending, account.credits_pending))
         self.counts[AGGREGATE_REPLAY] += 1
 
     def _fail(self, record: Record, check: str, message: str) -> Any:

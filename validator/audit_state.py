@@ -13,10 +13,11 @@ from collections import Counter
 from typing import Any
 
 from domain.job import FINISHED_STATES, Job
-from domain.ledger import Account, escrow_account, stake_account, user_account
+from domain.ledger import escrow_account, stake_account, user_account
 from domain.log import LOG_STREAM_ID
 from domain.node import Node
 from validator.audit import LEDGER_INVARIANTS, READ_MODEL, AuditFailed, Replayer
+from validator.audit_accounts import AccountState
 
 # Accounts listed by balance in the human summary (the JSON report lists every account).
 SUMMARY_ACCOUNTS_MAX = 20
@@ -100,5 +101,5 @@ def summarize_state(replayer: Replayer) -> dict[str, Any]:
     }
 
 
-def _accounts(replayer: Replayer) -> dict[str, Account]:
-    return {k: a for k, a in replayer.aggregates.items() if isinstance(a, Account)}
+def _accounts(replayer: Replayer) -> dict[str, AccountState]:
+    return {k: a for k, a in replayer.aggregates.items() if isinstance(a, AccountState)}
