@@ -36,6 +36,7 @@ THROUGHPUT_BUCKET_S = 10
 THROUGHPUT_BUCKETS = 30
 VIEWS_MAX = 10_000
 US_PER_S = 1_000_000
+THROUGHPUT_WINDOW_US = (THROUGHPUT_BUCKETS + 1) * THROUGHPUT_BUCKET_S * US_PER_S
 READ_BATCHES_PER_REQUEST_MAX = 50
 
 
@@ -173,7 +174,7 @@ class LogStats:
             decisions = self.node_decisions.setdefault(node, [0, 0])
             decisions[0 if kind == "JobVerified" else 1] += 1
         elif kind == "JobSettled":
-            self.settled_at_us.append(int(data.get("at_us", 0)))
+            self._add_settlement(int(data.get("at_us", 0)))
             for payout in data.get("payouts", []):
                 key = f"paid_{payout.get('role', 'other')}"
                 self.amounts[key] = self.amounts.get(key, 0) + int(payout.get("amount", 0))
@@ -208,6 +209,13 @@ class LogStats:
             self.holds[str(data["transfer_id"])] = int(data["amount"])
         elif kind in ("HoldPosted", "HoldVoided"):
             self.holds.pop(str(data.get("transfer_id", "")), None)
+
+    def _add_settlement(self, at_us: int) -> None:
+        """Keep the settlement times of the chart's window only (older ones are never shown)."""
+        self.settled_at_us.append(at_us)
+        oldest_us = max(self.settled_at_us) - THROUGHPUT_WINDOW_US
+        if self.settled_at_us[0] < oldest_us:
+            self.settled_at_us = [t for t in self.settled_at_us if t >= oldest_us]
 
     def compute_throughput(self, now_us: int) -> list[ThroughputBucket]:
         """Settlements per bucket over the last ``THROUGHPUT_BUCKETS`` buckets, oldest first."""
