@@ -106,15 +106,16 @@ class LedgerService:
             actor=envelope.actor, command_id=command_id, now_ns=now_ns, policy=self.policy
         )
         handler = HANDLERS[type(command)]
-        for _attempt in range(self.retries_max):
+        for attempt in range(self.retries_max):
             uow = UnitOfWork(self.store, now_ns=now_ns)
             try:
                 subject = await handler(uow, command, ctx)
             except Rejection:
                 # Streams are read one by one: a command that committed in between can leave
                 # this one with a torn view (e.g. a job not yet settled, its hold already
-                # posted). Reject only on reads that still stand; else decide again.
-                if await uow.has_changed_since_read():
+                # posted). Reject on reads that still stand, or on the last attempt (never
+                # turn a rejection into contention); else decide again.
+                if attempt + 1 < self.retries_max and await uow.has_changed_since_read():
                     continue
                 raise
             metadata = encode_canonical(

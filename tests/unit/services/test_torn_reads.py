@@ -18,6 +18,7 @@ from domain.job import SETTLED
 from domain.ledger import user_account
 from domain.ports import EventStore
 from domain.records import Record
+from domain.services.ledger_service import COMMAND_RETRIES_MAX
 from tests.unit.services.test_verdict_services import (
     CONSUMER,
     _committed_job,
@@ -62,3 +63,24 @@ async def test_a_rejection_on_a_torn_read_is_decided_again() -> None:
     assert not store.armed  # the interleaving happened
     assert refused.value.code == "job_settled"
     assert (await _job(net, job_id)).state == SETTLED
+
+
+async def test_a_rejection_under_endless_change_is_still_that_rejection() -> None:
+    """Every read of the account sees a fresh deposit: after the last attempt the withdrawal
+    is refused for what it is (``exceeds_available``), never as contention."""
+    net = await _network()
+    attempts = []
+
+    async def deposit_one() -> None:
+        attempts.append(1)
+        store.armed = False
+        await net.deposit(CONSUMER, 1)
+        store.armed = True
+
+    store = InterleavingStore(net.store, user_account(CONSUMER.id), deposit_one)
+    net.store = store  # type: ignore[assignment]
+    store.armed = True
+    with pytest.raises(Rejection) as refused:
+        await net.run(CONSUMER, "account.withdraw", {"amount": 10**9})
+    assert refused.value.code == "exceeds_available"
+    assert len(attempts) >= COMMAND_RETRIES_MAX  # decided again on every attempt
