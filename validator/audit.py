@@ -187,7 +187,8 @@ class Replayer:
             self._fail(record, HASH_CHAIN, "prev_hash is not the hash of the record before")
         if compute_record_hash(record.prev_hash, record.body()) != record.hash:
             self._fail(record, HASH_CHAIN, "hash does not match the record's content")
-        version = self.last_version(record.stream_id) + 1
+        aggregate = self.aggregates.get(record.stream_id)
+        version = 1 if aggregate is None else aggregate.version + 1
         if record.version != version:
             self._fail(
                 record,

@@ -16,12 +16,15 @@ stream types a command kind may touch) and exact where money or verdicts are con
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
 
 ACCOUNT_STREAMS = frozenset({"account", "directory"})
+KINDS_CACHED_MAX = 256
+"""Command kinds whose allowed stream types are remembered (a few dozen kinds exist)."""
 
 # Which stream types each command kind may append to: exact for money and the log, by
 # family for the job, node, validator and stake kinds (their handlers change often).
@@ -126,6 +129,7 @@ def find_violation(
     return None
 
 
+@functools.lru_cache(maxsize=KINDS_CACHED_MAX)
 def get_allowed_stream_types(kind: str) -> frozenset[str] | None:
     """The stream types a command kind may append to; None for a kind the audit does not know."""
     exact = KIND_STREAM_TYPES.get(kind)
