@@ -13,9 +13,10 @@ import signal
 import sys
 from types import FrameType
 
-from flopledger.settings import load_settings
+from flopledger.settings import SettingsError, load_settings
 
 APP_FACTORY = "api.bootstrap:build_app"
+EXIT_BAD_SETTINGS = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -34,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     from flopledger.sealing import SealerThread, load_seal_config
 
-    settings = load_settings()
-    seal_config = load_seal_config()
+    try:
+        settings, seal_config = load_settings(), load_seal_config()
+    except SettingsError as exc:
+        print(f"flopledger serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     sealer = SealerThread(settings, seal_config) if seal_config.enabled else None
     # uvicorn re-raises the signal it shut down on once it has restored this handler: exit
     # through ``finally`` (stopping the sealer) instead of dying of the signal.

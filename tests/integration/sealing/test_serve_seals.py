@@ -91,3 +91,17 @@ def test_serve_with_seal_off_serves_in_process_heads(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert client.get_tree_head()["source"] == "in_process"
         client.close()
+
+
+def test_serve_refuses_a_bad_seal_setting(tmp_path: Path) -> None:
+    env = {**os.environ, "FLOP_DATA_DIR": str(tmp_path), "FLOP_SEAL_INTERVAL_S": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "FLOP_SEAL_INTERVAL_S" in done.stderr
