@@ -68,11 +68,16 @@ class GatewayService:
         self.identity = identity
         self.service = service
         self.clock_ns = clock_ns
+        self._settled: set[str] = set()
+        """Signatures this instance already credited or found credited: not tried again (a
+        new instance tries each once more; the ledger's nonce check is what makes it safe)."""
 
     async def credit_deposits(self) -> DepositOutcome:
         """Credit every deposit not credited yet (exactly once per Solana signature)."""
         credited = skipped = 0
         for transfer in await self.gateway.list_incoming():
+            if transfer.signature in self._settled:
+                continue
             owner = transfer.memo.removeprefix(DEPOSIT_MEMO_PREFIX)
             if not transfer.memo.startswith(DEPOSIT_MEMO_PREFIX) or not is_actor_id(owner):
                 skipped += 1
@@ -93,6 +98,7 @@ class GatewayService:
                 skipped += 1
             else:
                 credited += 1
+            self._settled.add(transfer.signature)
         return DepositOutcome(credited=credited, skipped=skipped)
 
     async def pending_withdrawals(self) -> list[str]:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -142,3 +143,20 @@ async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> 
         assert log is not None and log.latest is not None and log.latest.anchor_signature
     finally:
         await store.close()
+
+
+async def test_a_credited_deposit_is_not_tried_again_by_the_same_loop() -> None:
+    net, chain = LocalNetwork.create(MemoryEventStore()), LiteSvmGateway.create()
+    loop = make_loop(net, chain)
+    pay_in(chain, LAMPORTS)
+    assert (await loop.run_once()).credited == 1
+    executed: list[str] = []
+    inner = loop.service.service.execute
+
+    async def counting(envelope: Any, **kwargs: Any) -> Any:
+        executed.append(envelope.kind)
+        return await inner(envelope, **kwargs)
+
+    loop.service.service.execute = counting  # type: ignore[method-assign]
+    assert (await loop.run_once()).credited == 0
+    assert "account.deposit" not in executed
