@@ -71,6 +71,8 @@ class GatewayService:
         self._settled: set[str] = set()
         """Signatures this instance already credited or found credited: not tried again (a
         new instance tries each once more; the ledger's nonce check is what makes it safe)."""
+        self._scanned_position = 0
+        self._unpaid: list[str] = []
 
     async def credit_deposits(self) -> DepositOutcome:
         """Credit every deposit not credited yet (exactly once per Solana signature)."""
@@ -102,22 +104,24 @@ class GatewayService:
         return DepositOutcome(credited=credited, skipped=skipped)
 
     async def pending_withdrawals(self) -> list[str]:
-        """Ids (command ids) of withdrawals whose payout has not landed."""
-        pending = []
-        position = 1
+        """Ids (command ids) of withdrawals whose payout has not landed. The log is scanned
+        once per instance: later calls read only the records appended since."""
+        position = self._scanned_position + 1
         while batch := await self.store.read_all(position, READ_ALL_LIMIT_MAX):
             for record in batch:
                 if record.stream_id == BOUNDARY_ACCOUNT and record.event_type == "Credited":
                     kind = msgspec.json.decode(record.metadata, type=CommandMetadata).envelope.kind
                     if kind == "account.withdraw":
-                        pending.append(record.command_id)
+                        self._unpaid.append(record.command_id)
             position = batch[-1].position + 1
+        self._scanned_position = position - 1
         result = []
-        for withdrawal_id in pending:
+        for withdrawal_id in self._unpaid:
             found = await get_aggregate(self.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
             if found is None or not found.is_sent:
                 result.append(withdrawal_id)
-        return result
+        self._unpaid = result
+        return list(result)
 
     async def pay_withdrawal(self, withdrawal_id: str, *, destination: str, amount: int) -> str:
         """Pay one withdrawal at most once; returns the landed Solana signature."""
