@@ -22,7 +22,7 @@ from adapters.nats.errors import ChainBroken
 from domain.balances import decode_balance_snapshot
 from domain.errors import OperatingError
 from domain.log import encode_anchor_memo
-from domain.ports import READ_ALL_LIMIT_MAX, ChainMemo, EventStore
+from domain.ports import ChainMemo, EventStore
 from domain.records import Record
 from validator.audit import (
     ANCHOR,
@@ -39,7 +39,9 @@ from validator.audit_state import check_balance_snapshot, check_final_invariants
 
 __all__ = ["AnchorReader", "AuditReport", "ChainMemo", "SourceUnreadable", "run_audit"]
 
-AUDIT_BATCH = READ_ALL_LIMIT_MAX
+AUDIT_BATCH = 1_000
+"""Records per store read; the next batch is read while this one is replayed, so smaller
+batches overlap more of the reading (500-2,000 measured ~5-10% faster than 10,000)."""
 NATS_BATCH = 1000
 
 Progress = Callable[[int, int], None]
