@@ -37,7 +37,7 @@ from domain.events import decode_event, rebuild
 from domain.job import Job
 from domain.ledger import BOUNDARY_ACCOUNT, stake_account
 from domain.node import Node
-from domain.policy import SECOND_NS
+from domain.policy import BPS, SECOND_NS, LedgerPolicy
 from domain.records import Record
 from domain.services.queries import get_aggregate, get_balances
 from domain.verdicts import compute_verdict_commitment
@@ -47,7 +47,7 @@ from proofs import bls
 from proofs.identity import Identity
 from proofs.quorum import attestation_verdict_message, decode_qc, verdict_message, verify_qc
 from tests.e2e._dishonest import DishonestNode
-from tests.e2e._network_harness import Network, wait_for_validator
+from tests.e2e._network_harness import Child, Network, wait_for_validator
 from validator.protection import SigningDatabase
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -64,7 +64,7 @@ POLICY: dict[str, int | bool] = {
     "verdict_commit_window_ns": 2 * SECOND_NS,
     "verdict_reveal_window_ns": 2 * SECOND_NS,
 }
-SLASHED_STAKE = STAKE - STAKE * 1_000 // 10_000  # LedgerPolicy.slash_bps (10%)
+SLASHED_STAKE = STAKE - STAKE * LedgerPolicy().slash_bps // BPS
 HONEST_REGIONS = ("eu-west", "us-east", "ap-south")
 CHEAT_REGION = "sa-east"
 STEP_TIMEOUT_S = 90.0
@@ -193,7 +193,7 @@ async def run_scenario(network: Network, artifacts: ArtifactStore, tmp_path: Pat
     )
 
 
-async def _start_validators(scenario: Scenario) -> list[Any]:
+async def _start_validators(scenario: Scenario) -> list[Child]:
     net = scenario.net
     for files in scenario.validator_files:
         await asyncio.to_thread(scenario.operator.deposit, files.identity.id, FUNDS)
@@ -214,7 +214,7 @@ async def _join_cheaters(scenario: Scenario) -> None:
     await _wait_until(lambda: _is_state(scenario, FORGER.id, "jailed"), "forger jailed")
 
 
-async def _run_jobs(scenario: Scenario, validators: list[Any]) -> None:
+async def _run_jobs(scenario: Scenario, validators: list[Child]) -> None:
     """Honest jobs in three batches (before the crash of validator 0, while it is down, after
     its restart), the two cheats during the first."""
     first, down = JOBS // 3, JOBS // 3 - 2
@@ -244,7 +244,7 @@ async def _run_jobs(scenario: Scenario, validators: list[Any]) -> None:
     await _wait_until(lambda: _all_settled(scenario), "every job settled", SETTLE_TIMEOUT_S)
 
 
-async def _crash_validator(scenario: Scenario, child: Any) -> None:
+async def _crash_validator(scenario: Scenario, child: Child) -> None:
     """SIGKILL validator 0, at a moment it has committed on a job and not yet revealed when
     such a moment turns up within ``KILL_HUNT_S`` (read from the store: the freshest view)."""
     me = scenario.validator_files[0].identity.id
