@@ -13,6 +13,8 @@ import msgspec
 from domain.errors import Rejection
 from domain.policy import (
     AMOUNT_MAX,
+    ATTESTATION_SIZE_MAX,
+    ATTESTATION_SIZE_MIN,
     DIGEST_BYTES,
     GPUS_PER_NODE_MAX,
     PRICE_MAX,
@@ -77,7 +79,9 @@ class WithdrawStake(Command, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
 class RequestAttestationChallenge(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     node_id: ActorId
-    size: Annotated[int, msgspec.Meta(ge=16, le=16384)] = 1024
+    size: Annotated[int, msgspec.Meta(ge=ATTESTATION_SIZE_MIN, le=ATTESTATION_SIZE_MAX)] = (
+        ATTESTATION_SIZE_MIN
+    )
 
 
 class SubmitAttestation(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -17,6 +17,10 @@ REASON_CHARS_MAX = 256
 EVIDENCE_BYTES_MAX = 64 * 1024
 DIGEST_BYTES = 32
 WORKLOAD_PARAMS_BYTES_MAX = 16 * 1024
+# Attestation matmul sizes. Below the minimum a claimed GPU and a CPU take about the same
+# time, so the timing check could not tell them apart (a node chooses its challenge size).
+ATTESTATION_SIZE_MIN = 1024
+ATTESTATION_SIZE_MAX = 16384
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
 GPU_CLASSES: tuple[str, ...] = ("cpu", "consumer", "workstation", "datacenter")

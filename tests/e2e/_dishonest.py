@@ -33,10 +33,11 @@ from adapters.compute.runtime import select_device
 from adapters.compute.workloads import compute_job_seed
 from adapters.nats.objects import ArtifactStore
 from api.client import ApiClient
+from domain.policy import ATTESTATION_SIZE_MIN
 from proofs.identity import Identity
 from proofs.matmul import compute_product, derive_inputs, encode_matmul_proof, make_matmul_proof
 
-CHALLENGE_SIZE = 256
+CHALLENGE_SIZE = ATTESTATION_SIZE_MIN
 """Large enough that a claimed 1 ns product is beyond any CPU (``is_timing_plausible``)."""
 CORRUPT_ROWS_PERCENT = 5
 POLL_S = 0.2

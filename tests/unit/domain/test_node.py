@@ -212,3 +212,16 @@ def test_replaying_the_recorded_events_rebuilds_the_same_node() -> None:
         rebuilt = decode_event(record).mutate(rebuilt)
     assert isinstance(rebuilt, Node)
     assert rebuilt.view() == node.view()
+
+
+def test_attestation_challenge_size_bounds() -> None:
+    from domain.commands import decode_command
+    from domain.policy import ATTESTATION_SIZE_MAX, ATTESTATION_SIZE_MIN
+
+    node_id = "1" * 32
+    for size in (ATTESTATION_SIZE_MIN, ATTESTATION_SIZE_MAX):
+        decode_command("node.attestation.challenge", {"node_id": node_id, "size": size})
+    for size in (ATTESTATION_SIZE_MIN - 1, ATTESTATION_SIZE_MAX + 1):
+        with pytest.raises(Rejection) as info:
+            decode_command("node.attestation.challenge", {"node_id": node_id, "size": size})
+        assert info.value.code == "command_body_invalid"
