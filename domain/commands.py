@@ -186,6 +186,11 @@ class ReportEquivocation(Command, frozen=True, forbid_unknown_fields=True, kw_on
     signature_fail: BlsSignature
 
 
+class ReleaseJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    job_id: JobId
+    reason: Reason = ""
+
+
 class ExpireJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     job_id: JobId
 
@@ -270,6 +275,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "job.commit_verdict": CommitVerdict,
     "job.record_verdict": RecordVerdict,
     "job.expire": ExpireJob,
+    "job.release": ReleaseJob,
     "validator.register": RegisterValidator,
     "log.seal": SealTreeHead,
     "log.cosign": CosignTreeHead,

@@ -188,6 +188,18 @@ class Job(FlopAggregate):
             job.price = job.result_due_ns = 0
             job.result, job.round, job.certificate = None, None, b""
 
+    class JobReleased(FlopAggregate.Event):
+        """The claiming node handed the job back before its result was due."""
+
+        node_id: str
+        reason: str
+
+        def apply(self, job: Job) -> None:
+            job.excluded_nodes.add(job.node_id)
+            job.state, job.offered_at_ns = SUBMITTED, _ns(self)
+            job.node_id = job.provider = ""
+            job.price = job.result_due_ns = 0
+
     class JobExpired(FlopAggregate.Event):
         reason: str
 
@@ -434,6 +446,25 @@ class Job(FlopAggregate):
             return True
         self._trigger(self.JobExpired, now_ns, reason=reason)
         return False
+
+    def release(self, *, node_id: str, reason: str, now_ns: int) -> None:
+        """The claiming node gives the job back (say, shutting down) while its window is open.
+
+        The job returns to the market at once instead of waiting for the window to lapse; the
+        node may not claim it again, so releasing cannot be used to hold a job indefinitely.
+        """
+        self._require_state({CLAIMED}, "release")
+        if node_id != self.node_id:
+            raise Unauthorized(
+                f"job {self.id} is claimed by {self.node_id}, not {node_id}",
+                code="not_the_claiming_node",
+            )
+        if now_ns > self.result_due_ns:
+            raise Rejection(
+                f"the result was due at {self.result_due_ns}; the job is reassigned by job.expire",
+                code="result_window_closed",
+            )
+        self._trigger(self.JobReleased, now_ns, node_id=node_id, reason=reason)
 
     def expire(self, *, now_ns: int) -> None:
         """An unclaimed job whose deadline passed."""

@@ -3,9 +3,10 @@
 ``NodeAgent.run(stop)`` runs until ``stop`` is set, then shuts down in order under
 ``shutdown_deadline_s``: stop intake (offers, polling, claims), let jobs in hand finish and
 deliver, flush spooled results, stop heartbeats. A job still running at the deadline is
-abandoned: the ledger has no release command, so it goes back to the market when its result
-window closes (``job.expire`` / reassignment); its spooled result, if any, is delivered by
-the next start while the window is still open.
+cancelled: if its result is already spooled it is kept (the next start delivers it while the
+window is open); otherwise the agent releases it (``job.release``) so it goes back to the
+market at once instead of when its result window closes. A release that fails (API gone) is
+logged, and the window's expiry returns the job to the market instead.
 
 Job intake has two sources: offers on NATS (``flop.offer.<region>``; the own region at once,
 other regions after one region stagger per tier, as the ledger's claim rule) and a poll of
@@ -119,6 +120,7 @@ class NodeAgent:
         self._wake = asyncio.Event()
         self.completed: list[str] = []
         self.abandoned = 0
+        self.released: list[str] = []
 
     @property
     def slots_total(self) -> int:
@@ -159,15 +161,34 @@ class NodeAgent:
         pending = [*self._jobs.values(), *others]
         if pending:
             _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            late_jobs = [job_id for job_id, task in self._jobs.items() if task in late]
             for task in late:
                 _log.warning("job_abandoned_at_shutdown", task=task.get_name())
                 task.cancel()
             self.abandoned += len(late)
             await asyncio.gather(*late, return_exceptions=True)
+            for job_id in late_jobs:
+                await self._release_unfinished(job_id)
         if heartbeat is not None:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
         _log.info("agent_stopped", node_id=self.node_id, completed=len(self.completed))
+
+    async def _release_unfinished(self, job_id: str) -> None:
+        """Give back a job cut off by shutdown, unless its result is saved for the next start."""
+        if self.spool.load(job_id) is not None:
+            _log.info("job_kept_for_next_start", job_id=job_id)
+            return
+        try:
+            await self.ledger.release(job_id, "node shutting down")
+        except LedgerUnavailable as exc:
+            _log.warning("job_release_failed", job_id=job_id, error=str(exc))
+            return
+        except ApiProblem as problem:
+            _log.warning("job_release_refused", job_id=job_id, code=problem.code)
+            return
+        self.released.append(job_id)
+        _log.info("job_released_at_shutdown", job_id=job_id)
 
     # -- registration, stake, attestation ----------------------------------------------------
 

@@ -34,6 +34,7 @@ class Ledger(Protocol):
     async def list_jobs(self, **filters: Any) -> list[dict[str, Any]]: ...
     async def get_job(self, job_id: str) -> dict[str, Any]: ...
     async def claim(self, job_id: str, node_id: str) -> None: ...
+    async def release(self, job_id: str, reason: str) -> None: ...
     async def commit_result(
         self, job_id: str, commitment: bytes, artifact_digest: bytes, proof_digest: bytes
     ) -> None: ...
@@ -78,6 +79,10 @@ class ApiLedger:
     async def claim(self, job_id: str, node_id: str) -> None:
         body = {"job_id": job_id, "node_id": node_id}
         await self._send(f"/v1/jobs/{job_id}/claim", "job.claim", body)
+
+    async def release(self, job_id: str, reason: str) -> None:
+        body = {"job_id": job_id, "reason": reason}
+        await self._send(f"/v1/jobs/{job_id}/release", "job.release", body)
 
     async def commit_result(
         self, job_id: str, commitment: bytes, artifact_digest: bytes, proof_digest: bytes

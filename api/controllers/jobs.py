@@ -140,6 +140,21 @@ class JobController(Controller):
         return to_accepted(result)
 
     @post(
+        "/{job_id:str}/release",
+        operation_id="releaseJob",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def release(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Hand a claimed job back to the market (``job.release``, signed by the claiming node)."""
+        result = await run_command(
+            deps, request, data, kind="job.release", path_fields={"job_id": job_id}
+        )
+        return to_accepted(result)
+
+    @post(
         "/{job_id:str}/expire", operation_id="expireJob", status_code=200, responses=COMMAND_ERRORS
     )
     async def expire(

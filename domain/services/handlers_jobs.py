@@ -178,6 +178,13 @@ async def _finalize_if_quorum(uow: UnitOfWork, job: Job, ctx: CommandContext) ->
         await _refund(uow, job, ctx)
 
 
+async def handle_release_job(uow: UnitOfWork, cmd: c.ReleaseJob, ctx: CommandContext) -> str:
+    """The claiming node hands the job back; its escrow stays held for the next claim."""
+    job = await uow.require(Job, cmd.job_id)
+    job.release(node_id=ctx.actor, reason=cmd.reason or "released by the node", now_ns=ctx.now_ns)
+    return job.id
+
+
 async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandContext) -> str:
     """Anyone may crank an overdue job: unclaimed past its deadline, a missed result window,
     or a verdict round whose reveal window closed (absent validators replaced, else the job

@@ -54,6 +54,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ExpireAttestation: verdicts.handle_expire_attestation,
     c.ReportEquivocation: verdicts.handle_report_equivocation,
     c.ExpireJob: jobs.handle_expire_job,
+    c.ReleaseJob: jobs.handle_release_job,
     c.SealTreeHead: log.handle_seal,
     c.CosignTreeHead: log.handle_cosign,
     c.AnchorTreeHead: log.handle_anchor,

@@ -315,3 +315,24 @@ def test_stake_below_a_raised_minimum_blocks_claims() -> None:
     with pytest.raises(Rejection) as info:
         _job().claim(node, policy=stricter, now_ns=NOW)
     assert info.value.code == "stake_below_minimum"
+
+
+def test_release_returns_the_job_to_the_market_and_excludes_the_node() -> None:
+    job = _job()
+    with pytest.raises(InvalidTransition) as info:
+        job.release(node_id="node-eu", reason="bye", now_ns=NOW)
+    assert info.value.code == "job_submitted"
+    job.claim(_node(), policy=POLICY, now_ns=NOW)
+    with pytest.raises(Unauthorized) as info:
+        job.release(node_id="someone-else", reason="bye", now_ns=NOW)
+    assert info.value.code == "not_the_claiming_node"
+    with pytest.raises(Rejection) as info:
+        job.release(node_id="node-eu", reason="bye", now_ns=NOW + 60 * S + 1)
+    assert info.value.code == "result_window_closed"
+    job.release(node_id="node-eu", reason="shutting down", now_ns=NOW + 60 * S)
+    assert (job.state, job.node_id, job.offered_at_ns) == (SUBMITTED, "", NOW + 60 * S)
+    with pytest.raises(Rejection) as info:
+        job.claim(_node(), policy=POLICY, now_ns=NOW + 60 * S)
+    assert info.value.code == "node_excluded_from_job"
+    job.claim(_node("node-2"), policy=POLICY, now_ns=NOW + 60 * S)
+    assert job.state == CLAIMED

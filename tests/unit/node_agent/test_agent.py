@@ -30,6 +30,7 @@ class FakeLedger:
         self.down = False
         self.commit_failures = 0
         self.commits: dict[str, bytes] = {}
+        self.released: list[str] = []
 
     def _check(self) -> None:
         if self.down:
@@ -94,6 +95,14 @@ class FakeLedger:
         if job["state"] != "submitted":
             raise Conflict(409, {"code": "job_already_claimed"})
         job.update(state="claimed", node_id=node_id)
+
+    async def release(self, job_id: str, reason: str) -> None:
+        self._check()
+        job = self.jobs[job_id]
+        if job["state"] != "claimed":
+            raise Conflict(409, {"code": f"job_{job['state']}"})
+        job.update(state="submitted", node_id=None)
+        self.released.append(job_id)
 
     async def commit_result(
         self, job_id: str, commitment: bytes, artifact_digest: bytes, proof_digest: bytes
@@ -182,6 +191,7 @@ async def test_spooled_result_is_delivered_after_a_restart(tmp_path: Path) -> No
     first = make_agent(tmp_path, ledger, artifacts, deadline_s=0.3)
     await run_until(first, lambda: first.spool.list_job_ids() == ["job-1"])
     assert first.abandoned == 1 or "job-1" not in ledger.commits
+    assert ledger.released == []  # a spooled result is kept for the next start, not released
     ledger.commit_failures = 0
     second = make_agent(tmp_path, ledger, artifacts)
     await run_until(second, lambda: "job-1" in ledger.commits)
@@ -199,3 +209,14 @@ async def test_shutdown_waits_for_the_job_in_hand(tmp_path: Path) -> None:
     await run_until(agent, lambda: ledger.jobs["job-1"]["state"] == "claimed")
     assert ledger.jobs["job-1"]["state"] == "result_committed"
     assert agent.abandoned == 0
+
+
+async def test_job_cut_off_by_the_shutdown_deadline_is_released(tmp_path: Path) -> None:
+    ledger, artifacts = FakeLedger(), FakeArtifacts()
+    ledger.add_job("job-1", "matmul", {"n": 2048})
+    agent = make_agent(tmp_path, ledger, artifacts, deadline_s=0.0)
+    await run_until(agent, lambda: ledger.jobs["job-1"]["state"] == "claimed")
+    assert agent.abandoned == 1
+    assert agent.released == ["job-1"] and ledger.released == ["job-1"]
+    assert ledger.jobs["job-1"]["state"] == "submitted"
+    assert "job-1" not in ledger.commits

@@ -274,3 +274,16 @@ async def test_endless_conflicts_end_in_a_typed_rejection() -> None:
     with pytest.raises(Rejection) as info:
         await net.deposit(CONSUMER, 1)
     assert info.value.code == "too_much_contention"
+
+
+async def test_claiming_node_releases_a_job_and_another_node_takes_it() -> None:
+    net = await _network()
+    job_id = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)
+    await net.run(EU, "job.claim", {"job_id": job_id, "node_id": EU.id})
+    with pytest.raises(Unauthorized):
+        await net.run(US, "job.release", {"job_id": job_id})
+    await net.run(EU, "job.release", {"job_id": job_id, "reason": "shutting down"})
+    assert (await _job(net, job_id)).state == SUBMITTED
+    net.advance(11)
+    await net.run(US, "job.claim", {"job_id": job_id, "node_id": US.id})
+    assert (await get_balances(net.store))[user_account(CONSUMER.id)].available == 4_000
