@@ -18,6 +18,7 @@ import msgspec
 from domain.errors import InvalidTransition, Rejection, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import LedgerPolicy
+from domain.stake import StakeRules
 from domain.verdicts import (
     Verdict,
     VerdictRound,
@@ -48,7 +49,7 @@ class Challenge(msgspec.Struct, frozen=True):
     deadline_ns: int
 
 
-class Node(FlopAggregate):
+class Node(FlopAggregate, StakeRules):
     """A GPU provider. Its id is the node's Ed25519 key (base58)."""
 
     STREAM_TYPE: ClassVar[str] = "node"
@@ -444,29 +445,9 @@ class Node(FlopAggregate):
 
     def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "request_unbond")
-        if amount <= 0 or amount > self.stake:
-            raise Rejection(
-                f"can unbond 1..{self.stake}, not {amount}", code="unbond_amount_out_of_range"
-            )
-        self._trigger(
-            self.UnbondRequested,
-            now_ns,
-            amount=amount,
-            ready_ns=now_ns + policy.unbonding_period_ns,
-        )
+        self._request_unbond(amount=amount, policy=policy, now_ns=now_ns)
         if self.state == ACTIVE and self.stake < policy.node_stake_min:
             self._trigger(self.NodeDeactivated, now_ns, reason="stake below minimum")
-
-    def withdraw_unbonded(self, *, now_ns: int) -> int:
-        if self.unbonding == 0:
-            raise InvalidTransition("nothing is unbonding", code="nothing_to_withdraw")
-        if now_ns < self.unbond_ready_ns:
-            raise Rejection(
-                f"unbonding completes at {self.unbond_ready_ns}", code="unbonding_not_complete"
-            )
-        amount = self.unbonding
-        self._trigger(self.StakeWithdrawn, now_ns, amount=amount)
-        return amount
 
     def slash(
         self, *, amount: int, reason: str, evidence: bytes, policy: LedgerPolicy, now_ns: int

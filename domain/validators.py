@@ -7,12 +7,13 @@ from typing import ClassVar
 from domain.errors import InvalidTransition, Rejection, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import LedgerPolicy
+from domain.stake import StakeRules
 
 BLS_PUBLIC_KEY_BYTES = 48
 BLS_POP_BYTES = 96
 
 
-class Validator(FlopAggregate):
+class Validator(FlopAggregate, StakeRules):
     """A validator. Its id is its Ed25519 key; it also holds a BLS12-381 key."""
 
     STREAM_TYPE: ClassVar[str] = "validator"
@@ -105,27 +106,7 @@ class Validator(FlopAggregate):
         self._trigger(self.StakeBonded, now_ns, amount=amount)
 
     def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
-        if amount <= 0 or amount > self.stake:
-            raise Rejection(
-                f"can unbond 1..{self.stake}, not {amount}", code="unbond_amount_out_of_range"
-            )
-        self._trigger(
-            self.UnbondRequested,
-            now_ns,
-            amount=amount,
-            ready_ns=now_ns + policy.unbonding_period_ns,
-        )
-
-    def withdraw_unbonded(self, *, now_ns: int) -> int:
-        if self.unbonding == 0:
-            raise InvalidTransition("nothing is unbonding", code="nothing_to_withdraw")
-        if now_ns < self.unbond_ready_ns:
-            raise Rejection(
-                f"unbonding completes at {self.unbond_ready_ns}", code="unbonding_not_complete"
-            )
-        amount = self.unbonding
-        self._trigger(self.StakeWithdrawn, now_ns, amount=amount)
-        return amount
+        self._request_unbond(amount=amount, policy=policy, now_ns=now_ns)
 
     def slash(
         self, *, amount: int, reason: str, evidence_key: str, evidence: bytes, now_ns: int

@@ -1,0 +1,50 @@
+"""Unbonding rules shared by the aggregates that hold stake (nodes and validators).
+
+Each aggregate nests its own ``UnbondRequested`` and ``StakeWithdrawn`` events (events are
+registered per stream type); the rules that decide them live here once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import InvalidTransition, Rejection
+from domain.policy import LedgerPolicy
+
+
+class StakeRules:
+    """Mixin for a FlopAggregate with ``stake``, ``unbonding`` and ``unbond_ready_ns``."""
+
+    stake: int
+    unbonding: int
+    unbond_ready_ns: int
+    UnbondRequested: Any
+    StakeWithdrawn: Any
+
+    if TYPE_CHECKING:  # provided by FlopAggregate; declared for the type checker only
+
+        def _trigger(self, event_class: Any, now_ns: int, **fields: Any) -> None: ...
+
+    def _request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
+        if amount <= 0 or amount > self.stake:
+            raise Rejection(
+                f"can unbond 1..{self.stake}, not {amount}", code="unbond_amount_out_of_range"
+            )
+        self._trigger(
+            self.UnbondRequested,
+            now_ns,
+            amount=amount,
+            ready_ns=now_ns + policy.unbonding_period_ns,
+        )
+
+    def withdraw_unbonded(self, *, now_ns: int) -> int:
+        """Withdraw everything unbonding once the unbonding period is over; returns it."""
+        if self.unbonding == 0:
+            raise InvalidTransition("nothing is unbonding", code="nothing_to_withdraw")
+        if now_ns < self.unbond_ready_ns:
+            raise Rejection(
+                f"unbonding completes at {self.unbond_ready_ns}", code="unbonding_not_complete"
+            )
+        amount = self.unbonding
+        self._trigger(self.StakeWithdrawn, now_ns, amount=amount)
+        return amount
