@@ -23,6 +23,7 @@ import structlog
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.errors import MirrorDiverged, NatsError
 from adapters.nats.leader import LOCK_TTL_S
+from adapters.nats.offers import OfferPublisher
 from adapters.nats.relay import RELAY_WINDOW_MAX, Relay, RelayConfig, default_holder
 from adapters.nats.server import EmbeddedNatsServer
 from adapters.nats.stream import DEFAULT_REPLICAS
@@ -61,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--relay-id", help="leader-lock holder id (default: host:pid)")
     parser.add_argument("--lock-ttl", type=float, default=LOCK_TTL_S, help="leader lock TTL, s")
     parser.add_argument("--window", type=int, default=RELAY_WINDOW_MAX, help="publishes in flight")
+    parser.add_argument(
+        "--offers",
+        action="store_true",
+        help="also announce every newly opened job on flop.offer.<region> (run this in exactly "
+        "one process of a deployment; the devnet's operator process does it there)",
+    )
     parser.set_defaults(func=run_relay_command)
 
 
@@ -96,7 +103,17 @@ async def _relay_main(args: argparse.Namespace) -> int:
                     lock_ttl_s=args.lock_ttl,
                     window=args.window,
                 )
-                await Relay(store, nc, config).run(stop)
+                offers = (
+                    asyncio.create_task(OfferPublisher(store, nc).run(stop), name="offers")
+                    if args.offers
+                    else None
+                )
+                try:
+                    await Relay(store, nc, config).run(stop)
+                finally:
+                    if offers is not None:
+                        stop.set()
+                        await asyncio.wait_for(offers, SHUTDOWN_DEADLINE_S)
                 _log.info("relay_stopped")
                 return EXIT_OK
             finally:
