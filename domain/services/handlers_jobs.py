@@ -28,11 +28,7 @@ from domain.ledger import (
 )
 from domain.node import Node
 from domain.services.context import CommandContext
-from domain.services.handlers_verdicts import (
-    compute_replacement_seed,
-    draw_validators,
-    slash_node,
-)
+from domain.services.handlers_verdicts import draw_replacements, draw_validators, slash_node
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import compute_settlement
 from domain.validators import Validator
@@ -207,29 +203,17 @@ async def _rotate_verdict_round(uow: UnitOfWork, job: Job, ctx: CommandContext) 
     verdict_round = job.round
     if verdict_round is None:
         raise Rejection(f"job {job.id} has no validators", code="validators_not_assigned")
-    absent = verdict_round.absent()
-    if (
-        verdict_round.is_over(ctx.now_ns)
-        and absent
-        and verdict_round.replacements < ctx.policy.validator_replacements_max
-    ):
-        draw = await draw_validators(
-            uow,
-            seed_id=compute_replacement_seed(job.id, verdict_round.replacements + 1),
-            count=len(absent),
+    draw = await draw_replacements(uow, verdict_round, subject=job.id, ctx=ctx)
+    if draw is not None:
+        job.replace_absent_validators(
+            replacements=draw.validators,
+            weights=draw.weights,
+            log_position=draw.head.position,
+            log_hash=draw.head.hash,
             policy=ctx.policy,
-            exclude=frozenset(verdict_round.validators),
+            now_ns=ctx.now_ns,
         )
-        if draw.validators:
-            job.replace_absent_validators(
-                replacements=draw.validators,
-                weights=draw.weights,
-                log_position=draw.head.position,
-                log_hash=draw.head.hash,
-                policy=ctx.policy,
-                now_ns=ctx.now_ns,
-            )
-            return
+        return
     job.abandon_verdict_round(policy=ctx.policy, now_ns=ctx.now_ns)
 
 

@@ -19,7 +19,7 @@ from domain.services.context import CommandContext
 from domain.services.directories import list_members
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
-from domain.verdicts import SUBJECT_JOB, Verdict, attestation_subject
+from domain.verdicts import SUBJECT_JOB, Verdict, VerdictRound, attestation_subject
 from proofs import bls
 from proofs.quorum import attestation_verdict_message, encode_qc, make_qc, verdict_message
 
@@ -55,6 +55,28 @@ async def draw_validators(
 def compute_replacement_seed(subject: str, replacement: int) -> str:
     """The selection seed id for the ``replacement``-th re-draw of ``subject``'s round."""
     return f"{subject}/replacement/{replacement}"
+
+
+async def draw_replacements(
+    uow: UnitOfWork, verdict_round: VerdictRound, *, subject: str, ctx: CommandContext
+) -> Draw | None:
+    """Replacements for a closed round's absent validators, or None when the round must be
+    given up instead (nobody absent, replacements exhausted, or nobody left to draw)."""
+    absent = verdict_round.absent()
+    if not (
+        verdict_round.is_over(ctx.now_ns)
+        and absent
+        and verdict_round.replacements < ctx.policy.validator_replacements_max
+    ):
+        return None
+    draw = await draw_validators(
+        uow,
+        seed_id=compute_replacement_seed(subject, verdict_round.replacements + 1),
+        count=len(absent),
+        policy=ctx.policy,
+        exclude=frozenset(verdict_round.validators),
+    )
+    return draw if draw.validators else None
 
 
 async def open_attestation_round(uow: UnitOfWork, node: Node, ctx: CommandContext) -> None:
@@ -122,29 +144,17 @@ async def handle_expire_attestation(
     if verdict_round is None or node.challenge is None:
         raise Rejection("no attestation vote is open", code="validators_not_assigned")
     subject = attestation_subject(node.id, node.challenge.nonce)
-    absent = verdict_round.absent()
-    if (
-        verdict_round.is_over(ctx.now_ns)
-        and absent
-        and verdict_round.replacements < ctx.policy.validator_replacements_max
-    ):
-        draw = await draw_validators(
-            uow,
-            seed_id=compute_replacement_seed(subject, verdict_round.replacements + 1),
-            count=len(absent),
+    draw = await draw_replacements(uow, verdict_round, subject=subject, ctx=ctx)
+    if draw is not None:
+        node.replace_attestation_validators(
+            replacements=draw.validators,
+            weights=draw.weights,
+            log_position=draw.head.position,
+            log_hash=draw.head.hash,
             policy=ctx.policy,
-            exclude=frozenset(verdict_round.validators),
+            now_ns=ctx.now_ns,
         )
-        if draw.validators:
-            node.replace_attestation_validators(
-                replacements=draw.validators,
-                weights=draw.weights,
-                log_position=draw.head.position,
-                log_hash=draw.head.hash,
-                policy=ctx.policy,
-                now_ns=ctx.now_ns,
-            )
-            return node.id
+        return node.id
     node.abandon_attestation_round(policy=ctx.policy, now_ns=ctx.now_ns)
     return node.id
 
