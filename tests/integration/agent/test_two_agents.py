@@ -12,16 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from adapters.compute.attestation import verify_attestation
@@ -36,8 +31,8 @@ from node_agent.bootstrap import run_agent
 from node_agent.config import AgentConfig
 from proofs import bls
 from proofs.identity import Identity
+from tests.serve_process import running_serve
 
-STARTUP_TIMEOUT_S = 30.0
 SCENARIO_TIMEOUT_S = 120.0
 SECOND_NS = 1_000_000_000
 OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))
@@ -56,39 +51,16 @@ JOBS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
         "FLOP_OPERATOR_IDS": OPERATOR.id,
         "FLOP_LOG_LEVEL": "warning",
     }
-    args = [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(args, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during start-up"
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.1)
+    with running_serve(env) as (url, _process):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
 
 
 @pytest.fixture

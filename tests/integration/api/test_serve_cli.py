@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,45 +14,21 @@ import pytest
 
 from api.client import ApiClient, NotAuthenticated
 from proofs.identity import Identity
+from tests.serve_process import running_serve
 
-STARTUP_TIMEOUT_S = 30.0
-SHUTDOWN_TIMEOUT_S = 10.0
 OPERATOR_SEED = b"operator".ljust(32, b"\0")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
         "FLOP_OPERATOR_IDS": Identity.from_seed(OPERATOR_SEED).id,
         "FLOP_LOG_LEVEL": "warning",
     }
-    args = [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(args, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during start-up"
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.1)
+    with running_serve(env) as (url, _process):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=SHUTDOWN_TIMEOUT_S)
     assert (tmp_path / "data" / "events.sqlite3").exists()
 
 

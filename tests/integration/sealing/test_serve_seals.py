@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from api.client import ApiClient
 from proofs.identity import Identity
 from proofs.tree_head import SignedTreeHead, verify_tree_head
+from tests.serve_process import free_port, running_serve
 
 STARTUP_TIMEOUT_S = 30.0
 SHUTDOWN_TIMEOUT_S = 15.0
@@ -25,17 +22,10 @@ OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))
 LOG_KEY_SEED = b"log-key".ljust(32, b"\0")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve(tmp_path: Path, **extra: str) -> Iterator[str]:
     key_file = tmp_path / "log_key.hex"
     key_file.write_text(LOG_KEY_SEED.hex() + "\n")
-    port = free_port()
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
@@ -44,24 +34,9 @@ def serve(tmp_path: Path, **extra: str) -> Iterator[str]:
         "FLOP_LOG_LEVEL": "warning",
         **extra,
     }
-    args = [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(args, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during start-up"
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.1)
+    with running_serve(env, shutdown_timeout_s=SHUTDOWN_TIMEOUT_S) as (url, process):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
+    assert process.returncode == 0
 
 
 def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
