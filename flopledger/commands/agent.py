@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from api.client import load_identity
+from flopledger.commands._api_cli import DEFAULT_API_URL
 from flopledger.settings import load_settings
 
 EXIT_OK = 0
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--region", required=True)
     parser.add_argument("--price", type=int, required=True, help="price per job, base units")
     parser.add_argument(
-        "--api", default=os.environ.get("FLOP_API_URL", "http://127.0.0.1:8080"), help="API URL"
+        "--api", default=os.environ.get("FLOP_API_URL", DEFAULT_API_URL), help="API URL"
     )
     parser.add_argument("--nats", help="NATS URL (default FLOP_NATS_URL; none: API only)")
     parser.add_argument("--stake", type=int, default=1_000, help="stake to keep bonded")

@@ -23,6 +23,7 @@ import structlog
 
 from api.client import load_identity
 from domain.errors import OperatingError
+from flopledger.commands._api_cli import DEFAULT_API_URL
 from flopledger.settings import load_settings
 from validator.bootstrap import DEFAULT_STAKE, ValidatorConfig, load_bls_secret, run_validator
 
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--key", required=True, help="Ed25519 seed file (hex)")
     parser.add_argument("--bls-key", required=True, help="BLS seed file (32 bytes, hex)")
-    parser.add_argument("--api", default=os.environ.get("FLOP_API_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--api", default=os.environ.get("FLOP_API_URL", DEFAULT_API_URL))
     parser.add_argument("--nats", help="NATS URL (default: FLOP_NATS_URL)")
     parser.add_argument("--stake", type=int, default=DEFAULT_STAKE, help="stake to keep bonded")
     parser.add_argument("--db", help="signing database (default: <data dir>/validator-<id>.db)")
