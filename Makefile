@@ -36,10 +36,11 @@ test-contract: $(STAMP) ## the adapter contract suites
 test-integration: $(STAMP) ## real PostgreSQL, nats-server, LiteSVM
 	$(PYTEST) -q -p no:cacheprovider tests/integration tests/e2e
 
-lint: $(STAMP) ## ruff check + format check, mypy
+lint: $(STAMP) ## ruff check + format check, mypy, import contracts (docs/design.md's layout table)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy domain proofs adapters api validator node_agent flopledger
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
