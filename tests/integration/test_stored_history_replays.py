@@ -1,0 +1,71 @@
+"""A store written by the release before the verdict-round renovation (issue 13) replays
+with today's code to the state that release recorded, and passes the audit.
+
+The fixture (``tests/fixtures/history_v0.sqlite3``) and its expected state
+(``history_v0.json``) were made once by ``tests/fixtures/make_history_v0.py`` and are never
+regenerated: a failure here means today's code reads old history differently.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.store.sqlite import SqliteEventStore
+from domain.policy import LedgerPolicy
+from domain.ports import ChainMemo
+from tests.fixtures.history_state import dump_state
+from validator.audit import AuditOptions
+from validator.audit_run import open_source, run_audit
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+STORE_FILE = FIXTURES / "history_v0.sqlite3"
+EXPECTED: dict[str, Any] = json.loads((FIXTURES / "history_v0.json").read_text())
+STATE_KEYS = ("head", "event_types", "aggregates", "balances", "directories")
+
+
+class RecordedChain:
+    """The anchors' memos as the fixture's fake chain held them."""
+
+    def __init__(self, memos: dict[str, dict[str, Any]]) -> None:
+        self.memos = {sig: ChainMemo(memo=m["memo"], slot=m["slot"]) for sig, m in memos.items()}
+
+    async def get_memo(self, signature: str) -> ChainMemo | None:
+        return self.memos.get(signature)
+
+
+@pytest.fixture
+def store_copy(tmp_path: Path) -> Path:
+    """The committed store is never opened in place (opening may write to it)."""
+    target = tmp_path / STORE_FILE.name
+    shutil.copy(STORE_FILE, target)
+    return target
+
+
+async def test_the_stored_history_replays_to_the_recorded_state(store_copy: Path) -> None:
+    store = await SqliteEventStore.open(store_copy)
+    try:
+        state = await dump_state(store)
+    finally:
+        await store.close()
+    for key in STATE_KEYS:
+        assert state[key] == EXPECTED[key], key
+
+
+async def test_the_stored_history_passes_the_audit(store_copy: Path) -> None:
+    policy = LedgerPolicy(**{**EXPECTED["policy"], "operators": tuple(EXPECTED["operators"])})
+    options = AuditOptions(operators=frozenset(EXPECTED["operators"]), policy=policy)
+    source = await open_source(f"sqlite:///{store_copy}")
+    try:
+        report = await run_audit(source, options, chain=RecordedChain(EXPECTED["chain_memos"]))
+    finally:
+        await source.close()
+    assert report.ok, report.failure
+    assert report.events == EXPECTED["head"]["position"]
+    assert report.warnings == []
+    statuses = {name: check.status for name, check in report.checks.items()}
+    assert {s for name, s in statuses.items() if name != "stored_proofs"} == {"passed"}, statuses
