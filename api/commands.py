@@ -13,11 +13,11 @@ from typing import Any
 
 from litestar import Request
 
+from adapters.ledger_api.wire import IDEMPOTENCY_KEY_CHARS_MAX
 from api.errors import ApiError
-from api.schemas import IDEMPOTENCY_KEY_CHARS_MAX, EnvelopeIn, to_command_envelope
 from api.state import ApiDeps
 from domain.services.ledger_service import CommandResult
-from proofs.envelope import verify_envelope
+from proofs.envelope import EnvelopeIn, to_command_envelope, verify_envelope
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 

@@ -18,9 +18,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.errors import ApiError
-from api.read_model import ReadModel
-from api.schemas import (
+from adapters.ledger_api.wire import (
     TREE_HEAD_IN_PROCESS,
     TREE_HEAD_SEALED,
     AnchorView,
@@ -29,6 +27,8 @@ from api.schemas import (
     InclusionProofView,
     TreeHeadView,
 )
+from api.errors import ApiError
+from api.read_model import ReadModel
 from domain.log import HeadState
 from proofs import merkle
 from proofs.tree_head import SignedTreeHead, sign_tree_head

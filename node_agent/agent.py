@@ -30,7 +30,7 @@ import torch
 from adapters.compute.attestation import answer_challenge
 from adapters.compute.nvml import Inventory, compute_gpu_class, compute_gpu_specs
 from adapters.compute.workloads import PARAM_TYPES
-from api.client import ApiProblem
+from adapters.ledger_api.client import ApiProblem
 from domain.policy import gpu_class_rank
 from domain.scheduling import compute_region_tier
 from node_agent.config import (

@@ -17,6 +17,7 @@ from nats.aio.client import Client
 
 from adapters.compute.nvml import Inventory, probe_inventory
 from adapters.compute.runtime import count_devices, enable_determinism, select_device
+from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.errors import NatsError
 from adapters.nats.objects import ArtifactStore
@@ -26,7 +27,6 @@ from adapters.nats.signals import (
     publish_heartbeat,
     subscribe_offers,
 )
-from api.client import ApiClient
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
 from node_agent.gateway import ApiLedger

@@ -1,4 +1,4 @@
-"""The ledger as the agent sees it: the HTTP API through ``api.client.ApiClient``.
+"""The ledger as the agent sees it: the HTTP API through ``adapters.ledger_api.client.ApiClient``.
 
 The client is synchronous (httpx); each call runs in a worker thread. Transport failures and
 503 answers become ``LedgerUnavailable`` (an operating error the agent retries with
@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from api.client import ApiClient, ApiProblem, NotFoundProblem, Unavailable
+from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem, Unavailable
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ import torch
 
 from adapters.compute.results import ResultBundle, execute_workload
 from adapters.compute.workloads import WorkloadParamsError, ZkProveParams, parse_params
-from api.client import ApiProblem
+from adapters.ledger_api.client import ApiProblem
 from node_agent.config import RETRY_BACKOFF_INITIAL_S, RETRY_BACKOFF_MAX_S
 from node_agent.gateway import Ledger, LedgerUnavailable, b64
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable

@@ -3,10 +3,14 @@
 The signature covers the canonical encoding of (domain tag, kind, body, actor, nonce,
 issued-at), so a signature for one kind or body cannot be replayed for another. Replay of the
 same envelope is stopped by the ledger (nonce seen) and by the issued-at window checked here.
+``EnvelopeIn`` is the envelope on the wire (JSON, signature in base64), shared by the API
+and its clients.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from typing import Annotated, Any
 
@@ -20,9 +24,20 @@ KIND_CHARS_MAX = 64
 NONCE_CHARS_MAX = 64
 BODY_BYTES_MAX = 256 * 1024
 FRESHNESS_WINDOW_NS = 300 * 1_000_000_000  # issued-at may be this far in the past or future
+ENVELOPE_BODY_FIELDS_MAX = 64
 
 Kind = Annotated[str, msgspec.Meta(min_length=1, max_length=KIND_CHARS_MAX, pattern=r"^[a-z_.]+$")]
 Nonce = Annotated[str, msgspec.Meta(min_length=8, max_length=NONCE_CHARS_MAX)]
+ActorId = Annotated[
+    str, msgspec.Meta(min_length=32, max_length=44, pattern="^[1-9A-HJ-NP-Za-km-z]+$")
+]
+SignatureB64 = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9+/]{86}==$",
+        description="base64 of the 64-byte Ed25519 signature over the canonical payload",
+    ),
+]
 
 
 class EnvelopeError(ValueError):
@@ -68,6 +83,20 @@ class CommandEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def command_id(self) -> str:
         return self.digest().hex()
+
+
+class EnvelopeIn(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed command envelope (CommandEnvelope on the wire: the signature in base64)."""
+
+    kind: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=KIND_CHARS_MAX, pattern=r"^[a-z_.]+$")
+    ]
+    body: Annotated[dict[str, Any], msgspec.Meta(max_length=ENVELOPE_BODY_FIELDS_MAX)]
+    actor: ActorId
+    nonce: Annotated[str, msgspec.Meta(min_length=8, max_length=NONCE_CHARS_MAX)]
+    # No upper bound: any time outside the freshness window is refused (401) all the same.
+    issued_at_ns: Annotated[int, msgspec.Meta(ge=0)]
+    signature: SignatureB64
 
 
 def compute_signing_payload(
@@ -134,3 +163,31 @@ def verify_envelope(
         )
     if not verify_signature(envelope.actor, envelope.signing_payload(), envelope.signature):
         raise BadSignature("signature does not verify for this actor, kind and body")
+
+
+def to_command_envelope(envelope: EnvelopeIn) -> CommandEnvelope:
+    """The proofs-level envelope; MalformedEnvelope when the signature is not base64."""
+    try:
+        signature = base64.b64decode(envelope.signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedEnvelope("signature is not valid base64") from exc
+    return CommandEnvelope(
+        kind=envelope.kind,
+        body=envelope.body,
+        actor=envelope.actor,
+        nonce=envelope.nonce,
+        issued_at_ns=envelope.issued_at_ns,
+        signature=signature,
+    )
+
+
+def from_command_envelope(envelope: CommandEnvelope) -> EnvelopeIn:
+    """The wire form of a signed envelope (what a client posts)."""
+    return EnvelopeIn(
+        kind=envelope.kind,
+        body=envelope.body,
+        actor=envelope.actor,
+        nonce=envelope.nonce,
+        issued_at_ns=envelope.issued_at_ns,
+        signature=base64.b64encode(envelope.signature).decode(),
+    )

@@ -15,10 +15,10 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.consumer import replay
 from adapters.nats.objects import ArtifactStore
-from api.client import ApiClient
 from proofs import bls
 from proofs.identity import Identity
 from validator.daemon import ValidatorDaemon

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import structlog
 
-from api.client import ApiClient, ApiProblem, NotFoundProblem
+from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem
 from proofs import bls
 from validator.daemon import CommandRefused
 
@@ -22,7 +22,7 @@ _log = structlog.get_logger("flopledger.validator")
 
 
 class ApiGateway:
-    """``LedgerGateway`` over ``api.client.ApiClient`` (signed with the validator's key)."""
+    """``LedgerGateway`` over the ledger API client (signed with the validator's key)."""
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client

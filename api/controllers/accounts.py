@@ -8,6 +8,14 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
+from adapters.ledger_api.wire import (
+    ID_CHARS_MAX,
+    POSITION_MAX,
+    BalanceView,
+    CommandAccepted,
+    EntryList,
+    EntryView,
+)
 from api.commands import run_command
 from api.controllers.common import (
     COMMAND_ERRORS,
@@ -18,14 +26,6 @@ from api.controllers.common import (
     to_accepted,
 )
 from api.errors import ApiError
-from api.schemas import (
-    ID_CHARS_MAX,
-    POSITION_MAX,
-    BalanceView,
-    CommandAccepted,
-    EntryList,
-    EntryView,
-)
 from api.state import Deps
 from domain.ledger import Account
 from domain.services.queries import get_aggregate

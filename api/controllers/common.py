@@ -7,18 +7,18 @@ from typing import Annotated, Any
 from litestar.openapi.spec import Example
 from litestar.params import Body, Parameter, QueryParameter
 
-from api.errors import problem_responses
-from api.schemas import (
+from adapters.ledger_api.wire import (
     FILTER_CHARS_MAX,
     OFFSET_MAX,
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
     SAMPLE_ACTOR,
     CommandAccepted,
-    EnvelopeIn,
     Page,
 )
+from api.errors import problem_responses
 from domain.services.ledger_service import CommandResult
+from proofs.envelope import EnvelopeIn
 
 COMMAND_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 503)
 READ_ERRORS = problem_responses(400, 404, 422, 503)

@@ -11,14 +11,14 @@ from litestar.params import Parameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from api.controllers.common import LIST_ERRORS
-from api.schemas import (
+from adapters.ledger_api.wire import (
     EVENTS_LIMIT_DEFAULT,
     EVENTS_LIMIT_MAX,
     POSITION_MAX,
     EventPage,
     EventView,
 )
+from api.controllers.common import LIST_ERRORS
 from api.state import Deps
 from domain.records import Record
 

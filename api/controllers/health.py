@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from litestar import Controller, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from adapters.ledger_api.wire import Health
 from api.errors import problem_responses
-from api.schemas import Health
 from api.state import Deps
 from domain.errors import StoreError
 from domain.job import Job

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 
+from adapters.ledger_api.wire import CommandAccepted, Escrow, JobAccepted, JobList, JobView
 from api.commands import run_command
 from api.controllers.common import (
     COMMAND_ERRORS,
@@ -25,7 +26,6 @@ from api.controllers.common import (
     to_accepted,
 )
 from api.errors import ApiError
-from api.schemas import CommandAccepted, Escrow, JobAccepted, JobList, JobView
 from api.state import Deps
 from domain.job import Job
 from domain.ledger import escrow_account

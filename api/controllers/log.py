@@ -8,15 +8,15 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
-from api.commands import run_command
-from api.controllers.common import COMMAND_ERRORS, READ_ERRORS, SignedEnvelope, to_accepted
-from api.schemas import (
+from adapters.ledger_api.wire import (
     POSITION_MAX,
     CommandAccepted,
     ConsistencyProofView,
     InclusionProofView,
     TreeHeadView,
 )
+from api.commands import run_command
+from api.controllers.common import COMMAND_ERRORS, READ_ERRORS, SignedEnvelope, to_accepted
 from api.state import Deps
 
 COSIGN_KIND = "log.cosign"

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 
+from adapters.ledger_api.wire import CommandAccepted, NodeList, NodeView
 from api.commands import run_command
 from api.controllers.common import (
     COMMAND_ERRORS,
@@ -24,7 +25,6 @@ from api.controllers.common import (
     to_accepted,
 )
 from api.errors import ApiError
-from api.schemas import CommandAccepted, NodeList, NodeView
 from api.state import Deps
 from domain.node import Node
 from domain.services.queries import get_aggregate

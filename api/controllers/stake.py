@@ -6,9 +6,9 @@ from typing import Any
 
 from litestar import Controller, Request, post
 
+from adapters.ledger_api.wire import CommandAccepted
 from api.commands import run_command
 from api.controllers.common import COMMAND_ERRORS, SignedEnvelope, to_accepted
-from api.schemas import CommandAccepted
 from api.state import Deps
 
 

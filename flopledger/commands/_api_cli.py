@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from api.client import ApiClient, ApiProblem, load_identity
+from adapters.ledger_api.client import ApiClient, ApiProblem, load_identity
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 EXIT_PROBLEM = 1

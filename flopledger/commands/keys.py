@@ -1,8 +1,9 @@
 """``flopledger keys new|show``: Ed25519 key files (a 32-byte seed in hex, mode 0600).
 
-The file format is the one ``--key`` reads everywhere (``api.client.load_identity``). ``new``
-refuses to overwrite a file unless ``--force``; the key's id (base58 public key, also its
-Solana address) is printed, never the seed.
+The file format is the one ``--key`` reads everywhere
+(``adapters.ledger_api.client.load_identity``). ``new`` refuses to overwrite a file unless
+``--force``; the key's id (base58 public key, also its Solana address) is printed, never the
+seed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from api.client import generate_key_seed, load_identity
+from adapters.ledger_api.client import generate_key_seed, load_identity
 
 KEY_FILE_MODE = 0o600
 EXIT_OK = 0

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from api.client import load_identity
+from adapters.ledger_api.client import load_identity
 from domain.errors import OperatingError
 from flopledger.commands._api_cli import DEFAULT_API_URL
 from flopledger.settings import load_settings

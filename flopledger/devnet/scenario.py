@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from api.client import ApiClient
+from adapters.ledger_api.client import ApiClient
 from domain.policy import LedgerPolicy
 from flopledger.devnet.chain import AnchorReader, ChainClient
 from flopledger.devnet.launch import Devnet

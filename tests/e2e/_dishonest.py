@@ -31,8 +31,8 @@ from adapters.compute.nvml import compute_gpu_class, compute_gpu_specs, probe_in
 from adapters.compute.results import ResultManifest, sign_manifest
 from adapters.compute.runtime import select_device
 from adapters.compute.workloads import compute_job_seed
+from adapters.ledger_api.client import ApiClient
 from adapters.nats.objects import ArtifactStore
-from api.client import ApiClient
 from domain.policy import ATTESTATION_SIZE_MIN
 from proofs.identity import Identity
 from proofs.matmul import compute_product, derive_inputs, encode_matmul_proof, make_matmul_proof

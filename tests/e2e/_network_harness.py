@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
+from adapters.ledger_api.client import ApiClient, NotFoundProblem
 from adapters.nats.server import EmbeddedNatsServer
-from api.client import ApiClient, NotFoundProblem
 from proofs import bls
 from proofs.identity import Identity
 

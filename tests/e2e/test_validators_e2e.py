@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 
+from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.objects import ArtifactStore
 from adapters.store.factory import open_event_store
-from api.client import ApiClient
 from domain.events import decode_event, rebuild
 from domain.job import Job
 from domain.ledger import BOUNDARY_ACCOUNT, stake_account

@@ -21,11 +21,11 @@ import pytest
 
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.results import verify_result
+from adapters.ledger_api.client import ApiClient, Conflict
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.objects import ArtifactStore
 from adapters.nats.server import EmbeddedNatsServer
 from adapters.nats.signals import JobOffer, publish_offer
-from api.client import ApiClient, Conflict
 from flopledger.network import ValidatorKeys, b64, make_validator_keys
 from node_agent.bootstrap import run_agent
 from node_agent.config import AgentConfig

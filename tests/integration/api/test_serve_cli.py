@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.client import ApiClient, NotAuthenticated
+from adapters.ledger_api.client import ApiClient, NotAuthenticated
 from proofs.identity import Identity
 from tests.serve_process import running_serve
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.client import ApiClient
+from adapters.ledger_api.client import ApiClient
 from proofs.identity import Identity
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from tests.serve_process import free_port, running_serve

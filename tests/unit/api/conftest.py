@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from adapters.ledger_api.client import ApiClient
 from adapters.store.memory import MemoryEventStore
 from api.app import create_app
 from api.bootstrap import build_deps
-from api.client import ApiClient
 from api.state import ApiDeps
 from flopledger.network import GENESIS_NS
 from flopledger.settings import Settings

@@ -8,8 +8,7 @@ from typing import Any
 import msgspec
 
 from api.errors import PROBLEM_MEDIA_TYPE, problem_type
-from api.schemas import from_command_envelope
-from proofs.envelope import FRESHNESS_WINDOW_NS, sign_command
+from proofs.envelope import FRESHNESS_WINDOW_NS, from_command_envelope, sign_command
 from proofs.identity import Identity
 from tests.unit.api.conftest import ApiEnv, seeded
 

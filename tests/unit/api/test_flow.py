@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.client import InvalidRequest, NotFoundProblem
+from adapters.ledger_api.client import InvalidRequest, NotFoundProblem
 from tests.unit.api.conftest import ApiEnv, register_active_node, seeded, submit_job
 
 

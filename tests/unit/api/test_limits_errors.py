@@ -6,8 +6,8 @@ from pathlib import Path
 
 from litestar.testing import TestClient
 
+from adapters.ledger_api.wire import PAGE_LIMIT_MAX
 from api.app import REQUEST_BODY_BYTES_MAX, create_app
-from api.schemas import PAGE_LIMIT_MAX
 from tests.unit.api.conftest import ApiEnv, Clock, make_deps, seeded
 
 

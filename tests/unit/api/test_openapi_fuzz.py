@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, settings
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from adapters.ledger_api.client import ApiClient
 from api.app import create_app
-from api.client import ApiClient
 from tests.unit.api.conftest import Clock, make_deps, seeded
 
 FUZZ_EXAMPLES_MAX = 12

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.client import ApiClient, Conflict, InvalidRequest
+from adapters.ledger_api.client import ApiClient, Conflict, InvalidRequest
 from domain.log import compute_witness_message
 from domain.policy import LedgerPolicy
 from proofs import bls, merkle

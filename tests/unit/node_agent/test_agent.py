@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from adapters.compute.nvml import Inventory
-from api.client import ApiProblem, Conflict
+from adapters.ledger_api.client import ApiProblem, Conflict
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
 from node_agent.gateway import LedgerUnavailable

@@ -1,21 +1,17 @@
-"""Request and response bodies of the HTTP API (msgspec Structs, rendered into OpenAPI).
+"""Wire types of the ledger API: request bounds and response bodies (msgspec Structs).
 
-Input types carry their limits (``msgspec.Meta``); read types mirror the aggregates'
-``view()`` dicts so that the schema documents every field. Hashes and keys are hex text;
-the envelope signature is base64, as the envelope is signed.
+The API renders them (and its OpenAPI document from them); the client parses answers into
+them, so both sides share one definition that neither owns. Read types mirror the
+aggregates' ``view()`` dicts so that the schema documents every field. Hashes and keys are
+hex text. The signed command envelope on the wire is ``proofs.envelope.EnvelopeIn``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 import msgspec
 
-from proofs.envelope import KIND_CHARS_MAX, NONCE_CHARS_MAX, CommandEnvelope, MalformedEnvelope
-
-ENVELOPE_BODY_FIELDS_MAX = 64
 PAGE_LIMIT_MAX = 100
 PAGE_LIMIT_DEFAULT = 50
 EVENTS_LIMIT_MAX = 1000
@@ -27,33 +23,9 @@ FILTER_CHARS_MAX = 64
 ID_CHARS_MAX = 80
 IDEMPOTENCY_KEY_CHARS_MAX = 128
 
-ActorId = Annotated[
-    str, msgspec.Meta(min_length=32, max_length=44, pattern="^[1-9A-HJ-NP-Za-km-z]+$")
-]
-SignatureB64 = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[A-Za-z0-9+/]{86}==$",
-        description="base64 of the 64-byte Ed25519 signature over the canonical payload",
-    ),
-]
 HexHash = Annotated[str, msgspec.Meta(description="32 bytes, hex")]
 
 SAMPLE_ACTOR = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
-
-
-class EnvelopeIn(msgspec.Struct, frozen=True, kw_only=True):
-    """A signed command envelope (proofs.envelope.CommandEnvelope on the wire)."""
-
-    kind: Annotated[
-        str, msgspec.Meta(min_length=1, max_length=KIND_CHARS_MAX, pattern=r"^[a-z_.]+$")
-    ]
-    body: Annotated[dict[str, Any], msgspec.Meta(max_length=ENVELOPE_BODY_FIELDS_MAX)]
-    actor: ActorId
-    nonce: Annotated[str, msgspec.Meta(min_length=8, max_length=NONCE_CHARS_MAX)]
-    # No upper bound: any time outside the freshness window is refused (401) all the same.
-    issued_at_ns: Annotated[int, msgspec.Meta(ge=0)]
-    signature: SignatureB64
 
 
 class CommandAccepted(msgspec.Struct, frozen=True, kw_only=True):
@@ -301,31 +273,3 @@ class ConsistencyProofView(msgspec.Struct, frozen=True, kw_only=True):
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     checks: dict[str, str] = {}
-
-
-def to_command_envelope(envelope: EnvelopeIn) -> CommandEnvelope:
-    """The proofs-level envelope; MalformedEnvelope when the signature is not base64."""
-    try:
-        signature = base64.b64decode(envelope.signature, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedEnvelope("signature is not valid base64") from exc
-    return CommandEnvelope(
-        kind=envelope.kind,
-        body=envelope.body,
-        actor=envelope.actor,
-        nonce=envelope.nonce,
-        issued_at_ns=envelope.issued_at_ns,
-        signature=signature,
-    )
-
-
-def from_command_envelope(envelope: CommandEnvelope) -> EnvelopeIn:
-    """The wire form of a signed envelope (used by the client)."""
-    return EnvelopeIn(
-        kind=envelope.kind,
-        body=envelope.body,
-        actor=envelope.actor,
-        nonce=envelope.nonce,
-        issued_at_ns=envelope.issued_at_ns,
-        signature=base64.b64encode(envelope.signature).decode(),
-    )

@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from api.schemas import from_command_envelope
-from proofs.envelope import sign_command
+from proofs.envelope import from_command_envelope, sign_command
 from proofs.identity import Identity
 
 DEFAULT_TIMEOUT_S = 10.0
