@@ -31,6 +31,7 @@ from domain.errors import (
     NotFound,
     OperatingError,
     Rejection,
+    RejectionCode,
     Unauthorized,
 )
 from proofs.envelope import BadSignature, EnvelopeError, ExpiredEnvelope, WrongActor
@@ -44,19 +45,20 @@ _log = structlog.get_logger("flopledger.api")
 
 # Codes whose status differs from their class's default (see _status_of).
 STATUS_BY_CODE: dict[str, int] = {
-    "envelope_malformed": 401,  # the actor is not a key: the command cannot be authenticated
-    "signature_invalid": 401,
-    "envelope_expired": 401,
+    # the actor is not a key: the command cannot be authenticated
+    RejectionCode.ENVELOPE_MALFORMED: 401,
+    RejectionCode.SIGNATURE_INVALID: 401,
+    RejectionCode.ENVELOPE_EXPIRED: 401,
     "command_replayed": 401,
-    "nonce_already_used": 401,
-    "actor_mismatch": 403,
+    RejectionCode.NONCE_ALREADY_USED: 401,
+    RejectionCode.ACTOR_MISMATCH: 403,
     "kind_mismatch": 422,
     "path_mismatch": 422,
     "validation_failed": 422,
-    "unknown_command_kind": 422,
-    "command_body_invalid": 422,
+    RejectionCode.UNKNOWN_COMMAND_KIND: 422,
+    RejectionCode.COMMAND_BODY_INVALID: 422,
     "idempotency_key_reused": 409,
-    "too_much_contention": 503,
+    RejectionCode.TOO_MUCH_CONTENTION: 503,
     "tree_size_out_of_range": 404,  # that tree does not exist (yet)
 }
 
@@ -245,11 +247,11 @@ def _path_in_message(message: str) -> str | None:
 def _example(status: int) -> dict[str, object]:
     codes = {
         400: "http_400",
-        401: "signature_invalid",
-        403: "actor_not_authorized",
-        404: "not_found",
+        401: RejectionCode.SIGNATURE_INVALID,
+        403: RejectionCode.ACTOR_NOT_AUTHORIZED,
+        404: RejectionCode.NOT_FOUND,
         405: "method_not_allowed",
-        409: "invalid_transition",
+        409: RejectionCode.INVALID_TRANSITION,
         413: "request_too_large",
         422: "validation_failed",
         500: "internal_error",

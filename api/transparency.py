@@ -29,6 +29,7 @@ from adapters.ledger_api.wire import (
 )
 from api.errors import ApiError
 from api.read_model import ReadModel
+from domain.errors import RejectionCode
 from domain.log import HeadState
 from proofs import merkle
 from proofs.tree_head import SignedTreeHead, sign_tree_head
@@ -89,7 +90,9 @@ class TransparencyLog:
         await self.read_model.catch_up()
         sealed = self._sealed_head(size)
         if sealed is None:
-            raise ApiError("tree_head_not_found", f"no sealed tree head of size {size}", status=404)
+            raise ApiError(
+                RejectionCode.TREE_HEAD_NOT_FOUND, f"no sealed tree head of size {size}", status=404
+            )
         return _sealed_view(sealed)
 
     async def get_inclusion_proof(self, position: int, tree_size: int | None) -> InclusionProofView:

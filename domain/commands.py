@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from domain.errors import Rejection
+from domain.errors import Rejection, RejectionCode
 from domain.policy import (
     AMOUNT_MAX,
     ATTESTATION_SIZE_MAX,
@@ -295,12 +295,12 @@ def decode_command(kind: str, body: dict[str, Any]) -> Command:
     if command_type is None:
         raise Rejection(
             f"unknown command kind {kind!r}; known: {sorted(COMMAND_TYPES)}",
-            code="unknown_command_kind",
+            code=RejectionCode.UNKNOWN_COMMAND_KIND,
         )
     try:
         return msgspec.convert(body, type=command_type, strict=False)
     except msgspec.ValidationError as exc:
-        raise Rejection(f"{kind}: {exc}", code="command_body_invalid") from exc
+        raise Rejection(f"{kind}: {exc}", code=RejectionCode.COMMAND_BODY_INVALID) from exc
 
 
 def encode_command_body(command: Command) -> dict[str, Any]:

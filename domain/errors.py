@@ -7,16 +7,141 @@ and bugs (anything else: crash loudly). The API maps ``Rejection.code`` to a pro
 
 from __future__ import annotations
 
+import enum
+
+
+class RejectionCode(enum.StrEnum):
+    """Every stable rejection code. The values are API: the problem type URI is
+    ``PROBLEM_TYPE_BASE + code``, and daemons compare against these members."""
+
+    # the defaults of the Rejection classes below
+    REJECTED = "rejected"
+    NOT_FOUND = "not_found"
+    INVALID_TRANSITION = "invalid_transition"
+    JOB_ALREADY_CLAIMED = "job_already_claimed"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    ACTOR_NOT_AUTHORIZED = "actor_not_authorized"
+
+    # an aggregate in a state that does not allow the command (``job_<state>``, ``node_<state>``)
+    JOB_CLAIMED = "job_claimed"
+    JOB_EXPIRED = "job_expired"
+    JOB_REFUNDED = "job_refunded"
+    JOB_REJECTED = "job_rejected"
+    JOB_RESULT_COMMITTED = "job_result_committed"
+    JOB_SETTLED = "job_settled"
+    JOB_SUBMITTED = "job_submitted"
+    JOB_VERIFIED = "job_verified"
+    NODE_ACTIVE = "node_active"
+    NODE_ATTESTED = "node_attested"
+    NODE_DEREGISTERED = "node_deregistered"
+    NODE_JAILED = "node_jailed"
+    NODE_REGISTERED = "node_registered"
+
+    # a named aggregate that does not exist (``<stream type>_not_found``)
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    DIRECTORY_NOT_FOUND = "directory_not_found"
+    JOB_NOT_FOUND = "job_not_found"
+    LOG_NOT_FOUND = "log_not_found"
+    NODE_NOT_FOUND = "node_not_found"
+    VALIDATOR_NOT_FOUND = "validator_not_found"
+    WITHDRAWAL_NOT_FOUND = "withdrawal_not_found"
+
+    # envelope checks: raised by ``proofs.envelope`` (which imports nothing of ours), whose
+    # classes carry the same values
+    ACTOR_MISMATCH = "actor_mismatch"
+    ENVELOPE_EXPIRED = "envelope_expired"
+    ENVELOPE_INVALID = "envelope_invalid"
+    ENVELOPE_MALFORMED = "envelope_malformed"
+    SIGNATURE_INVALID = "signature_invalid"
+
+    # rules, by name
+    ARTIFACT_NOT_FOUND = "artifact_not_found"
+    ARTIFACT_TOO_LARGE = "artifact_too_large"
+    ACCOUNTS_MUST_DIFFER = "accounts_must_differ"
+    AMOUNT_EXCEEDS_MAXIMUM = "amount_exceeds_maximum"
+    AMOUNT_MUST_BE_POSITIVE = "amount_must_be_positive"
+    ATTESTATION_ALREADY_SUBMITTED = "attestation_already_submitted"
+    ATTESTATION_VOTE_OPEN = "attestation_vote_open"
+    BLS_KEY_MALFORMED = "bls_key_malformed"
+    CHALLENGE_ALREADY_OPEN = "challenge_already_open"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    CHALLENGE_NONCE_MISMATCH = "challenge_nonce_mismatch"
+    CLAIM_TOO_EARLY_FOR_REGION = "claim_too_early_for_region"
+    COMMAND_BODY_INVALID = "command_body_invalid"
+    COMMIT_WINDOW_CLOSED = "commit_window_closed"
+    COMMIT_WINDOW_OPEN = "commit_window_open"
+    COSIGNATURE_INVALID = "cosignature_invalid"
+    DEADLINE_IN_PAST = "deadline_in_past"
+    DEADLINE_NOT_REACHED = "deadline_not_reached"
+    EQUIVOCATION_SIGNATURE_INVALID = "equivocation_signature_invalid"
+    EVIDENCE_ALREADY_USED = "evidence_already_used"
+    EXCEEDS_AVAILABLE = "exceeds_available"
+    GPU_CLASS_TOO_LOW = "gpu_class_too_low"
+    HEAD_ALREADY_ANCHORED = "head_already_anchored"
+    HEAD_ALREADY_COSIGNED = "head_already_cosigned"
+    HOLD_ALREADY_CLOSED = "hold_already_closed"
+    HOLD_ID_MUST_BE_UNIQUE = "hold_id_must_be_unique"
+    HOLD_NOT_FOUND = "hold_not_found"
+    JAIL_NOT_SERVED = "jail_not_served"
+    JOB_DEADLINE_PASSED = "job_deadline_passed"
+    MAX_PRICE_MUST_BE_POSITIVE = "max_price_must_be_positive"
+    NO_OPEN_CHALLENGE = "no_open_challenge"
+    NO_RESULT_COMMITTED = "no_result_committed"
+    NO_SUBMITTED_ATTESTATION = "no_submitted_attestation"
+    NO_VALIDATORS_AVAILABLE = "no_validators_available"
+    NODE_ALREADY_REGISTERED = "node_already_registered"
+    NODE_EXCLUDED_FROM_JOB = "node_excluded_from_job"
+    NODE_NOT_ACTIVE = "node_not_active"
+    NONCE_ALREADY_USED = "nonce_already_used"
+    NOT_THE_CLAIMING_NODE = "not_the_claiming_node"
+    NOT_THE_NODE = "not_the_node"
+    NOTHING_TO_REPLACE = "nothing_to_replace"
+    NOTHING_TO_WITHDRAW = "nothing_to_withdraw"
+    OPERATOR_ONLY = "operator_only"
+    PAYOUT_PENDING = "payout_pending"
+    PRICE_ABOVE_MAXIMUM = "price_above_maximum"
+    PROOF_OF_POSSESSION_INVALID = "proof_of_possession_invalid"
+    QUORUM_NOT_REACHED = "quorum_not_reached"
+    QUORUM_REACHED = "quorum_reached"
+    RESULT_TOO_LATE = "result_too_late"
+    RESULT_WINDOW_CLOSED = "result_window_closed"
+    RESULT_WINDOW_OPEN = "result_window_open"
+    REVEAL_DOES_NOT_MATCH_COMMIT = "reveal_does_not_match_commit"
+    REVEAL_WINDOW_CLOSED = "reveal_window_closed"
+    REVEAL_WINDOW_OPEN = "reveal_window_open"
+    SALT_LENGTH_INVALID = "salt_length_invalid"
+    SLASH_AMOUNT_OUT_OF_RANGE = "slash_amount_out_of_range"
+    SLASH_NEEDS_EVIDENCE = "slash_needs_evidence"
+    STAKE_BELOW_MINIMUM = "stake_below_minimum"
+    STAKE_MUST_BE_WITHDRAWN = "stake_must_be_withdrawn"
+    STAKE_TARGET_NOT_FOUND = "stake_target_not_found"
+    TOO_MUCH_CONTENTION = "too_much_contention"
+    TREE_HEAD_NOT_FOUND = "tree_head_not_found"
+    TREE_HEAD_SIGNATURE_INVALID = "tree_head_signature_invalid"
+    TREE_SIZE_BEYOND_LOG = "tree_size_beyond_log"
+    TREE_SIZE_MUST_GROW = "tree_size_must_grow"
+    UNBOND_AMOUNT_OUT_OF_RANGE = "unbond_amount_out_of_range"
+    UNBONDING_NOT_COMPLETE = "unbonding_not_complete"
+    UNKNOWN_COMMAND_KIND = "unknown_command_kind"
+    VALIDATOR_ALREADY_REGISTERED = "validator_already_registered"
+    VALIDATOR_NOT_ASSIGNED = "validator_not_assigned"
+    VALIDATOR_REPLACEMENTS_EXHAUSTED = "validator_replacements_exhausted"
+    VALIDATORS_ALREADY_ASSIGNED = "validators_already_assigned"
+    VALIDATORS_NOT_ASSIGNED = "validators_not_assigned"
+    VERDICT_ALREADY_COMMITTED = "verdict_already_committed"
+    VERDICT_ALREADY_RECORDED = "verdict_already_recorded"
+    VERDICT_NOT_COMMITTED = "verdict_not_committed"
+    VERDICT_SIGNATURE_INVALID = "verdict_signature_invalid"
+    WITHDRAWAL_ALREADY_SENT = "withdrawal_already_sent"
+    WITHDRAWAL_ATTEMPT_ALREADY_RECORDED = "withdrawal_attempt_already_recorded"
+    WITHDRAWAL_ATTEMPT_UNKNOWN = "withdrawal_attempt_unknown"
+    WITHDRAWAL_ATTEMPTS_EXHAUSTED = "withdrawal_attempts_exhausted"
+
 
 class FlopError(Exception):
     """Base of every error flopledger raises on purpose."""
 
     code: str = "flop_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
 
     @property
     def message(self) -> str:
@@ -26,37 +151,42 @@ class FlopError(Exception):
 class Rejection(FlopError):
     """A command broke a rule: nothing was written. ``code`` names the rule (stable as API)."""
 
-    code = "rejected"
+    code: RejectionCode = RejectionCode.REJECTED
+
+    def __init__(self, message: str, *, code: RejectionCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class NotFound(Rejection):
     """The aggregate or account named by the command does not exist."""
 
-    code = "not_found"
+    code = RejectionCode.NOT_FOUND
 
 
 class InvalidTransition(Rejection):
     """The command is not allowed in the aggregate's current state."""
 
-    code = "invalid_transition"
+    code = RejectionCode.INVALID_TRANSITION
 
 
 class ClaimConflict(Rejection):
     """Someone else already claimed the job (first valid claim wins)."""
 
-    code = "job_already_claimed"
+    code = RejectionCode.JOB_ALREADY_CLAIMED
 
 
 class InsufficientFunds(Rejection):
     """The debit would take an account below zero (only the boundary account may go negative)."""
 
-    code = "insufficient_funds"
+    code = RejectionCode.INSUFFICIENT_FUNDS
 
 
 class Unauthorized(Rejection):
     """The command's actor may not do this (not the owner, not the assigned node, ...)."""
 
-    code = "actor_not_authorized"
+    code = RejectionCode.ACTOR_NOT_AUTHORIZED
 
 
 class OperatingError(FlopError):

@@ -16,8 +16,20 @@ from typing import ClassVar
 
 import msgspec
 
-from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
+from domain.job_states import (
+    CLAIMED,
+    EXPIRED,
+    FINISHED_STATES,
+    REFUNDED,
+    REJECTED,
+    RESULT_COMMITTED,
+    SETTLED,
+    STATE_CODES,
+    SUBMITTED,
+    VERIFIED,
+)
 from domain.node import Node
 from domain.policy import LedgerPolicy
 from domain.scheduling import check_claim
@@ -31,15 +43,20 @@ from domain.verdicts import (
     start_round,
 )
 
-SUBMITTED = "submitted"
-CLAIMED = "claimed"
-RESULT_COMMITTED = "result_committed"
-VERIFIED = "verified"
-REJECTED = "rejected"
-SETTLED = "settled"
-EXPIRED = "expired"
-REFUNDED = "refunded"
-FINISHED_STATES = frozenset({SETTLED, REFUNDED})
+__all__ = [
+    "CLAIMED",
+    "EXPIRED",
+    "FINISHED_STATES",
+    "REFUNDED",
+    "REJECTED",
+    "RESULT_COMMITTED",
+    "SETTLED",
+    "SUBMITTED",
+    "VERIFIED",
+    "Job",
+    "ResultCommitment",
+    "WorkloadSpec",
+]
 
 
 class WorkloadSpec(msgspec.Struct, frozen=True):
@@ -259,9 +276,13 @@ class Job(FlopAggregate):
         now_ns: int,
     ) -> Job:
         if max_price <= 0:
-            raise Rejection("max_price must be positive", code="max_price_must_be_positive")
+            raise Rejection(
+                "max_price must be positive", code=RejectionCode.MAX_PRICE_MUST_BE_POSITIVE
+            )
         if deadline_ns <= now_ns:
-            raise Rejection("the deadline must be in the future", code="deadline_in_past")
+            raise Rejection(
+                "the deadline must be in the future", code=RejectionCode.DEADLINE_IN_PAST
+            )
         return cls._create(
             cls.JobSubmitted,
             id=job_id,
@@ -292,10 +313,12 @@ class Job(FlopAggregate):
         if node_id != self.node_id:
             raise Unauthorized(
                 f"job {self.id} is claimed by {self.node_id}, not {node_id}",
-                code="not_the_claiming_node",
+                code=RejectionCode.NOT_THE_CLAIMING_NODE,
             )
         if now_ns > self.result_due_ns:
-            raise Rejection(f"the result was due at {self.result_due_ns}", code="result_too_late")
+            raise Rejection(
+                f"the result was due at {self.result_due_ns}", code=RejectionCode.RESULT_TOO_LATE
+            )
         self._trigger(self.ResultCommitted, now_ns, node_id=node_id, result=result)
 
     def assign_validators(
@@ -313,10 +336,12 @@ class Job(FlopAggregate):
         self._require_state({RESULT_COMMITTED}, "assign_validators")
         if self.round is not None:
             raise InvalidTransition(
-                "validators are already assigned", code="validators_already_assigned"
+                "validators are already assigned", code=RejectionCode.VALIDATORS_ALREADY_ASSIGNED
             )
         if not validators:
-            raise Rejection("no validator with stake is available", code="no_validators_available")
+            raise Rejection(
+                "no validator with stake is available", code=RejectionCode.NO_VALIDATORS_AVAILABLE
+            )
         opened = start_round(
             validators=validators,
             weights=weights or (1,) * len(validators),
@@ -378,11 +403,13 @@ class Job(FlopAggregate):
         self._require_round_over(verdict_round, now_ns)
         absent = verdict_round.absent()
         if not absent or not replacements:
-            raise InvalidTransition("no absent validator to replace", code="nothing_to_replace")
+            raise InvalidTransition(
+                "no absent validator to replace", code=RejectionCode.NOTHING_TO_REPLACE
+            )
         if verdict_round.replacements >= policy.validator_replacements_max:
             raise Rejection(
                 f"validators were already replaced {verdict_round.replacements} times",
-                code="validator_replacements_exhausted",
+                code=RejectionCode.VALIDATOR_REPLACEMENTS_EXHAUSTED,
             )
         fresh = start_round(validators=(), weights=(), now_ns=now_ns, policy=policy)
         self._trigger(
@@ -403,7 +430,7 @@ class Job(FlopAggregate):
         self._require_state({RESULT_COMMITTED}, "abandon_verdict_round")
         self._require_round_over(self._require_round(), now_ns)
         if self.compute_quorum_outcome(policy) is not None:
-            raise InvalidTransition("the round has a quorum", code="quorum_reached")
+            raise InvalidTransition("the round has a quorum", code=RejectionCode.QUORUM_REACHED)
         return self._reassign_or_expire("no verdict quorum", policy, now_ns)
 
     def compute_quorum_outcome(self, policy: LedgerPolicy) -> bool | None:
@@ -417,7 +444,9 @@ class Job(FlopAggregate):
         self._require_state({RESULT_COMMITTED}, "finalize")
         outcome = self.compute_quorum_outcome(policy)
         if outcome is None:
-            raise InvalidTransition("no quorum of verdicts yet", code="quorum_not_reached")
+            raise InvalidTransition(
+                "no quorum of verdicts yet", code=RejectionCode.QUORUM_NOT_REACHED
+            )
         if outcome:
             self._trigger(self.JobVerified, now_ns, certificate=certificate)
         else:
@@ -436,7 +465,9 @@ class Job(FlopAggregate):
 
         Returns True when reassigned."""
         if self.state == CLAIMED and now_ns <= self.result_due_ns:
-            raise Rejection(f"the claim runs until {self.result_due_ns}", code="result_window_open")
+            raise Rejection(
+                f"the claim runs until {self.result_due_ns}", code=RejectionCode.RESULT_WINDOW_OPEN
+            )
         self._require_state({CLAIMED, REJECTED}, "reassign")
         return self._reassign_or_expire(reason, policy, now_ns)
 
@@ -457,12 +488,12 @@ class Job(FlopAggregate):
         if node_id != self.node_id:
             raise Unauthorized(
                 f"job {self.id} is claimed by {self.node_id}, not {node_id}",
-                code="not_the_claiming_node",
+                code=RejectionCode.NOT_THE_CLAIMING_NODE,
             )
         if now_ns > self.result_due_ns:
             raise Rejection(
                 f"the result was due at {self.result_due_ns}; the job is reassigned by job.expire",
-                code="result_window_closed",
+                code=RejectionCode.RESULT_WINDOW_CLOSED,
             )
         self._trigger(self.JobReleased, now_ns, node_id=node_id, reason=reason)
 
@@ -470,7 +501,9 @@ class Job(FlopAggregate):
         """An unclaimed job whose deadline passed."""
         self._require_state({SUBMITTED}, "expire")
         if now_ns <= self.deadline_ns:
-            raise Rejection(f"the job runs until {self.deadline_ns}", code="deadline_not_reached")
+            raise Rejection(
+                f"the job runs until {self.deadline_ns}", code=RejectionCode.DEADLINE_NOT_REACHED
+            )
         self._trigger(self.JobExpired, now_ns, reason="deadline passed unclaimed")
 
     def refund(self, *, amount: int, now_ns: int) -> None:
@@ -502,7 +535,9 @@ class Job(FlopAggregate):
 
     def _require_round(self) -> VerdictRound:
         if self.round is None:
-            raise InvalidTransition("no validators are assigned", code="validators_not_assigned")
+            raise InvalidTransition(
+                "no validators are assigned", code=RejectionCode.VALIDATORS_NOT_ASSIGNED
+            )
         return self.round
 
     @staticmethod
@@ -510,14 +545,14 @@ class Job(FlopAggregate):
         if not verdict_round.is_over(now_ns):
             raise Rejection(
                 f"verdicts may be revealed until {verdict_round.reveal_deadline_ns}",
-                code="reveal_window_open",
+                code=RejectionCode.REVEAL_WINDOW_OPEN,
             )
 
     def _require_state(self, allowed: set[str], action: str) -> None:
         if self.state not in allowed:
             raise InvalidTransition(
                 f"job {self.id} is {self.state}; {action} needs one of {sorted(allowed)}",
-                code=f"job_{self.state}",
+                code=STATE_CODES[self.state],
             )
 
 

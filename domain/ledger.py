@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import msgspec
 
-from domain.errors import InsufficientFunds, InvalidTransition, NotFound, Rejection
+from domain.errors import InsufficientFunds, InvalidTransition, NotFound, Rejection, RejectionCode
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import AMOUNT_MAX
 
@@ -180,7 +180,7 @@ def transfer(
     if not debit.allows_negative and debit.available < amount:
         raise InsufficientFunds(
             f"account {debit.id} has {debit.available} available, the transfer needs {amount}",
-            code="exceeds_available",
+            code=RejectionCode.EXCEEDS_AVAILABLE,
         )
     at = ns_to_datetime(now_ns)
     common = {"transfer_id": transfer_id, "amount": amount, "reason": reason, "timestamp": at}
@@ -200,11 +200,13 @@ def place_hold(
     """Reserve ``amount`` on debit for credit, to be posted or voided later."""
     _check_amount(debit, credit, amount)
     if transfer_id in debit.holds or transfer_id in debit.closed_holds:
-        raise Rejection(f"hold {transfer_id} already exists", code="hold_id_must_be_unique")
+        raise Rejection(
+            f"hold {transfer_id} already exists", code=RejectionCode.HOLD_ID_MUST_BE_UNIQUE
+        )
     if not debit.allows_negative and debit.available < amount:
         raise InsufficientFunds(
             f"account {debit.id} has {debit.available} available, the hold needs {amount}",
-            code="exceeds_available",
+            code=RejectionCode.EXCEEDS_AVAILABLE,
         )
     at = ns_to_datetime(now_ns)
     common = {"transfer_id": transfer_id, "amount": amount, "reason": reason, "timestamp": at}
@@ -232,21 +234,29 @@ def void_hold(debit: Account, credit: Account, *, transfer_id: str, now_ns: int)
 
 def _check_amount(debit: Account, credit: Account, amount: int) -> None:
     if amount <= 0:
-        raise Rejection(f"amount {amount} must be positive", code="amount_must_be_positive")
+        raise Rejection(
+            f"amount {amount} must be positive", code=RejectionCode.AMOUNT_MUST_BE_POSITIVE
+        )
     if amount > AMOUNT_MAX:
-        raise Rejection(f"amount {amount} exceeds {AMOUNT_MAX}", code="amount_exceeds_maximum")
+        raise Rejection(
+            f"amount {amount} exceeds {AMOUNT_MAX}", code=RejectionCode.AMOUNT_EXCEEDS_MAXIMUM
+        )
     if debit.id == credit.id:
-        raise Rejection("debit and credit are the same account", code="accounts_must_differ")
+        raise Rejection(
+            "debit and credit are the same account", code=RejectionCode.ACCOUNTS_MUST_DIFFER
+        )
 
 
 def _check_open_hold(debit: Account, credit: Account, transfer_id: str) -> int:
     if transfer_id in debit.closed_holds:
         raise InvalidTransition(
-            f"hold {transfer_id} was already posted or voided", code="hold_already_closed"
+            f"hold {transfer_id} was already posted or voided",
+            code=RejectionCode.HOLD_ALREADY_CLOSED,
         )
     hold = debit.holds.get(transfer_id)
     if hold is None or hold.side != DEBIT or hold.counterparty != credit.id:
         raise NotFound(
-            f"no open hold {transfer_id} from {debit.id} to {credit.id}", code="hold_not_found"
+            f"no open hold {transfer_id} from {debit.id} to {credit.id}",
+            code=RejectionCode.HOLD_NOT_FOUND,
         )
     return hold.amount

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import msgspec
 
-from domain.errors import InvalidTransition, NotFound, Rejection
+from domain.errors import InvalidTransition, NotFound, Rejection, RejectionCode
 from domain.events import FlopAggregate, ns_to_datetime
 
 LOG_STREAM_ID = "log:transparency"
@@ -138,7 +138,7 @@ class Log(FlopAggregate):
         if size <= self.last_size:
             raise Rejection(
                 f"tree size {size} does not grow past the last signed size {self.last_size}",
-                code="tree_size_must_grow",
+                code=RejectionCode.TREE_SIZE_MUST_GROW,
             )
         self._trigger(
             self.TreeHeadSigned,
@@ -156,7 +156,7 @@ class Log(FlopAggregate):
         if validator_id in head.cosigners:
             raise InvalidTransition(
                 f"{validator_id} already co-signed the head of size {size}",
-                code="head_already_cosigned",
+                code=RejectionCode.HEAD_ALREADY_COSIGNED,
             )
         self._trigger(
             self.WitnessCosigned,
@@ -173,7 +173,7 @@ class Log(FlopAggregate):
         if head.anchor_signature:
             raise InvalidTransition(
                 f"the head of size {size} is already anchored by {head.anchor_signature}",
-                code="head_already_anchored",
+                code=RejectionCode.HEAD_ALREADY_ANCHORED,
             )
         self._trigger(
             self.LogAnchored,
@@ -187,5 +187,7 @@ class Log(FlopAggregate):
     def require_head(self, size: int) -> HeadState:
         head = self.heads.get(size)
         if head is None:
-            raise NotFound(f"no signed tree head of size {size}", code="tree_head_not_found")
+            raise NotFound(
+                f"no signed tree head of size {size}", code=RejectionCode.TREE_HEAD_NOT_FOUND
+            )
         return head

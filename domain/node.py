@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import msgspec
 
-from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import LedgerPolicy
 from domain.stake import StakeRules
@@ -33,6 +33,14 @@ ATTESTED = "attested"
 ACTIVE = "active"
 JAILED = "jailed"
 DEREGISTERED = "deregistered"
+STATE_CODES: dict[str, RejectionCode] = {
+    REGISTERED: RejectionCode.NODE_REGISTERED,
+    ATTESTED: RejectionCode.NODE_ATTESTED,
+    ACTIVE: RejectionCode.NODE_ACTIVE,
+    JAILED: RejectionCode.NODE_JAILED,
+    DEREGISTERED: RejectionCode.NODE_DEREGISTERED,
+}
+"""The code of a command refused because the node is in that state."""
 
 
 class GpuClaim(msgspec.Struct, frozen=True):
@@ -272,12 +280,12 @@ class Node(FlopAggregate, StakeRules):
         if self.attestation_round is not None:
             raise InvalidTransition(
                 "validators are still voting on the last attestation",
-                code="attestation_vote_open",
+                code=RejectionCode.ATTESTATION_VOTE_OPEN,
             )
         if self.challenge is not None and self.challenge.deadline_ns >= now_ns:
             raise InvalidTransition(
                 f"node {self.id} already has an open challenge until {self.challenge.deadline_ns}",
-                code="challenge_already_open",
+                code=RejectionCode.CHALLENGE_ALREADY_OPEN,
             )
         self._trigger(
             self.AttestationChallenged,
@@ -303,12 +311,12 @@ class Node(FlopAggregate, StakeRules):
         if now_ns > self.challenge.deadline_ns:
             raise Rejection(
                 "the attestation challenge deadline has passed; ask for a new one",
-                code="challenge_expired",
+                code=RejectionCode.CHALLENGE_EXPIRED,
             )
         if self.attestation_commitment:
             raise InvalidTransition(
                 "an answer to this challenge was already submitted",
-                code="attestation_already_submitted",
+                code=RejectionCode.ATTESTATION_ALREADY_SUBMITTED,
             )
         self._trigger(
             self.AttestationSubmitted,
@@ -343,10 +351,12 @@ class Node(FlopAggregate, StakeRules):
         self._require_submitted_attestation()
         if self.attestation_round is not None:
             raise InvalidTransition(
-                "validators are already assigned", code="validators_already_assigned"
+                "validators are already assigned", code=RejectionCode.VALIDATORS_ALREADY_ASSIGNED
             )
         if not validators:
-            raise Rejection("no validator with stake is available", code="no_validators_available")
+            raise Rejection(
+                "no validator with stake is available", code=RejectionCode.NO_VALIDATORS_AVAILABLE
+            )
         opened = start_round(validators=validators, weights=weights, now_ns=now_ns, policy=policy)
         self._trigger(
             self.AttestationValidatorsAssigned,
@@ -408,11 +418,13 @@ class Node(FlopAggregate, StakeRules):
         _require_round_over(verdict_round, now_ns)
         absent = verdict_round.absent()
         if not absent or not replacements:
-            raise InvalidTransition("no absent validator to replace", code="nothing_to_replace")
+            raise InvalidTransition(
+                "no absent validator to replace", code=RejectionCode.NOTHING_TO_REPLACE
+            )
         if verdict_round.replacements >= policy.validator_replacements_max:
             raise Rejection(
                 f"validators were already replaced {verdict_round.replacements} times",
-                code="validator_replacements_exhausted",
+                code=RejectionCode.VALIDATOR_REPLACEMENTS_EXHAUSTED,
             )
         fresh = start_round(validators=(), weights=(), now_ns=now_ns, policy=policy)
         self._trigger(
@@ -433,7 +445,7 @@ class Node(FlopAggregate, StakeRules):
         verdict_round = self._require_attestation_round(self.challenge.nonce)
         _require_round_over(verdict_round, now_ns)
         if verdict_round.compute_outcome(policy) is not None:
-            raise InvalidTransition("the round has a quorum", code="quorum_reached")
+            raise InvalidTransition("the round has a quorum", code=RejectionCode.QUORUM_REACHED)
         self._trigger(
             self.AttestationRejected, now_ns, certificate=b"", reason="no validator quorum"
         )
@@ -454,10 +466,11 @@ class Node(FlopAggregate, StakeRules):
     ) -> None:
         """Take ``amount`` of bonded stake and jail the node; every slash cites evidence."""
         if not evidence:
-            raise Rejection("a slash must cite evidence", code="slash_needs_evidence")
+            raise Rejection("a slash must cite evidence", code=RejectionCode.SLASH_NEEDS_EVIDENCE)
         if amount < 0 or amount > self.stake:
             raise Rejection(
-                f"can slash 0..{self.stake}, not {amount}", code="slash_amount_out_of_range"
+                f"can slash 0..{self.stake}, not {amount}",
+                code=RejectionCode.SLASH_AMOUNT_OUT_OF_RANGE,
             )
         self._require_state({ATTESTED, ACTIVE, JAILED, REGISTERED}, "slash")
         self._trigger(self.NodeSlashed, now_ns, amount=amount, reason=reason, evidence=evidence)
@@ -469,7 +482,9 @@ class Node(FlopAggregate, StakeRules):
     def unjail(self, *, policy: LedgerPolicy, now_ns: int) -> None:
         self._require_state({JAILED}, "unjail")
         if now_ns < self.jailed_until_ns:
-            raise Rejection(f"jailed until {self.jailed_until_ns}", code="jail_not_served")
+            raise Rejection(
+                f"jailed until {self.jailed_until_ns}", code=RejectionCode.JAIL_NOT_SERVED
+            )
         if not self.is_attested:
             after = REGISTERED
         else:
@@ -480,7 +495,8 @@ class Node(FlopAggregate, StakeRules):
         self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "deregister")
         if self.stake or self.unbonding:
             raise Rejection(
-                "unbond and withdraw all stake before deregistering", code="stake_must_be_withdrawn"
+                "unbond and withdraw all stake before deregistering",
+                code=RejectionCode.STAKE_MUST_BE_WITHDRAWN,
             )
         self._trigger(self.NodeDeregistered, now_ns)
 
@@ -517,7 +533,7 @@ class Node(FlopAggregate, StakeRules):
         if self.state not in allowed:
             raise InvalidTransition(
                 f"node {self.id} is {self.state}; {action} needs one of {sorted(allowed)}",
-                code=f"node_{self.state}",
+                code=STATE_CODES[self.state],
             )
 
     def require_attestation_vote(self, nonce: str) -> None:
@@ -528,20 +544,26 @@ class Node(FlopAggregate, StakeRules):
 
     def _require_open_challenge(self, nonce: str) -> None:
         if self.challenge is None:
-            raise InvalidTransition("no open attestation challenge", code="no_open_challenge")
+            raise InvalidTransition(
+                "no open attestation challenge", code=RejectionCode.NO_OPEN_CHALLENGE
+            )
         if self.challenge.nonce != nonce:
-            raise Rejection("the answer names another challenge", code="challenge_nonce_mismatch")
+            raise Rejection(
+                "the answer names another challenge", code=RejectionCode.CHALLENGE_NONCE_MISMATCH
+            )
 
     def _require_attestation_round(self, nonce: str) -> VerdictRound:
         self._require_open_challenge(nonce)
         if self.attestation_round is None:
-            raise InvalidTransition("no validators are assigned", code="validators_not_assigned")
+            raise InvalidTransition(
+                "no validators are assigned", code=RejectionCode.VALIDATORS_NOT_ASSIGNED
+            )
         return self.attestation_round
 
     def _require_submitted_attestation(self) -> None:
         if self.challenge is None or not self.attestation_commitment:
             raise InvalidTransition(
-                "no submitted attestation to decide on", code="no_submitted_attestation"
+                "no submitted attestation to decide on", code=RejectionCode.NO_SUBMITTED_ATTESTATION
             )
 
 
@@ -549,5 +571,5 @@ def _require_round_over(verdict_round: VerdictRound, now_ns: int) -> None:
     if not verdict_round.is_over(now_ns):
         raise Rejection(
             f"verdicts may be revealed until {verdict_round.reveal_deadline_ns}",
-            code="reveal_window_open",
+            code=RejectionCode.REVEAL_WINDOW_OPEN,
         )

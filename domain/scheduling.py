@@ -8,16 +8,38 @@ Eligibility rules are checked in a fixed order, each with a stable code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from domain.errors import ClaimConflict, InvalidTransition, Rejection
+from domain.errors import ClaimConflict, InvalidTransition, Rejection, RejectionCode
+from domain.job_states import CLAIMED, RESULT_COMMITTED, STATE_CODES, SUBMITTED
+from domain.node import ACTIVE, JAILED, Node
 from domain.policy import LedgerPolicy, gpu_class_rank
 
-if TYPE_CHECKING:
-    from domain.job import Job
-    from domain.node import Node
-
 SAME_REGION, SAME_GROUP, ELSEWHERE = 0, 1, 2
+
+
+class ClaimableWorkload(Protocol):
+    @property
+    def gpu_class_min(self) -> str: ...
+
+
+class ClaimableJob(Protocol):
+    """What the claim rules read of a job (``domain.job.Job`` is one; it checks its claims
+    here, so this module names no Job, and the two do not import each other)."""
+
+    @property
+    def id(self) -> str: ...
+
+    state: str
+    node_id: str
+    region: str
+    deadline_ns: int
+    max_price: int
+    offered_at_ns: int
+    excluded_nodes: set[str]
+
+    @property
+    def workload(self) -> ClaimableWorkload: ...
 
 
 def compute_region_tier(job_region: str, node_region: str) -> int:
@@ -28,45 +50,47 @@ def compute_region_tier(job_region: str, node_region: str) -> int:
     return ELSEWHERE
 
 
-def compute_earliest_claim_ns(job: Job, node_region: str, policy: LedgerPolicy) -> int:
+def compute_earliest_claim_ns(job: ClaimableJob, node_region: str, policy: LedgerPolicy) -> int:
     tier = compute_region_tier(job.region, node_region)
     return job.offered_at_ns + tier * policy.region_stagger_ns
 
 
-def check_claim(job: Job, node: Node, *, now_ns: int, policy: LedgerPolicy) -> None:
+def check_claim(job: ClaimableJob, node: Node, *, now_ns: int, policy: LedgerPolicy) -> None:
     """Raise the first rule the claim breaks; return quietly when the node may claim now."""
-    from domain.job import CLAIMED, RESULT_COMMITTED, SUBMITTED
-    from domain.node import ACTIVE, JAILED
-
     if job.state in (CLAIMED, RESULT_COMMITTED):
         raise ClaimConflict(f"job {job.id} was already claimed by {job.node_id}")
     if job.state != SUBMITTED:
-        raise InvalidTransition(f"job {job.id} is {job.state}", code=f"job_{job.state}")
+        raise InvalidTransition(f"job {job.id} is {job.state}", code=STATE_CODES[job.state])
     if now_ns > job.deadline_ns:
-        raise Rejection(f"job {job.id} passed its deadline", code="job_deadline_passed")
+        raise Rejection(f"job {job.id} passed its deadline", code=RejectionCode.JOB_DEADLINE_PASSED)
     if node.state == JAILED:
-        raise Rejection(f"node {node.id} is jailed", code="node_jailed")
+        raise Rejection(f"node {node.id} is jailed", code=RejectionCode.NODE_JAILED)
     if node.state != ACTIVE:
-        raise Rejection(f"node {node.id} is {node.state}, not active", code="node_not_active")
+        raise Rejection(
+            f"node {node.id} is {node.state}, not active", code=RejectionCode.NODE_NOT_ACTIVE
+        )
     if node.stake < policy.node_stake_min:
         raise Rejection(
-            f"node stake {node.stake} is below {policy.node_stake_min}", code="stake_below_minimum"
+            f"node stake {node.stake} is below {policy.node_stake_min}",
+            code=RejectionCode.STAKE_BELOW_MINIMUM,
         )
     if gpu_class_rank(node.gpu_class) < gpu_class_rank(job.workload.gpu_class_min):
         raise Rejection(
             f"job needs GPU class {job.workload.gpu_class_min}, node has {node.gpu_class}",
-            code="gpu_class_too_low",
+            code=RejectionCode.GPU_CLASS_TOO_LOW,
         )
     if node.price > job.max_price:
         raise Rejection(
             f"node price {node.price} exceeds the job's maximum {job.max_price}",
-            code="price_above_maximum",
+            code=RejectionCode.PRICE_ABOVE_MAXIMUM,
         )
     if node.id in job.excluded_nodes:
-        raise Rejection(f"node {node.id} already failed this job", code="node_excluded_from_job")
+        raise Rejection(
+            f"node {node.id} already failed this job", code=RejectionCode.NODE_EXCLUDED_FROM_JOB
+        )
     earliest = compute_earliest_claim_ns(job, node.region, policy)
     if now_ns < earliest:
         raise Rejection(
             f"nodes in {node.region} may claim this {job.region} job from {earliest}",
-            code="claim_too_early_for_region",
+            code=RejectionCode.CLAIM_TOO_EARLY_FOR_REGION,
         )

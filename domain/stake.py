@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import InvalidTransition, Rejection
+from domain.errors import InvalidTransition, Rejection, RejectionCode
 from domain.policy import LedgerPolicy
 
 
@@ -28,7 +28,8 @@ class StakeRules:
     def _request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         if amount <= 0 or amount > self.stake:
             raise Rejection(
-                f"can unbond 1..{self.stake}, not {amount}", code="unbond_amount_out_of_range"
+                f"can unbond 1..{self.stake}, not {amount}",
+                code=RejectionCode.UNBOND_AMOUNT_OUT_OF_RANGE,
             )
         self._trigger(
             self.UnbondRequested,
@@ -40,10 +41,11 @@ class StakeRules:
     def withdraw_unbonded(self, *, now_ns: int) -> int:
         """Withdraw everything unbonding once the unbonding period is over; returns it."""
         if self.unbonding == 0:
-            raise InvalidTransition("nothing is unbonding", code="nothing_to_withdraw")
+            raise InvalidTransition("nothing is unbonding", code=RejectionCode.NOTHING_TO_WITHDRAW)
         if now_ns < self.unbond_ready_ns:
             raise Rejection(
-                f"unbonding completes at {self.unbond_ready_ns}", code="unbonding_not_complete"
+                f"unbonding completes at {self.unbond_ready_ns}",
+                code=RejectionCode.UNBONDING_NOT_COMPLETE,
             )
         amount = self.unbonding
         self._trigger(self.StakeWithdrawn, now_ns, amount=amount)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import LedgerPolicy
 from domain.stake import StakeRules
@@ -88,7 +88,8 @@ class Validator(FlopAggregate, StakeRules):
         """Register; the caller has verified the proof of possession (proofs.bls)."""
         if len(bls_public_key) != BLS_PUBLIC_KEY_BYTES or len(proof_of_possession) != BLS_POP_BYTES:
             raise Rejection(
-                "BLS key is 48 bytes and its proof of possession 96 bytes", code="bls_key_malformed"
+                "BLS key is 48 bytes and its proof of possession 96 bytes",
+                code=RejectionCode.BLS_KEY_MALFORMED,
             )
         return cls._create(
             cls.Registered,
@@ -113,14 +114,15 @@ class Validator(FlopAggregate, StakeRules):
     ) -> None:
         """Slash for one piece of evidence, at most once per evidence key."""
         if not evidence:
-            raise Rejection("a slash must cite evidence", code="slash_needs_evidence")
+            raise Rejection("a slash must cite evidence", code=RejectionCode.SLASH_NEEDS_EVIDENCE)
         if evidence_key in self.slashed_for:
             raise InvalidTransition(
-                "this evidence was already used to slash", code="evidence_already_used"
+                "this evidence was already used to slash", code=RejectionCode.EVIDENCE_ALREADY_USED
             )
         if amount < 0 or amount > self.stake:
             raise Rejection(
-                f"can slash 0..{self.stake}, not {amount}", code="slash_amount_out_of_range"
+                f"can slash 0..{self.stake}, not {amount}",
+                code=RejectionCode.SLASH_AMOUNT_OUT_OF_RANGE,
             )
         self._trigger(
             self.ValidatorSlashed,

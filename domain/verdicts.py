@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from domain.errors import InvalidTransition, Rejection, Unauthorized
+from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.policy import LedgerPolicy
 
 VERDICT_COMMIT_TAG = b"flopledger/verdict-commit/v1\x00"
@@ -65,12 +65,13 @@ class VerdictRound:
         self._require_assigned(validator_id)
         if validator_id in self.commits:
             raise InvalidTransition(
-                "this validator already committed its verdict", code="verdict_already_committed"
+                "this validator already committed its verdict",
+                code=RejectionCode.VERDICT_ALREADY_COMMITTED,
             )
         if self.is_commit_phase_over(now_ns):
             raise Rejection(
                 f"the commit window closed at {self.commit_deadline_ns}",
-                code="commit_window_closed",
+                code=RejectionCode.COMMIT_WINDOW_CLOSED,
             )
 
     def check_reveal(self, validator_id: str, expected_commit: bytes, now_ns: int) -> None:
@@ -78,26 +79,28 @@ class VerdictRound:
         self._require_assigned(validator_id)
         if validator_id in self.verdicts:
             raise InvalidTransition(
-                "this validator's verdict is already recorded", code="verdict_already_recorded"
+                "this validator's verdict is already recorded",
+                code=RejectionCode.VERDICT_ALREADY_RECORDED,
             )
         if validator_id not in self.commits:
             raise Rejection(
-                "commit a hash of the verdict before revealing it", code="verdict_not_committed"
+                "commit a hash of the verdict before revealing it",
+                code=RejectionCode.VERDICT_NOT_COMMITTED,
             )
         if not self.is_commit_phase_over(now_ns):
             raise Rejection(
                 f"verdicts are revealed after the commit window ({self.commit_deadline_ns})",
-                code="commit_window_open",
+                code=RejectionCode.COMMIT_WINDOW_OPEN,
             )
         if self.is_over(now_ns):
             raise Rejection(
                 f"the reveal window closed at {self.reveal_deadline_ns}",
-                code="reveal_window_closed",
+                code=RejectionCode.REVEAL_WINDOW_CLOSED,
             )
         if self.commits[validator_id] != expected_commit:
             raise Rejection(
                 "the revealed verdict and salt do not hash to the commit",
-                code="reveal_does_not_match_commit",
+                code=RejectionCode.REVEAL_DOES_NOT_MATCH_COMMIT,
             )
 
     def compute_outcome(self, policy: LedgerPolicy) -> bool | None:
@@ -166,7 +169,7 @@ class VerdictRound:
         if validator_id not in self.validators:
             raise Unauthorized(
                 f"validator {validator_id} is not assigned to this vote",
-                code="validator_not_assigned",
+                code=RejectionCode.VALIDATOR_NOT_ASSIGNED,
             )
 
 
@@ -209,5 +212,5 @@ def check_salt(salt: bytes) -> None:
     if not SALT_BYTES_MIN <= len(salt) <= SALT_BYTES_MAX:
         raise Rejection(
             f"a verdict salt is {SALT_BYTES_MIN}..{SALT_BYTES_MAX} bytes",
-            code="salt_length_invalid",
+            code=RejectionCode.SALT_LENGTH_INVALID,
         )

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import msgspec
 
-from domain.errors import InvalidTransition
+from domain.errors import InvalidTransition, RejectionCode
 from domain.events import FlopAggregate, ns_to_datetime
 
 ATTEMPTS_MAX = 16
@@ -110,12 +110,12 @@ class Withdrawal(FlopAggregate):
         if any(a.chain_signature == chain_signature for a in self.attempts):
             raise InvalidTransition(
                 f"{chain_signature} is already recorded for {self.withdrawal_id}",
-                code="withdrawal_attempt_already_recorded",
+                code=RejectionCode.WITHDRAWAL_ATTEMPT_ALREADY_RECORDED,
             )
         if len(self.attempts) >= ATTEMPTS_MAX:
             raise InvalidTransition(
                 f"withdrawal {self.withdrawal_id} has {ATTEMPTS_MAX} attempts already",
-                code="withdrawal_attempts_exhausted",
+                code=RejectionCode.WITHDRAWAL_ATTEMPTS_EXHAUSTED,
             )
         self._trigger(
             self.WithdrawalSubmitted,
@@ -131,7 +131,7 @@ class Withdrawal(FlopAggregate):
         if all(a.chain_signature != chain_signature for a in self.attempts):
             raise InvalidTransition(
                 f"{chain_signature} is not a recorded attempt of {self.withdrawal_id}",
-                code="withdrawal_attempt_unknown",
+                code=RejectionCode.WITHDRAWAL_ATTEMPT_UNKNOWN,
             )
         self._trigger(self.WithdrawalSent, now_ns, chain_signature=chain_signature, slot=slot)
 
@@ -139,5 +139,5 @@ class Withdrawal(FlopAggregate):
         if self.is_sent:
             raise InvalidTransition(
                 f"withdrawal {self.withdrawal_id} was already paid by {self.sent_signature}",
-                code="withdrawal_already_sent",
+                code=RejectionCode.WITHDRAWAL_ALREADY_SENT,
             )

@@ -31,6 +31,7 @@ from adapters.compute.attestation import answer_challenge
 from adapters.compute.nvml import Inventory, compute_gpu_class, compute_gpu_specs
 from adapters.compute.workloads import PARAM_TYPES
 from adapters.ledger_api.client import ApiProblem
+from domain.errors import RejectionCode
 from domain.policy import gpu_class_rank
 from domain.scheduling import compute_region_tier
 from node_agent.config import (
@@ -50,10 +51,10 @@ _log = structlog.get_logger("flopledger.agent")
 
 CLAIM_REFUSED_FOR_GOOD = frozenset(
     {
-        "job_deadline_passed",
-        "gpu_class_too_low",
-        "price_above_maximum",
-        "node_excluded_from_job",
+        RejectionCode.JOB_DEADLINE_PASSED,
+        RejectionCode.GPU_CLASS_TOO_LOW,
+        RejectionCode.PRICE_ABOVE_MAXIMUM,
+        RejectionCode.NODE_EXCLUDED_FROM_JOB,
     }
 )
 SECOND_NS = 1_000_000_000
@@ -275,7 +276,7 @@ class NodeAgent:
         try:
             await self.ledger.submit_attestation(body)
         except ApiProblem as problem:
-            if problem.code != "attestation_already_submitted":
+            if problem.code != RejectionCode.ATTESTATION_ALREADY_SUBMITTED:
                 raise
         self._answered_nonces.add(challenge["nonce"])
         _log.info(
@@ -374,7 +375,7 @@ class NodeAgent:
         return True
 
     async def _on_claim_refused(self, job_id: str, problem: ApiProblem) -> bool:
-        if problem.code == "job_already_claimed":
+        if problem.code == RejectionCode.JOB_ALREADY_CLAIMED:
             job = await self.ledger.get_job(job_id)
             if job.get("node_id") == self.node_id and job.get("state") == "claimed":
                 self._candidates.pop(job_id, None)

@@ -6,7 +6,7 @@ broken hash chain is a corrupt record, an oversized artifact is a rejection.
 
 from __future__ import annotations
 
-from domain.errors import CorruptRecord, NotFound, OperatingError, Rejection
+from domain.errors import CorruptRecord, NotFound, OperatingError, Rejection, RejectionCode
 
 
 class NatsError(OperatingError):
@@ -63,7 +63,7 @@ class LeadershipLost(OperatingError):
 class ArtifactTooLarge(Rejection):
     """The artifact is larger than the object store's configured size limit."""
 
-    code = "artifact_too_large"
+    code = RejectionCode.ARTIFACT_TOO_LARGE
 
     def __init__(self, size_bytes: int, limit_bytes: int) -> None:
         super().__init__(f"artifact of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes")
@@ -74,7 +74,7 @@ class ArtifactTooLarge(Rejection):
 class ArtifactNotFound(NotFound):
     """No artifact is stored under this SHA-256 digest."""
 
-    code = "artifact_not_found"
+    code = RejectionCode.ARTIFACT_NOT_FOUND
 
 
 class ArtifactCorrupt(OperatingError):

@@ -27,6 +27,7 @@ from api.controllers.common import (
 )
 from api.errors import ApiError
 from api.state import Deps
+from domain.errors import RejectionCode
 from domain.ledger import Account
 from domain.services.queries import get_aggregate
 
@@ -69,7 +70,7 @@ class AccountController(Controller):
         """An account's posted and pending balances."""
         account = await get_aggregate(deps.store, Account, account_id)
         if account is None:
-            raise ApiError("account_not_found", f"no account {account_id}", status=404)
+            raise ApiError(RejectionCode.ACCOUNT_NOT_FOUND, f"no account {account_id}", status=404)
         return BalanceView(
             account=account.id,
             balance=account.balance,
@@ -92,9 +93,11 @@ class AccountController(Controller):
         """The account's events from ``from_version`` on, ``limit`` at a time."""
         records = await deps.store.read_stream(account_id, from_version)
         if records and records[0].stream_type != Account.STREAM_TYPE:
-            raise ApiError("account_not_found", f"{account_id} is not an account", status=404)
+            raise ApiError(
+                RejectionCode.ACCOUNT_NOT_FOUND, f"{account_id} is not an account", status=404
+            )
         if not records and from_version == 1:
-            raise ApiError("account_not_found", f"no account {account_id}", status=404)
+            raise ApiError(RejectionCode.ACCOUNT_NOT_FOUND, f"no account {account_id}", status=404)
         page = records[:limit]
         items = []
         for record in page:

@@ -27,6 +27,7 @@ from api.controllers.common import (
 )
 from api.errors import ApiError
 from api.state import Deps
+from domain.errors import RejectionCode
 from domain.job import Job
 from domain.ledger import escrow_account
 from domain.services.queries import get_aggregate
@@ -81,7 +82,7 @@ class JobController(Controller):
         """One job."""
         job = await get_aggregate(deps.store, Job, job_id)
         if job is None:
-            raise ApiError("job_not_found", f"no job {job_id}", status=404)
+            raise ApiError(RejectionCode.JOB_NOT_FOUND, f"no job {job_id}", status=404)
         return msgspec.convert(job.view(), JobView)
 
     @post("/{job_id:str}/claim", operation_id="claimJob", status_code=200, responses=COMMAND_ERRORS)

@@ -26,6 +26,7 @@ from api.controllers.common import (
 )
 from api.errors import ApiError
 from api.state import Deps
+from domain.errors import RejectionCode
 from domain.node import Node
 from domain.services.queries import get_aggregate
 
@@ -68,7 +69,7 @@ class NodeController(Controller):
         """One node."""
         node = await get_aggregate(deps.store, Node, node_id)
         if node is None:
-            raise ApiError("node_not_found", f"no node {node_id}", status=404)
+            raise ApiError(RejectionCode.NODE_NOT_FOUND, f"no node {node_id}", status=404)
         return msgspec.convert(node.view(), NodeView)
 
     @post(

@@ -23,6 +23,7 @@ from api.controllers.common import (
 )
 from api.errors import ApiError
 from api.state import Deps
+from domain.errors import RejectionCode
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
 
@@ -70,5 +71,7 @@ class ValidatorController(Controller):
         """One validator."""
         validator = await get_aggregate(deps.store, Validator, validator_id)
         if validator is None:
-            raise ApiError("validator_not_found", f"no validator {validator_id}", status=404)
+            raise ApiError(
+                RejectionCode.VALIDATOR_NOT_FOUND, f"no validator {validator_id}", status=404
+            )
         return msgspec.convert(validator.view(), ValidatorView)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.errors import Unauthorized
+from domain.errors import RejectionCode, Unauthorized
 from domain.policy import LedgerPolicy
 
 
@@ -18,5 +18,5 @@ class CommandContext:
     def require_operator(self) -> None:
         if self.actor not in self.policy.operators:
             raise Unauthorized(
-                f"{self.actor} is not an operator of this ledger", code="operator_only"
+                f"{self.actor} is not an operator of this ledger", code=RejectionCode.OPERATOR_ONLY
             )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from domain.errors import Rejection
+from domain.errors import Rejection, RejectionCode
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID, Log, encode_anchor_memo
 from domain.ports import READ_ALL_LIMIT_MAX, EventStore, PreparedTransfer, SolanaGateway
@@ -37,7 +37,6 @@ WITHDRAWAL_MEMO_PREFIX = "flopledger:withdrawal:"
 DEPOSIT_NONCE_PREFIX = "sol-"
 ANCHOR_NONCE_PREFIX = "anc-"
 NONCE_HASH_CHARS = 56
-PAYOUT_PENDING = "payout_pending"
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ class GatewayService:
             try:
                 result = await self._run("account.deposit", body, nonce=nonce)
             except Rejection as exc:
-                if exc.code != "nonce_already_used":
+                if exc.code != RejectionCode.NONCE_ALREADY_USED:
                     raise
                 result = None
             if result is None or result.replayed:
@@ -158,7 +157,9 @@ class GatewayService:
         signature = prepared.signature
         landed = await self.gateway.get_landed(signature)
         if landed is None:
-            raise Rejection(f"payout {signature} has not landed yet", code=PAYOUT_PENDING)
+            raise Rejection(
+                f"payout {signature} has not landed yet", code=RejectionCode.PAYOUT_PENDING
+            )
         await self._confirm(withdrawal_id, landed.signature, landed.slot)
         return landed.signature
 
@@ -173,7 +174,7 @@ class GatewayService:
                     withdrawal_id, destination=destination, amount=amount
                 )
             except Rejection as exc:
-                if exc.code != PAYOUT_PENDING:
+                if exc.code != RejectionCode.PAYOUT_PENDING:
                     raise
                 continue
             paid.append(signature)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from domain import commands as c
-from domain.errors import Rejection, Unauthorized
+from domain.errors import Rejection, RejectionCode, Unauthorized
 from domain.job import (
     CLAIMED,
     EXPIRED,
@@ -16,6 +16,7 @@ from domain.job import (
     Verdict,
     WorkloadSpec,
 )
+from domain.job_states import STATE_CODES
 from domain.ledger import (
     BOUNDARY_ACCOUNT,
     TREASURY_ACCOUNT,
@@ -97,7 +98,7 @@ async def handle_submit_job(uow: UnitOfWork, cmd: c.SubmitJob, ctx: CommandConte
 
 async def handle_claim_job(uow: UnitOfWork, cmd: c.ClaimJob, ctx: CommandContext) -> str:
     if ctx.actor != cmd.node_id:
-        raise Unauthorized("a node claims jobs with its own key", code="not_the_node")
+        raise Unauthorized("a node claims jobs with its own key", code=RejectionCode.NOT_THE_NODE)
     job = await uow.require(Job, cmd.job_id)
     node = await uow.require(Node, cmd.node_id)
     job.claim(node, policy=ctx.policy, now_ns=ctx.now_ns)
@@ -137,11 +138,14 @@ async def handle_record_verdict(uow: UnitOfWork, cmd: c.RecordVerdict, ctx: Comm
     job = await uow.require(Job, cmd.job_id)
     validator = await uow.require(Validator, ctx.actor)
     if job.result is None:
-        raise Rejection(f"job {job.id} has no committed result", code="no_result_committed")
+        raise Rejection(
+            f"job {job.id} has no committed result", code=RejectionCode.NO_RESULT_COMMITTED
+        )
     message = verdict_message(job.id, job.result.commitment, cmd.passed)
     if not bls.verify(validator.bls_public_key, message, cmd.signature):
         raise Rejection(
-            "the verdict's BLS signature does not verify", code="verdict_signature_invalid"
+            "the verdict's BLS signature does not verify",
+            code=RejectionCode.VERDICT_SIGNATURE_INVALID,
         )
     job.reveal_verdict(
         validator_id=validator.id,
@@ -193,7 +197,9 @@ async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandConte
     elif job.state == RESULT_COMMITTED:
         await _rotate_verdict_round(uow, job, ctx)
     elif job.state != EXPIRED:
-        raise Rejection(f"job {job.id} is {job.state}: nothing to expire", code=f"job_{job.state}")
+        raise Rejection(
+            f"job {job.id} is {job.state}: nothing to expire", code=STATE_CODES[job.state]
+        )
     if job.state == EXPIRED:
         await _refund(uow, job, ctx)
     return job.id
@@ -202,7 +208,9 @@ async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandConte
 async def _rotate_verdict_round(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
     verdict_round = job.round
     if verdict_round is None:
-        raise Rejection(f"job {job.id} has no validators", code="validators_not_assigned")
+        raise Rejection(
+            f"job {job.id} has no validators", code=RejectionCode.VALIDATORS_NOT_ASSIGNED
+        )
     draw = await draw_replacements(uow, verdict_round, subject=job.id, ctx=ctx)
     if draw is not None:
         job.replace_absent_validators(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from domain import commands as c
-from domain.errors import NotFound, Rejection
+from domain.errors import NotFound, Rejection, RejectionCode
 from domain.log import LOG_STREAM_ID, Log, compute_witness_message
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
@@ -41,13 +41,13 @@ async def handle_seal(uow: UnitOfWork, cmd: c.SealTreeHead, ctx: CommandContext)
     if not verify_tree_head(head, signer):
         raise Rejection(
             "the tree head signature does not verify for the actor's key",
-            code="tree_head_signature_invalid",
+            code=RejectionCode.TREE_HEAD_SIGNATURE_INVALID,
         )
     log_head = await uow.store.head()
     if cmd.size > log_head.position:
         raise Rejection(
             f"tree size {cmd.size} is beyond the log's {log_head.position} records",
-            code="tree_size_beyond_log",
+            code=RejectionCode.TREE_SIZE_BEYOND_LOG,
         )
     log = await _log(uow)
     log.sign_head(
@@ -64,14 +64,16 @@ async def handle_seal(uow: UnitOfWork, cmd: c.SealTreeHead, ctx: CommandContext)
 async def handle_cosign(uow: UnitOfWork, cmd: c.CosignTreeHead, ctx: CommandContext) -> str:
     validator = await uow.get(Validator, ctx.actor)
     if validator is None:
-        raise NotFound(f"{ctx.actor} is not a registered validator", code="validator_not_found")
+        raise NotFound(
+            f"{ctx.actor} is not a registered validator", code=RejectionCode.VALIDATOR_NOT_FOUND
+        )
     log = await uow.require(Log, LOG_STREAM_ID)
     head = log.require_head(cmd.size)
     message = compute_witness_message(head.size, head.root)
     if not bls.verify(validator.bls_public_key, message, cmd.signature):
         raise Rejection(
             "the witness co-signature does not verify for the validator's BLS key",
-            code="cosignature_invalid",
+            code=RejectionCode.COSIGNATURE_INVALID,
         )
     log.cosign(size=cmd.size, validator_id=validator.id, signature=cmd.signature, now_ns=ctx.now_ns)
     return log.id
@@ -131,12 +133,12 @@ async def _withdraw_envelope(uow: UnitOfWork, withdrawal_id: str) -> CommandEnve
     """The signed ``account.withdraw`` envelope behind a withdrawal id (its command id)."""
     outcome = await uow.store.find_command(withdrawal_id)
     if outcome is None:
-        raise NotFound(f"no command {withdrawal_id}", code="withdrawal_not_found")
+        raise NotFound(f"no command {withdrawal_id}", code=RejectionCode.WITHDRAWAL_NOT_FOUND)
     first = (await uow.store.read_all(outcome.first_position, 1))[0]
     envelope = msgspec.json.decode(first.metadata, type=_StoredCommand).envelope
     if envelope.kind != WITHDRAW_KIND:
         raise NotFound(
             f"command {withdrawal_id} is a {envelope.kind}, not a withdrawal",
-            code="withdrawal_not_found",
+            code=RejectionCode.WITHDRAWAL_NOT_FOUND,
         )
     return envelope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from domain import commands as c
-from domain.errors import NotFound, Rejection, Unauthorized
+from domain.errors import NotFound, Rejection, RejectionCode, Unauthorized
 from domain.ledger import (
     stake_account,
     transfer,
@@ -23,7 +23,9 @@ from proofs import bls
 
 async def handle_register_node(uow: UnitOfWork, cmd: c.RegisterNode, ctx: CommandContext) -> str:
     if await uow.get(Node, ctx.actor) is not None:
-        raise Rejection(f"node {ctx.actor} is already registered", code="node_already_registered")
+        raise Rejection(
+            f"node {ctx.actor} is already registered", code=RejectionCode.NODE_ALREADY_REGISTERED
+        )
     node = Node.register(
         ctx.actor,
         owner=cmd.owner or ctx.actor,
@@ -110,7 +112,8 @@ async def handle_submit_attestation(
     node = await uow.require(Node, cmd.node_id)
     if ctx.actor != node.id:
         raise Unauthorized(
-            "only the node's own key answers its attestation challenge", code="not_the_node"
+            "only the node's own key answers its attestation challenge",
+            code=RejectionCode.NOT_THE_NODE,
         )
     node.submit_attestation(
         nonce=cmd.nonce,
@@ -155,12 +158,13 @@ async def handle_register_validator(
 ) -> str:
     if await uow.get(Validator, ctx.actor) is not None:
         raise Rejection(
-            f"validator {ctx.actor} is already registered", code="validator_already_registered"
+            f"validator {ctx.actor} is already registered",
+            code=RejectionCode.VALIDATOR_ALREADY_REGISTERED,
         )
     if not bls.pop_verify(cmd.bls_public_key, cmd.proof_of_possession):
         raise Rejection(
             "the BLS proof of possession does not verify for this key",
-            code="proof_of_possession_invalid",
+            code=RejectionCode.PROOF_OF_POSSESSION_INVALID,
         )
     validator = Validator.register(
         ctx.actor,
@@ -186,5 +190,7 @@ async def _load_staker(uow: UnitOfWork, target_id: str) -> Node | Validator:
     except NotFound:
         validator = None
     if validator is None:
-        raise NotFound(f"no node or validator {target_id}", code="stake_target_not_found")
+        raise NotFound(
+            f"no node or validator {target_id}", code=RejectionCode.STAKE_TARGET_NOT_FOUND
+        )
     return validator

@@ -9,7 +9,7 @@ recorded in the event, so anyone can recompute the draw.
 from __future__ import annotations
 
 from domain import commands as c
-from domain.errors import Rejection
+from domain.errors import Rejection, RejectionCode
 from domain.ledger import BURN_ACCOUNT, stake_account, transfer
 from domain.node import Node
 from domain.policy import BPS, LedgerPolicy
@@ -122,7 +122,8 @@ async def handle_record_attestation_verdict(
     )
     if not bls.verify(validator.bls_public_key, message, cmd.signature):
         raise Rejection(
-            "the verdict's BLS signature does not verify", code="verdict_signature_invalid"
+            "the verdict's BLS signature does not verify",
+            code=RejectionCode.VERDICT_SIGNATURE_INVALID,
         )
     node.reveal_attestation_verdict(
         nonce=cmd.nonce,
@@ -142,7 +143,7 @@ async def handle_expire_attestation(
     node = await uow.require(Node, cmd.node_id)
     verdict_round = node.attestation_round
     if verdict_round is None or node.challenge is None:
-        raise Rejection("no attestation vote is open", code="validators_not_assigned")
+        raise Rejection("no attestation vote is open", code=RejectionCode.VALIDATORS_NOT_ASSIGNED)
     subject = attestation_subject(node.id, node.challenge.nonce)
     draw = await draw_replacements(uow, verdict_round, subject=subject, ctx=ctx)
     if draw is not None:
@@ -177,7 +178,7 @@ async def handle_report_equivocation(
         if not bls.verify(validator.bls_public_key, message, signature):
             raise Rejection(
                 "both signatures must verify under the validator's BLS key",
-                code="equivocation_signature_invalid",
+                code=RejectionCode.EQUIVOCATION_SIGNATURE_INVALID,
             )
     evidence_key = (
         f"equivocation:{cmd.subject_kind}:{cmd.subject_id}:{cmd.nonce}:{cmd.commitment.hex()}"

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from domain import commands as c
-from domain.errors import Rejection, VersionConflict
+from domain.errors import Rejection, RejectionCode, VersionConflict
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services import handlers_jobs as jobs
@@ -138,7 +138,7 @@ class LedgerService:
         raise Rejection(
             f"{envelope.kind} conflicted {self.retries_max} times with concurrent "
             "commands; retry later",
-            code="too_much_contention",
+            code=RejectionCode.TOO_MUCH_CONTENTION,
         )
 
     async def _find_previous(
@@ -153,7 +153,7 @@ class LedgerService:
             raise Rejection(
                 f"nonce {envelope.nonce!r} was already used by another command of "
                 f"{envelope.actor}; sign with a fresh nonce",
-                code="nonce_already_used",
+                code=RejectionCode.NONCE_ALREADY_USED,
             )
         return CommandResult(
             command_id=command_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from domain.directory import Directory
-from domain.errors import NotFound
+from domain.errors import NotFound, RejectionCode
 from domain.events import FlopAggregate, encode_event, rebuild
 from domain.ledger import Account
 from domain.ports import EventStore
@@ -13,6 +13,16 @@ from domain.records import AppendOutcome, StreamAppend
 
 A = TypeVar("A", bound=FlopAggregate)
 ACCOUNTS_DIRECTORY = "accounts"
+NOT_FOUND_CODES: dict[str, RejectionCode] = {
+    "account": RejectionCode.ACCOUNT_NOT_FOUND,
+    "directory": RejectionCode.DIRECTORY_NOT_FOUND,
+    "job": RejectionCode.JOB_NOT_FOUND,
+    "log": RejectionCode.LOG_NOT_FOUND,
+    "node": RejectionCode.NODE_NOT_FOUND,
+    "validator": RejectionCode.VALIDATOR_NOT_FOUND,
+    "withdrawal": RejectionCode.WITHDRAWAL_NOT_FOUND,
+}
+"""The code of a command that names a missing aggregate, by stream type."""
 
 
 class UnitOfWork:
@@ -41,7 +51,7 @@ class UnitOfWork:
         if records and records[0].stream_type != cls.STREAM_TYPE:
             raise NotFound(
                 f"{aggregate_id} is a {records[0].stream_type}, not a {cls.STREAM_TYPE}",
-                code=f"{cls.STREAM_TYPE}_not_found",
+                code=_not_found_code(cls),
             )
         found = rebuild(records, cls)
         if found is not None:
@@ -53,9 +63,7 @@ class UnitOfWork:
     async def require(self, cls: type[A], aggregate_id: str) -> A:
         found = await self.get(cls, aggregate_id)
         if found is None:
-            raise NotFound(
-                f"no {cls.STREAM_TYPE} {aggregate_id}", code=f"{cls.STREAM_TYPE}_not_found"
-            )
+            raise NotFound(f"no {cls.STREAM_TYPE} {aggregate_id}", code=_not_found_code(cls))
         return found
 
     async def account(self, account_id: str) -> Account:
@@ -125,3 +133,7 @@ class UnitOfWork:
         if not appends:
             return None
         return await self.store.append(appends, command_id=command_id, metadata=metadata)
+
+
+def _not_found_code(cls: type[FlopAggregate]) -> RejectionCode:
+    return NOT_FOUND_CODES.get(cls.STREAM_TYPE, RejectionCode.NOT_FOUND)
