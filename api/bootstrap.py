@@ -7,12 +7,13 @@ import time
 import msgspec
 from litestar import Litestar
 
+from adapters.keyfile import get_log_key_path, load_or_create_key
 from adapters.store.factory import open_event_store
 from api.app import create_app
 from api.metrics import ApiMetrics
 from api.read_model import ReadModel
 from api.state import ApiDeps
-from api.transparency import LOG_KEY_FILE_NAME, TransparencyLog, load_or_create_log_key
+from api.transparency import TransparencyLog
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.ledger_service import LedgerService
@@ -35,12 +36,12 @@ def build_deps(
 ) -> ApiDeps:
     """The API's services over an open store."""
     read_model = ReadModel(store)
-    key_path = settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
+    key_path = get_log_key_path(settings.data_dir, settings.log_key_file)
     return ApiDeps(
         store=store,
         service=LedgerService(store, policy=build_policy(settings)),
         read_model=read_model,
-        log=TransparencyLog(read_model, load_or_create_log_key(key_path), time.time_ns),
+        log=TransparencyLog(read_model, load_or_create_key(key_path), time.time_ns),
         metrics=metrics or ApiMetrics(),
         nats_url=settings.nats_url,
     )

@@ -1,7 +1,7 @@
 """The transparency log over record hashes: signed tree heads, inclusion and consistency proofs.
 
 Leaf ``i`` of the RFC 9162 tree is the hash of the record at position ``i + 1`` (the record
-hash is used as the leaf hash). The heads served are the sealer's (``validator.sealer``),
+hash is used as the leaf hash). The heads served are the sealer's (``operations.sealer``),
 recorded on the log stream with their witness co-signatures and anchors (``domain.log``), as
 the read model folds them; proofs default to the latest sealed head, so a client checks them
 against a head that witnesses co-signed. Only while nothing is sealed yet (or for a size no
@@ -12,9 +12,7 @@ head. Every response says which (``source``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -33,24 +31,6 @@ from domain.errors import RejectionCode
 from domain.log import HeadState
 from proofs import merkle
 from proofs.tree_head import SignedTreeHead, sign_tree_head
-
-LOG_KEY_SEED_BYTES = 32
-LOG_KEY_FILE_NAME = "log_key.hex"
-
-
-def load_or_create_log_key(path: Path) -> Ed25519PrivateKey:
-    """The log key from a file holding its 32-byte seed in hex; created (mode 0600) if absent."""
-    if path.exists():
-        seed = bytes.fromhex(path.read_text().strip())
-        if len(seed) != LOG_KEY_SEED_BYTES:
-            raise ValueError(f"{path}: a log key is {LOG_KEY_SEED_BYTES} bytes of hex")
-        return Ed25519PrivateKey.from_private_bytes(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    seed = os.urandom(LOG_KEY_SEED_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(seed.hex() + "\n")
-    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
 class TransparencyLog:

@@ -30,10 +30,10 @@ from domain.policy import LedgerPolicy  # noqa: E402
 from domain.ports import READ_ALL_LIMIT_MAX  # noqa: E402
 from domain.records import Record  # noqa: E402
 from flopledger.network import LocalNetwork  # noqa: E402
+from operations.sealer import Sealer  # noqa: E402
 from proofs.identity import Identity  # noqa: E402
 from validator.audit import AuditOptions  # noqa: E402
 from validator.audit_run import StoreSource, run_audit  # noqa: E402
-from validator.sealer import Sealer  # noqa: E402
 
 USERS = 50
 SEAL_EVERY_COMMANDS = 500

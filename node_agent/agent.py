@@ -41,7 +41,7 @@ from node_agent.config import (
     POLL_JOBS_LIMIT,
     AgentConfig,
 )
-from node_agent.gateway import Ledger, LedgerUnavailable, b64
+from node_agent.ledger_link import Ledger, LedgerUnavailable, b64
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
 from node_agent.spool import ResultSpool
 from node_agent.work import Worker

@@ -29,7 +29,7 @@ from adapters.nats.signals import (
 )
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
-from node_agent.gateway import ApiLedger
+from node_agent.ledger_link import ApiLedger
 from node_agent.sinks import ArtifactsUnavailable, LocalArtifactSink, NatsArtifactSink
 from proofs.identity import Identity
 

@@ -20,7 +20,7 @@ from adapters.compute.results import ResultBundle, execute_workload
 from adapters.compute.workloads import WorkloadParamsError, ZkProveParams, parse_params
 from adapters.ledger_api.client import ApiProblem
 from node_agent.config import RETRY_BACKOFF_INITIAL_S, RETRY_BACKOFF_MAX_S
-from node_agent.gateway import Ledger, LedgerUnavailable, b64
+from node_agent.ledger_link import Ledger, LedgerUnavailable, b64
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
 from node_agent.spool import PendingResult, ResultSpool
 from proofs.identity import Identity

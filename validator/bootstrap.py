@@ -19,15 +19,13 @@ from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.consumer import replay
 from adapters.nats.objects import ArtifactStore
-from proofs import bls
 from proofs.identity import Identity
 from validator.daemon import ValidatorDaemon
-from validator.gateway import ApiGateway, ensure_registered
+from validator.ledger_link import ApiLedgerLink, ensure_registered
 from validator.protection import SigningDatabase
 from validator.witness import Witness
 
 DEFAULT_STAKE = 1_000
-BLS_IKM_BYTES = 32
 
 _log = structlog.get_logger("flopledger.validator")
 
@@ -42,19 +40,6 @@ class ValidatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     witness: bool = True
     log_signers: tuple[bytes, ...] = ()
     """Raw Ed25519 keys the sealed heads must be signed by; empty: any key that verifies."""
-
-
-def load_bls_secret(path: Path) -> int:
-    """The BLS secret derived (KeyGen, draft-irtf-cfrg-bls-signature-05 §2.3) from the
-    32-byte hex seed in ``path``."""
-    text = path.read_text(encoding="utf-8").strip()
-    try:
-        ikm = bytes.fromhex(text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: expected {2 * BLS_IKM_BYTES} hex characters") from exc
-    if len(ikm) != BLS_IKM_BYTES:
-        raise ValueError(f"{path}: expected a {BLS_IKM_BYTES}-byte seed")
-    return bls.key_gen(ikm)
 
 
 async def run_validator(
@@ -73,7 +58,7 @@ async def run_validator(
         daemon = ValidatorDaemon(
             identity=identity,
             bls_secret=bls_secret,
-            gateway=ApiGateway(client),
+            ledger=ApiLedgerLink(client),
             artifacts=artifacts,
             db=db,
             witness=_make_witness(config),

@@ -8,7 +8,7 @@ in the signing database first (slashing protection), then commit the salted hash
 reveal the BLS-signed verdict, and crank rounds whose reveal window closed.
 
 With a ``Witness`` the follower also feeds it every record: a signed tree head that matches
-the validator's own replay is co-signed through the gateway (``log.cosign``, BLS) on the next
+the validator's own replay is co-signed through the ledger link (``log.cosign``, BLS) on the next
 tick; one that does not is refused and raises an alarm (``tree_head_refused`` logged at error
 level, ``heads_refused`` counted) for a human to look at, since a log operator showing a
 head that is not the replayed history is the attack witnesses exist to catch.
@@ -58,7 +58,7 @@ class CommandRefused(Exception):
         self.code = code
 
 
-class LedgerGateway(Protocol):
+class LedgerLink(Protocol):
     """Where signed commands go (the API in production)."""
 
     async def send(self, path: str, kind: str, body: dict[str, Any]) -> None: ...
@@ -76,7 +76,7 @@ class ValidatorDaemon:
         *,
         identity: Identity,
         bls_secret: int,
-        gateway: LedgerGateway,
+        ledger: LedgerLink,
         artifacts: ArtifactSource,
         db: SigningDatabase,
         clock_ns: Callable[[], int] = time.time_ns,
@@ -84,7 +84,7 @@ class ValidatorDaemon:
     ) -> None:
         self.identity = identity
         self.bls_secret = bls_secret
-        self.gateway = gateway
+        self.ledger = ledger
         self.artifacts = artifacts
         self.db = db
         self.clock_ns = clock_ns
@@ -168,7 +168,7 @@ class ValidatorDaemon:
             signature = sign_cosignature(self.bls_secret, head.size, head.root)
             body: dict[str, Any] = {"size": head.size, "signature": b64(signature)}
             try:
-                await self.gateway.send(COSIGN_PATH, COSIGN_KIND, body)
+                await self.ledger.send(COSIGN_PATH, COSIGN_KIND, body)
             except CommandRefused as refused:
                 _log.info("cosign_refused", size=head.size, code=refused.code)
             except (OSError, ConnectionError, TimeoutError) as exc:
@@ -223,7 +223,7 @@ class ValidatorDaemon:
             await self._reveal(duty, decision)
         elif duty.action == CRANK:
             path, kind, body = self._crank_command(duty)
-            await self.gateway.send(path, kind, body)
+            await self.ledger.send(path, kind, body)
 
     async def verify(self, duty: Duty) -> tuple[bool, str]:
         """Run the workload's (or the attestation's) verifier: (passed, reason code)."""
@@ -295,7 +295,7 @@ class ValidatorDaemon:
         if duty.kind == "job":
             path = f"/v1/jobs/{duty.subject_id}/verdict-commitments"
             body: dict[str, Any] = {"job_id": duty.subject_id, "verdict_hash": b64(verdict_hash)}
-            await self.gateway.send(path, "job.commit_verdict", body)
+            await self.ledger.send(path, "job.commit_verdict", body)
             return
         body = {
             "node_id": duty.subject_id,
@@ -303,7 +303,7 @@ class ValidatorDaemon:
             "verdict_hash": b64(verdict_hash),
         }
         path = f"/v1/nodes/{duty.subject_id}/attestation/verdict-commitments"
-        await self.gateway.send(path, "node.attestation.commit_verdict", body)
+        await self.ledger.send(path, "node.attestation.commit_verdict", body)
 
     async def _reveal(self, duty: Duty, decision: Decision) -> None:
         body: dict[str, Any] = {
@@ -317,7 +317,7 @@ class ValidatorDaemon:
                 "job_id": duty.subject_id,
                 "signature": b64(bls.sign(self.bls_secret, message)),
             }
-            await self.gateway.send(
+            await self.ledger.send(
                 f"/v1/jobs/{duty.subject_id}/verdicts", "job.record_verdict", body
             )
             return
@@ -331,7 +331,7 @@ class ValidatorDaemon:
             "signature": b64(bls.sign(self.bls_secret, message)),
         }
         path = f"/v1/nodes/{duty.subject_id}/attestation/verdicts"
-        await self.gateway.send(path, "node.attestation.record_verdict", body)
+        await self.ledger.send(path, "node.attestation.record_verdict", body)
 
     def _crank_command(self, duty: Duty) -> tuple[str, str, dict[str, Any]]:
         if duty.kind == "job":

@@ -190,19 +190,3 @@ class ApiClient:
             error_type = _BY_STATUS.get(response.status_code, ApiProblem)
             raise error_type(response.status_code, problem)
         return response.json()
-
-
-def generate_key_seed() -> str:
-    """A new 32-byte seed in hex, the format of ``--key`` files."""
-    return secrets.token_bytes(32).hex()
-
-
-def load_identity(path: str) -> Identity:
-    """The Identity whose 32-byte seed is stored hex in ``path``."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read().strip()
-    try:
-        seed = bytes.fromhex(text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: expected 64 hex characters (a 32-byte seed)") from exc
-    return Identity.from_seed(seed)

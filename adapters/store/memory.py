@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from adapters.store.sealing import seal_command
+from adapters.store.chaining import chain_command
 from domain.ports import READ_ALL_LIMIT_MAX
 from domain.records import (
     GENESIS_HASH,
@@ -51,7 +51,7 @@ class MemoryEventStore:
                 return self._commands[command_id]
             head = await self.head()
             current = {item.stream_id: len(self._streams.get(item.stream_id, ())) for item in items}
-            new_records, outcome = seal_command(
+            new_records, outcome = chain_command(
                 items, command_id=command_id, metadata=metadata, head=head, current=current
             )
             for record in new_records:

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from adapters.store.chaining import decode_outcome
 from adapters.store.postgres_committer import (
     BATCH_WAIT_S_DEFAULT,
     DRIVER_ERRORS,
@@ -30,7 +31,6 @@ from adapters.store.postgres_schema import (
     check_schema,
     quote_ident,
 )
-from adapters.store.sealing import decode_outcome
 from domain.errors import StoreUnavailable
 from domain.ports import READ_ALL_LIMIT_MAX
 from domain.records import AppendOutcome, Head, Record, Snapshot, StreamAppend, validate_appends

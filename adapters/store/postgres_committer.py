@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from adapters.store.chaining import decode_outcome
 from adapters.store.postgres_plan import (
     CommitStats,
     Decision,
@@ -50,7 +51,6 @@ from adapters.store.postgres_plan import (
     settle_error,
 )
 from adapters.store.postgres_sql import CommitSql
-from adapters.store.sealing import decode_outcome
 from domain.errors import StoreUnavailable
 from domain.records import AppendOutcome, Head, StreamAppend
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.store.sealing import encode_outcome, seal_command
+from adapters.store.chaining import chain_command, encode_outcome
 from domain.errors import VersionConflict
 from domain.records import AppendOutcome, Head, Record, StreamAppend
 
@@ -78,7 +78,7 @@ def decide(
             continue
         plan.new_ids.append(pending.command_id)
         try:
-            sealed, outcome = seal_command(
+            sealed, outcome = chain_command(
                 pending.items,
                 command_id=pending.command_id,
                 metadata=pending.metadata,

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from adapters.store.sealing import decode_outcome, encode_outcome, seal_command
+from adapters.store.chaining import chain_command, decode_outcome, encode_outcome
 from domain.errors import StoreUnavailable
 from domain.ports import READ_ALL_LIMIT_MAX
 from domain.records import (
@@ -253,7 +253,7 @@ def _append(
             ).fetchone()[0]
             for item in items
         }
-        records, outcome = seal_command(
+        records, outcome = chain_command(
             items,
             command_id=command_id,
             metadata=metadata,

@@ -8,7 +8,8 @@ import os
 import sys
 from typing import Any
 
-from adapters.ledger_api.client import ApiClient, ApiProblem, load_identity
+from adapters.keyfile import load_identity
+from adapters.ledger_api.client import ApiClient, ApiProblem
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 EXIT_PROBLEM = 1

@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from adapters.ledger_api.client import load_identity
+from adapters.keyfile import load_identity
 from flopledger.commands._api_cli import DEFAULT_API_URL
 from flopledger.settings import load_settings
 

@@ -1,4 +1,4 @@
-"""``flopledger gateway``: the Solana gateway loop (deposits, withdrawals, anchors).
+"""``flopledger gateway``: the bridge loop over the Solana gateway (deposits, withdrawals, anchors).
 
 Polls the treasury for deposits and credits each once (``account.deposit`` per Solana
 signature), pays the withdrawal outbox, and anchors the latest signed tree head in a memo,
@@ -22,21 +22,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adapters.keyfile import (
+    TREASURY_KEY_FILE_NAME,
+    get_log_key_path,
+    load_or_create_identity,
+    load_or_create_key,
+)
 from adapters.store.factory import open_event_store
-from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
 from domain.errors import FlopError
 from domain.policy import LedgerPolicy
 from domain.ports import SolanaGateway
-from domain.services.gateway_service import GatewayService
+from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
-from flopledger.gateway_loop import GATEWAY_INTERVAL_S, GatewayLoop
 from flopledger.settings import Settings, load_settings
+from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
 from proofs.identity import Identity
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 SOLANA_RPC_ENV = "FLOP_SOLANA_RPC"
-TREASURY_KEY_FILE_NAME = "treasury_key.hex"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -50,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--key-file", help="hex Ed25519 seed of the gateway's operator key")
     parser.add_argument("--treasury-key", help="hex 32-byte seed of the treasury keypair")
     parser.add_argument("--solana-rpc", help=f"JSON-RPC URL (default {SOLANA_RPC_ENV}: LiteSVM)")
-    parser.add_argument("--interval-s", type=float, default=GATEWAY_INTERVAL_S)
+    parser.add_argument("--interval-s", type=float, default=BRIDGE_INTERVAL_S)
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
     parser.set_defaults(func=run)
 
@@ -66,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace) -> int:
     settings = load_settings()
     key_path = Path(args.key_file) if args.key_file else None
-    key_path = key_path or settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
-    identity = Identity(load_or_create_log_key(key_path))
+    identity = load_or_create_identity(
+        key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
+    )
     chain = open_chain(settings, args.solana_rpc or os.environ.get(SOLANA_RPC_ENV), args)
     store = await open_event_store(args.store_url or settings.event_store_url)
     try:
         service = LedgerService(store, policy=LedgerPolicy(operators=settings.operator_ids))
-        loop = GatewayLoop(GatewayService(store, chain, identity, service, time.time_ns))
+        loop = BridgeLoop(BridgeService(store, chain, identity, service, time.time_ns))
         if args.once:
             outcome = await loop.run_once()
             print(
@@ -96,7 +101,7 @@ def open_chain(settings: Settings, rpc_url: str | None, args: argparse.Namespace
     from solders.keypair import Keypair
 
     key_path = Path(args.treasury_key) if args.treasury_key else None
-    seed_key = load_or_create_log_key(key_path or settings.data_dir / TREASURY_KEY_FILE_NAME)
+    seed_key = load_or_create_key(key_path or settings.data_dir / TREASURY_KEY_FILE_NAME)
     treasury = Keypair.from_seed(Identity(seed_key).seed())
     if rpc_url:
         from adapters.solana.rpc import RpcGateway

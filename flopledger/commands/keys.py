@@ -1,22 +1,19 @@
 """``flopledger keys new|show``: Ed25519 key files (a 32-byte seed in hex, mode 0600).
 
-The file format is the one ``--key`` reads everywhere
-(``adapters.ledger_api.client.load_identity``). ``new`` refuses to overwrite a file unless
-``--force``; the key's id (base58 public key, also its Solana address) is printed, never the
-seed.
+The file format is the one ``--key`` reads everywhere (``adapters.keyfile``). ``new``
+refuses to overwrite a file unless ``--force``; the key's id (base58 public key, also its
+Solana address) is printed, never the seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from adapters.ledger_api.client import generate_key_seed, load_identity
+from adapters.keyfile import load_identity, write_key_file
 
-KEY_FILE_MODE = 0o600
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -31,19 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show = actions.add_parser("show", help="print the id of a key file")
     show.add_argument("--key", type=Path, required=True)
     show.set_defaults(func=run_show)
-
-
-def write_key_file(path: Path, *, force: bool = False) -> str:
-    """Create ``path`` with a fresh seed, readable by the owner only; return the key's id."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-    fd = os.open(path, flags, KEY_FILE_MODE)
-    try:
-        os.fchmod(fd, KEY_FILE_MODE)  # an existing file keeps its mode under O_TRUNC
-        os.write(fd, (generate_key_seed() + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return load_identity(str(path)).id
 
 
 def run_new(args: argparse.Namespace) -> int:
@@ -61,7 +45,7 @@ def run_new(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        key_id = load_identity(str(args.key)).id
+        key_id = load_identity(args.key).id
     except (OSError, ValueError) as exc:
         print(f"flopledger keys show: {exc}", file=sys.stderr)
         return EXIT_FAILED

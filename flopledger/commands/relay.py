@@ -23,7 +23,6 @@ import structlog
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.errors import MirrorDiverged, NatsError
 from adapters.nats.leader import LOCK_TTL_S
-from adapters.nats.offers import OfferPublisher
 from adapters.nats.relay import RELAY_WINDOW_MAX, Relay, RelayConfig, default_holder
 from adapters.nats.server import EmbeddedNatsServer
 from adapters.nats.stream import DEFAULT_REPLICAS
@@ -31,6 +30,7 @@ from adapters.store.factory import open_event_store
 from domain.errors import OperatingError
 from domain.ports import EventStore
 from flopledger.settings import load_settings
+from operations.offers import OfferPublisher
 
 EXIT_OK = 0
 EXIT_OPERATING_ERROR = 1

@@ -1,6 +1,6 @@
 """``flopledger seal``: sign tree heads of the event log every N records or T seconds.
 
-Runs the sealer (``validator.sealer``) against the configured store (``--store-url``), signing
+Runs the sealer (``operations.sealer``) against the configured store (``--store-url``), signing
 ``log.seal`` commands with the operator key in ``--key-file`` (hex Ed25519 seed; default
 ``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``, created if absent; its id must be in
 ``FLOP_OPERATOR_IDS``). ``--once`` seals one head if there is anything new and exits. Run one
@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adapters.keyfile import get_log_key_path, load_or_create_identity
 from adapters.store.factory import open_event_store
-from api.transparency import LOG_KEY_FILE_NAME
 from domain.errors import FlopError
 from domain.policy import LedgerPolicy
 from flopledger.settings import load_settings
-from proofs.identity import Identity
-from validator.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, Sealer
+from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, Sealer
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -53,12 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    from api.transparency import load_or_create_log_key
-
     settings = load_settings()
     key_path = Path(args.key_file) if args.key_file else None
-    key_path = key_path or settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
-    identity = Identity(load_or_create_log_key(key_path))
+    identity = load_or_create_identity(
+        key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
+    )
     store = await open_event_store(args.store_url or settings.event_store_url)
     try:
         sealer = Sealer(

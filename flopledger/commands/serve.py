@@ -1,6 +1,6 @@
 """``flopledger serve``: run the HTTP API on uvicorn (host, port and workers from settings).
 
-Unless ``FLOP_SEAL=0`` the process also runs the log sealer (``flopledger.sealing``), which
+Unless ``FLOP_SEAL=0`` the process also runs the log sealer (``operations.sealer_thread``), which
 signs tree heads only while it holds the store's ``sealer`` leader lock, so any number of
 ``serve`` processes on one store seal with one key at a time. SIGTERM stops the API
 (uvicorn's graceful shutdown), then the sealer, and exits 0.
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from flopledger.sealing import SealerThread, load_seal_config
+    from operations.sealer_thread import SealerThread, load_seal_config
 
     try:
         settings, seal_config = load_settings(), load_seal_config()

@@ -21,11 +21,11 @@ from typing import Any
 
 import structlog
 
-from adapters.ledger_api.client import load_identity
+from adapters.keyfile import load_bls_secret, load_identity
 from domain.errors import OperatingError
 from flopledger.commands._api_cli import DEFAULT_API_URL
 from flopledger.settings import load_settings
-from validator.bootstrap import DEFAULT_STAKE, ValidatorConfig, load_bls_secret, run_validator
+from validator.bootstrap import DEFAULT_STAKE, ValidatorConfig, run_validator
 
 EXIT_OK, EXIT_OPERATING_ERROR, EXIT_FORCED = 0, 1, 130
 

@@ -17,7 +17,7 @@ from solders.pubkey import Pubkey
 
 from adapters.solana.common import build_transaction
 from domain.ports import ChainMemo
-from domain.services.gateway_service import DEPOSIT_MEMO_PREFIX
+from domain.services.bridge_service import DEPOSIT_MEMO_PREFIX
 
 REQUEST_TIMEOUT_S = 10.0
 FEE_LAMPORTS = 1_000_000  # comfortably more than a transaction's fee

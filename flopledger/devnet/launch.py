@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import sys
 import time
@@ -21,12 +20,16 @@ from typing import Any
 
 import httpx
 
+from adapters.keyfile import (
+    LOG_KEY_FILE_NAME,
+    load_or_create_identity,
+    read_key_seed,
+    write_key_file,
+)
 from adapters.nats.server import find_server_binary
-from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
-from flopledger.commands.keys import write_key_file
 from flopledger.devnet.chain import ChainClient
-from flopledger.devnet.operator import GATEWAY_INTERVAL_S
 from flopledger.devnet.supervisor import DevnetError, ProcessSpec, Supervisor
+from operations.bridge import BRIDGE_INTERVAL_S
 from proofs.identity import Identity
 
 AGENTS: tuple[tuple[str, str], ...] = (
@@ -43,9 +46,8 @@ NATS_READY_TIMEOUT_S = 20.0
 API_READY_TIMEOUT_S = 60.0
 PROCESS_READY_TIMEOUT_S = 90.0
 NODES_ACTIVE_TIMEOUT_S = 240.0
-BLS_SEED_BYTES = 32
 SEAL_INTERVAL_S = 3.0
-QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * GATEWAY_INTERVAL_S + 1.0
+QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * BRIDGE_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5
 LOOPBACK = "127.0.0.1"
@@ -85,7 +87,7 @@ class Devnet:
 
     def start_infrastructure(self) -> None:
         """nats-server, API, relay and operator, each ready before the next starts."""
-        identity = Identity(load_or_create_log_key(self.root / LOG_KEY_FILE_NAME))
+        identity = load_or_create_identity(self.root / LOG_KEY_FILE_NAME)
         self.operator_id = identity.id
         self._start_nats()
         if self.database_url and self.database_url.startswith(("postgres://", "postgresql://")):
@@ -162,8 +164,7 @@ class Devnet:
             key = self.participant(name)
             bls_file = self.root / "keys" / f"{name}.bls"
             if not bls_file.exists():
-                bls_file.write_text(secrets.token_hex(BLS_SEED_BYTES) + "\n")
-                bls_file.chmod(0o600)
+                write_key_file(bls_file)
             validator_id = key.id
             self.supervisor.start(
                 ProcessSpec(
@@ -267,7 +268,7 @@ class Devnet:
             key_file = keys / f"{name}.key"
             if not key_file.exists():
                 write_key_file(key_file)
-            seed = bytes.fromhex(key_file.read_text().strip())
+            seed = read_key_seed(key_file)
             self.participants[name] = Participant(name=name, key_file=key_file, seed=seed)
         return self.participants[name]
 

@@ -1,9 +1,10 @@
-"""The devnet's operator process: the LiteSVM chain, the Solana gateway loop, job offers.
+"""The devnet's operator process: the LiteSVM chain, the bridge loop, job offers.
 
 LiteSVM lives in one process's memory, so everything that touches the chain runs here: the
-gateway loop (``flopledger.gateway_loop``: deposits to the treasury credited once per
+bridge loop (``operations.bridge``: deposits to the treasury credited once per
 signature, withdrawals paid, the latest tree head that the API's sealer signed anchored in a
-memo) and, beside it, the offer publisher (``flop.offer.<region>`` for every opened job). A
+memo) and, beside it, the offer publisher (``operations.offers``: ``flop.offer.<region>`` for
+every opened job). A
 small HTTP interface on 127.0.0.1 lets the devnet's participants use the chain: a faucet
 (airdrop, as on Solana's devnet), the latest blockhash and treasury address, sending signed
 transactions (a consumer's deposit), and reading a memo back (the audit's anchor check).
@@ -31,22 +32,19 @@ from litestar.exceptions import NotFoundException, ValidationException
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
-from adapters.nats.connection import close_nats, connect_nats
-from adapters.nats.offers import OfferPublisher
+from adapters.keyfile import get_log_key_path, load_or_create_identity
 from adapters.solana.common import ChainError
 from adapters.solana.litesvm import LiteSvmGateway
 from adapters.store.factory import open_event_store
-from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
 from domain.errors import FlopError, OperatingError
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
-from domain.services.gateway_service import GatewayService
+from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
-from flopledger.gateway_loop import GatewayLoop
 from flopledger.settings import load_settings
-from proofs.identity import Identity
+from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
+from operations.offers import run_offer_publisher
 
-GATEWAY_INTERVAL_S = 1.0
 FAUCET_LAMPORTS_MAX = 10**12
 TRANSACTION_BYTES_MAX = 1_232  # Solana's packet size
 SHUTDOWN_DEADLINE_S = 10.0
@@ -69,8 +67,8 @@ class Operator:
 
     store: EventStore
     chain: LiteSvmGateway
-    gateway: GatewayService
-    loop: GatewayLoop
+    bridge: BridgeService
+    loop: BridgeLoop
     nats_url: str
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,35 +76,25 @@ class Operator:
 
 
 async def open_operator(nats_url: str) -> Operator:
-    """Open the store, create the chain and the gateway as the log key's operator."""
+    """Open the store, create the chain and the bridge as the log key's operator."""
     settings = load_settings()
-    key_path = settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
-    identity = Identity(load_or_create_log_key(key_path))
+    identity = load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
     policy = LedgerPolicy(operators=settings.operator_ids)
     if identity.id not in policy.operators:
         raise OperatingError(f"the log key {identity.id} is not in FLOP_OPERATOR_IDS")
     store = await open_event_store(settings.event_store_url)
     chain = LiteSvmGateway.create()
-    gateway = GatewayService(
+    bridge = BridgeService(
         store, chain, identity, LedgerService(store, policy=policy), time.time_ns
     )
 
     return Operator(
         store=store,
         chain=chain,
-        gateway=gateway,
-        loop=GatewayLoop(gateway),
+        bridge=bridge,
+        loop=BridgeLoop(bridge),
         nats_url=nats_url,
     )
-
-
-async def run_offers(operator: Operator) -> None:
-    """Publish job offers on NATS until stopped."""
-    nc = await connect_nats(operator.nats_url, name="flopledger-offers")
-    try:
-        await OfferPublisher(operator.store, nc).run(operator.stop)
-    finally:
-        await close_nats(nc)
 
 
 @get("/health")
@@ -156,8 +144,8 @@ async def send_transaction(state: State, data: TransactionIn) -> dict[str, Any]:
     except (ValueError, ChainError) as exc:
         raise ValidationException(str(exc)) from exc
     try:
-        credited = (await operator.gateway.credit_deposits()).credited
-    except FlopError as exc:  # the gateway loop's next pass credits it
+        credited = (await operator.bridge.credit_deposits()).credited
+    except FlopError as exc:  # the bridge loop's next pass credits it
         _log.info("deposit_left_to_the_loop", signature=receipt.signature, code=exc.code)
         credited = 0
     operator.credited += credited
@@ -181,10 +169,11 @@ def build_app(nats_url: str) -> Litestar:
         operator = await open_operator(nats_url)
         app.state.operator = operator
         operator.tasks = [
+            asyncio.create_task(operator.loop.run(operator.stop, BRIDGE_INTERVAL_S), name="bridge"),
             asyncio.create_task(
-                operator.loop.run(operator.stop, GATEWAY_INTERVAL_S), name="gateway"
+                run_offer_publisher(operator.store, operator.nats_url, operator.stop),
+                name="offers",
             ),
-            asyncio.create_task(run_offers(operator), name="offers"),
         ]
         _log.info("operator_started", treasury=operator.chain.treasury)
 

@@ -17,12 +17,12 @@ from api.app import create_app
 from api.bootstrap import build_deps
 from domain.job import Job
 from domain.policy import LedgerPolicy
-from domain.services.gateway_service import GatewayService
+from domain.services.bridge_service import BridgeService
 from domain.services.queries import get_aggregate, get_balances
 from flopledger.network import LocalNetwork, make_validator_keys
 from flopledger.settings import Settings
+from operations.sealer import AnchorReceipt, Sealer
 from proofs.identity import Identity
-from validator.sealer import AnchorReceipt, Sealer
 
 EU = Identity.from_seed(b"stats-node-eu".ljust(32, b"\0"))
 US = Identity.from_seed(b"stats-node-us".ljust(32, b"\0"))
@@ -49,7 +49,7 @@ async def build_history(tmp_path: Path) -> tuple[LocalNetwork, str]:
     assert job is not None
     await net.vote_round(job_id, [(k, True) for k in validators if k.identity.id in job.validators])
     chain = LiteSvmGateway.create()
-    gateway = GatewayService(net.store, chain, net.operator, net.service, lambda: net.now_ns)
+    gateway = BridgeService(net.store, chain, net.operator, net.service, lambda: net.now_ns)
 
     async def anchor(size: int, root: bytes) -> AnchorReceipt:
         signature, slot = await gateway.anchor(size, root)

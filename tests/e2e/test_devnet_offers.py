@@ -1,4 +1,4 @@
-"""The devnet's offer publisher (``adapters.nats.offers``) on a real nats-server: a job
+"""The devnet's offer publisher (``operations.offers``) on a real nats-server: a job
 submitted after it started is announced on ``flop.offer.<region>``; jobs from before the
 start are not replayed."""
 
@@ -13,12 +13,12 @@ import pytest
 from nats.aio.client import Client
 
 from adapters.nats.connection import close_nats, connect_nats
-from adapters.nats.offers import OfferPublisher
 from adapters.nats.server import EmbeddedNatsServer
 from adapters.nats.signals import JobOffer, subscribe_offers
 from adapters.store.memory import MemoryEventStore
 from domain.policy import LedgerPolicy
 from flopledger.network import LocalNetwork
+from operations.offers import OfferPublisher
 from proofs.identity import Identity
 
 CONSUMER = Identity.from_seed(b"offers-consumer".ljust(32, b"\0"))

@@ -21,9 +21,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from adapters.store.chaining import decode_outcome
 from adapters.store.postgres import PostgresEventStore
 from adapters.store.postgres_schema import COMMANDS_TABLE, migrate
-from adapters.store.sealing import decode_outcome
 from domain.records import Record, verify_chain
 from tests.conftest_pg import pg_server_url, pg_url
 from tests.contract.event_store_contract import read_everything

@@ -19,7 +19,8 @@ from adapters.store.leader import try_acquire_leader_lock
 from domain.log import LOG_STREAM_ID, Log
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork
-from flopledger.sealing import (
+from flopledger.settings import Settings, SettingsError
+from operations.sealer_thread import (
     SEAL_EVERY_RECORDS_MAX,
     SEAL_INTERVAL_S_MIN,
     SealConfig,
@@ -27,7 +28,6 @@ from flopledger.sealing import (
     load_seal_config,
     run_sealer_service,
 )
-from flopledger.settings import Settings, SettingsError
 from proofs.identity import Identity
 from tests.conftest_pg import pg_server_url, pg_url  # noqa: F401  (fixtures)
 

@@ -13,14 +13,14 @@ from adapters.store.memory import MemoryEventStore
 from domain.ledger import user_account
 from domain.policy import LedgerPolicy
 from domain.ports import PreparedTransfer
-from domain.services.gateway_service import DEPOSIT_MEMO_PREFIX, GatewayService
+from domain.services.bridge_service import DEPOSIT_MEMO_PREFIX, BridgeService
 from domain.services.queries import get_aggregate, get_balances
 from domain.withdrawal import Withdrawal, withdrawal_stream_id
 from flopledger.network import LocalNetwork
+from operations.sealer import AnchorReceipt, Sealer
 from proofs.identity import Identity
 from validator.audit import AuditOptions
 from validator.audit_run import StoreSource, run_audit
-from validator.sealer import AnchorReceipt, Sealer
 
 LAMPORTS = 1_000_000_000
 CONSUMER = Identity.from_seed(b"sol-consumer".ljust(32, b"\0"))
@@ -55,8 +55,8 @@ def net() -> LocalNetwork:
     return LocalNetwork.create(MemoryEventStore(), policy=LedgerPolicy())
 
 
-def gateway_service(net: LocalNetwork, gateway: LiteSvmGateway) -> GatewayService:
-    return GatewayService(net.store, gateway, net.operator, net.service, lambda: net.now_ns)
+def gateway_service(net: LocalNetwork, gateway: LiteSvmGateway) -> BridgeService:
+    return BridgeService(net.store, gateway, net.operator, net.service, lambda: net.now_ns)
 
 
 def pay_in(chain: LiteSvmGateway, payer: Keypair, amount: int, memo: str) -> str:

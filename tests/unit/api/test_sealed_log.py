@@ -11,10 +11,10 @@ import pytest
 from adapters.ledger_api.client import ApiClient, Conflict, InvalidRequest
 from domain.log import compute_witness_message
 from domain.policy import LedgerPolicy
+from operations.sealer import Sealer
 from proofs import bls, merkle
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from tests.unit.api.conftest import ApiEnv, seeded
-from validator.sealer import Sealer
 
 WITNESS_BLS_SECRET = bls.key_gen(b"witness-one".ljust(32, b"\0"))
 

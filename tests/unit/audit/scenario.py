@@ -12,9 +12,9 @@ from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, ValidatorKeys, make_validator_keys
+from operations.sealer import AnchorReceipt, Sealer
 from proofs.identity import Identity
 from validator.audit_run import ChainMemo
-from validator.sealer import AnchorReceipt, Sealer
 from validator.witness import HeadToCosign, Witness, make_cosign_envelope
 
 NODE = Identity.from_seed(b"audit-node".ljust(32, b"\0"))

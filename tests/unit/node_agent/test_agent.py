@@ -13,7 +13,7 @@ from adapters.compute.nvml import Inventory
 from adapters.ledger_api.client import ApiProblem, Conflict
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
-from node_agent.gateway import LedgerUnavailable
+from node_agent.ledger_link import LedgerUnavailable
 from proofs.identity import Identity
 
 NODE = Identity.from_seed(b"agent".ljust(32, b"\0"))

@@ -21,7 +21,7 @@ from adapters.compute.attestation import (
     verify_attestation,
 )
 from adapters.compute.nvml import DEVICES_MAX, compute_gpu_class, probe_inventory
-from flopledger.commands.keys import write_key_file
+from adapters.keyfile import write_key_file
 from node_agent.spool import PendingResult, ResultSpool
 from proofs.identity import Identity
 

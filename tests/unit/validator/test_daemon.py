@@ -38,7 +38,7 @@ POLICY = LedgerPolicy(
 )
 
 
-class InProcessGateway:
+class InProcessLedgerLink:
     def __init__(self, net: LocalNetwork, identity: Identity) -> None:
         self.net, self.identity, self.sent = net, identity, []  # type: ignore[var-annotated]
 
@@ -79,7 +79,7 @@ class Harness:
         return ValidatorDaemon(
             identity=keys.identity,
             bls_secret=keys.bls_secret,
-            gateway=InProcessGateway(self.net, keys.identity),
+            ledger=InProcessLedgerLink(self.net, keys.identity),
             artifacts=self.artifacts,
             db=SigningDatabase(self.tmp / f"v{index}.db"),
             clock_ns=lambda: self.net.now_ns,
@@ -224,11 +224,11 @@ async def test_a_restarted_validator_reveals_its_first_decision_and_never_anothe
     await harness.step()
     job = await get_aggregate(net.store, Job, job_id)
     assert job is not None and job.state == SETTLED
-    sent = [kind for kind, _ in restarted.gateway.sent]  # type: ignore[attr-defined]
+    sent = [kind for kind, _ in restarted.ledger.sent]  # type: ignore[attr-defined]
     assert "job.commit_verdict" not in sent  # resumed: its commit was already on the ledger
     verdicts = [
         body["passed"]
-        for kind, body in restarted.gateway.sent  # type: ignore[attr-defined]
+        for kind, body in restarted.ledger.sent  # type: ignore[attr-defined]
         if kind == "job.record_verdict"
     ]
     assert all(verdicts)

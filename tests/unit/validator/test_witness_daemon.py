@@ -1,5 +1,5 @@
 """Witness co-signing in the validator daemon: heads that match the replay are co-signed
-through the gateway and appear on the log; a head over another root, or signed by a key
+through the ledger and appear on the log; a head over another root, or signed by a key
 that is not pinned, is refused with an alarm (error log + counter) and never co-signed."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from domain.log import LOG_STREAM_ID, Log
 from domain.records import Record
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, make_validator_keys
+from operations.sealer import Sealer
 from proofs.identity import Identity
 from proofs.tree_head import sign_tree_head
 from validator.daemon import CommandRefused, ValidatorDaemon
 from validator.protection import SigningDatabase
-from validator.sealer import Sealer
 from validator.witness import Witness
 
 KEYS = make_validator_keys(90)
@@ -28,7 +28,7 @@ CONSUMER = Identity.from_seed(bytes([91]) * 32)
 OTHER_KEY = Identity.from_seed(bytes([92]) * 32)
 
 
-class InProcessGateway:
+class InProcessLedgerLink:
     def __init__(self, net: LocalNetwork, identity: Identity) -> None:
         self.net, self.identity = net, identity
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
@@ -56,22 +56,22 @@ async def _records(net: LocalNetwork, after: int) -> AsyncIterator[Record]:
 
 async def _setup(
     tmp_path: Path, log_signers: tuple[bytes, ...] = ()
-) -> tuple[LocalNetwork, ValidatorDaemon, InProcessGateway, Sealer]:
+) -> tuple[LocalNetwork, ValidatorDaemon, InProcessLedgerLink, Sealer]:
     net = LocalNetwork.create(MemoryEventStore())
     await net.deposit(KEYS.identity, 2_000)
     await net.register_validator(KEYS, stake=1_000)
-    gateway = InProcessGateway(net, KEYS.identity)
+    ledger = InProcessLedgerLink(net, KEYS.identity)
     daemon = ValidatorDaemon(
         identity=KEYS.identity,
         bls_secret=KEYS.bls_secret,
-        gateway=gateway,
+        ledger=ledger,
         artifacts=NoArtifacts(),
         db=SigningDatabase(tmp_path / "v.db"),
         clock_ns=lambda: net.now_ns,
         witness=Witness(log_signers=log_signers),
     )
     sealer = Sealer(net.store, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns)
-    return net, daemon, gateway, sealer
+    return net, daemon, ledger, sealer
 
 
 async def _step(net: LocalNetwork, daemon: ValidatorDaemon) -> None:
@@ -86,7 +86,7 @@ async def _cosigners(net: LocalNetwork, size: int) -> set[str]:
 
 
 async def test_sealed_heads_are_cosigned(tmp_path: Path) -> None:
-    net, daemon, gateway, sealer = await _setup(tmp_path, (net_operator_key(),))
+    net, daemon, ledger, sealer = await _setup(tmp_path, (net_operator_key(),))
     await net.deposit(CONSUMER, 100)
     first = await sealer.seal_once(force=True)
     await net.deposit(CONSUMER, 100)
@@ -94,24 +94,24 @@ async def test_sealed_heads_are_cosigned(tmp_path: Path) -> None:
     assert first is not None and second is not None
     await _step(net, daemon)
     assert daemon.heads_cosigned == 2 and daemon.heads_refused == 0
-    assert [body["size"] for _path, kind, body in gateway.sent if kind == "log.cosign"] == [
+    assert [body["size"] for _path, kind, body in ledger.sent if kind == "log.cosign"] == [
         first.size,
         second.size,
     ]
-    assert gateway.sent[0][0] == "/v1/log/cosignatures"
+    assert ledger.sent[0][0] == "/v1/log/cosignatures"
     for size in (first.size, second.size):
         assert await _cosigners(net, size) == {KEYS.identity.id}
 
 
 async def test_cosign_retries_after_a_transport_error(tmp_path: Path) -> None:
-    net, daemon, gateway, sealer = await _setup(tmp_path)
+    net, daemon, ledger, sealer = await _setup(tmp_path)
     await net.deposit(CONSUMER, 100)
     sealed = await sealer.seal_once(force=True)
     assert sealed is not None
-    gateway.down = True
+    ledger.down = True
     await _step(net, daemon)
     assert daemon.heads_cosigned == 0
-    gateway.down = False
+    ledger.down = False
     daemon._cosign_retry_at = 0.0  # the retry delay has passed
     await daemon.tick()
     assert daemon.heads_cosigned == 1
@@ -119,7 +119,7 @@ async def test_cosign_retries_after_a_transport_error(tmp_path: Path) -> None:
 
 
 async def test_a_head_over_another_root_raises_the_alarm(tmp_path: Path) -> None:
-    net, daemon, gateway, _sealer = await _setup(tmp_path)
+    net, daemon, ledger, _sealer = await _setup(tmp_path)
     await net.deposit(CONSUMER, 100)
     size = (await net.store.head()).position
     forged = sign_tree_head(net.operator.private_key, size, bytes(32), net.now_ns)
@@ -133,7 +133,7 @@ async def test_a_head_over_another_root_raises_the_alarm(tmp_path: Path) -> None
     with capture_logs() as logs:
         await _step(net, daemon)
     assert daemon.heads_refused == 1 and daemon.heads_cosigned == 0
-    assert not [sent for sent in gateway.sent if sent[1] == "log.cosign"]
+    assert not [sent for sent in ledger.sent if sent[1] == "log.cosign"]
     alarms = [entry for entry in logs if entry["event"] == "tree_head_refused"]
     assert len(alarms) == 1 and alarms[0]["log_level"] == "error"
     assert alarms[0]["size"] == size and "root differs" in alarms[0]["reason"]
@@ -141,7 +141,7 @@ async def test_a_head_over_another_root_raises_the_alarm(tmp_path: Path) -> None
 
 
 async def test_a_head_signed_by_an_unpinned_key_is_refused(tmp_path: Path) -> None:
-    net, daemon, _gateway, sealer = await _setup(tmp_path, (OTHER_KEY.public_key_bytes,))
+    net, daemon, _ledger, sealer = await _setup(tmp_path, (OTHER_KEY.public_key_bytes,))
     await net.deposit(CONSUMER, 100)
     assert await sealer.seal_once(force=True) is not None
     await _step(net, daemon)
@@ -151,7 +151,7 @@ async def test_a_head_signed_by_an_unpinned_key_is_refused(tmp_path: Path) -> No
 
 
 async def test_a_restarted_witness_warms_up_and_cosigns_only_the_latest(tmp_path: Path) -> None:
-    net, daemon, gateway, sealer = await _setup(tmp_path)
+    net, daemon, ledger, sealer = await _setup(tmp_path)
     daemon.witness = None  # the first run does not witness
     for _ in range(2):
         await net.deposit(CONSUMER, 100)
@@ -161,7 +161,7 @@ async def test_a_restarted_witness_warms_up_and_cosigns_only_the_latest(tmp_path
     restarted = ValidatorDaemon(
         identity=KEYS.identity,
         bls_secret=KEYS.bls_secret,
-        gateway=gateway,
+        ledger=ledger,
         artifacts=NoArtifacts(),
         db=SigningDatabase(tmp_path / "v.db"),
         clock_ns=lambda: net.now_ns,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import structlog
 from nats.aio.client import Client
 
+from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.errors import NatsError
 from adapters.nats.signals import JobOffer, publish_offer
 from domain.job import SUBMITTED, Job
@@ -25,7 +26,16 @@ from domain.services.queries import get_aggregate
 
 OFFER_EVENT_TYPES = frozenset({"JobSubmitted", "JobReassigned"})
 
-_log = structlog.get_logger("flopledger.nats.offers")
+_log = structlog.get_logger("flopledger.offers")
+
+
+async def run_offer_publisher(store: EventStore, nats_url: str, stop: asyncio.Event) -> None:
+    """Connect to NATS and publish job offers until ``stop`` is set."""
+    nc = await connect_nats(nats_url, name="flopledger-offers")
+    try:
+        await OfferPublisher(store, nc).run(stop)
+    finally:
+        await close_nats(nc)
 
 
 class OfferPublisher:

@@ -26,7 +26,7 @@ def check_expected_versions(items: Sequence[StreamAppend], current: Mapping[str,
             raise VersionConflict(item.stream_id, item.expected_version, actual)
 
 
-def seal_command(
+def chain_command(
     items: Sequence[StreamAppend],
     *,
     command_id: str,

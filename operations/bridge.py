@@ -1,11 +1,13 @@
-"""The Solana gateway's processing loop: credit deposits, pay withdrawals, anchor heads.
+"""The bridge loop: credit deposits, pay withdrawals, anchor heads, through the Solana gateway.
 
-Each pass (``GatewayLoop.run_once``) credits every deposit to the treasury not credited yet
-(once per Solana signature), pays the withdrawal outbox (a payout not landed yet is sent
-again on the next pass, never signed twice), and anchors the latest signed tree head in a
-memo unless it is anchored. Every step is idempotent, so a crash anywhere is repaired by the
-next pass of this or another process. An operating error (chain, store) ends the pass and
-is retried after ``ERROR_BACKOFF_S``, as is a rejection (logged: a human should look).
+The *bridge* carries money and tree heads between the ledger and Solana (``BridgeService``
+over the ``SolanaGateway`` port). Each pass (``BridgeLoop.run_once``) credits every deposit
+to the treasury not credited yet (once per Solana signature), pays the withdrawal outbox (a
+payout not landed yet is sent again on the next pass, never signed twice), and anchors the
+latest signed tree head in a memo unless it is anchored. Every step is idempotent, so a
+crash anywhere is repaired by the next pass of this or another process. An operating error
+(chain, store) ends the pass and is retried after ``ERROR_BACKOFF_S``, as is a rejection
+(logged: a human should look).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from dataclasses import dataclass
 import structlog
 
 from domain.errors import FlopError, Rejection
-from domain.services.gateway_service import GatewayService
+from domain.services.bridge_service import BridgeService
 
-GATEWAY_INTERVAL_S = 1.0
+BRIDGE_INTERVAL_S = 1.0
 ERROR_BACKOFF_S = 5.0
 
-_log = structlog.get_logger("flopledger.gateway")
+_log = structlog.get_logger("flopledger.bridge")
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,10 @@ class PassOutcome:
     anchored_size: int | None
 
 
-class GatewayLoop:
-    """Runs ``GatewayService``'s three duties in passes until stopped."""
+class BridgeLoop:
+    """Runs ``BridgeService``'s three duties in passes until stopped."""
 
-    def __init__(self, service: GatewayService) -> None:
+    def __init__(self, service: BridgeService) -> None:
         self.service = service
         self.credited = 0
         self.paid = 0
@@ -60,17 +62,17 @@ class GatewayLoop:
         self.credited += deposits.credited
         self.paid += len(paid)
         if deposits.credited or paid:
-            _log.info("gateway_pass", credited=deposits.credited, paid=len(paid))
+            _log.info("bridge_pass", credited=deposits.credited, paid=len(paid))
         return PassOutcome(deposits.credited, len(paid), anchored_size)
 
-    async def run(self, stop: asyncio.Event, interval_s: float = GATEWAY_INTERVAL_S) -> None:
+    async def run(self, stop: asyncio.Event, interval_s: float = BRIDGE_INTERVAL_S) -> None:
         """Pass after pass until ``stop`` is set; an operating error backs off and retries."""
         while not stop.is_set():
             wait_s = interval_s
             try:
                 await self.run_once()
             except FlopError as exc:
-                _log.warning("gateway_pass_failed", code=exc.code, error=exc.message)
+                _log.warning("bridge_pass_failed", code=exc.code, error=exc.message)
                 wait_s = ERROR_BACKOFF_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait_s)

@@ -19,14 +19,14 @@ from adapters.store.factory import open_event_store
 from adapters.store.memory import MemoryEventStore
 from domain.ledger import user_account
 from domain.log import LOG_STREAM_ID, Log, decode_anchor_memo
-from domain.services.gateway_service import DEPOSIT_MEMO_PREFIX, GatewayService
+from domain.services.bridge_service import DEPOSIT_MEMO_PREFIX, BridgeService
 from domain.services.queries import get_aggregate, get_balances
-from flopledger.gateway_loop import GatewayLoop
 from flopledger.network import LocalNetwork
+from operations.bridge import BridgeLoop
+from operations.sealer import Sealer
 from proofs.identity import Identity
 from validator.audit import AuditOptions
 from validator.audit_run import StoreSource, run_audit
-from validator.sealer import Sealer
 
 LAMPORTS = 1_000_000_000
 CONSUMER = Identity.from_seed(b"loop-consumer".ljust(32, b"\0"))
@@ -50,9 +50,9 @@ async def user_balance(net: LocalNetwork, owner: Identity) -> int:
     return account.balance if account else 0
 
 
-def make_loop(net: LocalNetwork, chain: LiteSvmGateway) -> GatewayLoop:
-    return GatewayLoop(
-        GatewayService(net.store, chain, net.operator, net.service, lambda: net.now_ns)
+def make_loop(net: LocalNetwork, chain: LiteSvmGateway) -> BridgeLoop:
+    return BridgeLoop(
+        BridgeService(net.store, chain, net.operator, net.service, lambda: net.now_ns)
     )
 
 

@@ -22,14 +22,14 @@ from collections.abc import Mapping
 import msgspec
 import structlog
 
+from adapters.keyfile import get_log_key_path, load_or_create_identity
 from adapters.store.factory import open_event_store
 from adapters.store.leader import LeaderLock, try_acquire_leader_lock
-from api.transparency import LOG_KEY_FILE_NAME, load_or_create_log_key
 from domain.errors import FlopError
 from domain.policy import LedgerPolicy
 from flopledger.settings import Settings, SettingsError
+from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, SEAL_POLL_INTERVAL_S, Sealer
 from proofs.identity import Identity
-from validator.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, SEAL_POLL_INTERVAL_S, Sealer
 
 SEALER_LOCK_NAME = "sealer"
 LOCK_RETRY_S = 2.0
@@ -76,8 +76,7 @@ def load_seal_config(environ: Mapping[str, str] | None = None) -> SealConfig:
 
 def get_log_identity(settings: Settings) -> Identity:
     """The sealer's identity: the log key (created under the data dir if absent)."""
-    path = settings.log_key_file or settings.data_dir / LOG_KEY_FILE_NAME
-    return Identity(load_or_create_log_key(path))
+    return load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
 
 
 async def run_sealer_service(settings: Settings, config: SealConfig, stop: asyncio.Event) -> None:

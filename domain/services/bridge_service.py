@@ -1,7 +1,8 @@
-"""The Solana gateway's services: credit deposits once, pay withdrawals once, anchor heads.
+"""The bridge over the Solana gateway port: credit deposits once, pay withdrawals once, anchor
+heads.
 
 Deposits: every transfer to the treasury whose memo is ``flopledger:deposit:<actor id>`` is
-credited by ``account.deposit`` signed by the gateway's operator key, with the Solana
+credited by ``account.deposit`` signed by the bridge's operator key, with the Solana
 signature as ``chain_reference`` and a nonce derived from it: the command id is then a
 function of the signature, so a second credit of the same transfer is refused
 (``nonce_already_used``) or returns the first outcome; never two credits.
@@ -51,8 +52,8 @@ def _derived_nonce(prefix: str, key: str) -> str:
     return prefix + hashlib.sha256(key.encode()).hexdigest()[:NONCE_HASH_CHARS]
 
 
-class GatewayService:
-    """Drives the gateway as the operator ``identity`` (in the policy's operators)."""
+class BridgeService:
+    """Drives the Solana gateway as the operator ``identity`` (in the policy's operators)."""
 
     def __init__(
         self,

@@ -21,8 +21,8 @@ from validator.daemon import CommandRefused
 _log = structlog.get_logger("flopledger.validator")
 
 
-class ApiGateway:
-    """``LedgerGateway`` over the ledger API client (signed with the validator's key)."""
+class ApiLedgerLink:
+    """``LedgerLink`` over the ledger API client (signed with the validator's key)."""
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
