@@ -55,7 +55,7 @@ def net() -> LocalNetwork:
     return LocalNetwork.create(MemoryEventStore(), policy=LedgerPolicy())
 
 
-def gateway_service(net: LocalNetwork, gateway: LiteSvmGateway) -> BridgeService:
+def bridge_service(net: LocalNetwork, gateway: LiteSvmGateway) -> BridgeService:
     return BridgeService(net.store, gateway, net.operator, net.service, lambda: net.now_ns)
 
 
@@ -76,10 +76,10 @@ async def balance(net: LocalNetwork, owner: Identity) -> int:
 async def test_deposit_is_credited_exactly_once(chain: LiteSvmGateway, net: LocalNetwork) -> None:
     signature = pay_in(chain, Keypair(), 3 * LAMPORTS // 2, DEPOSIT_MEMO_PREFIX + CONSUMER.id)
     pay_in(chain, Keypair(), 5_000_000, "no ledger account here")
-    first = await gateway_service(net, chain).credit_deposits()
+    first = await bridge_service(net, chain).credit_deposits()
     assert (first.credited, first.skipped) == (1, 1)
     net.advance(5)
-    again = await gateway_service(net, chain).credit_deposits()  # a restarted gateway
+    again = await bridge_service(net, chain).credit_deposits()  # a restarted gateway
     assert again.credited == 0
     assert await balance(net, CONSUMER) == 3 * LAMPORTS // 2
     records = await net.store.read_all(1, 1000)
@@ -100,10 +100,10 @@ async def test_withdrawal_crash_never_pays_twice(
 ) -> None:
     withdrawal_id = await fund(chain, net)
     with pytest.raises(Crash):
-        await gateway_service(net, CrashingGateway(chain, after_send=after_send)).pay_withdrawals()
+        await bridge_service(net, CrashingGateway(chain, after_send=after_send)).pay_withdrawals()
     assert chain.balance(DESTINATION.id) == (LAMPORTS if after_send else 0)
     net.advance(1)
-    restarted = gateway_service(net, chain)
+    restarted = bridge_service(net, chain)
     assert await restarted.pending_withdrawals() == [withdrawal_id]
     (signature,) = await restarted.pay_withdrawals()
     assert await restarted.pay_withdrawals() == []
@@ -119,7 +119,7 @@ async def test_expired_unsent_payout_is_signed_anew_and_paid_once(
 ) -> None:
     withdrawal_id = await fund(chain, net)
     with pytest.raises(Crash):
-        await gateway_service(net, CrashingGateway(chain, after_send=False)).pay_withdrawals()
+        await bridge_service(net, CrashingGateway(chain, after_send=False)).pay_withdrawals()
     chain.expire()
     stale = await get_aggregate(net.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
     assert stale is not None
@@ -129,7 +129,7 @@ async def test_expired_unsent_payout_is_signed_anew_and_paid_once(
                 stale.attempts[0].chain_signature, 10**12, stale.attempts[0].transaction
             )
         )
-    await gateway_service(net, chain).pay_withdrawals()
+    await bridge_service(net, chain).pay_withdrawals()
     withdrawal = await get_aggregate(net.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
     assert withdrawal is not None and len(withdrawal.attempts) == 2
     assert withdrawal.sent_signature == withdrawal.attempts[1].chain_signature
@@ -139,10 +139,10 @@ async def test_expired_unsent_payout_is_signed_anew_and_paid_once(
 async def test_tree_heads_are_anchored_and_audited_on_chain(
     chain: LiteSvmGateway, net: LocalNetwork
 ) -> None:
-    gateway = gateway_service(net, chain)
+    bridge = bridge_service(net, chain)
 
     async def anchor(size: int, root: bytes) -> AnchorReceipt:
-        signature, slot = await gateway.anchor(size, root)
+        signature, slot = await bridge.anchor(size, root)
         return AnchorReceipt(signature, slot)
 
     sealer = Sealer(
