@@ -34,6 +34,11 @@ class EventStore(Protocol):
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Record]: ...
 
+    async def get_stream_version(self, stream_id: str) -> int:
+        """The stream's last version (0 when it has no records), read from an index: its cost
+        does not grow with the stream or the log, so "does X exist" is one bounded lookup."""
+        ...
+
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[Record]: ...
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[Record]:

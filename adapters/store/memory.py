@@ -68,6 +68,9 @@ class MemoryEventStore:
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Record]:
         return list(self._streams.get(stream_id, ())[max(from_version, 1) - 1 :])
 
+    async def get_stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[Record]:
         limit = max(1, min(limit, READ_ALL_LIMIT_MAX))
         start = max(from_position, 1) - 1

@@ -79,6 +79,9 @@ class PostgresEventStore:
             f"SELECT {_COLUMNS} FROM {s}.{EVENTS_TABLE} WHERE stream_id = $1 AND version >= $2 "
             "ORDER BY version"
         )
+        self._sql_stream_version = (
+            f"SELECT coalesce(max(version), 0) FROM {s}.{EVENTS_TABLE} WHERE stream_id = $1"
+        )
         self._sql_command = f"SELECT outcome FROM {s}.{COMMANDS_TABLE} WHERE command_id = $1"
         self._sql_head = f"SELECT position, hash FROM {s}.{HEAD_TABLE} WHERE id = 1"
         self._sql_save_snapshot = (
@@ -145,6 +148,10 @@ class PostgresEventStore:
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Record]:
         rows = await self._pooled(lambda c: c.fetch(self._sql_stream, stream_id, from_version))
         return [Record(*row) for row in rows]
+
+    async def get_stream_version(self, stream_id: str) -> int:
+        version = await self._pooled(lambda c: c.fetchval(self._sql_stream_version, stream_id))
+        return int(version)
 
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[Record]:
         limit = max(1, min(limit, READ_ALL_LIMIT_MAX))

@@ -78,6 +78,7 @@ _SELECT_ALL = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY posit
 _SELECT_STREAM = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
 )
+_SELECT_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?"
 _UPSERT_SNAPSHOT = """
 INSERT INTO snapshots (stream_id, version, state) VALUES (?, ?, ?)
 ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state
@@ -135,6 +136,12 @@ class SqliteEventStore:
             lambda: self._conn.execute(_SELECT_STREAM, (stream_id, from_version)).fetchall()
         )
         return [Record(*row) for row in rows]
+
+    async def get_stream_version(self, stream_id: str) -> int:
+        row = await self._run(
+            lambda: self._conn.execute(_SELECT_STREAM_VERSION, (stream_id,)).fetchone()
+        )
+        return int(row[0])
 
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[Record]:
         limit = max(1, min(limit, READ_ALL_LIMIT_MAX))
@@ -247,10 +254,7 @@ def _append(
             "SELECT position, hash FROM head WHERE id = 1"
         ).fetchone()
         current = {
-            item.stream_id: conn.execute(
-                "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?",
-                (item.stream_id,),
-            ).fetchone()[0]
+            item.stream_id: conn.execute(_SELECT_STREAM_VERSION, (item.stream_id,)).fetchone()[0]
             for item in items
         }
         records, outcome = chain_command(

@@ -167,6 +167,21 @@ class EventStoreContract:
         assert [r.version for r in await store.read_stream("a")] == [1, 2, 3]
         assert await store.read_stream("a", 4) == []
 
+    async def test_stream_version_is_the_last_version_or_zero(self, store: EventStore) -> None:
+        assert await store.get_stream_version("job-1") == 0
+        await scripted_history(store)
+        assert await store.get_stream_version("job-1") == 3
+        assert await store.get_stream_version("node-1") == 2
+        assert await store.get_stream_version("job") == 0  # no prefix match
+        with pytest.raises(VersionConflict):
+            await store.append([stream("job-1", 1, b"{}")], command_id="stale")
+        assert await store.get_stream_version("job-1") == 3
+
+    async def test_stream_version_sees_another_handles_appends(self, open_store: OpenStore) -> None:
+        first, second = await open_store(), await open_store()
+        await first.append([stream("s", 0, b"{}", b"{}")], command_id="c1")
+        assert await second.get_stream_version("s") == 2
+
     async def test_read_all_pages_and_clamps_its_limit(self, store: EventStore) -> None:
         for n in range(7):
             await store.append([stream(f"s{n}", 0, b"x")], command_id=f"c{n}")
