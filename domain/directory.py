@@ -6,7 +6,7 @@ check: concurrent registrations never conflict on them.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from domain.events import FlopAggregate, ns_to_datetime
 
@@ -48,3 +48,15 @@ class Directory(FlopAggregate):
 
     def add(self, member_id: str, *, now_ns: int) -> None:
         self._trigger(self.MemberAdded, now_ns, member_id=member_id)
+
+    @classmethod
+    def member_added(cls, stream_id: str, member_id: str, *, now_ns: int) -> Directory.MemberAdded:
+        """The event that adds ``member_id``, made without loading the directory (adds commute;
+        the store numbers the event, so its version here is a placeholder)."""
+        fields: dict[str, Any] = {
+            "originator_id": stream_id,
+            "originator_version": 0,
+            "timestamp": ns_to_datetime(now_ns),
+            "member_id": member_id,
+        }
+        return cls.MemberAdded(**fields)

@@ -7,11 +7,8 @@ from domain.services.unit_of_work import UnitOfWork
 
 
 async def add_member(uow: UnitOfWork, name: str, member_id: str) -> None:
-    directory = await uow.get(Directory, Directory.stream_id(name))
-    if directory is None:
-        directory = Directory.start(name, now_ns=uow.now_ns)
-        uow.add(directory)
-    directory.add(member_id, now_ns=uow.now_ns)
+    """Add a member without reading the directory (``UnitOfWork.add_to_directory``)."""
+    await uow.add_to_directory(name, member_id)
 
 
 async def list_members(uow: UnitOfWork, name: str) -> list[str]:

@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import TypeVar
 
 from domain.directory import Directory
-from domain.events import FlopAggregate, rebuild
+from domain.events import FlopAggregate
 from domain.ledger import Account
 from domain.ports import EventStore
+from domain.services.loading import load_aggregate
 from domain.services.unit_of_work import ACCOUNTS_DIRECTORY
 
 A = TypeVar("A", bound=FlopAggregate)
 
 
 async def get_aggregate(store: EventStore, cls: type[A], aggregate_id: str) -> A | None:
-    records = await store.read_stream(aggregate_id)
-    if records and records[0].stream_type != cls.STREAM_TYPE:
-        return None
-    return rebuild(records, cls)
+    """The aggregate as the store holds it now (an account from its snapshot on), or None."""
+    return (await load_aggregate(store, cls, aggregate_id)).aggregate
 
 
 async def get_members(store: EventStore, name: str) -> list[str]:

@@ -6,10 +6,11 @@ from typing import TypeVar
 
 from domain.directory import Directory
 from domain.errors import NotFound, RejectionCode
-from domain.events import FlopAggregate, encode_event, rebuild
+from domain.events import FlopAggregate, encode_event
 from domain.ledger import Account
 from domain.ports import EventStore
-from domain.records import AppendOutcome, StreamAppend
+from domain.records import AppendOutcome, NewEvent, StreamAppend
+from domain.services.loading import is_snapshot_due, load_aggregate, save_account_snapshot
 
 A = TypeVar("A", bound=FlopAggregate)
 ACCOUNTS_DIRECTORY = "accounts"
@@ -33,13 +34,20 @@ class UnitOfWork:
     receive credits, and the boundary account, are appended without a version check: no rule
     can be broken by a credit, and hot accounts (treasury, burn) would otherwise serialise
     every settlement.
+
+    What a command reads is bounded whatever the length of the log: accounts load from their
+    latest snapshot (``domain.services.loading``), and members join a directory without the
+    directory being read (``add_to_directory``).
     """
 
     def __init__(self, store: EventStore, *, now_ns: int) -> None:
         self.store = store
         self.now_ns = now_ns
         self._loaded: dict[str, tuple[FlopAggregate, int]] = {}
+        self._snapshot_versions: dict[str, int] = {}
         self._missing: set[str] = set()
+        # Directory streams appended to without being read: stream id -> events to append.
+        self._unread_appends: dict[str, list[NewEvent]] = {}
 
     async def get(self, cls: type[A], aggregate_id: str) -> A | None:
         if aggregate_id in self._loaded:
@@ -47,15 +55,18 @@ class UnitOfWork:
             if not isinstance(aggregate, cls):
                 raise NotFound(f"{aggregate_id} is not a {cls.STREAM_TYPE}")
             return aggregate
-        records = await self.store.read_stream(aggregate_id)
-        if records and records[0].stream_type != cls.STREAM_TYPE:
+        if aggregate_id in self._unread_appends:
+            raise AssertionError(f"{aggregate_id} was read after members were added unread")
+        loaded = await load_aggregate(self.store, cls, aggregate_id)
+        if loaded.stream_type is not None and loaded.stream_type != cls.STREAM_TYPE:
             raise NotFound(
-                f"{aggregate_id} is a {records[0].stream_type}, not a {cls.STREAM_TYPE}",
+                f"{aggregate_id} is a {loaded.stream_type}, not a {cls.STREAM_TYPE}",
                 code=_not_found_code(cls),
             )
-        found = rebuild(records, cls)
+        found = loaded.aggregate
         if found is not None:
             self._loaded[aggregate_id] = (found, found.version)
+            self._snapshot_versions[aggregate_id] = loaded.snapshot_version
         else:
             self._missing.add(aggregate_id)
         return found
@@ -72,12 +83,34 @@ class UnitOfWork:
         if found is None:
             found = Account.open(account_id, now_ns=self.now_ns)
             self.add(found)
-            directory = await self.get(Directory, Directory.stream_id(ACCOUNTS_DIRECTORY))
-            if directory is None:
-                directory = Directory.start(ACCOUNTS_DIRECTORY, now_ns=self.now_ns)
-                self.add(directory)
-            directory.add(account_id, now_ns=self.now_ns)
+            await self.add_to_directory(ACCOUNTS_DIRECTORY, account_id)
         return found
+
+    async def add_to_directory(self, name: str, member_id: str) -> None:
+        """Add ``member_id`` to directory ``name`` without reading the directory's members.
+
+        Adds commute and are appended without a version check, so the only thing to know is
+        whether the stream exists yet (one index lookup); reading every member here made each
+        new account cost more with every account before it.
+        """
+        stream_id = Directory.stream_id(name)
+        if stream_id in self._loaded:
+            directory = self._loaded[stream_id][0]
+            if not isinstance(directory, Directory):
+                raise NotFound(
+                    f"{stream_id} is not a directory", code=RejectionCode.DIRECTORY_NOT_FOUND
+                )
+            directory.add(member_id, now_ns=self.now_ns)
+            return
+        if stream_id not in self._unread_appends:
+            if await self.store.get_stream_version(stream_id) == 0:
+                directory = Directory.start(name, now_ns=self.now_ns)
+                self.add(directory)
+                directory.add(member_id, now_ns=self.now_ns)
+                return
+            self._unread_appends[stream_id] = []
+        event = Directory.member_added(stream_id, member_id, now_ns=self.now_ns)
+        self._unread_appends[stream_id].append(encode_event(event))
 
     async def has_changed_since_read(self) -> bool:
         """Whether a stream this unit of work read has been appended to since (or a stream it
@@ -126,13 +159,36 @@ class UnitOfWork:
                     events=tuple(encode_event(e) for e in events),
                 )
             )
+        for stream_id, new_events in self._unread_appends.items():
+            appends.append(
+                StreamAppend(
+                    stream_id=stream_id,
+                    stream_type=Directory.STREAM_TYPE,
+                    expected_version=None,
+                    events=tuple(new_events),
+                )
+            )
         return appends
 
     async def commit(self, *, command_id: str, metadata: bytes) -> AppendOutcome | None:
         appends = self.pending_appends()
         if not appends:
             return None
-        return await self.store.append(appends, command_id=command_id, metadata=metadata)
+        outcome = await self.store.append(appends, command_id=command_id, metadata=metadata)
+        await self._save_due_snapshots(outcome)
+        return outcome
+
+    async def _save_due_snapshots(self, outcome: AppendOutcome) -> None:
+        """Snapshot the accounts this command left exactly as the store holds them (no other
+        command appended to them in between) once enough events followed their last one."""
+        for aggregate_id, (aggregate, _) in self._loaded.items():
+            exact = outcome.stream_versions.get(aggregate_id) == aggregate.version
+            if (
+                exact
+                and isinstance(aggregate, Account)
+                and is_snapshot_due(aggregate, self._snapshot_versions.get(aggregate_id, 0))
+            ):
+                await save_account_snapshot(self.store, aggregate)
 
 
 def _not_found_code(cls: type[FlopAggregate]) -> RejectionCode:
