@@ -18,6 +18,7 @@ import msgspec
 
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
+from domain.invariants import present
 from domain.job_states import (
     CLAIMED,
     EXPIRED,
@@ -34,14 +35,8 @@ from domain.node import Node
 from domain.policy import LedgerPolicy
 from domain.scheduling import check_claim
 from domain.settlement import Payout
-from domain.verdicts import (
-    Verdict,
-    VerdictRound,
-    check_salt,
-    compute_verdict_commitment,
-    job_subject,
-    start_round,
-)
+from domain.verdict_subject import RoundEvents, VotedAggregate
+from domain.verdicts import SUBJECT_JOB, Verdict, VerdictRound
 
 __all__ = [
     "CLAIMED",
@@ -73,10 +68,11 @@ class ResultCommitment(msgspec.Struct, frozen=True):
     proof_digest: bytes
 
 
-class Job(FlopAggregate):
+class Job(VotedAggregate):
     """A unit of paid work. Its id is derived from the submitting command."""
 
     STREAM_TYPE: ClassVar[str] = "job"
+    SUBJECT_KIND: ClassVar[str] = SUBJECT_JOB
 
     class JobSubmitted(FlopAggregate.Created):
         consumer: str
@@ -143,8 +139,9 @@ class Job(FlopAggregate):
         verdict_hash: bytes
 
         def apply(self, job: Job) -> None:
-            assert job.round is not None
-            job.round.commits[self.validator_id] = self.verdict_hash
+            present(job.round, "a commit needs a round").commits[self.validator_id] = (
+                self.verdict_hash
+            )
 
     class VerdictRecorded(FlopAggregate.Event):
         validator_id: str
@@ -152,8 +149,7 @@ class Job(FlopAggregate):
         salt: bytes = b""
 
         def apply(self, job: Job) -> None:
-            assert job.round is not None
-            job.round.verdicts[self.validator_id] = self.verdict
+            present(job.round, "a verdict needs a round").verdicts[self.validator_id] = self.verdict
 
     class ValidatorsReplaced(FlopAggregate.Event):
         absent: tuple[str, ...]
@@ -165,8 +161,7 @@ class Job(FlopAggregate):
         reveal_deadline_ns: int
 
         def apply(self, job: Job) -> None:
-            assert job.round is not None
-            job.round = job.round.replaced(
+            job.round = present(job.round, "a replacement needs a round").replaced(
                 absent=self.absent,
                 replacements=self.replacements,
                 weights=self.weights,
@@ -229,6 +224,13 @@ class Job(FlopAggregate):
         def apply(self, job: Job) -> None:
             job.state = REFUNDED
 
+    ROUND_EVENTS: ClassVar[RoundEvents] = RoundEvents(
+        assigned=ValidatorsAssigned,
+        committed=VerdictCommitted,
+        recorded=VerdictRecorded,
+        replaced=ValidatorsReplaced,
+    )
+
     consumer: str
     workload: WorkloadSpec
     max_price: int
@@ -251,16 +253,6 @@ class Job(FlopAggregate):
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
-
-    @property
-    def validators(self) -> tuple[str, ...]:
-        """The assigned validators, in the order quorum certificates index them."""
-        return self.round.validators if self.round else ()
-
-    @property
-    def verdicts(self) -> dict[str, Verdict]:
-        """Revealed verdicts by validator id."""
-        return self.round.verdicts if self.round else {}
 
     @classmethod
     def submit(
@@ -320,141 +312,6 @@ class Job(FlopAggregate):
                 f"the result was due at {self.result_due_ns}", code=RejectionCode.RESULT_TOO_LATE
             )
         self._trigger(self.ResultCommitted, now_ns, node_id=node_id, result=result)
-
-    def assign_validators(
-        self,
-        *,
-        validators: tuple[str, ...],
-        log_position: int,
-        log_hash: bytes,
-        now_ns: int,
-        policy: LedgerPolicy | None = None,
-        weights: tuple[int, ...] = (),
-    ) -> None:
-        """Open the verdict round; ``weights`` are the drawn validators' stakes (for a
-        stake-weighted quorum), frozen for the whole round."""
-        self._require_state({RESULT_COMMITTED}, "assign_validators")
-        if self.round is not None:
-            raise InvalidTransition(
-                "validators are already assigned", code=RejectionCode.VALIDATORS_ALREADY_ASSIGNED
-            )
-        if not validators:
-            raise Rejection(
-                "no validator with stake is available", code=RejectionCode.NO_VALIDATORS_AVAILABLE
-            )
-        opened = start_round(
-            validators=validators,
-            weights=weights or (1,) * len(validators),
-            now_ns=now_ns,
-            policy=policy or LedgerPolicy(),
-        )
-        self._trigger(
-            self.ValidatorsAssigned,
-            now_ns,
-            validators=validators,
-            log_position=log_position,
-            log_hash=log_hash,
-            weights=opened.weights,
-            commit_deadline_ns=opened.commit_deadline_ns,
-            reveal_deadline_ns=opened.reveal_deadline_ns,
-        )
-
-    def commit_verdict(self, *, validator_id: str, verdict_hash: bytes, now_ns: int) -> None:
-        """Record a validator's salted verdict hash during the commit window."""
-        self._require_state({RESULT_COMMITTED}, "commit_verdict")
-        self._require_round().check_commit(validator_id, now_ns)
-        self._trigger(
-            self.VerdictCommitted, now_ns, validator_id=validator_id, verdict_hash=verdict_hash
-        )
-
-    def reveal_verdict(
-        self, *, validator_id: str, verdict: Verdict, salt: bytes, now_ns: int
-    ) -> None:
-        """Reveal a committed verdict once the commit window has closed; it must match."""
-        self._require_state({RESULT_COMMITTED}, "reveal_verdict")
-        verdict_round = self._require_round()
-        assert self.result is not None
-        check_salt(salt)
-        expected = compute_verdict_commitment(
-            subject=job_subject(self.id),
-            result_commitment=self.result.commitment,
-            validator_id=validator_id,
-            passed=verdict.passed,
-            salt=salt,
-        )
-        verdict_round.check_reveal(validator_id, expected, now_ns)
-        self._trigger(
-            self.VerdictRecorded, now_ns, validator_id=validator_id, verdict=verdict, salt=salt
-        )
-
-    def replace_absent_validators(
-        self,
-        *,
-        replacements: tuple[str, ...],
-        weights: tuple[int, ...],
-        log_position: int,
-        log_hash: bytes,
-        policy: LedgerPolicy,
-        now_ns: int,
-    ) -> None:
-        """After the reveal window: absent validators give way to a re-draw (in order)."""
-        self._require_state({RESULT_COMMITTED}, "replace_validators")
-        verdict_round = self._require_round()
-        self._require_round_over(verdict_round, now_ns)
-        absent = verdict_round.absent()
-        if not absent or not replacements:
-            raise InvalidTransition(
-                "no absent validator to replace", code=RejectionCode.NOTHING_TO_REPLACE
-            )
-        if verdict_round.replacements >= policy.validator_replacements_max:
-            raise Rejection(
-                f"validators were already replaced {verdict_round.replacements} times",
-                code=RejectionCode.VALIDATOR_REPLACEMENTS_EXHAUSTED,
-            )
-        fresh = start_round(validators=(), weights=(), now_ns=now_ns, policy=policy)
-        self._trigger(
-            self.ValidatorsReplaced,
-            now_ns,
-            absent=absent[: len(replacements)],
-            replacements=replacements,
-            weights=weights,
-            log_position=log_position,
-            log_hash=log_hash,
-            commit_deadline_ns=fresh.commit_deadline_ns,
-            reveal_deadline_ns=fresh.reveal_deadline_ns,
-        )
-
-    def abandon_verdict_round(self, *, policy: LedgerPolicy, now_ns: int) -> bool:
-        """A round over without a quorum and without replacements: back to the market (no
-        blame on the node), or expire. Returns True when reassigned."""
-        self._require_state({RESULT_COMMITTED}, "abandon_verdict_round")
-        self._require_round_over(self._require_round(), now_ns)
-        if self.compute_quorum_outcome(policy) is not None:
-            raise InvalidTransition("the round has a quorum", code=RejectionCode.QUORUM_REACHED)
-        return self._reassign_or_expire("no verdict quorum", policy, now_ns)
-
-    def compute_quorum_outcome(self, policy: LedgerPolicy) -> bool | None:
-        """True (verified) or False (rejected) once a quorum agrees; None until then."""
-        return self.round.compute_outcome(policy) if self.round else None
-
-    def majority_validators(self, outcome: bool) -> tuple[str, ...]:
-        return self.round.majority(outcome) if self.round else ()
-
-    def finalize(self, *, certificate: bytes, policy: LedgerPolicy, now_ns: int) -> bool:
-        self._require_state({RESULT_COMMITTED}, "finalize")
-        outcome = self.compute_quorum_outcome(policy)
-        if outcome is None:
-            raise InvalidTransition(
-                "no quorum of verdicts yet", code=RejectionCode.QUORUM_NOT_REACHED
-            )
-        if outcome:
-            self._trigger(self.JobVerified, now_ns, certificate=certificate)
-        else:
-            reasons = sorted({v.reason for v in self.verdicts.values() if not v.passed})
-            self._trigger(
-                self.JobRejected, now_ns, certificate=certificate, reason="; ".join(reasons)[:256]
-            )
-        return outcome
 
     def settle(self, *, payouts: tuple[Payout, ...], now_ns: int) -> None:
         self._require_state({VERIFIED}, "settle")
@@ -533,20 +390,38 @@ class Job(FlopAggregate):
             "version": self.version,
         }
 
-    def _require_round(self) -> VerdictRound:
-        if self.round is None:
-            raise InvalidTransition(
-                "no validators are assigned", code=RejectionCode.VALIDATORS_NOT_ASSIGNED
-            )
+    @property
+    def current_round(self) -> VerdictRound | None:
         return self.round
 
-    @staticmethod
-    def _require_round_over(verdict_round: VerdictRound, now_ns: int) -> None:
-        if not verdict_round.is_over(now_ns):
+    def round_commitment(self) -> bytes:
+        return present(self.result, "a job under a vote has a committed result").commitment
+
+    def round_seed(self) -> str:
+        return self.id
+
+    def require_revealable(self, nonce: str | None) -> None:
+        if self.result is None:
             raise Rejection(
-                f"verdicts may be revealed until {verdict_round.reveal_deadline_ns}",
-                code=RejectionCode.REVEAL_WINDOW_OPEN,
+                f"job {self.id} has no committed result", code=RejectionCode.NO_RESULT_COMMITTED
             )
+
+    def _require_round_state(self, action: str, nonce: str | None) -> None:
+        self._require_state({RESULT_COMMITTED}, action)
+
+    def _require_round_can_open(self) -> None:
+        self._require_state({RESULT_COMMITTED}, "assign_validators")
+
+    def _on_round_decided(
+        self, *, passed: bool, certificate: bytes, reason: str, policy: LedgerPolicy, now_ns: int
+    ) -> None:
+        if passed:
+            self._trigger(self.JobVerified, now_ns, certificate=certificate)
+        else:
+            self._trigger(self.JobRejected, now_ns, certificate=certificate, reason=reason)
+
+    def _on_round_abandoned(self, *, policy: LedgerPolicy, now_ns: int) -> None:
+        self._reassign_or_expire("no verdict quorum", policy, now_ns)
 
     def _require_state(self, allowed: set[str], action: str) -> None:
         if self.state not in allowed:

@@ -17,16 +17,11 @@ import msgspec
 
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
+from domain.invariants import present
 from domain.policy import LedgerPolicy
 from domain.stake import StakeRules
-from domain.verdicts import (
-    Verdict,
-    VerdictRound,
-    attestation_subject,
-    check_salt,
-    compute_verdict_commitment,
-    start_round,
-)
+from domain.verdict_subject import RoundEvents, VotedAggregate
+from domain.verdicts import SUBJECT_ATTESTATION, Verdict, VerdictRound
 
 REGISTERED = "registered"
 ATTESTED = "attested"
@@ -57,10 +52,11 @@ class Challenge(msgspec.Struct, frozen=True):
     deadline_ns: int
 
 
-class Node(FlopAggregate, StakeRules):
+class Node(VotedAggregate, StakeRules):
     """A GPU provider. Its id is the node's Ed25519 key (base58)."""
 
     STREAM_TYPE: ClassVar[str] = "node"
+    SUBJECT_KIND: ClassVar[str] = SUBJECT_ATTESTATION
 
     class Registered(FlopAggregate.Created):
         owner: str
@@ -123,8 +119,8 @@ class Node(FlopAggregate, StakeRules):
         verdict_hash: bytes
 
         def apply(self, node: Node) -> None:
-            assert node.attestation_round is not None
-            node.attestation_round.commits[self.validator_id] = self.verdict_hash
+            verdict_round = present(node.attestation_round, "a commit needs a round")
+            verdict_round.commits[self.validator_id] = self.verdict_hash
 
     class AttestationVerdictRecorded(FlopAggregate.Event):
         validator_id: str
@@ -132,8 +128,8 @@ class Node(FlopAggregate, StakeRules):
         salt: bytes
 
         def apply(self, node: Node) -> None:
-            assert node.attestation_round is not None
-            node.attestation_round.verdicts[self.validator_id] = self.verdict
+            verdict_round = present(node.attestation_round, "a verdict needs a round")
+            verdict_round.verdicts[self.validator_id] = self.verdict
 
     class AttestationValidatorsReplaced(FlopAggregate.Event):
         absent: tuple[str, ...]
@@ -145,8 +141,8 @@ class Node(FlopAggregate, StakeRules):
         reveal_deadline_ns: int
 
         def apply(self, node: Node) -> None:
-            assert node.attestation_round is not None
-            node.attestation_round = node.attestation_round.replaced(
+            verdict_round = present(node.attestation_round, "a replacement needs a round")
+            node.attestation_round = verdict_round.replaced(
                 absent=self.absent,
                 replacements=self.replacements,
                 weights=self.weights,
@@ -231,6 +227,13 @@ class Node(FlopAggregate, StakeRules):
         def apply(self, node: Node) -> None:
             node.state = DEREGISTERED
 
+    ROUND_EVENTS: ClassVar[RoundEvents] = RoundEvents(
+        assigned=AttestationValidatorsAssigned,
+        committed=AttestationVerdictCommitted,
+        recorded=AttestationVerdictRecorded,
+        replaced=AttestationValidatorsReplaced,
+    )
+
     owner: str
     region: str
     gpus: tuple[GpuClaim, ...]
@@ -307,8 +310,8 @@ class Node(FlopAggregate, StakeRules):
         now_ns: int,
     ) -> None:
         self._require_open_challenge(nonce)
-        assert self.challenge is not None
-        if now_ns > self.challenge.deadline_ns:
+        challenge = present(self.challenge, "an open challenge was just checked")
+        if now_ns > challenge.deadline_ns:
             raise Rejection(
                 "the attestation challenge deadline has passed; ask for a new one",
                 code=RejectionCode.CHALLENGE_EXPIRED,
@@ -336,119 +339,6 @@ class Node(FlopAggregate, StakeRules):
     def reject_attestation(self, *, certificate: bytes, reason: str, now_ns: int) -> None:
         self._require_submitted_attestation()
         self._trigger(self.AttestationRejected, now_ns, certificate=certificate, reason=reason)
-
-    def assign_attestation_validators(
-        self,
-        *,
-        validators: tuple[str, ...],
-        weights: tuple[int, ...],
-        log_position: int,
-        log_hash: bytes,
-        policy: LedgerPolicy,
-        now_ns: int,
-    ) -> None:
-        """Open the verdict round on the submitted attestation."""
-        self._require_submitted_attestation()
-        if self.attestation_round is not None:
-            raise InvalidTransition(
-                "validators are already assigned", code=RejectionCode.VALIDATORS_ALREADY_ASSIGNED
-            )
-        if not validators:
-            raise Rejection(
-                "no validator with stake is available", code=RejectionCode.NO_VALIDATORS_AVAILABLE
-            )
-        opened = start_round(validators=validators, weights=weights, now_ns=now_ns, policy=policy)
-        self._trigger(
-            self.AttestationValidatorsAssigned,
-            now_ns,
-            validators=validators,
-            weights=weights,
-            log_position=log_position,
-            log_hash=log_hash,
-            commit_deadline_ns=opened.commit_deadline_ns,
-            reveal_deadline_ns=opened.reveal_deadline_ns,
-        )
-
-    def commit_attestation_verdict(
-        self, *, nonce: str, validator_id: str, verdict_hash: bytes, now_ns: int
-    ) -> None:
-        verdict_round = self._require_attestation_round(nonce)
-        verdict_round.check_commit(validator_id, now_ns)
-        self._trigger(
-            self.AttestationVerdictCommitted,
-            now_ns,
-            validator_id=validator_id,
-            verdict_hash=verdict_hash,
-        )
-
-    def reveal_attestation_verdict(
-        self, *, nonce: str, validator_id: str, verdict: Verdict, salt: bytes, now_ns: int
-    ) -> None:
-        verdict_round = self._require_attestation_round(nonce)
-        check_salt(salt)
-        expected = compute_verdict_commitment(
-            subject=attestation_subject(self.id, nonce),
-            result_commitment=self.attestation_commitment,
-            validator_id=validator_id,
-            passed=verdict.passed,
-            salt=salt,
-        )
-        verdict_round.check_reveal(validator_id, expected, now_ns)
-        self._trigger(
-            self.AttestationVerdictRecorded,
-            now_ns,
-            validator_id=validator_id,
-            verdict=verdict,
-            salt=salt,
-        )
-
-    def replace_attestation_validators(
-        self,
-        *,
-        replacements: tuple[str, ...],
-        weights: tuple[int, ...],
-        log_position: int,
-        log_hash: bytes,
-        policy: LedgerPolicy,
-        now_ns: int,
-    ) -> None:
-        """After the reveal window: absent validators give way to a re-draw (in order)."""
-        assert self.challenge is not None
-        verdict_round = self._require_attestation_round(self.challenge.nonce)
-        _require_round_over(verdict_round, now_ns)
-        absent = verdict_round.absent()
-        if not absent or not replacements:
-            raise InvalidTransition(
-                "no absent validator to replace", code=RejectionCode.NOTHING_TO_REPLACE
-            )
-        if verdict_round.replacements >= policy.validator_replacements_max:
-            raise Rejection(
-                f"validators were already replaced {verdict_round.replacements} times",
-                code=RejectionCode.VALIDATOR_REPLACEMENTS_EXHAUSTED,
-            )
-        fresh = start_round(validators=(), weights=(), now_ns=now_ns, policy=policy)
-        self._trigger(
-            self.AttestationValidatorsReplaced,
-            now_ns,
-            absent=absent[: len(replacements)],
-            replacements=replacements,
-            weights=weights,
-            log_position=log_position,
-            log_hash=log_hash,
-            commit_deadline_ns=fresh.commit_deadline_ns,
-            reveal_deadline_ns=fresh.reveal_deadline_ns,
-        )
-
-    def abandon_attestation_round(self, *, policy: LedgerPolicy, now_ns: int) -> None:
-        """No quorum and no replacement left: the attestation is rejected without blame."""
-        assert self.challenge is not None
-        verdict_round = self._require_attestation_round(self.challenge.nonce)
-        _require_round_over(verdict_round, now_ns)
-        if verdict_round.compute_outcome(policy) is not None:
-            raise InvalidTransition("the round has a quorum", code=RejectionCode.QUORUM_REACHED)
-        self._trigger(
-            self.AttestationRejected, now_ns, certificate=b"", reason="no validator quorum"
-        )
 
     def bond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "bond_stake")
@@ -536,11 +426,42 @@ class Node(FlopAggregate, StakeRules):
                 code=STATE_CODES[self.state],
             )
 
-    def require_attestation_vote(self, nonce: str) -> None:
-        """Raise unless the vote on the answer to challenge ``nonce`` is open: checked before
-        a revealed verdict's signature, so a late reveal is told the vote is over (its
-        signature covers a commitment the decision has since cleared)."""
-        self._require_attestation_round(nonce)
+    @property
+    def current_round(self) -> VerdictRound | None:
+        return self.attestation_round
+
+    def round_nonce(self) -> str:
+        return self.challenge.nonce if self.challenge else ""
+
+    def round_commitment(self) -> bytes:
+        return self.attestation_commitment
+
+    def round_seed(self) -> str:
+        return self.round_subject()
+
+    def require_revealable(self, nonce: str | None) -> None:
+        """Checked before a revealed verdict's signature, so a late reveal is told the vote
+        is over (its signature covers a commitment the decision has since cleared)."""
+        self._require_voting_round("reveal_verdict", nonce)
+
+    def _require_round_state(self, action: str, nonce: str | None) -> None:
+        self._require_open_challenge(self.round_nonce() if nonce is None else nonce)
+
+    def _require_round_can_open(self) -> None:
+        self._require_submitted_attestation()
+
+    def _on_round_decided(
+        self, *, passed: bool, certificate: bytes, reason: str, policy: LedgerPolicy, now_ns: int
+    ) -> None:
+        if passed:
+            self.accept_attestation(certificate=certificate, policy=policy, now_ns=now_ns)
+        else:
+            self.reject_attestation(certificate=certificate, reason=reason, now_ns=now_ns)
+
+    def _on_round_abandoned(self, *, policy: LedgerPolicy, now_ns: int) -> None:
+        self._trigger(
+            self.AttestationRejected, now_ns, certificate=b"", reason="no validator quorum"
+        )
 
     def _require_open_challenge(self, nonce: str) -> None:
         if self.challenge is None:
@@ -552,24 +473,8 @@ class Node(FlopAggregate, StakeRules):
                 "the answer names another challenge", code=RejectionCode.CHALLENGE_NONCE_MISMATCH
             )
 
-    def _require_attestation_round(self, nonce: str) -> VerdictRound:
-        self._require_open_challenge(nonce)
-        if self.attestation_round is None:
-            raise InvalidTransition(
-                "no validators are assigned", code=RejectionCode.VALIDATORS_NOT_ASSIGNED
-            )
-        return self.attestation_round
-
     def _require_submitted_attestation(self) -> None:
         if self.challenge is None or not self.attestation_commitment:
             raise InvalidTransition(
                 "no submitted attestation to decide on", code=RejectionCode.NO_SUBMITTED_ATTESTATION
             )
-
-
-def _require_round_over(verdict_round: VerdictRound, now_ns: int) -> None:
-    if not verdict_round.is_over(now_ns):
-        raise Rejection(
-            f"verdicts may be revealed until {verdict_round.reveal_deadline_ns}",
-            code=RejectionCode.REVEAL_WINDOW_OPEN,
-        )

@@ -200,12 +200,17 @@ def compute_verdict_commitment(
     return hashlib.sha256(VERDICT_COMMIT_TAG + body + (b"\x01" if passed else b"\x00")).digest()
 
 
+def compute_subject(kind: str, subject_id: str, nonce: str = "") -> str:
+    """The subject a verdict commitment binds: ``<kind>:<id>``, then ``:<nonce>`` if any."""
+    return f"{kind}:{subject_id}:{nonce}" if nonce else f"{kind}:{subject_id}"
+
+
 def job_subject(job_id: str) -> str:
-    return f"{SUBJECT_JOB}:{job_id}"
+    return compute_subject(SUBJECT_JOB, job_id)
 
 
 def attestation_subject(node_id: str, nonce: str) -> str:
-    return f"{SUBJECT_ATTESTATION}:{node_id}:{nonce}"
+    return compute_subject(SUBJECT_ATTESTATION, node_id, nonce)
 
 
 def check_salt(salt: bytes) -> None:

@@ -15,7 +15,7 @@ from domain.ledger import (
 from domain.node import GpuClaim, Node
 from domain.services.context import CommandContext
 from domain.services.directories import add_member
-from domain.services.handlers_verdicts import open_attestation_round
+from domain.services.rounds import ATTESTATION_ROUND, open_round
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
 from proofs import bls
@@ -123,7 +123,8 @@ async def handle_submit_attestation(
         signature=b"",
         now_ns=ctx.now_ns,
     )
-    await open_attestation_round(uow, node, ctx)
+    # Without any validator to draw, the round stays closed and an operator decides.
+    await open_round(uow, ATTESTATION_ROUND, node, count=ctx.policy.attestation_validators, ctx=ctx)
     return node.id
 
 

@@ -18,10 +18,10 @@ from domain import commands as c
 from domain.errors import Rejection, RejectionCode, VersionConflict
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
+from domain.services import equivocation, rounds
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_log as log
 from domain.services import handlers_nodes as nodes
-from domain.services import handlers_verdicts as verdicts
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
 from proofs.encoding import encode_canonical
@@ -47,12 +47,12 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.SubmitJob: jobs.handle_submit_job,
     c.ClaimJob: jobs.handle_claim_job,
     c.CommitResult: jobs.handle_commit_result,
-    c.CommitVerdict: jobs.handle_commit_verdict,
-    c.RecordVerdict: jobs.handle_record_verdict,
-    c.CommitAttestationVerdict: verdicts.handle_commit_attestation_verdict,
-    c.RecordAttestationVerdict: verdicts.handle_record_attestation_verdict,
-    c.ExpireAttestation: verdicts.handle_expire_attestation,
-    c.ReportEquivocation: verdicts.handle_report_equivocation,
+    c.CommitVerdict: rounds.handle_commit_verdict,
+    c.RecordVerdict: rounds.handle_record_verdict,
+    c.CommitAttestationVerdict: rounds.handle_commit_verdict,
+    c.RecordAttestationVerdict: rounds.handle_record_verdict,
+    c.ExpireAttestation: rounds.handle_expire_attestation,
+    c.ReportEquivocation: equivocation.handle_report_equivocation,
     c.ExpireJob: jobs.handle_expire_job,
     c.ReleaseJob: jobs.handle_release_job,
     c.SealTreeHead: log.handle_seal,

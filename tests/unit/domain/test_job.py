@@ -84,7 +84,9 @@ def _committed(validators: tuple[str, ...] = ("v1", "v2", "v3")) -> Job:
     job = _job()
     job.claim(_node(), policy=POLICY, now_ns=NOW)
     job.commit_result(node_id="node-eu", result=RESULT, now_ns=NOW + S)
-    job.assign_validators(validators=validators, log_position=7, log_hash=b"h" * 32, now_ns=NOW + S)
+    job.assign_validators(
+        validators=validators, log_position=7, log_hash=b"h" * 32, policy=POLICY, now_ns=NOW + S
+    )
     return job
 
 
@@ -232,11 +234,11 @@ def test_verdict_rules_and_quorum_verifies() -> None:
     assert info.value.code == "verdict_already_recorded"
     assert job.compute_quorum_outcome(POLICY) is None
     with pytest.raises(InvalidTransition) as info:
-        job.finalize(certificate=b"qc", policy=POLICY, now_ns=NOW)
+        job.decide_round(certificate=b"qc", policy=POLICY, now_ns=NOW)
     assert info.value.code == "quorum_not_reached"
     _reveal(job, "v2", False)
     _reveal(job, "v3", True)
-    assert job.finalize(certificate=b"qc", policy=POLICY, now_ns=NOW) is True
+    assert job.decide_round(certificate=b"qc", policy=POLICY, now_ns=NOW) is True
     assert job.state == VERIFIED and job.majority_validators(True) == ("v1", "v3")
     payouts = (Payout("user:p", 100, "provider"),)
     job.settle(payouts=payouts, now_ns=NOW)
@@ -249,7 +251,7 @@ def test_verdict_rules_and_quorum_verifies() -> None:
 def test_rejection_reassigns_then_expires_after_the_attempt_limit() -> None:
     job = _committed()
     _vote_all(job, {"v1": False, "v2": False})
-    assert job.finalize(certificate=b"qc", policy=POLICY, now_ns=NOW) is False
+    assert job.decide_round(certificate=b"qc", policy=POLICY, now_ns=NOW) is False
     assert job.state == REJECTED and "node-eu" in job.excluded_nodes
     assert job.reassign_or_expire(reason="rejected", policy=POLICY, now_ns=NOW + 3 * S)
     assert job.state == SUBMITTED and job.offered_at_ns == NOW + 3 * S
@@ -282,15 +284,23 @@ def test_unclaimed_job_expires_only_after_its_deadline() -> None:
 def test_assignment_rules() -> None:
     job = _job()
     with pytest.raises(InvalidTransition):
-        job.assign_validators(validators=("v",), log_position=1, log_hash=b"", now_ns=NOW)
+        job.assign_validators(
+            validators=("v",), log_position=1, log_hash=b"", policy=POLICY, now_ns=NOW
+        )
     job.claim(_node(), policy=POLICY, now_ns=NOW)
     job.commit_result(node_id="node-eu", result=RESULT, now_ns=NOW)
     with pytest.raises(Rejection) as info:
-        job.assign_validators(validators=(), log_position=1, log_hash=b"", now_ns=NOW)
+        job.assign_validators(
+            validators=(), log_position=1, log_hash=b"", policy=POLICY, now_ns=NOW
+        )
     assert info.value.code == "no_validators_available"
-    job.assign_validators(validators=("v",), log_position=1, log_hash=b"", now_ns=NOW)
+    job.assign_validators(
+        validators=("v",), log_position=1, log_hash=b"", policy=POLICY, now_ns=NOW
+    )
     with pytest.raises(InvalidTransition) as info:
-        job.assign_validators(validators=("v",), log_position=1, log_hash=b"", now_ns=NOW)
+        job.assign_validators(
+            validators=("v",), log_position=1, log_hash=b"", policy=POLICY, now_ns=NOW
+        )
     assert info.value.code == "validators_already_assigned"
 
 

@@ -247,7 +247,7 @@ def test_a_late_verdict_after_finalisation_is_refused() -> None:
         _commit(job, v, True)
     _reveal(job, "v1", True)
     _reveal(job, "v2", True)
-    assert job.finalize(certificate=b"qc", policy=POLICY, now_ns=REVEAL_AT)
+    assert job.decide_round(certificate=b"qc", policy=POLICY, now_ns=REVEAL_AT)
     with pytest.raises(InvalidTransition) as info:
         _reveal(job, "v3", True)
     assert _code(info) == "job_verified"
@@ -312,7 +312,7 @@ def test_replacements_are_bounded_then_the_round_is_abandoned() -> None:
             now_ns=at,
         )
     assert _code(info) == "validator_replacements_exhausted"
-    assert job.abandon_verdict_round(policy=POLICY, now_ns=at) is True
+    job.abandon_round(policy=POLICY, now_ns=at)
     assert job.state == SUBMITTED and "node-1" not in job.excluded_nodes
     assert job.round is None
 
@@ -320,21 +320,21 @@ def test_replacements_are_bounded_then_the_round_is_abandoned() -> None:
 def test_abandoning_needs_a_closed_round_without_quorum() -> None:
     job = _job()
     with pytest.raises(Rejection) as info:
-        job.abandon_verdict_round(policy=POLICY, now_ns=REVEAL_AT)
+        job.abandon_round(policy=POLICY, now_ns=REVEAL_AT)
     assert _code(info) == "reveal_window_open"
     for v in ("v1", "v2", "v3"):
         _commit(job, v, True)
     _reveal(job, "v1", True)
     _reveal(job, "v2", True)
     with pytest.raises(InvalidTransition) as info:
-        job.abandon_verdict_round(policy=POLICY, now_ns=NOW + 22 * S)
+        job.abandon_round(policy=POLICY, now_ns=NOW + 22 * S)
     assert _code(info) == "quorum_reached"
 
 
 def test_abandoning_on_the_last_attempt_expires() -> None:
     job = _job()
     last = LedgerPolicy(reassign_attempts_max=1)
-    assert job.abandon_verdict_round(policy=last, now_ns=NOW + 22 * S) is False
+    job.abandon_round(policy=last, now_ns=NOW + 22 * S)
     assert job.state == EXPIRED
 
 
@@ -367,7 +367,7 @@ def _submitted() -> Node:
         signature=b"",
         now_ns=NOW,
     )
-    node.assign_attestation_validators(
+    node.assign_validators(
         validators=("v1", "v2", "v3"),
         weights=(1, 1, 1),
         log_position=3,
@@ -380,7 +380,7 @@ def _submitted() -> Node:
 
 def _attest_vote(node: Node, validator: str, passed: bool, at: int) -> None:
     salt = _salt(validator)
-    node.commit_attestation_verdict(
+    node.commit_verdict(
         nonce="n",
         validator_id=validator,
         verdict_hash=compute_verdict_commitment(
@@ -404,7 +404,7 @@ def test_attestation_vote_accepts_and_blocks_a_new_challenge_meanwhile() -> None
     for v in ("v1", "v2", "v3"):
         _attest_vote(node, v, True, NOW)
     for v in ("v1", "v2"):
-        node.reveal_attestation_verdict(
+        node.reveal_verdict(
             nonce="n", validator_id=v, verdict=Verdict(True, "", b""), salt=_salt(v), now_ns=NOW
         )
     assert node.attestation_round is not None
@@ -416,15 +416,13 @@ def test_attestation_vote_accepts_and_blocks_a_new_challenge_meanwhile() -> None
 def test_attestation_vote_rules() -> None:
     node = _submitted()
     with pytest.raises(Rejection) as info:
-        node.commit_attestation_verdict(
-            nonce="other", validator_id="v1", verdict_hash=b"", now_ns=NOW
-        )
+        node.commit_verdict(nonce="other", validator_id="v1", verdict_hash=b"", now_ns=NOW)
     assert _code(info) == "challenge_nonce_mismatch"
     with pytest.raises(Unauthorized):
         _attest_vote(node, "stranger", True, NOW)
     _attest_vote(node, "v1", True, NOW)
     with pytest.raises(Rejection) as info:
-        node.reveal_attestation_verdict(
+        node.reveal_verdict(
             nonce="n",
             validator_id="v1",
             verdict=Verdict(False, "", b""),
@@ -433,9 +431,9 @@ def test_attestation_vote_rules() -> None:
         )
     assert _code(info) == "reveal_does_not_match_commit"
     with pytest.raises(Rejection) as info:
-        node.abandon_attestation_round(policy=POLICY, now_ns=NOW + 11 * S)
+        node.abandon_round(policy=POLICY, now_ns=NOW + 11 * S)
     assert _code(info) == "reveal_window_open"
-    node.abandon_attestation_round(policy=POLICY, now_ns=NOW + 21 * S)
+    node.abandon_round(policy=POLICY, now_ns=NOW + 21 * S)
     assert node.state == REGISTERED and node.attestation_round is None
 
 

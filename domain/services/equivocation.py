@@ -1,0 +1,54 @@
+"""Equivocation reports: proof that a validator signed both verdicts on one subject."""
+
+from __future__ import annotations
+
+from domain import commands as c
+from domain.errors import Rejection, RejectionCode
+from domain.ledger import BURN_ACCOUNT, stake_account, transfer
+from domain.policy import BPS
+from domain.services.context import CommandContext
+from domain.services.rounds import ROUND_KINDS
+from domain.services.unit_of_work import UnitOfWork
+from domain.validators import Validator
+from proofs import bls
+
+
+async def handle_report_equivocation(
+    uow: UnitOfWork, cmd: c.ReportEquivocation, ctx: CommandContext
+) -> str:
+    """Anyone may prove that a validator signed both verdicts on one result: it is slashed
+    ``equivocation_slash_bps`` of its stake (burned), once per (subject, commitment)."""
+    validator = await uow.require(Validator, cmd.validator_id)
+    kind = ROUND_KINDS[cmd.subject_kind]
+    messages = [
+        kind.compute_message(cmd.subject_id, cmd.nonce, cmd.commitment, passed)
+        for passed in (True, False)
+    ]
+    signatures = (cmd.signature_pass, cmd.signature_fail)
+    for message, signature in zip(messages, signatures, strict=True):
+        if not bls.verify(validator.bls_public_key, message, signature):
+            raise Rejection(
+                "both signatures must verify under the validator's BLS key",
+                code=RejectionCode.EQUIVOCATION_SIGNATURE_INVALID,
+            )
+    evidence_key = (
+        f"equivocation:{cmd.subject_kind}:{cmd.subject_id}:{cmd.nonce}:{cmd.commitment.hex()}"
+    )
+    amount = validator.stake * ctx.policy.equivocation_slash_bps // BPS
+    validator.slash(
+        amount=amount,
+        reason=f"equivocation on {cmd.subject_kind} {cmd.subject_id}",
+        evidence_key=evidence_key,
+        evidence=cmd.signature_pass + cmd.signature_fail,
+        now_ns=ctx.now_ns,
+    )
+    if amount > 0:
+        transfer(
+            await uow.account(stake_account(validator.id)),
+            await uow.account(BURN_ACCOUNT),
+            transfer_id=f"{ctx.command_id}:equivocation",
+            amount=amount,
+            reason=f"validator {validator.id} equivocated",
+            now_ns=ctx.now_ns,
+        )
+    return validator.id
