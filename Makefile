@@ -39,7 +39,7 @@ test-integration: $(STAMP) ## real PostgreSQL, nats-server, LiteSVM
 lint: $(STAMP) ## ruff check + format check, mypy, import contracts (docs/design.md's layout table)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy domain proofs adapters api validator node_agent flopledger
+	$(VENV)/bin/mypy domain proofs adapters api validator node_agent operations flopledger
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
