@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -27,10 +28,11 @@ import structlog
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.results import verify_result
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
+from domain.invariants import invariant
 from domain.job import Job
-from domain.node import Node
+from domain.policy import REASON_CHARS_MAX
 from domain.records import Head, Record
-from domain.verdicts import compute_verdict_commitment
+from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, compute_verdict_commitment
 from proofs import bls
 from proofs.identity import Identity
 from proofs.quorum import attestation_verdict_message, verdict_message
@@ -44,6 +46,8 @@ DEADLINE_SLACK_NS = 500_000_000
 RETRY_AFTER_S = 1.0
 CHECKPOINT_RECORDS_MAX = 256
 COSIGN_PATH = "/v1/log/cosignatures"
+VERIFIED_OK = "ok"
+"""What a verifier returns for a subject that passes (else a reason code)."""
 COSIGNS_PER_TICK_MAX = 64
 """Co-signatures sent in one tick at most, so a backlog of heads never starves the duties."""
 
@@ -222,17 +226,15 @@ class ValidatorDaemon:
                 return
             await self._reveal(duty, decision)
         elif duty.action == CRANK:
-            path, kind, body = self._crank_command(duty)
-            await self.ledger.send(path, kind, body)
+            duty_kind = DUTY_KINDS[duty.kind]
+            await duty_kind.send(self.ledger, duty_kind.crank, duty)
 
     async def verify(self, duty: Duty) -> tuple[bool, str]:
-        """Run the workload's (or the attestation's) verifier: (passed, reason code)."""
+        """Run the subject's verifier (the workload's, or the attestation's): (passed,
+        reason code)."""
         started = time.perf_counter()
         try:
-            if duty.kind == "job":
-                code = await self._verify_job(self.view.aggregates[duty.subject_id])
-            else:
-                code = await self._verify_attestation(self.view.aggregates[duty.subject_id])
+            code = await DUTY_KINDS[duty.kind].verify(self, self.view.aggregates[duty.subject_id])
         except (ArtifactNotFound, ArtifactCorrupt, ArtifactTooLarge) as exc:
             code = f"artifact_unavailable: {type(exc).__name__}"
         self.verified += 1
@@ -242,12 +244,14 @@ class ValidatorDaemon:
             verdict=code,
             seconds=round(time.perf_counter() - started, 4),
         )
-        return code == "ok", "" if code == "ok" else code
+        return code == VERIFIED_OK, "" if code == VERIFIED_OK else code
 
-    async def _verify_job(self, job: Job) -> str:
-        assert job.result is not None
-        artifact = await self.artifacts.get(job.result.artifact_digest.hex())
-        proof = await self.artifacts.get(job.result.proof_digest.hex())
+    async def verify_job(self, job: Any) -> str:
+        """Re-check a job's committed result against its artifact and proof."""
+        invariant(isinstance(job, Job) and job.result is not None, "a voted job has a result")
+        result = job.result
+        artifact = await self.artifacts.get(result.artifact_digest.hex())
+        proof = await self.artifacts.get(result.proof_digest.hex())
         params = dict(job.workload.params)
         zkey = None
         if job.workload.kind == "zk-prove" and isinstance(params.get("zkey"), str):
@@ -258,15 +262,16 @@ class ValidatorDaemon:
             node_id=job.node_id,
             kind=job.workload.kind,
             raw_params=params,
-            commitment=job.result.commitment,
-            artifact_digest=job.result.artifact_digest,
-            proof_digest=job.result.proof_digest,
+            commitment=result.commitment,
+            artifact_digest=result.artifact_digest,
+            proof_digest=result.proof_digest,
             artifact=artifact,
             proof=proof,
             zkey_bytes=zkey,
         )
 
-    async def _verify_attestation(self, node: Node) -> str:
+    async def verify_attestation(self, node: Any) -> str:
+        """Re-check a node's attestation answer against its challenge."""
         answer = self.view.answers.get(node.id)
         if answer is None or node.challenge is None:
             return "attestation_missing"
@@ -292,58 +297,83 @@ class ValidatorDaemon:
             passed=decision.passed,
             salt=decision.salt,
         )
-        if duty.kind == "job":
-            path = f"/v1/jobs/{duty.subject_id}/verdict-commitments"
-            body: dict[str, Any] = {"job_id": duty.subject_id, "verdict_hash": b64(verdict_hash)}
-            await self.ledger.send(path, "job.commit_verdict", body)
-            return
-        body = {
-            "node_id": duty.subject_id,
-            "nonce": self._nonce(duty),
-            "verdict_hash": b64(verdict_hash),
-        }
-        path = f"/v1/nodes/{duty.subject_id}/attestation/verdict-commitments"
-        await self.ledger.send(path, "node.attestation.commit_verdict", body)
+        duty_kind = DUTY_KINDS[duty.kind]
+        await duty_kind.send(self.ledger, duty_kind.commit, duty, verdict_hash=b64(verdict_hash))
 
     async def _reveal(self, duty: Duty, decision: Decision) -> None:
-        body: dict[str, Any] = {
-            "passed": decision.passed,
-            "reason": decision.reason[:256],
-            "salt": b64(decision.salt),
-        }
-        if duty.kind == "job":
-            message = verdict_message(duty.subject_id, duty.commitment, decision.passed)
-            body |= {
-                "job_id": duty.subject_id,
-                "signature": b64(bls.sign(self.bls_secret, message)),
-            }
-            await self.ledger.send(
-                f"/v1/jobs/{duty.subject_id}/verdicts", "job.record_verdict", body
-            )
-            return
-        nonce = self._nonce(duty)
-        message = attestation_verdict_message(
-            duty.subject_id, nonce, duty.commitment, decision.passed
+        duty_kind = DUTY_KINDS[duty.kind]
+        message = duty_kind.compute_message(
+            duty.subject_id, duty.nonce, duty.commitment, decision.passed
         )
-        body |= {
-            "node_id": duty.subject_id,
-            "nonce": nonce,
-            "signature": b64(bls.sign(self.bls_secret, message)),
-        }
-        path = f"/v1/nodes/{duty.subject_id}/attestation/verdicts"
-        await self.ledger.send(path, "node.attestation.record_verdict", body)
-
-    def _crank_command(self, duty: Duty) -> tuple[str, str, dict[str, Any]]:
-        if duty.kind == "job":
-            return f"/v1/jobs/{duty.subject_id}/expire", "job.expire", {"job_id": duty.subject_id}
-        return (
-            f"/v1/nodes/{duty.subject_id}/attestation/expiry",
-            "node.attestation.expire",
-            {"node_id": duty.subject_id},
+        await duty_kind.send(
+            self.ledger,
+            duty_kind.reveal,
+            duty,
+            passed=decision.passed,
+            reason=decision.reason[:REASON_CHARS_MAX],
+            salt=b64(decision.salt),
+            signature=b64(bls.sign(self.bls_secret, message)),
         )
 
-    def _nonce(self, duty: Duty) -> str:
-        return duty.subject.rsplit(":", 1)[1]
+
+@dataclass(frozen=True)
+class Route:
+    """A command the validator sends: its envelope kind (as stored envelopes name it), the
+    API path (``{id}`` is the subject id) and whether its body names the challenge nonce."""
+
+    kind: str
+    path: str
+    carries_nonce: bool = False
+
+
+@dataclass(frozen=True)
+class DutyKind:
+    """What a validator does for one subject kind: how to verify a subject, what its verdict
+    signature covers, and which commands carry its commit, reveal and crank."""
+
+    verify: Callable[[ValidatorDaemon, Any], Awaitable[str]]
+    compute_message: Callable[[str, str, bytes, bool], bytes]
+    id_field: str
+    commit: Route
+    reveal: Route
+    crank: Route
+
+    async def send(self, ledger: LedgerLink, route: Route, duty: Duty, **fields: Any) -> None:
+        body: dict[str, Any] = {self.id_field: duty.subject_id}
+        if route.carries_nonce:
+            body["nonce"] = duty.nonce
+        await ledger.send(route.path.format(id=duty.subject_id), route.kind, body | fields)
+
+
+DUTY_KINDS: dict[str, DutyKind] = {
+    SUBJECT_JOB: DutyKind(
+        verify=ValidatorDaemon.verify_job,
+        compute_message=lambda job_id, _nonce, commitment, passed: verdict_message(
+            job_id, commitment, passed
+        ),
+        id_field="job_id",
+        commit=Route("job.commit_verdict", "/v1/jobs/{id}/verdict-commitments"),
+        reveal=Route("job.record_verdict", "/v1/jobs/{id}/verdicts"),
+        crank=Route("job.expire", "/v1/jobs/{id}/expire"),
+    ),
+    SUBJECT_ATTESTATION: DutyKind(
+        verify=ValidatorDaemon.verify_attestation,
+        compute_message=attestation_verdict_message,
+        id_field="node_id",
+        commit=Route(
+            "node.attestation.commit_verdict",
+            "/v1/nodes/{id}/attestation/verdict-commitments",
+            carries_nonce=True,
+        ),
+        reveal=Route(
+            "node.attestation.record_verdict",
+            "/v1/nodes/{id}/attestation/verdicts",
+            carries_nonce=True,
+        ),
+        crank=Route("node.attestation.expire", "/v1/nodes/{id}/attestation/expiry"),
+    ),
+}
+"""The validator's duty table: subject kind -> how to verify, which commands to send."""
 
 
 def b64(data: bytes) -> str:

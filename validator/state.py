@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 
 from domain.events import decode_event
-from domain.job import FINISHED_STATES, RESULT_COMMITTED, Job
+from domain.invariants import InvariantBroken
+from domain.job import FINISHED_STATES, Job
 from domain.node import Node
 from domain.records import Record
-from domain.verdicts import VerdictRound, attestation_subject, job_subject
+from domain.verdicts import VerdictRound
 
 FOLLOWED_TYPES = frozenset({Job.STREAM_TYPE, Node.STREAM_TYPE})
 COMMIT = "commit"
@@ -37,6 +38,8 @@ class Duty:
     subject: str
     commitment: bytes
     round_key: tuple[int, int]
+    nonce: str = ""
+    """The attestation challenge's nonce ("" for a job)."""
 
     @property
     def key(self) -> tuple[str, str, str, tuple[int, int]]:
@@ -53,7 +56,7 @@ class LedgerView:
     """Jobs and nodes rebuilt from records; ``apply`` returns streams that finished."""
 
     def __init__(self) -> None:
-        self.aggregates: dict[str, Any] = {}
+        self.aggregates: dict[str, Job | Node] = {}
         self.answers: dict[str, AttestationAnswer] = {}
 
     def apply(self, record: Record) -> bool:
@@ -61,7 +64,10 @@ class LedgerView:
         if record.stream_type not in FOLLOWED_TYPES:
             return False
         event = decode_event(record)
-        self.aggregates[record.stream_id] = event.mutate(self.aggregates.get(record.stream_id))
+        aggregate = event.mutate(self.aggregates.get(record.stream_id))
+        if not isinstance(aggregate, Job | Node):
+            raise InvariantBroken(f"{record.stream_id} is no job or node")
+        self.aggregates[record.stream_id] = aggregate
         if record.event_type == "AttestationSubmitted":
             data = msgspec.json.decode(record.data, type=dict[str, Any])
             self.answers[record.stream_id] = AttestationAnswer(
@@ -82,30 +88,26 @@ class LedgerView:
         return done
 
     def compute_duties(self, validator_id: str, now_ns: int, slack_ns: int) -> list[Duty]:
+        """What ``validator_id`` owes now, in every round it sits in (jobs and attestations
+        alike: each aggregate says which round is open and what it binds)."""
         duties: list[Duty] = []
         for sid, agg in self.aggregates.items():
-            if isinstance(agg, Job):
-                if agg.state != RESULT_COMMITTED or agg.round is None or agg.result is None:
-                    continue
-                subject, commitment, verdict_round = (
-                    job_subject(sid),
-                    agg.result.commitment,
-                    agg.round,
-                )
-                kind = "job"
-            else:
-                if agg.attestation_round is None or agg.challenge is None:
-                    continue
-                subject = attestation_subject(sid, agg.challenge.nonce)
-                commitment, verdict_round, kind = (
-                    agg.attestation_commitment,
-                    agg.attestation_round,
-                    "attestation",
-                )
+            verdict_round = agg.get_open_round()
+            if verdict_round is None:
+                continue
             action = _action(verdict_round, validator_id, now_ns, slack_ns)
             if action:
-                key = (verdict_round.replacements, verdict_round.reveal_deadline_ns)
-                duties.append(Duty(action, kind, sid, subject, commitment, key))
+                duties.append(
+                    Duty(
+                        action=action,
+                        kind=agg.SUBJECT_KIND,
+                        subject_id=sid,
+                        subject=agg.round_subject(),
+                        commitment=agg.round_commitment(),
+                        round_key=(verdict_round.replacements, verdict_round.reveal_deadline_ns),
+                        nonce=agg.round_nonce(),
+                    )
+                )
         return duties
 
 
