@@ -1,8 +1,8 @@
 """Invariant checks that hold under ``python -O`` (which strips ``assert`` statements).
 
 A broken invariant is a bug, not a rejection: it raises ``InvariantBroken`` (an
-``AssertionError``, so it crashes loudly like the ``assert`` it replaces). ``proofs`` keeps
-its own copy (``proofs/invariants.py``): it imports nothing of ours.
+``AssertionError``, so it crashes loudly like the ``assert`` it replaces). ``proofs`` has its
+counterpart for callers' preconditions (``proofs/invariants.py``); it imports nothing of ours.
 """
 
 from __future__ import annotations

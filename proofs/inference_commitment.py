@@ -26,6 +26,7 @@ from typing import Annotated
 
 import msgspec
 
+from proofs.invariants import require
 from proofs.merkle import (
     HASH_SIZE,
     PROOF_LENGTH_MAX,
@@ -70,21 +71,21 @@ def canonical_output_bytes(values: list[float] | tuple[float, ...]) -> bytes:
 
 def decode_output(data: bytes) -> tuple[float, ...]:
     """The float32 values of canonical output bytes."""
-    _require(len(data) % FLOAT32_BYTES == 0, "output bytes are float32s")
+    require(len(data) % FLOAT32_BYTES == 0, "output bytes are float32s")
     return struct.unpack(f"<{len(data) // FLOAT32_BYTES}f", data)
 
 
 def commit_outputs(outputs: list[bytes]) -> bytes:
     """The commitment: Merkle root over the canonical output bytes, in item order."""
-    _require(1 <= len(outputs) <= BATCH_MAX, f"1..{BATCH_MAX} outputs")
+    require(1 <= len(outputs) <= BATCH_MAX, f"1..{BATCH_MAX} outputs")
     return root_from_hashes([leaf_hash(o) for o in outputs])
 
 
 def select_items(seed: bytes, batch: int, root: bytes, openings: int) -> list[int]:
     """Items to open, derived from the commitment (Fiat–Shamir), sorted; all if batch <= s."""
-    _require(isinstance(seed, bytes) and len(seed) <= SEED_BYTES_MAX, "seed: bytes, <= 256")
-    _require(isinstance(batch, int) and 1 <= batch <= BATCH_MAX, f"batch in 1..{BATCH_MAX}")
-    _require(len(root) == HASH_SIZE and openings >= 1, "root is 32 bytes, openings >= 1")
+    require(isinstance(seed, bytes) and len(seed) <= SEED_BYTES_MAX, "seed: bytes, <= 256")
+    require(isinstance(batch, int) and 1 <= batch <= BATCH_MAX, f"batch in 1..{BATCH_MAX}")
+    require(len(root) == HASH_SIZE and openings >= 1, "root is 32 bytes, openings >= 1")
     if openings >= batch:
         return list(range(batch))
     prefix = ITEM_TAG + struct.pack(">I", len(seed)) + seed + struct.pack(">Q", batch) + root
@@ -104,7 +105,7 @@ def make_inference_proof(
     seed: bytes, outputs: list[bytes], output_dim: int, openings: int = DEFAULT_ITEM_OPENINGS
 ) -> InferenceProof:
     """Commit to the outputs and open the items the commitment selects (the node's side)."""
-    _require(all(len(o) == FLOAT32_BYTES * output_dim for o in outputs), "outputs: output_dim")
+    require(all(len(o) == FLOAT32_BYTES * output_dim for o in outputs), "outputs: output_dim")
     hashes = [leaf_hash(o) for o in outputs]
     root = root_from_hashes(hashes)
     indices = select_items(seed, len(outputs), root, openings)
@@ -160,9 +161,3 @@ def encode_inference_proof(proof: InferenceProof) -> bytes:
 def decode_inference_proof(data: bytes) -> InferenceProof:
     """Parse and validate the wire form; raises ``msgspec.ValidationError`` on bad input."""
     return msgspec.msgpack.decode(data, type=InferenceProof)
-
-
-def _require(condition: bool, message: str) -> None:
-    """Check a precondition; unlike ``assert`` it still raises under ``-O``."""
-    if not condition:
-        raise ValueError(message)

@@ -1,29 +1,14 @@
-"""Invariant checks that hold under ``python -O`` (which strips ``assert`` statements).
+"""Precondition checks that hold under ``python -O`` (which strips ``assert`` statements).
 
-A broken invariant is a bug, not a rejection: it raises ``InvariantBroken`` (an
-``AssertionError``, so it crashes loudly like the ``assert`` it replaces). The copy of
-``domain/invariants.py`` for ``proofs``, which imports nothing of ours.
+``require`` guards a caller's arguments (a size, a length): breaking one is a caller's bug,
+raised as ``ValueError``. ``domain/invariants.py`` is the domain's counterpart (``proofs``
+imports nothing of ours, so they do not share code).
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
 
-T = TypeVar("T")
-
-
-class InvariantBroken(AssertionError):
-    """Code reached a state its own rules exclude."""
-
-
-def invariant(condition: bool, message: str) -> None:
-    """Raise InvariantBroken with ``message`` unless ``condition`` holds."""
+def require(condition: bool, message: str) -> None:
+    """Raise ValueError with ``message`` unless ``condition`` holds."""
     if not condition:
-        raise InvariantBroken(message)
-
-
-def present(value: T | None, message: str) -> T:
-    """``value``, which the caller's invariant says is not None (narrows the type)."""
-    if value is None:
-        raise InvariantBroken(message)
-    return value
+        raise ValueError(message)

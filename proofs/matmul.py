@@ -38,6 +38,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from proofs.invariants import require
 from proofs.merkle import (
     HASH_SIZE,
     PROOF_LENGTH_MAX,
@@ -116,14 +117,14 @@ def compute_row_hashes(c: Matrix) -> list[bytes]:
 def commit_rows(c: Matrix) -> bytes:
     """The commitment to C: Merkle root over its canonical rows."""
     n = len(c)
-    _require(np.shape(c) == (n, n) and 0 < n <= MATRIX_SIZE_MAX, "C must be n×n, 1 <= n <= 4096")
+    require(np.shape(c) == (n, n) and 0 < n <= MATRIX_SIZE_MAX, "C must be n×n, 1 <= n <= 4096")
     return root_from_hashes(compute_row_hashes(c))
 
 
 def select_rows(seed: bytes, n: int, root: bytes, openings: int) -> list[int]:
     """Rows to open, derived from the commitment (Fiat–Shamir), sorted; every row if n <= s."""
     _check_size(seed, n)
-    _require(len(root) == HASH_SIZE and openings >= 1, "root is 32 bytes, openings >= 1")
+    require(len(root) == HASH_SIZE and openings >= 1, "root is 32 bytes, openings >= 1")
     if openings >= n:
         return list(range(n))
     prefix = ROW_TAG + struct.pack(">I", len(seed)) + seed + struct.pack(">Q", n) + root
@@ -141,9 +142,9 @@ def select_rows(seed: bytes, n: int, root: bytes, openings: int) -> list[int]:
 
 def open_rows(c: Matrix, seed: bytes, root: bytes, openings: int) -> list[RowOpening]:
     """The rows ``select_rows`` picks, each with its bytes and inclusion proof."""
-    _require(np.shape(c) == (len(c), len(c)), "C must be n×n")
+    require(np.shape(c) == (len(c), len(c)), "C must be n×n")
     hashes = compute_row_hashes(c)
-    _require(root_from_hashes(hashes) == root, "root is not the commitment to this C")
+    require(root_from_hashes(hashes) == root, "root is not the commitment to this C")
     indices = select_rows(seed, len(hashes), root, openings)
     proofs = inclusion_proofs_from_hashes(hashes, indices)
     rows = np.asarray(c)
@@ -204,7 +205,7 @@ def freivalds_check(
     round) and compares A(Br) with Cr in float64; a wrong C survives a round w.p. <= 2^-16.
     ``seed`` must be fixed after C (e.g. include C's commitment), or a prover could adapt.
     """
-    _require(rounds >= 1, "rounds >= 1")
+    require(rounds >= 1, "rounds >= 1")
     n = len(c)
     a64, b64, c64 = (np.asarray(m, dtype=np.float64) for m in (a, b, c))
     if a64.shape != (n, n) or b64.shape != (n, n) or c64.shape != (n, n):
@@ -223,7 +224,7 @@ def freivalds_check(
 def detection_probability(cheat_fraction: float, openings: int) -> float:
     """1 - (1-f)^s: chance that s rows sampled with replacement hit a wrong row (a lower
     bound for our sampling without replacement)."""
-    _require(0.0 <= cheat_fraction <= 1.0 and openings >= 0, "f in [0, 1], s >= 0")
+    require(0.0 <= cheat_fraction <= 1.0 and openings >= 0, "f in [0, 1], s >= 0")
     return 1.0 - (1.0 - cheat_fraction) ** openings
 
 
@@ -238,11 +239,5 @@ def decode_matmul_proof(data: bytes) -> MatmulProof:
 
 
 def _check_size(seed: bytes, n: int) -> None:
-    _require(isinstance(seed, bytes) and len(seed) <= SEED_BYTES_MAX, "seed: bytes, <= 256")
-    _require(isinstance(n, int) and 1 <= n <= MATRIX_SIZE_MAX, f"n in 1..{MATRIX_SIZE_MAX}")
-
-
-def _require(condition: bool, message: str) -> None:
-    """Check a precondition; unlike ``assert`` it still raises under ``-O``."""
-    if not condition:
-        raise ValueError(message)
+    require(isinstance(seed, bytes) and len(seed) <= SEED_BYTES_MAX, "seed: bytes, <= 256")
+    require(isinstance(n, int) and 1 <= n <= MATRIX_SIZE_MAX, f"n in 1..{MATRIX_SIZE_MAX}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from proofs.invariants import require
+
 HASH_SIZE = 32
 """Bytes in a SHA-256 digest: every leaf hash, node hash, root and proof element."""
 
@@ -79,7 +81,7 @@ def inclusion_proofs_from_hashes(
     """Audit paths for several leaves, building the tree once (O(n + k log n))."""
     size = len(hashes)
     for index in indices:
-        _require(0 <= index < size, f"leaf index {index} outside a tree of size {size}")
+        require(0 <= index < size, f"leaf index {index} outside a tree of size {size}")
     levels = _levels(hashes)
     proofs: list[list[bytes]] = []
     for index in indices:
@@ -97,7 +99,7 @@ def inclusion_proofs_from_hashes(
 def consistency_proof_from_hashes(hashes: Sequence[bytes], old_size: int) -> list[bytes]:
     """PROOF(m, D[n]) of RFC 9162 §2.1.4.1 for ``0 < m <= n``; empty when ``m == n``."""
     size = len(hashes)
-    _require(0 < old_size <= size, f"old size {old_size} not in 1..{size}")
+    require(0 < old_size <= size, f"old size {old_size} not in 1..{size}")
     return _subproof(old_size, hashes, True)
 
 
@@ -168,7 +170,7 @@ def verify_consistency(
 
 def _levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
     """Every level of the tree, leaves first, root last (a one-element list)."""
-    _require(len(hashes) > 0, "a tree with no leaves has no levels")
+    require(len(hashes) > 0, "a tree with no leaves has no levels")
     level = list(hashes)
     levels = [level]
     while len(level) > 1:
@@ -208,9 +210,3 @@ def _is_proof(proof: object) -> bool:
     if isinstance(proof, (bytes, str)) or not isinstance(proof, Sequence):
         return False
     return len(proof) <= PROOF_LENGTH_MAX and all(_is_hash(p) for p in proof)
-
-
-def _require(condition: bool, message: str) -> None:
-    """Check a caller's precondition; unlike ``assert`` it still raises under ``-O``."""
-    if not condition:
-        raise ValueError(message)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import msgspec
 
 from domain.errors import Rejection, RejectionCode
+from domain.invariants import present
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID, Log, encode_anchor_memo
 from domain.ports import READ_ALL_LIMIT_MAX, EventStore, PreparedTransfer, SolanaGateway
@@ -200,8 +201,9 @@ class BridgeService:
         return head.size, signature
 
     async def _withdraw_terms(self, withdrawal_id: str) -> tuple[str, int]:
-        outcome = await self.store.find_command(withdrawal_id)
-        assert outcome is not None
+        outcome = present(
+            await self.store.find_command(withdrawal_id), "a recorded withdrawal has its command"
+        )
         first = (await self.store.read_all(outcome.first_position, 1))[0]
         envelope = msgspec.json.decode(first.metadata, type=CommandMetadata).envelope
         return envelope.body.get("destination") or envelope.actor, int(envelope.body["amount"])

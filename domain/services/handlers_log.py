@@ -11,6 +11,7 @@ import msgspec
 
 from domain import commands as c
 from domain.errors import NotFound, Rejection, RejectionCode
+from domain.invariants import InvariantBroken
 from domain.log import LOG_STREAM_ID, Log, compute_witness_message
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
@@ -94,7 +95,8 @@ async def handle_withdrawal_submit(
     if withdrawal is None:
         envelope = await _withdraw_envelope(uow, cmd.withdrawal_id)
         body = c.decode_command(envelope.kind, envelope.body)
-        assert isinstance(body, c.Withdraw)
+        if not isinstance(body, c.Withdraw):
+            raise InvariantBroken(f"{cmd.withdrawal_id} names a {envelope.kind}, not a withdrawal")
         withdrawal = Withdrawal.request(
             cmd.withdrawal_id,
             account_owner=envelope.actor,
