@@ -13,10 +13,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[dev,agent]'
+	$(PY) -m pip install -q -e '.[dev,agent,validator]'
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv and install flopledger with its dev and agent extras
+venv: $(STAMP) ## create .venv and install flopledger with its dev, agent and validator extras
 
 run: $(STAMP) ## a whole local network (devnet) with a live dashboard; Ctrl-C stops it
 	$(VENV)/bin/flopledger devnet

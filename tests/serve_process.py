@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
@@ -29,12 +29,15 @@ def running_serve(
     *,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
+    command: Sequence[str] = (sys.executable, "-m", "flopledger.cli"),
+    cwd: str | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``flopledger serve`` on a free loopback port until ``/ready`` answers 200; yield its
-    URL and process; SIGTERM it and wait on exit (its exit status is ``process.returncode``)."""
+    URL and process; SIGTERM it and wait on exit (its exit status is ``process.returncode``).
+    ``command`` is how ``flopledger`` is started (another venv's console script, say)."""
     port = free_port()
-    args = [sys.executable, "-m", "flopledger.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(args, env=env)
+    args = [*command, "serve", "--port", str(port)]
+    process = subprocess.Popen(args, env=env, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_timeout_s
     try:

@@ -10,9 +10,7 @@ records up to the checkpoint, since its tree starts at position 1.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import msgspec
 import structlog
 
 from adapters.ledger_api.client import ApiClient
@@ -20,26 +18,13 @@ from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.consumer import replay
 from adapters.nats.objects import ArtifactStore
 from proofs.identity import Identity
+from validator.config import ValidatorConfig
 from validator.daemon import ValidatorDaemon
 from validator.ledger_link import ApiLedgerLink, ensure_registered
 from validator.protection import SigningDatabase
 from validator.witness import Witness
 
-DEFAULT_STAKE = 1_000
-
 _log = structlog.get_logger("flopledger.validator")
-
-
-class ValidatorConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """What one validator process needs (from the CLI and FLOP_* settings)."""
-
-    api_url: str
-    nats_url: str
-    db_path: Path
-    stake: int = DEFAULT_STAKE
-    witness: bool = True
-    log_signers: tuple[bytes, ...] = ()
-    """Raw Ed25519 keys the sealed heads must be signed by; empty: any key that verifies."""
 
 
 async def run_validator(

@@ -25,7 +25,7 @@ from adapters.keyfile import load_bls_secret, load_identity
 from domain.errors import OperatingError
 from flopledger.commands._api_cli import DEFAULT_API_URL
 from flopledger.settings import load_settings
-from validator.bootstrap import DEFAULT_STAKE, ValidatorConfig, run_validator
+from validator.config import DEFAULT_STAKE, ValidatorConfig
 
 EXIT_OK, EXIT_OPERATING_ERROR, EXIT_FORCED = 0, 1, 130
 
@@ -90,6 +90,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _main(config: ValidatorConfig, identity: Any, bls_secret: int) -> int:
+    from validator.bootstrap import run_validator  # re-execution: the validator extra (torch)
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

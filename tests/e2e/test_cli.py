@@ -22,14 +22,17 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str
 def test_help_lists_every_planned_subcommand() -> None:
     result = _cli("--help")
     assert result.returncode == 0
-    for name, _, _ in SUBCOMMANDS:
-        assert name in result.stdout
+    for entry in SUBCOMMANDS:
+        assert entry.name in result.stdout
 
 
 def test_a_planned_subcommand_without_a_module_says_so_and_exits_2(capsys, monkeypatch) -> None:
     import flopledger.cli as cli
 
-    planned = (*cli.SUBCOMMANDS, ("teleport", "no_such_module_yet", "move a job elsewhere"))
+    planned = (
+        *cli.SUBCOMMANDS,
+        cli.Subcommand("teleport", "no_such_module_yet", "move a job elsewhere"),
+    )
     monkeypatch.setattr(cli, "SUBCOMMANDS", planned)
     assert "not built yet" in cli.build_parser().format_help()
     assert main(["teleport"]) == 2
