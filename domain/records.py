@@ -15,7 +15,6 @@ import msgspec
 from domain.errors import CorruptRecord
 
 GENESIS_HASH = bytes(32)
-HASH_BYTES = 32
 
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 

@@ -130,9 +130,6 @@ class UnitOfWork:
             raise AssertionError(f"{aggregate.id} was added to the unit of work twice")
         self._loaded[aggregate.id] = (aggregate, 0)
 
-    def is_new(self, aggregate_id: str) -> bool:
-        return aggregate_id in self._loaded and self._loaded[aggregate_id][1] == 0
-
     def pending_appends(self) -> list[StreamAppend]:
         appends = []
         for aggregate, loaded_version in self._loaded.values():
