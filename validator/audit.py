@@ -28,10 +28,12 @@ from domain.log import compute_witness_message
 from domain.policy import LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 from domain.services.ledger_service import CommandMetadata, compute_command_id
+from domain.services.rounds import ROUND_KINDS
+from domain.verdict_subject import VotedAggregate
 from proofs import bls
 from proofs.envelope import FRESHNESS_WINDOW_NS
 from proofs.identity import IdentityError, decode_actor_id, verify_signature
-from proofs.quorum import decode_qc, verdict_message, verify_qc
+from proofs.quorum import decode_qc, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
 from validator.audit_log import AnchorClaim, LogView
@@ -71,6 +73,15 @@ _METADATA = msgspec.json.Decoder(CommandMetadata)
 _JSON = msgspec.json.Decoder()
 ACCOUNT_STREAM_TYPE = Account.STREAM_TYPE
 HOLD_CLOSINGS = frozenset({"HoldPosted", "HoldVoided"})
+VERDICT_EVENTS = frozenset({("job", "VerdictRecorded"), ("node", "AttestationVerdictRecorded")})
+DECISION_EVENTS: dict[tuple[str, str], bool] = {
+    ("job", "JobVerified"): True,
+    ("job", "JobRejected"): False,
+    ("node", "AttestationVerified"): True,
+    ("node", "AttestationRejected"): False,
+}
+"""Events that record a round's decision, with the verdict their certificate covers."""
+QUORUM_DECIDED_KINDS = frozenset({"job.record_verdict", "node.attestation.record_verdict"})
 
 
 class AuditFailed(Exception):
@@ -283,10 +294,10 @@ class Replayer:
                     self._fail(record, LEDGER_INVARIANTS, f"hold {transfer_id} closed twice")
             return
         key = (record.stream_type, record.event_type)
-        if key == ("job", "VerdictRecorded"):
+        if key in VERDICT_EVENTS:
             self._check_verdict(record, command, event)
-        elif key in (("job", "JobVerified"), ("job", "JobRejected")):
-            self._check_certificate(record, event)
+        elif key in DECISION_EVENTS and _is_quorum_decision(record, command):
+            self._check_certificate(record, event, passed=DECISION_EVENTS[key])
         elif record.stream_type == "log":
             self._check_log_event(record, command, event)
         elif key == ("node", "NodeSlashed") and not event.evidence:
@@ -309,8 +320,8 @@ class Replayer:
             )
 
     def _check_verdict(self, record: Record, command: _Command, event: Any) -> None:
-        job: Any = self.aggregates.get(record.stream_id)
-        if job is None or command.actor not in _assigned_validators(job):
+        subject = self._voted_subject(record, VERDICT)
+        if command.actor not in subject.validators:
             self._fail(record, VERDICT, f"{command.actor} is not assigned to {record.stream_id}")
         body = command.body
         verdict = event.verdict
@@ -321,31 +332,34 @@ class Replayer:
             self._fail(record, VERDICT, "the recorded verdict is not the one the validator signed")
         if self.options.verify_signatures:
             validator = self.aggregates.get(command.actor)
-            message = verdict_message(job.id, job.result.commitment, verdict.passed)
             key = getattr(validator, "bls_public_key", b"")
-            if not bls.verify(key, message, verdict.signature):
+            if not bls.verify(key, _verdict_message(subject, verdict.passed), verdict.signature):
                 self._fail(record, VERDICT, "the verdict's BLS signature does not verify")
         self.counts[VERDICT] += 1
 
-    def _check_certificate(self, record: Record, event: Any) -> None:
-        job: Any = self.aggregates[record.stream_id]
-        outcome = record.event_type == "JobVerified"
+    def _check_certificate(self, record: Record, event: Any, *, passed: bool) -> None:
+        subject = self._voted_subject(record, QUORUM_CERTIFICATE)
         try:
             qc = decode_qc(event.certificate)
         except msgspec.MsgspecError as exc:
             self._fail(record, QUORUM_CERTIFICATE, f"certificate does not decode: {exc}")
-        if job.result is None or qc.message != verdict_message(
-            job.id, job.result.commitment, outcome
-        ):
+        if qc.message != _verdict_message(subject, passed):
             self._fail(record, QUORUM_CERTIFICATE, "certificate is over another verdict")
         if self.options.verify_signatures:
-            validators = _assigned_validators(job)
+            validators = subject.validators
             keys = [getattr(self.aggregates.get(v), "bls_public_key", b"") for v in validators]
             # The quorum rule (weights, replacements) is the domain's; the audit checks that
             # the certificate's signers are assigned validators and really signed.
             if not verify_qc(keys, qc, CERTIFICATE_SIGNERS_MIN):
                 self._fail(record, QUORUM_CERTIFICATE, "certificate does not verify")
         self.counts[QUORUM_CERTIFICATE] += 1
+
+    def _voted_subject(self, record: Record, check: str) -> VotedAggregate:
+        """The job or node whose open verdict round ``record`` acts in."""
+        subject = self.aggregates.get(record.stream_id)
+        if isinstance(subject, VotedAggregate) and subject.get_open_round() is not None:
+            return subject
+        return self._fail(record, check, f"no verdict round is open on {record.stream_id}")
 
     def _check_log_event(self, record: Record, command: _Command, event: Any) -> None:
         if record.event_type == "TreeHeadSigned":
@@ -434,9 +448,16 @@ class Replayer:
         raise AuditFailed(record.position, check, message)
 
 
-def _assigned_validators(job: Any) -> tuple[str, ...]:
-    """The job's current validator set (its verdict round's, or the older flat field)."""
-    round_ = getattr(job, "round", None)
-    if round_ is not None:
-        return tuple(round_.validators)
-    return tuple(getattr(job, "validators", ()))
+def _verdict_message(subject: VotedAggregate, passed: bool) -> bytes:
+    """What a verdict (and a quorum certificate) on ``subject``'s current round signs."""
+    kind = ROUND_KINDS[subject.SUBJECT_KIND]
+    return kind.compute_message(
+        subject.id, subject.round_nonce(), subject.round_commitment(), passed
+    )
+
+
+def _is_quorum_decision(record: Record, command: _Command) -> bool:
+    """A job is only ever decided by its validators; an attestation may also be decided by
+    an operator (``node.attestation.decide``) or given up without a quorum, with no
+    certificate to check."""
+    return record.stream_type == "job" or command.kind in QUORUM_DECIDED_KINDS

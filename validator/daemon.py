@@ -32,10 +32,10 @@ from domain.invariants import invariant
 from domain.job import Job
 from domain.policy import REASON_CHARS_MAX
 from domain.records import Head, Record
+from domain.services.rounds import ATTESTATION_ROUND, JOB_ROUND
 from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, compute_verdict_commitment
 from proofs import bls
 from proofs.identity import Identity
-from proofs.quorum import attestation_verdict_message, verdict_message
 from validator.protection import Decision, SigningDatabase
 from validator.state import COMMIT, CRANK, REVEAL, Duty, LedgerView
 from validator.witness import COSIGN_KIND, HeadToCosign, RefusedHead, Witness, sign_cosignature
@@ -348,9 +348,7 @@ class DutyKind:
 DUTY_KINDS: dict[str, DutyKind] = {
     SUBJECT_JOB: DutyKind(
         verify=ValidatorDaemon.verify_job,
-        compute_message=lambda job_id, _nonce, commitment, passed: verdict_message(
-            job_id, commitment, passed
-        ),
+        compute_message=JOB_ROUND.compute_message,
         id_field="job_id",
         commit=Route("job.commit_verdict", "/v1/jobs/{id}/verdict-commitments"),
         reveal=Route("job.record_verdict", "/v1/jobs/{id}/verdicts"),
@@ -358,7 +356,7 @@ DUTY_KINDS: dict[str, DutyKind] = {
     ),
     SUBJECT_ATTESTATION: DutyKind(
         verify=ValidatorDaemon.verify_attestation,
-        compute_message=attestation_verdict_message,
+        compute_message=ATTESTATION_ROUND.compute_message,
         id_field="node_id",
         commit=Route(
             "node.attestation.commit_verdict",

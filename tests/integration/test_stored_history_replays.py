@@ -13,14 +13,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters.store.sqlite import SqliteEventStore
 from domain.policy import LedgerPolicy
 from domain.ports import ChainMemo
 from tests.fixtures.history_state import dump_state
+from tests.integration.audit.test_tamper_sqlite import rewrite, rows
 from validator.audit import AuditOptions
-from validator.audit_run import open_source, run_audit
+from validator.audit_run import AuditReport, open_source, run_audit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 STORE_FILE = FIXTURES / "history_v0.sqlite3"
@@ -56,16 +58,47 @@ async def test_the_stored_history_replays_to_the_recorded_state(store_copy: Path
         assert state[key] == EXPECTED[key], key
 
 
-async def test_the_stored_history_passes_the_audit(store_copy: Path) -> None:
+async def _audit(path: Path) -> AuditReport:
     policy = LedgerPolicy(**{**EXPECTED["policy"], "operators": tuple(EXPECTED["operators"])})
     options = AuditOptions(operators=frozenset(EXPECTED["operators"]), policy=policy)
-    source = await open_source(f"sqlite:///{store_copy}")
+    source = await open_source(f"sqlite:///{path}")
     try:
-        report = await run_audit(source, options, chain=RecordedChain(EXPECTED["chain_memos"]))
+        return await run_audit(source, options, chain=RecordedChain(EXPECTED["chain_memos"]))
     finally:
         await source.close()
+
+
+async def test_the_stored_history_passes_the_audit(store_copy: Path) -> None:
+    report = await _audit(store_copy)
     assert report.ok, report.failure
     assert report.events == EXPECTED["head"]["position"]
     assert report.warnings == []
     statuses = {name: check.status for name, check in report.checks.items()}
     assert {s for name, s in statuses.items() if name != "stored_proofs"} == {"passed"}, statuses
+    # Every verdict and every quorum certificate was checked, attestations' as well as jobs'.
+    records = rows(store_copy)
+    verdicts = [
+        r for r in records if r.event_type in ("VerdictRecorded", "AttestationVerdictRecorded")
+    ]
+    assert {r.stream_type for r in verdicts} == {"job", "node"}
+    assert report.checks["verdict"].count == len(verdicts)
+    decided = [r for r in records if r.event_type in ("JobVerified", "JobRejected")] + [
+        r
+        for r in records
+        if r.event_type in ("AttestationVerified", "AttestationRejected")
+        and json.loads(r.metadata)["envelope"]["kind"] == "node.attestation.record_verdict"
+    ]
+    assert report.checks["quorum_certificate"].count == len(decided) > 4
+
+
+async def test_a_forged_attestation_verdict_fails_the_audit(store_copy: Path) -> None:
+    """An attestation verdict the validator did not sign is caught (re-chained carefully)."""
+    records = rows(store_copy)
+    index = next(i for i, r in enumerate(records) if r.event_type == "AttestationVerdictRecorded")
+    data = json.loads(records[index].data)
+    data["verdict"]["reason"] = "forged"
+    forged = msgspec.structs.replace(records[index], data=json.dumps(data, sort_keys=True).encode())
+    rewrite(store_copy, [*records[:index], forged, *records[index + 1 :]])
+    report = await _audit(store_copy)
+    assert report.failure is not None
+    assert (report.failure.check, report.failure.position) == ("verdict", forged.position)
