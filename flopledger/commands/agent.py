@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -20,11 +19,13 @@ import structlog
 
 from adapters.keyfile import load_identity
 from flopledger.commands._api_cli import DEFAULT_API_URL
+from flopledger.daemon import AsyncDaemon
 from flopledger.settings import load_settings
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
-EXIT_FORCED = 130
+AGENT_STOP_MARGIN_S = 10.0
+"""How long past its own --shutdown-deadline the agent may take before the runner gives up."""
 
 _log = structlog.get_logger("flopledger.agent")
 
@@ -81,9 +82,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
         print(f"flopledger agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        _install_signal_handlers(stop)
+    async def main(stop: asyncio.Event) -> int:
         agent = await run_agent(config, identity, stop)
         if agent.abandoned:
             # Worker threads of abandoned jobs cannot be interrupted; do not wait for them.
@@ -91,25 +90,10 @@ def run_agent_command(args: argparse.Namespace) -> int:
             os._exit(EXIT_OK)
         return EXIT_OK
 
-    try:
-        return asyncio.run(main())
-    except KeyboardInterrupt:
-        return EXIT_FORCED
-
-
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    """First signal: set ``stop``. Second: exit now."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            _log.warning("agent_forced_exit", signal=signum)
-            os._exit(EXIT_FORCED)
-        _log.info("agent_signal", signal=signum)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    # The agent keeps its own deadline for the jobs in hand (--shutdown-deadline); the
+    # runner's is a backstop past it.
+    deadline_s = config.shutdown_deadline_s + AGENT_STOP_MARGIN_S
+    return AsyncDaemon("agent", deadline_s=deadline_s).run(main)
 
 
 def _configure_logging(level: str) -> None:

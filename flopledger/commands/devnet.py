@@ -16,25 +16,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import structlog
 from rich.console import Console
 
+from flopledger.daemon import Daemon
 from flopledger.settings import load_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NOT_STARTED = 2
-EXIT_FORCED = 130
 DEVNET_DIR = "devnet"
 CONSOLE_WIDTH_NOT_TTY = 110
 ORPHAN_STOP_WAIT_S = 2.0
@@ -81,9 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace, root: Path, console: Console) -> int:
-    from flopledger.devnet.launch import Devnet, pick_free_port
     from flopledger.devnet.status import running_supervisor, stop_orphans
-    from flopledger.devnet.supervisor import DevnetError, Supervisor
+    from flopledger.devnet.supervisor import Supervisor
 
     pid = running_supervisor(root)
     if pid is not None:
@@ -98,9 +95,27 @@ def _up(args: argparse.Namespace, root: Path, console: Console) -> int:
     if root.exists():
         shutil.rmtree(root)  # a devnet starts fresh: new keys, new store, new chain
     root.mkdir(parents=True)
-    stop = threading.Event()
-    supervisor = Supervisor(root, stop)
-    _install_signal_handlers(stop, supervisor, console)
+    daemon = Daemon("devnet")
+    supervisor = Supervisor(root, daemon.stop)
+    daemon.on_stop(lambda: console.print("[yellow]stopping (Ctrl-C again to force)…"))
+    daemon.on_force(lambda: console.print("[red]second signal: killing every process"))
+    daemon.on_force(supervisor.kill_all)
+    daemon.on_force(lambda: supervisor.write_status(stopped=True))
+    return daemon.run(lambda stop: _up_and_down(args, root, console, supervisor, stop))
+
+
+def _up_and_down(
+    args: argparse.Namespace,
+    root: Path,
+    console: Console,
+    supervisor: Any,
+    stop: threading.Event,
+) -> int:
+    """Start the network, run the scenario, then stop every process (in the supervisor's
+    order, under its deadline) whatever happened."""
+    from flopledger.devnet.launch import Devnet, pick_free_port
+    from flopledger.devnet.supervisor import DevnetError
+
     port = args.port if args.port and _is_port_free(args.port) else pick_free_port()
     devnet = Devnet(root=root, supervisor=supervisor, database_url=args.database_url, api_port=port)
     started = time.monotonic()
@@ -179,22 +194,6 @@ def _run_network(
         console.print("[bold red]not every job reached a final state")
         return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _install_signal_handlers(stop: threading.Event, supervisor: Any, console: Console) -> None:
-    """First SIGINT/SIGTERM: set the flag (an ordered stop follows). Second: kill and exit."""
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            console.print("[red]second signal: killing every process")
-            supervisor.kill_all()
-            supervisor.write_status(stopped=True)
-            os._exit(EXIT_FORCED)
-        console.print("[yellow]stopping (Ctrl-C again to force)…")
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
 
 
 def _is_port_free(port: int) -> bool:

@@ -7,8 +7,9 @@ or ``<data dir>/log_key.hex``; its id must be in ``FLOP_OPERATOR_IDS``). The cha
 LiteSVM in this process by default (a fresh chain each start, for local use), or the
 cluster at ``--solana-rpc`` / ``FLOP_SOLANA_RPC`` with the treasury keypair from
 ``--treasury-key`` (hex 32-byte seed; default ``<data dir>/treasury_key.hex``, created if
-absent). ``--once`` runs one pass and exits. Exit status: 0 stopped cleanly, 1 operating
-error or rejection.
+absent). ``--once`` runs one pass and exits. The first SIGINT/SIGTERM stops after the pass
+in hand, a second exits at once (``flopledger.daemon``). Exit status: 0 stopped cleanly,
+1 operating error or rejection, 130 forced by a second signal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +34,7 @@ from domain.policy import LedgerPolicy
 from domain.ports import SolanaGateway
 from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
+from flopledger.daemon import AsyncDaemon
 from flopledger.settings import Settings, load_settings
 from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
 from proofs.identity import Identity
@@ -60,40 +61,35 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    daemon = AsyncDaemon("bridge")
     try:
-        return asyncio.run(_main(args))
+        return daemon.run(lambda stop: _main(args, daemon, stop))
     except FlopError as exc:
         print(f"flopledger gateway: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Event) -> int:
     settings = load_settings()
     key_path = Path(args.key_file) if args.key_file else None
     identity = load_or_create_identity(
         key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
     )
     chain = open_chain(settings, args.solana_rpc or os.environ.get(SOLANA_RPC_ENV), args)
+    daemon.at_shutdown("chain", chain.close)
     store = await open_event_store(args.store_url or settings.event_store_url)
-    try:
-        service = LedgerService(store, policy=LedgerPolicy(operators=settings.operator_ids))
-        loop = BridgeLoop(BridgeService(store, chain, identity, service, time.time_ns))
-        if args.once:
-            outcome = await loop.run_once()
-            print(
-                f"credited {outcome.credited}, paid {outcome.paid}, anchored "
-                f"{outcome.anchored_size if outcome.anchored_size is not None else 'nothing'}"
-            )
-            return EXIT_OK
-        stop = asyncio.Event()
-        running = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            running.add_signal_handler(signum, stop.set)
-        await loop.run(stop, args.interval_s)
+    daemon.at_shutdown("store", store.close)
+    service = LedgerService(store, policy=LedgerPolicy(operators=settings.operator_ids))
+    loop = BridgeLoop(BridgeService(store, chain, identity, service, time.time_ns))
+    if args.once:
+        outcome = await loop.run_once()
+        print(
+            f"credited {outcome.credited}, paid {outcome.paid}, anchored "
+            f"{outcome.anchored_size if outcome.anchored_size is not None else 'nothing'}"
+        )
         return EXIT_OK
-    finally:
-        await store.close()
-        await chain.close()
+    await loop.run(stop, args.interval_s)
+    return EXIT_OK
 
 
 def open_chain(settings: Settings, rpc_url: str | None, args: argparse.Namespace) -> SolanaGateway:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import signal
 import sys
 from typing import Any
 
@@ -29,13 +27,13 @@ from adapters.nats.stream import DEFAULT_REPLICAS
 from adapters.store.factory import open_event_store
 from domain.errors import OperatingError
 from domain.ports import EventStore
+from flopledger.daemon import AsyncDaemon
 from flopledger.settings import load_settings
 from operations.offers import OfferPublisher
 
 EXIT_OK = 0
 EXIT_OPERATING_ERROR = 1
 EXIT_ALARM = 3
-EXIT_FORCED = 130
 SHUTDOWN_DEADLINE_S = 15.0
 
 _log = structlog.get_logger("flopledger.relay")
@@ -75,51 +73,43 @@ def run_relay_command(args: argparse.Namespace) -> int:
     """Entry point of ``flopledger relay``; returns the exit status."""
     settings = load_settings()
     _configure_logging(settings.log_level)
-    try:
-        return asyncio.run(_relay_main(args))
-    except KeyboardInterrupt:
-        return EXIT_FORCED
+    daemon = AsyncDaemon("relay", deadline_s=SHUTDOWN_DEADLINE_S)
+    return daemon.run(lambda stop: _relay_main(args, daemon, stop))
 
 
-async def _relay_main(args: argparse.Namespace) -> int:
+async def _relay_main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Event) -> int:
     settings = load_settings()
-    stop = asyncio.Event()
     store_url = args.store_url or settings.event_store_url
     nats_url: str = args.nats_url or settings.nats_url or ""
-    server: EmbeddedNatsServer | None = None
-    if not nats_url:
-        server = EmbeddedNatsServer(settings.data_dir / "nats")
-    _install_signal_handlers(stop, server)
-    if server is not None:
-        nats_url = await asyncio.to_thread(server.start)
     try:
+        if not nats_url:
+            server = EmbeddedNatsServer(settings.data_dir / "nats")
+            daemon.on_force(server.kill)
+            daemon.at_shutdown("nats-server", lambda: asyncio.to_thread(server.stop))
+            nats_url = await asyncio.to_thread(server.start)
         store = await _open_store(store_url)
+        daemon.at_shutdown("store", store.close)
+        nc = await connect_nats(nats_url, name="flopledger-relay")
+        daemon.at_shutdown("nats", lambda: close_nats(nc))
+        config = RelayConfig(
+            replicas=args.replicas,
+            holder=args.relay_id or default_holder(),
+            lock_ttl_s=args.lock_ttl,
+            window=args.window,
+        )
+        offers = (
+            asyncio.create_task(OfferPublisher(store, nc).run(stop), name="offers")
+            if args.offers
+            else None
+        )
         try:
-            nc = await connect_nats(nats_url, name="flopledger-relay")
-            try:
-                config = RelayConfig(
-                    replicas=args.replicas,
-                    holder=args.relay_id or default_holder(),
-                    lock_ttl_s=args.lock_ttl,
-                    window=args.window,
-                )
-                offers = (
-                    asyncio.create_task(OfferPublisher(store, nc).run(stop), name="offers")
-                    if args.offers
-                    else None
-                )
-                try:
-                    await Relay(store, nc, config).run(stop)
-                finally:
-                    if offers is not None:
-                        stop.set()
-                        await asyncio.wait_for(offers, SHUTDOWN_DEADLINE_S)
-                _log.info("relay_stopped")
-                return EXIT_OK
-            finally:
-                await asyncio.wait_for(close_nats(nc), SHUTDOWN_DEADLINE_S)
+            await Relay(store, nc, config).run(stop)
         finally:
-            await asyncio.wait_for(store.close(), SHUTDOWN_DEADLINE_S)
+            if offers is not None:
+                stop.set()
+                await offers
+        _log.info("relay_stopped")
+        return EXIT_OK
     except MirrorDiverged as exc:
         _log.critical("relay_alarm_mirror_diverged", sequence=exc.sequence, reason=exc.reason)
         print(f"flopledger relay: ALARM: {exc}", file=sys.stderr)
@@ -128,9 +118,6 @@ async def _relay_main(args: argparse.Namespace) -> int:
         _log.error("relay_failed", error=str(exc))
         print(f"flopledger relay: {exc}", file=sys.stderr)
         return EXIT_OPERATING_ERROR
-    finally:
-        if server is not None:
-            await asyncio.to_thread(server.stop)
 
 
 async def _open_store(url: str) -> EventStore:
@@ -139,23 +126,6 @@ async def _open_store(url: str) -> EventStore:
         return await open_event_store(url)
     except ValueError as exc:
         raise OperatingError(f"cannot open event store: {exc}") from exc
-
-
-def _install_signal_handlers(stop: asyncio.Event, server: EmbeddedNatsServer | None) -> None:
-    """First signal: set ``stop``. Second: kill the embedded server (if any) and exit now."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            _log.warning("relay_forced_exit", signal=signum)
-            if server is not None:
-                server.kill()
-            os._exit(EXIT_FORCED)
-        _log.info("relay_stopping", signal=signum)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def _configure_logging(level: str) -> None:

@@ -4,14 +4,15 @@ Runs the sealer (``operations.sealer``) against the configured store (``--store-
 ``log.seal`` commands with the operator key in ``--key-file`` (hex Ed25519 seed; default
 ``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``, created if absent; its id must be in
 ``FLOP_OPERATOR_IDS``). ``--once`` seals one head if there is anything new and exits. Run one
-sealer at a time. Exit status: 0 stopped cleanly, 1 operating error or rejection.
+sealer at a time. The first SIGINT/SIGTERM stops it after the head in hand, a second exits at
+once (``flopledger.daemon``). Exit status: 0 stopped cleanly, 1 operating error or rejection,
+130 forced by a second signal.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from adapters.keyfile import get_log_key_path, load_or_create_identity
 from adapters.store.factory import open_event_store
 from domain.errors import FlopError
 from domain.policy import LedgerPolicy
+from flopledger.daemon import AsyncDaemon
 from flopledger.settings import load_settings
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, Sealer
 
@@ -44,38 +46,33 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    daemon = AsyncDaemon("sealer")
     try:
-        return asyncio.run(_main(args))
+        return daemon.run(lambda stop: _main(args, daemon, stop))
     except FlopError as exc:
         print(f"flopledger seal: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Event) -> int:
     settings = load_settings()
     key_path = Path(args.key_file) if args.key_file else None
     identity = load_or_create_identity(
         key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
     )
     store = await open_event_store(args.store_url or settings.event_store_url)
-    try:
-        sealer = Sealer(
-            store,
-            identity,
-            policy=LedgerPolicy(operators=settings.operator_ids),
-            clock_ns=time.time_ns,
-            every_records=args.every_records,
-            every_s=args.every_s,
-        )
-        if args.once:
-            result = await sealer.seal_once(force=True)
-            print("nothing new to seal" if result is None else f"sealed size {result.size}")
-            return EXIT_OK
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await sealer.run(stop)
+    daemon.at_shutdown("store", store.close)
+    sealer = Sealer(
+        store,
+        identity,
+        policy=LedgerPolicy(operators=settings.operator_ids),
+        clock_ns=time.time_ns,
+        every_records=args.every_records,
+        every_s=args.every_s,
+    )
+    if args.once:
+        result = await sealer.seal_once(force=True)
+        print("nothing new to seal" if result is None else f"sealed size {result.size}")
         return EXIT_OK
-    finally:
-        await store.close()
+    await sealer.run(stop)
+    return EXIT_OK

@@ -3,20 +3,24 @@
 Unless ``FLOP_SEAL=0`` the process also runs the log sealer (``operations.sealer_thread``), which
 signs tree heads only while it holds the store's ``sealer`` leader lock, so any number of
 ``serve`` processes on one store seal with one key at a time. SIGTERM stops the API
-(uvicorn's graceful shutdown), then the sealer, and exits 0.
+(uvicorn's graceful shutdown; a second signal forces it), then the sealer under the runner's
+deadline (``flopledger.daemon``), and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
+import threading
 
+from flopledger.daemon import Daemon
 from flopledger.settings import SettingsError, load_settings
 
 APP_FACTORY = "api.bootstrap:build_app"
+EXIT_OK = 0
 EXIT_BAD_SETTINGS = 2
+SHUTDOWN_DEADLINE_S = 15.0
+"""For the steps after uvicorn returned (the sealer joins within its own 10 s)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -40,13 +44,16 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"flopledger serve: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    sealer = SealerThread(settings, seal_config) if seal_config.enabled else None
-    # uvicorn re-raises the signal it shut down on once it has restored this handler: exit
-    # through ``finally`` (stopping the sealer) instead of dying of the signal.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    if sealer is not None:
+    # uvicorn handles the signals while it runs (first: graceful, second: forced) and
+    # re-raises the one it stopped on once it has restored the runner's handler, which only
+    # sets the flag: the shutdown steps (the sealer) still run.
+    daemon = Daemon("serve", deadline_s=SHUTDOWN_DEADLINE_S)
+    if seal_config.enabled:
+        sealer = SealerThread(settings, seal_config)
         sealer.start()
-    try:
+        daemon.at_shutdown("sealer", sealer.stop)
+
+    def serve(_stop: threading.Event) -> int:
         uvicorn.run(
             APP_FACTORY,
             factory=True,
@@ -55,11 +62,6 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             log_level=settings.log_level,
         )
-    finally:
-        if sealer is not None:
-            sealer.stop()
-    return 0
+        return EXIT_OK
 
-
-def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
-    sys.exit(0)
+    return daemon.run(serve)

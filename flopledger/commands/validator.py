@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,11 @@ import structlog
 from adapters.keyfile import load_bls_secret, load_identity
 from domain.errors import OperatingError
 from flopledger.commands._api_cli import DEFAULT_API_URL
+from flopledger.daemon import AsyncDaemon
 from flopledger.settings import load_settings
 from validator.config import DEFAULT_STAKE, ValidatorConfig
 
-EXIT_OK, EXIT_OPERATING_ERROR, EXIT_FORCED = 0, 1, 130
+EXIT_OK, EXIT_OPERATING_ERROR = 0, 1
 
 _log = structlog.get_logger("flopledger.validator")
 
@@ -83,26 +83,14 @@ def run_command(args: argparse.Namespace) -> int:
         witness=not args.no_witness,
         log_signers=log_signers,
     )
-    try:
-        return asyncio.run(_main(config, identity, bls_secret))
-    except KeyboardInterrupt:
-        return EXIT_FORCED
+    return AsyncDaemon("validator").run(lambda stop: _main(config, identity, bls_secret, stop))
 
 
-async def _main(config: ValidatorConfig, identity: Any, bls_secret: int) -> int:
+async def _main(
+    config: ValidatorConfig, identity: Any, bls_secret: int, stop: asyncio.Event
+) -> int:
     from validator.bootstrap import run_validator  # re-execution: the validator extra (torch)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            os._exit(EXIT_FORCED)
-        _log.info("validator_stopping", signal=signum)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
     try:
         daemon = await run_validator(config, identity, bls_secret, stop)
     except (OperatingError, ConnectionError) as exc:
