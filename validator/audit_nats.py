@@ -18,7 +18,7 @@ from adapters.nats.errors import ChainBroken
 from domain.errors import OperatingError
 from domain.ports import EventStore
 from domain.records import Record
-from validator.audit_run import NATS_BATCH, SourceUnreadable
+from validator.audit_sources import NATS_BATCH, SourceUnreadable
 
 
 class NatsSource:
