@@ -212,10 +212,6 @@ class Replayer:
         self.head_position, self.head_hash = record.position, record.hash
         self.counts[HASH_CHAIN] += 1
 
-    def last_version(self, stream_id: str) -> int:
-        aggregate = self.aggregates.get(stream_id)
-        return 0 if aggregate is None else aggregate.version
-
     def _begin_command(self, record: Record) -> _Command:
         try:
             metadata = _METADATA.decode(record.metadata)
