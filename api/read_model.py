@@ -1,19 +1,22 @@
-"""An in-process read model for lists: nodes, jobs and validators, caught up from the log.
+"""A read model for lists: nodes, jobs and validators, caught up from the log.
 
 Every list request first catches up: it reads the global log from the last position it saw
 (in batches of ``CATCH_UP_BATCH``), marks the streams that changed, and rebuilds only those
-aggregates' views. Several API processes each keep their own copy; all read the same store,
-so each is exact as of the head it caught up to. The log's record hashes are kept too, as the
-leaves of the transparency tree (``api.transparency``), and the transparency log aggregate
-(sealed heads, co-signatures, anchors) is folded record by record as it goes by.
+aggregates' views. The views live in a ``ViewTable`` (a private temporary SQLite file), not in
+the process's memory, so memory does not grow with the number of jobs and a page is an indexed
+query. Several API processes each keep their own copy; all read the same store, so each is
+exact as of the head it caught up to. The transparency tree's running root is folded from the
+record hashes as they go by (``tree``, O(log n) hashes; ``api.transparency`` reads older
+hashes from the store when a proof needs them), and so is the transparency log aggregate
+(sealed heads, co-signatures, anchors).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
 
+from adapters.store.view_table import View, ViewTable
 from domain.events import FlopAggregate, decode_event
 from domain.job import Job
 from domain.log import Log
@@ -22,6 +25,7 @@ from domain.ports import EventStore
 from domain.records import Record
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
+from proofs.merkle_incremental import IncrementalMerkleTree
 
 CATCH_UP_BATCH = 1000
 TRACKED: dict[str, type[FlopAggregate]] = {
@@ -30,18 +34,24 @@ TRACKED: dict[str, type[FlopAggregate]] = {
     Validator.STREAM_TYPE: Validator,
 }
 
-View = dict[str, Any]
+# The fields each kind of view can be listed by, and those counted (for metrics).
+FILTER_FIELDS: dict[str, tuple[str, ...]] = {
+    Node.STREAM_TYPE: ("region", "state", "gpu_class"),
+    Job.STREAM_TYPE: ("state", "region", "consumer", "node_id"),
+    Validator.STREAM_TYPE: (),
+}
+COUNT_FIELDS: dict[str, tuple[str, ...]] = {Job.STREAM_TYPE: ("state", "workload.kind")}
 
 
 class ReadModel:
-    """Views of every node, job and validator in order of creation, plus all record hashes."""
+    """Views of every node, job and validator in order of creation, and the log's tree."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.position = 0
-        self.record_hashes: list[bytes] = []
+        self.tree = IncrementalMerkleTree()
         self.log: Log | None = None
-        self._views: dict[str, dict[str, View]] = {name: {} for name in TRACKED}
+        self._views = ViewTable(FILTER_FIELDS, COUNT_FIELDS)
         self._lock = asyncio.Lock()
 
     async def catch_up(self) -> int:
@@ -57,7 +67,7 @@ class ReadModel:
                         raise AssertionError(
                             f"log gap: expected {self.position + 1}, got {record.position}"
                         )
-                    self.record_hashes.append(record.hash)
+                    self.tree.append_leaf_hash(record.hash)
                     self.position = record.position
                     if record.stream_type in TRACKED:
                         dirty[record.stream_id] = record.stream_type
@@ -68,16 +78,19 @@ class ReadModel:
             for stream_id, stream_type in dirty.items():
                 aggregate = await get_aggregate(self.store, TRACKED[stream_type], stream_id)
                 if aggregate is not None:
-                    self._views[stream_type][stream_id] = aggregate.view()  # type: ignore[attr-defined]
+                    self._views.put(stream_type, stream_id, aggregate.view())  # type: ignore[attr-defined]
             return self.position
 
     async def list(
-        self, stream_type: str, predicate: Callable[[View], bool], *, offset: int, limit: int
+        self, stream_type: str, filters: Mapping[str, str | None], *, offset: int, limit: int
     ) -> tuple[list[View], int]:
-        """One page of the views that match, and how many match in all."""
+        """One page of the views whose fields equal every non-None filter, and how many match
+        in all."""
         await self.catch_up()
-        matching = [view for view in self._views[stream_type].values() if predicate(view)]
-        return matching[offset : offset + limit], len(matching)
+        return self._views.page(stream_type, filters, offset=offset, limit=limit)
+
+    def close(self) -> None:
+        self._views.close()
 
     def _apply_log(self, record: Record) -> None:
         log = decode_event(record).mutate(self.log)
@@ -87,8 +100,4 @@ class ReadModel:
 
     def count_by(self, stream_type: str, field: str) -> dict[str, int]:
         """How many views have each value of ``field`` (for metrics), as of the last catch-up."""
-        counts: dict[str, int] = {}
-        for view in self._views[stream_type].values():
-            key = str(view.get(field))
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+        return self._views.count_by(stream_type, field)

@@ -29,12 +29,13 @@ from api.errors import ApiError
 from api.read_model import ReadModel
 from domain.errors import RejectionCode
 from domain.log import HeadState
+from domain.ports import READ_ALL_LIMIT_MAX
 from proofs import merkle
 from proofs.tree_head import SignedTreeHead, sign_tree_head
 
 
 class TransparencyLog:
-    """Serves tree heads and proofs from the read model's record hashes."""
+    """Serves tree heads from the read model's running tree, proofs from the store's hashes."""
 
     def __init__(
         self, read_model: ReadModel, key: Ed25519PrivateKey, clock_ns: Callable[[], int]
@@ -51,10 +52,9 @@ class TransparencyLog:
         sealed = self._sealed_head(None)
         if sealed is not None:
             return _sealed_view(sealed)
-        hashes = self.read_model.record_hashes
-        if self._head is None or self._head.size != len(hashes):
-            root = merkle.root_from_hashes(hashes)
-            self._head = sign_tree_head(self.key, len(hashes), root, self.clock_ns())
+        tree = self.read_model.tree
+        if self._head is None or self._head.size != tree.size:
+            self._head = sign_tree_head(self.key, tree.size, tree.root(), self.clock_ns())
         head = self._head
         return TreeHeadView(
             size=head.size,
@@ -113,16 +113,22 @@ class TransparencyLog:
         )
 
     async def _hashes(self, tree_size: int | None) -> list[bytes]:
-        await self.read_model.catch_up()
-        hashes = self.read_model.record_hashes
+        """The record hashes of the first ``tree_size`` positions, read from the store (the
+        process keeps only the tree's running root, not every hash)."""
+        size = await self.read_model.catch_up()
         if tree_size is None:
             latest = self._sealed_head(None)
-            return list(hashes) if latest is None else hashes[: latest.size]
-        if not 1 <= tree_size <= len(hashes):
-            raise ApiError(
-                "tree_size_out_of_range", f"tree size {tree_size} is not in 1..{len(hashes)}"
-            )
-        return hashes[:tree_size]
+            tree_size = size if latest is None else latest.size
+        elif not 1 <= tree_size <= size:
+            raise ApiError("tree_size_out_of_range", f"tree size {tree_size} is not in 1..{size}")
+        hashes: list[bytes] = []
+        while len(hashes) < tree_size:
+            wanted = min(tree_size - len(hashes), READ_ALL_LIMIT_MAX)
+            batch = await self.read_model.store.read_all(len(hashes) + 1, wanted)
+            if not batch:
+                break
+            hashes.extend(record.hash for record in batch)
+        return hashes
 
     def _sealed_head(self, size: int | None) -> HeadState | None:
         log = self.read_model.log

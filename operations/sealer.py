@@ -3,12 +3,14 @@ or T seconds, recorded as ``TreeHeadSigned`` through the ``log.seal`` command.
 
 Leaf ``i`` is the hash of the record at position ``i + 1`` (as ``api.transparency`` serves
 proofs). The sealer reads the log from position 1 into an ``IncrementalMerkleTree``, so its
-state is O(log n) hashes; it also keeps every account's balances (from the account events it
-reads) and, after each seal, writes them as snapshots for the accounts the sealed range
-touched (``domain.balances``, a read table the audit re-checks). Its own log records do not
-make a new head due, so an idle log is not sealed again and again. With an ``anchor``
-callback (the Solana gateway) each head's size and root go on chain in a memo and the
-signature and slot are recorded (``log.anchor``). One sealer runs at a time (leader lock).
+state is O(log n) hashes; it notes which accounts the records after the last sealed head
+touched and, after each seal, loads those accounts (from their snapshots,
+``domain.services.loading``) and writes their balances as balance rows (``domain.balances``, a
+read table the audit re-checks), so that its memory does not grow with the number of
+accounts. Its own log records do not make a new head due, so an idle log is not sealed again
+and again. With an ``anchor`` callback (the Solana gateway) each head's size and root go on
+chain in a memo and the signature and slot are recorded (``log.anchor``). One sealer runs at a
+time (leader lock).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 import structlog
 
 from domain.balances import encode_balance_snapshot
-from domain.events import decode_event
 from domain.ledger import Account
 from domain.log import LOG_STREAM_ID, Log
 from domain.policy import LedgerPolicy
@@ -84,7 +85,6 @@ class Sealer:
         self.tree = IncrementalMerkleTree()
         self.sealed_size = 0
         self._substantive = 0
-        self._accounts: dict[str, Account] = {}
         self._touched: set[str] = set()
         self._last_seal_ns = 0
         self._nonce = 0
@@ -99,10 +99,7 @@ class Sealer:
                 self.tree.append_leaf_hash(record.hash)
                 if record.position > self.sealed_size and record.stream_type != Log.STREAM_TYPE:
                     self._substantive += 1
-                if record.stream_type == Account.STREAM_TYPE:
-                    account = decode_event(record).mutate(self._accounts.get(record.stream_id))
-                    assert isinstance(account, Account)
-                    self._accounts[record.stream_id] = account
+                if record.stream_type == Account.STREAM_TYPE and record.position > self.sealed_size:
                     self._touched.add(record.stream_id)
             if len(batch) < READ_ALL_LIMIT_MAX:
                 break
@@ -158,7 +155,9 @@ class Sealer:
 
     async def _save_balances(self) -> None:
         for account_id in sorted(self._touched):
-            account = self._accounts[account_id]
+            account = await get_aggregate(self.store, Account, account_id)
+            if account is None:
+                raise AssertionError(f"the log names account {account_id}, the store has none")
             await self.store.save_snapshot(
                 Snapshot(
                     stream_id=account_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar.openapi.spec import Example
 from litestar.params import Body, Parameter, QueryParameter
@@ -80,11 +80,6 @@ def to_accepted(result: CommandResult) -> CommandAccepted:
 def make_page(offset: int, limit: int, shown: int, total: int) -> Page:
     next_offset = offset + shown if offset + shown < total else None
     return Page(offset=offset, limit=limit, total=total, next_offset=next_offset)
-
-
-def matches(view: dict[str, Any], **wanted: str | None) -> bool:
-    """True when every given filter equals the view's field (None filters are ignored)."""
-    return all(value is None or view.get(name) == value for name, value in wanted.items())
 
 
 StateFilter = Annotated[

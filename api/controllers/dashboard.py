@@ -131,10 +131,12 @@ class LogStats:
         self.counts: dict[str, int] = {}
         self.amounts: dict[str, int] = {}
         self.holds: dict[str, int] = {}
+        # The node of each job still in flight (dropped at its decision or expiry).
         self.job_node: dict[str, str] = {}
         self.node_decisions: dict[str, list[int]] = {}
         self.settled_at_us: list[int] = []
-        self.heads: list[tuple[int, bytes]] = []
+        self.last_head: tuple[int, bytes] = (0, b"")
+        self.heads_count = 0
         self.anchors: list[AnchorStats] = []
         self.recent: list[RecentEvent] = []
         self._lock = asyncio.Lock()
@@ -170,9 +172,13 @@ class LogStats:
         elif kind == "JobClaimed":
             self.job_node[record.stream_id] = str(data["node_id"])
         elif kind in ("JobVerified", "JobRejected"):
-            node = self.job_node.get(record.stream_id, "")
+            node = self.job_node.pop(record.stream_id, "")
             decisions = self.node_decisions.setdefault(node, [0, 0])
             decisions[0 if kind == "JobVerified" else 1] += 1
+        elif kind in ("JobExpired", "JobRefunded"):
+            self.job_node.pop(record.stream_id, None)
+            if kind == "JobRefunded":
+                self.amounts["refunded"] = self.amounts.get("refunded", 0) + int(data["amount"])
         elif kind == "JobSettled":
             self._add_settlement(int(data.get("at_us", 0)))
             for payout in data.get("payouts", []):
@@ -182,12 +188,11 @@ class LogStats:
             outcome = "passed" if data.get("verdict", {}).get("passed") else "failed"
             key = f"verdicts_{outcome}"
             self.counts[key] = self.counts.get(key, 0) + 1
-        elif kind == "JobRefunded":
-            self.amounts["refunded"] = self.amounts.get("refunded", 0) + int(data["amount"])
         elif kind == "NodeSlashed":
             self.amounts["slashed"] = self.amounts.get("slashed", 0) + int(data["amount"])
         elif kind == "TreeHeadSigned":
-            self.heads.append((int(data["size"]), _decode_bytes(data["root"])))
+            self.last_head = (int(data["size"]), _decode_bytes(data["root"]))
+            self.heads_count += 1
         elif kind == "LogAnchored":
             anchor = AnchorStats(
                 size=int(data["size"]),
@@ -249,9 +254,9 @@ class DashboardController(Controller):
         """A summary of the whole network for the dashboard (see the module docstring)."""
         log_stats: LogStats = state.setdefault(STATE_KEY, LogStats())
         await log_stats.catch_up(deps.store)
-        nodes, _ = await deps.read_model.list("node", _all, offset=0, limit=VIEWS_MAX)
-        jobs, total = await deps.read_model.list("job", _all, offset=0, limit=VIEWS_MAX)
-        validators, _ = await deps.read_model.list("validator", _all, offset=0, limit=VIEWS_MAX)
+        nodes, _ = await deps.read_model.list("node", {}, offset=0, limit=VIEWS_MAX)
+        _, total = await deps.read_model.list("job", {}, offset=0, limit=0)
+        validators, _ = await deps.read_model.list("validator", {}, offset=0, limit=VIEWS_MAX)
         return StatsView(
             nodes=[_node_stats(view, log_stats) for view in nodes],
             validators=[
@@ -261,7 +266,7 @@ class DashboardController(Controller):
                 for v in validators
             ],
             jobs_by_state=deps.read_model.count_by("job", "state"),
-            jobs_by_kind=_count_kinds(jobs),
+            jobs_by_kind=deps.read_model.count_by("job", "workload.kind"),
             jobs_total=total,
             verification=_verification(log_stats),
             ledger=_ledger(log_stats),
@@ -276,10 +281,6 @@ dashboard_static_files = create_static_files_router(
     path="/static", directories=[STATIC_DIR], include_in_schema=False, name="dashboard_static"
 )
 """``/static/<file>``: the dashboard's JS and CSS."""
-
-
-def _all(_view: dict[str, Any]) -> bool:
-    return True
 
 
 def _node_stats(view: dict[str, Any], log_stats: LogStats) -> NodeStats:
@@ -297,14 +298,6 @@ def _node_stats(view: dict[str, Any], log_stats: LogStats) -> NodeStats:
         jobs_rejected=rejected,
         trust=round(verified / decided, 4) if decided else None,
     )
-
-
-def _count_kinds(jobs: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for job in jobs:
-        kind = str(job["workload"]["kind"])
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
 
 
 def _verification(log_stats: LogStats) -> VerificationStats:
@@ -334,12 +327,12 @@ def _ledger(log_stats: LogStats) -> LedgerStats:
 
 
 def _log_head(log_stats: LogStats) -> LogHeadStats:
-    size, root = log_stats.heads[-1] if log_stats.heads else (0, b"")
+    size, root = log_stats.last_head
     return LogHeadStats(
         position=log_stats.position,
         sealed_size=size,
         sealed_root=root.hex(),
-        tree_heads=len(log_stats.heads),
+        tree_heads=log_stats.heads_count,
         anchors=list(reversed(log_stats.anchors)),
     )
 

@@ -22,7 +22,6 @@ from api.controllers.common import (
     SignedEnvelope,
     StateFilter,
     make_page,
-    matches,
     to_accepted,
 )
 from api.errors import ApiError
@@ -67,9 +66,7 @@ class JobController(Controller):
         """Jobs in order of submission, filtered by state, region, consumer and node."""
         views, total = await deps.read_model.list(
             Job.STREAM_TYPE,
-            lambda v: matches(
-                v, state=state_filter, region=region, consumer=consumer, node_id=node
-            ),
+            {"state": state_filter, "region": region, "consumer": consumer, "node_id": node},
             offset=offset,
             limit=limit,
         )

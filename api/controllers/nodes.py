@@ -21,7 +21,6 @@ from api.controllers.common import (
     SignedEnvelope,
     StateFilter,
     make_page,
-    matches,
     to_accepted,
 )
 from api.errors import ApiError
@@ -57,7 +56,7 @@ class NodeController(Controller):
         """Nodes in order of registration, filtered by region, state and GPU class."""
         views, total = await deps.read_model.list(
             Node.STREAM_TYPE,
-            lambda v: matches(v, region=region, state=state_filter, gpu_class=gpu_class),
+            {"region": region, "state": state_filter, "gpu_class": gpu_class},
             offset=offset,
             limit=limit,
         )

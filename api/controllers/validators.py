@@ -61,7 +61,7 @@ class ValidatorController(Controller):
     ) -> ValidatorList:
         """Validators in order of registration."""
         views, total = await deps.read_model.list(
-            Validator.STREAM_TYPE, lambda _v: True, offset=offset, limit=limit
+            Validator.STREAM_TYPE, {}, offset=offset, limit=limit
         )
         items = [msgspec.convert(v, ValidatorView) for v in views]
         return ValidatorList(items=items, page=make_page(offset, limit, len(items), total))
