@@ -17,7 +17,7 @@ from api.transparency import TransparencyLog
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.ledger_service import LedgerService
-from flopledger.settings import Settings, SettingsError, load_settings
+from flopledger.settings import Settings, SettingsError, get_settings
 from proofs.identity import is_actor_id
 
 
@@ -49,7 +49,7 @@ def build_deps(
 
 def build_app(settings: Settings | None = None) -> Litestar:
     """The app ``flopledger serve`` runs: it opens the configured store at start-up."""
-    settings = settings or load_settings()
+    settings = settings or get_settings()
     build_policy(settings)  # fail at start-up, before the server binds, on bad operators
 
     async def open_deps(metrics: ApiMetrics) -> ApiDeps:

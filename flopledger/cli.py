@@ -7,7 +7,8 @@ module of the one subcommand asked for is imported when it runs (or shows its ``
 a command module imports its heavy dependencies (torch) only inside ``run``. A subcommand
 that needs an optional extra (``SUBCOMMANDS[...].extras``) and finds it missing exits 2 with
 one line naming the extra to install. A planned subcommand whose module does not exist yet is
-listed in ``--help`` and exits 2 saying so.
+listed in ``--help`` and exits 2 saying so. The settings (``flopledger.settings``) are built
+once, before the subcommand runs; a bad ``FLOP_*`` value exits 2 with one line naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 EXIT_NOT_BUILT = 2
 EXIT_MISSING_EXTRA = 2
+EXIT_BAD_SETTINGS = 2
 COMMANDS_PACKAGE = "flopledger.commands"
 
 
@@ -103,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_BUILT
     if not _is_built(entry):
         return _not_built(entry.name)
+    from flopledger.settings import SettingsError, get_settings
+
+    try:
+        get_settings()  # built and validated once, before the command reads it
+    except SettingsError as exc:
+        print(f"flopledger {entry.name}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     try:
         parsed = _command_parser(entry).parse_args(args)
         missing = get_missing_extras(entry)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -42,6 +44,14 @@ Hook = Callable[[], object]
 AsyncStep = Callable[[], Awaitable[object]]
 
 _log = structlog.get_logger("flopledger.daemon")
+
+
+def configure_logging(level: str) -> None:
+    """A daemon's logs: structlog key-value lines on stderr at ``level`` (FLOP_LOG_LEVEL)."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
 
 
 @dataclass

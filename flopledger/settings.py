@@ -1,10 +1,15 @@
 """One settings object for every entry point, read from ``FLOP_*`` environment variables.
 
-Validated once at start-up; a bad value stops the process with a message naming the variable.
+Built and validated once per process (``get_settings``; ``flopledger``'s entry point builds it
+before it runs a subcommand): a bad value stops the process with one line naming the
+variable. ``load_settings(environ)`` builds one from a mapping (tests). What the variables
+mean: README, "Configuration". ``FLOP_OPERATOR_IDS`` and ``FLOP_POLICY_JSON`` are kept as
+settings here, whatever reads them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,12 +17,19 @@ from pathlib import Path
 import msgspec
 
 from domain.policy import LedgerPolicy
+from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "flopledger"
 POLICY_ENV = "FLOP_POLICY_JSON"
 POLICY_JSON_BYTES_MAX = 4_096
 POLICY_INT_MAX = 2**63 - 1
 _POLICY_FIELDS = frozenset(LedgerPolicy.__struct_fields__) - {"operators"}
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+SEAL_EVERY_RECORDS_MAX = 10_000_000
+SEAL_INTERVAL_S_MIN = 0.05
+SEAL_INTERVAL_S_MAX = 86_400.0
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
 
 
 class SettingsError(ValueError):
@@ -36,6 +48,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_workers: int = 1
+    api_url: str = DEFAULT_API_URL
+    """The API that agents, validators and the ``job``/``node`` commands talk to."""
+    solana_rpc: str | None = None
+    """Solana JSON-RPC for the bridge and the audit's anchor checks; None: LiteSVM."""
+    seal_enabled: bool = True
+    """``flopledger serve`` runs the sealer (``FLOP_SEAL``)."""
+    seal_every_records: int = SEAL_EVERY_RECORDS
+    seal_interval_s: float = SEAL_EVERY_S
     policy_overrides: dict[str, int | bool] = msgspec.field(default_factory=dict)
     """``LedgerPolicy`` fields that differ from the defaults (FLOP_POLICY_JSON)."""
 
@@ -64,6 +84,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     log_key_file = env.get("FLOP_LOG_KEY_FILE") or None
     api_port = _get_int(env, "FLOP_API_PORT", 8080, 0, 65535)
     api_workers = _get_int(env, "FLOP_API_WORKERS", 1, 1, 64)
+    seal_flag = env.get("FLOP_SEAL", "1").strip().lower()
+    if seal_flag not in _BOOLEANS:
+        raise SettingsError(f"FLOP_SEAL={seal_flag!r}: use 1 or 0")
     return Settings(
         data_dir=Path(env.get("FLOP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
         database_url=database_url,
@@ -74,8 +97,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_host=env.get("FLOP_API_HOST") or "127.0.0.1",
         api_port=api_port,
         api_workers=api_workers,
+        api_url=env.get("FLOP_API_URL") or DEFAULT_API_URL,
+        solana_rpc=env.get("FLOP_SOLANA_RPC") or None,
+        seal_enabled=_BOOLEANS[seal_flag],
+        seal_every_records=_get_int(
+            env, "FLOP_SEAL_EVERY_RECORDS", SEAL_EVERY_RECORDS, 1, SEAL_EVERY_RECORDS_MAX
+        ),
+        seal_interval_s=_get_float(
+            env, "FLOP_SEAL_INTERVAL_S", SEAL_EVERY_S, SEAL_INTERVAL_S_MIN, SEAL_INTERVAL_S_MAX
+        ),
         policy_overrides=get_policy_overrides(env),
     )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """This process's settings, built from the environment on the first call (which raises
+    SettingsError on a bad value) and the same object afterwards."""
+    return load_settings()
 
 
 def get_policy_overrides(env: Mapping[str, str]) -> dict[str, int | bool]:
@@ -113,6 +152,19 @@ def _get_int(env: Mapping[str, str], name: str, default: int, low: int, high: in
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value}: expected {low}..{high}")
+    return value
+
+
+def _get_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
     if not low <= value <= high:
         raise SettingsError(f"{name}={value}: expected {low}..{high}")
     return value

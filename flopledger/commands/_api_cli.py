@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from adapters.keyfile import load_identity
 from adapters.ledger_api.client import ApiClient, ApiProblem
+from flopledger.settings import get_settings
 
-DEFAULT_API_URL = "http://127.0.0.1:8080"
 EXIT_PROBLEM = 1
 
 
 def add_api_options(parser: argparse.ArgumentParser, *, key_required: bool = False) -> None:
     parser.add_argument(
-        "--api", default=os.environ.get("FLOP_API_URL", DEFAULT_API_URL), help="API base URL"
+        "--api", default=get_settings().api_url, help="API base URL (default FLOP_API_URL)"
     )
     parser.add_argument(
         "--key", required=key_required, help="file holding a 32-byte Ed25519 seed in hex"

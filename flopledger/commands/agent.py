@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -18,9 +17,8 @@ import msgspec
 import structlog
 
 from adapters.keyfile import load_identity
-from flopledger.commands._api_cli import DEFAULT_API_URL
-from flopledger.daemon import AsyncDaemon
-from flopledger.settings import load_settings
+from flopledger.daemon import AsyncDaemon, configure_logging
+from flopledger.settings import get_settings
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -36,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--region", required=True)
     parser.add_argument("--price", type=int, required=True, help="price per job, base units")
     parser.add_argument(
-        "--api", default=os.environ.get("FLOP_API_URL", DEFAULT_API_URL), help="API URL"
+        "--api", default=get_settings().api_url, help="API URL (default FLOP_API_URL)"
     )
     parser.add_argument("--nats", help="NATS URL (default FLOP_NATS_URL; none: API only)")
     parser.add_argument("--stake", type=int, default=1_000, help="stake to keep bonded")
@@ -56,8 +54,8 @@ def run_agent_command(args: argparse.Namespace) -> int:
     from node_agent.bootstrap import run_agent
     from node_agent.config import AgentConfig
 
-    settings = load_settings()
-    _configure_logging(settings.log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
     try:
         identity = load_identity(args.key)
         config = msgspec.convert(
@@ -94,10 +92,3 @@ def run_agent_command(args: argparse.Namespace) -> int:
     # runner's is a backstop past it.
     deadline_s = config.shutdown_deadline_s + AGENT_STOP_MARGIN_S
     return AsyncDaemon("agent", deadline_s=deadline_s).run(main)
-
-
-def _configure_logging(level: str) -> None:
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import Any
 
@@ -25,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from domain.policy import LedgerPolicy
-from flopledger.settings import load_settings
+from flopledger.settings import get_settings
 from validator.audit import AuditOptions
 from validator.audit_run import (
     AnchorReader,
@@ -38,7 +37,6 @@ from validator.audit_run import (
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_UNREADABLE = 2
-SOLANA_RPC_ENV = "FLOP_SOLANA_RPC"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -66,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = get_settings()
     operators = frozenset(args.operator or settings.operator_ids)
     options = AuditOptions(
         verify_signatures=not args.no_signatures,
@@ -76,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         at_position=args.at,
     )
     source_url = args.source or settings.event_store_url
-    rpc_url = args.solana_rpc or os.environ.get(SOLANA_RPC_ENV) or None
+    rpc_url = args.solana_rpc or settings.solana_rpc
     console = Console(stderr=args.json)
     try:
         report = asyncio.run(_audit(source_url, options, rpc_url, console, quiet=args.json))

@@ -12,7 +12,7 @@ import sys
 
 from adapters.store.factory import migrate_event_store
 from domain.errors import StoreUnavailable
-from flopledger.settings import SettingsError, load_settings
+from flopledger.settings import SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle_migrate(args: argparse.Namespace) -> int:
     """Run the migrations; print what was done; 1 with a message when it failed."""
     try:
-        url = args.url or load_settings().event_store_url
+        url = args.url or get_settings().event_store_url
         report = asyncio.run(migrate_event_store(url, schema=args.schema))
     except (SettingsError, ValueError, StoreUnavailable) as exc:
         print(f"flopledger db migrate: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ from domain.policy import LedgerPolicy
 from domain.records import verify_chain
 from domain.services.queries import get_aggregate, get_balances
 from flopledger.network import LocalNetwork, make_validator_keys
-from flopledger.settings import load_settings
+from flopledger.settings import get_settings
 from proofs.identity import Identity
 from proofs.quorum import decode_qc, verify_qc
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fresh_sqlite_url() -> str:
-    directory = load_settings().data_dir / "demo"
+    directory = get_settings().data_dir / "demo"
     directory.mkdir(parents=True, exist_ok=True)
     path: Path = (
         directory / f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}.sqlite3"

@@ -28,7 +28,7 @@ import structlog
 from rich.console import Console
 
 from flopledger.daemon import Daemon
-from flopledger.settings import load_settings
+from flopledger.settings import get_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -42,7 +42,7 @@ CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``devnet`` (``devnet status`` lists the processes of a running one)."""
-    settings = load_settings()
+    settings = get_settings()
     parser = subparsers.add_parser(
         "devnet",
         help="start a whole local network on the embedded defaults",
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = get_settings()
     root = (args.data_dir or settings.data_dir) / DEVNET_DIR
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,13 +34,12 @@ from domain.ports import SolanaGateway
 from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
 from flopledger.daemon import AsyncDaemon
-from flopledger.settings import Settings, load_settings
+from flopledger.settings import Settings, get_settings
 from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
 from proofs.identity import Identity
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-SOLANA_RPC_ENV = "FLOP_SOLANA_RPC"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -54,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--store-url", help="event store URL (default: from the settings)")
     parser.add_argument("--key-file", help="hex Ed25519 seed of the gateway's operator key")
     parser.add_argument("--treasury-key", help="hex 32-byte seed of the treasury keypair")
-    parser.add_argument("--solana-rpc", help=f"JSON-RPC URL (default {SOLANA_RPC_ENV}: LiteSVM)")
+    parser.add_argument(
+        "--solana-rpc", help="JSON-RPC URL (default FLOP_SOLANA_RPC; unset: LiteSVM)"
+    )
     parser.add_argument("--interval-s", type=float, default=BRIDGE_INTERVAL_S)
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
     parser.set_defaults(func=run)
@@ -70,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Event) -> int:
-    settings = load_settings()
+    settings = get_settings()
     key_path = Path(args.key_file) if args.key_file else None
     identity = load_or_create_identity(
         key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
     )
-    chain = open_chain(settings, args.solana_rpc or os.environ.get(SOLANA_RPC_ENV), args)
+    chain = open_chain(settings, args.solana_rpc or settings.solana_rpc, args)
     daemon.at_shutdown("chain", chain.close)
     store = await open_event_store(args.store_url or settings.event_store_url)
     daemon.at_shutdown("store", store.close)

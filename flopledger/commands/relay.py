@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from typing import Any
 
@@ -27,8 +26,8 @@ from adapters.nats.stream import DEFAULT_REPLICAS
 from adapters.store.factory import open_event_store
 from domain.errors import OperatingError
 from domain.ports import EventStore
-from flopledger.daemon import AsyncDaemon
-from flopledger.settings import load_settings
+from flopledger.daemon import AsyncDaemon, configure_logging
+from flopledger.settings import get_settings
 from operations.offers import OfferPublisher
 
 EXIT_OK = 0
@@ -71,14 +70,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_relay_command(args: argparse.Namespace) -> int:
     """Entry point of ``flopledger relay``; returns the exit status."""
-    settings = load_settings()
-    _configure_logging(settings.log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
     daemon = AsyncDaemon("relay", deadline_s=SHUTDOWN_DEADLINE_S)
     return daemon.run(lambda stop: _relay_main(args, daemon, stop))
 
 
 async def _relay_main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Event) -> int:
-    settings = load_settings()
+    settings = get_settings()
     store_url = args.store_url or settings.event_store_url
     nats_url: str = args.nats_url or settings.nats_url or ""
     try:
@@ -126,13 +125,6 @@ async def _open_store(url: str) -> EventStore:
         return await open_event_store(url)
     except ValueError as exc:
         raise OperatingError(f"cannot open event store: {exc}") from exc
-
-
-def _configure_logging(level: str) -> None:
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from adapters.store.factory import open_event_store
 from domain.errors import FlopError
 from domain.policy import LedgerPolicy
 from flopledger.daemon import AsyncDaemon
-from flopledger.settings import load_settings
+from flopledger.settings import get_settings
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, Sealer
 
 EXIT_OK = 0
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Event) -> int:
-    settings = load_settings()
+    settings = get_settings()
     key_path = Path(args.key_file) if args.key_file else None
     identity = load_or_create_identity(
         key_path or get_log_key_path(settings.data_dir, settings.log_key_file)

@@ -13,8 +13,10 @@ import argparse
 import sys
 import threading
 
+from adapters.keyfile import get_log_key_path
 from flopledger.daemon import Daemon
-from flopledger.settings import SettingsError, load_settings
+from flopledger.settings import Settings, SettingsError, get_settings
+from operations.sealer_thread import SealerConfig
 
 APP_FACTORY = "api.bootstrap:build_app"
 EXIT_OK = 0
@@ -24,7 +26,7 @@ SHUTDOWN_DEADLINE_S = 15.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    settings = load_settings()
+    settings = get_settings()
     parser = subparsers.add_parser("serve", help="run the HTTP API (Litestar on uvicorn)")
     parser.add_argument("--host", default=settings.api_host, help="FLOP_API_HOST")
     parser.add_argument("--port", type=int, default=settings.api_port, help="FLOP_API_PORT")
@@ -37,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from operations.sealer_thread import SealerThread, load_seal_config
+    from operations.sealer_thread import SealerThread
 
     try:
-        settings, seal_config = load_settings(), load_seal_config()
+        settings = get_settings()
     except SettingsError as exc:
         print(f"flopledger serve: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
@@ -48,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     # re-raises the one it stopped on once it has restored the runner's handler, which only
     # sets the flag: the shutdown steps (the sealer) still run.
     daemon = Daemon("serve", deadline_s=SHUTDOWN_DEADLINE_S)
-    if seal_config.enabled:
-        sealer = SealerThread(settings, seal_config)
+    if settings.seal_enabled:
+        sealer = SealerThread(build_sealer_config(settings))
         sealer.start()
         daemon.at_shutdown("sealer", sealer.stop)
 
@@ -65,3 +67,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return daemon.run(serve)
+
+
+def build_sealer_config(settings: Settings) -> SealerConfig:
+    """The sealer's configuration from the settings (the store, the log key, FLOP_SEAL_*)."""
+    return SealerConfig(
+        store_url=settings.event_store_url,
+        log_key_path=get_log_key_path(settings.data_dir, settings.log_key_file),
+        operator_ids=settings.operator_ids,
+        every_records=settings.seal_every_records,
+        interval_s=settings.seal_interval_s,
+    )

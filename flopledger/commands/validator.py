@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,8 @@ import structlog
 
 from adapters.keyfile import load_bls_secret, load_identity
 from domain.errors import OperatingError
-from flopledger.commands._api_cli import DEFAULT_API_URL
-from flopledger.daemon import AsyncDaemon
-from flopledger.settings import load_settings
+from flopledger.daemon import AsyncDaemon, configure_logging
+from flopledger.settings import get_settings
 from validator.config import DEFAULT_STAKE, ValidatorConfig
 
 EXIT_OK, EXIT_OPERATING_ERROR = 0, 1
@@ -38,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--key", required=True, help="Ed25519 seed file (hex)")
     parser.add_argument("--bls-key", required=True, help="BLS seed file (32 bytes, hex)")
-    parser.add_argument("--api", default=os.environ.get("FLOP_API_URL", DEFAULT_API_URL))
+    parser.add_argument(
+        "--api", default=get_settings().api_url, help="API URL (default FLOP_API_URL)"
+    )
     parser.add_argument("--nats", help="NATS URL (default: FLOP_NATS_URL)")
     parser.add_argument("--stake", type=int, default=DEFAULT_STAKE, help="stake to keep bonded")
     parser.add_argument("--db", help="signing database (default: <data dir>/validator-<id>.db)")
@@ -55,13 +54,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, settings.log_level.upper())
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    settings = get_settings()
+    configure_logging(settings.log_level)
     identity = load_identity(args.key)
     bls_secret = load_bls_secret(Path(args.bls_key))
     nats_url = args.nats or settings.nats_url

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,8 @@ from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
-from flopledger.settings import load_settings
+from flopledger.daemon import configure_logging
+from flopledger.settings import get_settings
 from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
 from operations.offers import run_offer_publisher
 
@@ -77,7 +77,7 @@ class Operator:
 
 async def open_operator(nats_url: str) -> Operator:
     """Open the store, create the chain and the bridge as the log key's operator."""
-    settings = load_settings()
+    settings = get_settings()
     identity = load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
     policy = LedgerPolicy(operators=settings.operator_ids)
     if identity.id not in policy.operators:
@@ -209,13 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--nats-url", required=True)
     args = parser.parse_args(argv)
-    settings = load_settings()
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, settings.log_level.upper())
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    settings = get_settings()
+    configure_logging(settings.log_level)
     uvicorn.run(
         build_app(args.nats_url),
         host="127.0.0.1",

@@ -52,3 +52,11 @@ def test_demo_settles_a_job_and_balances_sum_to_zero(tmp_path: Path) -> None:
     assert sum_line.split("│")[2].strip() == "0"
     assert "hash chain verified" in result.stdout
     assert list((tmp_path / "demo").glob("*.sqlite3"))
+
+
+def test_a_bad_setting_stops_any_command_with_one_line_naming_it() -> None:
+    import os
+
+    result = _cli("audit", "--help", env={**os.environ, "FLOP_SEAL": "maybe"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["flopledger audit: FLOP_SEAL='maybe': use 1 or 0"]

@@ -11,23 +11,26 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.keyfile import load_or_create_identity
 from adapters.store.factory import migrate_event_store, open_event_store
 from adapters.store.leader import try_acquire_leader_lock
 from domain.log import LOG_STREAM_ID, Log
 from domain.services.queries import get_aggregate
+from flopledger.commands.serve import build_sealer_config
 from flopledger.network import LocalNetwork
-from flopledger.settings import Settings, SettingsError
-from operations.sealer_thread import (
+from flopledger.settings import (
     SEAL_EVERY_RECORDS_MAX,
     SEAL_INTERVAL_S_MIN,
-    SealConfig,
-    get_log_identity,
-    load_seal_config,
-    run_sealer_service,
+    Settings,
+    SettingsError,
+    load_settings,
 )
+from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S
+from operations.sealer_thread import SealerConfig, run_sealer_service
 from proofs.identity import Identity
 from tests.conftest_pg import pg_server_url, pg_url  # noqa: F401  (fixtures)
 
@@ -101,22 +104,21 @@ async def test_postgres_lock_is_lost_with_its_connection(pg_url: str) -> None:  
     await lock.release()
 
 
-def _settings(tmp_path: Path, url: str | None = None) -> Settings:
-    probe = Settings(data_dir=tmp_path)
-    log_key = get_log_identity(probe)
+def _config(tmp_path: Path, url: str | None = None) -> SealerConfig:
+    log_key = load_or_create_identity(tmp_path / "log_key.hex")
     operator = Identity.from_seed(b"operator".ljust(32, b"\0"))
-    return Settings(data_dir=tmp_path, database_url=url, operator_ids=(operator.id, log_key.id))
+    settings = Settings(data_dir=tmp_path, database_url=url, operator_ids=(operator.id, log_key.id))
+    config = build_sealer_config(settings)
+    assert config.log_key_path == tmp_path / "log_key.hex"
+    return msgspec.structs.replace(config, every_records=1, interval_s=0.1)
 
 
-async def _two_services_seal_once_each_head(settings: Settings) -> None:
-    store = await open_event_store(settings.event_store_url)
+async def _two_services_seal_once_each_head(config: SealerConfig) -> None:
+    store = await open_event_store(config.store_url)
     net = LocalNetwork.create(store)
-    config = SealConfig(every_records=1, interval_s=0.1)
     stop = asyncio.Event()
     with capture_logs() as logs:
-        services = [
-            asyncio.create_task(run_sealer_service(settings, config, stop)) for _ in range(2)
-        ]
+        services = [asyncio.create_task(run_sealer_service(config, stop)) for _ in range(2)]
         try:
             for round_ in range(3):
                 await net.deposit(Identity.from_seed(bytes([round_ + 1]) * 32), 100)
@@ -138,28 +140,31 @@ async def _two_services_seal_once_each_head(settings: Settings) -> None:
 
 
 async def test_two_sealer_services_on_sqlite_one_leader(tmp_path: Path) -> None:
-    await _two_services_seal_once_each_head(_settings(tmp_path))
+    await _two_services_seal_once_each_head(_config(tmp_path))
 
 
 async def test_two_sealer_services_on_postgres_one_leader(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
     await migrate_event_store(pg_url)
-    await _two_services_seal_once_each_head(_settings(tmp_path, pg_url))
+    await _two_services_seal_once_each_head(_config(tmp_path, pg_url))
 
 
 async def test_sealer_stays_off_when_the_log_key_is_not_an_operator(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, operator_ids=())
+    config = build_sealer_config(Settings(data_dir=tmp_path, operator_ids=()))
     with capture_logs() as logs:
-        await asyncio.wait_for(
-            run_sealer_service(settings, SealConfig(), asyncio.Event()), timeout=5
-        )
+        await asyncio.wait_for(run_sealer_service(config, asyncio.Event()), timeout=5)
     assert [entry["event"] for entry in logs] == ["sealer_off"]
 
 
 def test_seal_settings_defaults_and_off() -> None:
-    assert load_seal_config({}) == SealConfig()
-    assert not load_seal_config({"FLOP_SEAL": "0"}).enabled
-    config = load_seal_config({"FLOP_SEAL_EVERY_RECORDS": "5", "FLOP_SEAL_INTERVAL_S": "0.5"})
-    assert config.every_records == 5 and config.interval_s == 0.5
+    defaults = load_settings({})
+    assert defaults.seal_enabled
+    assert (defaults.seal_every_records, defaults.seal_interval_s) == (
+        SEAL_EVERY_RECORDS,
+        SEAL_EVERY_S,
+    )
+    assert not load_settings({"FLOP_SEAL": "0"}).seal_enabled
+    config = load_settings({"FLOP_SEAL_EVERY_RECORDS": "5", "FLOP_SEAL_INTERVAL_S": "0.5"})
+    assert config.seal_every_records == 5 and config.seal_interval_s == 0.5
 
 
 @pytest.mark.parametrize(
@@ -173,6 +178,6 @@ def test_seal_settings_defaults_and_off() -> None:
     ],
 )
 def test_seal_settings_bounds(name: str, good: str, bad: str) -> None:
-    load_seal_config({name: good})
+    load_settings({name: good})
     with pytest.raises(SettingsError, match=name):
-        load_seal_config({name: bad})
+        load_settings({name: bad})
