@@ -241,7 +241,7 @@ class AnchorTreeHead(Command, frozen=True, forbid_unknown_fields=True, kw_only=T
 
 
 class RecordWithdrawalSubmitted(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The gateway signed a payout for an ``account.withdraw`` command and will send it."""
+    """The bridge signed a payout for an ``account.withdraw`` command and will send it."""
 
     withdrawal_id: CommandIdHex
     chain_signature: ChainSignature

@@ -1,7 +1,7 @@
 """The payout side of a withdrawal: an outbox record per ``account.withdraw`` command.
 
 ``account.withdraw`` debits the ledger at once (user -> ``external:solana``). The Solana
-gateway then pays the destination. So that a crash never pays twice, it first signs the
+bridge then pays the destination. So that a crash never pays twice, it first signs the
 transfer, records its signature here (``WithdrawalSubmitted``, with the block height after
 which that transaction can no longer land) and only then sends it; after a crash it asks the
 chain about the recorded signature and signs a new transaction only when the old one has

@@ -1,8 +1,8 @@
-"""Handlers for the transparency log and the Solana gateway's records.
+"""Handlers for the transparency log and the bridge's records (Solana deposits, payouts).
 
 ``log.seal`` (an operator, the sealer), ``log.cosign`` (a registered validator, as witness),
-``log.anchor`` (an operator, the gateway); ``withdrawal.submit`` and ``withdrawal.confirm``
-(an operator, the gateway's withdrawal processor).
+``log.anchor`` (an operator, the bridge); ``withdrawal.submit`` and ``withdrawal.confirm``
+(an operator, the bridge's withdrawal processor).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--store-url", help="event store URL (default: from the settings)")
-    parser.add_argument("--key-file", help="hex Ed25519 seed of the gateway's operator key")
+    parser.add_argument("--key-file", help="hex Ed25519 seed of the bridge's operator key")
     parser.add_argument("--treasury-key", help="hex 32-byte seed of the treasury keypair")
     parser.add_argument(
         "--solana-rpc", help="JSON-RPC URL (default FLOP_SOLANA_RPC; unset: LiteSVM)"

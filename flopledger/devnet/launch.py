@@ -244,7 +244,7 @@ class Devnet:
 
     def quiesce(self) -> int:
         """Stop the agents and validators, then wait until the log stops growing (the sealer
-        seals the tail, the gateway anchors it); returns the head position. The audit then
+        seals the tail, the bridge loop anchors it); returns the head position. The audit then
         replays a log nobody appends to (a head read during appends would race the replay)."""
         self.supervisor.stop([name for name, _ in AGENTS] + list(VALIDATORS))
         infrastructure = ["nats", "api", "relay", "operator"]
