@@ -4,12 +4,14 @@ conflicting verdict (slashing protection) and resumes from its checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
+import pytest
 import torch
 
 from adapters.compute.results import ResultManifest, execute_workload, sign_manifest
@@ -18,13 +20,14 @@ from adapters.nats.errors import ArtifactNotFound
 from adapters.store.memory import MemoryEventStore
 from domain.errors import Rejection
 from domain.job import SETTLED, SUBMITTED, Job
-from domain.node import JAILED, Node
+from domain.node import ACTIVE, JAILED, REGISTERED, Node
 from domain.policy import SECOND_NS, LedgerPolicy
 from domain.services.queries import get_aggregate, get_balances
+from domain.verdicts import SUBJECT_ATTESTATION
 from flopledger.network import LocalNetwork, b64, make_validator_keys
 from proofs.identity import Identity
 from proofs.matmul import compute_product, derive_inputs, encode_matmul_proof, make_matmul_proof
-from validator.daemon import CommandRefused, ValidatorDaemon
+from validator.daemon import DUTY_KINDS, VERIFIED_OK, CommandRefused, ValidatorDaemon
 from validator.protection import SigningDatabase
 
 N = 16
@@ -243,3 +246,59 @@ def test_decisions_are_final(tmp_path: Path) -> None:
     reopened = SigningDatabase(tmp_path / "p.db")
     assert reopened.get_decision("job:j", b"c") == first
     assert msgspec.structs.asdict(first)["salt"] != b""
+
+
+async def _submit_attestation(net: LocalNetwork, node: Identity) -> None:
+    await net.deposit(node, 10_000)
+    await net.run(
+        node,
+        "node.register",
+        {"region": "eu-west", "gpus": [], "gpu_class": "cpu", "price": 100},
+    )
+    await net.run(node, "stake.bond", {"target": node.id, "amount": 2_000})
+    await net.run(node, "node.attestation.challenge", {"node_id": node.id})
+    current = await get_aggregate(net.store, Node, node.id)
+    assert current is not None and current.challenge is not None
+    await net.run(
+        node,
+        "node.attestation.submit",
+        {
+            "node_id": node.id,
+            "nonce": current.challenge.nonce,
+            "inventory_digest": b64(bytes(32)),
+            "commitment": b64(b"\x05" * 32),
+            "timings_ns": [1_000],
+        },
+    )
+
+
+async def test_attestations_are_voted_through_the_same_duty_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attestation row of the duty table: commit, reveal, and a crank for a round whose
+    validators stayed away; the verifier is stubbed (the real one needs a timed matmul)."""
+    honest, forger, late = (Identity.from_seed(bytes([i]) * 32) for i in (64, 65, 66))
+
+    async def verify(daemon: ValidatorDaemon, node: Any) -> str:
+        return "timing_implausible" if node.id == forger.id else VERIFIED_OK
+
+    row = dataclasses.replace(DUTY_KINDS[SUBJECT_ATTESTATION], verify=verify)
+    monkeypatch.setitem(DUTY_KINDS, SUBJECT_ATTESTATION, row)
+    net, artifacts = await _network(), DictArtifacts()
+    harness = Harness(net, artifacts, tmp_path)
+    for node in (honest, forger):
+        await _submit_attestation(net, node)
+    await harness.step()
+    accepted = await get_aggregate(net.store, Node, honest.id)
+    assert accepted is not None and accepted.state == ACTIVE and accepted.is_attested
+    rejected = await get_aggregate(net.store, Node, forger.id)
+    assert rejected is not None and rejected.state == JAILED and rejected.stake == 1_800
+    sent = [kind for daemon in harness.daemons for kind, _ in daemon.ledger.sent]  # type: ignore[attr-defined]
+    assert sent.count("node.attestation.commit_verdict") == 6
+    # nobody votes in time: after the reveal window the duty is a crank, which gives up
+    await _submit_attestation(net, late)
+    net.advance(21)
+    await harness.step(rounds=1)
+    given_up = await get_aggregate(net.store, Node, late.id)
+    assert given_up is not None and given_up.attestation_round is None
+    assert not given_up.is_attested and given_up.state == REGISTERED
