@@ -14,6 +14,9 @@ validators had when they were drawn (weights are frozen then, so a later bond, u
 slash cannot change a running round). When both sides reach the bar (possible only when the
 fraction is at most 1/2) the round is tied and has no outcome. After the reveal deadline a
 validator that did not reveal (whether it committed or not) is *absent*.
+
+The round's commands, written once for both subject kinds, are ``domain.verdict_subject``'s
+(``VotedAggregate``, the base of Job and Node); its service is ``domain.services.rounds``.
 """
 
 from __future__ import annotations
