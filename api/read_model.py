@@ -5,10 +5,11 @@ Every list request first catches up: it reads the global log from the last posit
 aggregates' views. The views live in a ``ViewTable`` (a private temporary SQLite file), not in
 the process's memory, so memory does not grow with the number of jobs and a page is an indexed
 query. Several API processes each keep their own copy; all read the same store, so each is
-exact as of the head it caught up to. The transparency tree's running root is folded from the
-record hashes as they go by (``tree``, O(log n) hashes; ``api.transparency`` reads older
-hashes from the store when a proof needs them), and so is the transparency log aggregate
-(sealed heads, co-signatures, anchors).
+exact as of the head it caught up to. The transparency tree is folded from the record hashes
+as they go by: its running root (``tree``, O(log n) hashes) and the root of every full chunk
+of ``CHUNK`` leaves (``chunk_roots``, 32 bytes per 1024 records; ``api.transparency`` reads
+the few chunks of hashes a proof needs from the store), and so is the transparency log
+aggregate (sealed heads, co-signatures, anchors).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from domain.validators import Validator
 from proofs.merkle_incremental import IncrementalMerkleTree
 
 CATCH_UP_BATCH = 1000
+# Leaves per chunk of the transparency tree: the read model keeps one root per full chunk, a
+# proof reads at most three chunks of record hashes (``proofs.merkle_chunked``).
+CHUNK = 1024
 TRACKED: dict[str, type[FlopAggregate]] = {
     Node.STREAM_TYPE: Node,
     Job.STREAM_TYPE: Job,
@@ -50,6 +54,8 @@ class ReadModel:
         self.store = store
         self.position = 0
         self.tree = IncrementalMerkleTree()
+        self.chunk_roots: list[bytes] = []
+        self._chunk = IncrementalMerkleTree()
         self.log: Log | None = None
         self._views = ViewTable(FILTER_FIELDS, COUNT_FIELDS)
         self._lock = asyncio.Lock()
@@ -68,6 +74,10 @@ class ReadModel:
                             f"log gap: expected {self.position + 1}, got {record.position}"
                         )
                     self.tree.append_leaf_hash(record.hash)
+                    self._chunk.append_leaf_hash(record.hash)
+                    if self._chunk.size == CHUNK:
+                        self.chunk_roots.append(self._chunk.root())
+                        self._chunk = IncrementalMerkleTree()
                     self.position = record.position
                     if record.stream_type in TRACKED:
                         dirty[record.stream_id] = record.stream_type

@@ -26,16 +26,20 @@ from adapters.ledger_api.wire import (
     TreeHeadView,
 )
 from api.errors import ApiError
-from api.read_model import ReadModel
+from api.read_model import CHUNK, ReadModel
 from domain.errors import RejectionCode
 from domain.log import HeadState
-from domain.ports import READ_ALL_LIMIT_MAX
-from proofs import merkle
+from proofs.merkle_chunked import (
+    ChunkedTree,
+    chunk_indexes_for_consistency,
+    chunk_indexes_for_inclusion,
+)
 from proofs.tree_head import SignedTreeHead, sign_tree_head
 
 
 class TransparencyLog:
-    """Serves tree heads from the read model's running tree, proofs from the store's hashes."""
+    """Serves tree heads from the read model's running tree; proofs from its chunk roots and
+    the few chunks of record hashes a proof descends into, read from the store."""
 
     def __init__(
         self, read_model: ReadModel, key: Ed25519PrivateKey, clock_ns: Callable[[], int]
@@ -78,57 +82,60 @@ class TransparencyLog:
     async def get_inclusion_proof(self, position: int, tree_size: int | None) -> InclusionProofView:
         """Audit path of the record at ``position`` in the tree of ``tree_size`` records
         (default: the latest sealed head, else the whole log)."""
-        hashes = await self._hashes(tree_size)
-        size = len(hashes)
+        size = await self._tree_size(tree_size)
         if not 1 <= position <= size:
             raise ApiError(
                 "tree_size_out_of_range", f"position {position} is not in a tree of size {size}"
             )
-        proof = merkle.inclusion_proof_from_hashes(hashes, position - 1)
+        tree = await self._chunked(size, chunk_indexes_for_inclusion(position - 1, size, CHUNK))
         return InclusionProofView(
             position=position,
             leaf_index=position - 1,
             tree_size=size,
-            leaf_hash=hashes[position - 1].hex(),
-            root=merkle.root_from_hashes(hashes).hex(),
-            proof=[p.hex() for p in proof],
+            leaf_hash=tree.leaves[position - 1].hex(),
+            root=tree.root().hex(),
+            proof=[p.hex() for p in tree.inclusion_proof(position - 1)],
             source=self._source(size),
         )
 
     async def get_consistency_proof(self, first: int, second: int | None) -> ConsistencyProofView:
         """Proof that the tree of ``first`` records is a prefix of the tree of ``second``
         (default: the latest sealed head, else the whole log)."""
-        hashes = await self._hashes(second)
-        size = len(hashes)
+        size = await self._tree_size(second)
         if not 1 <= first <= size:
             raise ApiError("tree_size_out_of_range", f"first {first} is not in 1..{size}")
-        proof = merkle.consistency_proof_from_hashes(hashes, first)
+        tree = await self._chunked(size, chunk_indexes_for_consistency(first, size, CHUNK))
+        first_tree = ChunkedTree(first, CHUNK, tree.chunk_roots, tree.leaves)
         return ConsistencyProofView(
             first=first,
             second=size,
-            first_root=merkle.root_from_hashes(hashes[:first]).hex(),
-            second_root=merkle.root_from_hashes(hashes).hex(),
-            proof=[p.hex() for p in proof],
+            first_root=first_tree.root().hex(),
+            second_root=tree.root().hex(),
+            proof=[p.hex() for p in tree.consistency_proof(first)],
             source=self._source(size),
         )
 
-    async def _hashes(self, tree_size: int | None) -> list[bytes]:
-        """The record hashes of the first ``tree_size`` positions, read from the store (the
-        process keeps only the tree's running root, not every hash)."""
+    async def _tree_size(self, tree_size: int | None) -> int:
+        """The size asked for (default: the latest sealed head, else the whole log)."""
         size = await self.read_model.catch_up()
         if tree_size is None:
             latest = self._sealed_head(None)
-            tree_size = size if latest is None else latest.size
-        elif not 1 <= tree_size <= size:
+            return size if latest is None else latest.size
+        if not 1 <= tree_size <= size:
             raise ApiError("tree_size_out_of_range", f"tree size {tree_size} is not in 1..{size}")
-        hashes: list[bytes] = []
-        while len(hashes) < tree_size:
-            wanted = min(tree_size - len(hashes), READ_ALL_LIMIT_MAX)
-            batch = await self.read_model.store.read_all(len(hashes) + 1, wanted)
-            if not batch:
-                break
-            hashes.extend(record.hash for record in batch)
-        return hashes
+        return tree_size
+
+    async def _chunked(self, size: int, chunks: set[int]) -> ChunkedTree:
+        """The tree of ``size`` records as the read model's chunk roots and the leaf hashes of
+        ``chunks``, read from the store: a proof reads a bounded number of records."""
+        leaves: dict[int, bytes] = {}
+        for chunk in sorted(chunks):
+            first = chunk * CHUNK
+            wanted = min(CHUNK, size - first)
+            if wanted > 0:
+                batch = await self.read_model.store.read_all(first + 1, wanted)
+                leaves.update((record.position - 1, record.hash) for record in batch)
+        return ChunkedTree(size, CHUNK, self.read_model.chunk_roots, leaves)
 
     def _sealed_head(self, size: int | None) -> HeadState | None:
         log = self.read_model.log
