@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 import torch
 
@@ -31,7 +32,18 @@ from adapters.compute.attestation import answer_challenge
 from adapters.compute.nvml import Inventory, compute_gpu_class, compute_gpu_specs
 from adapters.compute.workloads import PARAM_TYPES
 from adapters.ledger_api.client import ApiProblem
+from adapters.ledger_api.wire import ChallengeView, JobView, NodeView
+from domain.commands import (
+    BondStake,
+    ClaimJob,
+    RegisterNode,
+    ReleaseJob,
+    RequestAttestationChallenge,
+    SubmitAttestation,
+)
 from domain.errors import RejectionCode
+from domain.job_states import CLAIMED, SUBMITTED
+from domain.node import ACTIVE, DEREGISTERED, JAILED, REGISTERED
 from domain.policy import gpu_class_rank
 from domain.scheduling import compute_region_tier
 from node_agent.config import (
@@ -41,7 +53,7 @@ from node_agent.config import (
     POLL_JOBS_LIMIT,
     AgentConfig,
 )
-from node_agent.ledger_link import Ledger, LedgerUnavailable, b64
+from node_agent.ledger_link import Ledger, LedgerUnavailable
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
 from node_agent.spool import ResultSpool
 from node_agent.work import Worker
@@ -181,7 +193,7 @@ class NodeAgent:
             _log.info("job_kept_for_next_start", job_id=job_id)
             return
         try:
-            await self.ledger.release(job_id, "node shutting down")
+            await self.ledger.send(ReleaseJob(job_id=job_id, reason="node shutting down"))
         except LedgerUnavailable as exc:
             _log.warning("job_release_failed", job_id=job_id, error=str(exc))
             return
@@ -198,14 +210,13 @@ class NodeAgent:
         if node is not None:
             return
         gpus = compute_gpu_specs(self.inventory)
-        await self.ledger.register_node(
-            {
-                "region": self.config.region,
-                "gpus": gpus,
-                "gpu_class": self.gpu_class,
-                "price": self.config.price,
-            }
-        )
+        fields = {
+            "region": self.config.region,
+            "gpus": gpus,
+            "gpu_class": self.gpu_class,
+            "price": self.config.price,
+        }
+        await self.ledger.send(msgspec.convert(fields, RegisterNode))
         _log.info(
             "node_registered",
             node_id=self.node_id,
@@ -221,7 +232,7 @@ class NodeAgent:
                 if node is not None:
                     await self._ensure_stake(node)
                     await self._handle_attestation(node)
-                    if node["state"] == "active":
+                    if node.state == ACTIVE:
                         await self._poll_jobs()
                         await self._resume_claimed()
             except (LedgerUnavailable, ArtifactsUnavailable) as exc:
@@ -231,58 +242,58 @@ class NodeAgent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
 
-    async def _ensure_stake(self, node: dict[str, Any]) -> None:
-        missing = self.config.stake - int(node["stake"])
-        if missing <= 0 or node["state"] in ("jailed", "deregistered"):
+    async def _ensure_stake(self, node: NodeView) -> None:
+        missing = self.config.stake - node.stake
+        if missing <= 0 or node.state in (JAILED, DEREGISTERED):
             return
         try:
-            await self.ledger.bond(self.node_id, missing)
+            await self.ledger.send(BondStake(target=self.node_id, amount=missing))
         except ApiProblem as problem:
             _log.warning("stake_bond_refused", code=problem.code, amount=missing)
             return
         _log.info("stake_bonded", node_id=self.node_id, amount=missing)
 
-    async def _handle_attestation(self, node: dict[str, Any]) -> None:
-        challenge = node.get("challenge")
+    async def _handle_attestation(self, node: NodeView) -> None:
+        challenge = node.challenge
         now = self.clock_ns()
-        if challenge is None or int(challenge["deadline_ns"]) < now:
-            if node["state"] == "registered":
-                await self.ledger.request_challenge(self.node_id)
+        if challenge is None or challenge.deadline_ns < now:
+            if node.state == REGISTERED:
+                await self.ledger.send(RequestAttestationChallenge(node_id=self.node_id))
                 _log.info("attestation_challenge_requested", node_id=self.node_id)
             return
-        if challenge["nonce"] in self._answered_nonces:
+        if challenge.nonce in self._answered_nonces:
             return
         await self._answer(challenge)
 
-    async def _answer(self, challenge: dict[str, Any]) -> None:
+    async def _answer(self, challenge: ChallengeView) -> None:
         answer = await asyncio.to_thread(
             answer_challenge,
             self.identity,
-            nonce=challenge["nonce"],
-            seed=challenge["seed"],
-            size=int(challenge["size"]),
+            nonce=challenge.nonce,
+            seed=challenge.seed,
+            size=challenge.size,
             inventory=self.inventory,
             devices=self.devices,
             now_ns=self.clock_ns(),
         )
         await self.artifacts.put(answer.report)
-        body = {
-            "node_id": self.node_id,
-            "nonce": challenge["nonce"],
-            "inventory_digest": b64(answer.inventory_digest),
-            "commitment": b64(answer.commitment),
-            "timings_ns": answer.timings_ns,
-        }
+        submission = SubmitAttestation(
+            node_id=self.node_id,
+            nonce=challenge.nonce,
+            inventory_digest=answer.inventory_digest,
+            commitment=answer.commitment,
+            timings_ns=answer.timings_ns,
+        )
         try:
-            await self.ledger.submit_attestation(body)
+            await self.ledger.send(submission)
         except ApiProblem as problem:
             if problem.code != RejectionCode.ATTESTATION_ALREADY_SUBMITTED:
                 raise
-        self._answered_nonces.add(challenge["nonce"])
+        self._answered_nonces.add(challenge.nonce)
         _log.info(
             "attestation_submitted",
             node_id=self.node_id,
-            size=challenge["size"],
+            size=challenge.size,
             report=answer.inventory_digest.hex(),
             timings_ns=answer.timings_ns,
         )
@@ -290,8 +301,8 @@ class NodeAgent:
     # -- intake -------------------------------------------------------------------------------
 
     async def _poll_jobs(self) -> None:
-        for job in await self.ledger.list_jobs(state="submitted", limit=POLL_JOBS_LIMIT):
-            self._consider(job["id"], job["region"], self.clock_ns(), job)
+        for job in await self.ledger.list_jobs(state=SUBMITTED, limit=POLL_JOBS_LIMIT):
+            self._consider(job.id, job.region, self.clock_ns(), job)
 
     async def _offer_loop(self, stop: asyncio.Event) -> None:
         assert self.signals is not None
@@ -303,9 +314,7 @@ class NodeAgent:
                 _log.warning("offers_unavailable", error=str(exc))
                 await asyncio.sleep(self.config.poll_interval_s)
 
-    def _consider(
-        self, job_id: str, region: str, offered_at_ns: int, job: dict[str, Any] | None
-    ) -> None:
+    def _consider(self, job_id: str, region: str, offered_at_ns: int, job: JobView | None) -> None:
         """Remember a job as a claim candidate, from when our region tier may claim it."""
         if job_id in self._candidates or job_id in self._jobs or job_id in self._ignored:
             return
@@ -318,13 +327,13 @@ class NodeAgent:
         self._candidates[job_id] = offered_at_ns + tier * self.config.region_stagger_ns
         self._wake.set()
 
-    def _is_for_us(self, job: dict[str, Any]) -> bool:
-        workload = job["workload"]
+    def _is_for_us(self, job: JobView) -> bool:
+        workload = job.workload
         return (
-            workload["kind"] in PARAM_TYPES
-            and gpu_class_rank(workload["gpu_class_min"]) <= gpu_class_rank(self.gpu_class)
-            and int(job["max_price"]) >= self.config.price
-            and int(job["deadline_ns"]) > self.clock_ns()
+            workload.kind in PARAM_TYPES
+            and gpu_class_rank(workload.gpu_class_min) <= gpu_class_rank(self.gpu_class)
+            and job.max_price >= self.config.price
+            and job.deadline_ns > self.clock_ns()
         )
 
     def _ignore(self, job_id: str) -> None:
@@ -363,7 +372,7 @@ class NodeAgent:
 
     async def _claim(self, job_id: str) -> bool:
         try:
-            await self.ledger.claim(job_id, self.node_id)
+            await self.ledger.send(ClaimJob(job_id=job_id, node_id=self.node_id))
         except LedgerUnavailable as exc:
             _log.warning("claim_unavailable", job_id=job_id, error=str(exc))
             self._candidates[job_id] = self.clock_ns() + int(CLAIM_RETRY_S * SECOND_NS)
@@ -377,7 +386,7 @@ class NodeAgent:
     async def _on_claim_refused(self, job_id: str, problem: ApiProblem) -> bool:
         if problem.code == RejectionCode.JOB_ALREADY_CLAIMED:
             job = await self.ledger.get_job(job_id)
-            if job.get("node_id") == self.node_id and job.get("state") == "claimed":
+            if job.node_id == self.node_id and job.state == CLAIMED:
                 self._candidates.pop(job_id, None)
                 return True  # our earlier claim went through; its answer was lost
             # Another node holds it; forget it (not for good: a rejected result or a missed
@@ -392,8 +401,8 @@ class NodeAgent:
 
     async def _resume_claimed(self) -> None:
         """Jobs the ledger says we hold but this process is not running (after a restart)."""
-        for job in await self.ledger.list_jobs(state="claimed", node=self.node_id):
-            job_id = job["id"]
+        for job in await self.ledger.list_jobs(state=CLAIMED, node=self.node_id):
+            job_id = job.id
             if job_id in self._jobs or self.spool.load(job_id) is not None:
                 continue
             if self._free.empty():

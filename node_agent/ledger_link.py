@@ -1,4 +1,4 @@
-"""The ledger as the agent sees it: the HTTP API through ``adapters.ledger_api.client.ApiClient``.
+"""The ledger as the agent sees it: typed reads and ``send(command)`` over the HTTP API client.
 
 The client is synchronous (httpx); each call runs in a worker thread. Transport failures and
 503 answers become ``LedgerUnavailable`` (an operating error the agent retries with
@@ -8,13 +8,14 @@ backoff); every other problem stays an ``ApiProblem`` carrying the ledger's stab
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
 from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem, Unavailable
+from adapters.ledger_api.wire import JobView, NodeView
+from domain.commands import Command
 
 T = TypeVar("T")
 
@@ -26,18 +27,10 @@ class LedgerUnavailable(Exception):
 class Ledger(Protocol):
     """What the agent needs from the ledger (``ApiLedger``; tests pass fakes)."""
 
-    async def get_node(self, node_id: str) -> dict[str, Any] | None: ...
-    async def register_node(self, body: dict[str, Any]) -> None: ...
-    async def bond(self, node_id: str, amount: int) -> None: ...
-    async def request_challenge(self, node_id: str) -> None: ...
-    async def submit_attestation(self, body: dict[str, Any]) -> None: ...
-    async def list_jobs(self, **filters: Any) -> list[dict[str, Any]]: ...
-    async def get_job(self, job_id: str) -> dict[str, Any]: ...
-    async def claim(self, job_id: str, node_id: str) -> None: ...
-    async def release(self, job_id: str, reason: str) -> None: ...
-    async def commit_result(
-        self, job_id: str, commitment: bytes, artifact_digest: bytes, proof_digest: bytes
-    ) -> None: ...
+    async def get_node(self, node_id: str) -> NodeView | None: ...
+    async def list_jobs(self, **filters: str | int) -> list[JobView]: ...
+    async def get_job(self, job_id: str) -> JobView: ...
+    async def send(self, command: Command) -> None: ...
 
 
 class ApiLedger:
@@ -49,54 +42,21 @@ class ApiLedger:
     def close(self) -> None:
         self._client.close()
 
-    async def get_node(self, node_id: str) -> dict[str, Any] | None:
+    async def get_node(self, node_id: str) -> NodeView | None:
         try:
             return await self._call(lambda: self._client.get_node(node_id))
         except NotFoundProblem:
             return None
 
-    async def register_node(self, body: dict[str, Any]) -> None:
-        await self._send("/v1/nodes", "node.register", body)
-
-    async def bond(self, node_id: str, amount: int) -> None:
-        await self._send("/v1/stake/bond", "stake.bond", {"target": node_id, "amount": amount})
-
-    async def request_challenge(self, node_id: str) -> None:
-        path = f"/v1/nodes/{node_id}/attestation/challenge"
-        await self._send(path, "node.attestation.challenge", {"node_id": node_id})
-
-    async def submit_attestation(self, body: dict[str, Any]) -> None:
-        path = f"/v1/nodes/{body['node_id']}/attestation"
-        await self._send(path, "node.attestation.submit", body)
-
-    async def list_jobs(self, **filters: Any) -> list[dict[str, Any]]:
+    async def list_jobs(self, **filters: str | int) -> list[JobView]:
         page = await self._call(lambda: self._client.list_jobs(**filters))
-        return list(page.get("items", []))
+        return page.items
 
-    async def get_job(self, job_id: str) -> dict[str, Any]:
+    async def get_job(self, job_id: str) -> JobView:
         return await self._call(lambda: self._client.get_job(job_id))
 
-    async def claim(self, job_id: str, node_id: str) -> None:
-        body = {"job_id": job_id, "node_id": node_id}
-        await self._send(f"/v1/jobs/{job_id}/claim", "job.claim", body)
-
-    async def release(self, job_id: str, reason: str) -> None:
-        body = {"job_id": job_id, "reason": reason}
-        await self._send(f"/v1/jobs/{job_id}/release", "job.release", body)
-
-    async def commit_result(
-        self, job_id: str, commitment: bytes, artifact_digest: bytes, proof_digest: bytes
-    ) -> None:
-        body = {
-            "job_id": job_id,
-            "commitment": b64(commitment),
-            "artifact_digest": b64(artifact_digest),
-            "proof_digest": b64(proof_digest),
-        }
-        await self._send(f"/v1/jobs/{job_id}/result", "job.commit_result", body)
-
-    async def _send(self, path: str, kind: str, body: dict[str, Any]) -> None:
-        await self._call(lambda: self._client.send(path, kind, body))
+    async def send(self, command: Command) -> None:
+        await self._call(lambda: self._client.send(command))
 
     async def _call(self, call: Callable[[], T]) -> T:
         try:
@@ -107,9 +67,4 @@ class ApiLedger:
             raise LedgerUnavailable(f"API unavailable: {exc.detail}") from exc
 
 
-def b64(data: bytes) -> str:
-    """Bytes as the API's JSON carries them (standard base64)."""
-    return base64.b64encode(data).decode()
-
-
-__all__ = ["ApiLedger", "ApiProblem", "Ledger", "LedgerUnavailable", "b64"]
+__all__ = ["ApiLedger", "ApiProblem", "Ledger", "LedgerUnavailable"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 import torch
@@ -19,8 +18,11 @@ import torch
 from adapters.compute.results import ResultBundle, execute_workload
 from adapters.compute.workloads import WorkloadParamsError, ZkProveParams, parse_params
 from adapters.ledger_api.client import ApiProblem
+from adapters.ledger_api.wire import JobView
+from domain.commands import CommitResult
+from domain.job_states import CLAIMED, SUBMITTED
 from node_agent.config import RETRY_BACKOFF_INITIAL_S, RETRY_BACKOFF_MAX_S
-from node_agent.ledger_link import Ledger, LedgerUnavailable, b64
+from node_agent.ledger_link import Ledger, LedgerUnavailable
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
 from node_agent.spool import PendingResult, ResultSpool
 from proofs.identity import Identity
@@ -46,11 +48,11 @@ class Worker:
         self.spool = spool
         self.clock_ns = clock_ns
 
-    async def execute(self, job: dict[str, Any], device: torch.device) -> PendingResult | None:
+    async def execute(self, job: JobView, device: torch.device) -> PendingResult | None:
         """Run the job's workload on ``device`` and spool the result (None: not runnable)."""
-        job_id, workload = str(job["id"]), job["workload"]
+        job_id, workload = job.id, job.workload
         try:
-            params = parse_params(workload["kind"], dict(workload["params"]))
+            params = parse_params(workload.kind, dict(workload.params))
             zkey = None
             if isinstance(params, ZkProveParams) and params.zkey:
                 zkey = await self.artifacts.get(params.zkey)
@@ -58,8 +60,8 @@ class Worker:
             bundle: ResultBundle = await asyncio.to_thread(
                 execute_workload,
                 job_id,
-                workload["kind"],
-                dict(workload["params"]),
+                workload.kind,
+                dict(workload.params),
                 self.identity,
                 device,
                 zkey_bytes=zkey,
@@ -72,13 +74,13 @@ class Worker:
             commitment=bundle.commitment,
             artifact=bundle.artifact,
             proof=bundle.proof,
-            result_due_ns=int(job.get("result_due_ns") or 0),
+            result_due_ns=job.result_due_ns,
         )
         self.spool.save(pending)
         _log.info(
             "job_executed",
             job_id=job_id,
-            kind=workload["kind"],
+            kind=workload.kind,
             device=str(device),
             elapsed_ms=(time.perf_counter_ns() - started) // 1_000_000,
         )
@@ -118,8 +120,13 @@ class Worker:
             proof=pending.proof,
         )
         try:
-            await self.ledger.commit_result(
-                pending.job_id, bundle.commitment, bundle.artifact_digest, bundle.proof_digest
+            await self.ledger.send(
+                CommitResult(
+                    job_id=pending.job_id,
+                    commitment=bundle.commitment,
+                    artifact_digest=bundle.artifact_digest,
+                    proof_digest=bundle.proof_digest,
+                )
             )
         except ApiProblem as problem:
             return await self._is_already_committed(pending, problem)
@@ -133,17 +140,17 @@ class Worker:
         commit whose answer was lost), None when the job is still ours to commit (a refusal
         that may pass later, e.g. ``no_validators_available``), False when it is final."""
         job = await self.ledger.get_job(pending.job_id)
-        ours = job.get("node_id") == self.identity.id
-        if ours and job.get("state") not in ("submitted", "claimed"):
+        ours = job.node_id == self.identity.id
+        if ours and job.state not in (SUBMITTED, CLAIMED):
             _log.info("result_already_committed", job_id=pending.job_id)
             return True
-        if ours and job.get("state") == "claimed":
+        if ours and job.state == CLAIMED:
             _log.warning("result_commit_retry", job_id=pending.job_id, code=problem.code)
             return None
         _log.error(
             "result_refused",
             job_id=pending.job_id,
             code=problem.code,
-            commitment=b64(pending.commitment),
+            commitment=pending.commitment.hex(),
         )
         return False

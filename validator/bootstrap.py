@@ -35,7 +35,7 @@ async def run_validator(
     view = await asyncio.to_thread(
         ensure_registered, client, bls_secret=bls_secret, stake=config.stake
     )
-    _log.info("validator_ready", validator_id=identity.id, stake=view.get("stake"))
+    _log.info("validator_ready", validator_id=identity.id, stake=view.stake)
     db = SigningDatabase(config.db_path)
     nc = await connect_nats(config.nats_url, name=f"flopledger-validator-{identity.id[:8]}")
     try:

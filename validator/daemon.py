@@ -28,6 +28,16 @@ import structlog
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.results import verify_result
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
+from domain.commands import (
+    Command,
+    CommitAttestationVerdict,
+    CommitVerdict,
+    CosignTreeHead,
+    ExpireAttestation,
+    ExpireJob,
+    RecordAttestationVerdict,
+    RecordVerdict,
+)
 from domain.invariants import invariant
 from domain.job import Job
 from domain.policy import REASON_CHARS_MAX
@@ -38,14 +48,13 @@ from proofs import bls
 from proofs.identity import Identity
 from validator.protection import Decision, SigningDatabase
 from validator.state import COMMIT, CRANK, REVEAL, Duty, LedgerView
-from validator.witness import COSIGN_KIND, HeadToCosign, RefusedHead, Witness, sign_cosignature
+from validator.witness import HeadToCosign, RefusedHead, Witness, sign_cosignature
 
 TICK_S = 0.2
 DEADLINE_SLACK_NS = 500_000_000
 """Wait this long past a ledger deadline before acting on it (clocks differ a little)."""
 RETRY_AFTER_S = 1.0
 CHECKPOINT_RECORDS_MAX = 256
-COSIGN_PATH = "/v1/log/cosignatures"
 VERIFIED_OK = "ok"
 """What a verifier returns for a subject that passes (else a reason code)."""
 COSIGNS_PER_TICK_MAX = 64
@@ -65,7 +74,7 @@ class CommandRefused(Exception):
 class LedgerLink(Protocol):
     """Where signed commands go (the API in production)."""
 
-    async def send(self, path: str, kind: str, body: dict[str, Any]) -> None: ...
+    async def send(self, command: Command) -> None: ...
 
 
 class ArtifactSource(Protocol):
@@ -170,9 +179,8 @@ class ValidatorDaemon:
         for _ in range(min(len(self._to_cosign), COSIGNS_PER_TICK_MAX)):
             head = self._to_cosign[0]
             signature = sign_cosignature(self.bls_secret, head.size, head.root)
-            body: dict[str, Any] = {"size": head.size, "signature": b64(signature)}
             try:
-                await self.ledger.send(COSIGN_PATH, COSIGN_KIND, body)
+                await self.ledger.send(CosignTreeHead(size=head.size, signature=signature))
             except CommandRefused as refused:
                 _log.info("cosign_refused", size=head.size, code=refused.code)
             except (OSError, ConnectionError, TimeoutError) as exc:
@@ -226,8 +234,7 @@ class ValidatorDaemon:
                 return
             await self._reveal(duty, decision)
         elif duty.action == CRANK:
-            duty_kind = DUTY_KINDS[duty.kind]
-            await duty_kind.send(self.ledger, duty_kind.crank, duty)
+            await self.ledger.send(DUTY_KINDS[duty.kind].crank(duty))
 
     async def verify(self, duty: Duty) -> tuple[bool, str]:
         """Run the subject's verifier (the workload's, or the attestation's): (passed,
@@ -297,84 +304,77 @@ class ValidatorDaemon:
             passed=decision.passed,
             salt=decision.salt,
         )
-        duty_kind = DUTY_KINDS[duty.kind]
-        await duty_kind.send(self.ledger, duty_kind.commit, duty, verdict_hash=b64(verdict_hash))
+        await self.ledger.send(DUTY_KINDS[duty.kind].commit(duty, verdict_hash))
 
     async def _reveal(self, duty: Duty, decision: Decision) -> None:
         duty_kind = DUTY_KINDS[duty.kind]
         message = duty_kind.compute_message(
             duty.subject_id, duty.nonce, duty.commitment, decision.passed
         )
-        await duty_kind.send(
-            self.ledger,
-            duty_kind.reveal,
-            duty,
-            passed=decision.passed,
-            reason=decision.reason[:REASON_CHARS_MAX],
-            salt=b64(decision.salt),
-            signature=b64(bls.sign(self.bls_secret, message)),
-        )
-
-
-@dataclass(frozen=True)
-class Route:
-    """A command the validator sends: its envelope kind (as stored envelopes name it), the
-    API path (``{id}`` is the subject id) and whether its body names the challenge nonce."""
-
-    kind: str
-    path: str
-    carries_nonce: bool = False
+        signature = bls.sign(self.bls_secret, message)
+        await self.ledger.send(duty_kind.reveal(duty, decision, signature))
 
 
 @dataclass(frozen=True)
 class DutyKind:
     """What a validator does for one subject kind: how to verify a subject, what its verdict
-    signature covers, and which commands carry its commit, reveal and crank."""
+    signature covers, and the typed commands that carry its commit, reveal and crank (their
+    kinds and routes come from the command table, ``adapters.ledger_api.routes``)."""
 
     verify: Callable[[ValidatorDaemon, Any], Awaitable[str]]
     compute_message: Callable[[str, str, bytes, bool], bytes]
-    id_field: str
-    commit: Route
-    reveal: Route
-    crank: Route
+    commit: Callable[[Duty, bytes], Command]
+    """(duty, salted verdict hash) -> the commit command."""
+    reveal: Callable[[Duty, Decision, bytes], Command]
+    """(duty, decision, BLS signature) -> the reveal command."""
+    crank: Callable[[Duty], Command]
 
-    async def send(self, ledger: LedgerLink, route: Route, duty: Duty, **fields: Any) -> None:
-        body: dict[str, Any] = {self.id_field: duty.subject_id}
-        if route.carries_nonce:
-            body["nonce"] = duty.nonce
-        await ledger.send(route.path.format(id=duty.subject_id), route.kind, body | fields)
+
+def _commit_job_verdict(duty: Duty, verdict_hash: bytes) -> Command:
+    return CommitVerdict(job_id=duty.subject_id, verdict_hash=verdict_hash)
+
+
+def _reveal_job_verdict(duty: Duty, decision: Decision, signature: bytes) -> Command:
+    return RecordVerdict(
+        job_id=duty.subject_id,
+        passed=decision.passed,
+        reason=decision.reason[:REASON_CHARS_MAX],
+        signature=signature,
+        salt=decision.salt,
+    )
+
+
+def _commit_attestation_verdict(duty: Duty, verdict_hash: bytes) -> Command:
+    return CommitAttestationVerdict(
+        node_id=duty.subject_id, nonce=duty.nonce, verdict_hash=verdict_hash
+    )
+
+
+def _reveal_attestation_verdict(duty: Duty, decision: Decision, signature: bytes) -> Command:
+    return RecordAttestationVerdict(
+        node_id=duty.subject_id,
+        nonce=duty.nonce,
+        passed=decision.passed,
+        reason=decision.reason[:REASON_CHARS_MAX],
+        signature=signature,
+        salt=decision.salt,
+    )
 
 
 DUTY_KINDS: dict[str, DutyKind] = {
     SUBJECT_JOB: DutyKind(
         verify=ValidatorDaemon.verify_job,
         compute_message=JOB_ROUND.compute_message,
-        id_field="job_id",
-        commit=Route("job.commit_verdict", "/v1/jobs/{id}/verdict-commitments"),
-        reveal=Route("job.record_verdict", "/v1/jobs/{id}/verdicts"),
-        crank=Route("job.expire", "/v1/jobs/{id}/expire"),
+        commit=_commit_job_verdict,
+        reveal=_reveal_job_verdict,
+        crank=lambda duty: ExpireJob(job_id=duty.subject_id),
     ),
     SUBJECT_ATTESTATION: DutyKind(
         verify=ValidatorDaemon.verify_attestation,
         compute_message=ATTESTATION_ROUND.compute_message,
-        id_field="node_id",
-        commit=Route(
-            "node.attestation.commit_verdict",
-            "/v1/nodes/{id}/attestation/verdict-commitments",
-            carries_nonce=True,
-        ),
-        reveal=Route(
-            "node.attestation.record_verdict",
-            "/v1/nodes/{id}/attestation/verdicts",
-            carries_nonce=True,
-        ),
-        crank=Route("node.attestation.expire", "/v1/nodes/{id}/attestation/expiry"),
+        commit=_commit_attestation_verdict,
+        reveal=_reveal_attestation_verdict,
+        crank=lambda duty: ExpireAttestation(node_id=duty.subject_id),
     ),
 }
 """The validator's duty table: subject kind -> how to verify, which commands to send."""
-
-
-def b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()

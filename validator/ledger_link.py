@@ -8,13 +8,13 @@ rejection (``CommandRefused``, not retried); a transport error or a 5xx is an op
 from __future__ import annotations
 
 import asyncio
-import base64
-from typing import Any
 
 import httpx
 import structlog
 
 from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem
+from adapters.ledger_api.wire import ValidatorView
+from domain.commands import BondStake, Command, RegisterValidator
 from proofs import bls
 from validator.daemon import CommandRefused
 
@@ -27,9 +27,9 @@ class ApiLedgerLink:
     def __init__(self, client: ApiClient) -> None:
         self.client = client
 
-    async def send(self, path: str, kind: str, body: dict[str, Any]) -> None:
+    async def send(self, command: Command) -> None:
         try:
-            await asyncio.to_thread(self.client.send, path, kind, body)
+            await asyncio.to_thread(self.client.send, command)
         except ApiProblem as problem:
             if problem.status >= 500:
                 raise ConnectionError(str(problem)) from problem
@@ -38,28 +38,26 @@ class ApiLedgerLink:
             raise ConnectionError(str(exc)) from exc
 
 
-def ensure_registered(client: ApiClient, *, bls_secret: int, stake: int) -> dict[str, Any]:
+def ensure_registered(client: ApiClient, *, bls_secret: int, stake: int) -> ValidatorView:
     """Register the validator (BLS key with proof of possession) unless it is, and bond up to
     ``stake``. Returns the validator's view."""
-    assert client.identity is not None
+    if client.identity is None:
+        raise ValueError("registering a validator needs the client's identity")
     validator_id = client.identity.id
     try:
-        view = dict(client.get(f"/v1/validators/{validator_id}"))
+        view = client.get_validator(validator_id)
     except NotFoundProblem:
-        body = {
-            "bls_public_key": _b64(bls.sk_to_pk(bls_secret)),
-            "proof_of_possession": _b64(bls.pop_prove(bls_secret)),
-        }
-        client.send("/v1/validators", "validator.register", body)
+        client.send(
+            RegisterValidator(
+                bls_public_key=bls.sk_to_pk(bls_secret),
+                proof_of_possession=bls.pop_prove(bls_secret),
+            )
+        )
         _log.info("validator_registered", validator_id=validator_id)
-        view = dict(client.get(f"/v1/validators/{validator_id}"))
-    missing = stake - int(view.get("stake", 0))
+        view = client.get_validator(validator_id)
+    missing = stake - view.stake
     if missing > 0:
-        client.send("/v1/stake/bond", "stake.bond", {"target": validator_id, "amount": missing})
+        client.send(BondStake(target=validator_id, amount=missing))
         _log.info("stake_bonded", validator_id=validator_id, amount=missing)
-        view = dict(client.get(f"/v1/validators/{validator_id}"))
+        view = client.get_validator(validator_id)
     return view
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

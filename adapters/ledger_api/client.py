@@ -1,4 +1,8 @@
-"""A Python client of the HTTP API: signs commands with an Identity, maps problems to errors.
+"""A Python client of the HTTP API: signs typed commands, parses answers into wire types.
+
+``send(command)`` takes a command of ``domain.commands``, derives its kind and route from the
+command table (``adapters.ledger_api.routes``), signs and posts it, and returns the typed
+answer; reads return the views of ``adapters.ledger_api.wire``.
 
 Every command is sent with an ``Idempotency-Key`` (the envelope's digest), so a retry after a
 lost connection returns the first response instead of executing twice. Problem+json answers
@@ -10,11 +14,24 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import httpx
 import msgspec
 
+from adapters.ledger_api.routes import get_route
+from adapters.ledger_api.wire import (
+    BalanceView,
+    CommandAccepted,
+    JobAccepted,
+    JobList,
+    JobView,
+    NodeList,
+    NodeView,
+    TreeHeadView,
+    ValidatorView,
+)
+from domain.commands import Command, SubmitJob, encode_command_body
 from proofs.envelope import from_command_envelope, sign_command
 from proofs.identity import Identity
 
@@ -96,10 +113,25 @@ class ApiClient:
 
     # -- commands -------------------------------------------------------------------------
 
-    def send(
+    @overload
+    def send(self, command: SubmitJob, *, identity: Identity | None = None) -> JobAccepted: ...
+    @overload
+    def send(self, command: Command, *, identity: Identity | None = None) -> CommandAccepted: ...
+    def send(self, command: Command, *, identity: Identity | None = None) -> CommandAccepted:
+        """Sign ``command``, POST it to its route (``routes.COMMAND_ROUTES``), parse the answer.
+
+        The kind and the path come from the command's type and ids, never from the caller."""
+        route = get_route(command)
+        body = encode_command_body(command)
+        answer = self.post_signed(route.compute_path(body), route.kind, body, identity=identity)
+        return msgspec.convert(answer, route.result_type)
+
+    def post_signed(
         self, path: str, kind: str, body: dict[str, Any], *, identity: Identity | None = None
-    ) -> dict[str, Any]:
-        """Sign ``body`` as a ``kind`` command and POST it to ``path``."""
+    ) -> Any:
+        """Sign ``body`` as a ``kind`` command and POST it to ``path`` as given: ``send`` is
+        the way to run a command; this is for probing the API's own checks (a kind on the
+        wrong route, a body the ledger refuses) and returns the decoded JSON answer."""
         signer = identity or self.identity
         if signer is None:
             raise ValueError("a command needs an identity to sign it")
@@ -125,34 +157,6 @@ class ApiClient:
             return self._decode(response)
         raise AssertionError("unreachable")
 
-    def register_node(
-        self, *, region: str, gpus: list[dict[str, Any]], gpu_class: str, price: int
-    ) -> dict[str, Any]:
-        body = {"region": region, "gpus": gpus, "gpu_class": gpu_class, "price": price}
-        return self.send("/v1/nodes", "node.register", body)
-
-    def submit_job(
-        self,
-        *,
-        workload: dict[str, Any],
-        max_price: int,
-        region: str,
-        deadline_ns: int,
-        redundancy: int = 3,
-    ) -> dict[str, Any]:
-        body = {
-            "workload": workload,
-            "max_price": max_price,
-            "region": region,
-            "redundancy": redundancy,
-            "deadline_ns": deadline_ns,
-        }
-        return self.send("/v1/jobs", "job.submit", body)
-
-    def deposit(self, account_owner: str, amount: int) -> dict[str, Any]:
-        body = {"account_owner": account_owner, "amount": amount}
-        return self.send("/v1/accounts/deposits", "account.deposit", body)
-
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -160,23 +164,26 @@ class ApiClient:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         return self._decode(self.http.get(path, params=clean))
 
-    def get_node(self, node_id: str) -> dict[str, Any]:
-        return dict(self.get(f"/v1/nodes/{node_id}"))
+    def get_node(self, node_id: str) -> NodeView:
+        return msgspec.convert(self.get(f"/v1/nodes/{node_id}"), NodeView)
 
-    def list_nodes(self, **filters: Any) -> dict[str, Any]:
-        return dict(self.get("/v1/nodes", filters))
+    def list_nodes(self, **filters: Any) -> NodeList:
+        return msgspec.convert(self.get("/v1/nodes", filters), NodeList)
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.get(f"/v1/jobs/{job_id}"))
+    def get_job(self, job_id: str) -> JobView:
+        return msgspec.convert(self.get(f"/v1/jobs/{job_id}"), JobView)
 
-    def list_jobs(self, **filters: Any) -> dict[str, Any]:
-        return dict(self.get("/v1/jobs", filters))
+    def list_jobs(self, **filters: Any) -> JobList:
+        return msgspec.convert(self.get("/v1/jobs", filters), JobList)
 
-    def get_balance(self, account_id: str) -> dict[str, Any]:
-        return dict(self.get(f"/v1/accounts/{account_id}"))
+    def get_validator(self, validator_id: str) -> ValidatorView:
+        return msgspec.convert(self.get(f"/v1/validators/{validator_id}"), ValidatorView)
 
-    def get_tree_head(self) -> dict[str, Any]:
-        return dict(self.get("/v1/log/tree-head"))
+    def get_balance(self, account_id: str) -> BalanceView:
+        return msgspec.convert(self.get(f"/v1/accounts/{account_id}"), BalanceView)
+
+    def get_tree_head(self) -> TreeHeadView:
+        return msgspec.convert(self.get("/v1/log/tree-head"), TreeHeadView)
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
+from adapters.ledger_api.routes import COMMAND_ROUTES
 from adapters.ledger_api.wire import (
     ID_CHARS_MAX,
     POSITION_MAX,
@@ -44,26 +45,40 @@ AccountPath = Annotated[
 ]
 FromVersion = Annotated[int, Parameter(ge=1, le=VERSION_MAX, description="first version")]
 
+PATH = "/v1/accounts"
+DEPOSIT_ROUTE = COMMAND_ROUTES["account.deposit"]
+WITHDRAW_ROUTE = COMMAND_ROUTES["account.withdraw"]
+
 
 class AccountController(Controller):
     """``/v1/accounts``."""
 
-    path = "/v1/accounts"
+    path = PATH
     tags = ("accounts",)
 
-    @post("/deposits", operation_id="deposit", status_code=201, responses=COMMAND_ERRORS)
+    @post(
+        DEPOSIT_ROUTE.compute_handler_path(PATH),
+        operation_id="deposit",
+        status_code=201,
+        responses=COMMAND_ERRORS,
+    )
     async def deposit(
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> CommandAccepted:
         """Credit a deposit that arrived on chain (``account.deposit``, operators)."""
-        return to_accepted(await run_command(deps, request, data, kind="account.deposit"))
+        return to_accepted(await run_command(deps, request, data, DEPOSIT_ROUTE))
 
-    @post("/withdrawals", operation_id="withdraw", status_code=201, responses=COMMAND_ERRORS)
+    @post(
+        WITHDRAW_ROUTE.compute_handler_path(PATH),
+        operation_id="withdraw",
+        status_code=201,
+        responses=COMMAND_ERRORS,
+    )
     async def withdraw(
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> CommandAccepted:
         """Withdraw from the signer's account (``account.withdraw``)."""
-        return to_accepted(await run_command(deps, request, data, kind="account.withdraw"))
+        return to_accepted(await run_command(deps, request, data, WITHDRAW_ROUTE))
 
     @get("/{account_id:str}", operation_id="getBalance", responses=READ_ERRORS)
     async def get_balance(self, deps: Deps, account_id: AccountPath) -> BalanceView:

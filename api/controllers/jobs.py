@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 
+from adapters.ledger_api.routes import COMMAND_ROUTES
 from adapters.ledger_api.wire import CommandAccepted, Escrow, JobAccepted, JobList, JobView
 from api.commands import run_command
 from api.controllers.common import (
@@ -31,19 +32,33 @@ from domain.job import Job
 from domain.ledger import escrow_account
 from domain.services.queries import get_aggregate
 
+PATH = "/v1/jobs"
+SUBMIT_ROUTE = COMMAND_ROUTES["job.submit"]
+CLAIM_ROUTE = COMMAND_ROUTES["job.claim"]
+COMMIT_RESULT_ROUTE = COMMAND_ROUTES["job.commit_result"]
+COMMIT_VERDICT_ROUTE = COMMAND_ROUTES["job.commit_verdict"]
+RECORD_VERDICT_ROUTE = COMMAND_ROUTES["job.record_verdict"]
+RELEASE_ROUTE = COMMAND_ROUTES["job.release"]
+EXPIRE_ROUTE = COMMAND_ROUTES["job.expire"]
+
 
 class JobController(Controller):
     """``/v1/jobs``: job commands and reads."""
 
-    path = "/v1/jobs"
+    path = PATH
     tags = ("jobs",)
 
-    @post("/", operation_id="submitJob", status_code=201, responses=COMMAND_ERRORS)
+    @post(
+        SUBMIT_ROUTE.compute_handler_path(PATH),
+        operation_id="submitJob",
+        status_code=201,
+        responses=COMMAND_ERRORS,
+    )
     async def submit(
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> JobAccepted:
         """Submit a job (``job.submit``); its maximum price is held in escrow."""
-        result = await run_command(deps, request, data, kind="job.submit")
+        result = await run_command(deps, request, data, SUBMIT_ROUTE)
         accepted = to_accepted(result)
         escrow = Escrow(
             account=escrow_account(result.subject),
@@ -82,18 +97,21 @@ class JobController(Controller):
             raise ApiError(RejectionCode.JOB_NOT_FOUND, f"no job {job_id}", status=404)
         return msgspec.convert(job.view(), JobView)
 
-    @post("/{job_id:str}/claim", operation_id="claimJob", status_code=200, responses=COMMAND_ERRORS)
+    @post(
+        CLAIM_ROUTE.compute_handler_path(PATH),
+        operation_id="claimJob",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
     async def claim(
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Claim the job for a node (``job.claim``, signed by the node)."""
-        result = await run_command(
-            deps, request, data, kind="job.claim", path_fields={"job_id": job_id}
-        )
+        result = await run_command(deps, request, data, CLAIM_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{job_id:str}/result",
+        COMMIT_RESULT_ROUTE.compute_handler_path(PATH),
         operation_id="commitResult",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -102,13 +120,11 @@ class JobController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Commit the result's digests (``job.commit_result``); validators get assigned."""
-        result = await run_command(
-            deps, request, data, kind="job.commit_result", path_fields={"job_id": job_id}
-        )
+        result = await run_command(deps, request, data, COMMIT_RESULT_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{job_id:str}/verdict-commitments",
+        COMMIT_VERDICT_ROUTE.compute_handler_path(PATH),
         operation_id="commitVerdict",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -117,13 +133,11 @@ class JobController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Commit a validator's salted verdict hash (``job.commit_verdict``)."""
-        result = await run_command(
-            deps, request, data, kind="job.commit_verdict", path_fields={"job_id": job_id}
-        )
+        result = await run_command(deps, request, data, COMMIT_VERDICT_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{job_id:str}/verdicts",
+        RECORD_VERDICT_ROUTE.compute_handler_path(PATH),
         operation_id="recordVerdict",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -132,13 +146,11 @@ class JobController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Reveal a validator's committed, BLS-signed verdict (``job.record_verdict``)."""
-        result = await run_command(
-            deps, request, data, kind="job.record_verdict", path_fields={"job_id": job_id}
-        )
+        result = await run_command(deps, request, data, RECORD_VERDICT_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{job_id:str}/release",
+        RELEASE_ROUTE.compute_handler_path(PATH),
         operation_id="releaseJob",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -147,19 +159,18 @@ class JobController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Hand a claimed job back to the market (``job.release``, signed by the claiming node)."""
-        result = await run_command(
-            deps, request, data, kind="job.release", path_fields={"job_id": job_id}
-        )
+        result = await run_command(deps, request, data, RELEASE_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{job_id:str}/expire", operation_id="expireJob", status_code=200, responses=COMMAND_ERRORS
+        EXPIRE_ROUTE.compute_handler_path(PATH),
+        operation_id="expireJob",
+        status_code=200,
+        responses=COMMAND_ERRORS,
     )
     async def expire(
         self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Expire an unclaimed job past its deadline and refund its escrow (``job.expire``)."""
-        result = await run_command(
-            deps, request, data, kind="job.expire", path_fields={"job_id": job_id}
-        )
+        result = await run_command(deps, request, data, EXPIRE_ROUTE)
         return to_accepted(result)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
+from adapters.ledger_api.routes import COMMAND_ROUTES
 from adapters.ledger_api.wire import (
     POSITION_MAX,
     CommandAccepted,
@@ -18,8 +19,6 @@ from adapters.ledger_api.wire import (
 from api.commands import run_command
 from api.controllers.common import COMMAND_ERRORS, READ_ERRORS, SignedEnvelope, to_accepted
 from api.state import Deps
-
-COSIGN_KIND = "log.cosign"
 
 Position = Annotated[int, Parameter(ge=1, le=POSITION_MAX, description="record position")]
 SizePath = Annotated[int, Parameter(ge=1, le=POSITION_MAX, description="sealed tree size")]
@@ -33,11 +32,14 @@ TreeSize = Annotated[
     ),
 ]
 
+PATH = "/v1/log"
+COSIGN_ROUTE = COMMAND_ROUTES["log.cosign"]
+
 
 class LogController(Controller):
     """``/v1/log``."""
 
-    path = "/v1/log"
+    path = PATH
     tags = ("log",)
 
     @get("/tree-head", operation_id="getTreeHead", responses=READ_ERRORS)
@@ -51,12 +53,17 @@ class LogController(Controller):
         """The sealed tree head of ``size`` records with its co-signatures and anchor."""
         return await deps.log.get_sealed_tree_head(size)
 
-    @post("/cosignatures", operation_id="cosignTreeHead", status_code=201, responses=COMMAND_ERRORS)
+    @post(
+        COSIGN_ROUTE.compute_handler_path(PATH),
+        operation_id="cosignTreeHead",
+        status_code=201,
+        responses=COMMAND_ERRORS,
+    )
     async def cosign(
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> CommandAccepted:
         """A validator's BLS co-signature of a sealed head it replayed (``log.cosign``)."""
-        return to_accepted(await run_command(deps, request, data, kind=COSIGN_KIND))
+        return to_accepted(await run_command(deps, request, data, COSIGN_ROUTE))
 
     @get("/inclusion", operation_id="getInclusionProof", responses=READ_ERRORS)
     async def inclusion(

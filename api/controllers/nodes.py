@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 
+from adapters.ledger_api.routes import COMMAND_ROUTES
 from adapters.ledger_api.wire import CommandAccepted, NodeList, NodeView
 from api.commands import run_command
 from api.controllers.common import (
@@ -29,19 +30,35 @@ from domain.errors import RejectionCode
 from domain.node import Node
 from domain.services.queries import get_aggregate
 
+PATH = "/v1/nodes"
+REGISTER_ROUTE = COMMAND_ROUTES["node.register"]
+ATTESTATION_CHALLENGE_ROUTE = COMMAND_ROUTES["node.attestation.challenge"]
+ATTESTATION_SUBMIT_ROUTE = COMMAND_ROUTES["node.attestation.submit"]
+ATTESTATION_DECIDE_ROUTE = COMMAND_ROUTES["node.attestation.decide"]
+ATTESTATION_COMMIT_VERDICT_ROUTE = COMMAND_ROUTES["node.attestation.commit_verdict"]
+ATTESTATION_RECORD_VERDICT_ROUTE = COMMAND_ROUTES["node.attestation.record_verdict"]
+ATTESTATION_EXPIRE_ROUTE = COMMAND_ROUTES["node.attestation.expire"]
+UNJAIL_ROUTE = COMMAND_ROUTES["node.unjail"]
+DEREGISTER_ROUTE = COMMAND_ROUTES["node.deregister"]
+
 
 class NodeController(Controller):
     """``/v1/nodes``: node commands and reads."""
 
-    path = "/v1/nodes"
+    path = PATH
     tags = ("nodes",)
 
-    @post("/", operation_id="registerNode", status_code=201, responses=COMMAND_ERRORS)
+    @post(
+        REGISTER_ROUTE.compute_handler_path(PATH),
+        operation_id="registerNode",
+        status_code=201,
+        responses=COMMAND_ERRORS,
+    )
     async def register(
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> CommandAccepted:
         """Register the signing key as a node (kind ``node.register``)."""
-        return to_accepted(await run_command(deps, request, data, kind="node.register"))
+        return to_accepted(await run_command(deps, request, data, REGISTER_ROUTE))
 
     @get("/", operation_id="listNodes", responses=LIST_ERRORS)
     async def list_nodes(
@@ -72,7 +89,7 @@ class NodeController(Controller):
         return msgspec.convert(node.view(), NodeView)
 
     @post(
-        "/{node_id:str}/attestation/challenge",
+        ATTESTATION_CHALLENGE_ROUTE.compute_handler_path(PATH),
         operation_id="requestAttestationChallenge",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -81,13 +98,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Ask for a fresh attestation challenge (``node.attestation.challenge``)."""
-        result = await run_command(
-            deps, request, data, kind="node.attestation.challenge", path_fields={"node_id": node_id}
-        )
+        result = await run_command(deps, request, data, ATTESTATION_CHALLENGE_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/attestation",
+        ATTESTATION_SUBMIT_ROUTE.compute_handler_path(PATH),
         operation_id="submitAttestation",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -96,13 +111,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Answer the open challenge (``node.attestation.submit``)."""
-        result = await run_command(
-            deps, request, data, kind="node.attestation.submit", path_fields={"node_id": node_id}
-        )
+        result = await run_command(deps, request, data, ATTESTATION_SUBMIT_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/attestation/decision",
+        ATTESTATION_DECIDE_ROUTE.compute_handler_path(PATH),
         operation_id="decideAttestation",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -111,13 +124,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Accept or reject a submitted attestation (``node.attestation.decide``, operators)."""
-        result = await run_command(
-            deps, request, data, kind="node.attestation.decide", path_fields={"node_id": node_id}
-        )
+        result = await run_command(deps, request, data, ATTESTATION_DECIDE_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/attestation/verdict-commitments",
+        ATTESTATION_COMMIT_VERDICT_ROUTE.compute_handler_path(PATH),
         operation_id="commitAttestationVerdict",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -126,17 +137,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Commit a salted attestation verdict hash (``node.attestation.commit_verdict``)."""
-        result = await run_command(
-            deps,
-            request,
-            data,
-            kind="node.attestation.commit_verdict",
-            path_fields={"node_id": node_id},
-        )
+        result = await run_command(deps, request, data, ATTESTATION_COMMIT_VERDICT_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/attestation/verdicts",
+        ATTESTATION_RECORD_VERDICT_ROUTE.compute_handler_path(PATH),
         operation_id="recordAttestationVerdict",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -145,17 +150,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Reveal a committed attestation verdict (``node.attestation.record_verdict``)."""
-        result = await run_command(
-            deps,
-            request,
-            data,
-            kind="node.attestation.record_verdict",
-            path_fields={"node_id": node_id},
-        )
+        result = await run_command(deps, request, data, ATTESTATION_RECORD_VERDICT_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/attestation/expiry",
+        ATTESTATION_EXPIRE_ROUTE.compute_handler_path(PATH),
         operation_id="expireAttestationVote",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -164,13 +163,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Crank an attestation vote whose reveal window closed (``node.attestation.expire``)."""
-        result = await run_command(
-            deps, request, data, kind="node.attestation.expire", path_fields={"node_id": node_id}
-        )
+        result = await run_command(deps, request, data, ATTESTATION_EXPIRE_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/unjail",
+        UNJAIL_ROUTE.compute_handler_path(PATH),
         operation_id="unjailNode",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -179,13 +176,11 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Leave jail after the jail period (``node.unjail``)."""
-        result = await run_command(
-            deps, request, data, kind="node.unjail", path_fields={"node_id": node_id}
-        )
+        result = await run_command(deps, request, data, UNJAIL_ROUTE)
         return to_accepted(result)
 
     @post(
-        "/{node_id:str}/deregistration",
+        DEREGISTER_ROUTE.compute_handler_path(PATH),
         operation_id="deregisterNode",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -194,7 +189,5 @@ class NodeController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
     ) -> CommandAccepted:
         """Leave the network once all stake is withdrawn (``node.deregister``)."""
-        result = await run_command(
-            deps, request, data, kind="node.deregister", path_fields={"node_id": node_id}
-        )
+        result = await run_command(deps, request, data, DEREGISTER_ROUTE)
         return to_accepted(result)

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 
+from adapters.ledger_api.routes import COMMAND_ROUTES
 from adapters.ledger_api.wire import CommandAccepted, ValidatorList, ValidatorView
 from api.commands import run_command
 from api.controllers.common import (
@@ -27,22 +28,31 @@ from domain.errors import RejectionCode
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
 
+PATH = "/v1/validators"
+REGISTER_ROUTE = COMMAND_ROUTES["validator.register"]
+REPORT_EQUIVOCATION_ROUTE = COMMAND_ROUTES["validator.report_equivocation"]
+
 
 class ValidatorController(Controller):
     """``/v1/validators``."""
 
-    path = "/v1/validators"
+    path = PATH
     tags = ("validators",)
 
-    @post("/", operation_id="registerValidator", status_code=201, responses=COMMAND_ERRORS)
+    @post(
+        REGISTER_ROUTE.compute_handler_path(PATH),
+        operation_id="registerValidator",
+        status_code=201,
+        responses=COMMAND_ERRORS,
+    )
     async def register(
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> CommandAccepted:
         """Register the signing key as a validator (``validator.register``)."""
-        return to_accepted(await run_command(deps, request, data, kind="validator.register"))
+        return to_accepted(await run_command(deps, request, data, REGISTER_ROUTE))
 
     @post(
-        "/equivocations",
+        REPORT_EQUIVOCATION_ROUTE.compute_handler_path(PATH),
         operation_id="reportEquivocation",
         status_code=200,
         responses=COMMAND_ERRORS,
@@ -51,9 +61,7 @@ class ValidatorController(Controller):
         self, deps: Deps, request: Request[Any, Any, Any], data: SignedEnvelope
     ) -> CommandAccepted:
         """Prove a validator signed conflicting verdicts (``validator.report_equivocation``)."""
-        return to_accepted(
-            await run_command(deps, request, data, kind="validator.report_equivocation")
-        )
+        return to_accepted(await run_command(deps, request, data, REPORT_EQUIVOCATION_ROUTE))
 
     @get("/", operation_id="listValidators", responses=LIST_ERRORS)
     async def list_validators(

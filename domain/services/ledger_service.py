@@ -94,10 +94,22 @@ class LedgerService:
         self.policy = policy
         self.retries_max = retries_max
 
-    async def execute(self, envelope: CommandEnvelope, *, now_ns: int) -> CommandResult:
+    async def execute(
+        self,
+        envelope: CommandEnvelope,
+        *,
+        now_ns: int,
+        admit: Callable[[CommandEnvelope], None] | None = None,
+    ) -> CommandResult:
         """Run one envelope. Raises EnvelopeError, Rejection or StoreError; on any of them
-        nothing was written."""
+        nothing was written.
+
+        The envelope is verified here and nowhere else. ``admit`` (the API's route checks)
+        is called with it once its signature verified, before anything is read: it refuses
+        by raising, so an unauthenticated request is never looked at further."""
         verify_envelope(envelope, now_ns=now_ns)
+        if admit is not None:
+            admit(envelope)
         command = c.decode_command(envelope.kind, envelope.body)
         command_id = compute_command_id(envelope.actor, envelope.nonce)
         previous = await self._find_previous(command_id, envelope)

@@ -1,15 +1,26 @@
-"""Shared options of the CLI subcommands that talk to the API (``--api``, ``--key``)."""
+"""Shared options of the CLI subcommands that talk to the API (``--api``, ``--key``).
+
+Commands go through the client's one ``send(command)``: the CLI builds the typed command of
+``domain.commands`` (checked against its limits before anything is signed) and prints the
+typed answer as JSON.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import msgspec
 
 from adapters.keyfile import load_identity
 from adapters.ledger_api.client import ApiClient, ApiProblem
+from domain.commands import Command
 from flopledger.settings import get_settings
+
+C = TypeVar("C", bound=Command)
 
 EXIT_PROBLEM = 1
 
@@ -28,8 +39,14 @@ def make_client(args: argparse.Namespace) -> ApiClient:
     return ApiClient(args.api, identity=identity)
 
 
-def print_result(call: Any) -> int:
-    """Run ``call()``, print its JSON; a problem is printed to stderr with exit status 1."""
+def build_command(command_type: type[C], fields: Mapping[str, Any]) -> C:
+    """The typed command from CLI values; msgspec.ValidationError names a field out of bounds."""
+    return msgspec.convert(dict(fields), command_type, strict=False)
+
+
+def print_result(call: Callable[[], Any]) -> int:
+    """Run ``call()``, print its JSON; a problem (or a command that does not fit its type) is
+    printed to stderr with exit status 1."""
     try:
         result = call()
     except ApiProblem as problem:
@@ -38,5 +55,8 @@ def print_result(call: Any) -> int:
             file=sys.stderr,
         )
         return EXIT_PROBLEM
-    print(json.dumps(result, indent=2, sort_keys=True))
+    except msgspec.ValidationError as exc:
+        print(json.dumps({"code": "command_body_invalid", "detail": str(exc)}), file=sys.stderr)
+        return EXIT_PROBLEM
+    print(json.dumps(msgspec.to_builtins(result), indent=2, sort_keys=True))
     return 0

@@ -6,7 +6,8 @@ import argparse
 import json
 import time
 
-from flopledger.commands._api_cli import add_api_options, make_client, print_result
+from domain.commands import SubmitJob
+from flopledger.commands._api_cli import add_api_options, build_command, make_client, print_result
 
 SECOND_NS = 1_000_000_000
 
@@ -47,15 +48,14 @@ def run_submit(args: argparse.Namespace) -> int:
         "gpu_class_min": args.gpu_class_min,
         "params": json.loads(args.params),
     }
-    return print_result(
-        lambda: client.submit_job(
-            workload=workload,
-            max_price=args.max_price,
-            region=args.region,
-            redundancy=args.redundancy,
-            deadline_ns=time.time_ns() + int(args.deadline_s * SECOND_NS),
-        )
-    )
+    fields = {
+        "workload": workload,
+        "max_price": args.max_price,
+        "region": args.region,
+        "redundancy": args.redundancy,
+        "deadline_ns": time.time_ns() + int(args.deadline_s * SECOND_NS),
+    }
+    return print_result(lambda: client.send(build_command(SubmitJob, fields)))
 
 
 def run_list(args: argparse.Namespace) -> int:

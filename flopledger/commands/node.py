@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from flopledger.commands._api_cli import add_api_options, make_client, print_result
+from domain.commands import RegisterNode
+from flopledger.commands._api_cli import add_api_options, build_command, make_client, print_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -38,14 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_register(args: argparse.Namespace) -> int:
     client = make_client(args)
-    return print_result(
-        lambda: client.register_node(
-            region=args.region,
-            gpus=json.loads(args.gpus),
-            gpu_class=args.gpu_class,
-            price=args.price,
-        )
-    )
+    fields = {
+        "region": args.region,
+        "gpus": json.loads(args.gpus),
+        "gpu_class": args.gpu_class,
+        "price": args.price,
+    }
+    return print_result(lambda: client.send(build_command(RegisterNode, fields)))
 
 
 def run_list(args: argparse.Namespace) -> int:

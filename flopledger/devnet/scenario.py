@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from adapters.ledger_api.client import ApiClient
+from domain.commands import SubmitJob
 from domain.policy import LedgerPolicy
 from flopledger.devnet.chain import AnchorReader, ChainClient
 from flopledger.devnet.launch import Devnet
@@ -111,14 +113,15 @@ class Scenario:
         client = ApiClient(self.devnet.api_url, identity=self.consumer)
         try:
             for region, kind, params in specs:
-                answer = client.submit_job(
-                    workload={"kind": kind, "gpu_class_min": "cpu", "params": params},
-                    max_price=JOB_MAX_PRICE,
-                    region=region,
-                    deadline_ns=time.time_ns() + JOB_DEADLINE_S * SECOND_NS,
-                    redundancy=1,
-                )
-                row = JobRow(id=str(answer["job_id"]), kind=kind, region=region)
+                job = {
+                    "workload": {"kind": kind, "gpu_class_min": "cpu", "params": params},
+                    "max_price": JOB_MAX_PRICE,
+                    "region": region,
+                    "deadline_ns": time.time_ns() + JOB_DEADLINE_S * SECOND_NS,
+                    "redundancy": 1,
+                }
+                answer = client.send(msgspec.convert(job, SubmitJob))
+                row = JobRow(id=answer.job_id, kind=kind, region=region)
                 self.jobs.append(row)
                 self.console.print(f"job [magenta]{row.id}[/] {kind} submitted in {region}")
         finally:
@@ -167,7 +170,7 @@ class Scenario:
             if row.state in FINAL_STATES:
                 continue
             view = client.get_job(row.id)
-            state, node = str(view["state"]), str(view.get("node_id") or "")
+            state, node = view.state, view.node_id or ""
             if state != row.state:
                 elapsed = time.monotonic() - self.started_at
                 where = f" by {node[:10]}" if node else ""

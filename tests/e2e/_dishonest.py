@@ -13,7 +13,6 @@ challenge) through the real API and artifact store, and then cheats in one way:
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import time
 from typing import Any
@@ -33,6 +32,7 @@ from adapters.compute.runtime import select_device
 from adapters.compute.workloads import compute_job_seed
 from adapters.ledger_api.client import ApiClient
 from adapters.nats.objects import ArtifactStore
+from domain import commands as c
 from domain.policy import ATTESTATION_SIZE_MIN
 from proofs.identity import Identity
 from proofs.matmul import compute_product, derive_inputs, encode_matmul_proof, make_matmul_proof
@@ -58,28 +58,22 @@ class DishonestNode:
     async def join(self, *, region: str, stake: int, price: int, forge: bool = False) -> None:
         """Register, bond, request a challenge and answer it (forged when ``forge``)."""
         inventory = probe_inventory()
-        await self._send(
-            "/v1/nodes",
-            "node.register",
-            {
-                "region": region,
-                "gpus": compute_gpu_specs(inventory),
-                "gpu_class": compute_gpu_class(inventory),
-                "price": price,
-            },
-        )
-        await self._send("/v1/stake/bond", "stake.bond", {"target": self.id, "amount": stake})
-        await self._send(
-            f"/v1/nodes/{self.id}/attestation/challenge",
-            "node.attestation.challenge",
-            {"node_id": self.id, "size": CHALLENGE_SIZE},
-        )
-        challenge = (await asyncio.to_thread(self.client.get_node, self.id))["challenge"]
+        registration = {
+            "region": region,
+            "gpus": compute_gpu_specs(inventory),
+            "gpu_class": compute_gpu_class(inventory),
+            "price": price,
+        }
+        await self._send(msgspec.convert(registration, c.RegisterNode))
+        await self._send(c.BondStake(target=self.id, amount=stake))
+        await self._send(c.RequestAttestationChallenge(node_id=self.id, size=CHALLENGE_SIZE))
+        challenge = (await asyncio.to_thread(self.client.get_node, self.id)).challenge
+        assert challenge is not None
         answer = answer_challenge(
             self.identity,
-            nonce=challenge["nonce"],
-            seed=challenge["seed"],
-            size=int(challenge["size"]),
+            nonce=challenge.nonce,
+            seed=challenge.seed,
+            size=challenge.size,
             inventory=inventory,
             devices=[select_device(False, 0)],
             now_ns=time.time_ns(),
@@ -89,21 +83,17 @@ class DishonestNode:
             report_bytes, timings = self._forge_timings(report_bytes)
         digest = await self.artifacts.put(report_bytes)
         await self._send(
-            f"/v1/nodes/{self.id}/attestation",
-            "node.attestation.submit",
-            {
-                "node_id": self.id,
-                "nonce": challenge["nonce"],
-                "inventory_digest": _b64(bytes.fromhex(digest)),
-                "commitment": _b64(answer.commitment),
-                "timings_ns": timings,
-            },
+            c.SubmitAttestation(
+                node_id=self.id,
+                nonce=challenge.nonce,
+                inventory_digest=bytes.fromhex(digest),
+                commitment=answer.commitment,
+                timings_ns=timings,
+            )
         )
 
     async def claim(self, job_id: str) -> None:
-        await self._send(
-            f"/v1/jobs/{job_id}/claim", "job.claim", {"job_id": job_id, "node_id": self.id}
-        )
+        await self._send(c.ClaimJob(job_id=job_id, node_id=self.id))
 
     async def corrupt(self, job_id: str, params: dict[str, Any]) -> None:
         """Commit C with ``CORRUPT_ROWS_PERCENT``% of its rows changed, consistently."""
@@ -132,28 +122,24 @@ class DishonestNode:
     async def copy(self, job_id: str, source_result: dict[str, bytes]) -> None:
         """Commit ``source_result`` (another job's commitment and digests) as this job's."""
         await self._send(
-            f"/v1/jobs/{job_id}/result",
-            "job.commit_result",
-            {
-                "job_id": job_id,
-                "commitment": _b64(source_result["commitment"]),
-                "artifact_digest": _b64(source_result["artifact_digest"]),
-                "proof_digest": _b64(source_result["proof_digest"]),
-            },
+            c.CommitResult(
+                job_id=job_id,
+                commitment=source_result["commitment"],
+                artifact_digest=source_result["artifact_digest"],
+                proof_digest=source_result["proof_digest"],
+            )
         )
 
     async def _commit(self, job_id: str, commitment: bytes, artifact: bytes, proof: bytes) -> None:
         artifact_digest = await self.artifacts.put(artifact)
         proof_digest = await self.artifacts.put(proof)
         await self._send(
-            f"/v1/jobs/{job_id}/result",
-            "job.commit_result",
-            {
-                "job_id": job_id,
-                "commitment": _b64(commitment),
-                "artifact_digest": _b64(bytes.fromhex(artifact_digest)),
-                "proof_digest": _b64(bytes.fromhex(proof_digest)),
-            },
+            c.CommitResult(
+                job_id=job_id,
+                commitment=commitment,
+                artifact_digest=bytes.fromhex(artifact_digest),
+                proof_digest=bytes.fromhex(proof_digest),
+            )
         )
 
     def _forge_timings(self, report_bytes: bytes) -> tuple[bytes, list[int]]:
@@ -165,9 +151,5 @@ class DishonestNode:
         forged = SignedReport(body, self.identity.sign(REPORT_TAG + body))
         return msgspec.msgpack.encode(forged), [1] * len(devices)
 
-    async def _send(self, path: str, kind: str, body: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.client.send, path, kind, body)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    async def _send(self, command: c.Command) -> None:
+        await asyncio.to_thread(self.client.send, command)

@@ -33,6 +33,7 @@ from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.objects import ArtifactStore
 from adapters.store.factory import open_event_store
+from domain import commands as c
 from domain.events import decode_event, rebuild
 from domain.job import Job
 from domain.ledger import BOUNDARY_ACCOUNT, stake_account
@@ -136,16 +137,16 @@ class Scenario:
         return await asyncio.to_thread(self.operator.get, path)
 
     async def submit(self, index: int, region: str) -> str:
-        params = {"n": 32 + (index * 7) % 33, "seed": f"e2e-{index}"}
-        answer = await asyncio.to_thread(
-            self.consumer.submit_job,
-            workload={"kind": "matmul", "gpu_class_min": "cpu", "params": params},
+        params: dict[str, str | int | bool] = {"n": 32 + (index * 7) % 33, "seed": f"e2e-{index}"}
+        job = c.SubmitJob(
+            workload=c.Workload(kind="matmul", gpu_class_min="cpu", params=params),
             max_price=MAX_PRICE,
             region=region,
             deadline_ns=time.time_ns() + 900 * SECOND_NS,
             redundancy=VALIDATORS,
         )
-        job_id = str(answer["job_id"])
+        answer = await asyncio.to_thread(self.consumer.send, job)
+        job_id = answer.job_id
         self.jobs.append(job_id)
         return job_id
 
@@ -196,9 +197,9 @@ async def run_scenario(network: Network, artifacts: ArtifactStore, tmp_path: Pat
 async def _start_validators(scenario: Scenario) -> list[Child]:
     net = scenario.net
     for files in scenario.validator_files:
-        await asyncio.to_thread(scenario.operator.deposit, files.identity.id, FUNDS)
-    for who in (CONSUMER, *HONEST, *(c.identity for c in scenario.cheaters.values())):
-        await asyncio.to_thread(scenario.operator.deposit, who.id, FUNDS)
+        await asyncio.to_thread(scenario.operator.send, _deposit(files.identity.id))
+    for who in (CONSUMER, *HONEST, *(n.identity for n in scenario.cheaters.values())):
+        await asyncio.to_thread(scenario.operator.send, _deposit(who.id))
     children = [net.start_validator(i, f, STAKE) for i, f in enumerate(scenario.validator_files)]
     for files in scenario.validator_files:
         await asyncio.to_thread(
@@ -527,3 +528,7 @@ def _subject_commitment(record: Record) -> bytes:
     return bytes(
         event.result.commitment if record.event_type == "ResultCommitted" else event.commitment
     )
+
+
+def _deposit(owner: str) -> c.Deposit:
+    return c.Deposit(account_owner=owner, amount=FUNDS)

@@ -17,16 +17,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.results import verify_result
 from adapters.ledger_api.client import ApiClient, Conflict
+from adapters.ledger_api.wire import JobView
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.objects import ArtifactStore
 from adapters.nats.server import EmbeddedNatsServer
 from adapters.nats.signals import JobOffer, publish_offer
-from flopledger.network import ValidatorKeys, b64, make_validator_keys
+from domain import commands as c
+from flopledger.network import ValidatorKeys, make_validator_keys
 from node_agent.bootstrap import run_agent
 from node_agent.config import AgentConfig
 from proofs import bls
@@ -103,7 +106,7 @@ async def test_two_agents_attest_and_complete_every_workload(
     consumer = ApiClient(api_url, identity=CONSUMER)
     validators = [make_validator_keys(i) for i in range(3)]
     for actor in (EU_NODE, US_NODE, CONSUMER, *(v.identity for v in validators)):
-        operator.deposit(actor.id, 100_000)
+        operator.send(c.Deposit(account_owner=actor.id, amount=100_000))
     for keys in validators:
         _register_validator(ApiClient(api_url, identity=keys.identity), keys)
     stop = asyncio.Event()
@@ -123,12 +126,13 @@ async def test_two_agents_attest_and_complete_every_workload(
     finally:
         stop.set()
         finished = await asyncio.wait_for(asyncio.gather(*agents), 30)
-    assert [j["node_id"] for j in jobs] == [EU_NODE.id, EU_NODE.id, US_NODE.id, US_NODE.id]
+    assert [j.node_id for j in jobs] == [EU_NODE.id, EU_NODE.id, US_NODE.id, US_NODE.id]
     for (_, kind, params), job in zip(JOBS, jobs, strict=True):
-        result = _result_event(operator, job["id"])
+        result = _result_event(operator, job.id)
+        assert job.node_id is not None
         verdict = verify_result(
-            job_id=job["id"],
-            node_id=job["node_id"],
+            job_id=job.id,
+            node_id=job.node_id,
             kind=kind,
             raw_params=params,
             commitment=result["commitment"],
@@ -150,52 +154,52 @@ async def _accept_attestations(operator: ApiClient, artifacts: ArtifactStore) ->
             node_id = event["stream_id"]
             if node_id not in pending:
                 continue
-            challenge = operator.get_node(node_id)["challenge"]
+            challenge = operator.get_node(node_id).challenge
+            assert challenge is not None
             data = event["data"]
             report = await artifacts.get(_bytes(data["inventory_digest"]).hex())
             verdict = verify_attestation(
                 report,
                 node_id=node_id,
-                nonce=challenge["nonce"],
-                seed=challenge["seed"],
-                size=challenge["size"],
+                nonce=challenge.nonce,
+                seed=challenge.seed,
+                size=challenge.size,
                 inventory_digest=_bytes(data["inventory_digest"]),
                 commitment=_bytes(data["commitment"]),
                 timings_ns=list(data["timings_ns"]),
             )
             assert verdict == "ok", verdict
             try:
-                operator.send(
-                    f"/v1/nodes/{node_id}/attestation/decision",
-                    "node.attestation.decide",
-                    {"node_id": node_id, "accepted": True},
-                )
+                operator.send(c.DecideAttestation(node_id=node_id, accepted=True))
             except Conflict:
                 continue
             pending.discard(node_id)
         await asyncio.sleep(0.2)
-    while any(operator.get_node(n.id)["state"] != "active" for n in (EU_NODE, US_NODE)):
+    while any(operator.get_node(n.id).state != "active" for n in (EU_NODE, US_NODE)):
         await asyncio.sleep(0.2)
 
 
 def _register_validator(client: ApiClient, keys: ValidatorKeys) -> None:
-    body = {
-        "bls_public_key": b64(keys.bls_public),
-        "proof_of_possession": b64(bls.pop_prove(keys.bls_secret)),
-    }
-    client.send("/v1/validators", "validator.register", body)
-    client.send("/v1/stake/bond", "stake.bond", {"target": keys.identity.id, "amount": 1_000})
+    client.send(
+        c.RegisterValidator(
+            bls_public_key=keys.bls_public, proof_of_possession=bls.pop_prove(keys.bls_secret)
+        )
+    )
+    client.send(c.BondStake(target=keys.identity.id, amount=1_000))
 
 
 def _submit(consumer: ApiClient, region: str, kind: str, params: dict[str, Any]) -> str:
-    answer = consumer.submit_job(
-        workload={"kind": kind, "gpu_class_min": "cpu", "params": params},
-        max_price=100,
-        region=region,
-        deadline_ns=time.time_ns() + 600 * SECOND_NS,
-        redundancy=1,
+    workload = msgspec.convert({"kind": kind, "gpu_class_min": "cpu", "params": params}, c.Workload)
+    answer = consumer.send(
+        c.SubmitJob(
+            workload=workload,
+            max_price=100,
+            region=region,
+            deadline_ns=time.time_ns() + 600 * SECOND_NS,
+            redundancy=1,
+        )
     )
-    return str(answer["job_id"])
+    return answer.job_id
 
 
 async def _announce(nats_url: str, job_id: str) -> None:
@@ -215,10 +219,10 @@ async def _announce(nats_url: str, job_id: str) -> None:
         await close_nats(nc)
 
 
-async def _committed(client: ApiClient, job_ids: list[str]) -> list[dict[str, Any]]:
+async def _committed(client: ApiClient, job_ids: list[str]) -> list[JobView]:
     while True:
         jobs = [client.get_job(job_id) for job_id in job_ids]
-        if all(j["state"] not in ("submitted", "claimed") for j in jobs):
+        if all(j.state not in ("submitted", "claimed") for j in jobs):
             return jobs
         await asyncio.sleep(0.3)
 

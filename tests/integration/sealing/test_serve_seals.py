@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from adapters.ledger_api.client import ApiClient
+from domain.commands import Deposit
 from proofs.identity import Identity
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from tests.serve_process import free_port, running_serve
@@ -42,18 +43,18 @@ def serve(tmp_path: Path, **extra: str) -> Iterator[str]:
 def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
     with serve(tmp_path, FLOP_SEAL_INTERVAL_S="0.2") as url:
         client = ApiClient(url, identity=OPERATOR)
-        client.deposit(Identity.from_seed(bytes([7]) * 32).id, 100)
+        client.send(Deposit(account_owner=Identity.from_seed(bytes([7]) * 32).id, amount=100))
         deadline = time.monotonic() + SEAL_WAIT_S
-        while (head := client.get_tree_head())["source"] != "sealed":
+        while (head := client.get_tree_head()).source != "sealed":
             assert time.monotonic() < deadline, "serve sealed no head"
             time.sleep(0.1)
         client.close()
     sth = SignedTreeHead(
-        size=head["size"],
-        root=bytes.fromhex(head["root"]),
-        timestamp_ns=head["timestamp_ns"],
-        signer=bytes.fromhex(head["signer"]),
-        signature=bytes.fromhex(head["signature"]),
+        size=head.size,
+        root=bytes.fromhex(head.root),
+        timestamp_ns=head.timestamp_ns,
+        signer=bytes.fromhex(head.signer),
+        signature=bytes.fromhex(head.signature),
     )
     assert sth.size >= 1
     assert verify_tree_head(sth, Identity.from_seed(LOG_KEY_SEED).public_key_bytes)
@@ -62,9 +63,9 @@ def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
 def test_serve_with_seal_off_serves_in_process_heads(tmp_path: Path) -> None:
     with serve(tmp_path, FLOP_SEAL="0", FLOP_SEAL_INTERVAL_S="0.1") as url:
         client = ApiClient(url, identity=OPERATOR)
-        client.deposit(Identity.from_seed(bytes([7]) * 32).id, 100)
+        client.send(Deposit(account_owner=Identity.from_seed(bytes([7]) * 32).id, amount=100))
         time.sleep(1.0)
-        assert client.get_tree_head()["source"] == "in_process"
+        assert client.get_tree_head().source == "in_process"
         client.close()
 
 

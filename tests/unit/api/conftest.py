@@ -6,16 +6,17 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
 from adapters.ledger_api.client import ApiClient
+from adapters.ledger_api.wire import JobAccepted
 from adapters.store.memory import MemoryEventStore
 from api.app import create_app
 from api.bootstrap import build_deps
 from api.state import ApiDeps
+from domain import commands as c
 from flopledger.network import GENESIS_NS
 from flopledger.settings import Settings
 from proofs.identity import Identity
@@ -73,42 +74,37 @@ def api_env(tmp_path: Path) -> Iterator[ApiEnv]:
 def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west") -> None:
     """Register, bond, attest and accept a node through the API."""
     client = env.client(node)
-    client.register_node(
-        region=region,
-        gpus=[{"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}],
-        gpu_class="datacenter",
-        price=100,
-    )
-    env.client(env.operator).deposit(node.id, 5_000)
-    client.send("/v1/stake/bond", "stake.bond", {"target": node.id, "amount": 2_000})
+    gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
+    client.send(c.RegisterNode(region=region, gpus=gpus, gpu_class="datacenter", price=100))
+    env.client(env.operator).send(c.Deposit(account_owner=node.id, amount=5_000))
+    client.send(c.BondStake(target=node.id, amount=2_000))
+    client.send(c.RequestAttestationChallenge(node_id=node.id))
+    challenge = client.get_node(node.id).challenge
+    assert challenge is not None
     client.send(
-        f"/v1/nodes/{node.id}/attestation/challenge",
-        "node.attestation.challenge",
-        {"node_id": node.id},
+        c.SubmitAttestation(
+            node_id=node.id,
+            nonce=challenge.nonce,
+            inventory_digest=bytes(32),
+            commitment=bytes(32),
+            timings_ns=[1_000_000],
+        )
     )
-    challenge = client.get_node(node.id)["challenge"]
-    client.send(
-        f"/v1/nodes/{node.id}/attestation",
-        "node.attestation.submit",
-        {
-            "node_id": node.id,
-            "nonce": challenge["nonce"],
-            "inventory_digest": b64(bytes(32)),
-            "commitment": b64(bytes(32)),
-            "timings_ns": [1_000_000],
-        },
-    )
-    env.client(env.operator).send(
-        f"/v1/nodes/{node.id}/attestation/decision",
-        "node.attestation.decide",
-        {"node_id": node.id, "accepted": True},
-    )
+    env.client(env.operator).send(c.DecideAttestation(node_id=node.id, accepted=True))
 
 
-def submit_job(env: ApiEnv, consumer: Identity, *, max_price: int = 500) -> dict[str, Any]:
-    return env.client(consumer).submit_job(
-        workload={"kind": "matmul", "gpu_class_min": "consumer", "params": {"n": 512}},
-        max_price=max_price,
-        region="eu-west",
-        deadline_ns=env.clock.now_ns + 3_600 * SECOND_NS,
+def deposit(env: ApiEnv, owner: Identity, amount: int) -> None:
+    """Credit ``owner`` (a deposit signed by the operator)."""
+    env.client(env.operator).send(c.Deposit(account_owner=owner.id, amount=amount))
+
+
+def submit_job(env: ApiEnv, consumer: Identity, *, max_price: int = 500) -> JobAccepted:
+    workload = c.Workload(kind="matmul", gpu_class_min="consumer", params={"n": 512})
+    return env.client(consumer).send(
+        c.SubmitJob(
+            workload=workload,
+            max_price=max_price,
+            region="eu-west",
+            deadline_ns=env.clock.now_ns + 3_600 * SECOND_NS,
+        )
     )

@@ -103,6 +103,15 @@ def test_kind_must_match_the_route(api_env: ApiEnv) -> None:
     assert response.json()["code"] == "kind_mismatch"
 
 
+def test_the_signature_is_checked_before_the_route(api_env: ApiEnv) -> None:
+    """One verification, by the command bus, before the route's checks look at anything."""
+    wire = signed_deposit(api_env, api_env.operator)
+    wire["body"]["amount"] = 11
+    response = api_env.http.post("/v1/jobs", json=wire)
+    assert response.status_code == 401
+    assert response.json()["code"] == "signature_invalid"
+
+
 def test_path_id_must_match_the_body(api_env: ApiEnv) -> None:
     node = seeded("node-1")
     envelope = sign_command(

@@ -9,14 +9,14 @@ import msgspec
 
 from proofs import merkle
 from proofs.tree_head import SignedTreeHead, verify_tree_head
-from tests.unit.api.conftest import ApiEnv, seeded
+from tests.unit.api.conftest import ApiEnv, deposit, seeded
 
 FEED_TIMEOUT_S = 5
 
 
 def deposit_a_few(env: ApiEnv, count: int = 2) -> None:
     for index in range(count):
-        env.client(env.operator).deposit(seeded(f"consumer-{index}").id, 100)
+        deposit(env, seeded(f"consumer-{index}"), 100)
 
 
 def test_events_page_from_a_position(api_env: ApiEnv) -> None:

@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 
 from adapters.ledger_api.client import ApiClient
 from api.app import create_app
+from domain.commands import Deposit
 from tests.unit.api.conftest import Clock, make_deps, seeded
 
 FUZZ_EXAMPLES_MAX = 12
@@ -26,7 +27,8 @@ def build_seeded_app() -> Litestar:
     deps = make_deps(Path(tempfile.mkdtemp(prefix="flop-fuzz-")), operator, clock)
     app = create_app(deps)
     with TestClient(app) as http:
-        ApiClient(identity=operator, http=http, clock_ns=clock).deposit(seeded("c").id, 100)
+        client = ApiClient(identity=operator, http=http, clock_ns=clock)
+        client.send(Deposit(account_owner=seeded("c").id, amount=100))
     return app
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from adapters.ledger_api.client import ApiClient, Conflict, InvalidRequest
+from adapters.ledger_api.wire import CommandAccepted
+from domain.commands import CosignTreeHead, Deposit, RegisterValidator
 from domain.log import compute_witness_message
 from domain.policy import LedgerPolicy
 from operations.sealer import Sealer
@@ -25,7 +27,8 @@ def b64(data: bytes) -> str:
 
 def deposit(env: ApiEnv, count: int) -> None:
     for index in range(count):
-        env.client(env.operator).deposit(seeded(f"consumer-{index}").id, 100)
+        owner = seeded(f"consumer-{index}").id
+        env.client(env.operator).send(Deposit(account_owner=owner, amount=100))
 
 
 def seal(env: ApiEnv) -> int:
@@ -44,19 +47,18 @@ def seal(env: ApiEnv) -> int:
 def register_witness(env: ApiEnv) -> ApiClient:
     witness = seeded("witness")
     client = env.client(witness)
-    body = {
-        "bls_public_key": b64(bls.sk_to_pk(WITNESS_BLS_SECRET)),
-        "proof_of_possession": b64(bls.pop_prove(WITNESS_BLS_SECRET)),
-    }
-    client.send("/v1/validators", "validator.register", body)
+    client.send(
+        RegisterValidator(
+            bls_public_key=bls.sk_to_pk(WITNESS_BLS_SECRET),
+            proof_of_possession=bls.pop_prove(WITNESS_BLS_SECRET),
+        )
+    )
     return client
 
 
-def cosign(client: ApiClient, size: int, root: bytes) -> dict[str, Any]:
+def cosign(client: ApiClient, size: int, root: bytes) -> CommandAccepted:
     signature = bls.sign(WITNESS_BLS_SECRET, compute_witness_message(size, root))
-    return client.send(
-        "/v1/log/cosignatures", "log.cosign", {"size": size, "signature": b64(signature)}
-    )
+    return client.send(CosignTreeHead(size=size, signature=signature))
 
 
 def as_sth(head: dict[str, Any]) -> SignedTreeHead:
@@ -128,7 +130,7 @@ def test_a_cosignature_appears_with_its_head(api_env: ApiEnv) -> None:
     size = seal(api_env)
     root = bytes.fromhex(api_env.http.get("/v1/log/tree-head").json()["root"])
     accepted = cosign(witness, size, root)
-    assert accepted["kind"] == "log.cosign"
+    assert accepted.kind == "log.cosign"
     head = api_env.http.get(f"/v1/log/tree-heads/{size}").json()
     assert witness.identity is not None
     assert [c["validator_id"] for c in head["cosignatures"]] == [witness.identity.id]
@@ -154,7 +156,7 @@ def test_a_cosignature_over_another_root_is_refused(api_env: ApiEnv) -> None:
 
 def test_cosignatures_route_takes_only_log_cosign(api_env: ApiEnv) -> None:
     with pytest.raises(InvalidRequest) as wrong:
-        api_env.client(api_env.operator).send(
+        api_env.client(api_env.operator).post_signed(
             "/v1/log/cosignatures", "log.anchor", {"size": 1, "chain_signature": "x", "slot": 1}
         )
     assert wrong.value.code == "kind_mismatch"

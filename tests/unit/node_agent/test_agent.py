@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import torch
 
 from adapters.compute.nvml import Inventory
 from adapters.ledger_api.client import ApiProblem, Conflict
+from adapters.ledger_api.wire import JobView, NodeView
+from domain import commands as c
+from domain.commands import Command
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
 from node_agent.ledger_link import LedgerUnavailable
@@ -39,30 +44,72 @@ class FakeLedger:
     def add_job(self, job_id: str, kind: str, params: dict[str, Any]) -> None:
         self.jobs[job_id] = {
             "id": job_id,
+            "consumer": NODE.id,
             "state": "submitted",
             "region": "eu-west",
             "node_id": None,
             "workload": {"kind": kind, "gpu_class_min": "cpu", "params": params},
             "max_price": 100,
+            "redundancy": 1,
             "deadline_ns": FAR_FUTURE_NS,
+            "attempt": 0,
+            "price": 0,
             "result_due_ns": FAR_FUTURE_NS,
+            "validators": [],
+            "verdicts": {},
+            "payouts": [],
+            "version": 1,
         }
 
-    async def get_node(self, node_id: str) -> dict[str, Any] | None:
+    async def get_node(self, node_id: str) -> NodeView | None:
         self._check()
-        return self.node
+        return None if self.node is None else msgspec.convert(self.node, NodeView)
 
-    async def register_node(self, body: dict[str, Any]) -> None:
+    async def list_jobs(self, **filters: Any) -> list[JobView]:
         self._check()
-        self.node = {"id": NODE.id, "state": "registered", "stake": 0, "challenge": None, **body}
+        return [
+            msgspec.convert(j, JobView)
+            for j in self.jobs.values()
+            if j["state"] == filters.get("state") and filters.get("node") in (None, j["node_id"])
+        ]
 
-    async def bond(self, node_id: str, amount: int) -> None:
+    async def get_job(self, job_id: str) -> JobView:
         self._check()
-        assert self.node is not None
-        self.node["stake"] += amount
+        return msgspec.convert(self.jobs[job_id], JobView)
 
-    async def request_challenge(self, node_id: str) -> None:
+    async def send(self, command: Command) -> None:
         self._check()
+        handlers: dict[type[Command], Callable[[Any], None]] = {
+            c.RegisterNode: self._register_node,
+            c.BondStake: self._bond,
+            c.RequestAttestationChallenge: self._request_challenge,
+            c.SubmitAttestation: self._submit_attestation,
+            c.ClaimJob: self._claim,
+            c.ReleaseJob: self._release,
+            c.CommitResult: self._commit_result,
+        }
+        handlers[type(command)](command)
+
+    def _register_node(self, command: c.RegisterNode) -> None:
+        self.node = {
+            **msgspec.to_builtins(command),
+            "id": NODE.id,
+            "owner": NODE.id,
+            "state": "registered",
+            "stake": 0,
+            "unbonding": 0,
+            "unbond_ready_ns": 0,
+            "jailed_until_ns": 0,
+            "slashed_total": 0,
+            "version": 1,
+            "challenge": None,
+        }
+
+    def _bond(self, command: c.BondStake) -> None:
+        assert self.node is not None and command.target == NODE.id
+        self.node["stake"] += command.amount
+
+    def _request_challenge(self, command: c.RequestAttestationChallenge) -> None:
         assert self.node is not None
         seed = hashlib.sha256(b"seed").hexdigest()
         self.node["challenge"] = {
@@ -72,50 +119,32 @@ class FakeLedger:
             "deadline_ns": FAR_FUTURE_NS,
         }
 
-    async def submit_attestation(self, body: dict[str, Any]) -> None:
-        self._check()
-        assert self.node is not None
+    def _submit_attestation(self, command: c.SubmitAttestation) -> None:
+        assert self.node is not None and command.nonce == "n1"
         self.node.update(state="active", challenge=None)  # the quorum accepts at once
 
-    async def list_jobs(self, **filters: Any) -> list[dict[str, Any]]:
-        self._check()
-        return [
-            j
-            for j in self.jobs.values()
-            if j["state"] == filters.get("state") and filters.get("node") in (None, j["node_id"])
-        ]
-
-    async def get_job(self, job_id: str) -> dict[str, Any]:
-        self._check()
-        return dict(self.jobs[job_id])
-
-    async def claim(self, job_id: str, node_id: str) -> None:
-        self._check()
-        job = self.jobs[job_id]
+    def _claim(self, command: c.ClaimJob) -> None:
+        job = self.jobs[command.job_id]
         if job["state"] != "submitted":
             raise Conflict(409, {"code": "job_already_claimed"})
-        job.update(state="claimed", node_id=node_id)
+        job.update(state="claimed", node_id=command.node_id)
 
-    async def release(self, job_id: str, reason: str) -> None:
-        self._check()
-        job = self.jobs[job_id]
+    def _release(self, command: c.ReleaseJob) -> None:
+        job = self.jobs[command.job_id]
         if job["state"] != "claimed":
             raise Conflict(409, {"code": f"job_{job['state']}"})
         job.update(state="submitted", node_id=None)
-        self.released.append(job_id)
+        self.released.append(command.job_id)
 
-    async def commit_result(
-        self, job_id: str, commitment: bytes, artifact_digest: bytes, proof_digest: bytes
-    ) -> None:
-        self._check()
+    def _commit_result(self, command: c.CommitResult) -> None:
         if self.commit_failures:
             self.commit_failures -= 1
             raise LedgerUnavailable("lost on the way")
-        job = self.jobs[job_id]
+        job = self.jobs[command.job_id]
         if job["state"] != "claimed":
             raise ApiProblem(409, {"code": "job_result_committed"})
         job["state"] = "result_committed"
-        self.commits[job_id] = commitment
+        self.commits[command.job_id] = command.commitment
 
 
 class FakeArtifacts:

@@ -18,6 +18,7 @@ from adapters.compute.results import ResultManifest, execute_workload, sign_mani
 from adapters.compute.workloads import compute_job_seed
 from adapters.nats.errors import ArtifactNotFound
 from adapters.store.memory import MemoryEventStore
+from domain.commands import Command, command_kind, encode_command_body
 from domain.errors import Rejection
 from domain.job import SETTLED, SUBMITTED, Job
 from domain.node import ACTIVE, JAILED, REGISTERED, Node
@@ -45,7 +46,8 @@ class InProcessLedgerLink:
     def __init__(self, net: LocalNetwork, identity: Identity) -> None:
         self.net, self.identity, self.sent = net, identity, []  # type: ignore[var-annotated]
 
-    async def send(self, path: str, kind: str, body: dict[str, Any]) -> None:
+    async def send(self, command: Command) -> None:
+        kind, body = command_kind(command), encode_command_body(command)
         self.sent.append((kind, body))
         try:
             await self.net.run(self.identity, kind, body)

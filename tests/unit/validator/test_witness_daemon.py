@@ -10,7 +10,9 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from adapters.ledger_api.routes import get_route
 from adapters.store.memory import MemoryEventStore
+from domain.commands import Command, encode_command_body
 from domain.errors import Rejection
 from domain.log import LOG_STREAM_ID, Log
 from domain.records import Record
@@ -34,12 +36,13 @@ class InProcessLedgerLink:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.down = False
 
-    async def send(self, path: str, kind: str, body: dict[str, Any]) -> None:
+    async def send(self, command: Command) -> None:
         if self.down:
             raise ConnectionError("API unreachable")
-        self.sent.append((path, kind, body))
+        route, body = get_route(command), encode_command_body(command)
+        self.sent.append((route.compute_path(body), route.kind, body))
         try:
-            await self.net.run(self.identity, kind, body)
+            await self.net.run(self.identity, route.kind, body)
         except Rejection as rejection:
             raise CommandRefused(rejection.code) from rejection
 
