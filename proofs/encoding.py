@@ -7,7 +7,6 @@ float ever appears in a canonical value (money and times are integers).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
@@ -18,8 +17,3 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 def encode_canonical(value: Any) -> bytes:
     """Return the canonical bytes of ``value`` (msgspec Struct, dict, list, str, int, bytes...)."""
     return _ENCODER.encode(value)
-
-
-def compute_digest(value: Any) -> bytes:
-    """SHA-256 of the canonical encoding of ``value``."""
-    return hashlib.sha256(encode_canonical(value)).digest()

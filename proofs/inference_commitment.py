@@ -4,9 +4,10 @@ Commitment. The RFC 6962 Merkle root (``proofs.merkle``) over the batch's output
 order, each output as little-endian float32 bytes with -0.0 written as +0.0 (the leaf's
 position binds it to its item).
 
-Openings. Items to open follow from the commitment (Fiat–Shamir), as for matmul rows:
-``u64`` draws from ``SHA-256(ITEM_TAG || u32 len(seed) || seed || u64 batch || root || u64
-counter)``, without modulo bias, the first ``min(s, batch)`` distinct items, sorted. A
+Openings. Items to open follow from the commitment (Fiat–Shamir, ``proofs.fiat_shamir`` with
+``ITEM_TAG``), as for matmul rows: ``u64`` draws from ``SHA-256(ITEM_TAG || u32 len(seed) ||
+seed || u64 batch || root || u64 counter)``, without modulo bias, the first ``min(s, batch)``
+distinct items, sorted. A
 validator re-executes the opened items (``adapters.compute.inference_model``) and accepts
 each entry within ``|claimed - expected| <= atol + rtol·|expected|``: float32 inference is
 not bit-exact across devices and batch shapes, unlike the integer matmul. With
@@ -19,13 +20,13 @@ return a bool.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import struct
 from typing import Annotated
 
 import msgspec
 
+from proofs.fiat_shamir import derive_openings
 from proofs.invariants import require
 from proofs.merkle import (
     HASH_SIZE,
@@ -64,21 +65,10 @@ class InferenceProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     openings: list[ItemOpening]
 
 
-def canonical_output_bytes(values: list[float] | tuple[float, ...]) -> bytes:
-    """Little-endian float32 bytes of one output; -0.0 becomes +0.0."""
-    return struct.pack(f"<{len(values)}f", *(v + 0.0 for v in values))
-
-
 def decode_output(data: bytes) -> tuple[float, ...]:
     """The float32 values of canonical output bytes."""
     require(len(data) % FLOAT32_BYTES == 0, "output bytes are float32s")
     return struct.unpack(f"<{len(data) // FLOAT32_BYTES}f", data)
-
-
-def commit_outputs(outputs: list[bytes]) -> bytes:
-    """The commitment: Merkle root over the canonical output bytes, in item order."""
-    require(1 <= len(outputs) <= BATCH_MAX, f"1..{BATCH_MAX} outputs")
-    return root_from_hashes([leaf_hash(o) for o in outputs])
 
 
 def select_items(seed: bytes, batch: int, root: bytes, openings: int) -> list[int]:
@@ -86,19 +76,7 @@ def select_items(seed: bytes, batch: int, root: bytes, openings: int) -> list[in
     require(isinstance(seed, bytes) and len(seed) <= SEED_BYTES_MAX, "seed: bytes, <= 256")
     require(isinstance(batch, int) and 1 <= batch <= BATCH_MAX, f"batch in 1..{BATCH_MAX}")
     require(len(root) == HASH_SIZE and openings >= 1, "root is 32 bytes, openings >= 1")
-    if openings >= batch:
-        return list(range(batch))
-    prefix = ITEM_TAG + struct.pack(">I", len(seed)) + seed + struct.pack(">Q", batch) + root
-    limit = (2**64 // batch) * batch
-    chosen: set[int] = set()
-    counter = 0
-    while len(chosen) < openings:
-        draw = hashlib.sha256(prefix + struct.pack(">Q", counter)).digest()
-        value = int.from_bytes(draw[:8], "big")
-        if value < limit:
-            chosen.add(value % batch)
-        counter += 1
-    return sorted(chosen)
+    return derive_openings(ITEM_TAG, seed, batch, root, openings)
 
 
 def make_inference_proof(

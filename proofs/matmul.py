@@ -16,10 +16,10 @@ Commitment. The RFC 6962 Merkle root (``proofs.merkle``) over the rows of C, eac
 little-endian float32 bytes with -0.0 written as +0.0 (hardware may produce either sign of
 zero for the same exact result).
 
-Openings. Rows to open follow from the commitment (Fiat–Shamir): draw ``u64`` values from
-``SHA-256(ROW_TAG || u32 len(seed) || seed || u64 n || root || u64 counter)`` for counter =
-0, 1, ..., map them to rows without modulo bias, keep the first ``min(s, n)`` distinct rows
-(sampling without replacement; for n <= s every row is opened). Cheating on a fraction f of
+Openings. Rows to open follow from the commitment (Fiat–Shamir, ``proofs.fiat_shamir`` with
+``ROW_TAG``): ``u64`` draws from ``SHA-256(ROW_TAG || u32 len(seed) || seed || u64 n || root
+|| u64 counter)``, without modulo bias, the first ``min(s, n)`` distinct rows (for n <= s
+every row is opened). Cheating on a fraction f of
 rows escapes with probability at most (1-f)^s; ``DEFAULT_OPENINGS`` = 459 makes that <= 0.01
 for f = 1%.
 
@@ -38,6 +38,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from proofs.fiat_shamir import derive_openings
 from proofs.invariants import require
 from proofs.merkle import (
     HASH_SIZE,
@@ -125,19 +126,7 @@ def select_rows(seed: bytes, n: int, root: bytes, openings: int) -> list[int]:
     """Rows to open, derived from the commitment (Fiat–Shamir), sorted; every row if n <= s."""
     _check_size(seed, n)
     require(len(root) == HASH_SIZE and openings >= 1, "root is 32 bytes, openings >= 1")
-    if openings >= n:
-        return list(range(n))
-    prefix = ROW_TAG + struct.pack(">I", len(seed)) + seed + struct.pack(">Q", n) + root
-    limit = (2**64 // n) * n  # reject draws at or past this to avoid modulo bias
-    chosen: set[int] = set()
-    counter = 0
-    while len(chosen) < openings:
-        draw = hashlib.sha256(prefix + struct.pack(">Q", counter)).digest()
-        value = int.from_bytes(draw[:8], "big")
-        if value < limit:
-            chosen.add(value % n)
-        counter += 1
-    return sorted(chosen)
+    return derive_openings(ROW_TAG, seed, n, root, openings)
 
 
 def open_rows(c: Matrix, seed: bytes, root: bytes, openings: int) -> list[RowOpening]:
