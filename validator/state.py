@@ -11,9 +11,6 @@ quorum, so absent validators get replaced.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import msgspec
 
 from domain.events import decode_event
 from domain.invariants import InvariantBroken
@@ -68,11 +65,9 @@ class LedgerView:
         if not isinstance(aggregate, Job | Node):
             raise InvariantBroken(f"{record.stream_id} is no job or node")
         self.aggregates[record.stream_id] = aggregate
-        if record.event_type == "AttestationSubmitted":
-            data = msgspec.json.decode(record.data, type=dict[str, Any])
+        if isinstance(event, Node.AttestationSubmitted):
             self.answers[record.stream_id] = AttestationAnswer(
-                inventory_digest=msgspec.convert(data["inventory_digest"], bytes),
-                timings_ns=tuple(data["timings_ns"]),
+                inventory_digest=event.inventory_digest, timings_ns=tuple(event.timings_ns)
             )
         return True
 
