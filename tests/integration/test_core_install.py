@@ -7,6 +7,7 @@ machine (package index, local mirrors, /opt/wheels); building the venv takes a m
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +139,12 @@ def test_agent_without_its_extra_exits_2_naming_it(core_venv: Path, tmp_path: Pa
     assert result.stderr.strip().splitlines() == [
         "flopledger agent: needs the agent extra (not installed): pip install 'flopledger[agent]'"
     ]
+
+
+def test_keys_without_torch(core_venv: Path, tmp_path: Path) -> None:
+    path = tmp_path / "consumer.key"
+    created = _flopledger(core_venv, "keys", "new", "--out", str(path))
+    assert created.returncode == 0, created.stderr
+    shown = _flopledger(core_venv, "keys", "show", "--key", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == json.loads(created.stdout)["id"]
