@@ -6,10 +6,10 @@ aggregates' views. The views live in a ``ViewTable`` (a private temporary SQLite
 the process's memory, so memory does not grow with the number of jobs and a page is an indexed
 query. Several API processes each keep their own copy; all read the same store, so each is
 exact as of the head it caught up to. The transparency tree is folded from the record hashes
-as they go by: its running root (``tree``, O(log n) hashes) and the root of every full chunk
-of ``CHUNK`` leaves (``chunk_roots``, 32 bytes per 1024 records; ``api.transparency`` reads
-the few chunks of hashes a proof needs from the store), and so is the transparency log
-aggregate (sealed heads, co-signatures, anchors).
+as they go by: its running root (``tree``, O(log n) hashes) and the roots of the full chunks
+of ``CHUNK`` leaves and of their aligned runs (``chunks``, about 64 bytes per 1024 records;
+``api.transparency`` reads the few chunks of hashes a proof needs from the store), and so is
+the transparency log aggregate (sealed heads, co-signatures, anchors).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from domain.ports import EventStore
 from domain.records import Record
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
+from proofs.merkle_chunked import ChunkLevels
 from proofs.merkle_incremental import IncrementalMerkleTree
 
 CATCH_UP_BATCH = 1000
@@ -54,7 +55,7 @@ class ReadModel:
         self.store = store
         self.position = 0
         self.tree = IncrementalMerkleTree()
-        self.chunk_roots: list[bytes] = []
+        self.chunks = ChunkLevels()
         self._chunk = IncrementalMerkleTree()
         self.log: Log | None = None
         self._views = ViewTable(FILTER_FIELDS, COUNT_FIELDS)
@@ -76,7 +77,7 @@ class ReadModel:
                     self.tree.append_leaf_hash(record.hash)
                     self._chunk.append_leaf_hash(record.hash)
                     if self._chunk.size == CHUNK:
-                        self.chunk_roots.append(self._chunk.root())
+                        self.chunks.append(self._chunk.root())
                         self._chunk = IncrementalMerkleTree()
                     self.position = record.position
                     if record.stream_type in TRACKED:

@@ -105,7 +105,7 @@ class TransparencyLog:
         if not 1 <= first <= size:
             raise ApiError("tree_size_out_of_range", f"first {first} is not in 1..{size}")
         tree = await self._chunked(size, chunk_indexes_for_consistency(first, size, CHUNK))
-        first_tree = ChunkedTree(first, CHUNK, tree.chunk_roots, tree.leaves)
+        first_tree = ChunkedTree(first, CHUNK, tree.chunks, tree.leaves)
         return ConsistencyProofView(
             first=first,
             second=size,
@@ -135,7 +135,7 @@ class TransparencyLog:
             if wanted > 0:
                 batch = await self.read_model.store.read_all(first + 1, wanted)
                 leaves.update((record.position - 1, record.hash) for record in batch)
-        return ChunkedTree(size, CHUNK, self.read_model.chunk_roots, leaves)
+        return ChunkedTree(size, CHUNK, self.read_model.chunks, leaves)
 
     def _sealed_head(self, size: int | None) -> HeadState | None:
         log = self.read_model.log

@@ -5,18 +5,48 @@ subtree the RFC's recursion visits either covers whole chunks from an aligned st
 folds the roots of those chunks) or lies inside one chunk. An inclusion proof for leaf m only
 descends into m's chunk and, for the right edge, the last (partial) chunk; a consistency proof
 only into the chunk where the old tree ends and the last chunk. So a caller keeps one root per
-full chunk (``n / chunk_size`` hashes) and reads at most two chunks of leaf hashes per proof.
+full chunk and of every aligned run of 2^j chunks (``ChunkLevels``: about ``2 n / chunk_size``
+hashes) and reads at most three chunks of leaf hashes per proof; the rest is O(log n).
 The results equal ``proofs.merkle.inclusion_proof_from_hashes`` and
 ``consistency_proof_from_hashes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from proofs.merkle import EMPTY_ROOT, node_hash
 
 LeafHash = Callable[[int], bytes]
+
+
+class ChunkLevels:
+    """The roots of every aligned perfect run of whole chunks: level 0 holds each chunk's root,
+    level j the root of each aligned run of 2^j chunks. Appending costs O(log n) hashes; the
+    root of such a run is one lookup."""
+
+    def __init__(self) -> None:
+        self.levels: list[list[bytes]] = []
+
+    def __len__(self) -> int:
+        return len(self.levels[0]) if self.levels else 0
+
+    def append(self, chunk_root: bytes) -> None:
+        node, level = chunk_root, 0
+        while True:
+            if len(self.levels) == level:
+                self.levels.append([])
+            nodes = self.levels[level]
+            nodes.append(node)
+            if len(nodes) % 2:
+                return
+            node, level = node_hash(nodes[-2], nodes[-1]), level + 1
+
+    def get_run_root(self, first_chunk: int, count: int) -> bytes:
+        """The root of chunks ``first_chunk .. first_chunk + count - 1`` (``count`` a power of
+        two dividing ``first_chunk``)."""
+        level = count.bit_length() - 1
+        return self.levels[level][first_chunk >> level]
 
 
 class ChunkedTree:
@@ -27,16 +57,16 @@ class ChunkedTree:
         self,
         size: int,
         chunk_size: int,
-        chunk_roots: Sequence[bytes],
+        chunks: ChunkLevels,
         leaves: Mapping[int, bytes],
     ) -> None:
         if chunk_size < 1 or chunk_size & (chunk_size - 1):
             raise ValueError(f"chunk size {chunk_size} is not a power of two")
-        if len(chunk_roots) < size // chunk_size:
+        if len(chunks) < size // chunk_size:
             raise ValueError(f"{size} leaves need {size // chunk_size} chunk roots")
         self.size = size
         self.chunk_size = chunk_size
-        self.chunk_roots = chunk_roots
+        self.chunks = chunks
         self.leaves = leaves
 
     def root(self) -> bytes:
@@ -75,7 +105,7 @@ class ChunkedTree:
         """MTH(D[lo:hi]) for a range the RFC's recursion visits."""
         c = self.chunk_size
         if lo % c == 0 and (hi - lo) % c == 0 and _is_power_of_two((hi - lo) // c):
-            return _perfect_root(self.chunk_roots[lo // c : hi // c])
+            return self.chunks.get_run_root(lo // c, (hi - lo) // c)
         if hi - lo == 1:
             return self.leaves[lo]
         k = _split_point(hi - lo)
@@ -95,13 +125,6 @@ def chunk_indexes_for_consistency(old_size: int, size: int, chunk_size: int) -> 
 def _split_point(n: int) -> int:
     """The largest power of two smaller than ``n`` (n > 1): where RFC 6962 splits a tree."""
     return 1 << ((n - 1).bit_length() - 1)
-
-
-def _perfect_root(nodes: Sequence[bytes]) -> bytes:
-    level = list(nodes)
-    while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
 
 
 def _is_power_of_two(value: int) -> bool:

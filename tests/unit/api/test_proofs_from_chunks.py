@@ -42,7 +42,7 @@ async def test_inclusion_proofs_equal_the_full_trees(
             assert view.proof == [p.hex() for p in expected], (size, position)
             assert view.root == merkle.root_from_hashes(hashes[:size]).hex()
             assert view.leaf_hash == hashes[position - 1].hex()
-    assert len(log.read_model.chunk_roots) == 2
+    assert len(log.read_model.chunks) == 2
 
 
 async def test_consistency_proofs_equal_the_full_trees(
