@@ -287,6 +287,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "node.attestation.record_verdict": RecordAttestationVerdict,
     "node.attestation.expire": ExpireAttestation,
 }
+_KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 
 
 def decode_command(kind: str, body: dict[str, Any]) -> Command:
@@ -310,7 +311,5 @@ def encode_command_body(command: Command) -> dict[str, Any]:
 
 
 def command_kind(command: Command) -> str:
-    for kind, command_type in COMMAND_TYPES.items():
-        if type(command) is command_type:
-            return kind
-    raise KeyError(type(command).__name__)
+    """The envelope kind of a typed command (KeyError for a type that is no command kind)."""
+    return _KINDS_BY_TYPE[type(command)]

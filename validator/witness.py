@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from domain.commands import CosignTreeHead, command_kind, encode_command_body
 from domain.events import decode_event
 from domain.log import Log, compute_witness_message
 from domain.records import Record
@@ -28,8 +29,6 @@ from proofs.envelope import CommandEnvelope, sign_command
 from proofs.identity import Identity
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_log import LogView
-
-COSIGN_KIND = "log.cosign"
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,13 @@ def make_cosign_envelope(
     identity: Identity, bls_secret: int, head: HeadToCosign, *, nonce: str, issued_at_ns: int
 ) -> CommandEnvelope:
     """A signed ``log.cosign`` command for ``head`` (execute it or POST /v1/log/cosignatures)."""
-    signature = sign_cosignature(bls_secret, head.size, head.root)
+    command = CosignTreeHead(
+        size=head.size, signature=sign_cosignature(bls_secret, head.size, head.root)
+    )
     return sign_command(
         identity,
-        COSIGN_KIND,
-        {"size": head.size, "signature": signature},
+        command_kind(command),
+        encode_command_body(command),
         nonce=nonce,
         issued_at_ns=issued_at_ns,
     )
