@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import msgspec
 from litestar import Litestar
 
 from adapters.keyfile import get_log_key_path, load_or_create_key
@@ -14,32 +13,22 @@ from api.metrics import ApiMetrics
 from api.read_model import ReadModel
 from api.state import ApiDeps
 from api.transparency import TransparencyLog
-from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.ledger_service import LedgerService
-from flopledger.settings import Settings, SettingsError, get_settings
-from proofs.identity import is_actor_id
-
-
-def build_policy(settings: Settings) -> LedgerPolicy:
-    """The ledger policy: defaults, FLOP_POLICY_JSON's overrides and the configured
-    operators (FLOP_OPERATOR_IDS)."""
-    for operator in settings.operator_ids:
-        if not is_actor_id(operator):
-            raise SettingsError(f"FLOP_OPERATOR_IDS: {operator!r} is not a base58 Ed25519 key")
-    fields = {**settings.policy_overrides, "operators": list(settings.operator_ids)}
-    return msgspec.convert(fields, LedgerPolicy)
+from flopledger.genesis import build_policy
+from flopledger.settings import Settings, get_settings
 
 
 def build_deps(
     store: EventStore, settings: Settings, *, metrics: ApiMetrics | None = None
 ) -> ApiDeps:
-    """The API's services over an open store."""
+    """The API's services over an open store (its rules come from the store's log:
+    ``flopledger serve`` seeds the genesis before it starts, ``flopledger.genesis``)."""
     read_model = ReadModel(store)
     key_path = get_log_key_path(settings.data_dir, settings.log_key_file)
     return ApiDeps(
         store=store,
-        service=LedgerService(store, policy=build_policy(settings)),
+        service=LedgerService(store),
         read_model=read_model,
         log=TransparencyLog(read_model, load_or_create_key(key_path), time.time_ns),
         metrics=metrics or ApiMetrics(),

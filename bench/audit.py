@@ -46,7 +46,7 @@ INSERT = (
 async def build(path: Path, commands: int) -> int:
     memory = MemoryEventStore()
     net = LocalNetwork.create(memory, policy=LedgerPolicy())
-    sealer = Sealer(memory, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns)
+    sealer = Sealer(memory, net.operator, clock_ns=lambda: net.now_ns)
     users = [Identity.from_seed(f"bench-user-{i}".encode().ljust(32, b"\0")) for i in range(USERS)]
     for index in range(commands):
         user = users[index % USERS]
@@ -103,7 +103,7 @@ async def read_rate(path: Path) -> float:
 async def audit_rate(path: Path, operators: frozenset[str], *, signatures: bool) -> float:
     store = await SqliteEventStore.open(path)
     try:
-        options = AuditOptions(verify_signatures=signatures, operators=operators)
+        options = AuditOptions(verify_signatures=signatures, trusted_operators=operators)
         report = await run_audit(StoreSource(store, str(path)), options)
         if not report.ok:
             raise SystemExit(f"audit failed: {report.failure}")

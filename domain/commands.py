@@ -17,11 +17,13 @@ from domain.policy import (
     ATTESTATION_SIZE_MIN,
     DIGEST_BYTES,
     GPUS_PER_NODE_MAX,
+    OPERATORS_MAX,
     PRICE_MAX,
     REASON_CHARS_MAX,
     REDUNDANCY_MAX,
     REGION_CHARS_MAX,
     REGION_PATTERN,
+    LedgerPolicy,
 )
 from domain.verdicts import SALT_BYTES_MAX
 
@@ -257,6 +259,29 @@ class ConfirmWithdrawal(Command, frozen=True, forbid_unknown_fields=True, kw_onl
     slot: Slot
 
 
+class DeclareGenesis(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The network's first rules: its operators and its whole policy (``domain.network``).
+
+    ``prior_records`` is 0 for a new store; a store written before rules were recorded
+    declares how many records came before (they were written under these rules)."""
+
+    operators: Annotated[list[ActorId], msgspec.Meta(min_length=1, max_length=OPERATORS_MAX)]
+    policy: LedgerPolicy
+    prior_records: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
+
+
+class ChangePolicy(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A new policy (every field, the operators apart), in force after its record."""
+
+    policy: LedgerPolicy
+
+
+class ChangeOperators(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A new operator set, in force after its record."""
+
+    operators: Annotated[list[ActorId], msgspec.Meta(min_length=1, max_length=OPERATORS_MAX)]
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -286,6 +311,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "node.attestation.commit_verdict": CommitAttestationVerdict,
     "node.attestation.record_verdict": RecordAttestationVerdict,
     "node.attestation.expire": ExpireAttestation,
+    "network.genesis": DeclareGenesis,
+    "network.change_policy": ChangePolicy,
+    "network.change_operators": ChangeOperators,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -21,6 +21,7 @@ WORKLOAD_PARAMS_BYTES_MAX = 16 * 1024
 # time, so the timing check could not tell them apart (a node chooses its challenge size).
 ATTESTATION_SIZE_MIN = 1024
 ATTESTATION_SIZE_MAX = 16384
+OPERATORS_MAX = 64  # one operator set (domain.network)
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
 GPU_CLASSES: tuple[str, ...] = ("cpu", "consumer", "workstation", "datacenter")
@@ -61,3 +62,17 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 BPS = 10_000
+POLICY_INT_MAX = 2**63 - 1
+
+
+def find_policy_problem(policy: LedgerPolicy) -> str | None:
+    """Why a policy cannot govern a ledger (a number outside 0..2**63-1, a zero quorum
+    denominator), or None when it can."""
+    for name in policy.__struct_fields__:
+        value = getattr(policy, name)
+        is_number = isinstance(value, int) and not isinstance(value, bool)
+        if is_number and not 0 <= value <= POLICY_INT_MAX:
+            return f"{name} must be 0..{POLICY_INT_MAX}, not {value}"
+    if policy.quorum_denominator == 0:
+        return "quorum_denominator must be positive"
+    return None

@@ -42,13 +42,18 @@ class ValidatorKeys:
 
 @dataclass
 class LocalNetwork:
-    """Signs and executes commands as any of its actors, at its own clock."""
+    """Signs and executes commands as any of its actors, at its own clock.
+
+    Its first command writes the store's genesis (``declare_genesis``): ``policy`` with
+    ``operator`` first among the operators, signed by ``operator``."""
 
     store: EventStore
     policy: LedgerPolicy
     operator: Identity
     now_ns: int = GENESIS_NS
     _nonces: itertools.count[int] = field(default_factory=itertools.count)
+    _service: LedgerService | None = None
+    _has_genesis: bool = False
 
     @classmethod
     def create(
@@ -60,17 +65,55 @@ class LocalNetwork:
     ) -> LocalNetwork:
         operator = operator or Identity.from_seed(b"operator".ljust(32, b"\0"))
         base = policy or LedgerPolicy()
-        policy = LedgerPolicy(**{**_policy_fields(base), "operators": (operator.id,)})
+        operators = (operator.id, *(o for o in base.operators if o != operator.id))
+        policy = LedgerPolicy(**{**_policy_fields(base), "operators": operators})
         return cls(store=store, policy=policy, operator=operator)
+
+    @classmethod
+    async def start(
+        cls,
+        store: EventStore,
+        *,
+        policy: LedgerPolicy | None = None,
+        operator: Identity | None = None,
+    ) -> LocalNetwork:
+        """``create`` with the genesis recorded (for code that executes commands through
+        ``service`` before any ``run``)."""
+        net = cls.create(store, policy=policy, operator=operator)
+        await net.declare_genesis()
+        return net
 
     @property
     def service(self) -> LedgerService:
-        return LedgerService(self.store, policy=self.policy)
+        """The ledger over this network's store (its rules come from the store's log)."""
+        if self._service is None or self._service.store is not self.store:
+            self._service = LedgerService(self.store)
+        return self._service
+
+    async def declare_genesis(self) -> CommandResult | None:
+        """Record this network's genesis (its operator and policy) unless the store has one:
+        the first command of a new store, done before any other ``run``."""
+        if self._has_genesis or (await self.service.get_rules()).has_genesis:
+            self._has_genesis = True
+            return None
+        head = await self.store.head()
+        envelope = sign_command(
+            self.operator,
+            "network.genesis",
+            encode_genesis_body(self.policy, prior_records=head.position),
+            nonce=f"genesis-{head.position}",
+            issued_at_ns=self.now_ns,
+        )
+        result = await self.service.execute(envelope, now_ns=self.now_ns)
+        self._has_genesis = True
+        return result
 
     def advance(self, seconds: float) -> None:
         self.now_ns += int(seconds * SECOND_NS)
 
     async def run(self, actor: Identity, kind: str, body: dict[str, Any]) -> CommandResult:
+        if kind != "network.genesis":
+            await self.declare_genesis()
         envelope = sign_command(
             actor, kind, body, nonce=f"n{next(self._nonces):012d}", issued_at_ns=self.now_ns
         )
@@ -240,6 +283,13 @@ class LocalNetwork:
 def make_validator_keys(index: int) -> ValidatorKeys:
     seed = f"validator-{index}".encode().ljust(32, b"\0")
     return ValidatorKeys(Identity.from_seed(seed), bls.key_gen(seed))
+
+
+def encode_genesis_body(policy: LedgerPolicy, *, prior_records: int = 0) -> dict[str, Any]:
+    """The body of a ``network.genesis`` command for ``policy`` (operators and parameters)."""
+    parameters = _policy_fields(policy)
+    operators = list(parameters.pop("operators"))
+    return {"operators": operators, "policy": parameters, "prior_records": prior_records}
 
 
 def _policy_fields(policy: LedgerPolicy) -> dict[str, Any]:

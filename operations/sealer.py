@@ -26,7 +26,6 @@ import structlog
 from domain.balances import encode_balance_snapshot
 from domain.ledger import Account
 from domain.log import LOG_STREAM_ID, Log
-from domain.policy import LedgerPolicy
 from domain.ports import READ_ALL_LIMIT_MAX, EventStore
 from domain.records import Snapshot
 from domain.services.ledger_service import CommandResult, LedgerService
@@ -62,14 +61,13 @@ class SealResult:
 
 
 class Sealer:
-    """Seals the log as an operator (``identity`` must be in the policy's operators)."""
+    """Seals the log as an operator (``identity`` must be an operator in the log's rules)."""
 
     def __init__(
         self,
         store: EventStore,
         identity: Identity,
         *,
-        policy: LedgerPolicy,
         clock_ns: Callable[[], int],
         every_records: int = SEAL_EVERY_RECORDS,
         every_s: float = SEAL_EVERY_S,
@@ -77,7 +75,7 @@ class Sealer:
     ) -> None:
         self.store = store
         self.identity = identity
-        self.service = LedgerService(store, policy=policy)
+        self.service = LedgerService(store)
         self.clock_ns = clock_ns
         self.every_records = every_records
         self.every_s = every_s

@@ -3,8 +3,9 @@
 Every API process (and every replica) may run this; only the one holding the ``sealer`` lock
 beside the store (``adapters.store.leader``: an advisory lock on PostgreSQL, a file lock on
 SQLite) seals, the others retry the lock every ``LOCK_RETRY_S``. The sealer signs with the
-log key (``FLOP_LOG_KEY_FILE``), which must be an operator (``FLOP_OPERATOR_IDS``); when it
-is not, the sealer stays off and says so once. ``SealerConfig`` carries what it needs; the
+log key (``FLOP_LOG_KEY_FILE``), which must be an operator in the log's rules (the store's
+genesis, ``domain.network``; until the genesis is recorded the sealer waits); when it is not,
+the sealer stays off and says so once. ``SealerConfig`` carries what it needs; the
 settings (``FLOP_SEAL``, ``FLOP_SEAL_EVERY_RECORDS``, ``FLOP_SEAL_INTERVAL_S``, README,
 "Configuration") are read by ``flopledger serve``, which builds it.
 It runs in a thread of its own with its own event loop, so it works the same whether uvicorn
@@ -26,7 +27,7 @@ from adapters.keyfile import load_or_create_identity
 from adapters.store.factory import open_event_store
 from adapters.store.leader import LeaderLock, try_acquire_leader_lock
 from domain.errors import FlopError
-from domain.policy import LedgerPolicy
+from domain.services.network_rules import load_network_rules
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, SEAL_POLL_INTERVAL_S, Sealer
 from proofs.identity import Identity
 
@@ -38,12 +39,12 @@ _log = structlog.get_logger("flopledger.sealer")
 
 
 class SealerConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """What the sealer needs: its store, the log key, the operators, when to seal."""
+    """What the sealer needs: its store, the log key, when to seal (the operators are the
+    log's)."""
 
     store_url: str
     log_key_path: Path
     """The log key's file (created if absent): it signs the heads and must be an operator."""
-    operator_ids: tuple[str, ...]
     every_records: int = SEAL_EVERY_RECORDS
     interval_s: float = SEAL_EVERY_S
 
@@ -51,10 +52,7 @@ class SealerConfig(msgspec.Struct, frozen=True, kw_only=True):
 async def run_sealer_service(config: SealerConfig, stop: asyncio.Event) -> None:
     """Seal while holding the leader lock, until ``stop``; an operating error backs off."""
     identity = load_or_create_identity(config.log_key_path)
-    if identity.id not in config.operator_ids:
-        _log.warning(
-            "sealer_off", reason="the log key is not in FLOP_OPERATOR_IDS", log_key=identity.id
-        )
+    if not await _is_log_operator(config, identity, stop):
         return
     url = config.store_url
     while not stop.is_set():
@@ -114,7 +112,6 @@ async def _seal_while_leader(
         sealer = Sealer(
             store,
             identity,
-            policy=LedgerPolicy(operators=config.operator_ids),
             clock_ns=time.time_ns,
             every_records=config.every_records,
             every_s=config.interval_s,
@@ -130,6 +127,37 @@ async def _seal_while_leader(
             await _sleep(stop, poll_s)
     finally:
         await store.close()
+
+
+async def _is_log_operator(config: SealerConfig, identity: Identity, stop: asyncio.Event) -> bool:
+    """Whether the log key is an operator in the log's rules, once the store has its genesis
+    (waited for, as ``serve`` writes it); False (said once) when it is not, or on ``stop``."""
+    waited = False
+    while not stop.is_set():
+        try:
+            store = await open_event_store(config.store_url)
+            try:
+                rules = await load_network_rules(store)
+            finally:
+                await store.close()
+        except FlopError as exc:
+            _log.warning("sealer_error", code=exc.code, error=exc.message)
+            await _sleep(stop, ERROR_BACKOFF_S)
+            continue
+        if rules.has_genesis:
+            if identity.id in rules.current.operators:
+                return True
+            _log.warning(
+                "sealer_off",
+                reason="the log key is not an operator in the log's rules",
+                log_key=identity.id,
+            )
+            return False
+        if not waited:
+            _log.info("sealer_waiting_for_genesis")
+            waited = True
+        await _sleep(stop, LOCK_RETRY_S)
+    return False
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -1,16 +1,23 @@
 """The audit replay: every record from genesis, every check, in a fixed order.
 
 ``Replayer.feed`` takes records in position order and checks each one, in this order: the hash
-chain and stream versions; the command that caused it (its Ed25519 envelope signature, that
-its id derives from actor and nonce, that it was not replayed, that its actor was allowed to
-cause the event: ``validator.audit_rules``); verdicts and quorum certificates; signed tree
-heads, their roots and witness co-signatures, anchors against tree heads; then it rebuilds the
-aggregate (accounts with the audit's own state machine, ``validator.audit_accounts``; the
-rest through the domain's aggregates) and, at each command's end, the ledger invariants
-(money conserved, no account but the boundary below zero). The first failure stops the
-replay: ``AuditFailed`` names its position and check. The replay is synchronous and does no
-IO (``validator.audit_run`` feeds it from a store or NATS and does the chain and read-model
-checks that need IO).
+chain and stream versions; the command that caused it (its Ed25519 envelope signature, that its
+id derives from actor and nonce, that it was not replayed); the network's rules (the genesis
+and every rule change match what their operators signed; ``domain.network``); that its actor
+was allowed to cause the event under the rules in force at its position
+(``validator.audit_rules``: operator-only kinds by an operator then in force); verdicts and
+quorum certificates; signed tree heads, their roots and witness co-signatures, anchors against
+tree heads; then it rebuilds the aggregate (accounts with the audit's own state machine,
+``validator.audit_accounts``; the rest through the domain's aggregates) and, at each command's
+end, the ledger invariants (money conserved, no account but the boundary below zero). The first
+failure stops the replay: ``AuditFailed`` names its position and check. The replay is
+synchronous and does no IO (``validator.audit_run`` feeds it from a store or NATS and does the
+chain and read-model checks that need IO).
+
+The rules come from the log alone, never from settings. A store written before rules were
+recorded has its genesis later (it declares the operators that governed the records before
+it): operator-only commands before it are checked when the genesis arrives, and a history
+without any genesis fails ``network_rules`` (``check_genesis``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from domain.errors import FlopError
 from domain.events import FlopAggregate, decode_event
 from domain.ledger import BOUNDARY_ACCOUNT, Account
 from domain.log import compute_witness_message
-from domain.policy import LedgerPolicy
+from domain.network import NETWORK_STREAM_TYPE, NetworkRules, strip_operators
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 from domain.services.ledger_service import CommandMetadata, compute_command_id
 from domain.services.rounds import ROUND_KINDS
@@ -37,11 +44,12 @@ from proofs.quorum import decode_qc, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
 from validator.audit_log import AnchorClaim, LogView
-from validator.audit_rules import OWNER_KINDS, find_violation
+from validator.audit_rules import OPERATOR_KINDS, OWNER_KINDS, find_violation
 
 HASH_CHAIN = "hash_chain"
 COMMAND_SIGNATURE = "command_signature"
 COMMAND_REPLAY = "command_replay"
+NETWORK_RULES = "network_rules"
 AUTHORIZATION = "authorization"
 VERDICT = "verdict"
 QUORUM_CERTIFICATE = "quorum_certificate"
@@ -56,6 +64,7 @@ CHECKS = (
     HASH_CHAIN,
     COMMAND_SIGNATURE,
     COMMAND_REPLAY,
+    NETWORK_RULES,
     AUTHORIZATION,
     VERDICT,
     QUORUM_CERTIFICATE,
@@ -96,10 +105,13 @@ class AuditFailed(Exception):
 
 @dataclass(frozen=True)
 class AuditOptions:
+    """What to verify. ``trusted_operators``, when given, are the keys the auditor trusts to
+    have created the ledger: its genesis must be signed by one of them (without them the
+    genesis is taken as the log records it, and the report names its signer)."""
+
     verify_signatures: bool = True
     verify_proofs: bool = False
-    operators: frozenset[str] = frozenset()
-    policy: LedgerPolicy = field(default_factory=LedgerPolicy)
+    trusted_operators: frozenset[str] = frozenset()
     at_position: int | None = None
 
 
@@ -130,6 +142,10 @@ class Replayer:
         self.commands = 0
         self.counts: dict[str, int] = dict.fromkeys(CHECKS, 0)
         self.log = LogView(keep_hashes=options.verify_proofs)
+        self.rules = NetworkRules()
+        self.genesis_signer = ""
+        # Operator-only commands before a late genesis: actor -> (first position, kind).
+        self._deferred_operators: dict[str, tuple[int, str]] = {}
         self._seen: set[str] = set()
         self._command: _Command | None = None
         self._money = 0
@@ -212,6 +228,17 @@ class Replayer:
         self.head_position, self.head_hash = record.position, record.hash
         self.counts[HASH_CHAIN] += 1
 
+    def check_genesis(self) -> None:
+        """After the replay: a history of any length has a genesis declaring its rules."""
+        if self.head_position > 0 and not self.rules.has_genesis:
+            raise AuditFailed(
+                1,
+                NETWORK_RULES,
+                f"no genesis record up to position {self.head_position} declares the "
+                "operators and policy (a store written before rules were recorded: declare "
+                "them with `flopledger db genesis`)",
+            )
+
     def _begin_command(self, record: Record) -> _Command:
         try:
             metadata = _METADATA.decode(record.metadata)
@@ -268,6 +295,11 @@ class Replayer:
             self._fail(record, COMMAND_SIGNATURE, "executed outside the envelope's time window")
         if "\0not-owner" in command.principals:
             self._fail(record, AUTHORIZATION, f"{command.actor} does not own its {command.kind}")
+        operators = None
+        if self.rules.has_genesis:
+            operators = frozenset(self.rules.at(command.position).operators)
+        elif command.kind in OPERATOR_KINDS:
+            self._deferred_operators.setdefault(command.actor, (command.position, command.kind))
         violation = find_violation(
             command.kind,
             command.actor,
@@ -275,7 +307,7 @@ class Replayer:
             record.stream_id,
             record.event_type,
             data,
-            operators=self.options.operators,
+            operators=operators,
             principals=command.principals,
         )
         if violation is not None:
@@ -296,6 +328,8 @@ class Replayer:
             self._check_certificate(record, event, passed=DECISION_EVENTS[key])
         elif record.stream_type == "log":
             self._check_log_event(record, command, event)
+        elif record.stream_type == NETWORK_STREAM_TYPE:
+            self._check_network_event(record, command, event)
         elif key == ("node", "NodeSlashed") and not event.evidence:
             self._fail(record, LEDGER_INVARIANTS, "a slash cites no evidence")
         elif key == ("validator", "Registered") and self.options.verify_proofs:
@@ -381,6 +415,67 @@ class Replayer:
                 self._fail(record, WITNESS, f"co-signature of {event.validator_id} is invalid")
         self.log.cosignatures += check == WITNESS
         self.counts[check] += 1
+
+    def _check_network_event(self, record: Record, command: _Command, event: Any) -> None:
+        """A rules record says what its operator signed; the genesis comes once, names its
+        signer, and is the store's next record; the rules then govern from their position."""
+        body: Any = command.body
+        if record.event_type == "GenesisDeclared":
+            self._check_genesis_record(record, command, event)
+        elif record.event_type == "PolicyChanged":
+            if event.policy != strip_operators(body.policy) or body.policy.operators:
+                self._fail(record, NETWORK_RULES, "the recorded policy is not the signed one")
+        elif record.event_type == "OperatorsChanged" and list(event.operators) != list(
+            body.operators
+        ):
+            self._fail(record, NETWORK_RULES, "the recorded operators are not the signed ones")
+        try:
+            self.rules.add(record)
+        except (ValueError, TypeError) as exc:
+            self._fail(record, NETWORK_RULES, f"the rules do not apply: {exc}")
+        self.counts[NETWORK_RULES] += 1
+
+    def _check_genesis_record(self, record: Record, command: _Command, event: Any) -> None:
+        body: Any = command.body
+        if self.rules.has_genesis:
+            self._fail(
+                record,
+                NETWORK_RULES,
+                f"a second genesis (first at {self.rules.genesis_position})",
+            )
+        if event.prior_records != record.position - 1:
+            self._fail(
+                record,
+                NETWORK_RULES,
+                f"the genesis declares {event.prior_records} prior records at position "
+                f"{record.position}",
+            )
+        if (
+            list(event.operators) != list(body.operators)
+            or event.policy != strip_operators(body.policy)
+            or body.policy.operators
+            or event.prior_records != body.prior_records
+        ):
+            self._fail(record, NETWORK_RULES, "the recorded genesis is not the signed one")
+        if command.actor not in event.operators:
+            self._fail(record, NETWORK_RULES, f"the genesis signer {command.actor} is no operator")
+        trusted = self.options.trusted_operators
+        if trusted and command.actor not in trusted:
+            self._fail(
+                record, NETWORK_RULES, f"the genesis signer {command.actor} is not a trusted key"
+            )
+        self.genesis_signer = command.actor
+        for actor, (position, kind) in sorted(
+            self._deferred_operators.items(), key=lambda item: item[1][0]
+        ):
+            if actor not in event.operators:
+                raise AuditFailed(
+                    position,
+                    AUTHORIZATION,
+                    f"{kind} is operator-only and {actor} is not an operator declared by the "
+                    f"genesis at position {record.position}",
+                )
+        self._deferred_operators.clear()
 
     def _check_tree_head(self, record: Record, command: _Command, event: Any) -> None:
         size = event.size

@@ -11,7 +11,9 @@ stream types a command kind may touch) and exact where money or verdicts are con
 - a verdict is recorded by the validator named in it, who is assigned to the job;
 - jobs are submitted by their consumer, claimed and answered by their node;
 - nodes and validators are registered by their own key, managed by their owner;
-- operator-only kinds are signed by a configured operator.
+- operator-only kinds are signed by an operator in force at their position (the store's
+  network records, ``domain.network``: never a setting);
+- the network's rules change only through their own kinds, in their own stream.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
+from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
 
 ACCOUNT_STREAMS = frozenset({"account", "directory"})
 KINDS_CACHED_MAX = 256
@@ -37,6 +40,9 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "log.anchor": frozenset({"log"}),
     "withdrawal.submit": frozenset({"withdrawal"}),
     "withdrawal.confirm": frozenset({"withdrawal"}),
+    "network.genesis": frozenset({NETWORK_STREAM_TYPE}),
+    "network.change_policy": frozenset({NETWORK_STREAM_TYPE}),
+    "network.change_operators": frozenset({NETWORK_STREAM_TYPE}),
 }
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "job.": WORK_STREAMS,
@@ -54,6 +60,8 @@ OPERATOR_KINDS = frozenset(
         "log.anchor",
         "withdrawal.submit",
         "withdrawal.confirm",
+        "network.change_policy",
+        "network.change_operators",
     }
 )
 
@@ -63,6 +71,9 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("log", "TreeHeadSigned"): frozenset({"log.seal"}),
     ("log", "WitnessCosigned"): frozenset({"log.cosign"}),
     ("log", "LogAnchored"): frozenset({"log.anchor"}),
+    (NETWORK_STREAM_TYPE, "GenesisDeclared"): frozenset({"network.genesis"}),
+    (NETWORK_STREAM_TYPE, "PolicyChanged"): frozenset({"network.change_policy"}),
+    (NETWORK_STREAM_TYPE, "OperatorsChanged"): frozenset({"network.change_operators"}),
 }
 
 # Kinds whose target (body field) must be owned by the actor, and that field's name.
@@ -99,11 +110,14 @@ def find_violation(
     event_type: str,
     data: dict[str, Any],
     *,
-    operators: frozenset[str],
+    operators: frozenset[str] | None,
     principals: frozenset[str],
 ) -> str | None:
     """Why ``actor``'s command of ``kind`` may not cause this event, or None when it may.
 
+    ``operators`` are the operators in force at the record's position; None only before a
+    late genesis (a store written before rules were recorded), where the caller checks the
+    operator-only kinds once the genesis has declared who the operators were.
     ``principals`` are the ids whose money the actor may move: itself and, for owner
     kinds, the owner of the node or validator it manages.
     """
@@ -114,10 +128,12 @@ def find_violation(
         return f"{kind} may not append to a {stream_type} stream"
     if stream_type == "log" and stream_id != LOG_STREAM_ID:
         return f"log events belong to {LOG_STREAM_ID}, not {stream_id}"
+    if stream_type == NETWORK_STREAM_TYPE and stream_id != NETWORK_STREAM_ID:
+        return f"network events belong to {NETWORK_STREAM_ID}, not {stream_id}"
     restricted = RESTRICTED_EVENTS.get((stream_type, event_type))
     if restricted is not None and kind not in restricted:
         return f"{event_type} may only be caused by {sorted(restricted)}, not {kind}"
-    if operators and kind in OPERATOR_KINDS and actor not in operators:
+    if operators is not None and kind in OPERATOR_KINDS and actor not in operators:
         return f"{kind} is operator-only and {actor} is not an operator"
     if (stream_type, event_type) in SELF_STREAM_EVENTS and stream_id != actor:
         return f"{event_type} of {stream_id} must be signed by {stream_id}, not {actor}"

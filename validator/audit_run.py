@@ -101,6 +101,7 @@ async def run_audit(
     try:
         await _replay(source, replayer, options.at_position, total, progress)
         replayer.end_command()
+        replayer.check_genesis()
         check_final_invariants(replayer)
         if source.store is not None and options.at_position is None:
             await _check_store_head(source.store, replayer)
@@ -111,8 +112,6 @@ async def run_audit(
         await _check_anchors(replayer, chain, warnings)
     except AuditFailed as exc:
         failure = exc
-    if not options.operators:
-        warnings.append("no operators configured: operator-only commands were not checked")
     elapsed = time.perf_counter() - started
     return _report(source.name, replayer, options, failure, warnings, elapsed, chain)
 

@@ -98,6 +98,18 @@ def summarize_state(replayer: Replayer) -> dict[str, Any]:
         "cosignatures": replayer.log.cosignatures,
         "anchors": len(replayer.log.anchors),
         "log_version": log.version if log is not None else 0,
+        "network": _network(replayer),
+    }
+
+
+def _network(replayer: Replayer) -> dict[str, Any]:
+    """Who declared the rules, where, and the operators in force at the audited position."""
+    rules = replayer.rules
+    return {
+        "genesis_position": rules.genesis_position,
+        "genesis_signer": replayer.genesis_signer,
+        "operators": list(rules.current.operators) if rules.has_genesis else [],
+        "rule_changes": max(len(rules.entries) - 1, 0),
     }
 
 

@@ -6,7 +6,8 @@ typed command (``domain.commands``). Neither side spells a route or a kind again
 parameters are named after the body fields they repeat (``/v1/jobs/{job_id}/claim``).
 
 Kinds in ``IN_PROCESS_KINDS`` have no route: the processes that sign them (the sealer, the
-settlement loop) execute them on the command bus directly.
+settlement loop; ``flopledger serve`` and ``flopledger db genesis`` for the network's rules)
+execute them on the command bus directly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from typing import Any
 from adapters.ledger_api.wire import CommandAccepted, JobAccepted
 from domain.commands import COMMAND_TYPES, Command
 
-IN_PROCESS_KINDS = frozenset({"log.seal", "log.anchor", "withdrawal.submit", "withdrawal.confirm"})
+IN_PROCESS_KINDS = frozenset(
+    {
+        "log.seal",
+        "log.anchor",
+        "withdrawal.submit",
+        "withdrawal.confirm",
+        "network.genesis",
+        "network.change_policy",
+        "network.change_operators",
+    }
+)
 """Command kinds that are executed in process and never posted to the API."""
 
 

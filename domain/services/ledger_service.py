@@ -16,13 +16,16 @@ import msgspec
 
 from domain import commands as c
 from domain.errors import Rejection, RejectionCode, VersionConflict
+from domain.network import NetworkRules
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services import equivocation, rounds
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_log as log
+from domain.services import handlers_network as network
 from domain.services import handlers_nodes as nodes
 from domain.services.context import CommandContext
+from domain.services.network_rules import RulesCache
 from domain.services.unit_of_work import UnitOfWork
 from proofs.encoding import encode_canonical
 from proofs.envelope import CommandEnvelope, verify_envelope
@@ -60,6 +63,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.AnchorTreeHead: log.handle_anchor,
     c.RecordWithdrawalSubmitted: log.handle_withdrawal_submit,
     c.ConfirmWithdrawal: log.handle_withdrawal_confirm,
+    c.DeclareGenesis: network.handle_declare_genesis,
+    c.ChangePolicy: network.handle_change_policy,
+    c.ChangeOperators: network.handle_change_operators,
 }
 
 
@@ -85,14 +91,25 @@ def compute_command_id(actor: str, nonce: str) -> str:
 
 
 class LedgerService:
-    """Executes signed commands against an EventStore."""
+    """Executes signed commands against an EventStore, under the rules its log records.
 
-    def __init__(
-        self, store: EventStore, *, policy: LedgerPolicy, retries_max: int = COMMAND_RETRIES_MAX
-    ) -> None:
+    The operators and policy come from the store's network stream (``domain.network``),
+    never from settings: before the genesis record only ``network.genesis`` runs
+    (``genesis_missing``), and each command runs under the rules in force when it runs.
+    """
+
+    def __init__(self, store: EventStore, *, retries_max: int = COMMAND_RETRIES_MAX) -> None:
         self.store = store
-        self.policy = policy
         self.retries_max = retries_max
+        self.rules = RulesCache(store)
+
+    async def get_rules(self) -> NetworkRules:
+        """The network's rules as the log holds them now."""
+        return await self.rules.get()
+
+    async def get_policy(self) -> LedgerPolicy:
+        """The policy in force now (with its operators); Rejection before the genesis."""
+        return (await self.rules.get()).current
 
     async def execute(
         self,
@@ -115,11 +132,14 @@ class LedgerService:
         previous = await self._find_previous(command_id, envelope)
         if previous is not None:
             return previous
-        ctx = CommandContext(
-            actor=envelope.actor, command_id=command_id, now_ns=now_ns, policy=self.policy
-        )
         handler = HANDLERS[type(command)]
         for attempt in range(self.retries_max):
+            ctx = CommandContext(
+                actor=envelope.actor,
+                command_id=command_id,
+                now_ns=now_ns,
+                policy=await self._policy_for(command),
+            )
             uow = UnitOfWork(self.store, now_ns=now_ns)
             try:
                 subject = await handler(uow, command, ctx)
@@ -152,6 +172,12 @@ class LedgerService:
             "commands; retry later",
             code=RejectionCode.TOO_MUCH_CONTENTION,
         )
+
+    async def _policy_for(self, command: c.Command) -> LedgerPolicy:
+        rules = await self.rules.get()
+        if isinstance(command, c.DeclareGenesis) and not rules.has_genesis:
+            return LedgerPolicy()  # nothing is in force yet; the handler checks the genesis
+        return rules.current
 
     async def _find_previous(
         self, command_id: str, envelope: CommandEnvelope

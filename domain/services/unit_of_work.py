@@ -19,6 +19,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,
     "job": RejectionCode.JOB_NOT_FOUND,
     "log": RejectionCode.LOG_NOT_FOUND,
+    "network": RejectionCode.NETWORK_NOT_FOUND,
     "node": RejectionCode.NODE_NOT_FOUND,
     "validator": RejectionCode.VALIDATOR_NOT_FOUND,
     "withdrawal": RejectionCode.WITHDRAWAL_NOT_FOUND,

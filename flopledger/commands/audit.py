@@ -3,7 +3,10 @@
 ``--source`` is ``sqlite:///PATH``, ``postgresql://...`` or ``nats://HOST:PORT`` (default: the
 configured store). Checks, in order: the hash chain; every command signature, that no command
 ran twice and that its signer was allowed to cause each event; verdicts and quorum
-certificates; signed tree heads, their roots and witness co-signatures; anchors (against the
+certificates; signed tree heads, their roots and witness co-signatures; the network's rules
+(operators and policy come from the log's genesis and rule records, never from ``FLOP_*``
+settings; every operator-only command is checked against the operators in force at its
+position; ``--operator`` names keys trusted to have signed the genesis); anchors (against the
 tree heads, and on chain when ``FLOP_SOLANA_RPC`` is set or ``--solana-rpc`` given); with
 ``--verify-proofs`` proofs of possession and consistency/inclusion proofs between heads. It
 rebuilds every aggregate and the ledger, checks DESIGN.md's invariants, and compares any
@@ -23,7 +26,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from domain.policy import LedgerPolicy
 from flopledger.settings import get_settings
 from validator.audit import AuditOptions
 from validator.audit_run import (
@@ -57,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--operator",
         action="append",
         default=[],
-        help="an operator id (repeatable; default FLOP_OPERATOR_IDS)",
+        help="a key trusted to have created the ledger: the genesis must be signed by one "
+        "(repeatable; without it the genesis is taken as recorded and its signer reported)",
     )
     parser.add_argument("--solana-rpc", help="check anchors on this RPC (default FLOP_SOLANA_RPC)")
     parser.set_defaults(func=run)
@@ -65,12 +68,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    operators = frozenset(args.operator or settings.operator_ids)
     options = AuditOptions(
         verify_signatures=not args.no_signatures,
         verify_proofs=args.verify_proofs,
-        operators=operators,
-        policy=LedgerPolicy(operators=tuple(sorted(operators))),
+        trusted_operators=frozenset(args.operator),
         at_position=args.at,
     )
     source_url = args.source or settings.event_store_url
@@ -151,6 +152,13 @@ def print_report(console: Console, report: AuditReport, *, show_accounts: bool =
         f"heads (last size {state['last_tree_size']:,}), {state['cosignatures']} "
         f"co-signatures, {state['anchors']} anchors; balances sum to {state['total_balance']}"
     )
+    network = state.get("network") or {}
+    if network.get("genesis_position"):
+        console.print(
+            f"rules: genesis at position {network['genesis_position']:,} signed by "
+            f"{network['genesis_signer']}; operators {network['operators']}; "
+            f"{network['rule_changes']} rule changes"
+        )
     console.print(f"{report.events:,} records in {report.elapsed_s:.2f} s")
     if report.failure is None:
         console.print("[bold green]AUDIT PASSED[/]: every check holds")

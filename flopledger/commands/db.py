@@ -1,7 +1,16 @@
-"""``flopledger db``: database administration; ``db migrate`` brings the event store schema up.
+"""``flopledger db``: database administration.
 
-Migrations are versioned and idempotent: running ``migrate`` again applies only what is
-missing, and several processes may run it at once.
+``db migrate`` brings the event store schema up. Migrations are versioned and idempotent:
+running ``migrate`` again applies only what is missing, and several processes may run it at
+once.
+
+``db genesis`` records the network's rules in a store that has none: the operators
+(``--operator``, default ``FLOP_OPERATOR_IDS``, else the log key) and the policy
+(``FLOP_POLICY_JSON`` over the defaults), signed by the log key (``--key-file``, default
+``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``), which must be one of the operators. On
+a store written before rules were recorded it declares the rules that governed its records
+so far; the audit then checks that history against them (every operator-only command must
+have been signed by a declared operator). A store that has a genesis is left as it is.
 """
 
 from __future__ import annotations
@@ -9,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+from pathlib import Path
 
 from adapters.store.factory import migrate_event_store
-from domain.errors import StoreUnavailable
+from domain.errors import FlopError, StoreUnavailable
 from flopledger.settings import SettingsError, get_settings
 
 EXIT_OK = 0
@@ -32,6 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     migrate.add_argument("--schema", default="public", help="PostgreSQL schema (default public)")
     migrate.set_defaults(func=handle_migrate)
+    genesis = commands.add_parser(
+        "genesis", help="record the network's operators and policy in a store that has none"
+    )
+    genesis.add_argument("--url", help="event store URL (default: from the settings)")
+    genesis.add_argument("--key-file", help="hex Ed25519 seed of the signing operator key")
+    genesis.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        help="an operator id (repeatable; default FLOP_OPERATOR_IDS, else the log key)",
+    )
+    genesis.set_defaults(func=handle_genesis)
 
 
 def handle_migrate(args: argparse.Namespace) -> int:
@@ -44,6 +67,54 @@ def handle_migrate(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(report)
     return EXIT_OK
+
+
+def handle_genesis(args: argparse.Namespace) -> int:
+    """Record the genesis (or report the one there is); 1 with a message when refused."""
+    try:
+        message = asyncio.run(_genesis(args))
+    except (SettingsError, FlopError, ValueError) as exc:
+        print(f"flopledger db genesis: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(message)
+    return EXIT_OK
+
+
+async def _genesis(args: argparse.Namespace) -> str:
+    import msgspec
+
+    from adapters.keyfile import get_log_key_path, load_or_create_identity
+    from adapters.store.factory import open_event_store
+    from domain.services.ledger_service import LedgerService
+    from flopledger.genesis import GenesisRefused, build_policy, ensure_genesis
+
+    settings = get_settings()
+    if args.operator:
+        settings = msgspec.structs.replace(settings, operator_ids=tuple(args.operator))
+    key_path = Path(args.key_file) if args.key_file else None
+    identity = load_or_create_identity(
+        key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
+    )
+    seed = build_policy(settings, signer_id=identity.id)
+    store = await open_event_store(args.url or settings.event_store_url)
+    try:
+        outcome = await ensure_genesis(
+            LedgerService(store),
+            identity,
+            seed,
+            now_ns=time.time_ns(),
+            prior_records_allowed=True,
+        )
+    except GenesisRefused as exc:
+        raise SettingsError(str(exc)) from exc
+    finally:
+        await store.close()
+    rules = outcome.rules
+    verb = "recorded" if outcome.created else "already recorded"
+    return (
+        f"genesis {verb} at position {rules.genesis_position} "
+        f"(operators {', '.join(rules.current.operators)})"
+    )
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:

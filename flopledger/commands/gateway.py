@@ -3,7 +3,7 @@
 Polls the treasury for deposits and credits each once (``account.deposit`` per Solana
 signature), pays the withdrawal outbox, and anchors the latest signed tree head in a memo,
 every ``--interval-s``, as the operator key in ``--key-file`` (default ``FLOP_LOG_KEY_FILE``
-or ``<data dir>/log_key.hex``; its id must be in ``FLOP_OPERATOR_IDS``). The chain is
+or ``<data dir>/log_key.hex``; its id must be an operator in the log's rules). The chain is
 LiteSVM in this process by default (a fresh chain each start, for local use), or the
 cluster at ``--solana-rpc`` / ``FLOP_SOLANA_RPC`` with the treasury keypair from
 ``--treasury-key`` (hex 32-byte seed; default ``<data dir>/treasury_key.hex``, created if
@@ -29,7 +29,6 @@ from adapters.keyfile import (
 )
 from adapters.store.factory import open_event_store
 from domain.errors import FlopError
-from domain.policy import LedgerPolicy
 from domain.ports import SolanaGateway
 from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
@@ -79,7 +78,7 @@ async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Eve
     daemon.at_shutdown("chain", chain.close)
     store = await open_event_store(args.store_url or settings.event_store_url)
     daemon.at_shutdown("store", store.close)
-    service = LedgerService(store, policy=LedgerPolicy(operators=settings.operator_ids))
+    service = LedgerService(store)
     loop = BridgeLoop(BridgeService(store, chain, identity, service, time.time_ns))
     if args.once:
         outcome = await loop.run_once()

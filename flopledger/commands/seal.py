@@ -2,11 +2,11 @@
 
 Runs the sealer (``operations.sealer``) against the configured store (``--store-url``), signing
 ``log.seal`` commands with the operator key in ``--key-file`` (hex Ed25519 seed; default
-``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``, created if absent; its id must be in
-``FLOP_OPERATOR_IDS``). ``--once`` seals one head if there is anything new and exits. Run one
-sealer at a time. The first SIGINT/SIGTERM stops it after the head in hand, a second exits at
-once (``flopledger.daemon``). Exit status: 0 stopped cleanly, 1 operating error or rejection,
-130 forced by a second signal.
+``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``, created if absent; its id must be an
+operator in the log's rules, ``domain.network``). ``--once`` seals one head if there is
+anything new and exits. Run one sealer at a time. The first SIGINT/SIGTERM stops it after the
+head in hand, a second exits at once (``flopledger.daemon``). Exit status: 0 stopped cleanly,
+1 operating error or rejection, 130 forced by a second signal.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from adapters.keyfile import get_log_key_path, load_or_create_identity
 from adapters.store.factory import open_event_store
 from domain.errors import FlopError
-from domain.policy import LedgerPolicy
 from flopledger.daemon import AsyncDaemon
 from flopledger.settings import get_settings
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, Sealer
@@ -65,7 +64,6 @@ async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Eve
     sealer = Sealer(
         store,
         identity,
-        policy=LedgerPolicy(operators=settings.operator_ids),
         clock_ns=time.time_ns,
         every_records=args.every_records,
         every_s=args.every_s,

@@ -5,16 +5,26 @@ signs tree heads only while it holds the store's ``sealer`` leader lock, so any 
 ``serve`` processes on one store seal with one key at a time. SIGTERM stops the API
 (uvicorn's graceful shutdown; a second signal forces it), then the sealer under the runner's
 deadline (``flopledger.daemon``), and exits 0.
+
+Before it binds, ``serve`` makes sure the store has its genesis record: a new store gets one
+from ``FLOP_OPERATOR_IDS`` and ``FLOP_POLICY_JSON``, signed by the log key
+(``flopledger.genesis``); on a store that has one, the log's rules are in force and a log line
+says so when the settings differ. A store with records but no genesis (written before rules
+were recorded) is refused until ``flopledger db genesis`` declares its rules (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import threading
+import time
 
-from adapters.keyfile import get_log_key_path
-from flopledger.daemon import Daemon
+import structlog
+
+from adapters.keyfile import get_log_key_path, load_or_create_identity
+from flopledger.daemon import Daemon, configure_logging
 from flopledger.settings import Settings, SettingsError, get_settings
 from operations.sealer_thread import SealerConfig
 
@@ -43,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = get_settings()
+        configure_logging(settings.log_level)
+        asyncio.run(prepare_store(settings))
     except SettingsError as exc:
         print(f"flopledger serve: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
@@ -74,7 +86,36 @@ def build_sealer_config(settings: Settings) -> SealerConfig:
     return SealerConfig(
         store_url=settings.event_store_url,
         log_key_path=get_log_key_path(settings.data_dir, settings.log_key_file),
-        operator_ids=settings.operator_ids,
         every_records=settings.seal_every_records,
         interval_s=settings.seal_interval_s,
     )
+
+
+async def prepare_store(settings: Settings) -> None:
+    """Seed the genesis of a new store; say which rules are in force. SettingsError when
+    the store cannot get one (the message says why)."""
+    from adapters.store.factory import open_event_store
+    from domain.services.ledger_service import LedgerService
+    from flopledger.genesis import GenesisRefused, build_policy, ensure_genesis
+
+    identity = load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
+    seed = build_policy(settings, signer_id=identity.id)
+    store = await open_event_store(settings.event_store_url)
+    try:
+        outcome = await ensure_genesis(LedgerService(store), identity, seed, now_ns=time.time_ns())
+    except GenesisRefused as exc:
+        raise SettingsError(str(exc)) from exc
+    finally:
+        await store.close()
+    rules = outcome.rules.current
+    log = structlog.get_logger("flopledger.serve")
+    if outcome.created:
+        log.info("genesis_recorded", operators=list(rules.operators), signer=identity.id)
+    elif outcome.seed_differs:
+        log.warning(
+            "genesis_rules_in_force",
+            reason="FLOP_OPERATOR_IDS/FLOP_POLICY_JSON differ from the store's genesis; the "
+            "log's rules apply (settings only seed a new store)",
+            operators=list(rules.operators),
+            genesis_position=outcome.rules.genesis_position,
+        )

@@ -36,10 +36,10 @@ from adapters.solana.common import ChainError
 from adapters.solana.litesvm import LiteSvmGateway
 from adapters.store.factory import open_event_store
 from domain.errors import FlopError, OperatingError
-from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
+from domain.services.network_rules import load_network_rules
 from flopledger.daemon import configure_logging
 from flopledger.settings import get_settings
 from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
@@ -48,6 +48,8 @@ from operations.offers import run_offer_publisher
 FAUCET_LAMPORTS_MAX = 10**12
 TRANSACTION_BYTES_MAX = 1_232  # Solana's packet size
 SHUTDOWN_DEADLINE_S = 10.0
+GENESIS_WAIT_S = 30.0
+GENESIS_POLL_S = 0.2
 
 _log = structlog.get_logger("flopledger.devnet.operator")
 
@@ -76,17 +78,18 @@ class Operator:
 
 
 async def open_operator(nats_url: str) -> Operator:
-    """Open the store, create the chain and the bridge as the log key's operator."""
+    """Open the store, create the chain and the bridge as the log key's operator (an
+    operator in the log's rules: the API writes the genesis, this waits for it)."""
     settings = get_settings()
     identity = load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
-    policy = LedgerPolicy(operators=settings.operator_ids)
-    if identity.id not in policy.operators:
-        raise OperatingError(f"the log key {identity.id} is not in FLOP_OPERATOR_IDS")
     store = await open_event_store(settings.event_store_url)
+    try:
+        await _require_operator(store, identity.id)
+    except OperatingError:
+        await store.close()
+        raise
     chain = LiteSvmGateway.create()
-    bridge = BridgeService(
-        store, chain, identity, LedgerService(store, policy=policy), time.time_ns
-    )
+    bridge = BridgeService(store, chain, identity, LedgerService(store), time.time_ns)
 
     return Operator(
         store=store,
@@ -95,6 +98,18 @@ async def open_operator(nats_url: str) -> Operator:
         loop=BridgeLoop(bridge),
         nats_url=nats_url,
     )
+
+
+async def _require_operator(store: EventStore, operator_id: str) -> None:
+    deadline = time.monotonic() + GENESIS_WAIT_S
+    rules = await load_network_rules(store)
+    while not rules.has_genesis:
+        if time.monotonic() > deadline:
+            raise OperatingError(f"no genesis record in the store after {GENESIS_WAIT_S} s")
+        await asyncio.sleep(GENESIS_POLL_S)
+        rules = await load_network_rules(store)
+    if operator_id not in rules.current.operators:
+        raise OperatingError(f"the log key {operator_id} is not an operator in the log's rules")
 
 
 @get("/health")

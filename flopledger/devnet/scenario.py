@@ -24,7 +24,6 @@ from rich.table import Table
 
 from adapters.ledger_api.client import ApiClient
 from domain.commands import SubmitJob
-from domain.policy import LedgerPolicy
 from flopledger.devnet.chain import AnchorReader, ChainClient
 from flopledger.devnet.launch import Devnet
 from proofs.identity import Identity
@@ -201,10 +200,7 @@ class Scenario:
 
 def run_audit_summary(devnet: Devnet) -> AuditReport:
     """Replay the whole log from genesis; anchors are checked on the devnet's chain."""
-    operators = frozenset({devnet.operator_id})
-    options = AuditOptions(
-        operators=operators, policy=LedgerPolicy(operators=tuple(sorted(operators)))
-    )
+    options = AuditOptions(trusted_operators=frozenset({devnet.operator_id}))
 
     async def audit() -> AuditReport:
         source = await open_source(devnet.store_url)

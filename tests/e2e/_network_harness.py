@@ -121,11 +121,18 @@ class Network:
     @property
     def env(self) -> dict[str, str]:
         assert self.store_url is not None
+        # The operator's key is the log key: it signs the new store's genesis. The sealer
+        # stays off (these networks seal nothing; the devnet tests cover sealing).
+        log_key = self.root / "operator_key.hex"
+        if not log_key.exists():
+            log_key.write_text(self.operator.seed().hex() + "\n")
         return {
             **os.environ,
             "FLOP_DATA_DIR": str(self.root / "data"),
             "FLOP_DATABASE_URL": self.store_url,
             "FLOP_OPERATOR_IDS": self.operator.id,
+            "FLOP_LOG_KEY_FILE": str(log_key),
+            "FLOP_SEAL": "0",
             "FLOP_NATS_URL": self.nats_url,
             "FLOP_POLICY_JSON": json.dumps(self.policy),
             "FLOP_LOG_LEVEL": "info",

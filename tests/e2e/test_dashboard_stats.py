@@ -55,9 +55,7 @@ async def build_history(tmp_path: Path) -> tuple[LocalNetwork, str]:
         signature, slot = await gateway.anchor(size, root)
         return AnchorReceipt(signature, slot)
 
-    sealer = Sealer(
-        net.store, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns, anchor=anchor
-    )
+    sealer = Sealer(net.store, net.operator, clock_ns=lambda: net.now_ns, anchor=anchor)
     assert await sealer.seal_once(force=True) is not None
     return net, job_id
 

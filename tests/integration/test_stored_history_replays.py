@@ -3,12 +3,15 @@ with today's code to the state that release recorded, and passes the audit.
 
 The fixture (``tests/fixtures/history_v0.sqlite3``) and its expected state
 (``history_v0.json``) were made once by ``tests/fixtures/make_history_v0.py`` and are never
-regenerated: a failure here means today's code reads old history differently.
+regenerated: a failure here means today's code reads old history differently. That release
+recorded no rules in the log, so the store has no genesis: its audit fails until the operator
+declares the rules that governed it (``flopledger db genesis``), and passes under them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,9 @@ import pytest
 from adapters.store.sqlite import SqliteEventStore
 from domain.policy import LedgerPolicy
 from domain.ports import ChainMemo
+from domain.services.ledger_service import LedgerService
+from flopledger.genesis import ensure_genesis
+from proofs.identity import Identity
 from tests.fixtures.history_state import dump_state
 from tests.integration.audit.test_tamper_sqlite import rewrite, rows
 from validator.audit import AuditOptions
@@ -27,6 +33,8 @@ from validator.audit_run import AuditReport, open_source, run_audit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 STORE_FILE = FIXTURES / "history_v0.sqlite3"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "history_v0.json").read_text())
+OPERATOR = Identity.from_seed(b"history-v0-operator".ljust(32, b"\0"))  # make_history_v0's
+RECORDED_NOW_NS = 1_900_000_000 * 10**9
 STATE_KEYS = ("head", "event_types", "aggregates", "balances", "directories")
 
 
@@ -58,23 +66,57 @@ async def test_the_stored_history_replays_to_the_recorded_state(store_copy: Path
         assert state[key] == EXPECTED[key], key
 
 
+async def _declare_rules(path: Path) -> int:
+    """What the operator of a store written before rules were recorded does once
+    (``flopledger db genesis``): sign and append the genesis declaring the operators and
+    policy that governed positions 1..N. Returns its position."""
+    store = await SqliteEventStore.open(path)
+    try:
+        seed = LedgerPolicy(**{**EXPECTED["policy"], "operators": tuple(EXPECTED["operators"])})
+        outcome = await ensure_genesis(
+            LedgerService(store),
+            OPERATOR,
+            seed,
+            now_ns=RECORDED_NOW_NS,
+            prior_records_allowed=True,
+        )
+    finally:
+        await store.close()
+    assert outcome.created
+    return outcome.rules.genesis_position
+
+
 async def _audit(path: Path) -> AuditReport:
-    policy = LedgerPolicy(**{**EXPECTED["policy"], "operators": tuple(EXPECTED["operators"])})
-    options = AuditOptions(operators=frozenset(EXPECTED["operators"]), policy=policy)
     source = await open_source(f"sqlite:///{path}")
     try:
+        options = AuditOptions(verify_proofs=True)
         return await run_audit(source, options, chain=RecordedChain(EXPECTED["chain_memos"]))
     finally:
         await source.close()
 
 
-async def test_the_stored_history_passes_the_audit(store_copy: Path) -> None:
+async def test_the_stored_history_without_declared_rules_fails_the_audit(
+    store_copy: Path,
+) -> None:
+    report = await _audit(store_copy)
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (1, "network_rules")
+
+
+async def test_the_stored_history_passes_the_audit_under_its_declared_rules(
+    store_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    genesis_position = await _declare_rules(store_copy)
+    assert genesis_position == EXPECTED["head"]["position"] + 1
+    for name in [name for name in os.environ if name.startswith("FLOP_")]:
+        monkeypatch.delenv(name)
     report = await _audit(store_copy)
     assert report.ok, report.failure
-    assert report.events == EXPECTED["head"]["position"]
+    assert report.events == genesis_position
     assert report.warnings == []
     statuses = {name: check.status for name, check in report.checks.items()}
-    assert {s for name, s in statuses.items() if name != "stored_proofs"} == {"passed"}, statuses
+    assert set(statuses.values()) == {"passed"}, statuses
+    assert report.state["network"]["operators"] == EXPECTED["operators"]
     # Every verdict and every quorum certificate was checked, attestations' as well as jobs'.
     records = rows(store_copy)
     verdicts = [
@@ -93,6 +135,7 @@ async def test_the_stored_history_passes_the_audit(store_copy: Path) -> None:
 
 async def test_a_forged_attestation_verdict_fails_the_audit(store_copy: Path) -> None:
     """An attestation verdict the validator did not sign is caught (re-chained carefully)."""
+    await _declare_rules(store_copy)
     records = rows(store_copy)
     index = next(i for i, r in enumerate(records) if r.event_type == "AttestationVerdictRecorded")
     data = json.loads(records[index].data)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.bootstrap import build_policy
 from domain.policy import LedgerPolicy
+from flopledger.genesis import build_policy
 from flopledger.settings import POLICY_JSON_BYTES_MAX, SettingsError, load_settings
 from proofs.identity import Identity
 

@@ -56,10 +56,14 @@ JOBS: list[tuple[str, str, dict[str, Any]]] = [
 
 @pytest.fixture
 def api_url(tmp_path: Path) -> Iterator[str]:
+    # The log key signs the new store's genesis, so it is the operator.
+    log_key = tmp_path / "log_key.hex"
+    log_key.write_text(OPERATOR.seed().hex() + "\n")
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
         "FLOP_OPERATOR_IDS": OPERATOR.id,
+        "FLOP_LOG_KEY_FILE": str(log_key),
         "FLOP_LOG_LEVEL": "warning",
     }
     with running_serve(env) as (url, _process):

@@ -22,10 +22,14 @@ OPERATOR_SEED = b"operator".ljust(32, b"\0")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
+    # The log key signs the new store's genesis, so it is the operator.
+    log_key = tmp_path / "log_key.hex"
+    log_key.write_text(OPERATOR_SEED.hex() + "\n")
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
         "FLOP_OPERATOR_IDS": Identity.from_seed(OPERATOR_SEED).id,
+        "FLOP_LOG_KEY_FILE": str(log_key),
         "FLOP_LOG_LEVEL": "warning",
     }
     with running_serve(env) as (url, _process):

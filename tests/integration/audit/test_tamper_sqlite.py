@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -52,7 +53,7 @@ def audit(path: Path, history: History) -> AuditReport:
     async def go() -> AuditReport:
         source = await open_source(f"sqlite:///{path}")
         try:
-            options = AuditOptions(operators=frozenset(history.net.policy.operators))
+            options = AuditOptions(trusted_operators=frozenset(history.net.policy.operators))
             return await run_audit(source, options, chain=history.chain)
         finally:
             await source.close()
@@ -230,3 +231,70 @@ def test_cli_exit_status_and_json(
     assert report["failure"]["position"] == 5 and report["failure"]["check"] == "hash_chain"
     missing = tmp_path / "missing.sqlite3"
     assert main(["audit", "--source", f"sqlite:///{missing}"]) == 2
+
+
+def test_edited_policy_in_the_genesis_names_its_position(
+    copy: Path, clean: tuple[Path, History]
+) -> None:
+    records = rows(copy)
+    genesis = records[0]
+    assert genesis.event_type == "GenesisDeclared"
+    policy = json.loads(genesis.data)["policy"]
+    records[0] = edit_data(genesis, policy={**policy, "slash_bps": policy["slash_bps"] + 1})
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (1, "network_rules")
+    assert "not the signed one" in report.failure.message
+
+
+def test_an_operator_added_to_the_genesis_names_its_position(
+    copy: Path, clean: tuple[Path, History]
+) -> None:
+    records = rows(copy)
+    operators = json.loads(records[0].data)["operators"]
+    records[0] = edit_data(records[0], operators=[*operators, CONSUMER.id])
+    rewrite(copy, records)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (1, "network_rules")
+
+
+def test_the_audit_needs_no_flop_setting_and_skips_nothing(
+    clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("FLOP_")]:
+        monkeypatch.delenv(name)
+
+    async def go() -> AuditReport:
+        source = await open_source(f"sqlite:///{clean[0]}")
+        try:
+            options = AuditOptions(verify_proofs=True)
+            return await run_audit(source, options, chain=clean[1].chain)
+        finally:
+            await source.close()
+
+    report = asyncio.run(go())
+    assert report.ok, report.failure
+    assert report.warnings == []
+    assert {name: check.status for name, check in report.checks.items()} == dict.fromkeys(
+        report.checks, "passed"
+    )
+    assert report.checks["network_rules"].count == 1
+    operator = clean[1].net.operator.id
+    assert report.state["network"]["genesis_signer"] == operator
+    assert report.state["network"]["operators"] == [operator]
+
+
+def test_an_untrusted_genesis_signer_fails_the_audit(clean: tuple[Path, History]) -> None:
+    async def go() -> AuditReport:
+        source = await open_source(f"sqlite:///{clean[0]}")
+        try:
+            options = AuditOptions(trusted_operators=frozenset({CONSUMER.id}))
+            return await run_audit(source, options, chain=clean[1].chain)
+        finally:
+            await source.close()
+
+    report = asyncio.run(go())
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (1, "network_rules")

@@ -19,6 +19,7 @@ from adapters.keyfile import load_or_create_identity
 from adapters.store.factory import migrate_event_store, open_event_store
 from adapters.store.leader import try_acquire_leader_lock
 from domain.log import LOG_STREAM_ID, Log
+from domain.policy import LedgerPolicy
 from domain.services.queries import get_aggregate
 from flopledger.commands.serve import build_sealer_config
 from flopledger.network import LocalNetwork
@@ -115,7 +116,9 @@ def _config(tmp_path: Path, url: str | None = None) -> SealerConfig:
 
 async def _two_services_seal_once_each_head(config: SealerConfig) -> None:
     store = await open_event_store(config.store_url)
-    net = LocalNetwork.create(store)
+    # The genesis names the log key among the operators (the sealer reads them from the log).
+    log_key = load_or_create_identity(config.log_key_path)
+    net = LocalNetwork.create(store, policy=LedgerPolicy(operators=(log_key.id,)))
     stop = asyncio.Event()
     with capture_logs() as logs:
         services = [asyncio.create_task(run_sealer_service(config, stop)) for _ in range(2)]
@@ -149,7 +152,12 @@ async def test_two_sealer_services_on_postgres_one_leader(tmp_path: Path, pg_url
 
 
 async def test_sealer_stays_off_when_the_log_key_is_not_an_operator(tmp_path: Path) -> None:
-    config = build_sealer_config(Settings(data_dir=tmp_path, operator_ids=()))
+    # FLOP_OPERATOR_IDS names the log key, but the store's genesis does not: the log rules.
+    log_key = load_or_create_identity(tmp_path / "log_key.hex")
+    config = build_sealer_config(Settings(data_dir=tmp_path, operator_ids=(log_key.id,)))
+    store = await open_event_store(config.store_url)
+    await LocalNetwork.create(store).declare_genesis()
+    await store.close()
     with capture_logs() as logs:
         await asyncio.wait_for(run_sealer_service(config, asyncio.Event()), timeout=5)
     assert [entry["event"] for entry in logs] == ["sealer_off"]

@@ -57,7 +57,7 @@ def make_loop(net: LocalNetwork, chain: LiteSvmGateway) -> BridgeLoop:
 
 
 async def test_each_pass_credits_pays_and_anchors_once() -> None:
-    net, chain = LocalNetwork.create(MemoryEventStore()), LiteSvmGateway.create()
+    net, chain = await LocalNetwork.start(MemoryEventStore()), LiteSvmGateway.create()
     loop = make_loop(net, chain)
     pay_in(chain, 3 * LAMPORTS)
     first = await loop.run_once()
@@ -66,7 +66,7 @@ async def test_each_pass_credits_pays_and_anchors_once() -> None:
 
     net.advance(1)
     await net.run(CONSUMER, "account.withdraw", {"amount": LAMPORTS, "destination": DESTINATION.id})
-    sealer = Sealer(net.store, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns)
+    sealer = Sealer(net.store, net.operator, clock_ns=lambda: net.now_ns)
     sealed = await sealer.seal_once(force=True)
     assert sealed is not None
     second = await loop.run_once()
@@ -83,14 +83,14 @@ async def test_each_pass_credits_pays_and_anchors_once() -> None:
     assert log is not None and log.latest is not None
     memo = await chain.get_memo(log.latest.anchor_signature)
     assert memo is not None and decode_anchor_memo(memo.memo) == (sealed.size, sealed.root)
-    options = AuditOptions(operators=frozenset(net.policy.operators))
+    options = AuditOptions(trusted_operators=frozenset(net.policy.operators))
     report = await run_audit(StoreSource(net.store, "memory:"), options, chain=chain)
     assert report.ok, report.failure
     assert report.checks["anchor"].count >= 1
 
 
 async def test_the_loop_runs_until_stopped() -> None:
-    net, chain = LocalNetwork.create(MemoryEventStore()), LiteSvmGateway.create()
+    net, chain = await LocalNetwork.start(MemoryEventStore()), LiteSvmGateway.create()
     loop = make_loop(net, chain)
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop, interval_s=0.02))
@@ -113,9 +113,7 @@ async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> 
     store = await open_event_store(url)
     net = LocalNetwork.create(store, operator=operator)
     await net.deposit(CONSUMER, 100)
-    sealed = await Sealer(
-        store, operator, policy=net.policy, clock_ns=lambda: net.now_ns
-    ).seal_once(force=True)
+    sealed = await Sealer(store, operator, clock_ns=lambda: net.now_ns).seal_once(force=True)
     assert sealed is not None
     await store.close()
     env = {
@@ -146,7 +144,7 @@ async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> 
 
 
 async def test_a_credited_deposit_is_not_tried_again_by_the_same_loop() -> None:
-    net, chain = LocalNetwork.create(MemoryEventStore()), LiteSvmGateway.create()
+    net, chain = await LocalNetwork.start(MemoryEventStore()), LiteSvmGateway.create()
     loop = make_loop(net, chain)
     pay_in(chain, LAMPORTS)
     assert (await loop.run_once()).credited == 1

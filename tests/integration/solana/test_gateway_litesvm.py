@@ -51,8 +51,8 @@ def chain() -> LiteSvmGateway:
 
 
 @pytest.fixture
-def net() -> LocalNetwork:
-    return LocalNetwork.create(MemoryEventStore(), policy=LedgerPolicy())
+async def net() -> LocalNetwork:
+    return await LocalNetwork.start(MemoryEventStore(), policy=LedgerPolicy())
 
 
 def bridge_service(net: LocalNetwork, gateway: LiteSvmGateway) -> BridgeService:
@@ -145,9 +145,7 @@ async def test_tree_heads_are_anchored_and_audited_on_chain(
         signature, slot = await bridge.anchor(size, root)
         return AnchorReceipt(signature, slot)
 
-    sealer = Sealer(
-        net.store, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns, anchor=anchor
-    )
+    sealer = Sealer(net.store, net.operator, clock_ns=lambda: net.now_ns, anchor=anchor)
     await net.deposit(CONSUMER, 1_000)
     first = await sealer.seal_once(force=True)
     await net.deposit(CONSUMER, 2_000)
@@ -155,7 +153,7 @@ async def test_tree_heads_are_anchored_and_audited_on_chain(
     assert first is not None and second is not None and second.anchor is not None
     memo = await chain.get_memo(second.anchor.chain_signature)
     assert memo is not None and memo.memo.endswith(second.root.hex())
-    options = AuditOptions(operators=frozenset(net.policy.operators))
+    options = AuditOptions(trusted_operators=frozenset(net.policy.operators))
     report = await run_audit(StoreSource(net.store, "memory:"), options, chain=chain)
     assert report.ok, report.failure
     assert report.checks["anchor"].count == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from api.app import create_app
 from api.bootstrap import build_deps
 from api.state import ApiDeps
 from domain import commands as c
+from domain.services.ledger_service import LedgerService
+from flopledger.genesis import build_policy, ensure_genesis
 from flopledger.network import GENESIS_NS
 from flopledger.settings import Settings
 from proofs.identity import Identity
@@ -55,8 +58,13 @@ def b64(data: bytes) -> str:
 
 
 def make_deps(tmp_path: Path, operator: Identity, clock: Clock) -> ApiDeps:
+    """The API's deps on a new MemoryEventStore whose genesis (written as ``flopledger serve``
+    writes it) names ``operator``."""
     settings = Settings(data_dir=tmp_path, operator_ids=(operator.id,))
-    deps = build_deps(MemoryEventStore(), settings)
+    store = MemoryEventStore()
+    seed = build_policy(settings, signer_id=operator.id)
+    asyncio.run(ensure_genesis(LedgerService(store), operator, seed, now_ns=clock.now_ns))
+    deps = build_deps(store, settings)
     deps.clock_ns = clock
     deps.log.clock_ns = clock
     return deps

@@ -12,7 +12,6 @@ from adapters.ledger_api.client import ApiClient, Conflict, InvalidRequest
 from adapters.ledger_api.wire import CommandAccepted
 from domain.commands import CosignTreeHead, Deposit, RegisterValidator
 from domain.log import compute_witness_message
-from domain.policy import LedgerPolicy
 from operations.sealer import Sealer
 from proofs import bls, merkle
 from proofs.tree_head import SignedTreeHead, verify_tree_head
@@ -36,7 +35,6 @@ def seal(env: ApiEnv) -> int:
     sealer = Sealer(
         env.deps.store,
         env.operator,
-        policy=LedgerPolicy(operators=(env.operator.id,)),
         clock_ns=env.clock,
     )
     result = env.http.blocking_portal.call(lambda: sealer.seal_once(force=True))

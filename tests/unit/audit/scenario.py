@@ -56,9 +56,7 @@ async def build_history(store: EventStore, *, policy: LedgerPolicy | None = None
         await net.register_validator(keys, stake=1_000)
     await net.deposit(NODE, 10_000)
     await net.register_active_node(NODE, region="eu-west", price=400, stake=5_000)
-    sealer = Sealer(
-        store, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns, anchor=chain.anchor
-    )
+    sealer = Sealer(store, net.operator, clock_ns=lambda: net.now_ns, anchor=chain.anchor)
     await sealer.seal_once(force=True)
     await net.deposit(CONSUMER, 5_000)
     job_id = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)

@@ -13,6 +13,7 @@ from domain.events import _EVENT_CLASSES
 from domain.job import Job
 from domain.ledger import Account
 from domain.log import Log
+from domain.network import Network
 from domain.node import Node
 from domain.services.unit_of_work import NOT_FOUND_CODES
 from domain.validators import Validator
@@ -36,7 +37,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
     assert {code.value for code in node.STATE_CODES.values()} == {
         f"node_{state}" for state in node.STATE_CODES
     }
-    aggregates = (Account, Directory, Job, Log, Node, Validator, Withdrawal)
+    aggregates = (Account, Directory, Job, Log, Network, Node, Validator, Withdrawal)
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
     assert set(NOT_FOUND_CODES) == stream_types

@@ -73,7 +73,7 @@ async def _setup(
         clock_ns=lambda: net.now_ns,
         witness=Witness(log_signers=log_signers),
     )
-    sealer = Sealer(net.store, net.operator, policy=net.policy, clock_ns=lambda: net.now_ns)
+    sealer = Sealer(net.store, net.operator, clock_ns=lambda: net.now_ns)
     return net, daemon, ledger, sealer
 
 

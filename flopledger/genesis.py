@@ -1,0 +1,94 @@
+"""Seeding a store's genesis from the settings: what ``serve`` and ``flopledger db genesis`` do.
+
+``FLOP_OPERATOR_IDS`` (default: the log key alone) and ``FLOP_POLICY_JSON`` are read only
+here, to write the genesis of a store that has none; from then on every process reads the
+operators and policy from the log (``domain.network``). The genesis is signed by the log key,
+which must be one of the operators it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from domain.errors import Rejection
+from domain.network import NetworkRules
+from domain.policy import LedgerPolicy
+from domain.services.ledger_service import LedgerService
+from flopledger.network import encode_genesis_body
+from flopledger.settings import Settings, SettingsError
+from proofs.envelope import sign_command
+from proofs.identity import Identity, is_actor_id
+
+GENESIS_KIND = "network.genesis"
+
+
+class GenesisRefused(Exception):
+    """The store cannot get a genesis from these settings (a one-line reason)."""
+
+
+@dataclass(frozen=True)
+class GenesisOutcome:
+    """The rules in force after seeding, and whether this call wrote the genesis."""
+
+    rules: NetworkRules
+    created: bool
+    seed: LedgerPolicy
+
+    @property
+    def seed_differs(self) -> bool:
+        """Whether the settings' policy or operators differ from the log's (the log's rule)."""
+        return self.rules.current != self.seed
+
+
+def build_policy(settings: Settings, *, signer_id: str | None = None) -> LedgerPolicy:
+    """The seed policy: defaults, FLOP_POLICY_JSON's overrides and the operators of
+    FLOP_OPERATOR_IDS (when unset: ``signer_id`` alone, the log key that signs the genesis)."""
+    for operator in settings.operator_ids:
+        if not is_actor_id(operator):
+            raise SettingsError(f"FLOP_OPERATOR_IDS: {operator!r} is not a base58 Ed25519 key")
+    operators = settings.operator_ids or ((signer_id,) if signer_id else ())
+    fields = {**settings.policy_overrides, "operators": list(operators)}
+    return msgspec.convert(fields, LedgerPolicy)
+
+
+async def ensure_genesis(
+    service: LedgerService,
+    signer: Identity,
+    seed: LedgerPolicy,
+    *,
+    now_ns: int,
+    prior_records_allowed: bool = False,
+) -> GenesisOutcome:
+    """The store's rules; when it has no genesis, write one from ``seed`` signed by
+    ``signer``. A store that already holds records gets one only with
+    ``prior_records_allowed`` (it then declares the rules that governed those records)."""
+    rules = await service.get_rules()
+    if rules.has_genesis:
+        return GenesisOutcome(rules=rules, created=False, seed=seed)
+    head = await service.store.head()
+    if head.position and not prior_records_allowed:
+        raise GenesisRefused(
+            f"the store holds {head.position} records and no genesis: declare the rules that "
+            "governed them with `flopledger db genesis`"
+        )
+    if signer.id not in seed.operators:
+        raise GenesisRefused(
+            f"the log key {signer.id} is not in FLOP_OPERATOR_IDS: it cannot sign the genesis"
+        )
+    envelope = sign_command(
+        signer,
+        GENESIS_KIND,
+        encode_genesis_body(seed, prior_records=head.position),
+        nonce=f"genesis-{head.position}-{now_ns}",
+        issued_at_ns=now_ns,
+    )
+    try:
+        await service.execute(envelope, now_ns=now_ns)
+    except Rejection as exc:
+        rules = await service.get_rules()
+        if rules.has_genesis:  # another process wrote it first
+            return GenesisOutcome(rules=rules, created=False, seed=seed)
+        raise GenesisRefused(f"{exc.code}: {exc.message}") from exc
+    return GenesisOutcome(rules=await service.get_rules(), created=True, seed=seed)
