@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from domain.directory import Directory
-from domain.errors import NotFound, RejectionCode
+from domain.errors import NotFound, RejectionCode, StoreError
 from domain.events import FlopAggregate, encode_event
 from domain.ledger import Account
 from domain.ports import EventStore
@@ -186,7 +186,12 @@ class UnitOfWork:
                 and isinstance(aggregate, Account)
                 and is_snapshot_due(aggregate, self._snapshot_versions.get(aggregate_id, 0))
             ):
-                await save_account_snapshot(self.store, aggregate)
+                try:
+                    await save_account_snapshot(self.store, aggregate)
+                except StoreError:
+                    # The command is committed; a snapshot is only a cache, and the next
+                    # command that loads this account writes one again.
+                    return
 
 
 def _not_found_code(cls: type[FlopAggregate]) -> RejectionCode:

@@ -4,6 +4,7 @@ account replayed from its whole stream; a snapshot is only a cache."""
 from __future__ import annotations
 
 from adapters.store.memory import MemoryEventStore
+from domain.errors import StoreUnavailable
 from domain.events import rebuild
 from domain.ledger import Account, user_account
 from domain.records import Snapshot
@@ -54,3 +55,19 @@ async def test_an_unreadable_snapshot_is_ignored_and_the_stream_replayed() -> No
     assert loaded.snapshot_version == 0
     assert loaded.aggregate is not None
     assert loaded.aggregate.state() == (await _replayed(store, account_id)).state()
+
+
+class SnapshotsUnavailable(MemoryEventStore):
+    """A store whose snapshot table fails (the event log works)."""
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        raise StoreUnavailable("snapshot table is down")
+
+
+async def test_a_failed_snapshot_write_does_not_fail_the_committed_command() -> None:
+    store = SnapshotsUnavailable()
+    net = LocalNetwork.create(store)
+    for _ in range(ACCOUNT_SNAPSHOT_EVERY_EVENTS + 2):
+        await net.deposit(USER, 3)
+    account = (await load_aggregate(store, Account, user_account(USER.id))).aggregate
+    assert account is not None and account.balance == 3 * (ACCOUNT_SNAPSHOT_EVERY_EVENTS + 2)
