@@ -223,11 +223,22 @@ class LocalNetwork:
         return salt
 
     async def reveal_vote(
-        self, keys: ValidatorKeys, job_id: str, passed: bool, salt: bytes, reason: str = ""
+        self,
+        keys: ValidatorKeys,
+        job_id: str,
+        passed: bool,
+        salt: bytes,
+        reason: str = "",
+        *,
+        result_commitment: bytes | None = None,
     ) -> CommandResult:
-        job = await get_aggregate(self.store, Job, job_id)
-        assert job is not None and job.result is not None
-        message = verdict_message(job_id, job.result.commitment, passed)
+        """Reveal a committed verdict, signed over ``result_commitment`` (default: the job's
+        current result; a caller revealing a stale commit passes the one it committed on)."""
+        if result_commitment is None:
+            job = await get_aggregate(self.store, Job, job_id)
+            assert job is not None and job.result is not None
+            result_commitment = job.result.commitment
+        message = verdict_message(job_id, result_commitment, passed)
         return await self.run(
             keys.identity,
             "job.record_verdict",

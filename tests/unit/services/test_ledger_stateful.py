@@ -68,7 +68,7 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         self.auditor = Auditor()
         self.jobs: list[str] = []
-        self.commits: dict[tuple[str, str], tuple[bool, bytes]] = {}
+        self.commits: dict[tuple[str, str], tuple[bool, bytes, bytes]] = {}
         self.rejections: Counter[str] = Counter()
 
     def teardown(self) -> None:
@@ -148,17 +148,22 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         salt = self._run(self.net.commit_vote(keys, job_id, passed))
         if salt is not None:
-            self.commits[(job_id, keys.identity.id)] = (passed, salt)
+            self.commits[(job_id, keys.identity.id)] = (passed, salt, job.result.commitment)
 
     @precondition(lambda self: self.commits)
     @rule(data=st.data(), honest=st.booleans())
     def reveal_verdict(self, data: st.DataObject, honest: bool) -> None:
-        """Reveal a recorded commit (or, dishonestly, the opposite verdict with its salt)."""
+        """Reveal a recorded commit (or, dishonestly, the opposite verdict with its salt),
+        signed over the result it was committed on: after the job was rejected and
+        reassigned, that result is stale and the ledger must refuse the reveal."""
         job_id, validator_id = data.draw(st.sampled_from(sorted(self.commits)))
-        passed, salt = self.commits[(job_id, validator_id)]
+        passed, salt, commitment = self.commits[(job_id, validator_id)]
         keys = next(k for k in VALIDATORS if k.identity.id == validator_id)
         verdict = passed if honest else not passed
-        self._run(self.net.reveal_vote(keys, job_id, verdict, salt, "" if verdict else "x"))
+        reason = "" if verdict else "x"
+        self._run(
+            self.net.reveal_vote(keys, job_id, verdict, salt, reason, result_commitment=commitment)
+        )
 
     @precondition(lambda self: self.jobs)
     @rule(data=st.data(), keys=st.sampled_from(VALIDATORS), reporter=st.sampled_from(CONSUMERS))
