@@ -92,3 +92,27 @@ async def ensure_genesis(
             return GenesisOutcome(rules=rules, created=False, seed=seed)
         raise GenesisRefused(f"{exc.code}: {exc.message}") from exc
     return GenesisOutcome(rules=await service.get_rules(), created=True, seed=seed)
+
+
+async def change_rules(
+    service: LedgerService,
+    signer: Identity,
+    *,
+    overrides: dict[str, int | bool] | None = None,
+    operators: tuple[str, ...] | None = None,
+    now_ns: int,
+) -> int:
+    """Record a policy change (``overrides`` applied to the policy in force) or an operator
+    change, signed by ``signer`` (an operator in force); the position of its record."""
+    if (overrides is None) == (operators is None):
+        raise ValueError("change either the policy or the operators")
+    if operators is not None:
+        kind, body = "network.change_operators", {"operators": list(operators)}
+    else:
+        current = await service.get_policy()
+        changed = msgspec.convert(
+            {**msgspec.structs.asdict(current), **(overrides or {})}, LedgerPolicy
+        )
+        kind, body = "network.change_policy", {"policy": encode_genesis_body(changed)["policy"]}
+    envelope = sign_command(signer, kind, body, nonce=f"rules-{now_ns}", issued_at_ns=now_ns)
+    return (await service.execute(envelope, now_ns=now_ns)).first_position

@@ -11,6 +11,11 @@ once.
 a store written before rules were recorded it declares the rules that governed its records
 so far; the audit then checks that history against them (every operator-only command must
 have been signed by a declared operator). A store that has a genesis is left as it is.
+
+``db rules`` prints the operators and policy in force (from the log). With ``--policy-json``
+(``LedgerPolicy`` fields to change, as in ``FLOP_POLICY_JSON``) or ``--operator`` (the new
+operator set, repeatable) it records a rule change instead, signed by the ``--key-file``
+operator key; the change governs the records after its own.
 """
 
 from __future__ import annotations
@@ -55,6 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="an operator id (repeatable; default FLOP_OPERATOR_IDS, else the log key)",
     )
     genesis.set_defaults(func=handle_genesis)
+    rules = commands.add_parser(
+        "rules", help="print the rules in force, or record a change of policy or operators"
+    )
+    rules.add_argument("--url", help="event store URL (default: from the settings)")
+    rules.add_argument("--key-file", help="hex Ed25519 seed of the signing operator key")
+    change = rules.add_mutually_exclusive_group()
+    change.add_argument("--policy-json", help="LedgerPolicy fields to change (a JSON object)")
+    change.add_argument(
+        "--operator", action="append", default=[], help="the new operator set (repeatable)"
+    )
+    rules.set_defaults(func=handle_rules)
 
 
 def handle_migrate(args: argparse.Namespace) -> int:
@@ -115,6 +131,59 @@ async def _genesis(args: argparse.Namespace) -> str:
         f"genesis {verb} at position {rules.genesis_position} "
         f"(operators {', '.join(rules.current.operators)})"
     )
+
+
+def handle_rules(args: argparse.Namespace) -> int:
+    """Print the rules in force, or record a change; 1 with a message when refused."""
+    try:
+        message = asyncio.run(_rules(args))
+    except FlopError as exc:
+        print(f"flopledger db rules: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except (SettingsError, ValueError) as exc:
+        print(f"flopledger db rules: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(message)
+    return EXIT_OK
+
+
+async def _rules(args: argparse.Namespace) -> str:
+    import msgspec
+
+    from adapters.keyfile import get_log_key_path, load_or_create_identity
+    from adapters.store.factory import open_event_store
+    from domain.services.ledger_service import LedgerService
+    from flopledger.genesis import change_rules
+    from flopledger.settings import POLICY_ENV, get_policy_overrides
+
+    settings = get_settings()
+    store = await open_event_store(args.url or settings.event_store_url)
+    try:
+        service = LedgerService(store)
+        if args.policy_json is None and not args.operator:
+            rules = await service.get_rules()
+            return msgspec.json.encode(
+                {
+                    "genesis_position": rules.genesis_position,
+                    "rule_changes": len(rules.entries) - 1,
+                    "policy": rules.current,
+                }
+            ).decode()
+        overrides = get_policy_overrides({POLICY_ENV: args.policy_json or ""})
+        key_path = Path(args.key_file) if args.key_file else None
+        identity = load_or_create_identity(
+            key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
+        )
+        position = await change_rules(
+            service,
+            identity,
+            overrides=overrides if args.policy_json is not None else None,
+            operators=tuple(args.operator) or None,
+            now_ns=time.time_ns(),
+        )
+    finally:
+        await store.close()
+    return f"rule change recorded at position {position}; it governs from {position + 1}"
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
