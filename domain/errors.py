@@ -64,6 +64,7 @@ class RejectionCode(enum.StrEnum):
     ATTESTATION_ALREADY_SUBMITTED = "attestation_already_submitted"
     ATTESTATION_VOTE_OPEN = "attestation_vote_open"
     BLS_KEY_MALFORMED = "bls_key_malformed"
+    BOND_MUST_BE_SIGNED_BY_OWNER = "bond_must_be_signed_by_owner"
     CHALLENGE_ALREADY_OPEN = "challenge_already_open"
     CHALLENGE_EXPIRED = "challenge_expired"
     CHALLENGE_NONCE_MISMATCH = "challenge_nonce_mismatch"

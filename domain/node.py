@@ -181,6 +181,9 @@ class Node(VotedAggregate, StakeRules):
 
     class StakeBonded(FlopAggregate.Event):
         amount: int
+        funded_by: str = ""
+        """The account debited, ``user:<owner>`` (empty in records written before bonds had
+        to be signed by the owner; the audit checks that rule where it is set)."""
 
         def apply(self, node: Node) -> None:
             node.stake += self.amount
@@ -340,9 +343,10 @@ class Node(VotedAggregate, StakeRules):
         self._require_submitted_attestation()
         self._trigger(self.AttestationRejected, now_ns, certificate=certificate, reason=reason)
 
-    def bond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
+    def bond(self, *, signer: str, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
+        """Bond ``amount`` from the owner's account; ``signer`` must be the owner."""
         self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "bond_stake")
-        self._trigger(self.StakeBonded, now_ns, amount=amount)
+        self._bond(signer=signer, amount=amount, now_ns=now_ns)
         self._activate_if_ready(policy, now_ns)
 
     def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:

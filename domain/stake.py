@@ -1,29 +1,46 @@
-"""Unbonding rules shared by the aggregates that hold stake (nodes and validators).
+"""Bonding and unbonding rules shared by the aggregates that hold stake (nodes and validators).
 
-Each aggregate nests its own ``UnbondRequested`` and ``StakeWithdrawn`` events (events are
-registered per stream type); the rules that decide them live here once.
+Each aggregate nests its own ``StakeBonded``, ``UnbondRequested`` and ``StakeWithdrawn`` events
+(events are registered per stream type); the rules that decide them live here once.
+
+Stake comes only from its owner: a bond is signed by the owner of the node or validator it
+stakes and debits the signer's own account (issue 14, attack 1: a node registered with a
+victim as ``owner`` could bond the victim's money with its own key, then slash it).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import InvalidTransition, Rejection, RejectionCode
+from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
+from domain.ledger import user_account
 from domain.policy import LedgerPolicy
 
 
 class StakeRules:
-    """Mixin for a FlopAggregate with ``stake``, ``unbonding`` and ``unbond_ready_ns``."""
+    """Mixin for a FlopAggregate with ``owner``, ``stake``, ``unbonding``, ``unbond_ready_ns``."""
 
+    owner: str
     stake: int
     unbonding: int
     unbond_ready_ns: int
+    StakeBonded: Any
     UnbondRequested: Any
     StakeWithdrawn: Any
 
     if TYPE_CHECKING:  # provided by FlopAggregate; declared for the type checker only
 
         def _trigger(self, event_class: Any, now_ns: int, **fields: Any) -> None: ...
+
+    def _bond(self, *, signer: str, amount: int, now_ns: int) -> None:
+        """Bond ``amount`` from the signer's account; only the owner signs a bond."""
+        if signer != self.owner:
+            raise Unauthorized(
+                f"{signer} is not the owner {self.owner}: a bond is signed by the owner, "
+                "whose account it debits",
+                code=RejectionCode.BOND_MUST_BE_SIGNED_BY_OWNER,
+            )
+        self._trigger(self.StakeBonded, now_ns, amount=amount, funded_by=user_account(signer))
 
     def _request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         if amount <= 0 or amount > self.stake:

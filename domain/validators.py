@@ -34,6 +34,9 @@ class Validator(FlopAggregate, StakeRules):
 
     class StakeBonded(FlopAggregate.Event):
         amount: int
+        funded_by: str = ""
+        """The account debited, ``user:<owner>`` (empty in records written before bonds had
+        to be signed by the owner; the audit checks that rule where it is set)."""
 
         def apply(self, validator: Validator) -> None:
             validator.stake += self.amount
@@ -103,8 +106,9 @@ class Validator(FlopAggregate, StakeRules):
     def is_active(self, policy: LedgerPolicy) -> bool:
         return self.stake >= policy.validator_stake_min
 
-    def bond(self, *, amount: int, now_ns: int) -> None:
-        self._trigger(self.StakeBonded, now_ns, amount=amount)
+    def bond(self, *, signer: str, amount: int, now_ns: int) -> None:
+        """Bond ``amount`` from the owner's account; ``signer`` must be the owner."""
+        self._bond(signer=signer, amount=amount, now_ns=now_ns)
 
     def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         self._request_unbond(amount=amount, policy=policy, now_ns=now_ns)

@@ -45,6 +45,12 @@ from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
 from validator.audit_log import AnchorClaim, LogView
 from validator.audit_rules import OPERATOR_KINDS, OWNER_KINDS, find_violation
+from validator.audit_stake import (
+    STAKE_BONDED_EVENTS,
+    VALIDATOR_SLASHED,
+    find_bond_violation,
+    find_slash_violation,
+)
 
 HASH_CHAIN = "hash_chain"
 COMMAND_SIGNATURE = "command_signature"
@@ -147,6 +153,8 @@ class Replayer:
         # Operator-only commands before a late genesis: actor -> (first position, kind).
         self._deferred_operators: dict[str, tuple[int, str]] = {}
         self._seen: set[str] = set()
+        # Whether a bond naming its funder was replayed: owner-signed bonds are in force.
+        self._is_owner_bond_rule_in_force = False
         self._command: _Command | None = None
         self._money = 0
 
@@ -332,10 +340,29 @@ class Replayer:
             self._check_network_event(record, command, event)
         elif key == ("node", "NodeSlashed") and not event.evidence:
             self._fail(record, LEDGER_INVARIANTS, "a slash cites no evidence")
+        elif key in STAKE_BONDED_EVENTS:
+            self._check_bond(record, command, event)
+        elif key == VALIDATOR_SLASHED:
+            violation = find_slash_violation(
+                self.aggregates.get(record.stream_id), event.evidence_key
+            )
+            if violation is not None:
+                self._fail(record, LEDGER_INVARIANTS, violation)
         elif key == ("validator", "Registered") and self.options.verify_proofs:
             if not bls.pop_verify(event.bls_public_key, event.proof_of_possession):
                 self._fail(record, STORED_PROOFS, "proof of possession does not verify")
             self.counts[STORED_PROOFS] += 1
+
+    def _check_bond(self, record: Record, command: _Command, event: Any) -> None:
+        violation = find_bond_violation(
+            command.actor,
+            self.aggregates.get(record.stream_id),
+            event.funded_by,
+            is_owner_rule_in_force=self._is_owner_bond_rule_in_force,
+        )
+        if violation is not None:
+            self._fail(record, AUTHORIZATION, violation)
+        self._is_owner_bond_rule_in_force |= bool(event.funded_by)
 
     def _check_amounts(self, record: Record, command: _Command, data: dict[str, Any]) -> None:
         if record.stream_id != BOUNDARY_ACCOUNT or record.event_type not in ("Debited", "Credited"):

@@ -17,11 +17,17 @@ async def handle_report_equivocation(
     uow: UnitOfWork, cmd: c.ReportEquivocation, ctx: CommandContext
 ) -> str:
     """Anyone may prove that a validator signed both verdicts on one result: it is slashed
-    ``equivocation_slash_bps`` of its stake (burned), once per (subject, commitment)."""
+    ``equivocation_slash_bps`` of its stake (burned), once per (validator, subject, round).
+
+    The evidence key is made of what the signatures cover only: for a job, its id and the
+    result commitment; for an attestation, the node, the challenge nonce and the answer. A
+    nonce the messages do not cover is dropped, so resending one piece of evidence with
+    another nonce is the same evidence (``evidence_already_used``; issue 14, attack 7)."""
     validator = await uow.require(Validator, cmd.validator_id)
     kind = ROUND_KINDS[cmd.subject_kind]
+    nonce = cmd.nonce if kind.is_nonce_signed else ""
     messages = [
-        kind.compute_message(cmd.subject_id, cmd.nonce, cmd.commitment, passed)
+        kind.compute_message(cmd.subject_id, nonce, cmd.commitment, passed)
         for passed in (True, False)
     ]
     signatures = (cmd.signature_pass, cmd.signature_fail)
@@ -32,7 +38,7 @@ async def handle_report_equivocation(
                 code=RejectionCode.EQUIVOCATION_SIGNATURE_INVALID,
             )
     evidence_key = (
-        f"equivocation:{cmd.subject_kind}:{cmd.subject_id}:{cmd.nonce}:{cmd.commitment.hex()}"
+        f"equivocation:{cmd.subject_kind}:{cmd.subject_id}:{nonce}:{cmd.commitment.hex()}"
     )
     amount = validator.stake * ctx.policy.equivocation_slash_bps // BPS
     validator.slash(

@@ -41,20 +41,20 @@ async def handle_register_node(uow: UnitOfWork, cmd: c.RegisterNode, ctx: Comman
 
 
 async def handle_bond_stake(uow: UnitOfWork, cmd: c.BondStake, ctx: CommandContext) -> str:
+    """Only the owner bonds, from its own account (``bond_must_be_signed_by_owner``)."""
     target = await _load_staker(uow, cmd.target)
-    target.require_owner(ctx.actor)
+    if isinstance(target, Node):
+        target.bond(signer=ctx.actor, amount=cmd.amount, policy=ctx.policy, now_ns=ctx.now_ns)
+    else:
+        target.bond(signer=ctx.actor, amount=cmd.amount, now_ns=ctx.now_ns)
     transfer(
-        await uow.account(user_account(target.owner)),
+        await uow.account(user_account(ctx.actor)),
         await uow.account(stake_account(target.id)),
         transfer_id=f"{ctx.command_id}:bond",
         amount=cmd.amount,
         reason="stake bonded",
         now_ns=ctx.now_ns,
     )
-    if isinstance(target, Node):
-        target.bond(amount=cmd.amount, policy=ctx.policy, now_ns=ctx.now_ns)
-    else:
-        target.bond(amount=cmd.amount, now_ns=ctx.now_ns)
     return target.id
 
 

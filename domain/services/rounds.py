@@ -45,6 +45,9 @@ class RoundKind:
     aggregate: type[VotedAggregate]
     compute_message: Callable[[str, str, bytes, bool], bytes]
     """(subject id, nonce, commitment, passed) -> the message a verdict's BLS signature covers."""
+    is_nonce_signed: bool
+    """Whether ``compute_message`` covers the nonce (an attestation's challenge nonce names
+    its round); where it does not, a nonce binds nothing and never tells evidence apart."""
     validators_required: bool
     """Whether a round that finds no validator is refused (else an operator decides)."""
     after_decision: AfterDecision
@@ -99,6 +102,7 @@ JOB_ROUND = RoundKind(
     compute_message=lambda subject_id, _nonce, commitment, passed: verdict_message(
         subject_id, commitment, passed
     ),
+    is_nonce_signed=False,
     validators_required=True,
     after_decision=_after_job_decision,
 )
@@ -106,6 +110,7 @@ ATTESTATION_ROUND = RoundKind(
     name=SUBJECT_ATTESTATION,
     aggregate=Node,
     compute_message=attestation_verdict_message,
+    is_nonce_signed=True,
     validators_required=False,
     after_decision=_after_attestation_decision,
 )

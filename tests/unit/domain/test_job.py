@@ -65,7 +65,7 @@ def _node(
         now_ns=NOW,
     )
     if stake:
-        node.bond(amount=stake, policy=POLICY, now_ns=NOW)
+        node.bond(signer=node.owner, amount=stake, policy=POLICY, now_ns=NOW)
     if attest:
         node.challenge_attestation(nonce="n", seed="s", size=8, deadline_ns=NOW + S, now_ns=NOW)
         node.submit_attestation(

@@ -30,7 +30,7 @@ def _node() -> Node:
 def _attested(stake: int = 0) -> Node:
     node = _node()
     if stake:
-        node.bond(amount=stake, policy=POLICY, now_ns=NOW)
+        node.bond(signer=node.owner, amount=stake, policy=POLICY, now_ns=NOW)
     node.challenge_attestation(nonce="n1", seed="s", size=64, deadline_ns=NOW + 10 * S, now_ns=NOW)
     node.submit_attestation(
         nonce="n1",
@@ -47,9 +47,9 @@ def _attested(stake: int = 0) -> Node:
 def test_attestation_then_stake_makes_the_node_active() -> None:
     node = _attested()
     assert node.state == ATTESTED
-    node.bond(amount=99, policy=POLICY, now_ns=NOW + 3 * S)
+    node.bond(signer=node.owner, amount=99, policy=POLICY, now_ns=NOW + 3 * S)
     assert node.state == ATTESTED
-    node.bond(amount=1, policy=POLICY, now_ns=NOW + 3 * S)
+    node.bond(signer=node.owner, amount=1, policy=POLICY, now_ns=NOW + 3 * S)
     assert (node.state, node.stake) == (ACTIVE, 100)
 
 
@@ -171,7 +171,7 @@ def test_deregistration_needs_all_stake_withdrawn_and_is_final() -> None:
     node.deregister(now_ns=NOW + 10 * S)
     assert node.state == DEREGISTERED
     for action in (
-        lambda: node.bond(amount=1, policy=POLICY, now_ns=NOW),
+        lambda: node.bond(signer=node.owner, amount=1, policy=POLICY, now_ns=NOW),
         lambda: node.deregister(now_ns=NOW),
         lambda: node.challenge_attestation(
             nonce="x", seed="s", size=1, deadline_ns=NOW, now_ns=NOW
@@ -188,6 +188,17 @@ def test_only_the_node_or_its_owner_may_act() -> None:
     node.require_owner("node-1")
     with pytest.raises(Unauthorized):
         node.require_owner("someone-else")
+
+
+def test_only_the_owner_bonds_and_the_bond_records_whose_account_paid() -> None:
+    node = _node()
+    with pytest.raises(Unauthorized) as info:
+        node.bond(signer="node-1", amount=1, policy=POLICY, now_ns=NOW)
+    assert info.value.code == "bond_must_be_signed_by_owner"
+    assert node.stake == 0
+    node.bond(signer="owner-1", amount=1, policy=POLICY, now_ns=NOW)
+    bonded = node.collect_new_events()[-1]
+    assert isinstance(bonded, Node.StakeBonded) and bonded.funded_by == "user:owner-1"
 
 
 def test_replaying_the_recorded_events_rebuilds_the_same_node() -> None:

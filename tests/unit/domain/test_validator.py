@@ -29,7 +29,7 @@ def test_malformed_bls_material_is_refused(key: bytes, pop: bytes) -> None:
 def test_stake_activates_and_unbonding_waits() -> None:
     validator = _validator()
     assert not validator.is_active(POLICY)
-    validator.bond(amount=100, now_ns=NOW)
+    validator.bond(signer="owner", amount=100, now_ns=NOW)
     assert validator.is_active(POLICY)
     with pytest.raises(Rejection) as info:
         validator.request_unbond(amount=101, policy=POLICY, now_ns=NOW)
@@ -47,7 +47,7 @@ def test_stake_activates_and_unbonding_waits() -> None:
 
 def test_slash_needs_evidence_and_uses_it_once() -> None:
     validator = _validator()
-    validator.bond(amount=100, now_ns=NOW)
+    validator.bond(signer="owner", amount=100, now_ns=NOW)
     with pytest.raises(Rejection) as info:
         validator.slash(amount=10, reason="x", evidence_key="e1", evidence=b"", now_ns=NOW)
     assert info.value.code == "slash_needs_evidence"
@@ -67,3 +67,11 @@ def test_only_the_validator_or_its_owner_may_act() -> None:
     validator.require_owner("val-1")
     with pytest.raises(Unauthorized):
         validator.require_owner("other")
+
+
+def test_only_the_owner_bonds_a_validator() -> None:
+    validator = _validator()
+    with pytest.raises(Unauthorized) as info:
+        validator.bond(signer="val-1", amount=1, now_ns=NOW)
+    assert info.value.code == "bond_must_be_signed_by_owner"
+    assert validator.stake == 0

@@ -52,7 +52,7 @@ def _node(node_id: str = "node-1") -> Node:
         price=50,
         now_ns=NOW,
     )
-    node.bond(amount=100, policy=POLICY, now_ns=NOW)
+    node.bond(signer=node.owner, amount=100, policy=POLICY, now_ns=NOW)
     return node
 
 
