@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run demo test test-fast test-contract test-integration lint format bench clean
+.PHONY: help venv run demo test test-fast test-contract test-adversarial test-integration lint format bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test-fast: $(STAMP) ## unit tier only (seconds)
 
 test-contract: $(STAMP) ## the adapter contract suites
 	$(PYTEST) -q -p no:cacheprovider tests/contract
+
+test-adversarial: $(STAMP) ## each attack of issue 14 played with valid keys (refused or slashed)
+	$(PYTEST) -q -p no:cacheprovider tests/adversarial
 
 test-integration: $(STAMP) ## real PostgreSQL, nats-server, LiteSVM
 	$(PYTEST) -q -p no:cacheprovider tests/integration tests/e2e
