@@ -9,8 +9,14 @@ The rule: a bond is signed by the owner of what it stakes, and debits the signer
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from litestar.testing import TestClient
+
+from adapters.ledger_api.client import ApiProblem
+from api.app import create_app
+from domain import commands as c
 from domain.errors import Unauthorized
 from domain.ledger import stake_account, user_account
 from domain.node import Node
@@ -20,6 +26,7 @@ from flopledger.network import b64, make_validator_keys
 from proofs import bls
 from proofs.identity import Identity
 from tests.adversarial._harness import get_balance, get_money_total, start_network
+from tests.unit.api.conftest import ApiEnv, Clock, make_deps, seeded
 
 VICTIM, ATTACKER_NODE, HONEST_NODE = (Identity.from_seed(bytes([i]) * 32) for i in (61, 62, 63))
 ATTACKER_VALIDATOR = make_validator_keys(60)
@@ -83,3 +90,25 @@ async def test_an_owner_still_bonds_its_own_money_to_its_node() -> None:
     assert await get_balance(net, user_account(VICTIM.id)) == VICTIM_FUNDS - 2_000
     assert await get_balance(net, stake_account(HONEST_NODE.id)) == 2_000
     assert await get_money_total(net) == 0
+
+
+def test_the_attack_over_the_http_api_is_refused_with_its_problem_code(tmp_path: Path) -> None:
+    """The same attack as a client of the public API would play it."""
+    operator, clock = seeded("operator"), Clock()
+    deps = make_deps(tmp_path, operator, clock)
+    with TestClient(create_app(deps)) as http:
+        env = ApiEnv(deps=deps, http=http, clock=clock, operator=operator)
+        env.client(operator).send(c.Deposit(account_owner=VICTIM.id, amount=VICTIM_FUNDS))
+        attacker = env.client(ATTACKER_NODE)
+        gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
+        attacker.send(
+            c.RegisterNode(
+                owner=VICTIM.id, region="eu-west", gpus=gpus, gpu_class="datacenter", price=100
+            )
+        )
+
+        with pytest.raises(ApiProblem) as info:
+            attacker.send(c.BondStake(target=ATTACKER_NODE.id, amount=VICTIM_FUNDS))
+
+        assert (info.value.status, info.value.code) == (403, "bond_must_be_signed_by_owner")
+        assert attacker.get_balance(user_account(VICTIM.id)).balance == VICTIM_FUNDS
