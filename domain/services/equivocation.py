@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain import commands as c
-from domain.errors import Rejection, RejectionCode
+from domain.errors import InvalidTransition, Rejection, RejectionCode
 from domain.ledger import BURN_ACCOUNT, stake_account, transfer
 from domain.policy import BPS
 from domain.services.context import CommandContext
@@ -37,9 +37,14 @@ async def handle_report_equivocation(
                 "both signatures must verify under the validator's BLS key",
                 code=RejectionCode.EQUIVOCATION_SIGNATURE_INVALID,
             )
-    evidence_key = (
-        f"equivocation:{cmd.subject_kind}:{cmd.subject_id}:{nonce}:{cmd.commitment.hex()}"
-    )
+    evidence_key = compute_evidence_key(cmd.subject_kind, cmd.subject_id, nonce, cmd.commitment)
+    if not kind.is_nonce_signed and is_round_slashed(
+        validator.slashed_for, cmd.subject_kind, cmd.subject_id, cmd.commitment
+    ):
+        raise InvalidTransition(
+            "this equivocation was already slashed (under a key written with a nonce)",
+            code=RejectionCode.EVIDENCE_ALREADY_USED,
+        )
     amount = validator.stake * ctx.policy.equivocation_slash_bps // BPS
     validator.slash(
         amount=amount,
@@ -58,3 +63,19 @@ async def handle_report_equivocation(
             now_ns=ctx.now_ns,
         )
     return validator.id
+
+
+def compute_evidence_key(kind: str, subject_id: str, nonce: str, commitment: bytes) -> str:
+    """``equivocation:<kind>:<subject id>:<signed nonce or empty>:<commitment hex>``."""
+    return f"equivocation:{kind}:{subject_id}:{nonce}:{commitment.hex()}"
+
+
+def is_round_slashed(slashed_for: set[str], kind: str, subject_id: str, commitment: bytes) -> bool:
+    """Whether a key of this (kind, subject, commitment) with any nonce was used: reports
+    written before job nonces left the key stored one per nonce, so a store slashed then is
+    not slashed once more for the same round under the nonce-free key."""
+    prefix, suffix = f"equivocation:{kind}:{subject_id}:", f":{commitment.hex()}"
+    return any(
+        key.startswith(prefix) and key.endswith(suffix) and len(key) >= len(prefix) + len(suffix)
+        for key in slashed_for
+    )
