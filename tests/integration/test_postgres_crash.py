@@ -36,6 +36,7 @@ KILLS = 20
 WRITER_PROCESSES = 2
 RUN_AFTER_FIRST_ACK_MAX_S = 0.4
 FIRST_ACK_TIMEOUT_S = 30.0
+BACKENDS_GONE_TIMEOUT_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -73,7 +74,37 @@ async def test_sigkilled_writer_loses_no_acknowledged_append(pg_url: str, tmp_pa
 
 
 async def _run_and_kill(url: str, logs: list[Path], run_id: str, rng: random.Random) -> None:
-    """Start one writer per log, wait for an acknowledgement from each, kill each at random."""
+    """Start one writer per log, wait for an acknowledgement from each, kill each at random,
+    then wait until the server has finished their transactions."""
+    before = await _backend_pids(url)
+    try:
+        await _start_and_kill(logs, url, run_id, rng)
+    finally:
+        await _wait_backends_gone(url, before)
+
+
+async def _backend_pids(url: str) -> set[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return {row["pid"] for row in rows}
+
+
+async def _wait_backends_gone(url: str, keep: set[int]) -> None:
+    """A SIGKILLed client's backend may still be committing what it last sent: until it is
+    gone, the log can still grow, and a read of the records then of the head can disagree."""
+    deadline = asyncio.get_running_loop().time() + BACKENDS_GONE_TIMEOUT_S
+    while (await _backend_pids(url)) - keep:
+        assert asyncio.get_running_loop().time() < deadline, "killed writers' backends linger"
+        await asyncio.sleep(0.05)
+
+
+async def _start_and_kill(logs: list[Path], url: str, run_id: str, rng: random.Random) -> None:
     procs = []
     try:
         for n, log in enumerate(logs):
