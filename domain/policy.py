@@ -24,6 +24,15 @@ ATTESTATION_SIZE_MAX = 16384
 OPERATORS_MAX = 64  # one operator set (domain.network)
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
+RULES_V1 = 1
+"""The rules of the releases before issue 14 (protocol soundness): validators drawn from the
+log head, openings from the node's own commitment, no quorum or claim minimums."""
+RULES_VERSION = 2
+"""The rules this code writes records under. ``LedgerPolicy.rules_version`` names the version
+a record was written under, so the audit checks each record under its own rules: a store
+written before a rule existed declares ``rules_version`` 1 in its late genesis
+(``flopledger db genesis`` with ``FLOP_POLICY_JSON='{"rules_version": 1}'``)."""
+
 GPU_CLASSES: tuple[str, ...] = ("cpu", "consumer", "workstation", "datacenter")
 
 
@@ -55,6 +64,9 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     attestation_validators: int = 3
     equivocation_slash_bps: int = 5_000
     operators: tuple[str, ...] = ()
+    rules_version: int = RULES_VERSION
+    """Which protocol rules govern the records written under this policy (``RULES_V1``,
+    ``RULES_VERSION``); the audit applies a rule only to records whose version has it."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""
@@ -75,4 +87,6 @@ def find_policy_problem(policy: LedgerPolicy) -> str | None:
             return f"{name} must be 0..{POLICY_INT_MAX}, not {value}"
     if policy.quorum_denominator == 0:
         return "quorum_denominator must be positive"
+    if not RULES_V1 <= policy.rules_version <= RULES_VERSION:
+        return f"rules_version must be {RULES_V1}..{RULES_VERSION}, not {policy.rules_version}"
     return None

@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from adapters.store.sqlite import SqliteEventStore
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V1, LedgerPolicy
 from domain.ports import ChainMemo
 from domain.services.ledger_service import LedgerService
 from flopledger.genesis import ensure_genesis
@@ -72,7 +72,14 @@ async def _declare_rules(path: Path) -> int:
     policy that governed positions 1..N. Returns its position."""
     store = await SqliteEventStore.open(path)
     try:
-        seed = LedgerPolicy(**{**EXPECTED["policy"], "operators": tuple(EXPECTED["operators"])})
+        # That release wrote its records under the first rules (``RULES_V1``).
+        seed = LedgerPolicy(
+            **{
+                **EXPECTED["policy"],
+                "operators": tuple(EXPECTED["operators"]),
+                "rules_version": RULES_V1,
+            }
+        )
         outcome = await ensure_genesis(
             LedgerService(store),
             OPERATOR,
