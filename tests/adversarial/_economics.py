@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.store.memory import MemoryEventStore
 from domain.errors import Rejection
@@ -77,7 +78,8 @@ class World:
     all_jobs: list[str] = field(default_factory=list)
     node_actor: dict[str, Actor] = field(default_factory=dict)
     validator_actor: dict[str, Actor] = field(default_factory=dict)
-    copy_source: tuple[bytes, bytes, bytes] | None = None
+    copy_sources: dict[str, tuple[bytes, bytes, bytes]] = field(default_factory=dict)
+    """The latest honest result of each workload kind, which a copying node commits."""
     deposits: int = 0
 
 
@@ -125,7 +127,7 @@ async def run_round(world: World, jobs: int) -> None:
     started_ns = net.now_ns
     await _unjail(world)
     for _ in range(jobs):
-        job_id = await _submit(world)
+        job_id = await _submit(world, work.WORKLOADS[len(world.all_jobs) % len(work.WORKLOADS)])
         world.open_jobs.append(job_id)
         world.all_jobs.append(job_id)
     claimed = await _claim(world)
@@ -147,15 +149,15 @@ async def _fund(world: World, identity: Identity, amount: int) -> int:
     return amount
 
 
-async def _submit(world: World) -> str:
-    """The consumer submits one job of the simulation's workload at the policy's minimum
-    redundancy (3 where the policy names none)."""
+async def _submit(world: World, workload: dict[str, Any]) -> str:
+    """The consumer submits one job of ``workload`` at the policy's minimum redundancy (3
+    where the policy names none)."""
     net = world.net
     result = await net.run(
         world.consumer,
         "job.submit",
         {
-            "workload": work.WORKLOAD,
+            "workload": workload,
             "max_price": MAX_PRICE,
             "region": REGION,
             "redundancy": getattr(net.policy, "redundancy_min", REDUNDANCY),
@@ -197,7 +199,9 @@ async def _work(world: World, claimed: list[tuple[Identity, str]]) -> None:
     order = sorted(claimed, key=lambda c: world.node_actor[c[0].id].strategy != "honest")
     for node, job_id in order:
         actor = world.node_actor[node.id]
-        result = _do(world, actor.strategy, node, job_id)
+        job = await get_job(world, job_id)
+        workload = {"kind": job.workload.kind, "params": dict(job.workload.params)}
+        result = _do(world, actor.strategy, node, job_id, workload)
         actor.off_ledger_cost += result.computed_fraction * COMPUTE_COST
         if result.bundle is not None:
             bundle = result.bundle
@@ -205,19 +209,21 @@ async def _work(world: World, claimed: list[tuple[Identity, str]]) -> None:
             world.artifacts[bundle.proof_digest] = bundle.proof
             digests = (bundle.commitment, bundle.artifact_digest, bundle.proof_digest)
             if actor.strategy == "honest":
-                world.copy_source = digests
+                world.copy_sources[job.workload.kind] = digests
             await _commit(world, node, job_id, digests)
-        elif actor.strategy == "copying" and world.copy_source is not None:
-            await _commit(world, node, job_id, world.copy_source)
+        elif actor.strategy == "copying" and job.workload.kind in world.copy_sources:
+            await _commit(world, node, job_id, world.copy_sources[job.workload.kind])
 
 
-def _do(world: World, strategy: str, node: Identity, job_id: str) -> work.Work:
+def _do(
+    world: World, strategy: str, node: Identity, job_id: str, workload: dict[str, Any]
+) -> work.Work:
     if strategy == "honest":
-        return work.do_honest(job_id, node)
+        return work.do_honest(job_id, node, workload)
     if strategy == "lazy":
-        return work.do_lazy(job_id, node, world.rng)
+        return work.do_lazy(job_id, node, workload, world.rng)
     if strategy == "colluding":
-        return work.do_garbage(job_id, node, world.rng)
+        return work.do_garbage(job_id, node, workload, world.rng)
     return work.Work(None, 0.0)  # copying (commits another's digests), vanishing
 
 

@@ -2,8 +2,8 @@
 
 Results are real: the honest node runs the project's executor (``execute_workload``), and
 every other strategy builds its proof with the project's proof code, so the validators'
-real check (``verify_result``) judges them. The workload is a tiny seeded inference batch
-(``WORKLOAD``): enough items for spot checks to matter, fast enough for hundreds of jobs.
+real check (``verify_result``) judges them. The workloads are small (``WORKLOADS``): enough
+items for spot checks to matter, fast enough for hundreds of jobs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from adapters.compute.results import (
 )
 from adapters.compute.workloads import (
     InferenceParams,
+    MatmulParams,
+    WorkloadParams,
     compute_job_seed,
     encode_params,
     parse_params,
@@ -34,23 +36,33 @@ from adapters.compute.workloads import (
 from domain.job import Job
 from proofs.identity import Identity
 from proofs.inference_commitment import encode_inference_proof, make_inference_proof
+from proofs.matmul import encode_matmul_proof, make_matmul_proof
 
 CPU = torch.device("cpu")
-BATCH = 256
-WORKLOAD: dict[str, Any] = {
+INFERENCE: dict[str, Any] = {
     "kind": "inference",
     "gpu_class_min": "consumer",
     "params": {
         "seed": "econ",
-        "batch": BATCH,
+        "batch": 256,
         "width": 8,
         "depth": 1,
         "input_dim": 4,
         "output_dim": 2,
     },
 }
+MATMUL: dict[str, Any] = {
+    "kind": "matmul",
+    "gpu_class_min": "consumer",
+    "params": {"n": 32, "seed": "econ"},
+}
+WORKLOADS = (INFERENCE, MATMUL)
+"""The consumers' jobs alternate between the two kinds whose checks sample: inference items
+(a few of 256 re-run) and matmul (C checked against A·B; a wrong row has a fraud proof)."""
 LAZY_SKIPPED_ITEMS = 26
-"""Items of the 256 a lazy node never computes (about 10%, the issue's figure)."""
+"""Items of an inference batch of 256 a lazy node never computes (about 10%, the issue's
+figure). A matmul of n = 32 it computes whole: every row of it is checked."""
+GARBAGE_ENTRY_MAX = 64
 GRIND_TRIES_MAX = 2_000
 """How many commitments a lazy node tries, offline, before it commits (per job)."""
 
@@ -64,16 +76,18 @@ class Work:
     computed_fraction: float
 
 
-def do_honest(job_id: str, identity: Identity) -> Work:
+def do_honest(job_id: str, identity: Identity, workload: dict[str, Any]) -> Work:
     """Run the workload with the project's executor, as a node agent does."""
-    bundle = execute_workload(job_id, WORKLOAD["kind"], WORKLOAD["params"], identity, CPU)
+    bundle = execute_workload(job_id, workload["kind"], workload["params"], identity, CPU)
     return Work(bundle, 1.0)
 
 
-def do_lazy(job_id: str, identity: Identity, rng: random.Random) -> Work:
-    """Compute all but ``LAZY_SKIPPED_ITEMS`` items, fill the rest with made-up outputs, and
-    grind: vary the made-up outputs until the items the node can foresee being opened (if
-    the rules let it foresee any) are all computed ones."""
+def do_lazy(job_id: str, identity: Identity, workload: dict[str, Any], rng: random.Random) -> Work:
+    """Inference: compute all but ``LAZY_SKIPPED_ITEMS`` items, fill the rest with made-up
+    outputs, and grind: vary the made-up outputs until the items the node can foresee being
+    opened (if the rules let it foresee any) are all computed ones. Matmul: honest."""
+    if workload["kind"] != "inference":
+        return do_honest(job_id, identity, workload)
     params = _inference_params()
     job_seed = compute_job_seed(job_id, params.seed)
     skipped = set(rng.sample(range(params.batch), LAZY_SKIPPED_ITEMS))
@@ -97,8 +111,12 @@ def do_lazy(job_id: str, identity: Identity, rng: random.Random) -> Work:
     )
 
 
-def do_garbage(job_id: str, identity: Identity, rng: random.Random) -> Work:
+def do_garbage(
+    job_id: str, identity: Identity, workload: dict[str, Any], rng: random.Random
+) -> Work:
     """Compute nothing: random outputs, committed with a well-formed proof and manifest."""
+    if workload["kind"] == "matmul":
+        return _garbage_matmul(job_id, identity, rng)
     params = _inference_params()
     job_seed = compute_job_seed(job_id, params.seed)
     values = np.array(
@@ -132,13 +150,22 @@ def verify_job(job: Job, artifacts: dict[bytes, bytes]) -> str:
     )
 
 
+def _garbage_matmul(job_id: str, identity: Identity, rng: random.Random) -> Work:
+    params = parse_params("matmul", MATMUL["params"])
+    assert isinstance(params, MatmulParams)
+    values = [rng.randint(-GARBAGE_ENTRY_MAX, GARBAGE_ENTRY_MAX) for _ in range(params.n**2)]
+    c = np.array(values, dtype=np.float32).reshape(params.n, params.n)
+    proof = make_matmul_proof(c, compute_job_seed(job_id, params.seed))
+    return Work(_bundle(job_id, identity, params, proof.root, encode_matmul_proof(proof)), 0.0)
+
+
 def _bundle(
-    job_id: str, identity: Identity, params: InferenceParams, root: bytes, proof: bytes
+    job_id: str, identity: Identity, params: WorkloadParams, root: bytes, proof: bytes
 ) -> ResultBundle:
     manifest = ResultManifest(
         job_id=job_id,
         node_id=identity.id,
-        kind="inference",
+        kind="matmul" if isinstance(params, MatmulParams) else "inference",
         params=encode_params(params),
         commitment=root,
         proof_digest=hashlib.sha256(proof).digest(),
@@ -159,7 +186,7 @@ def _foreseen_openings(proof: Any) -> set[int] | None:
 
 
 def _inference_params() -> InferenceParams:
-    params = parse_params("inference", WORKLOAD["params"])
+    params = parse_params("inference", INFERENCE["params"])
     assert isinstance(params, InferenceParams)
     return params
 
