@@ -146,6 +146,8 @@ class RejectionCode(enum.StrEnum):
     WITHDRAWAL_ATTEMPT_ALREADY_RECORDED = "withdrawal_attempt_already_recorded"
     WITHDRAWAL_ATTEMPT_UNKNOWN = "withdrawal_attempt_unknown"
     WITHDRAWAL_ATTEMPTS_EXHAUSTED = "withdrawal_attempts_exhausted"
+    # issue 14, attack 9: quorum minimums
+    REDUNDANCY_BELOW_MINIMUM = "redundancy_below_minimum"
 
 
 class FlopError(Exception):

@@ -36,7 +36,7 @@ from domain.policy import LedgerPolicy
 from domain.scheduling import check_claim
 from domain.settlement import Payout
 from domain.verdict_subject import RoundEvents, VotedAggregate
-from domain.verdicts import SUBJECT_JOB, Verdict, VerdictRound
+from domain.verdicts import QUORUM_RULES_VERSION, SUBJECT_JOB, Verdict, VerdictRound
 
 __all__ = [
     "CLAIMED",
@@ -265,6 +265,7 @@ class Job(VotedAggregate):
         region: str,
         redundancy: int,
         deadline_ns: int,
+        policy: LedgerPolicy,
         now_ns: int,
     ) -> Job:
         if max_price <= 0:
@@ -274,6 +275,12 @@ class Job(VotedAggregate):
         if deadline_ns <= now_ns:
             raise Rejection(
                 "the deadline must be in the future", code=RejectionCode.DEADLINE_IN_PAST
+            )
+        if policy.rules_version >= QUORUM_RULES_VERSION and redundancy < policy.redundancy_min:
+            # A quorum of fewer validators is one a colluding consumer and node can pick.
+            raise Rejection(
+                f"redundancy must be at least {policy.redundancy_min}, not {redundancy}",
+                code=RejectionCode.REDUNDANCY_BELOW_MINIMUM,
             )
         return cls._create(
             cls.JobSubmitted,

@@ -58,6 +58,9 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     quorum_numerator: int = 2
     quorum_denominator: int = 3
     quorum_by_stake: bool = False
+    """Rules v1 only: a quorum of the drawn stake instead of a head count. From rules v2 the
+    quorum is always by drawn stake (``domain.verdicts.has_quorum``): a head count lets many
+    cheap validators outvote the stake that carries the risk."""
     verdict_commit_window_ns: int = 60 * SECOND_NS
     verdict_reveal_window_ns: int = 60 * SECOND_NS
     validator_replacements_max: int = 2
@@ -67,6 +70,11 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     rules_version: int = RULES_VERSION
     """Which protocol rules govern the records written under this policy (``RULES_V1``,
     ``RULES_VERSION``); the audit applies a rule only to records whose version has it."""
+    # issue 14, attack 9: quorum minimums (rules v2; domain.verdicts, validator.audit_quorum)
+    redundancy_min: int = 3
+    """Fewest validators a job may ask for (``redundancy_below_minimum`` at submit)."""
+    quorum_signers_min: int = 2
+    """Fewest signers a decision needs, whatever stake they hold (no lone whale decides)."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

@@ -8,11 +8,13 @@ its deadline, or as soon as every assigned validator has committed. Only then ma
 deadline. No validator can therefore copy another's verdict: none is visible while commits
 are still accepted, and a commit binds the committer's own id.
 
-Quorum (``LedgerPolicy``): by count, at least numerator/denominator of the assigned
-validators; or, with ``quorum_by_stake``, at least that fraction of the stake the assigned
-validators had when they were drawn (weights are frozen then, so a later bond, unbond or
-slash cannot change a running round). When both sides reach the bar (possible only when the
-fraction is at most 1/2) the round is tied and has no outcome. After the reveal deadline a
+Quorum (``LedgerPolicy``, ``has_quorum``): under rules v2, at least numerator/denominator
+(2/3) of the stake the assigned validators had when they were drawn (weights are frozen then,
+so a later bond, unbond or slash cannot change a running round), and at least
+``quorum_signers_min`` signers. Records of rules v1 were decided by count (at least that
+fraction of the assigned validators) or, with ``quorum_by_stake``, by drawn stake alone.
+When both sides reach the bar (possible only when the fraction is at most 1/2) the round is
+tied and has no outcome. After the reveal deadline a
 validator that did not reveal (whether it committed or not) is *absent*.
 
 The round's commands, written once for both subject kinds, are ``domain.verdict_subject``'s
@@ -35,6 +37,9 @@ SALT_BYTES_MIN = 16
 SALT_BYTES_MAX = 64
 SUBJECT_JOB = "job"
 SUBJECT_ATTESTATION = "attestation"
+QUORUM_RULES_VERSION = 2
+"""From this ``LedgerPolicy.rules_version`` on, a quorum is ``has_quorum``'s (issue 14,
+attack 9); records of earlier versions were decided by head count or ``quorum_by_stake``."""
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -108,20 +113,24 @@ class VerdictRound:
 
     def compute_outcome(self, policy: LedgerPolicy) -> bool | None:
         """True (pass) or False (fail) once a quorum agrees; None until then or on a tie."""
-        if policy.quorum_by_stake:
+        if policy.rules_version >= QUORUM_RULES_VERSION:
+            pass_ok, fail_ok = (
+                has_quorum(
+                    signed_weight=self.compute_weight(outcome),
+                    drawn_weight=sum(self.weights),
+                    signers=len(self.majority(outcome)),
+                    policy=policy,
+                )
+                for outcome in (True, False)
+            )
+        elif policy.quorum_by_stake:
             total = sum(self.weights)
-            passed = sum(
-                w
-                for v, w in zip(self.validators, self.weights, strict=True)
-                if v in self.verdicts and self.verdicts[v].passed
+            pass_ok = self.compute_weight(True) * policy.quorum_denominator >= (
+                total * policy.quorum_numerator
             )
-            failed = sum(
-                w
-                for v, w in zip(self.validators, self.weights, strict=True)
-                if v in self.verdicts and not self.verdicts[v].passed
+            fail_ok = self.compute_weight(False) * policy.quorum_denominator >= (
+                total * policy.quorum_numerator
             )
-            pass_ok = passed * policy.quorum_denominator >= total * policy.quorum_numerator
-            fail_ok = failed * policy.quorum_denominator >= total * policy.quorum_numerator
         else:
             needed = policy.quorum_size(len(self.validators))
             passes = sum(1 for v in self.verdicts.values() if v.passed)
@@ -133,6 +142,14 @@ class VerdictRound:
         if fail_ok:
             return False
         return None
+
+    def compute_weight(self, outcome: bool) -> int:
+        """The drawn stake of the validators that voted ``outcome``."""
+        return sum(
+            w
+            for v, w in zip(self.validators, self.weights, strict=True)
+            if v in self.verdicts and self.verdicts[v].passed == outcome
+        )
 
     def majority(self, outcome: bool) -> tuple[str, ...]:
         """The validators that voted ``outcome``, in set order."""
@@ -174,6 +191,19 @@ class VerdictRound:
                 f"validator {validator_id} is not assigned to this vote",
                 code=RejectionCode.VALIDATOR_NOT_ASSIGNED,
             )
+
+
+def has_quorum(
+    *, signed_weight: int, drawn_weight: int, signers: int, policy: LedgerPolicy
+) -> bool:
+    """Whether ``signers`` validators holding ``signed_weight`` of the round's
+    ``drawn_weight`` (stakes frozen at the draw) decide, under rules v2: at least
+    quorum_numerator/quorum_denominator of the drawn stake and at least
+    ``quorum_signers_min`` signers (and never none)."""
+    return (
+        signers >= max(1, policy.quorum_signers_min)
+        and signed_weight * policy.quorum_denominator >= drawn_weight * policy.quorum_numerator
+    )
 
 
 def start_round(

@@ -30,9 +30,11 @@ import msgspec
 from domain.commands import Command, decode_command
 from domain.errors import FlopError
 from domain.events import FlopAggregate, decode_event
+from domain.job import Job
 from domain.ledger import BOUNDARY_ACCOUNT, Account
 from domain.log import compute_witness_message
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules, strip_operators
+from domain.policy import LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 from domain.services.ledger_service import CommandMetadata, compute_command_id
 from domain.services.rounds import ROUND_KINDS
@@ -40,10 +42,16 @@ from domain.verdict_subject import VotedAggregate
 from proofs import bls
 from proofs.envelope import FRESHNESS_WINDOW_NS
 from proofs.identity import IdentityError, decode_actor_id, verify_signature
-from proofs.quorum import decode_qc, verify_qc
+from proofs.quorum import decode_qc, signer_indices, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
 from validator.audit_log import AnchorClaim, LogView
+from validator.audit_quorum import (
+    find_redundancy_violation,
+    find_threshold_violation,
+    get_owners,
+    is_quorum_rule_in_force,
+)
 from validator.audit_rules import OPERATOR_KINDS, OWNER_KINDS, find_violation
 from validator.audit_stake import (
     STAKE_BONDED_EVENTS,
@@ -96,6 +104,7 @@ DECISION_EVENTS: dict[tuple[str, str], bool] = {
     ("node", "AttestationRejected"): False,
 }
 """Events that record a round's decision, with the verdict their certificate covers."""
+JOB_SUBMITTED = ("job", "JobSubmitted")
 QUORUM_DECIDED_KINDS = frozenset({"job.record_verdict", "node.attestation.record_verdict"})
 
 
@@ -333,7 +342,9 @@ class Replayer:
         if key in VERDICT_EVENTS:
             self._check_verdict(record, command, event)
         elif key in DECISION_EVENTS and _is_quorum_decision(record, command):
-            self._check_certificate(record, event, passed=DECISION_EVENTS[key])
+            self._check_certificate(record, command, event, passed=DECISION_EVENTS[key])
+        elif key == JOB_SUBMITTED:
+            self._check_redundancy(record, command, event)
         elif record.stream_type == "log":
             self._check_log_event(record, command, event)
         elif record.stream_type == NETWORK_STREAM_TYPE:
@@ -394,7 +405,9 @@ class Replayer:
                 self._fail(record, VERDICT, "the verdict's BLS signature does not verify")
         self.counts[VERDICT] += 1
 
-    def _check_certificate(self, record: Record, event: Any, *, passed: bool) -> None:
+    def _check_certificate(
+        self, record: Record, command: _Command, event: Any, *, passed: bool
+    ) -> None:
         subject = self._voted_subject(record, QUORUM_CERTIFICATE)
         try:
             qc = decode_qc(event.certificate)
@@ -405,11 +418,50 @@ class Replayer:
         if self.options.verify_signatures:
             validators = subject.validators
             keys = [getattr(self.aggregates.get(v), "bls_public_key", b"") for v in validators]
-            # The quorum rule (weights, replacements) is the domain's; the audit checks that
-            # the certificate's signers are assigned validators and really signed.
+            # The signers are assigned validators and really signed; whether they are a
+            # quorum is checked below (rules v2) from the round's recorded weights.
             if not verify_qc(keys, qc, CERTIFICATE_SIGNERS_MIN):
                 self._fail(record, QUORUM_CERTIFICATE, "certificate does not verify")
+        self._check_thresholds(record, command, subject, qc)
         self.counts[QUORUM_CERTIFICATE] += 1
+
+    def _check_thresholds(
+        self, record: Record, command: _Command, subject: VotedAggregate, qc: Any
+    ) -> None:
+        """Rules v2: the signers hold 2/3 of the drawn stake, are enough, and none is owned
+        by the job's provider (``validator.audit_quorum``)."""
+        policy = self._policy_at(command.position)
+        verdict_round = subject.current_round
+        if not is_quorum_rule_in_force(policy) or verdict_round is None:
+            return
+        assert policy is not None  # is_quorum_rule_in_force
+        signers = signer_indices(qc, len(verdict_round.validators))
+        if signers is None:
+            raise AuditFailed(
+                record.position, QUORUM_CERTIFICATE, "the certificate's signer bitmap is malformed"
+            )
+        violation = find_threshold_violation(
+            policy,
+            verdict_round,
+            signers,
+            owners=get_owners(self.aggregates, verdict_round.validators),
+            provider=subject.provider if isinstance(subject, Job) else "",
+        )
+        if violation is not None:
+            self._fail(record, QUORUM_CERTIFICATE, violation)
+
+    def _check_redundancy(self, record: Record, command: _Command, event: Any) -> None:
+        policy = self._policy_at(command.position)
+        if is_quorum_rule_in_force(policy):
+            assert policy is not None  # is_quorum_rule_in_force
+            violation = find_redundancy_violation(policy, event.redundancy)
+            if violation is not None:
+                self._fail(record, QUORUM_CERTIFICATE, violation)
+
+    def _policy_at(self, position: int) -> LedgerPolicy | None:
+        """The policy governing ``position``; None before a late genesis (a store written
+        before rules were recorded, so before issue 14's rules)."""
+        return self.rules.at(position) if self.rules.has_genesis else None
 
     def _voted_subject(self, record: Record, check: str) -> VotedAggregate:
         """The job or node whose open verdict round ``record`` acts in."""

@@ -76,6 +76,7 @@ async def handle_submit_job(uow: UnitOfWork, cmd: c.SubmitJob, ctx: CommandConte
         region=cmd.region,
         redundancy=cmd.redundancy,
         deadline_ns=cmd.deadline_ns,
+        policy=ctx.policy,
         now_ns=ctx.now_ns,
     )
     uow.add(job)

@@ -117,7 +117,7 @@ class Scenario:
                     "max_price": JOB_MAX_PRICE,
                     "region": region,
                     "deadline_ns": time.time_ns() + JOB_DEADLINE_S * SECOND_NS,
-                    "redundancy": 1,
+                    "redundancy": 3,
                 }
                 answer = client.send(msgspec.convert(job, SubmitJob))
                 row = JobRow(id=answer.job_id, kind=kind, region=region)

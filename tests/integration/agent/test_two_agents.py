@@ -200,7 +200,7 @@ def _submit(consumer: ApiClient, region: str, kind: str, params: dict[str, Any])
             max_price=100,
             region=region,
             deadline_ns=time.time_ns() + 600 * SECOND_NS,
-            redundancy=1,
+            redundancy=3,
         )
     )
     return answer.job_id
@@ -214,7 +214,7 @@ async def _announce(nats_url: str, job_id: str) -> None:
             region="eu-west",
             workload_kind="matmul",
             max_price_base_units=100,
-            redundancy=1,
+            redundancy=3,
             deadline_ns=time.time_ns() + 600 * SECOND_NS,
             offered_at_ns=time.time_ns(),
         )

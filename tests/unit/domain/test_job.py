@@ -20,7 +20,7 @@ from domain.job import (
     WorkloadSpec,
 )
 from domain.node import GpuClaim, Node
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V1, LedgerPolicy
 from domain.scheduling import ELSEWHERE, SAME_GROUP, SAME_REGION, compute_region_tier
 from domain.settlement import Payout, compute_settlement
 from domain.verdicts import compute_verdict_commitment, job_subject
@@ -42,6 +42,7 @@ def _job(region: str = "eu-west", gpu_class_min: str = "consumer", max_price: in
         workload=WorkloadSpec("matmul", gpu_class_min, {"n": 64}),
         redundancy=3,
         deadline_ns=NOW + 3600 * S,
+        policy=POLICY,
         now_ns=NOW,
     )
 
@@ -131,8 +132,9 @@ def test_submission_rules() -> None:
             workload=WorkloadSpec("matmul", "cpu", {}),
             max_price=0,
             region="eu",
-            redundancy=1,
+            redundancy=3,
             deadline_ns=NOW + 1,
+            policy=POLICY,
             now_ns=NOW,
         )
     assert info.value.code == "max_price_must_be_positive"
@@ -143,11 +145,36 @@ def test_submission_rules() -> None:
             workload=WorkloadSpec("matmul", "cpu", {}),
             max_price=1,
             region="eu",
-            redundancy=1,
+            redundancy=3,
             deadline_ns=NOW,
+            policy=POLICY,
             now_ns=NOW,
         )
     assert info.value.code == "deadline_in_past"
+
+
+def _submit_with(redundancy: int, policy: LedgerPolicy) -> Job:
+    return Job.submit(
+        "j",
+        consumer="c",
+        workload=WorkloadSpec("matmul", "cpu", {}),
+        max_price=1,
+        region="eu",
+        redundancy=redundancy,
+        deadline_ns=NOW + 1,
+        policy=policy,
+        now_ns=NOW,
+    )
+
+
+def test_redundancy_at_the_minimum_is_accepted_and_below_it_refused() -> None:
+    assert _submit_with(POLICY.redundancy_min, POLICY).redundancy == POLICY.redundancy_min
+    with pytest.raises(Rejection) as info:
+        _submit_with(POLICY.redundancy_min - 1, POLICY)
+    assert info.value.code == "redundancy_below_minimum"
+    # Rules v1 had no minimum: a store declaring them keeps accepting what it accepted.
+    v1 = LedgerPolicy(rules_version=RULES_V1)
+    assert _submit_with(1, v1).redundancy == 1
 
 
 def test_region_tiers() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
+import msgspec
 import pytest
 
 from domain.errors import InvalidTransition, Rejection, Unauthorized
 from domain.job import EXPIRED, RESULT_COMMITTED, SUBMITTED, Job, ResultCommitment, WorkloadSpec
 from domain.node import ATTESTED, REGISTERED, GpuClaim, Node
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V1, LedgerPolicy
 from domain.selection import select_validators
 from domain.verdicts import (
     SALT_BYTES_MAX,
@@ -37,6 +38,9 @@ POLICY = LedgerPolicy(
 STAKE_POLICY = LedgerPolicy(
     **{**{f: getattr(POLICY, f) for f in POLICY.__struct_fields__}, "quorum_by_stake": True}
 )
+# Rules v1 (records written before issue 14): a head count, or drawn stake alone.
+COUNT_V1 = msgspec.structs.replace(POLICY, rules_version=RULES_V1)
+STAKE_V1 = msgspec.structs.replace(STAKE_POLICY, rules_version=RULES_V1)
 RESULT = ResultCommitment(b"c" * 32, b"a" * 32, b"p" * 32)
 COMMIT_AT = NOW + 2 * S
 REVEAL_AT = NOW + 12 * S + 1  # past the commit window opened at NOW + S
@@ -78,6 +82,9 @@ def _job(
         region="eu-west",
         redundancy=len(validators),
         deadline_ns=NOW + 3600 * S,
+        # These tests are about the round's steps, some with one validator: the redundancy
+        # minimum at submit has its own tests (test_job.py).
+        policy=msgspec.structs.replace(policy, redundancy_min=1),
         now_ns=NOW,
     )
     job.claim(_attested(_node()), policy=policy, now_ns=NOW)
@@ -234,11 +241,32 @@ def test_stake_weighted_quorum() -> None:
         _commit(job, v, v == "v1")
     _reveal(job, "v2", False)
     _reveal(job, "v3", False)
-    assert job.compute_quorum_outcome(STAKE_POLICY) is None  # 300 of 1000 fails
-    assert job.compute_quorum_outcome(POLICY) is False  # by count, 2 of 3 fail
+    assert job.compute_quorum_outcome(STAKE_V1) is None  # 300 of 1000 fails
+    assert job.compute_quorum_outcome(COUNT_V1) is False  # rules v1 by count: 2 of 3 fail
+    assert job.compute_quorum_outcome(POLICY) is None  # rules v2: by stake, 300 of 1000
     _reveal(job, "v1", True)
-    assert job.compute_quorum_outcome(STAKE_POLICY) is True  # 700 >= 2/3 of 1000
+    assert job.compute_quorum_outcome(STAKE_V1) is True  # 700 >= 2/3 of 1000
     assert job.majority_validators(True) == ("v1",)
+    # Rules v2: 700 of 1000 is 2/3 of the drawn stake, but one signer is below the minimum.
+    assert job.compute_quorum_outcome(POLICY) is None
+
+
+def test_a_quorum_needs_two_thirds_of_the_drawn_stake_and_the_signer_minimum() -> None:
+    """Rules v2, at each bound and one past it: the stake fraction, then the signer count."""
+    job = _job(("v1", "v2", "v3", "v4"), weights=(334, 333, 333, 1))
+    for v in ("v1", "v2", "v3", "v4"):
+        _commit(job, v, v != "v4")
+    _reveal(job, "v1", True)
+    _reveal(job, "v4", False)
+    assert job.compute_quorum_outcome(POLICY) is None  # 334 of 1001
+    _reveal(job, "v2", True)
+    assert job.compute_quorum_outcome(POLICY) is None  # 667 of 1001: just short of 2/3
+    _reveal(job, "v3", True)
+    assert job.compute_quorum_outcome(POLICY) is True  # 1000 of 1001
+    three = msgspec.structs.replace(POLICY, quorum_signers_min=3)
+    four = msgspec.structs.replace(POLICY, quorum_signers_min=4)
+    assert job.compute_quorum_outcome(three) is True  # 3 signers, the minimum
+    assert job.compute_quorum_outcome(four) is None  # 3 signers, one short
 
 
 def test_a_late_verdict_after_finalisation_is_refused() -> None:
@@ -271,14 +299,14 @@ def test_absent_validators_are_replaced_and_keep_the_set_order() -> None:
     after = NOW + 21 * S + 1
     job.replace_absent_validators(
         replacements=("v8", "v9"),
-        weights=(5, 6),
+        weights=(5, 2),
         log_position=20,
         log_hash=b"x",
         policy=POLICY,
         now_ns=after,
     )
     assert job.round is not None
-    assert job.validators == ("v1", "v8", "v9") and job.round.weights == (1, 5, 6)
+    assert job.validators == ("v1", "v8", "v9") and job.round.weights == (1, 5, 2)
     assert set(job.round.commits) == {"v1"} and set(job.verdicts) == {"v1"}
     assert job.round.commit_deadline_ns == after + 10 * S
     with pytest.raises(Unauthorized):
@@ -286,7 +314,7 @@ def test_absent_validators_are_replaced_and_keep_the_set_order() -> None:
     _commit(job, "v8", True, at=after)
     _commit(job, "v9", False, at=after)
     _reveal(job, "v8", True, at=after)
-    assert job.compute_quorum_outcome(POLICY) is True
+    assert job.compute_quorum_outcome(POLICY) is True  # 6 of the 8 drawn stake, 2 signers
 
 
 def test_replacements_are_bounded_then_the_round_is_abandoned() -> None:
@@ -340,16 +368,16 @@ def test_abandoning_on_the_last_attempt_expires() -> None:
 
 def test_a_validator_set_change_mid_job_does_not_touch_a_running_round() -> None:
     """Weights are frozen at assignment: a stake change later changes nothing here."""
-    job = _job(weights=(300, 300, 400), policy=STAKE_POLICY)
+    job = _job(weights=(300, 300, 400), policy=POLICY)
     snapshot = job.round.weights if job.round else ()
     for v in ("v1", "v2", "v3"):
         _commit(job, v, v != "v3")
     _reveal(job, "v1", True)
     _reveal(job, "v2", True)
     assert snapshot == (300, 300, 400)
-    assert job.compute_quorum_outcome(STAKE_POLICY) is None  # 600 < 2/3 of 1000
+    assert job.compute_quorum_outcome(POLICY) is None  # 600 < 2/3 of 1000
     _reveal(job, "v3", False)
-    assert job.compute_quorum_outcome(STAKE_POLICY) is None
+    assert job.compute_quorum_outcome(POLICY) is None
     assert job.state == RESULT_COMMITTED
 
 
