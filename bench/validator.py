@@ -30,6 +30,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "zk-prove": {"circuit": "poseidon_preimage", "inputs": '{"a": 1, "b": 2}', "setup_seed": 3},
 }
 NODE = Identity.from_seed(b"bench-node".ljust(32, b"\0"))
+OPENINGS_SEED = bytes(range(32))  # a stand-in for a round's beacon randomness
 
 
 def _verify(job_id: str, kind: str, params: dict[str, Any], bundle: ResultBundle) -> str:
@@ -43,6 +44,7 @@ def _verify(job_id: str, kind: str, params: dict[str, Any], bundle: ResultBundle
         proof_digest=bundle.proof_digest,
         artifact=bundle.artifact,
         proof=bundle.proof,
+        openings_seed=OPENINGS_SEED,
     )
 
 

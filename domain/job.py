@@ -97,6 +97,7 @@ class Job(VotedAggregate):
             job.price = job.result_due_ns = 0
             job.result = None
             job.round = None
+            job.openings_seed = b""
             job.certificate, job.payouts = b"", ()
             job.excluded_nodes = set()
 
@@ -247,6 +248,10 @@ class Job(VotedAggregate):
     result_due_ns: int
     result: ResultCommitment | None
     round: VerdictRound | None
+    openings_seed: bytes
+    """The randomness of the draw of the round that first judged the current result (kept
+    across replacements; empty before that draw, and for rounds drawn under rules version 1):
+    the spot checks' openings derive from it, fixed after the result was committed."""
     certificate: bytes
     payouts: tuple[Payout, ...]
     excluded_nodes: set[str]

@@ -1,13 +1,18 @@
-"""Fiat–Shamir openings: which items of a committed sequence a prover must open.
+"""Openings: which items of a committed sequence a verifier checks.
 
-The challenge is derived from the commitment itself (Fiat and Shamir, "How to Prove
-Yourself", CRYPTO '86, §3: the verifier's random choices replaced by a hash of the prover's
-first message), so the prover learns the items to open only after it has committed to all of
-them. ``u64`` draws come from ``SHA-256(tag || u32 len(seed) || seed || u64 count || root ||
-u64 counter)`` for counter = 0, 1, ...; each maps to an index without modulo bias (draws at
-or past the largest multiple of ``count`` below 2^64 are rejected); the first ``openings``
+``u64`` draws come from ``SHA-256(tag || u32 len(seed) || seed || u64 count || root || u64
+counter)`` for counter = 0, 1, ...; each maps to an index without modulo bias (draws at or
+past the largest multiple of ``count`` below 2^64 are rejected); the first ``openings``
 distinct indices are kept (sampling without replacement) and returned sorted. When
 ``openings >= count`` every index is opened.
+
+Where ``seed`` comes from decides soundness. With only the prover's own values (Fiat and
+Shamir, "How to Prove Yourself", CRYPTO '86, §3: the verifier's coins replaced by a hash of
+the prover's first message) a prover may retry commitments offline until no wrong item is
+opened: an escape chance (1-f)^s per try, not per proof (issue 14, attack 3). Job results
+therefore pass the job's ``openings_seed`` (beacon randomness revealed only after the
+commitment is recorded, outside the prover's control); only hardware attestations still
+use the challenge seed they were given.
 
 The ``tag`` separates the uses (matmul rows, inference items), so one commitment never
 yields the same challenge for two proof kinds.

@@ -1,4 +1,8 @@
-"""Matmul spot-check proofs: a node commits to C = A·B row by row; a validator opens a few rows.
+"""Matmul proofs: inputs, the commitment to C = A·B row by row, and row openings.
+
+Jobs ship all of C and are checked by Freivalds with beacon randomness
+(``proofs.matmul_product``); row openings derived from the commitment (below) remain for
+hardware attestations, whose challenge seed the ledger draws.
 
 Inputs. ``derive_inputs(seed, n)`` expands ``SHAKE-256(INPUT_TAG || u32 len(seed) || seed ||
 u32 n)`` (FIPS 202) to 2·n² bytes: the first n² fill A, the next n² fill B, row-major, each
@@ -16,15 +20,15 @@ Commitment. The RFC 6962 Merkle root (``proofs.merkle``) over the rows of C, eac
 little-endian float32 bytes with -0.0 written as +0.0 (hardware may produce either sign of
 zero for the same exact result).
 
-Openings. Rows to open follow from the commitment (Fiat–Shamir, ``proofs.fiat_shamir`` with
-``ROW_TAG``): ``u64`` draws from ``SHA-256(ROW_TAG || u32 len(seed) || seed || u64 n || root
-|| u64 counter)``, without modulo bias, the first ``min(s, n)`` distinct rows (for n <= s
-every row is opened). Cheating on a fraction f of
-rows escapes with probability at most (1-f)^s; ``DEFAULT_OPENINGS`` = 459 makes that <= 0.01
-for f = 1%.
+Openings (attestations). Rows to open follow from the commitment (Fiat–Shamir,
+``proofs.fiat_shamir`` with ``ROW_TAG``): ``u64`` draws from ``SHA-256(ROW_TAG || u32
+len(seed) || seed || u64 n || root || u64 counter)``, without modulo bias, the first
+``min(s, n)`` distinct rows (for n <= s every row is opened). Cheating on a fraction f of
+rows escapes with probability at most (1-f)^s per try; ``DEFAULT_OPENINGS`` = 459 makes
+that <= 0.01 for f = 1%.
 
-numpy (only in this module of ``proofs/``): validators must recompute opened rows and derive
-inputs fast, without torch; numpy is a light dependency where torch is not.
+numpy (in this module and ``proofs.matmul_product`` only): validators must recompute opened
+rows and derive inputs fast, without torch; numpy is a light dependency where torch is not.
 """
 
 from __future__ import annotations

@@ -274,6 +274,7 @@ class ValidatorDaemon:
             proof_digest=result.proof_digest,
             artifact=artifact,
             proof=proof,
+            openings_seed=job.openings_seed,
             zkey_bytes=zkey,
         )
 

@@ -8,7 +8,8 @@ Item i's input (``input_dim`` values) comes from ``SHAKE-256(INPUT_TAG || job se
 the same way, unscaled. Each item is computed independently of the others, so a validator
 re-executes just the opened items. Deterministic algorithms are on; CPU results were
 bit-identical across runs, thread counts and processes here; across devices and batch shapes
-they agree within ``proofs.inference_commitment``'s tolerance.
+they agree within ``proofs.inference_commitment``'s tolerance. The node ships every output;
+the validator re-runs the items drawn from the job's ``openings_seed`` after the commit.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from proofs.inference_commitment import (
     DEFAULT_ITEM_OPENINGS,
     DEFAULT_RTOL,
     InferenceProof,
+    get_outputs,
     is_output_close,
     make_inference_proof,
-    verify_openings,
+    select_items,
 )
 
 WEIGHT_TAG = b"flopledger/inference/weights/v1\x00"
@@ -80,19 +82,14 @@ def derive_item_inputs(job_seed: bytes, indices: list[int], input_dim: int) -> n
     return np.stack(rows)
 
 
-def run_inference(
-    job_id: str,
-    params: InferenceParams,
-    device: torch.device,
-    openings: int = DEFAULT_ITEM_OPENINGS,
-) -> InferenceRun:
-    """Run the whole batch on ``device``, commit to the outputs, open the selected items."""
+def run_inference(job_id: str, params: InferenceParams, device: torch.device) -> InferenceRun:
+    """Run the whole batch on ``device``, commit to the outputs and ship them all."""
     started = time.perf_counter_ns()
     enable_determinism()
     job_seed = compute_job_seed(job_id, params.seed)
     outputs, forward_ns = compute_outputs(params, job_seed, list(range(params.batch)), device)
     rows = [row.tobytes() for row in _canonical(outputs)]
-    proof = make_inference_proof(job_seed, rows, params.output_dim, openings)
+    proof = make_inference_proof(job_seed, rows, params.output_dim)
     return InferenceRun(
         proof=proof,
         environment=describe_environment(device, torch.float32),
@@ -121,25 +118,30 @@ def verify_inference(
     job_id: str,
     params: InferenceParams,
     proof: InferenceProof,
+    openings_seed: bytes,
     *,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     openings_required: int = DEFAULT_ITEM_OPENINGS,
 ) -> bool:
-    """The validator's check: the proof is for this job and shape, its openings are the
-    selected items under the root, and re-executed on the CPU each is within tolerance."""
+    """The validator's check: the proof is for this job and shape, its outputs are the
+    committed ones, and the items drawn from ``openings_seed`` (the job's beacon randomness),
+    re-executed on the CPU, are each within tolerance. Never raises on bad node input."""
     if proof.seed != compute_job_seed(job_id, params.seed):
         return False
     if (proof.batch, proof.output_dim) != (params.batch, params.output_dim):
         return False
-    if not verify_openings(proof, openings_required=openings_required):
+    outputs = get_outputs(proof)
+    if outputs is None:
         return False
-    indices = [o.index for o in proof.openings]
+    try:
+        indices = select_items(openings_seed, proof.batch, proof.root, openings_required)
+    except (ValueError, TypeError):
+        return False
     expected, _ = compute_outputs(params, proof.seed, indices, torch.device("cpu"))
     rows = [row.tobytes() for row in _canonical(expected)]
     return all(
-        is_output_close(o.output, row, atol, rtol)
-        for o, row in zip(proof.openings, rows, strict=True)
+        is_output_close(outputs[i], row, atol, rtol) for i, row in zip(indices, rows, strict=True)
     )
 
 

@@ -7,13 +7,18 @@ and commits their digests with ``job.commit_result``:
   msgpack of ``ResultManifest`` (job id, node id, kind, params, commitment, proof digest,
   execution environment: device, dtype, library versions; timings), ``signature`` is the
   node's Ed25519 signature over ``MANIFEST_TAG || manifest``.
-- **proof** (``proof_digest``), by kind: ``matmul`` a ``proofs.matmul.MatmulProof``
-  (msgpack), ``inference`` a ``proofs.inference_commitment.InferenceProof`` (msgpack),
-  ``zk-prove`` an ``adapters.compute.zk_prover.ZkProofArtifact`` (JSON).
+- **proof** (``proof_digest``), by kind: ``matmul`` a
+  ``proofs.matmul_product.MatmulProductProof`` (msgpack: all of C, at most 48 MiB),
+  ``inference`` a ``proofs.inference_commitment.InferenceProof`` (msgpack: every output, at
+  most 16 MiB), ``zk-prove`` an ``adapters.compute.zk_prover.ZkProofArtifact`` (JSON). The
+  whole result travels because what a validator checks is drawn only after the commit, from
+  the job's ``openings_seed`` (issue 14, attack 3). Every object is under the artifact
+  store's 64 MiB limit (``adapters.nats.objects.ARTIFACT_BYTES_MAX``).
 - **commitment**: the Merkle root over result rows (matmul) or outputs (inference); for
   zk-prove the SHA-256 of the proof bytes.
 
-``verify_result`` is the validator's whole check, returning a stable reason code.
+``verify_result`` is the validator's whole check, returning a stable reason code; it takes
+the job's ``openings_seed`` (the beacon randomness of the round judging the result).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 
 from adapters.compute.inference_model import run_inference, verify_inference
 from adapters.compute.runtime import ExecutionEnvironment
-from adapters.compute.torch_matmul import run_matmul
+from adapters.compute.torch_matmul import run_matmul_job
 from adapters.compute.workloads import (
     InferenceParams,
     MatmulParams,
@@ -45,7 +50,11 @@ from adapters.compute.zk_prover import (
 )
 from proofs.identity import Identity, verify_signature
 from proofs.inference_commitment import decode_inference_proof, encode_inference_proof
-from proofs.matmul import decode_matmul_proof, encode_matmul_proof, verify_proof
+from proofs.matmul_product import (
+    decode_product_proof,
+    encode_product_proof,
+    verify_product_proof,
+)
 
 MANIFEST_TAG = b"flopledger/result-manifest/v1\x00"
 MANIFEST_VERSION = 1
@@ -106,8 +115,8 @@ def execute_workload(
     params = parse_params(kind, raw_params)
     environment: ExecutionEnvironment | None = None
     if isinstance(params, MatmulParams):
-        run = run_matmul(compute_job_seed(job_id, params.seed), params.n, device)
-        proof, commitment = encode_matmul_proof(run.proof), run.proof.root
+        run = run_matmul_job(compute_job_seed(job_id, params.seed), params.n, device)
+        proof, commitment = encode_product_proof(run.proof), run.proof.root
         environment, compute_ns, total_ns = run.environment, run.matmul_ns, run.total_ns
     elif isinstance(params, InferenceParams):
         inference = run_inference(job_id, params, device)
@@ -166,12 +175,15 @@ def verify_result(
     proof_digest: bytes,
     artifact: bytes,
     proof: bytes,
+    openings_seed: bytes,
     zkey_bytes: bytes | None = None,
 ) -> str:
     """The validator's check of a committed result: ``"ok"`` or the first failed rule's code
     (``artifact_digest_mismatch``, ``proof_digest_mismatch``, ``manifest_invalid``,
     ``manifest_mismatch``, ``params_invalid``, ``proof_malformed``, ``commitment_mismatch``,
-    ``proof_invalid``). Never raises on bad node input."""
+    ``proof_invalid``). ``openings_seed`` (the job's beacon randomness, drawn after the
+    commit) chooses what is recomputed: Freivalds vectors (matmul), items (inference); a
+    zk proof is checked whole. Never raises on bad node input."""
     if hashlib.sha256(artifact).digest() != artifact_digest:
         return "artifact_digest_mismatch"
     if hashlib.sha256(proof).digest() != proof_digest:
@@ -190,25 +202,32 @@ def verify_result(
         return "params_invalid"
     if manifest.params != encode_params(params):
         return "manifest_mismatch"
-    return _verify_proof(job_id, params, commitment, proof, zkey_bytes)
+    return _verify_proof(job_id, params, commitment, proof, openings_seed, zkey_bytes)
 
 
 def _verify_proof(
-    job_id: str, params: WorkloadParams, commitment: bytes, proof: bytes, zkey: bytes | None
+    job_id: str,
+    params: WorkloadParams,
+    commitment: bytes,
+    proof: bytes,
+    openings_seed: bytes,
+    zkey: bytes | None,
 ) -> str:
     try:
         if isinstance(params, MatmulParams):
-            matmul = decode_matmul_proof(proof)
+            matmul = decode_product_proof(proof)
             if matmul.root != commitment:
                 return "commitment_mismatch"
             seed = compute_job_seed(job_id, params.seed)
             fits = (matmul.seed, matmul.n) == (seed, params.n)
-            return "ok" if fits and verify_proof(matmul) else "proof_invalid"
+            passed = fits and verify_product_proof(matmul, openings_seed)
+            return "ok" if passed else "proof_invalid"
         if isinstance(params, InferenceParams):
             inference = decode_inference_proof(proof)
             if inference.root != commitment:
                 return "commitment_mismatch"
-            return "ok" if verify_inference(job_id, params, inference) else "proof_invalid"
+            passed = verify_inference(job_id, params, inference, openings_seed)
+            return "ok" if passed else "proof_invalid"
         assert isinstance(params, ZkProveParams)
         if hashlib.sha256(proof).digest() != commitment:
             return "commitment_mismatch"

@@ -1,6 +1,8 @@
-"""The matmul executor on torch: C = A·B on CUDA when present, CPU otherwise, then the
-commitment and Fiat–Shamir openings of ``proofs.matmul`` (the agent MUST match that module's
-input derivation and row encoding bit for bit; validators check with it, without torch).
+"""The matmul executor on torch: C = A·B on CUDA when present, CPU otherwise, then, for a
+job, the commitment and the whole product of ``proofs.matmul_product`` (``run_matmul_job``),
+or, for a hardware attestation, the Fiat–Shamir row openings of ``proofs.matmul``
+(``run_matmul``). The agent MUST match ``proofs.matmul``'s input derivation and row encoding
+bit for bit; validators check with it, without torch.
 
 Inputs are expanded from SHAKE-256 on the host (as ``proofs.matmul.derive_inputs``), moved to
 the device as bytes (a quarter of the float32 size) and mapped to [-8, 7] there. The product
@@ -28,6 +30,7 @@ from proofs.matmul import (
     RowOpening,
     select_rows,
 )
+from proofs.matmul_product import MatmulProductProof, make_product_proof
 from proofs.merkle import inclusion_proofs_from_hashes, leaf_hash, root_from_hashes
 
 ENTRY_MASK = 0x0F
@@ -38,6 +41,15 @@ class MatmulRun(msgspec.Struct, frozen=True, kw_only=True):
     """One executed matmul: its proof, where it ran, and how long the product took."""
 
     proof: MatmulProof
+    environment: ExecutionEnvironment
+    matmul_ns: int
+    total_ns: int
+
+
+class MatmulJobRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One executed matmul job: the whole product as its proof, where it ran, how long."""
+
+    proof: MatmulProductProof
     environment: ExecutionEnvironment
     matmul_ns: int
     total_ns: int
@@ -83,12 +95,27 @@ def make_proof(c: np.ndarray, seed: bytes, openings: int = DEFAULT_OPENINGS) -> 
 def run_matmul(
     seed: bytes, n: int, device: torch.device, openings: int = DEFAULT_OPENINGS
 ) -> MatmulRun:
-    """Derive, multiply, commit, open: the whole executor for one device."""
+    """Derive, multiply, commit, open: the attestation's executor for one device."""
     started = time.perf_counter_ns()
     a, b = derive_inputs_torch(seed, n, device)
     c, matmul_ns = compute_product(a, b)
     proof = make_proof(c, seed, openings)
     return MatmulRun(
+        proof=proof,
+        environment=describe_environment(device, torch.float32),
+        matmul_ns=matmul_ns,
+        total_ns=time.perf_counter_ns() - started,
+    )
+
+
+def run_matmul_job(seed: bytes, n: int, device: torch.device) -> MatmulJobRun:
+    """Derive, multiply, commit, ship all of C: a matmul job's executor for one device (the
+    rows a validator checks are drawn after the commit, so none can be left out)."""
+    started = time.perf_counter_ns()
+    a, b = derive_inputs_torch(seed, n, device)
+    c, matmul_ns = compute_product(a, b)
+    proof = make_product_proof(c, seed)
+    return MatmulJobRun(
         proof=proof,
         environment=describe_environment(device, torch.float32),
         matmul_ns=matmul_ns,

@@ -35,7 +35,8 @@ from adapters.nats.objects import ArtifactStore
 from domain import commands as c
 from domain.policy import ATTESTATION_SIZE_MIN
 from proofs.identity import Identity
-from proofs.matmul import compute_product, derive_inputs, encode_matmul_proof, make_matmul_proof
+from proofs.matmul import compute_product, derive_inputs
+from proofs.matmul_product import encode_product_proof, make_product_proof
 
 CHALLENGE_SIZE = ATTESTATION_SIZE_MIN
 """Large enough that a claimed 1 ns product is beyond any CPU (``is_timing_plausible``)."""
@@ -103,8 +104,8 @@ class DishonestNode:
         c = compute_product(a, b)
         rows = max(1, n * CORRUPT_ROWS_PERCENT // 100)
         c[:rows] += np.float32(1.0)
-        proof = make_matmul_proof(c, seed)
-        encoded = encode_matmul_proof(proof)
+        proof = make_product_proof(c, seed)
+        encoded = encode_product_proof(proof)
         manifest = ResultManifest(
             job_id=job_id,
             node_id=self.id,

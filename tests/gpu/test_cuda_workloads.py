@@ -12,10 +12,11 @@ import torch
 
 from adapters.compute.inference_model import compute_outputs, run_inference, verify_inference
 from adapters.compute.runtime import enable_determinism, is_cuda_available
-from adapters.compute.torch_matmul import run_matmul
+from adapters.compute.torch_matmul import run_matmul, run_matmul_job
 from adapters.compute.workloads import InferenceParams, compute_job_seed
 from proofs.inference_commitment import is_output_close
 from proofs.matmul import verify_proof
+from proofs.matmul_product import verify_product_proof
 
 REASON = (
     "no CUDA device: torch "
@@ -32,6 +33,9 @@ def test_matmul_on_cuda_equals_cpu() -> None:
     on_cpu = run_matmul(seed, 2048, CPU)
     assert on_gpu.proof.root == on_cpu.proof.root
     assert on_gpu.environment.device == "cuda" and verify_proof(on_gpu.proof)
+    job = run_matmul_job(seed, 2048, CUDA)
+    assert job.proof.root == on_cpu.proof.root
+    assert verify_product_proof(job.proof, b"beacon randomness")
 
 
 def test_inference_on_cuda_is_within_tolerance_of_cpu() -> None:
@@ -43,4 +47,4 @@ def test_inference_on_cuda_is_within_tolerance_of_cpu() -> None:
     assert all(is_output_close(g.tobytes(), c.tobytes()) for g, c in zip(gpu, cpu, strict=True))
     run = run_inference("job-gpu", params, CUDA)
     assert run.environment.device == "cuda"
-    assert verify_inference("job-gpu", params, run.proof)
+    assert verify_inference("job-gpu", params, run.proof, b"beacon randomness")

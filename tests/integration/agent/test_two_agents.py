@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -37,6 +38,8 @@ from proofs.identity import Identity
 from tests.serve_process import running_serve
 
 SCENARIO_TIMEOUT_S = 120.0
+OPENINGS_SEED = hashlib.sha256(b"two-agents/openings").digest()
+"""A stand-in for a round's beacon randomness: an honest result passes under any."""
 SECOND_NS = 1_000_000_000
 OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))
 CONSUMER = Identity.from_seed(b"consumer".ljust(32, b"\0"))
@@ -144,6 +147,7 @@ async def test_two_agents_attest_and_complete_every_workload(
             proof_digest=result["proof_digest"],
             artifact=await artifacts.get(result["artifact_digest"].hex()),
             proof=await artifacts.get(result["proof_digest"].hex()),
+            openings_seed=OPENINGS_SEED,
         )
         assert verdict == "ok", (kind, verdict)
     assert sorted(len(a.completed) for a in finished) == [2, 2]

@@ -9,36 +9,39 @@ import pytest
 import torch
 
 from adapters.compute.results import verify_result
-from adapters.compute.torch_matmul import compute_product, derive_inputs_torch, make_proof
+from adapters.compute.torch_matmul import compute_product, derive_inputs_torch
 from adapters.compute.workloads import compute_job_seed
 from adapters.store.memory import MemoryEventStore
 from domain.errors import Rejection
 from domain.policy import SECOND_NS
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
-from proofs.matmul import DEFAULT_OPENINGS, detection_probability, verify_proof
+from proofs.matmul_product import make_product_proof, verify_product_proof
 
 NODE = Identity.from_seed(b"liar".ljust(32, b"\0"))
 
 
-def dishonest_matmul(job_id: str, seed: str, n: int, wrong_fraction: float) -> bool:
+def dishonest_matmul(
+    job_id: str, seed: str, n: int, wrong_rows: int, openings_seed: bytes = b"round"
+) -> bool:
     """A node that skips work on some rows (zeros them), commits to what it has; whether the
-    validators' check passes."""
+    validators' check (Freivalds drawn from ``openings_seed``) passes."""
     job_seed = compute_job_seed(job_id, seed)
     a, b = derive_inputs_torch(job_seed, n, torch.device("cpu"))
     c, _ = compute_product(a, b)
-    c[: max(1, int(n * wrong_fraction))] = 0.0
-    return verify_proof(make_proof(np.asarray(c), job_seed))
+    c[n - wrong_rows :] = 0.0
+    return verify_product_proof(make_product_proof(np.asarray(c), job_seed), openings_seed)
 
 
-def test_wrong_rows_are_caught_when_every_row_is_opened() -> None:
-    assert dishonest_matmul("job-1", "s", 128, 0.01) is False
+def test_wrong_rows_are_caught() -> None:
+    assert dishonest_matmul("job-1", "s", 128, 2) is False
+    assert dishonest_matmul("job-1", "s", 128, 0) is True
 
 
-def test_wrong_rows_detection_figure() -> None:
-    """The chosen s = 459 openings catch 1% wrong rows with probability >= 0.99."""
-    assert detection_probability(0.01, DEFAULT_OPENINGS) >= 0.99
-    assert dishonest_matmul("job-2", "s", 1024, 0.05) is False
+def test_one_wrong_row_of_many_is_caught_whatever_the_round_randomness() -> None:
+    """Freivalds checks all of C: one skipped row of 1024 fails every round drawn."""
+    for index in range(4):
+        assert dishonest_matmul("job-2", "s", 1024, 1, b"round-%d" % index) is False
 
 
 def test_wrong_rows_fail_the_validators_check() -> None:
@@ -56,6 +59,7 @@ def test_wrong_rows_fail_the_validators_check() -> None:
             proof_digest=honest.proof_digest,
             artifact=honest.artifact,
             proof=honest.proof,
+            openings_seed=b"round",
         )
         == "manifest_mismatch"
     )

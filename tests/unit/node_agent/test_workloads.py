@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import struct
 from typing import Any
 
 import msgspec
@@ -26,7 +25,13 @@ from adapters.compute.workloads import (
 )
 from proofs.identity import Identity
 from proofs.inference_commitment import decode_inference_proof, encode_inference_proof
-from proofs.matmul import MATRIX_SIZE_MAX, decode_matmul_proof, encode_matmul_proof
+from proofs.matmul import MATRIX_SIZE_MAX, commit_rows
+from proofs.matmul_product import (
+    decode_entries,
+    decode_product_proof,
+    encode_entries,
+    encode_product_proof,
+)
 
 CPU = torch.device("cpu")
 NODE = Identity.from_seed(b"node".ljust(32, b"\0"))
@@ -36,6 +41,8 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "inference": {"seed": "model", "batch": 40, "width": 32, "depth": 2},
     "zk-prove": {"circuit": "poseidon_preimage", "inputs": '{"a": 1, "b": 2}', "setup_seed": 3},
 }
+OPENINGS_SEED = hashlib.sha256(b"round randomness").digest()
+"""A stand-in for the beacon randomness of the round judging the result."""
 
 
 def check(job_id: str, kind: str, bundle: ResultBundle, node: Identity = NODE) -> str:
@@ -49,6 +56,7 @@ def check(job_id: str, kind: str, bundle: ResultBundle, node: Identity = NODE) -
         proof_digest=bundle.proof_digest,
         artifact=bundle.artifact,
         proof=bundle.proof,
+        openings_seed=OPENINGS_SEED,
     )
 
 
@@ -78,23 +86,44 @@ def test_copied_result_resigned_by_the_copier_fails_the_proof(kind: str) -> None
     assert check("job-2", kind, forged, node=OTHER) == "proof_invalid"
 
 
-def test_wrong_matmul_row_is_caught(bundles: dict[str, ResultBundle]) -> None:
-    proof = decode_matmul_proof(bundles["matmul"].proof)
-    first = proof.openings[0]
-    bad_row = bytearray(first.row)
-    bad_row[:4] = struct.pack("<f", 12345.0)
-    openings = [msgspec.structs.replace(first, row=bytes(bad_row)), *proof.openings[1:]]
-    tampered = msgspec.structs.replace(proof, openings=openings)
-    forged = _with_proof(bundles["matmul"], encode_matmul_proof(tampered))
+def test_matmul_entry_changed_under_the_old_root_is_caught(
+    bundles: dict[str, ResultBundle],
+) -> None:
+    proof = decode_product_proof(bundles["matmul"].proof)
+    c = decode_entries(proof.product, proof.n)
+    assert c is not None
+    c[40, 7] += 1
+    tampered = msgspec.structs.replace(proof, product=encode_entries(c))
+    forged = _with_proof(bundles["matmul"], encode_product_proof(tampered))
+    assert check("job-1", "matmul", forged) == "proof_invalid"
+
+
+def test_wrong_matmul_entry_committed_consistently_is_caught(
+    bundles: dict[str, ResultBundle],
+) -> None:
+    """A node commits (root, manifest, proof all agree) to a C with one wrong entry."""
+    proof = decode_product_proof(bundles["matmul"].proof)
+    c = decode_entries(proof.product, proof.n)
+    assert c is not None
+    c[95, 95] -= 1
+    root = commit_rows(c.astype("float32"))
+    tampered = msgspec.structs.replace(proof, root=root, product=encode_entries(c))
+    bundle = msgspec.structs.replace(bundles["matmul"], commitment=root)
+    forged = _with_proof(bundle, encode_product_proof(tampered), commitment=root)
+    assert check("job-1", "matmul", forged) == "proof_invalid"
+
+
+def test_truncated_matmul_product_is_caught(bundles: dict[str, ResultBundle]) -> None:
+    proof = decode_product_proof(bundles["matmul"].proof)
+    tampered = msgspec.structs.replace(proof, product=proof.product[:-3])
+    forged = _with_proof(bundles["matmul"], encode_product_proof(tampered))
     assert check("job-1", "matmul", forged) == "proof_invalid"
 
 
 def test_wrong_inference_output_is_caught(bundles: dict[str, ResultBundle]) -> None:
     proof = decode_inference_proof(bundles["inference"].proof)
-    first = proof.openings[0]
-    shifted = bytes([first.output[0] ^ 0x40]) + first.output[1:]
-    openings = [msgspec.structs.replace(first, output=shifted), *proof.openings[1:]]
-    tampered = msgspec.structs.replace(proof, openings=openings)
+    shifted = bytes([proof.outputs[0] ^ 0x40]) + proof.outputs[1:]
+    tampered = msgspec.structs.replace(proof, outputs=shifted)
     forged = _with_proof(bundles["inference"], encode_inference_proof(tampered))
     assert check("job-1", "inference", forged) == "proof_invalid"
 
@@ -121,6 +150,7 @@ def test_tampered_bytes_do_not_match_their_digests(bundles: dict[str, ResultBund
             proof_digest=honest.proof_digest,
             artifact=honest.artifact,
             proof=honest.proof + b"\0",
+            openings_seed=OPENINGS_SEED,
         )
         == "proof_digest_mismatch"
     )
@@ -151,13 +181,21 @@ def test_inference_is_deterministic_on_cpu() -> None:
     assert first.commitment == second.commitment
 
 
-def _with_proof(bundle: ResultBundle, proof: bytes) -> ResultBundle:
+def _with_proof(
+    bundle: ResultBundle, proof: bytes, *, commitment: bytes | None = None
+) -> ResultBundle:
     """The node re-signs its manifest over the tampered proof (so only the proof can fail)."""
-    return _resign(msgspec.structs.replace(bundle, proof=proof), job_id="job-1", signer=NODE)
+    replaced = msgspec.structs.replace(bundle, proof=proof)
+    return _resign(replaced, job_id="job-1", signer=NODE, commitment=commitment)
 
 
 def _resign(
-    bundle: ResultBundle, *, job_id: str, signer: Identity, params: dict[str, Any] | None = None
+    bundle: ResultBundle,
+    *,
+    job_id: str,
+    signer: Identity,
+    params: dict[str, Any] | None = None,
+    commitment: bytes | None = None,
 ) -> ResultBundle:
     from adapters.compute.results import ResultManifest
 
@@ -169,6 +207,7 @@ def _resign(
         node_id=signer.id,
         proof_digest=hashlib.sha256(bundle.proof).digest(),
         params=params or manifest.params,
+        commitment=commitment or manifest.commitment,
     )
     body = msgspec.msgpack.encode(manifest)
     artifact = msgspec.msgpack.encode(SignedManifest(body, signer.sign(MANIFEST_TAG + body)))

@@ -27,7 +27,8 @@ from domain.services.queries import get_aggregate, get_balances
 from domain.verdicts import SUBJECT_ATTESTATION
 from flopledger.network import LocalNetwork, b64, make_validator_keys
 from proofs.identity import Identity
-from proofs.matmul import compute_product, derive_inputs, encode_matmul_proof, make_matmul_proof
+from proofs.matmul import compute_product, derive_inputs
+from proofs.matmul_product import encode_product_proof, make_product_proof
 from validator.daemon import DUTY_KINDS, VERIFIED_OK, CommandRefused, ValidatorDaemon
 from validator.protection import SigningDatabase
 
@@ -163,8 +164,8 @@ async def _corrupted(net: LocalNetwork, node: Identity, artifacts: DictArtifacts
     c = compute_product(a, b)
     rows = max(1, N // 20)
     c[:rows] += np.float32(1.0)
-    proof = make_matmul_proof(c, seed)
-    encoded = encode_matmul_proof(proof)
+    proof = make_product_proof(c, seed)
+    encoded = encode_product_proof(proof)
     manifest = ResultManifest(
         job_id=job_id,
         node_id=node.id,
