@@ -38,11 +38,14 @@ from proofs.matmul import (
     MATRIX_SIZE_MAX,
     SEED_BYTES_MAX,
     Matrix,
+    RowOpening,
+    canonical_row_bytes,
     commit_rows,
+    compute_row_hashes,
     derive_inputs,
     freivalds_check,
 )
-from proofs.merkle import HASH_SIZE
+from proofs.merkle import HASH_SIZE, inclusion_proof_from_hashes
 
 ENTRY_BYTES = 3
 ENTRY_LIMIT = 2**23
@@ -110,6 +113,18 @@ def verify_product_proof(
     except (ValueError, TypeError):
         return False
     return freivalds_check(a, b, c, rounds, seed=proof.root + openings_seed)
+
+
+def open_product_row(proof: MatmulProductProof, index: int) -> RowOpening:
+    """Row ``index`` of the shipped C with its inclusion path under the root: what a
+    challenger presents as a fraud proof once it found a wrong row (anyone can, since the
+    whole product is public)."""
+    entries = decode_entries(proof.product, proof.n)
+    if entries is None or not 0 <= index < proof.n:
+        raise ValueError("open_product_row needs a product of 3·n² bytes and an index < n")
+    c = entries.astype(np.float32)
+    path = inclusion_proof_from_hashes(compute_row_hashes(c), index)
+    return RowOpening(index=index, row=canonical_row_bytes(c[index]), proof=path)
 
 
 def encode_product_proof(proof: MatmulProductProof) -> bytes:

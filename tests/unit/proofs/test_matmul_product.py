@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from adapters.nats.objects import ARTIFACT_BYTES_MAX
+from proofs import matmul
 from proofs.matmul import MATRIX_SIZE_MAX, commit_rows, compute_product, derive_inputs
 from proofs.matmul_product import (
     ENTRY_LIMIT,
@@ -19,8 +20,10 @@ from proofs.matmul_product import (
     encode_entries,
     encode_product_proof,
     make_product_proof,
+    open_product_row,
     verify_product_proof,
 )
+from proofs.merkle import leaf_hash, verify_inclusion
 
 SEED, N = b"product", 48
 A, B = derive_inputs(SEED, N)
@@ -89,3 +92,13 @@ def test_largest_product_fits_the_artifact_store() -> None:
     too_long = msgspec.structs.replace(largest, product=bytes(PRODUCT_BYTES_MAX + 1))
     with pytest.raises(msgspec.ValidationError):
         decode_product_proof(encode_product_proof(too_long))
+
+
+def test_any_row_of_the_shipped_product_opens_under_the_root() -> None:
+    """What a challenger needs for a fraud proof: a row of C and its path to the root."""
+    for index in (0, 17, N - 1):
+        opening = open_product_row(PROOF, index)
+        assert opening.row == matmul.canonical_row_bytes(C[index])
+        assert verify_inclusion(leaf_hash(opening.row), index, N, opening.proof, PROOF.root)
+    with pytest.raises(ValueError):
+        open_product_row(PROOF, N)
