@@ -33,7 +33,7 @@ from domain.job_states import (
 )
 from domain.node import Node
 from domain.policy import LedgerPolicy
-from domain.scheduling import check_claim
+from domain.scheduling import check_claim, compute_result_due_ns
 from domain.settlement import Payout
 from domain.verdict_subject import RoundEvents, VotedAggregate
 from domain.verdicts import QUORUM_RULES_VERSION, SUBJECT_JOB, Verdict, VerdictRound
@@ -301,6 +301,8 @@ class Job(VotedAggregate):
         )
 
     def claim(self, node: Node, *, policy: LedgerPolicy, now_ns: int) -> None:
+        """Claim for ``node``; the handler reserves the claim on the node in the same command
+        (``Node.reserve_claim``), which the checks here have found room for."""
         check_claim(self, node, now_ns=now_ns, policy=policy)
         self._trigger(
             self.JobClaimed,
@@ -309,7 +311,7 @@ class Job(VotedAggregate):
             provider=node.owner,
             price=node.price,
             attempt=self.attempt + 1,
-            result_due_ns=min(now_ns + policy.result_window_ns, self.deadline_ns),
+            result_due_ns=compute_result_due_ns(self, now_ns=now_ns, policy=policy),
         )
 
     def commit_result(self, *, node_id: str, result: ResultCommitment, now_ns: int) -> None:

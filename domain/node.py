@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import msgspec
 
+from domain.claims import ClaimRules, OpenClaim, compute_from_unbonding
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.invariants import present
@@ -52,7 +53,7 @@ class Challenge(msgspec.Struct, frozen=True):
     deadline_ns: int
 
 
-class Node(VotedAggregate, StakeRules):
+class Node(VotedAggregate, ClaimRules, StakeRules):
     """A GPU provider. Its id is the node's Ed25519 key (base58)."""
 
     STREAM_TYPE: ClassVar[str] = "node"
@@ -76,6 +77,7 @@ class Node(VotedAggregate, StakeRules):
             node.slashed_total = 0
             node.attestation_round = None
             node.is_attested = False
+            node.claims = {}
 
     class AttestationChallenged(FlopAggregate.Event):
         nonce: str
@@ -207,10 +209,49 @@ class Node(VotedAggregate, StakeRules):
         amount: int
         reason: str
         evidence: bytes
+        from_unbonding: int = 0
+        """The part taken from the unbonding stake (0 in records written before unbonding
+        stake was slashable)."""
 
         def apply(self, node: Node) -> None:
-            node.stake -= self.amount
+            node.stake -= self.amount - self.from_unbonding
+            node.unbonding -= self.from_unbonding
             node.slashed_total += self.amount
+
+    class ClaimReserved(FlopAggregate.Event):
+        """The node claimed ``job_id``: this much of its bonded stake is reserved for it."""
+
+        job_id: str
+        slash_at_risk: int
+        claim_bond: int
+        claimed_at_ns: int
+        due_ns: int
+
+        def apply(self, node: Node) -> None:
+            node.claims[self.job_id] = OpenClaim(
+                self.slash_at_risk, self.claim_bond, self.claimed_at_ns, self.due_ns
+            )
+
+    class ClaimBondForfeited(FlopAggregate.Event):
+        """The node missed the claim's window (or released it late): ``amount`` of its
+        stake goes to the job's consumer."""
+
+        job_id: str
+        amount: int
+        from_unbonding: int
+        to_account: str
+        reason: str
+
+        def apply(self, node: Node) -> None:
+            node.stake -= self.amount - self.from_unbonding
+            node.unbonding -= self.from_unbonding
+
+    class ClaimReleased(FlopAggregate.Event):
+        job_id: str
+        reason: str
+
+        def apply(self, node: Node) -> None:
+            node.claims.pop(self.job_id)
 
     class NodeJailed(FlopAggregate.Event):
         until_ns: int
@@ -252,6 +293,7 @@ class Node(VotedAggregate, StakeRules):
     slashed_total: int
     attestation_round: VerdictRound | None
     is_attested: bool
+    claims: dict[str, OpenClaim]
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -357,21 +399,33 @@ class Node(VotedAggregate, StakeRules):
 
     def slash(
         self, *, amount: int, reason: str, evidence: bytes, policy: LedgerPolicy, now_ns: int
-    ) -> None:
-        """Take ``amount`` of bonded stake and jail the node; every slash cites evidence."""
+    ) -> int:
+        """Take ``amount`` of stake, unbonding stake first (it stays slashable until it is
+        withdrawn), and jail the node; every slash cites evidence. Returns the part taken
+        from the unbonding stake."""
         if not evidence:
             raise Rejection("a slash must cite evidence", code=RejectionCode.SLASH_NEEDS_EVIDENCE)
-        if amount < 0 or amount > self.stake:
+        slashable = self.stake + self.unbonding
+        if amount < 0 or amount > slashable:
             raise Rejection(
-                f"can slash 0..{self.stake}, not {amount}",
+                f"can slash 0..{slashable}, not {amount}",
                 code=RejectionCode.SLASH_AMOUNT_OUT_OF_RANGE,
             )
         self._require_state({ATTESTED, ACTIVE, JAILED, REGISTERED}, "slash")
-        self._trigger(self.NodeSlashed, now_ns, amount=amount, reason=reason, evidence=evidence)
+        from_unbonding = compute_from_unbonding(amount, self.unbonding)
+        self._trigger(
+            self.NodeSlashed,
+            now_ns,
+            amount=amount,
+            reason=reason,
+            evidence=evidence,
+            from_unbonding=from_unbonding,
+        )
         if self.state != JAILED:
             self._trigger(
                 self.NodeJailed, now_ns, until_ns=now_ns + policy.jail_period_ns, reason=reason
             )
+        return from_unbonding
 
     def unjail(self, *, policy: LedgerPolicy, now_ns: int) -> None:
         self._require_state({JAILED}, "unjail")
@@ -412,6 +466,9 @@ class Node(VotedAggregate, StakeRules):
             "unbond_ready_ns": self.unbond_ready_ns,
             "jailed_until_ns": self.jailed_until_ns,
             "slashed_total": self.slashed_total,
+            "open_claims": sorted(self.claims),
+            "reserved_stake": self.reserved_stake(),
+            "claim_capacity": self.claim_capacity(),
             "version": self.version,
             "challenge": msgspec.structs.asdict(self.challenge) if self.challenge else None,
             "attestation_validators": (

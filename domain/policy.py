@@ -75,6 +75,14 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Fewest validators a job may ask for (``redundancy_below_minimum`` at submit)."""
     quorum_signers_min: int = 2
     """Fewest signers a decision needs, whatever stake they hold (no lone whale decides)."""
+    # issue 14, attacks 4/6: a claim reserves, of the node's bonded stake, the slash it risks
+    # (``slash_bps`` of the stake at the claim) and a claim bond, forfeited to the consumer
+    # when the result window is missed (``domain.claims``).
+    claim_bond_bps: int = 2_000
+    """The claim bond as a share of the job's ``max_price`` (what the consumer escrowed, so
+    a node cannot shrink its bond by asking a lower price)."""
+    claim_bond_min: int = 10
+    """The least claim bond, so that vanishing on a cheap job is never free."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

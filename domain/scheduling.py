@@ -3,7 +3,8 @@
 A node in the job's region may claim at once; a node in the same region group (the part of
 the region before the first '-', e.g. ``eu`` for ``eu-west``) after one stagger; anyone after
 two staggers. Staggers count from when the job was offered (submitted or reassigned).
-Eligibility rules are checked in a fixed order, each with a stable code.
+Eligibility rules are checked in a fixed order, each with a stable code; the one claim rule
+of issue 14 (stake coverage and device capacity) is ``domain.claims``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def compute_earliest_claim_ns(job: ClaimableJob, node_region: str, policy: Ledge
     return job.offered_at_ns + tier * policy.region_stagger_ns
 
 
+def compute_result_due_ns(job: ClaimableJob, *, now_ns: int, policy: LedgerPolicy) -> int:
+    """When a claim made now must have its result committed: one window, within the
+    job's deadline."""
+    return min(now_ns + policy.result_window_ns, job.deadline_ns)
+
+
 def check_claim(job: ClaimableJob, node: Node, *, now_ns: int, policy: LedgerPolicy) -> None:
     """Raise the first rule the claim breaks; return quietly when the node may claim now."""
     if job.state in (CLAIMED, RESULT_COMMITTED):
@@ -74,6 +81,12 @@ def check_claim(job: ClaimableJob, node: Node, *, now_ns: int, policy: LedgerPol
             f"node stake {node.stake} is below {policy.node_stake_min}",
             code=RejectionCode.STAKE_BELOW_MINIMUM,
         )
+    # The one claim rule (``domain.claims``): within the node's capacity, and its bonded
+    # stake covers every open claim's reserve and this one's.
+    due_ns = compute_result_due_ns(job, now_ns=now_ns, policy=policy)
+    node.check_claim_room(
+        node.compute_claim(max_price=job.max_price, due_ns=due_ns, policy=policy, now_ns=now_ns)
+    )
     if gpu_class_rank(node.gpu_class) < gpu_class_rank(job.workload.gpu_class_min):
         raise Rejection(
             f"job needs GPU class {job.workload.gpu_class_min}, node has {node.gpu_class}",
@@ -94,3 +107,15 @@ def check_claim(job: ClaimableJob, node: Node, *, now_ns: int, policy: LedgerPol
             f"nodes in {node.region} may claim this {job.region} job from {earliest}",
             code=RejectionCode.CLAIM_TOO_EARLY_FOR_REGION,
         )
+
+
+def check_commit(job: ClaimableJob, node: Node) -> None:
+    """Raise unless the claiming node may still commit: active, not jailed, and its bonded
+    stake still covering its open claims (a slash or a forfeit since may have taken it)."""
+    if node.state == JAILED:
+        raise Rejection(f"node {node.id} is jailed", code=RejectionCode.NODE_JAILED)
+    if node.state != ACTIVE:
+        raise Rejection(
+            f"node {node.id} is {node.state}, not active", code=RejectionCode.NODE_NOT_ACTIVE
+        )
+    node.check_claim_covered(job.id)

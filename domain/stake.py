@@ -42,11 +42,22 @@ class StakeRules:
             )
         self._trigger(self.StakeBonded, now_ns, amount=amount, funded_by=user_account(signer))
 
+    def get_unbond_floor(self, policy: LedgerPolicy) -> int:
+        """Bonded stake an unbond must leave (a node's open claims reserve some; 0 here)."""
+        return 0
+
     def _request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         if amount <= 0 or amount > self.stake:
             raise Rejection(
                 f"can unbond 1..{self.stake}, not {amount}",
                 code=RejectionCode.UNBOND_AMOUNT_OUT_OF_RANGE,
+            )
+        floor = self.get_unbond_floor(policy)
+        if self.stake - amount < floor:
+            raise Rejection(
+                f"open claims reserve {floor} of the bonded {self.stake}: at most "
+                f"{self.stake - floor} can unbond (issue 14, attack 4)",
+                code=RejectionCode.UNBOND_BELOW_CLAIM_RESERVE,
             )
         self._trigger(
             self.UnbondRequested,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from domain.claims import compute_from_unbonding
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.policy import LedgerPolicy
@@ -61,9 +62,13 @@ class Validator(FlopAggregate, StakeRules):
         reason: str
         evidence_key: str
         evidence: bytes
+        from_unbonding: int = 0
+        """The part taken from the unbonding stake (0 in records written before unbonding
+        stake was slashable)."""
 
         def apply(self, validator: Validator) -> None:
-            validator.stake -= self.amount
+            validator.stake -= self.amount - self.from_unbonding
+            validator.unbonding -= self.from_unbonding
             validator.slashed_total += self.amount
             validator.slashed_for.add(self.evidence_key)
 
@@ -115,19 +120,23 @@ class Validator(FlopAggregate, StakeRules):
 
     def slash(
         self, *, amount: int, reason: str, evidence_key: str, evidence: bytes, now_ns: int
-    ) -> None:
-        """Slash for one piece of evidence, at most once per evidence key."""
+    ) -> int:
+        """Slash for one piece of evidence, at most once per evidence key; the unbonding
+        stake goes first (it stays slashable until it is withdrawn). Returns the part taken
+        from the unbonding stake."""
         if not evidence:
             raise Rejection("a slash must cite evidence", code=RejectionCode.SLASH_NEEDS_EVIDENCE)
         if evidence_key in self.slashed_for:
             raise InvalidTransition(
                 "this evidence was already used to slash", code=RejectionCode.EVIDENCE_ALREADY_USED
             )
-        if amount < 0 or amount > self.stake:
+        slashable = self.stake + self.unbonding
+        if amount < 0 or amount > slashable:
             raise Rejection(
-                f"can slash 0..{self.stake}, not {amount}",
+                f"can slash 0..{slashable}, not {amount}",
                 code=RejectionCode.SLASH_AMOUNT_OUT_OF_RANGE,
             )
+        from_unbonding = compute_from_unbonding(amount, self.unbonding)
         self._trigger(
             self.ValidatorSlashed,
             now_ns,
@@ -135,7 +144,9 @@ class Validator(FlopAggregate, StakeRules):
             reason=reason,
             evidence_key=evidence_key,
             evidence=evidence,
+            from_unbonding=from_unbonding,
         )
+        return from_unbonding
 
     def require_owner(self, actor: str) -> None:
         if actor not in (self.owner, self.id):

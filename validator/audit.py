@@ -9,7 +9,8 @@ was allowed to cause the event under the rules in force at its position
 quorum certificates; signed tree heads, their roots and witness co-signatures, anchors against
 tree heads; then it rebuilds the aggregate (accounts with the audit's own state machine,
 ``validator.audit_accounts``; the rest through the domain's aggregates) and, at each command's
-end, the ledger invariants (money conserved, no account but the boundary below zero). The first
+end, the ledger invariants (money conserved, no account but the boundary below zero; claims
+covered by stake and forfeited bonds paid to consumers, ``validator.audit_claims``). The first
 failure stops the replay: ``AuditFailed`` names its position and check. The replay is
 synchronous and does no IO (``validator.audit_run`` feeds it from a store or NATS and does the
 chain and read-model checks that need IO).
@@ -45,6 +46,7 @@ from proofs.identity import IdentityError, decode_actor_id, verify_signature
 from proofs.quorum import decode_qc, signer_indices, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
+from validator.audit_claims import CLAIM_RULES_VERSION, ClaimAudit
 from validator.audit_log import AnchorClaim, LogView
 from validator.audit_quorum import (
     find_redundancy_violation,
@@ -141,6 +143,7 @@ class _Command:
     principals: frozenset[str]
     issued_at_ns: int
     touched_accounts: set[str] = field(default_factory=set)
+    claims: ClaimAudit = field(default_factory=ClaimAudit)
 
 
 class Replayer:
@@ -205,6 +208,9 @@ class Replayer:
             raise AuditFailed(
                 command.position, LEDGER_INVARIANTS, f"{command.kind} created {self._money}"
             )
+        violation = command.claims.end_command(self.aggregates)
+        if violation is not None:
+            raise AuditFailed(command.position, LEDGER_INVARIANTS, violation)
         for account_id in command.touched_accounts:
             account = self.aggregates[account_id]
             assert isinstance(account, AccountState)
@@ -331,6 +337,7 @@ class Replayer:
             self._fail(record, AUTHORIZATION, violation)
         self._check_amounts(record, command, data)
         self.counts[AUTHORIZATION] += 1
+        self._check_claims(record, command, event, data)
         if record.stream_type == ACCOUNT_STREAM_TYPE:
             if record.event_type in HOLD_CLOSINGS:
                 account = self.aggregates.get(record.stream_id)
@@ -363,6 +370,29 @@ class Replayer:
             if not bls.pop_verify(event.bls_public_key, event.proof_of_possession):
                 self._fail(record, STORED_PROOFS, "proof of possession does not verify")
             self.counts[STORED_PROOFS] += 1
+
+    def _check_claims(
+        self, record: Record, command: _Command, event: Any, data: dict[str, Any]
+    ) -> None:
+        """Claims, unbonds and stake takes under the rules of issue 14 (``audit_claims``)."""
+        if not self.rules.has_genesis:
+            return
+        policy = self.rules.at(command.position)
+        if policy.rules_version < CLAIM_RULES_VERSION:
+            return
+        if event is None:
+            if record.event_type == "Credited":
+                command.claims.note_credit(record.stream_id, data)
+            return
+        violation = command.claims.check_event(
+            (record.stream_type, record.event_type),
+            self.aggregates.get(record.stream_id),
+            event,
+            self.aggregates,
+            policy,
+        )
+        if violation is not None:
+            self._fail(record, LEDGER_INVARIANTS, violation)
 
     def _check_bond(self, record: Record, command: _Command, event: Any) -> None:
         violation = find_bond_violation(

@@ -25,6 +25,8 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import Node
+from domain.scheduling import check_commit
+from domain.services.claims import forfeit_claim_bond, release_claim_if_left, reserve_claim
 from domain.services.context import CommandContext
 from domain.services.escrow import refund_job
 from domain.services.rounds import JOB_ROUND, open_round, rotate_round
@@ -97,6 +99,7 @@ async def handle_claim_job(uow: UnitOfWork, cmd: c.ClaimJob, ctx: CommandContext
     job = await uow.require(Job, cmd.job_id)
     node = await uow.require(Node, cmd.node_id)
     job.claim(node, policy=ctx.policy, now_ns=ctx.now_ns)
+    reserve_claim(job, node, ctx)
     return job.id
 
 
@@ -107,33 +110,41 @@ async def handle_commit_result(uow: UnitOfWork, cmd: c.CommitResult, ctx: Comman
         result=ResultCommitment(cmd.commitment, cmd.artifact_digest, cmd.proof_digest),
         now_ns=ctx.now_ns,
     )
+    check_commit(job, await uow.require(Node, job.node_id))
     # Validators are drawn from the log hash as it stands when the result is committed.
     await open_round(uow, JOB_ROUND, job, count=job.redundancy, ctx=ctx)
     return job.id
 
 
 async def handle_release_job(uow: UnitOfWork, cmd: c.ReleaseJob, ctx: CommandContext) -> str:
-    """The claiming node hands the job back; its escrow stays held for the next claim."""
+    """The claiming node hands the job back; its escrow stays held for the next claim. The
+    node pays the consumer the share of its claim bond for the time it held the job."""
     job = await uow.require(Job, cmd.job_id)
     job.release(node_id=ctx.actor, reason=cmd.reason or "released by the node", now_ns=ctx.now_ns)
+    await forfeit_claim_bond(uow, job, ctx.actor, release_fee=True, ctx=ctx)
+    await release_claim_if_left(uow, job, ctx.actor, reason="released", ctx=ctx)
     return job.id
 
 
 async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandContext) -> str:
-    """Anyone may crank an overdue job: unclaimed past its deadline, a missed result window,
-    or a verdict round whose reveal window closed (absent validators replaced, else the job
-    goes back to the market)."""
+    """Anyone may crank an overdue job: unclaimed past its deadline, a missed result window
+    (the claim bond goes to the consumer), or a verdict round whose reveal window closed
+    (absent validators replaced, else the job goes back to the market). A node whose job
+    left its hands has its claim released."""
     job = await uow.require(Job, cmd.job_id)
+    holder = job.node_id
     if job.state == SUBMITTED:
         job.expire(now_ns=ctx.now_ns)
     elif job.state == CLAIMED:
         job.reassign_or_expire(reason="result window missed", policy=ctx.policy, now_ns=ctx.now_ns)
+        await forfeit_claim_bond(uow, job, holder, release_fee=False, ctx=ctx)
     elif job.state == RESULT_COMMITTED:
         await rotate_round(uow, job, ctx)
     elif job.state != EXPIRED:
         raise Rejection(
             f"job {job.id} is {job.state}: nothing to expire", code=STATE_CODES[job.state]
         )
+    await release_claim_if_left(uow, job, holder, reason="job expired or reassigned", ctx=ctx)
     if job.state == EXPIRED:
         await refund_job(uow, job, ctx)
     return job.id

@@ -1,7 +1,8 @@
 """Loading an aggregate from the store at a cost bounded by what a command needs.
 
-An account is restored from its latest snapshot (``domain.snapshots``) and the records after
-it; every other aggregate has a short stream (a job, a node, a validator) and is replayed.
+An account or a node is restored from its latest snapshot (``domain.snapshots``,
+``domain.node_snapshots``) and the records after it; every other aggregate has a short stream
+(a job, a validator) and is replayed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import msgspec
 
 from domain.events import FlopAggregate, decode_event, rebuild
 from domain.ledger import Account
+from domain.node import Node
+from domain.node_snapshots import NODE_SNAPSHOT_EVERY_EVENTS, decode_node_state, encode_node_state
 from domain.ports import EventStore
 from domain.records import Snapshot
 from domain.snapshots import (
@@ -37,18 +40,18 @@ class Loaded(Generic[A]):
 
 async def load_aggregate(store: EventStore, cls: type[A], aggregate_id: str) -> Loaded[A]:
     """The aggregate ``aggregate_id`` as the store holds it now."""
-    if cls is Account:
+    if cls is Account or cls is Node:
         snapshot = await store.get_snapshot(compute_snapshot_id(aggregate_id))
         if snapshot is not None:
-            restored = _restore_account(aggregate_id, snapshot)
+            restored = _restore(cls, aggregate_id, snapshot)
             if restored is not None:
                 tail = await store.read_stream(aggregate_id, snapshot.version + 1)
-                account: FlopAggregate | None = restored
+                aggregate: FlopAggregate | None = restored
                 for record in tail:
-                    account = decode_event(record).mutate(account)
-                if not isinstance(account, cls):
+                    aggregate = decode_event(record).mutate(aggregate)
+                if not isinstance(aggregate, cls):
                     raise TypeError(f"the snapshot of {aggregate_id} did not restore a {cls}")
-                return Loaded(account, Account.STREAM_TYPE, snapshot.version)
+                return Loaded(aggregate, cls.STREAM_TYPE, snapshot.version)
     records = await store.read_stream(aggregate_id)
     stream_type = records[0].stream_type if records else None
     if stream_type is not None and stream_type != cls.STREAM_TYPE:
@@ -57,10 +60,26 @@ async def load_aggregate(store: EventStore, cls: type[A], aggregate_id: str) -> 
 
 
 def is_snapshot_due(aggregate: FlopAggregate, snapshot_version: int) -> bool:
-    """Whether ``aggregate`` (exact at its version) should be snapshotted now."""
-    return (
-        isinstance(aggregate, Account)
-        and aggregate.version - snapshot_version >= ACCOUNT_SNAPSHOT_EVERY_EVENTS
+    """Whether ``aggregate`` (exact at its version) should be snapshotted now: accounts, and
+    nodes (their claims add records with every job, ``domain.node_snapshots``)."""
+    if isinstance(aggregate, Account):
+        return aggregate.version - snapshot_version >= ACCOUNT_SNAPSHOT_EVERY_EVENTS
+    if isinstance(aggregate, Node):
+        return aggregate.version - snapshot_version >= NODE_SNAPSHOT_EVERY_EVENTS
+    return False
+
+
+async def save_snapshot(store: EventStore, aggregate: Account | Node) -> None:
+    """Keep ``aggregate``'s state at its version (it must be exactly what the store holds)."""
+    if isinstance(aggregate, Account):
+        await save_account_snapshot(store, aggregate)
+        return
+    await store.save_snapshot(
+        Snapshot(
+            stream_id=compute_snapshot_id(aggregate.id),
+            version=aggregate.version,
+            state=encode_node_state(aggregate),
+        )
     )
 
 
@@ -75,9 +94,14 @@ async def save_account_snapshot(store: EventStore, account: Account) -> None:
     )
 
 
-def _restore_account(account_id: str, snapshot: Snapshot) -> Account | None:
+def _restore(
+    cls: type[FlopAggregate], aggregate_id: str, snapshot: Snapshot
+) -> FlopAggregate | None:
     try:
-        account = decode_account_state(account_id, snapshot.state)
+        if cls is Node:
+            restored: FlopAggregate = decode_node_state(aggregate_id, snapshot.state)
+        else:
+            restored = decode_account_state(aggregate_id, snapshot.state)
     except msgspec.MsgspecError:
         return None  # unreadable (e.g. written by a newer release): replay the stream instead
-    return account if account.version == snapshot.version else None
+    return restored if restored.version == snapshot.version else None

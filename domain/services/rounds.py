@@ -21,6 +21,7 @@ from domain.errors import Rejection, RejectionCode
 from domain.job import Job
 from domain.ledger import user_account
 from domain.node import Node
+from domain.services.claims import release_claim_if_decided
 from domain.services.context import CommandContext
 from domain.services.draws import draw_replacements, draw_validators
 from domain.services.escrow import refund_job, settle_job
@@ -61,6 +62,7 @@ async def _after_job_decision(
     signers: tuple[str, ...],
     ctx: CommandContext,
 ) -> None:
+    await release_claim_if_decided(uow, job, ctx)  # issue 14, attacks 4/6: the claim ends
     if passed:
         await settle_job(uow, job, signers, ctx)
         return

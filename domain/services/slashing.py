@@ -1,8 +1,16 @@
-"""Slashing a node: take a share of its bonded stake, jail it, and move the money."""
+"""Taking stake: a node's slash (share of its stake, jail), and the ledger legs of any take
+from a node's or validator's stake (slash, forfeited claim bond).
+
+A take comes out of the unbonding stake first, then the bonded stake (``domain.claims``): the
+aggregate says how much is from each, and the legs here move exactly that from the
+``unbonding:<id>`` and ``stake:<id>`` accounts, so the ledger's stake accounts always hold what
+the aggregate says (the audit checks them against each other).
+"""
 
 from __future__ import annotations
 
-from domain.ledger import BURN_ACCOUNT, stake_account, transfer
+from domain.claims import compute_slash_amount
+from domain.ledger import BURN_ACCOUNT, stake_account, transfer, unbonding_account
 from domain.node import Node
 from domain.policy import BPS
 from domain.services.context import CommandContext
@@ -18,27 +26,60 @@ async def slash_node(
     harmed_account: str | None,
     ctx: CommandContext,
 ) -> None:
-    """Slash ``slash_bps`` of the node's stake and jail it: ``slash_to_consumer_bps`` to the
-    harmed account (when there is one), the rest burned."""
-    amount = node.stake * ctx.policy.slash_bps // BPS
-    node.slash(
+    """Slash ``slash_bps`` of the node's bonded and unbonding stake and jail it:
+    ``slash_to_consumer_bps`` to the harmed account (when there is one), the rest burned."""
+    amount = compute_slash_amount(node.stake, node.unbonding, ctx.policy)
+    from_unbonding = node.slash(
         amount=amount, reason=reason, evidence=evidence, policy=ctx.policy, now_ns=ctx.now_ns
     )
-    if amount == 0:
-        return
-    stake = await uow.account(stake_account(node.id))
     to_harmed = amount * ctx.policy.slash_to_consumer_bps // BPS if harmed_account else 0
-    legs = (
-        (harmed_account or BURN_ACCOUNT, to_harmed, "slash to harmed consumer"),
-        (BURN_ACCOUNT, amount - to_harmed, "slash burned"),
+    await take_stake(
+        uow,
+        node.id,
+        amount=amount,
+        from_unbonding=from_unbonding,
+        legs=(
+            (harmed_account or BURN_ACCOUNT, to_harmed, "slash to harmed consumer"),
+            (BURN_ACCOUNT, amount - to_harmed, "slash burned"),
+        ),
+        transfer_prefix=f"{ctx.command_id}:slash",
+        ctx=ctx,
     )
-    for index, (account_id, leg_amount, leg_reason) in enumerate(legs):
-        if leg_amount > 0:
+
+
+async def take_stake(
+    uow: UnitOfWork,
+    holder_id: str,
+    *,
+    amount: int,
+    from_unbonding: int,
+    legs: tuple[tuple[str, int, str], ...],
+    transfer_prefix: str,
+    ctx: CommandContext,
+) -> None:
+    """Move ``amount`` of ``holder_id``'s stake to ``legs`` (account, amount, reason; their
+    amounts sum to ``amount``): ``from_unbonding`` of it out of the unbonding account, the
+    rest out of the bonded one, each source paying the legs in order."""
+    if sum(leg_amount for _, leg_amount, _ in legs) != amount:
+        raise AssertionError(f"legs of a take of {amount} do not add up")
+    sources = [
+        (unbonding_account(holder_id), from_unbonding),
+        (stake_account(holder_id), amount - from_unbonding),
+    ]
+    index = 0
+    for account_id, leg_amount, reason in legs:
+        while leg_amount > 0:
+            source_index = next(i for i, (_, left) in enumerate(sources) if left > 0)
+            source_id, left = sources[source_index]
+            part = min(left, leg_amount)
             transfer(
-                stake,
+                await uow.account(source_id),
                 await uow.account(account_id),
-                transfer_id=f"{ctx.command_id}:slash:{index}",
-                amount=leg_amount,
-                reason=leg_reason,
+                transfer_id=f"{transfer_prefix}:{index}",
+                amount=part,
+                reason=reason,
                 now_ns=ctx.now_ns,
             )
+            sources[source_index] = (source_id, left - part)
+            leg_amount -= part
+            index += 1

@@ -8,9 +8,10 @@ from domain.directory import Directory
 from domain.errors import NotFound, RejectionCode, StoreError
 from domain.events import FlopAggregate, encode_event
 from domain.ledger import Account
+from domain.node import Node
 from domain.ports import EventStore
 from domain.records import AppendOutcome, NewEvent, StreamAppend
-from domain.services.loading import is_snapshot_due, load_aggregate, save_account_snapshot
+from domain.services.loading import is_snapshot_due, load_aggregate, save_snapshot
 
 A = TypeVar("A", bound=FlopAggregate)
 ACCOUNTS_DIRECTORY = "accounts"
@@ -177,17 +178,18 @@ class UnitOfWork:
         return outcome
 
     async def _save_due_snapshots(self, outcome: AppendOutcome) -> None:
-        """Snapshot the accounts this command left exactly as the store holds them (no other
-        command appended to them in between) once enough events followed their last one."""
+        """Snapshot the accounts and nodes this command left exactly as the store holds them
+        (no other command appended to them in between) once enough events followed their
+        last one."""
         for aggregate_id, (aggregate, _) in self._loaded.items():
             exact = outcome.stream_versions.get(aggregate_id) == aggregate.version
             if (
                 exact
-                and isinstance(aggregate, Account)
+                and isinstance(aggregate, Account | Node)
                 and is_snapshot_due(aggregate, self._snapshot_versions.get(aggregate_id, 0))
             ):
                 try:
-                    await save_account_snapshot(self.store, aggregate)
+                    await save_snapshot(self.store, aggregate)
                 except StoreError:
                     # The command is committed; a snapshot is only a cache, and the next
                     # command that loads this account writes one again.

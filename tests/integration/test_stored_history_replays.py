@@ -36,6 +36,12 @@ EXPECTED: dict[str, Any] = json.loads((FIXTURES / "history_v0.json").read_text()
 OPERATOR = Identity.from_seed(b"history-v0-operator".ljust(32, b"\0"))  # make_history_v0's
 RECORDED_NOW_NS = 1_900_000_000 * 10**9
 STATE_KEYS = ("head", "event_types", "aggregates", "balances", "directories")
+FIELDS_ADDED_SINCE: dict[str, dict[str, Any]] = {
+    # issue 14, attacks 4/6: a node's open claims (a history written before has none)
+    "Node": {"claims": {}},
+}
+"""Aggregate fields today's code has and the fixture's release had not, with the value old
+history must replay them to; any other value (or any other new field) fails the test."""
 
 
 class RecordedChain:
@@ -62,8 +68,21 @@ async def test_the_stored_history_replays_to_the_recorded_state(store_copy: Path
         state = await dump_state(store)
     finally:
         await store.close()
+    state["aggregates"] = {
+        stream_id: _without_added_fields(aggregate)
+        for stream_id, aggregate in state["aggregates"].items()
+    }
     for key in STATE_KEYS:
         assert state[key] == EXPECTED[key], key
+
+
+def _without_added_fields(aggregate: dict[str, Any]) -> dict[str, Any]:
+    added = FIELDS_ADDED_SINCE.get(aggregate.get("class", ""), {})
+    return {
+        name: value
+        for name, value in aggregate.items()
+        if name not in added or value != added[name]
+    }
 
 
 async def _declare_rules(path: Path) -> int:

@@ -1,0 +1,77 @@
+"""A node's claims on the ledger (``domain.claims``): reserved in the command that claims the
+job, released when the job leaves the node's hands, and the claim bond forfeited to the
+consumer when the node does not deliver."""
+
+from __future__ import annotations
+
+from domain.claims import compute_release_fee
+from domain.job import CLAIMED, RESULT_COMMITTED, Job
+from domain.ledger import user_account
+from domain.node import Node
+from domain.services.context import CommandContext
+from domain.services.slashing import take_stake
+from domain.services.unit_of_work import UnitOfWork
+
+
+def reserve_claim(job: Job, node: Node, ctx: CommandContext) -> None:
+    """The job was just claimed by ``node``: reserve its slash and claim bond."""
+    node.reserve_claim(
+        job_id=job.id,
+        max_price=job.max_price,
+        due_ns=job.result_due_ns,
+        policy=ctx.policy,
+        now_ns=ctx.now_ns,
+    )
+
+
+async def release_claim_if_left(
+    uow: UnitOfWork, job: Job, holder: str, *, reason: str, ctx: CommandContext
+) -> None:
+    """End ``holder``'s reservation for ``job`` once the job is no longer in its hands
+    (decided, released, reassigned, expired). Claims made before claims were reserved
+    have none: nothing to release."""
+    if not holder or (job.state in (CLAIMED, RESULT_COMMITTED) and job.node_id == holder):
+        return
+    node = await uow.require(Node, holder)
+    node.release_claim(job_id=job.id, reason=reason, now_ns=ctx.now_ns)
+
+
+async def forfeit_claim_bond(
+    uow: UnitOfWork, job: Job, holder: str, *, release_fee: bool, ctx: CommandContext
+) -> None:
+    """Pay the job's consumer out of ``holder``'s stake: the whole claim bond for a missed
+    result window, or (``release_fee``) the share of it for the time the job was held.
+
+    The real-jobs issue adds the exception here: no bond is forfeited when the consumer
+    never released what the node needed (its key releases are on the log)."""
+    node = await uow.require(Node, holder)
+    claim = node.claims.get(job.id)
+    if claim is None:
+        return
+    due = compute_release_fee(claim, ctx.now_ns) if release_fee else claim.claim_bond
+    to_account = user_account(job.consumer)
+    amount, from_unbonding = node.forfeit_claim_bond(
+        job_id=job.id,
+        amount=due,
+        to_account=to_account,
+        reason="released late" if release_fee else "result window missed",
+        now_ns=ctx.now_ns,
+    )
+    if amount == 0:
+        return
+    await take_stake(
+        uow,
+        node.id,
+        amount=amount,
+        from_unbonding=from_unbonding,
+        legs=((to_account, amount, f"claim bond of {job.id} forfeited"),),
+        transfer_prefix=f"{ctx.command_id}:claim_bond",
+        ctx=ctx,
+    )
+
+
+async def release_claim_if_decided(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
+    """The job's verdict round was just decided: its node's claim ends (a rejection slashes
+    the node after this, out of the stake the claim reserved)."""
+    node = await uow.require(Node, job.node_id)
+    node.release_claim(job_id=job.id, reason="result decided", now_ns=ctx.now_ns)
