@@ -39,6 +39,8 @@ STATE_KEYS = ("head", "event_types", "aggregates", "balances", "directories")
 FIELDS_ADDED_SINCE: dict[str, dict[str, Any]] = {
     # issue 14, attacks 4/6: a node's open claims (a history written before has none)
     "Node": {"claims": {}},
+    # issue 14, attack 3: the randomness a job's openings are drawn from (none before)
+    "Job": {"openings_seed": ""},
 }
 """Aggregate fields today's code has and the fixture's release had not, with the value old
 history must replay them to; any other value (or any other new field) fails the test."""
