@@ -13,9 +13,15 @@ import msgspec
 from domain.errors import Rejection, RejectionCode
 from domain.policy import (
     AMOUNT_MAX,
+    ATTEMPT_MAX,
     ATTESTATION_SIZE_MAX,
     ATTESTATION_SIZE_MIN,
     DIGEST_BYTES,
+    FRAUD_ARTIFACT_BYTES_MAX,
+    FRAUD_PATH_HASHES_MAX,
+    FRAUD_ROW_BYTES_MAX,
+    FRAUD_ROWS_MAX,
+    FRAUD_ZKEY_BYTES_MAX,
     GPUS_PER_NODE_MAX,
     OPERATORS_MAX,
     PRICE_MAX,
@@ -25,7 +31,7 @@ from domain.policy import (
     REGION_PATTERN,
     LedgerPolicy,
 )
-from domain.verdicts import SALT_BYTES_MAX
+from domain.verdicts import SALT_BYTES_MAX, SALT_BYTES_MIN
 
 ActorId = Annotated[
     str, msgspec.Meta(min_length=32, max_length=44, pattern="^[1-9A-HJ-NP-Za-km-z]+$")
@@ -188,6 +194,65 @@ class ReportEquivocation(Command, frozen=True, forbid_unknown_fields=True, kw_on
     signature_fail: BlsSignature
 
 
+class MatmulRowEvidence(
+    Command,
+    frozen=True,
+    forbid_unknown_fields=True,
+    kw_only=True,
+    tag="matmul_row",
+    tag_field="type",
+):
+    """A committed row of C (its inclusion path to the result's root) that is not A·B's."""
+
+    index: Annotated[int, msgspec.Meta(ge=0, lt=FRAUD_ROWS_MAX)]
+    row: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ROW_BYTES_MAX)]
+    path: Annotated[list[Digest], msgspec.Meta(max_length=FRAUD_PATH_HASHES_MAX)]
+
+
+class Groth16Evidence(
+    Command,
+    frozen=True,
+    forbid_unknown_fields=True,
+    kw_only=True,
+    tag="groth16",
+    tag_field="type",
+):
+    """The committed proof artifact (its SHA-256 is the result commitment) that does not prove
+    the job's statement; ``zkey`` is the job's proving key when the job names one."""
+
+    artifact: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ARTIFACT_BYTES_MAX)]
+    zkey: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ZKEY_BYTES_MAX)] = b""
+
+
+FraudEvidence = MatmulRowEvidence | Groth16Evidence
+Attempt = Annotated[int, msgspec.Meta(ge=1, le=ATTEMPT_MAX)]
+
+
+class ProveFraud(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Prove the result judged in a job's ``attempt`` wrong: its pass voters are slashed."""
+
+    job_id: JobId
+    attempt: Attempt
+    evidence: FraudEvidence
+
+
+class SealCanary(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An operator seals a canary before planting it: ``digest`` is
+    ``domain.canary.compute_canary_digest(job id, salt)``."""
+
+    digest: Digest
+
+
+class RevealCanary(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """After the decision, reveal a sealed canary; ``evidence`` proves its result wrong
+    (needed when anyone voted pass on it)."""
+
+    job_id: JobId
+    attempt: Attempt
+    salt: Annotated[bytes, msgspec.Meta(min_length=SALT_BYTES_MIN, max_length=SALT_BYTES_MAX)]
+    evidence: FraudEvidence | None = None
+
+
 class ReleaseJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     job_id: JobId
     reason: Reason = ""
@@ -314,6 +379,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "network.genesis": DeclareGenesis,
     "network.change_policy": ChangePolicy,
     "network.change_operators": ChangeOperators,
+    "job.prove_fraud": ProveFraud,
+    "canary.seal": SealCanary,
+    "canary.reveal": RevealCanary,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -39,6 +39,8 @@ class RejectionCode(enum.StrEnum):
 
     # a named aggregate that does not exist (``<stream type>_not_found``)
     ACCOUNT_NOT_FOUND = "account_not_found"
+    CANARY_NOT_FOUND = "canary_not_found"
+    DECISION_NOT_FOUND = "decision_not_found"
     DIRECTORY_NOT_FOUND = "directory_not_found"
     JOB_NOT_FOUND = "job_not_found"
     LOG_NOT_FOUND = "log_not_found"
@@ -151,6 +153,17 @@ class RejectionCode(enum.StrEnum):
     WITHDRAWAL_ATTEMPTS_EXHAUSTED = "withdrawal_attempts_exhausted"
     # issue 14, attack 9: quorum minimums
     REDUNDANCY_BELOW_MINIMUM = "redundancy_below_minimum"
+    # issue 14, attack 5: fraud proofs and canaries
+    CANARY_ALREADY_SEALED = "canary_already_sealed"
+    CANARY_EVIDENCE_REQUIRED = "canary_evidence_required"
+    CANARY_NOT_SEALED = "canary_not_sealed"
+    CANARY_SEALED_AFTER_JOB = "canary_sealed_after_job"
+    CHALLENGER_NOT_ALLOWED = "challenger_not_allowed"
+    FRAUD_ALREADY_PROVEN = "fraud_already_proven"
+    FRAUD_EVIDENCE_KIND_MISMATCH = "fraud_evidence_kind_mismatch"
+    FRAUD_PROOF_INVALID = "fraud_proof_invalid"
+    FRAUD_WINDOW_CLOSED = "fraud_window_closed"
+    NO_PASS_VOTES = "no_pass_votes"
 
 
 class FlopError(Exception):

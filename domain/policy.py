@@ -22,6 +22,14 @@ WORKLOAD_PARAMS_BYTES_MAX = 16 * 1024
 ATTESTATION_SIZE_MIN = 1024
 ATTESTATION_SIZE_MAX = 16384
 OPERATORS_MAX = 64  # one operator set (domain.network)
+# Fraud proofs (issue 14, attack 5): a matmul row is at most 4·4096 bytes (float32), its
+# inclusion path at most 64 hashes; a zk proof artifact and a zkey travel in one command body.
+FRAUD_ROWS_MAX = 4096
+FRAUD_ROW_BYTES_MAX = 4 * FRAUD_ROWS_MAX
+FRAUD_PATH_HASHES_MAX = 64
+FRAUD_ARTIFACT_BYTES_MAX = 16 * 1024
+FRAUD_ZKEY_BYTES_MAX = 160 * 1024
+ATTEMPT_MAX = 2**31 - 1
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
 RULES_V1 = 1
@@ -83,6 +91,19 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     a node cannot shrink its bond by asking a lower price)."""
     claim_bond_min: int = 10
     """The least claim bond, so that vanishing on a cheap job is never free."""
+    # issue 14, attack 5: validators paid for every decided job, fraud proofs, canaries.
+    fraud_window_ns: int = 86_400 * SECOND_NS
+    """How long after a round's decision a fraud proof against its pass votes is accepted
+    (settlement stays immediate; a proof later reverses nothing, it slashes and repays)."""
+    fraud_slash_bps: int = 5_000
+    """Share of its bonded stake a validator loses for each pass vote on a result proven
+    wrong (by a fraud proof or a revealed canary)."""
+    fraud_challenger_reward_bps: int = 5_000
+    """Share of the validators' fraud slashes paid to the challenger who proved it; the rest
+    goes to the consumer when the wrong result was paid for, else it is burned."""
+    canary_rate_bps: int = 200
+    """Target share of jobs the operators plant as canaries (known-bad results sealed in the
+    log before submission); the planters' rate, published so validators can price it."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

@@ -35,7 +35,7 @@ from domain.job import Job
 from domain.ledger import BOUNDARY_ACCOUNT, Account
 from domain.log import compute_witness_message
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules, strip_operators
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V1, LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 from domain.services.ledger_service import CommandMetadata, compute_command_id
 from domain.services.rounds import ROUND_KINDS
@@ -47,6 +47,15 @@ from proofs.quorum import decode_qc, signer_indices, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
 from validator.audit_claims import CLAIM_RULES_VERSION, ClaimAudit
+from validator.audit_fraud import (
+    DECISION_RECORDED,
+    FRAUD_PROVEN,
+    Decided,
+    compute_certificate_signers,
+    find_decision_violation,
+    find_fraud_slash_violation,
+    find_fraud_violation,
+)
 from validator.audit_log import AnchorClaim, LogView
 from validator.audit_quorum import (
     find_redundancy_violation,
@@ -76,6 +85,7 @@ AGGREGATE_REPLAY = "aggregate_replay"
 LEDGER_INVARIANTS = "ledger_invariants"
 READ_MODEL = "read_model"
 STORED_PROOFS = "stored_proofs"
+FRAUD_PROOF = "fraud_proof"
 CHECKS = (
     HASH_CHAIN,
     COMMAND_SIGNATURE,
@@ -91,6 +101,7 @@ CHECKS = (
     LEDGER_INVARIANTS,
     READ_MODEL,
     STORED_PROOFS,
+    FRAUD_PROOF,
 )
 SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WITNESS})
 CERTIFICATE_SIGNERS_MIN = 1
@@ -144,6 +155,12 @@ class _Command:
     issued_at_ns: int
     touched_accounts: set[str] = field(default_factory=set)
     claims: ClaimAudit = field(default_factory=ClaimAudit)
+    # Issue 14, attack 5 (validator.audit_fraud): what the command credited, by account; the
+    # rounds it decided (job -> passed, signers); fraud evidence keys it proved -> voters.
+    credits: dict[str, int] = field(default_factory=dict)
+    decided: dict[str, Decided] = field(default_factory=dict)
+    recorded_decisions: set[str] = field(default_factory=set)
+    proven: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Replayer:
@@ -204,6 +221,13 @@ class Replayer:
         command = self._command
         if command is None:
             return
+        missing = sorted(set(command.decided) - command.recorded_decisions)
+        if missing and self._is_fraud_rule_in_force(command.position):
+            raise AuditFailed(
+                command.position,
+                LEDGER_INVARIANTS,
+                f"{command.kind} decided {missing[0]} and recorded no decision paying its signers",
+            )
         if self._money != 0:
             raise AuditFailed(
                 command.position, LEDGER_INVARIANTS, f"{command.kind} created {self._money}"
@@ -350,8 +374,21 @@ class Replayer:
             self._check_verdict(record, command, event)
         elif key in DECISION_EVENTS and _is_quorum_decision(record, command):
             self._check_certificate(record, command, event, passed=DECISION_EVENTS[key])
+            if record.stream_type == "job":
+                subject = self._voted_subject(record, QUORUM_CERTIFICATE)
+                signers = compute_certificate_signers(event.certificate, subject.validators)
+                pass_votes = tuple(
+                    (v, subject.verdicts[v].signature)
+                    for v in subject.validators
+                    if v in subject.verdicts and subject.verdicts[v].passed
+                )
+                command.decided[record.stream_id] = Decided(
+                    DECISION_EVENTS[key], signers, pass_votes, getattr(subject, "price", 0)
+                )
         elif key == JOB_SUBMITTED:
             self._check_redundancy(record, command, event)
+        elif key in (DECISION_RECORDED, FRAUD_PROVEN):
+            self._check_fraud_rules(record, command, event)
         elif record.stream_type == "log":
             self._check_log_event(record, command, event)
         elif record.stream_type == NETWORK_STREAM_TYPE:
@@ -364,6 +401,10 @@ class Replayer:
             violation = find_slash_violation(
                 self.aggregates.get(record.stream_id), event.evidence_key
             )
+            if violation is None and self._is_fraud_rule_in_force(record.position):
+                violation = find_fraud_slash_violation(
+                    record.stream_id, event.evidence_key, command.proven
+                )
             if violation is not None:
                 self._fail(record, LEDGER_INVARIANTS, violation)
         elif key == ("validator", "Registered") and self.options.verify_proofs:
@@ -393,6 +434,35 @@ class Replayer:
         )
         if violation is not None:
             self._fail(record, LEDGER_INVARIANTS, violation)
+
+    def _is_fraud_rule_in_force(self, position: int) -> bool:
+        return self.rules.has_genesis and self.rules.at(position).rules_version > RULES_V1
+
+    def _check_fraud_rules(self, record: Record, command: _Command, event: Any) -> None:
+        """Validators paid for every decided job; fraud proofs that hold (audit_fraud)."""
+        if not self._is_fraud_rule_in_force(record.position):
+            return
+        if record.event_type == "DecisionRecorded":
+            command.recorded_decisions.add(event.job_id)
+            owners = {v: str(getattr(self.aggregates.get(v), "owner", "")) for v in event.signers}
+            violation = find_decision_violation(
+                event,
+                decided=command.decided,
+                owners=owners,
+                credits=command.credits,
+                policy=self.rules.at(record.position),
+            )
+            if violation is not None:
+                self._fail(record, LEDGER_INVARIANTS, violation)
+            return
+        decision = self.aggregates.get(record.stream_id)
+        job = self.aggregates.get(getattr(decision, "job_id", ""))
+        violation = find_fraud_violation(event, decision=decision, job=job)
+        if violation is not None:
+            self._fail(record, FRAUD_PROOF, violation)
+        voters = tuple(v.validator_id for v in getattr(decision, "pass_votes", ()))
+        command.proven[getattr(decision, "evidence_key", "")] = voters
+        self.counts[FRAUD_PROOF] += 1
 
     def _check_bond(self, record: Record, command: _Command, event: Any) -> None:
         violation = find_bond_violation(
@@ -638,6 +708,8 @@ class Replayer:
         balance = account.credits_posted - account.debits_posted
         self._money += balance - before
         command.touched_accounts.add(stream_id)
+        if record.event_type == "Credited":
+            command.credits[stream_id] = command.credits.get(stream_id, 0) + data.get("amount", 0)
         history = self.balance_history.get(stream_id)
         if history is None:
             history = self.balance_history[stream_id] = []

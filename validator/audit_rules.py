@@ -31,7 +31,7 @@ KINDS_CACHED_MAX = 256
 
 # Which stream types each command kind may append to: exact for money and the log, by
 # family for the job, node, validator and stake kinds (their handlers change often).
-WORK_STREAMS = ACCOUNT_STREAMS | {"job", "node", "validator"}
+WORK_STREAMS = ACCOUNT_STREAMS | {"job", "node", "validator", "decision"}
 KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "account.deposit": ACCOUNT_STREAMS,
     "account.withdraw": ACCOUNT_STREAMS,
@@ -49,6 +49,7 @@ FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "node.": WORK_STREAMS,
     "validator.": WORK_STREAMS,
     "stake.": WORK_STREAMS,
+    "canary.": WORK_STREAMS | {"canary"},
 }
 
 
@@ -62,6 +63,8 @@ OPERATOR_KINDS = frozenset(
         "withdrawal.confirm",
         "network.change_policy",
         "network.change_operators",
+        "canary.seal",
+        "canary.reveal",
     }
 )
 

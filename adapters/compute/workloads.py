@@ -22,13 +22,14 @@ another job (or copied from another node's job) does not verify for this one. In
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from proofs.job_seed import JOB_SEED_TAG as JOB_SEED_TAG  # re-exported
+from proofs.job_seed import MATMUL_N_DEFAULT
+from proofs.job_seed import compute_job_seed as compute_job_seed  # re-exported
 from proofs.matmul import MATRIX_SIZE_MAX
 
 SEED_CHARS_MAX = 256
@@ -37,7 +38,6 @@ INFERENCE_WIDTH_MIN, INFERENCE_WIDTH_MAX = 8, 1024
 INFERENCE_DEPTH_MAX = 8
 INFERENCE_DIM_MAX = 1024
 ZK_INPUTS_CHARS_MAX = 1024
-JOB_SEED_TAG = b"flopledger/job-seed/v1\x00"
 
 WorkloadKind = Literal["matmul", "inference", "zk-prove"]
 CircuitName = Literal["poseidon_preimage", "matvec"]
@@ -51,7 +51,7 @@ class WorkloadParamsError(ValueError):
 class MatmulParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """C = A·B with A, B derived from the job seed (``proofs.matmul.derive_inputs``)."""
 
-    n: Annotated[int, msgspec.Meta(ge=1, le=MATRIX_SIZE_MAX)] = 512
+    n: Annotated[int, msgspec.Meta(ge=1, le=MATRIX_SIZE_MAX)] = MATMUL_N_DEFAULT
     seed: Seed = ""
 
 
@@ -114,10 +114,3 @@ def encode_params(params: WorkloadParams) -> dict[str, Any]:
     """The ledger form of typed params (what ``job.submit`` carries); None values left out."""
     raw = msgspec.to_builtins(params)
     return {key: value for key, value in raw.items() if value is not None}
-
-
-def compute_job_seed(job_id: str, seed: str) -> bytes:
-    """The 32-byte seed a job's inputs derive from (module docstring, "Job binding")."""
-    job = job_id.encode()
-    header = JOB_SEED_TAG + struct.pack(">I", len(job)) + job + seed.encode()
-    return hashlib.sha256(header).digest()

@@ -95,6 +95,9 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("validator.register", "/v1/validators"),
         CommandRoute("validator.report_equivocation", "/v1/validators/equivocations"),
         CommandRoute("log.cosign", "/v1/log/cosignatures"),
+        CommandRoute("job.prove_fraud", "/v1/jobs/{job_id}/fraud-proofs"),
+        CommandRoute("canary.seal", "/v1/canaries/seals"),
+        CommandRoute("canary.reveal", "/v1/canaries/reveals"),
     )
 }
 

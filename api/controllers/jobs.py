@@ -40,6 +40,7 @@ COMMIT_VERDICT_ROUTE = COMMAND_ROUTES["job.commit_verdict"]
 RECORD_VERDICT_ROUTE = COMMAND_ROUTES["job.record_verdict"]
 RELEASE_ROUTE = COMMAND_ROUTES["job.release"]
 EXPIRE_ROUTE = COMMAND_ROUTES["job.expire"]
+PROVE_FRAUD_ROUTE = COMMAND_ROUTES["job.prove_fraud"]
 
 
 class JobController(Controller):
@@ -174,3 +175,15 @@ class JobController(Controller):
         """Expire an unclaimed job past its deadline and refund its escrow (``job.expire``)."""
         result = await run_command(deps, request, data, EXPIRE_ROUTE)
         return to_accepted(result)
+
+    @post(
+        PROVE_FRAUD_ROUTE.compute_handler_path(PATH),
+        operation_id="proveFraud",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def prove_fraud(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Prove a decided result wrong: its pass voters are slashed (``job.prove_fraud``)."""
+        return to_accepted(await run_command(deps, request, data, PROVE_FRAUD_ROUTE))

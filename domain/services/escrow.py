@@ -1,4 +1,5 @@
-"""A job's escrow at its end: paid out on settlement, or given back on a refund."""
+"""A job's escrow at its end: paid out on settlement, or given back on a refund; and the
+fees of a rejection, paid out of the rejected node's slash (issue 14, attack 5)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from domain.ledger import (
 )
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
-from domain.settlement import compute_settlement
+from domain.settlement import Payout, compute_rejection_fees, compute_settlement
 from domain.validators import Validator
 
 
@@ -58,3 +59,35 @@ async def refund_job(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
         now_ns=ctx.now_ns,
     )
     job.refund(amount=amount, now_ns=ctx.now_ns)
+
+
+async def pay_rejection_fees(
+    uow: UnitOfWork, job: Job, signers: tuple[str, ...], ctx: CommandContext
+) -> tuple[Payout, ...]:
+    """Pay the signers of a failing certificate out of what the job's escrow account holds:
+    the rejected node's slash share meant for the consumer, credited there by the caller.
+    Each signer gets the fee it would have got for a pass (capped by what is there), the
+    consumer the rest. The consumer's held escrow is never touched, so a node that cheats
+    again and again pays the validators from its own stake and cannot drain the consumer.
+    Returns the validators' payouts."""
+    escrow = await uow.account(escrow_account(job.id))
+    owners = []
+    for validator_id in signers:
+        owners.append(user_account((await uow.require(Validator, validator_id)).owner))
+    payouts = compute_rejection_fees(
+        price=job.price,
+        available=escrow.balance,
+        validator_accounts=tuple(owners),
+        consumer_account=user_account(job.consumer),
+        policy=ctx.policy,
+    )
+    for index, payout in enumerate(payouts):
+        transfer(
+            escrow,
+            await uow.account(payout.account),
+            transfer_id=f"{job.id}:reject:{job.attempt}:{index}",
+            amount=payout.amount,
+            reason=f"{payout.role} for rejecting {job.id}",
+            now_ns=ctx.now_ns,
+        )
+    return tuple(p for p in payouts if p.role == "validator")

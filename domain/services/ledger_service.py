@@ -19,7 +19,7 @@ from domain.errors import Rejection, RejectionCode, VersionConflict
 from domain.network import NetworkRules
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
-from domain.services import equivocation, rounds
+from domain.services import equivocation, fraud, rounds
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_log as log
 from domain.services import handlers_network as network
@@ -66,6 +66,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.DeclareGenesis: network.handle_declare_genesis,
     c.ChangePolicy: network.handle_change_policy,
     c.ChangeOperators: network.handle_change_operators,
+    c.ProveFraud: fraud.handle_prove_fraud,
+    c.SealCanary: fraud.handle_seal_canary,
+    c.RevealCanary: fraud.handle_reveal_canary,
 }
 
 

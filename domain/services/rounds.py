@@ -18,15 +18,18 @@ from typing import Any
 
 from domain import commands as c
 from domain.errors import Rejection, RejectionCode
+from domain.fraud import JobDecision, PassVote
 from domain.job import Job
-from domain.ledger import user_account
+from domain.ledger import escrow_account, user_account
 from domain.node import Node
+from domain.policy import RULES_V1
 from domain.services.claims import release_claim_if_decided
 from domain.services.context import CommandContext
 from domain.services.draws import draw_replacements, draw_validators
-from domain.services.escrow import refund_job, settle_job
+from domain.services.escrow import pay_rejection_fees, refund_job, settle_job
 from domain.services.slashing import slash_node
 from domain.services.unit_of_work import UnitOfWork
+from domain.settlement import Payout
 from domain.validators import Validator
 from domain.verdict_subject import VotedAggregate
 from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, Verdict
@@ -62,20 +65,64 @@ async def _after_job_decision(
     signers: tuple[str, ...],
     ctx: CommandContext,
 ) -> None:
+    """Settle a pass; slash, pay the validators and reassign a fail. Under rules version 2
+    the signers are paid either way and the decision is kept for its fraud window
+    (``domain.fraud``; issue 14, attack 5)."""
     await release_claim_if_decided(uow, job, ctx)  # issue 14, attacks 4/6: the claim ends
+    is_paid_either_way = ctx.policy.rules_version > RULES_V1
+    pass_votes = tuple(
+        PassVote(validator_id=v, signature=job.verdicts[v].signature)
+        for v in job.validators
+        if v in job.verdicts and job.verdicts[v].passed
+    )
+    judged = (job.attempt, job.node_id, job.round_commitment())
     if passed:
         await settle_job(uow, job, signers, ctx)
-        return
+        fees = tuple(p for p in job.payouts if p.role == "validator")
+    else:
+        fees = await _reject_job(uow, job, certificate, signers, ctx, is_paid_either_way)
+    if is_paid_either_way:
+        attempt, node_id, commitment = judged
+        decision = JobDecision.record(
+            job_id=job.id,
+            attempt=attempt,
+            node_id=node_id,
+            consumer=job.consumer,
+            commitment=commitment,
+            passed=passed,
+            signers=signers,
+            pass_votes=pass_votes,
+            fees=fees,
+            now_ns=ctx.now_ns,
+        )
+        uow.add(decision)
+
+
+async def _reject_job(
+    uow: UnitOfWork,
+    job: Job,
+    certificate: bytes,
+    signers: tuple[str, ...],
+    ctx: CommandContext,
+    is_paid_either_way: bool,
+) -> tuple[Payout, ...]:
+    """Slash the node (its consumer's share through the job's escrow account, which pays the
+    signers first when they are paid either way), then reassign or expire the job."""
+    harmed = escrow_account(job.id) if is_paid_either_way else user_account(job.consumer)
     await slash_node(
         uow,
         await uow.require(Node, job.node_id),
         reason=f"result of {job.id} rejected",
         evidence=certificate,
-        harmed_account=user_account(job.consumer),
+        harmed_account=harmed,
         ctx=ctx,
     )
+    fees: tuple[Payout, ...] = ()
+    if is_paid_either_way:
+        fees = await pay_rejection_fees(uow, job, signers, ctx)
     if not job.reassign_or_expire(reason="result rejected", policy=ctx.policy, now_ns=ctx.now_ns):
         await refund_job(uow, job, ctx)
+    return fees
 
 
 async def _after_attestation_decision(

@@ -17,6 +17,8 @@ A = TypeVar("A", bound=FlopAggregate)
 ACCOUNTS_DIRECTORY = "accounts"
 NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "account": RejectionCode.ACCOUNT_NOT_FOUND,
+    "canary": RejectionCode.CANARY_NOT_FOUND,
+    "decision": RejectionCode.DECISION_NOT_FOUND,
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,
     "job": RejectionCode.JOB_NOT_FOUND,
     "log": RejectionCode.LOG_NOT_FOUND,

@@ -7,9 +7,11 @@ import ast
 from pathlib import Path
 
 from domain import job_states, node
+from domain.canary import CanarySeal
 from domain.directory import Directory
 from domain.errors import RejectionCode
 from domain.events import _EVENT_CLASSES
+from domain.fraud import JobDecision
 from domain.job import Job
 from domain.ledger import Account
 from domain.log import Log
@@ -37,7 +39,18 @@ def test_every_state_and_stream_type_has_its_code() -> None:
     assert {code.value for code in node.STATE_CODES.values()} == {
         f"node_{state}" for state in node.STATE_CODES
     }
-    aggregates = (Account, Directory, Job, Log, Network, Node, Validator, Withdrawal)
+    aggregates = (
+        Account,
+        CanarySeal,
+        Directory,
+        Job,
+        JobDecision,
+        Log,
+        Network,
+        Node,
+        Validator,
+        Withdrawal,
+    )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
     assert set(NOT_FOUND_CODES) == stream_types

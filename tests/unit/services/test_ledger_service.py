@@ -88,13 +88,19 @@ async def test_rejected_result_slashes_jails_and_reassigns() -> None:
     net = await _network()
     job_id = await _claimed_and_committed(net)
     votes = [(keys, False) for keys in _keys_of(await _job(net, job_id))]
+    job_validators = [keys.identity.id for keys, _ in votes]
     await net.vote_round(job_id, votes, reason="rows do not match")
     job = await _job(net, job_id)
     node = await get_aggregate(net.store, Node, EU.id)
     assert node is not None
     assert (job.state, job.attempt, node.state, node.stake) == (SUBMITTED, 1, JAILED, 4_500)
     assert await _balance(net, stake_account(EU.id)) == 4_500
-    assert await _balance(net, user_account(CONSUMER.id)) == 5_000 + 250
+    # Issue 14, attack 5: the two signers of the failing certificate are paid their fee
+    # (5% of the price 400, 10 each) out of the consumer's half of the slash.
+    assert await _balance(net, user_account(CONSUMER.id)) == 5_000 + 250 - 20
+    # (vote_round reveals in order: the first two reveals reach the quorum of 2 of 3.)
+    paid = [await _balance(net, user_account(v)) for v in job_validators]
+    assert paid == [10, 10, 0]
     assert await _balance(net, BURN_ACCOUNT) == 250
     with pytest.raises(Rejection) as info:
         await net.run(EU, "job.claim", {"job_id": job_id, "node_id": EU.id})

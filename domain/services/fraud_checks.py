@@ -1,0 +1,117 @@
+"""Which fraud proof fits which workload, and the deterministic check of each (``proofs.fraud``).
+
+The ledger runs ``check_fraud_evidence`` on what a challenger presents; the audit runs it
+again on the evidence the ``FraudProven`` event recorded. It returns None when the evidence
+proves the judged result wrong, else why not (a stable rejection code and a message).
+
+Workload kinds and their proofs: ``matmul`` a row opening (``MatmulRowEvidence``),
+``zk-prove`` the proof artifact (``Groth16Evidence``). ``inference`` has no fraud proof yet
+(its check needs the model's float tolerance; canaries and the validators' own checks cover
+it): evidence for it is refused with ``fraud_evidence_kind_mismatch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from domain import commands as c
+from domain.errors import RejectionCode
+from domain.job import WorkloadSpec
+from proofs import groth16
+from proofs.circuits import Circuit, matvec, poseidon_preimage
+from proofs.fraud import ZkStatement, is_groth16_artifact_wrong, is_matmul_row_wrong
+from proofs.groth16_setup import SEED_LIMIT, setup_from_seed
+from proofs.job_seed import MATMUL_N_DEFAULT
+from proofs.zkey import decode_zkey
+
+FraudFinding = tuple[RejectionCode, str] | None
+
+
+def check_fraud_evidence(
+    *, job_id: str, workload: WorkloadSpec, commitment: bytes, evidence: c.FraudEvidence
+) -> FraudFinding:
+    """None when ``evidence`` proves the result ``commitment`` of job ``job_id`` wrong; else
+    the rejection code and why. Never raises on bad evidence."""
+    if workload.kind == "matmul" and isinstance(evidence, c.MatmulRowEvidence):
+        n, seed = workload.params.get("n", MATMUL_N_DEFAULT), workload.params.get("seed", "")
+        if not (isinstance(n, int) and isinstance(seed, str)) or isinstance(n, bool):
+            return RejectionCode.FRAUD_PROOF_INVALID, "the job's matmul params do not parse"
+        if is_matmul_row_wrong(
+            job_id=job_id,
+            seed=seed,
+            n=n,
+            root=commitment,
+            index=evidence.index,
+            row=evidence.row,
+            path=evidence.path,
+        ):
+            return None
+        return (
+            RejectionCode.FRAUD_PROOF_INVALID,
+            f"row {evidence.index} is not a committed row that differs from A·B",
+        )
+    if workload.kind == "zk-prove" and isinstance(evidence, c.Groth16Evidence):
+        statement = compute_zk_statement(workload.params, evidence.zkey)
+        if statement is None:
+            return RejectionCode.FRAUD_PROOF_INVALID, "the job's zk statement cannot be built"
+        circuit = str(workload.params.get("circuit"))
+        if is_groth16_artifact_wrong(
+            commitment=commitment, artifact=evidence.artifact, circuit=circuit, statement=statement
+        ):
+            return None
+        return (
+            RejectionCode.FRAUD_PROOF_INVALID,
+            "the artifact is not the committed one, or it proves the job's statement",
+        )
+    return (
+        RejectionCode.FRAUD_EVIDENCE_KIND_MISMATCH,
+        f"{type(evidence).__name__} is no fraud proof for a {workload.kind} job",
+    )
+
+
+def compute_zk_statement(params: dict[str, Any], zkey: bytes) -> ZkStatement | None:
+    """The verification key and public signals a zk-prove job's proof must satisfy: the
+    circuit built from the job's inputs (as the validators build it), its key derived from
+    ``setup_seed`` or decoded from ``zkey`` (whose SHA-256 the job names). None when the
+    params or the key do not fit."""
+    try:
+        circuit = _build_circuit(params)
+        setup_seed, zkey_digest = params.get("setup_seed"), params.get("zkey", "")
+        if isinstance(setup_seed, int) and not isinstance(setup_seed, bool):
+            if not 0 <= setup_seed < SEED_LIMIT:
+                return None
+            _, verification_key = setup_from_seed(circuit.r1cs, setup_seed)
+        elif zkey_digest and hashlib.sha256(zkey).hexdigest() == zkey_digest:
+            key = decode_zkey(zkey)
+            if (key.n_vars, key.n_public) != (circuit.r1cs.n_vars, circuit.r1cs.n_public):
+                return None
+            verification_key = key.verification_key()
+        else:
+            return None
+    except (ValueError, TypeError, KeyError):
+        return None
+    return ZkStatement(verification_key, groth16.encode_public(circuit.public))
+
+
+def _build_circuit(params: dict[str, Any]) -> Circuit:
+    """The job's circuit and witness (what ``adapters.compute.zk_prover.build_circuit``
+    builds for the node and the validators; raises ValueError or TypeError on bad inputs)."""
+    inputs = json.loads(str(params.get("inputs", "")))
+    if not isinstance(inputs, dict):
+        raise ValueError("inputs must be a JSON object")
+    if params.get("circuit") == "poseidon_preimage":
+        return poseidon_preimage(_int(inputs.get("a")), _int(inputs.get("b")))
+    if params.get("circuit") == "matvec":
+        matrix, x = inputs.get("matrix"), inputs.get("x")
+        if not (isinstance(matrix, list) and isinstance(x, list)):
+            raise ValueError("matvec needs 'matrix' and 'x' lists")
+        return matvec([[_int(v) for v in row] for row in matrix], [_int(v) for v in x])
+    raise ValueError(f"unknown circuit {params.get('circuit')!r}")
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("a zk input must be an integer")
+    return int(value)
