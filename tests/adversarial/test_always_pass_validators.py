@@ -15,6 +15,7 @@ lazy validators (and the garbage node); the challenger is an outsider with its o
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from adapters.compute.workloads import parse_params
+from adapters.compute.zk_prover import encode_zk_artifact, run_zk_prove
 from adapters.store.memory import MemoryEventStore
 from domain.canary import compute_canary_digest
 from domain.errors import Rejection
@@ -353,3 +356,45 @@ async def test_a_job_cannot_be_called_a_canary_after_the_fact() -> None:
 
     assert info.value.code == "canary_sealed_after_job"
     assert [await get_stake(net, k) for k in VALIDATORS] == [VALIDATOR_STAKE] * 3
+
+
+ZK_PARAMS = {"circuit": "poseidon_preimage", "inputs": '{"a": 3, "b": 4}', "setup_seed": 7}
+
+
+def make_zk_artifacts() -> tuple[bytes, bytes]:
+    """An honest proof artifact of the job's statement, and one whose proof is another
+    statement's (its public signal is not the job's Poseidon hash)."""
+    honest = run_zk_prove(parse_params("zk-prove", ZK_PARAMS))
+    other = run_zk_prove(parse_params("zk-prove", {**ZK_PARAMS, "inputs": '{"a": 5, "b": 6}'}))
+    return encode_zk_artifact(honest.artifact), encode_zk_artifact(other.artifact)
+
+
+async def run_zk_job(net: LocalNetwork, artifact: bytes) -> str:
+    body = {
+        **matmul_job_body(net),
+        "workload": {"kind": "zk-prove", "gpu_class_min": "consumer", "params": ZK_PARAMS},
+    }
+    job_id = (await net.run(CONSUMER, "job.submit", body)).subject
+    await net.run(CHEATER, "job.claim", {"job_id": job_id, "node_id": CHEATER.id})
+    await net.commit_result(CHEATER, job_id, hashlib.sha256(artifact).digest())
+    await net.vote_round(job_id, [(LAZY_1, True), (LAZY_2, True), (HONEST, False)])
+    return job_id
+
+
+async def test_a_groth16_proof_of_another_statement_passed_is_proven_wrong() -> None:
+    net = await build_market()
+    honest, copied = make_zk_artifacts()
+    job_id = await run_zk_job(net, copied)
+    honest_job = await run_zk_job(net, honest)
+
+    with pytest.raises(Rejection) as info:
+        await prove_fraud(net, CHALLENGER, honest_job, {"type": "groth16", "artifact": b64(honest)})
+    assert info.value.code == "fraud_proof_invalid"
+    await prove_fraud(net, CHALLENGER, job_id, {"type": "groth16", "artifact": b64(copied)})
+
+    slash = VALIDATOR_STAKE * net.policy.fraud_slash_bps // BPS
+    assert [await get_stake(net, k) for k in VALIDATORS] == [
+        VALIDATOR_STAKE,
+        *[VALIDATOR_STAKE - slash] * 2,
+    ]
+    assert await get_money_total(net) == 0
