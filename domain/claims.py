@@ -6,7 +6,8 @@ take at the moment of the claim) plus a claim bond (``claim_bond_bps`` of the jo
 ``max_price``, at least ``claim_bond_min``). A node may claim while its bonded stake covers
 the reserves of all its open claims and this one, and while it holds fewer open claims than
 its capacity (``ClaimRules.claim_capacity``: the GPUs it registered, or one for a CPU-only
-node). An unbond may not
+node) in jobs still running (claimed, result not committed: a committed result frees its
+device, and its bond is no longer at risk, so only its slash stays reserved). An unbond may not
 take bonded stake below the open reserves (nor, while claims are open, below the stake
 minimum that keeps the node active). The reservation ends when the claim does: its result
 decided, the job released, reassigned or expired. A missed result window forfeits the bond
@@ -39,10 +40,13 @@ class OpenClaim(msgspec.Struct, frozen=True):
     claim_bond: int
     claimed_at_ns: int
     due_ns: int
+    committed: bool = False
+    """Its result is committed: the device is free again, and no window can be missed, so
+    only the slash stays reserved until the verdict."""
 
     @property
     def reserve(self) -> int:
-        return self.slash_at_risk + self.claim_bond
+        return self.slash_at_risk + (0 if self.committed else self.claim_bond)
 
 
 def compute_slash_amount(stake: int, unbonding: int, policy: LedgerPolicy) -> int:
@@ -76,6 +80,7 @@ class ClaimRules:
     unbonding: int
     claims: dict[str, OpenClaim]
     ClaimReserved: Any
+    ClaimCommitted: Any
     ClaimBondForfeited: Any
     ClaimReleased: Any
 
@@ -91,6 +96,10 @@ class ClaimRules:
         a node without any (its CPU runs ``cpu``-class jobs). The attestation issue narrows
         this to the attested devices: this is the one place to change."""
         return len(self.gpus) or CPU_ONLY_CLAIMS_MAX
+
+    def count_claims_running(self) -> int:
+        """Open claims whose result is not committed yet: each holds a device."""
+        return sum(not claim.committed for claim in self.claims.values())
 
     def reserved_stake(self) -> int:
         """Bonded stake the open claims reserve (an unbond may not go below it)."""
@@ -108,9 +117,10 @@ class ClaimRules:
 
     def check_claim_room(self, claim: OpenClaim) -> None:
         """Raise unless the node can hold one more claim reserving ``claim.reserve``."""
-        if len(self.claims) >= self.claim_capacity():
+        running = self.count_claims_running()
+        if running >= self.claim_capacity():
             raise Rejection(
-                f"node {self.id} holds {len(self.claims)} open claims, its capacity",
+                f"node {self.id} runs {running} claimed jobs, its capacity",
                 code=RejectionCode.CLAIM_CAPACITY_REACHED,
             )
         needed = self.reserved_stake() + claim.reserve
@@ -146,6 +156,11 @@ class ClaimRules:
             due_ns=due_ns,
         )
         return claim
+
+    def commit_claim(self, *, job_id: str, now_ns: int) -> None:
+        """The claim's result was committed: its device is free, its bond no longer at risk."""
+        if job_id in self.claims and not self.claims[job_id].committed:
+            self._trigger(self.ClaimCommitted, now_ns, job_id=job_id)
 
     def forfeit_claim_bond(
         self, *, job_id: str, amount: int, to_account: str, reason: str, now_ns: int

@@ -232,6 +232,16 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
                 self.slash_at_risk, self.claim_bond, self.claimed_at_ns, self.due_ns
             )
 
+    class ClaimCommitted(FlopAggregate.Event):
+        """The claim's result was committed: its device is free, only its slash reserved."""
+
+        job_id: str
+
+        def apply(self, node: Node) -> None:
+            node.claims[self.job_id] = msgspec.structs.replace(
+                node.claims[self.job_id], committed=True
+            )
+
     class ClaimBondForfeited(FlopAggregate.Event):
         """The node missed the claim's window (or released it late): ``amount`` of its
         stake goes to the job's consumer."""

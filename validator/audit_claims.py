@@ -1,10 +1,12 @@
 """The audit's claim and stake-take rules (issue 14, attacks 4 and 6), for records written
 under ``rules_version`` 2 or later (``domain.claims`` states the rules):
 
-- at every claim (``ClaimReserved``) the node was active, held fewer open claims than its
+- at every claim (``ClaimReserved``) the node was active, ran fewer claimed jobs than its
   capacity, its bonded stake covered its open reserves and this one, and the reserve was
   what the policy says (the slash a rejection would take then, the claim bond of the job);
 - every ``JobClaimed`` has its ``ClaimReserved`` in the same command;
+- a result was committed by an active node whose bonded stake covered its open reserves,
+  on a claim it ran (``ClaimCommitted``);
 - an unbond left the bonded stake at or above what the open claims reserve;
 - a forfeited claim bond was at most the claim's bond, named the job's consumer, and was
   credited to the consumer out of the node's stake accounts in the same command;
@@ -72,6 +74,12 @@ class ClaimAudit:
             return find_claim_violation(aggregate, aggregates.get(event.job_id), event, policy)
         if key == ("node", "UnbondRequested"):
             return find_unbond_violation(aggregate, event.amount, policy)
+        if key == ("node", "ClaimCommitted"):
+            claim = aggregate.claims.get(event.job_id)
+            if claim is None or claim.committed:
+                return f"node {aggregate.id} committed {event.job_id}, no running claim of its"
+        if key == ("job", "ResultCommitted"):
+            return find_commit_violation(aggregates.get(event.node_id), event.node_id)
         return None
 
     def note_credit(self, account_id: str, data: dict[str, Any]) -> None:
@@ -107,10 +115,10 @@ def find_claim_violation(node: Any, job: Any, event: Any, policy: LedgerPolicy) 
         return f"node {node.id} claimed {event.job_id} while {getattr(node, 'state', None)}"
     if event.job_id in node.claims:
         return f"node {node.id} reserved {event.job_id} twice"
-    if len(node.claims) >= node.claim_capacity():
+    if node.count_claims_running() >= node.claim_capacity():
         return (
-            f"node {node.id} claimed {event.job_id} holding {len(node.claims)} open claims, "
-            f"its capacity"
+            f"node {node.id} claimed {event.job_id} running {node.count_claims_running()} "
+            f"claimed jobs, its capacity"
         )
     reserve = event.slash_at_risk + event.claim_bond
     if node.stake < node.reserved_stake() + reserve:
@@ -124,6 +132,18 @@ def find_claim_violation(node: Any, job: Any, event: Any, policy: LedgerPolicy) 
         return (
             f"claim of {event.job_id} reserved slash {event.slash_at_risk} and bond "
             f"{event.claim_bond}; the policy says {slash} and {bond}"
+        )
+    return None
+
+
+def find_commit_violation(node: Any, node_id: str) -> str | None:
+    """Why ``node`` (as it stands at the commit) could not commit a result."""
+    if getattr(node, "state", None) != ACTIVE:
+        return f"node {node_id} committed a result while {getattr(node, 'state', None)}"
+    if node.stake < node.reserved_stake():
+        return (
+            f"node {node_id} committed a result with bonded stake {node.stake} short of "
+            f"its open reserves {node.reserved_stake()}"
         )
     return None
 

@@ -8,6 +8,7 @@ from domain.claims import compute_release_fee
 from domain.job import CLAIMED, RESULT_COMMITTED, Job
 from domain.ledger import user_account
 from domain.node import Node
+from domain.scheduling import check_commit
 from domain.services.context import CommandContext
 from domain.services.slashing import take_stake
 from domain.services.unit_of_work import UnitOfWork
@@ -22,6 +23,14 @@ def reserve_claim(job: Job, node: Node, ctx: CommandContext) -> None:
         policy=ctx.policy,
         now_ns=ctx.now_ns,
     )
+
+
+async def commit_claim(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
+    """The claiming node committed ``job``'s result: it must still be active, not jailed and
+    covered (``scheduling.check_commit``); its device is free again."""
+    node = await uow.require(Node, job.node_id)
+    check_commit(job, node)
+    node.commit_claim(job_id=job.id, now_ns=ctx.now_ns)
 
 
 async def release_claim_if_left(

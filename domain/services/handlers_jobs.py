@@ -25,8 +25,12 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import Node
-from domain.scheduling import check_commit
-from domain.services.claims import forfeit_claim_bond, release_claim_if_left, reserve_claim
+from domain.services.claims import (
+    commit_claim,
+    forfeit_claim_bond,
+    release_claim_if_left,
+    reserve_claim,
+)
 from domain.services.context import CommandContext
 from domain.services.escrow import refund_job
 from domain.services.rounds import JOB_ROUND, open_round, rotate_round
@@ -110,7 +114,7 @@ async def handle_commit_result(uow: UnitOfWork, cmd: c.CommitResult, ctx: Comman
         result=ResultCommitment(cmd.commitment, cmd.artifact_digest, cmd.proof_digest),
         now_ns=ctx.now_ns,
     )
-    check_commit(job, await uow.require(Node, job.node_id))
+    await commit_claim(uow, job, ctx)
     # Validators are drawn from the log hash as it stands when the result is committed.
     await open_round(uow, JOB_ROUND, job, count=job.redundancy, ctx=ctx)
     return job.id

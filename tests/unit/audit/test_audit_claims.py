@@ -93,7 +93,8 @@ async def test_the_clean_history_passes_with_every_claim_event() -> None:
     records = await _history()
     _audit(records)
     types = {r.event_type for r in records}
-    assert {"ClaimReserved", "ClaimReleased", "ClaimBondForfeited", "NodeSlashed"} <= types
+    expected = {"ClaimReserved", "ClaimCommitted", "ClaimReleased", "ClaimBondForfeited"}
+    assert expected | {"NodeSlashed"} <= types
 
 
 async def test_a_claim_beyond_the_nodes_devices_fails() -> None:
@@ -167,3 +168,9 @@ async def test_a_slash_taken_from_the_wrong_stake_fails_the_stake_accounts() -> 
 async def test_records_written_under_the_first_rules_are_not_held_to_the_claim_rules() -> None:
     records = await _history(LedgerPolicy(validator_stake_min=500, rules_version=RULES_V1))
     _audit(_edit(records, _index(records, "ClaimReserved"), claim_bond=1))
+
+
+async def test_a_commit_on_no_running_claim_fails() -> None:
+    records = await _history()
+    index = _index(records, "ClaimCommitted")
+    _fails(_edit(records, index, job_id="job-none"), records[index].position, "no running claim")

@@ -130,3 +130,15 @@ def test_a_node_snapshot_restores_every_field() -> None:
     assert public == set(NODE_FIELDS)
     assert {n: getattr(restored, n) for n in public} == {n: getattr(node, n) for n in public}
     assert restored.version == node.version
+
+
+def test_a_committed_result_frees_its_device_and_keeps_only_its_slash_reserved() -> None:
+    node = _node(gpus=1, stake=1_000)
+    _claim(node, "job-1")
+    with pytest.raises(Rejection) as info:
+        _claim(node, "job-2")
+    assert info.value.code == "claim_capacity_reached"
+    node.commit_claim(job_id="job-1", now_ns=NOW)
+    assert node.reserved_stake() == 100  # the slash; the bond is no longer at risk
+    _claim(node, "job-2")
+    assert node.count_claims_running() == 1 and node.reserved_stake() == 400
