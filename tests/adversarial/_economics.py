@@ -12,6 +12,7 @@ their time unjail. The clock is simulated, so the default policy's windows stand
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from domain.policy import SECOND_NS, LedgerPolicy
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, ValidatorKeys, b64, make_validator_keys
 from proofs.identity import Identity
+from tests.adversarial import _economics_watch as watch
 from tests.adversarial import _economics_work as work
 
 REGION = "eu-west"
@@ -32,6 +34,7 @@ MAX_PRICE = 1_000
 NODE_CAPITAL, NODE_STAKE = 20_000, 6_000
 VALIDATOR_CAPITAL, VALIDATOR_STAKE = 10_000, 5_000
 CONSUMER_CAPITAL = 10_000_000
+PLANTER_CAPITAL = 100_000
 COMPUTE_COST = 200
 """Off-ledger cost of computing one whole job (power, hardware): half the node's price."""
 VERIFY_COST = 2
@@ -59,10 +62,12 @@ class Actor:
     deposited: int = 0
     off_ledger_cost: float = 0.0
     claims: int = 0
+    others: list[Identity] = field(default_factory=list)
+    """Keys that are neither a market node nor a validator (a challenger, a planter's)."""
 
     @property
     def identities(self) -> list[Identity]:
-        return [*self.nodes, *(v.identity for v in self.validators)]
+        return [*self.nodes, *(v.identity for v in self.validators), *self.others]
 
 
 @dataclass
@@ -80,7 +85,11 @@ class World:
     validator_actor: dict[str, Actor] = field(default_factory=dict)
     copy_sources: dict[str, tuple[bytes, bytes, bytes]] = field(default_factory=dict)
     """The latest honest result of each workload kind, which a copying node commits."""
+    proofs: dict[bytes, bytes] = field(default_factory=dict)
+    """Every committed result's proof object, by result commitment (what a challenger reads)."""
     deposits: int = 0
+    watchers: watch.Watchers | None = None
+    new_key: Callable[[], Identity] | None = None
 
 
 async def build_world(seed: int, policy: LedgerPolicy) -> World:
@@ -95,7 +104,7 @@ async def build_world(seed: int, policy: LedgerPolicy) -> World:
     actors += [Actor(s, s, True) for s in NODE_STRATEGIES[1:]]
     actors += [Actor(f"honest-validator-{i}", "honest", False) for i in range(HONEST_VALIDATORS)]
     actors += [Actor(s, s, False) for s in ("always-pass", "always-fail")]
-    world = World(net, random.Random(seed), key(), actors)
+    world = World(net, random.Random(seed), key(), actors, new_key=key)
     await _fund(world, world.consumer, CONSUMER_CAPITAL)
     validator_index = 1_000 * seed
     for actor in actors:
@@ -118,6 +127,7 @@ async def build_world(seed: int, policy: LedgerPolicy) -> World:
             await net.register_validator(keys, stake=VALIDATOR_STAKE)
             actor.validators.append(keys)
             world.validator_actor[keys.identity.id] = actor
+    await _add_watchers(world)
     return world
 
 
@@ -130,9 +140,13 @@ async def run_round(world: World, jobs: int) -> None:
         job_id = await _submit(world, work.WORKLOADS[len(world.all_jobs) % len(work.WORKLOADS)])
         world.open_jobs.append(job_id)
         world.all_jobs.append(job_id)
+    await _plant_canaries(world, jobs)
     claimed = await _claim(world)
     await _work(world, claimed)
     await _vote(world)
+    if world.watchers is not None:
+        cost = await watch.watch(world.net, world.watchers, world.proofs)
+        _get_actor(world, "challenger").off_ledger_cost += cost * VERIFY_COST
     net.now_ns = max(net.now_ns, started_ns + net.policy.result_window_ns + SECOND_NS)
     await _crank(world)
 
@@ -150,21 +164,59 @@ async def _fund(world: World, identity: Identity, amount: int) -> int:
 
 
 async def _submit(world: World, workload: dict[str, Any]) -> str:
-    """The consumer submits one job of ``workload`` at the policy's minimum redundancy (3
-    where the policy names none)."""
-    net = world.net
-    result = await net.run(
-        world.consumer,
-        "job.submit",
-        {
-            "workload": workload,
-            "max_price": MAX_PRICE,
-            "region": REGION,
-            "redundancy": getattr(net.policy, "redundancy_min", REDUNDANCY),
-            "deadline_ns": net.now_ns + JOB_DEADLINE_S * SECOND_NS,
-        },
-    )
+    result = await world.net.run(world.consumer, "job.submit", _job_body(world, workload))
     return result.subject
+
+
+def _job_body(world: World, workload: dict[str, Any]) -> dict[str, Any]:
+    """A job of ``workload`` at the policy's minimum redundancy (3 where it names none)."""
+    net = world.net
+    return {
+        "workload": workload,
+        "max_price": MAX_PRICE,
+        "region": REGION,
+        "redundancy": getattr(net.policy, "redundancy_min", REDUNDANCY),
+        "deadline_ns": net.now_ns + JOB_DEADLINE_S * SECOND_NS,
+    }
+
+
+async def _add_watchers(world: World) -> None:
+    """The challenger and the canary planter, where the rules have fraud proofs."""
+    if not hasattr(world.net.policy, "canary_rate_bps"):
+        return
+    assert world.new_key is not None
+    challenger, planter = world.new_key(), world.new_key()
+    world.watchers = watch.Watchers(challenger=challenger, planter_consumer=planter)
+    world.actors.append(Actor("challenger", "challenger", False, others=[challenger]))
+    world.actors.append(Actor("planter", "planter", False, others=[planter]))
+    _get_actor(world, "planter").deposited += await _fund(world, planter, PLANTER_CAPITAL)
+
+
+async def _plant_canaries(world: World, jobs: int) -> None:
+    """The operators' canaries for this round's jobs, each with a fresh planter node."""
+    watchers = world.watchers
+    if watchers is None:
+        return
+    planter = _get_actor(world, "planter")
+    for _ in range(watch.compute_canary_count(watchers, jobs, world.net.policy.canary_rate_bps)):
+        assert world.new_key is not None
+        node = world.new_key()
+        planter.deposited += await _fund(world, node, NODE_CAPITAL)
+        await world.net.register_active_node(node, region=REGION, price=PRICE, stake=NODE_STAKE)
+        planter.others.append(node)
+        job_id = await watch.plant_canary(world.net, watchers, node, _job_body(world, work.MATMUL))
+        bundle = watch.make_canary_bundle(job_id, node)
+        world.artifacts[bundle.artifact_digest] = bundle.artifact
+        world.artifacts[bundle.proof_digest] = bundle.proof
+        world.proofs[bundle.commitment] = bundle.proof
+        digests = (bundle.commitment, bundle.artifact_digest, bundle.proof_digest)
+        await _commit(world, node, job_id, digests)
+        world.open_jobs.append(job_id)
+        world.all_jobs.append(job_id)
+
+
+def _get_actor(world: World, name: str) -> Actor:
+    return next(a for a in world.actors if a.name == name)
 
 
 async def _unjail(world: World) -> None:
@@ -207,6 +259,7 @@ async def _work(world: World, claimed: list[tuple[Identity, str]]) -> None:
             bundle = result.bundle
             world.artifacts[bundle.artifact_digest] = bundle.artifact
             world.artifacts[bundle.proof_digest] = bundle.proof
+            world.proofs[bundle.commitment] = bundle.proof
             digests = (bundle.commitment, bundle.artifact_digest, bundle.proof_digest)
             if actor.strategy == "honest":
                 world.copy_sources[job.workload.kind] = digests
@@ -278,7 +331,7 @@ def _judge(world: World, actor: Actor, job: Job) -> bool:
         return True
     if strategy == "always-fail":
         return False
-    if strategy == "colluding" and world.node_actor[job.node_id] is actor:
+    if strategy == "colluding" and world.node_actor.get(job.node_id) is actor:
         return True
     actor.off_ledger_cost += VERIFY_COST
     return work.verify_job(job, world.artifacts) == "ok"

@@ -16,15 +16,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from domain.events import decode_event, rebuild
-from domain.job import Job
+from domain.events import decode_event
 from domain.ledger import BOUNDARY_ACCOUNT, BURN_ACCOUNT, TREASURY_ACCOUNT, user_account
 from domain.records import Record
-from domain.services.queries import get_aggregate, get_balances
-from domain.validators import Validator
-from proofs.quorum import decode_qc, verdict_message, verify_qc
+from domain.services.queries import get_balances
 from tests.adversarial._economics import CONSUMER_CAPITAL, Actor, World, get_wealth_accounts
 
+WATCHERS = {"challenger": "fraud proofs", "planter": "operators' canaries"}
+"""Actors outside the comparison: what they do, in the table's roles column."""
 TABLE_ENV = "FLOP_ECON_TABLE"
 TABLE_FILE = "flopledger-economics.txt"
 READ_BATCH = 1_000
@@ -97,48 +96,6 @@ async def find_money_problems(world: World) -> list[str]:
     return problems
 
 
-async def find_evidence_problems(world: World, records: list[Record]) -> list[str]:
-    """Every slash cites evidence that checks: a node's slash the quorum certificate that
-    rejected its result (recorded in the log, signed by the round's validators over the
-    fail verdict on the committed result); any other kind of slash is named as a problem
-    until this check knows how to verify it."""
-    certificates: dict[bytes, tuple[str, int]] = {}
-    by_stream: dict[str, list[Record]] = defaultdict(list)
-    problems = []
-    for record in records:
-        by_stream[record.stream_id].append(record)
-        event = decode_event(record)
-        if record.event_type == "JobRejected":
-            certificates[event.certificate] = (record.stream_id, record.version)  # type: ignore[attr-defined]
-        if not record.event_type.endswith("Slashed"):
-            continue
-        evidence: bytes = getattr(event, "evidence", b"")
-        where = f"{record.event_type} of {record.stream_id} at {record.position}"
-        if not evidence:
-            problems.append(f"{where}: no evidence")
-        elif record.event_type == "NodeSlashed" and evidence in certificates:
-            job_id, version = certificates[evidence]
-            job = rebuild(by_stream[job_id][:version], Job)
-            if not await _is_rejection_certificate(world, job, evidence):
-                problems.append(f"{where}: the certificate does not verify")
-        else:
-            problems.append(f"{where}: evidence of no known kind ({evidence[:40]!r})")
-    return problems
-
-
-async def _is_rejection_certificate(world: World, job: Job | None, evidence: bytes) -> bool:
-    if job is None or job.result is None:
-        return False
-    keys = []
-    for validator_id in job.validators:
-        validator = await get_aggregate(world.net.store, Validator, validator_id)
-        assert validator is not None
-        keys.append(validator.bls_public_key)
-    qc = decode_qc(evidence)
-    expected = verdict_message(job.id, job.result.commitment, False)
-    return qc.message == expected and verify_qc(keys, qc, threshold=1)
-
-
 @dataclass(frozen=True)
 class Row:
     """One strategy's line of the table: per actor, summed over the seeds."""
@@ -185,7 +142,7 @@ def summarise(runs: Iterable[list[Outcome]]) -> list[Row]:
                 baseline=baseline,
             )
         )
-    return sorted(rows, key=lambda r: (r.roles, r.strategy != "honest", r.strategy))
+    return sorted(rows, key=lambda r: (r.strategy in WATCHERS, r.roles, r.strategy != "honest"))
 
 
 def format_table(rows: list[Row], title: str, world_lines: list[str]) -> str:
@@ -195,10 +152,11 @@ def format_table(rows: list[Row], title: str, world_lines: list[str]) -> str:
     )
     lines = [title, header, "-" * len(header)]
     for r in rows:
+        baseline = "-" if r.strategy in WATCHERS else f"{r.baseline:.0f}"
         lines.append(
             f"{r.strategy:<12} {r.roles:<22} {r.actors:>6} {r.claims:>7.0f} {r.passed:>7.0f} "
             f"{r.rejected:>8.0f} {r.slashed:>8.0f} {r.ledger:>9.0f} {r.cost:>8.0f} "
-            f"{r.net:>9.0f} {r.baseline:>9.0f}"
+            f"{r.net:>9.0f} {baseline:>9}"
         )
     return "\n".join([*lines, *world_lines, ""])
 
@@ -222,6 +180,8 @@ def write_table(text: str) -> str:
 
 
 def _roles(actor: Actor) -> str:
+    if actor.strategy in WATCHERS:
+        return WATCHERS[actor.strategy]
     parts = []
     for count, name in ((len(actor.nodes), "node"), (len(actor.validators), "validator")):
         if count:

@@ -38,7 +38,7 @@ from adapters.compute.workloads import (
 from domain.job import Job
 from proofs.identity import Identity
 from proofs.inference_commitment import encode_inference_proof, make_inference_proof
-from proofs.matmul import encode_matmul_proof, make_matmul_proof
+from proofs.matmul import decode_matmul_proof, encode_matmul_proof, make_matmul_proof
 
 CPU = torch.device("cpu")
 INFERENCE: dict[str, Any] = {
@@ -157,13 +157,35 @@ def verify_job(job: Job, artifacts: dict[bytes, bytes]) -> str:
     )
 
 
+def make_matmul_bundle(job_id: str, identity: Identity, c: Any) -> ResultBundle:
+    """A matmul result bundle for the product ``c`` (right or wrong), in the node's format."""
+    params = get_matmul_params()
+    proof = make_matmul_proof(c, compute_job_seed(job_id, params.seed))
+    return _bundle(job_id, identity, params, proof.root, encode_matmul_proof(proof))
+
+
+def decode_matmul_rows(proof: bytes) -> list[bytes] | None:
+    """The rows of C a matmul proof object carries (canonical float32 bytes), or None when
+    it does not parse or does not carry every row."""
+    try:
+        decoded = decode_matmul_proof(proof)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    rows = {o.index: o.row for o in decoded.openings}
+    return [rows[i] for i in range(decoded.n)] if len(rows) == decoded.n else None
+
+
 def _garbage_matmul(job_id: str, identity: Identity, rng: random.Random) -> Work:
+    n = get_matmul_params().n
+    values = [rng.randint(-GARBAGE_ENTRY_MAX, GARBAGE_ENTRY_MAX) for _ in range(n * n)]
+    c = np.array(values, dtype=np.float32).reshape(n, n)
+    return Work(make_matmul_bundle(job_id, identity, c), 0.0)
+
+
+def get_matmul_params() -> MatmulParams:
     params = parse_params("matmul", MATMUL["params"])
     assert isinstance(params, MatmulParams)
-    values = [rng.randint(-GARBAGE_ENTRY_MAX, GARBAGE_ENTRY_MAX) for _ in range(params.n**2)]
-    c = np.array(values, dtype=np.float32).reshape(params.n, params.n)
-    proof = make_matmul_proof(c, compute_job_seed(job_id, params.seed))
-    return Work(_bundle(job_id, identity, params, proof.root, encode_matmul_proof(proof)), 0.0)
+    return params
 
 
 def _bundle(

@@ -23,6 +23,7 @@ import pytest
 
 from domain.policy import LedgerPolicy
 from tests.adversarial import _economics as sim
+from tests.adversarial import _economics_evidence as evidence_check
 from tests.adversarial import _economics_report as report
 
 SEEDS = (1, 2, 3)
@@ -65,7 +66,7 @@ async def _simulate() -> Simulation:
             await sim.run_round(world, JOBS_PER_ROUND)
         records = await report.read_log(world)
         money += [f"seed {seed}: {p}" for p in await report.find_money_problems(world)]
-        found = await report.find_evidence_problems(world, records)
+        found = await evidence_check.find_evidence_problems(world, records)
         evidence += [f"seed {seed}: {p}" for p in found]
         slashes += sum(r.event_type.endswith("Slashed") for r in records)
         runs.append(await report.measure(world, records))
