@@ -9,7 +9,6 @@ items for spot checks to matter, fast enough for hundreds of jobs.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +37,13 @@ from adapters.compute.workloads import (
 from domain.job import Job
 from proofs.identity import Identity
 from proofs.inference_commitment import encode_inference_proof, make_inference_proof
-from proofs.matmul import decode_matmul_proof, encode_matmul_proof, make_matmul_proof
+from proofs.matmul import canonical_row_bytes
+from proofs.matmul_product import (
+    decode_entries,
+    decode_product_proof,
+    encode_product_proof,
+    make_product_proof,
+)
 
 CPU = torch.device("cpu")
 INFERENCE: dict[str, Any] = {
@@ -135,14 +140,10 @@ def do_garbage(
 
 
 def verify_job(job: Job, artifacts: dict[bytes, bytes]) -> str:
-    """The honest validator's check: the project's ``verify_result`` on the uploaded objects
-    (the randomness of the job's round passed where the check takes it)."""
+    """The honest validator's check: the project's ``verify_result`` on the uploaded objects,
+    with the randomness of the job's round (``openings_seed``), as the validator daemon."""
     result = job.result
     assert result is not None
-    extra: dict[str, Any] = {}
-    accepted = inspect.signature(verify_result).parameters
-    if "openings_seed" in accepted:
-        extra["openings_seed"] = job.openings_seed  # type: ignore[attr-defined]
     return verify_result(
         job_id=job.id,
         node_id=job.node_id,
@@ -153,26 +154,28 @@ def verify_job(job: Job, artifacts: dict[bytes, bytes]) -> str:
         proof_digest=result.proof_digest,
         artifact=artifacts.get(result.artifact_digest, b""),
         proof=artifacts.get(result.proof_digest, b""),
-        **extra,
+        openings_seed=job.openings_seed,
     )
 
 
 def make_matmul_bundle(job_id: str, identity: Identity, c: Any) -> ResultBundle:
     """A matmul result bundle for the product ``c`` (right or wrong), in the node's format."""
     params = get_matmul_params()
-    proof = make_matmul_proof(c, compute_job_seed(job_id, params.seed))
-    return _bundle(job_id, identity, params, proof.root, encode_matmul_proof(proof))
+    proof = make_product_proof(c, compute_job_seed(job_id, params.seed))
+    return _bundle(job_id, identity, params, proof.root, encode_product_proof(proof))
 
 
 def decode_matmul_rows(proof: bytes) -> list[bytes] | None:
     """The rows of C a matmul proof object carries (canonical float32 bytes), or None when
-    it does not parse or does not carry every row."""
+    it does not parse."""
     try:
-        decoded = decode_matmul_proof(proof)
+        decoded = decode_product_proof(proof)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    rows = {o.index: o.row for o in decoded.openings}
-    return [rows[i] for i in range(decoded.n)] if len(rows) == decoded.n else None
+    entries = decode_entries(decoded.product, decoded.n)
+    if entries is None:
+        return None
+    return [canonical_row_bytes(row) for row in entries.astype(np.float32)]
 
 
 def _garbage_matmul(job_id: str, identity: Identity, rng: random.Random) -> Work:
