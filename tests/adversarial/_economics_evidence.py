@@ -7,6 +7,9 @@
   result) points at a fraud proof recorded in the log (``FraudProven`` of the job's
   decision), which the ledger's own deterministic check accepts again here; a validator's
   cited evidence is its pass vote, whose BLS signature must verify.
+- A forfeited claim bond (not a slash, but money taken from stake) names a job this node
+  claimed last, for which it committed no result, after the claim's window closed, and it
+  goes to that job's consumer.
 Any other slash is named as a problem until this module knows how to check it.
 """
 
@@ -19,14 +22,17 @@ from typing import Any
 from domain.services.fraud import decode_evidence
 from domain.services.fraud_checks import check_fraud_evidence
 
-from domain.events import decode_event, rebuild
+from domain.events import datetime_to_ns, decode_event, rebuild
 from domain.job import Job, WorkloadSpec
+from domain.ledger import user_account
 from domain.records import Record
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
 from proofs import bls
 from proofs.quorum import decode_qc, verdict_message, verify_qc
 from tests.adversarial._economics import World
+
+FORFEIT = "ClaimBondForfeited"
 
 
 @dataclass
@@ -55,11 +61,14 @@ async def find_evidence_problems(world: World, records: list[Record]) -> list[st
     log = _index(records)
     problems = []
     for record in records:
-        if not record.event_type.endswith("Slashed"):
+        if not record.event_type.endswith("Slashed") and record.event_type != FORFEIT:
             continue
         event = decode_event(record)
         where = f"{record.event_type} of {record.stream_id} at {record.position}"
-        problem = await _find_problem(world, log, record, event)
+        if record.event_type == FORFEIT:
+            problem = _find_forfeit_problem(log, record, event)
+        else:
+            problem = await _find_problem(world, log, record, event)
         if problem:
             problems.append(f"{where}: {problem}")
     return problems
@@ -99,6 +108,32 @@ async def _find_validator_problem(world: World, log: Log, validator_id: str, eve
     message = verdict_message(proof.job_id, proof.commitment, True)
     if not bls.verify(validator.bls_public_key, message, event.evidence):
         return "the cited pass vote is not this validator's signature"
+    return ""
+
+
+def _find_forfeit_problem(log: Log, record: Record, event: Any) -> str:
+    """The bond is forfeited for the job's latest claim, held by this node, with no result
+    committed after it and its window closed; the money goes to the job's consumer."""
+    claim, committed, consumer = None, False, ""
+    for job_record in log.streams[event.job_id]:
+        if job_record.position > record.position:
+            break
+        if job_record.event_type in ("JobSubmitted", "JobClaimed", "ResultCommitted"):
+            job_event: Any = decode_event(job_record)
+            if job_record.event_type == "JobSubmitted":
+                consumer = job_event.consumer
+            elif job_record.event_type == "JobClaimed":
+                claim, committed = job_event, False
+            else:
+                committed = True
+    if claim is None or claim.node_id != record.stream_id:
+        return f"{event.job_id}'s last claim is not this node's"
+    if committed:
+        return "the node committed a result for the claim"
+    if datetime_to_ns(event.timestamp) <= claim.result_due_ns:
+        return "the claim's window was still open"
+    if event.to_account != user_account(consumer):
+        return f"the bond went to {event.to_account}, not the job's consumer"
     return ""
 
 

@@ -38,6 +38,7 @@ class Outcome:
     passed: int
     rejected: int
     slashed: int
+    forfeited: int
 
     @property
     def net(self) -> float:
@@ -57,6 +58,7 @@ async def measure(world: World, records: list[Record]) -> list[Outcome]:
     passed: dict[str, int] = defaultdict(int)
     rejected: dict[str, int] = defaultdict(int)
     slashed: dict[str, int] = defaultdict(int)
+    forfeited: dict[str, int] = defaultdict(int)
     claimer: dict[str, str] = {}
     for record in records:
         if record.event_type == "JobClaimed":
@@ -67,6 +69,8 @@ async def measure(world: World, records: list[Record]) -> list[Outcome]:
             rejected[claimer[record.stream_id]] += 1
         elif record.event_type.endswith("Slashed"):
             slashed[record.stream_id] += decode_event(record).amount  # type: ignore[attr-defined]
+        elif record.event_type == "ClaimBondForfeited":
+            forfeited[record.stream_id] += decode_event(record).amount  # type: ignore[attr-defined]
     outcomes = []
     for actor in world.actors:
         ids = [i.id for i in actor.identities]
@@ -78,6 +82,7 @@ async def measure(world: World, records: list[Record]) -> list[Outcome]:
                 passed=sum(passed[i] for i in ids),
                 rejected=sum(rejected[i] for i in ids),
                 slashed=sum(slashed[i] for i in ids),
+                forfeited=sum(forfeited[i] for i in ids),
             )
         )
     return outcomes
@@ -107,6 +112,7 @@ class Row:
     passed: float
     rejected: float
     slashed: float
+    forfeited: float
     ledger: float
     cost: float
     net: float
@@ -136,6 +142,7 @@ def summarise(runs: Iterable[list[Outcome]]) -> list[Row]:
                 passed=sum(o.passed for o in outcomes) / per,
                 rejected=sum(o.rejected for o in outcomes) / per,
                 slashed=sum(o.slashed for o in outcomes) / per,
+                forfeited=sum(o.forfeited for o in outcomes) / per,
                 ledger=sum(o.ledger for o in outcomes) / per,
                 cost=sum(o.actor.off_ledger_cost for o in outcomes) / per,
                 net=sum(o.net for o in outcomes) / per,
@@ -148,14 +155,16 @@ def summarise(runs: Iterable[list[Outcome]]) -> list[Row]:
 def format_table(rows: list[Row], title: str, world_lines: list[str]) -> str:
     header = (
         f"{'strategy':<12} {'roles':<22} {'actors':>6} {'claims':>7} {'passed':>7} "
-        f"{'rejected':>8} {'slashed':>8} {'ledger':>9} {'cost':>8} {'net':>9} {'honest':>9}"
+        f"{'rejected':>8} {'slashed':>8} {'bonds':>6} {'ledger':>9} {'cost':>8} {'net':>9} "
+        f"{'honest':>9}"
     )
     lines = [title, header, "-" * len(header)]
     for r in rows:
         baseline = "-" if r.strategy in WATCHERS else f"{r.baseline:.0f}"
         lines.append(
             f"{r.strategy:<12} {r.roles:<22} {r.actors:>6} {r.claims:>7.0f} {r.passed:>7.0f} "
-            f"{r.rejected:>8.0f} {r.slashed:>8.0f} {r.ledger:>9.0f} {r.cost:>8.0f} "
+            f"{r.rejected:>8.0f} {r.slashed:>8.0f} {r.forfeited:>6.0f} {r.ledger:>9.0f} "
+            f"{r.cost:>8.0f} "
             f"{r.net:>9.0f} {baseline:>9}"
         )
     return "\n".join([*lines, *world_lines, ""])
