@@ -1,12 +1,14 @@
 """The economics simulation of issue 14: strategies, actors and the market they play in.
 
 Every actor signs its own commands through the command bus (``LocalNetwork`` over the memory
-store) with its own keys and accounts; nothing is reached into. A round: the consumer
-submits jobs; every node (in a seeded random order) claims one; nodes do their work (or
-not) and commit; the beacon step, where the rules have one; the assigned validators judge
-(the honest ones with the real ``verify_result``), commit and reveal; the clock passes the
-result window and missed claims and stalled rounds are cranked; jailed nodes that served
-their time unjail. The clock is simulated, so the default policy's windows stand as they are.
+store) with its own keys and accounts; nothing is reached into. A round: jailed nodes
+that served their time unjail; the consumer submits jobs and the operators plant their
+canaries (``_economics_watch``); every node (in a seeded random order) claims one job;
+nodes do their work (or not) and commit; the assigned validators judge (the honest ones
+with the real ``verify_result``), commit and reveal; the challenger proves wrong pass votes
+and the operators reveal their canaries; the clock passes the result window and missed
+claims and stalled rounds are cranked. The clock is simulated, so the default policy's
+windows stand as they are.
 """
 
 from __future__ import annotations
@@ -181,9 +183,7 @@ def _job_body(world: World, workload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _add_watchers(world: World) -> None:
-    """The challenger and the canary planter, where the rules have fraud proofs."""
-    if not hasattr(world.net.policy, "canary_rate_bps"):
-        return
+    """The challenger and the canary planter (the operators' keys and accounts)."""
     assert world.new_key is not None
     challenger, planter = world.new_key(), world.new_key()
     world.watchers = watch.Watchers(challenger=challenger, planter_consumer=planter)

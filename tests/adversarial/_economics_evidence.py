@@ -19,13 +19,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.services.fraud import decode_evidence
-from domain.services.fraud_checks import check_fraud_evidence
-
 from domain.events import datetime_to_ns, decode_event, rebuild
 from domain.job import Job, WorkloadSpec
 from domain.ledger import user_account
 from domain.records import Record
+from domain.services.fraud import decode_evidence
+from domain.services.fraud_checks import check_fraud_evidence
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
 from proofs import bls

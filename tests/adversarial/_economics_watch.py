@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from domain.canary import compute_canary_digest
-from domain.fraud import JobDecision
 
 from adapters.compute.results import ResultBundle
 from adapters.compute.workloads import compute_job_seed
+from domain.canary import compute_canary_digest
 from domain.errors import Rejection
 from domain.events import decode_event
+from domain.fraud import JobDecision
 from domain.policy import BPS
 from domain.services.handlers_jobs import compute_job_id
 from domain.services.ledger_service import compute_command_id
