@@ -12,6 +12,9 @@ the validator's own replay is co-signed through the ledger link (``log.cosign``,
 tick; one that does not is refused and raises an alarm (``tree_head_refused`` logged at error
 level, ``heads_refused`` counted) for a human to look at, since a log operator showing a
 head that is not the replayed history is the attack witnesses exist to catch.
+
+A validator outvoted on a result it failed proves the pass wrong on a later tick
+(``validator.challenger``; issue 14, attack 5): the challenger's reward pays for checking.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from domain.commands import (
     CosignTreeHead,
     ExpireAttestation,
     ExpireJob,
+    ProveFraud,
     RecordAttestationVerdict,
     RecordVerdict,
 )
@@ -46,6 +50,7 @@ from domain.services.rounds import ATTESTATION_ROUND, JOB_ROUND
 from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, compute_verdict_commitment
 from proofs import bls
 from proofs.identity import Identity
+from validator.challenger import Challenge, build_evidence, find_challenge
 from validator.protection import Decision, SigningDatabase
 from validator.state import COMMIT, CRANK, REVEAL, Duty, LedgerView
 from validator.witness import HeadToCosign, RefusedHead, Witness, sign_cosignature
@@ -59,6 +64,8 @@ VERIFIED_OK = "ok"
 """What a verifier returns for a subject that passes (else a reason code)."""
 COSIGNS_PER_TICK_MAX = 64
 """Co-signatures sent in one tick at most, so a backlog of heads never starves the duties."""
+CHALLENGES_PER_TICK_MAX = 4
+"""Fraud proofs built and sent in one tick at most (each recomputes a product)."""
 
 _log = structlog.get_logger("flopledger.validator")
 
@@ -109,6 +116,8 @@ class ValidatorDaemon:
         self.heads_cosigned = 0
         self.heads_refused = 0
         self._to_cosign: list[HeadToCosign] = []
+        self._challenges: list[Challenge] = []
+        self.challenges_sent = 0
         self._cosign_retry_at = 0.0
         for record in db.load_followed():
             self.view.apply(record)
@@ -134,6 +143,9 @@ class ValidatorDaemon:
         """Apply verified records; checkpoint every record (with the followed streams)."""
         async for record in records:
             kept = [record] if self.view.apply(record) else []
+            challenge = find_challenge(record, self.view, self.db)
+            if challenge is not None:
+                self._challenges.append(challenge)
             finished = self.view.finished_streams()
             self.db.save(Head(position=record.position, hash=record.hash), kept, finished)
             if finished:
@@ -195,6 +207,7 @@ class ValidatorDaemon:
     async def tick(self) -> None:
         """Co-sign checked heads, then do every duty that is due now (each at most once)."""
         await self.cosign_heads()
+        await self.send_challenges()
         now_ns = self.clock_ns()
         for duty in self.view.compute_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS):
             if duty.key in self.done or self.retry_at.get(duty.key, 0.0) > time.monotonic():
@@ -213,6 +226,36 @@ class ValidatorDaemon:
                 continue
             self.retry_at.pop(duty.key, None)
             self.done.add(duty.key)
+
+    async def send_challenges(self) -> None:
+        """Prove wrong the passed results this validator failed (``validator.challenger``):
+        the challenger's reward is its pay for having checked. A refusal is final; a
+        transport error keeps the challenge for a later tick."""
+        for _ in range(min(len(self._challenges), CHALLENGES_PER_TICK_MAX)):
+            challenge = self._challenges[0]
+            try:
+                proof = await self.artifacts.get(challenge.proof_digest.hex())
+                zkey_digest = challenge.workload.params.get("zkey", "")
+                zkey = b""
+                if challenge.workload.kind == "zk-prove" and isinstance(zkey_digest, str):
+                    zkey = await self.artifacts.get(zkey_digest) if zkey_digest else b""
+                evidence = await asyncio.to_thread(build_evidence, challenge, proof, zkey)
+                if evidence is not None:
+                    await self.ledger.send(
+                        ProveFraud(
+                            job_id=challenge.job_id, attempt=challenge.attempt, evidence=evidence
+                        )
+                    )
+                    self.challenges_sent += 1
+                    _log.info("fraud_proven", job_id=challenge.job_id)
+            except CommandRefused as refused:
+                _log.info("fraud_proof_refused", job_id=challenge.job_id, code=refused.code)
+            except (ArtifactNotFound, ArtifactCorrupt, ArtifactTooLarge) as exc:
+                _log.info("fraud_proof_unavailable", job_id=challenge.job_id, error=str(exc))
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                _log.warning("fraud_proof_failed", job_id=challenge.job_id, error=str(exc))
+                return
+            self._challenges.pop(0)
 
     def _forget_duties(self, subject_ids: set[str]) -> None:
         """A finished job owes nothing more: drop its duty keys, so ``done`` and

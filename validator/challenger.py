@@ -1,0 +1,103 @@
+"""The challenger duty (issue 14, attack 5): a validator that failed a result its round
+passed anyway proves the pass wrong with a fraud proof, and earns the challenger's reward.
+
+The daemon's follower hands every record to ``find_challenge``: a ``JobVerified`` of a job
+whose result this validator checked and decided to fail (its signing database says so) is
+a challenge to make. The duty loop then fetches the proof object and builds the evidence
+(``build_evidence``): for a matmul the first row of the shipped C that differs from A·B,
+opened with its Merkle path (``proofs.matmul_product.open_product_row``); for a zk-prove the
+committed artifact itself (and the job's zkey, when it names one). The evidence is checked
+with the ledger's own check before it is sent, so the validator never sends a proof the
+ledger would refuse. Challenges live in memory: a restart forgets the pending ones (the
+fraud window is long; anyone else may still prove it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+from domain import commands as c
+from domain.job import Job, WorkloadSpec
+from domain.records import Record
+from domain.services.fraud_checks import check_fraud_evidence
+from proofs.job_seed import compute_job_seed
+from proofs.matmul import compute_product, derive_inputs
+from proofs.matmul_product import decode_entries, decode_product_proof, open_product_row
+from validator.protection import SigningDatabase
+from validator.state import LedgerView
+
+CHALLENGED_KINDS = frozenset({"matmul", "zk-prove"})
+"""Workload kinds with a fraud proof (``domain.services.fraud_checks``)."""
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A passed result this validator failed: what it needs to prove it wrong."""
+
+    job_id: str
+    attempt: int
+    workload: WorkloadSpec
+    commitment: bytes
+    proof_digest: bytes
+
+
+def find_challenge(record: Record, view: LedgerView, db: SigningDatabase) -> Challenge | None:
+    """The challenge ``record`` opens for this validator (applied to ``view``), or None."""
+    if (record.stream_type, record.event_type) != (Job.STREAM_TYPE, "JobVerified"):
+        return None
+    job = view.aggregates.get(record.stream_id)
+    if not isinstance(job, Job) or job.result is None:
+        return None
+    if job.workload.kind not in CHALLENGED_KINDS:
+        return None
+    decision = db.get_decision(job.round_subject(), job.result.commitment)
+    if decision is None or decision.passed:
+        return None
+    return Challenge(
+        job_id=job.id,
+        attempt=job.attempt,
+        workload=job.workload,
+        commitment=job.result.commitment,
+        proof_digest=job.result.proof_digest,
+    )
+
+
+def build_evidence(challenge: Challenge, proof: bytes, zkey: bytes) -> c.FraudEvidence | None:
+    """Evidence that the ledger's check accepts, or None when none can be built from the
+    proof object (it does not parse, or no row is wrong: the validator's fail was about
+    something a fraud proof does not cover, such as a manifest signed by another node)."""
+    evidence: c.FraudEvidence | None
+    if challenge.workload.kind == "matmul":
+        evidence = _find_wrong_row(challenge, proof)
+    else:
+        evidence = c.Groth16Evidence(artifact=proof, zkey=zkey)
+    if evidence is None:
+        return None
+    finding = check_fraud_evidence(
+        job_id=challenge.job_id,
+        workload=challenge.workload,
+        commitment=challenge.commitment,
+        evidence=evidence,
+    )
+    return evidence if finding is None else None
+
+
+def _find_wrong_row(challenge: Challenge, proof: bytes) -> c.MatmulRowEvidence | None:
+    """The first row of the shipped C that is not A·B's, opened under the committed root."""
+    try:
+        shipped = decode_product_proof(proof)
+    except msgspec.MsgspecError:
+        return None
+    entries = decode_entries(shipped.product, shipped.n)
+    seed = challenge.workload.params.get("seed", "")
+    if entries is None or shipped.root != challenge.commitment or not isinstance(seed, str):
+        return None
+    a, b = derive_inputs(compute_job_seed(challenge.job_id, seed), shipped.n)
+    wrong = np.flatnonzero(np.any(entries != compute_product(a, b), axis=1))
+    if wrong.size == 0:
+        return None
+    opening = open_product_row(shipped, int(wrong[0]))
+    return c.MatmulRowEvidence(index=opening.index, row=opening.row, path=list(opening.proof))
