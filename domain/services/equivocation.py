@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from domain import commands as c
 from domain.errors import InvalidTransition, Rejection, RejectionCode
-from domain.ledger import BURN_ACCOUNT, stake_account, transfer
+from domain.ledger import BURN_ACCOUNT
 from domain.policy import BPS
 from domain.services.context import CommandContext
 from domain.services.rounds import ROUND_KINDS
+from domain.services.slashing import take_stake
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
 from proofs import bls
@@ -17,7 +18,8 @@ async def handle_report_equivocation(
     uow: UnitOfWork, cmd: c.ReportEquivocation, ctx: CommandContext
 ) -> str:
     """Anyone may prove that a validator signed both verdicts on one result: it is slashed
-    ``equivocation_slash_bps`` of its stake (burned), once per (validator, subject, round).
+    ``equivocation_slash_bps`` of its bonded and unbonding stake (burned), once per
+    (validator, subject, round).
 
     The evidence key is made of what the signatures cover only: for a job, its id and the
     result commitment; for an attestation, the node, the challenge nonce and the answer. A
@@ -45,23 +47,24 @@ async def handle_report_equivocation(
             "this equivocation was already slashed (under a key written with a nonce)",
             code=RejectionCode.EVIDENCE_ALREADY_USED,
         )
-    amount = validator.stake * ctx.policy.equivocation_slash_bps // BPS
-    validator.slash(
+    # Unbonding stake stays slashable until it is withdrawn (issue 14, attack 4).
+    amount = (validator.stake + validator.unbonding) * ctx.policy.equivocation_slash_bps // BPS
+    from_unbonding = validator.slash(
         amount=amount,
         reason=f"equivocation on {cmd.subject_kind} {cmd.subject_id}",
         evidence_key=evidence_key,
         evidence=cmd.signature_pass + cmd.signature_fail,
         now_ns=ctx.now_ns,
     )
-    if amount > 0:
-        transfer(
-            await uow.account(stake_account(validator.id)),
-            await uow.account(BURN_ACCOUNT),
-            transfer_id=f"{ctx.command_id}:equivocation",
-            amount=amount,
-            reason=f"validator {validator.id} equivocated",
-            now_ns=ctx.now_ns,
-        )
+    await take_stake(
+        uow,
+        validator.id,
+        amount=amount,
+        from_unbonding=from_unbonding,
+        legs=((BURN_ACCOUNT, amount, f"validator {validator.id} equivocated"),),
+        transfer_prefix=f"{ctx.command_id}:equivocation",
+        ctx=ctx,
+    )
     return validator.id
 
 

@@ -17,6 +17,7 @@ from domain.ledger import stake_account, unbonding_account, user_account
 from domain.node import JAILED, Node
 from domain.policy import BPS
 from domain.services.queries import get_aggregate
+from domain.validators import Validator
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
 from tests.adversarial._harness import get_balance, get_money_total, start_network
@@ -123,4 +124,28 @@ async def test_a_jailed_node_cannot_commit_its_other_claim() -> None:
     with pytest.raises(Rejection) as info:
         await net.commit_result(ATTACKER, second, GARBAGE)
     assert info.value.code == "node_jailed"
+    assert await get_money_total(net) == 0
+
+
+async def test_a_validator_that_unbonds_everything_is_still_slashed_for_equivocating() -> None:
+    """The validator side of the same flaw: unbond all stake, then sign both verdicts; the
+    equivocation slash takes the unbonding stake, and the withdrawal pays only the rest."""
+    net = await _network(stake=5_000)
+    job_id = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)
+    await net.run(ATTACKER, "job.claim", {"job_id": job_id, "node_id": ATTACKER.id})
+    await net.commit_result(ATTACKER, job_id, GARBAGE)
+    cheat = VALIDATORS[0]
+    await net.run(cheat.identity, "stake.unbond", {"target": cheat.identity.id, "amount": 2_000})
+
+    await net.report_equivocation(CONSUMER, cheat, job_id, GARBAGE)
+
+    slash = 2_000 * net.policy.equivocation_slash_bps // BPS
+    validator = await get_aggregate(net.store, Validator, cheat.identity.id)
+    assert validator is not None
+    assert validator.slashed_total == slash
+    assert (validator.stake, validator.unbonding) == (0, 2_000 - slash)
+    assert await get_balance(net, unbonding_account(cheat.identity.id)) == 2_000 - slash
+    net.advance(net.policy.unbonding_period_ns / 1e9 + 1)
+    await net.run(cheat.identity, "stake.withdraw", {"target": cheat.identity.id})
+    assert await get_balance(net, user_account(cheat.identity.id)) == 2_000 - slash
     assert await get_money_total(net) == 0
