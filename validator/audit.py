@@ -457,7 +457,9 @@ class Replayer:
             return
         decision = self.aggregates.get(record.stream_id)
         job = self.aggregates.get(getattr(decision, "job_id", ""))
-        violation = find_fraud_violation(event, decision=decision, job=job)
+        violation = find_fraud_violation(
+            event, decision=decision, job=job, kind=command.kind, actor=command.actor
+        )
         if violation is not None:
             self._fail(record, FRAUD_PROOF, violation)
         voters = tuple(v.validator_id for v in getattr(decision, "pass_votes", ()))

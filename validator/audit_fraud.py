@@ -90,10 +90,16 @@ def find_decision_violation(
     return None
 
 
-def find_fraud_violation(event: Any, *, decision: Any, job: Any) -> str | None:
-    """Why a ``FraudProven`` does not prove its decision's result wrong, or None."""
+def find_fraud_violation(
+    event: Any, *, decision: Any, job: Any, kind: str, actor: str
+) -> str | None:
+    """Why a ``FraudProven`` (recorded by a ``kind`` command signed by ``actor``) does not
+    prove its decision's result wrong, or None. A fraud proof names its signer as the
+    challenger; only a canary reveal records a canary."""
     if job is None or decision is None:
         return "a fraud proof of an unknown job or decision"
+    if event.challenger != actor or event.canary != (kind == "canary.reveal"):
+        return f"the fraud proof names {event.challenger} (canary {event.canary}), not {kind}"
     try:
         evidence = decode_evidence(event.evidence)
     except msgspec.MsgspecError as exc:

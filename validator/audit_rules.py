@@ -77,6 +77,12 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     (NETWORK_STREAM_TYPE, "GenesisDeclared"): frozenset({"network.genesis"}),
     (NETWORK_STREAM_TYPE, "PolicyChanged"): frozenset({"network.change_policy"}),
     (NETWORK_STREAM_TYPE, "OperatorsChanged"): frozenset({"network.change_operators"}),
+    # issue 14, attack 5: decisions, fraud proofs and canaries (validator.audit_fraud)
+    ("decision", "DecisionRecorded"): frozenset({"job.record_verdict"}),
+    ("decision", "FraudProven"): frozenset({"job.prove_fraud", "canary.reveal"}),
+    ("decision", "CanaryRevealed"): frozenset({"canary.reveal"}),
+    ("canary", "CanarySealed"): frozenset({"canary.seal"}),
+    ("canary", "SealRevealed"): frozenset({"canary.reveal"}),
 }
 
 # Kinds whose target (body field) must be owned by the actor, and that field's name.

@@ -18,14 +18,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
+from litestar.testing import TestClient
 
 from adapters.compute.workloads import parse_params
 from adapters.compute.zk_prover import encode_zk_artifact, run_zk_prove
+from adapters.ledger_api.client import ApiProblem
 from adapters.store.memory import MemoryEventStore
+from api.app import create_app
+from domain import commands as c
 from domain.canary import compute_canary_digest
 from domain.errors import Rejection
 from domain.job import SETTLED, Job
@@ -43,6 +48,7 @@ from proofs.job_seed import compute_job_seed
 from proofs.matmul import canonical_row_bytes, compute_product, derive_inputs
 from proofs.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_hashes
 from tests.adversarial._harness import POLICY, get_balance, get_money_total
+from tests.unit.api.conftest import ApiEnv, Clock, make_deps, seeded
 
 NODE, CHEATER, CONSUMER, CHALLENGER, PLANTER, CANARY_NODE = (
     Identity.from_seed(bytes([i]) * 32) for i in range(81, 87)
@@ -398,3 +404,23 @@ async def test_a_groth16_proof_of_another_statement_passed_is_proven_wrong() -> 
         *[VALIDATOR_STAKE - slash] * 2,
     ]
     assert await get_money_total(net) == 0
+
+
+def test_the_routes_refuse_over_the_http_api_with_their_problem_codes(tmp_path: Path) -> None:
+    """As API clients play them: a fraud proof against nothing, a canary sealed by a key
+    that is no operator; the operator's seal is accepted."""
+    operator, clock = seeded("operator"), Clock()
+    deps = make_deps(tmp_path, operator, clock)
+    evidence = c.MatmulRowEvidence(index=0, row=bytes(4 * N), path=[])
+    with TestClient(create_app(deps)) as http:
+        env = ApiEnv(deps=deps, http=http, clock=clock, operator=operator)
+        with pytest.raises(ApiProblem) as proof:
+            env.client(CHALLENGER).send(
+                c.ProveFraud(job_id="job-nothing", attempt=1, evidence=evidence)
+            )
+        with pytest.raises(ApiProblem) as seal:
+            env.client(CHALLENGER).send(c.SealCanary(digest=bytes(32)))
+        env.client(operator).send(c.SealCanary(digest=bytes(32)))
+
+    assert (proof.value.status, proof.value.code) == (404, "job_not_found")
+    assert (seal.value.status, seal.value.code) == (403, "operator_only")

@@ -135,3 +135,35 @@ async def test_a_rules_version_1_history_is_not_held_to_the_rules() -> None:
     records = await net.store.read_all(1, 10_000)
     assert not any(r.event_type == "DecisionRecorded" for r in records)
     _audit(records)
+
+
+async def test_a_fraud_proof_naming_another_challenger_fails() -> None:
+    """The reward follows the proof's signer: a record naming someone else is forged."""
+    _, records, _ = await _history()
+    i = _index(records, "FraudProven")
+    records[i] = _edited(records[i], challenger=market.CONSUMER.id)
+    with pytest.raises(AuditFailed) as info:
+        _audit(_rechain(records))
+    assert (info.value.position, info.value.check) == (i + 1, FRAUD_PROOF)
+
+
+async def test_a_canary_reveal_replays_and_cannot_pass_as_a_plain_fraud_proof() -> None:
+    net = await market.build_market()
+    job_id, salt = await market.plant_canary(net)
+    _, known_bad = await market.run_job(
+        net,
+        market.CANARY_NODE,
+        market.PLANTER,
+        [(L2, True), (H, False), (L1, False)],
+        wrong_row=3,
+        job_id=job_id,
+    )
+    await market.reveal_canary(net, job_id, salt, known_bad.evidence(3))
+    records = await net.store.read_all(1, 10_000)
+    assert _audit(records).counts[FRAUD_PROOF] == 1
+
+    i = _index(records, "FraudProven")
+    records[i] = _edited(records[i], canary=False)
+    with pytest.raises(AuditFailed) as info:
+        _audit(_rechain(records))
+    assert (info.value.position, info.value.check) == (i + 1, FRAUD_PROOF)
