@@ -106,6 +106,7 @@ def find_fraud_violation(
         return f"the recorded fraud evidence does not decode: {exc}"
     finding = check_fraud_evidence(
         job_id=decision.job_id,
+        node_id=decision.node_id,
         workload=job.workload,
         commitment=decision.commitment,
         evidence=evidence,

@@ -39,6 +39,7 @@ class Challenge:
 
     job_id: str
     attempt: int
+    node_id: str
     workload: WorkloadSpec
     commitment: bytes
     proof_digest: bytes
@@ -59,6 +60,7 @@ def find_challenge(record: Record, view: LedgerView, db: SigningDatabase) -> Cha
     return Challenge(
         job_id=job.id,
         attempt=job.attempt,
+        node_id=job.node_id,
         workload=job.workload,
         commitment=job.result.commitment,
         proof_digest=job.result.proof_digest,
@@ -78,6 +80,7 @@ def build_evidence(challenge: Challenge, proof: bytes, zkey: bytes) -> c.FraudEv
         return None
     finding = check_fraud_evidence(
         job_id=challenge.job_id,
+        node_id=challenge.node_id,
         workload=challenge.workload,
         commitment=challenge.commitment,
         evidence=evidence,

@@ -124,7 +124,11 @@ async def handle_reveal_canary(uow: UnitOfWork, cmd: c.RevealCanary, ctx: Comman
 
 def _require_fraud(job: Job, decision: JobDecision, evidence: c.FraudEvidence) -> None:
     finding = check_fraud_evidence(
-        job_id=job.id, workload=job.workload, commitment=decision.commitment, evidence=evidence
+        job_id=job.id,
+        node_id=decision.node_id,
+        workload=job.workload,
+        commitment=decision.commitment,
+        evidence=evidence,
     )
     if finding is not None:
         code, message = finding

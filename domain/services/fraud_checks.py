@@ -30,10 +30,15 @@ FraudFinding = tuple[RejectionCode, str] | None
 
 
 def check_fraud_evidence(
-    *, job_id: str, workload: WorkloadSpec, commitment: bytes, evidence: c.FraudEvidence
+    *,
+    job_id: str,
+    node_id: str,
+    workload: WorkloadSpec,
+    commitment: bytes,
+    evidence: c.FraudEvidence,
 ) -> FraudFinding:
-    """None when ``evidence`` proves the result ``commitment`` of job ``job_id`` wrong; else
-    the rejection code and why. Never raises on bad evidence."""
+    """None when ``evidence`` proves the result ``commitment`` that ``node_id`` committed for
+    job ``job_id`` wrong; else the rejection code and why. Never raises on bad evidence."""
     if workload.kind == "matmul" and isinstance(evidence, c.MatmulRowEvidence):
         n, seed = workload.params.get("n", MATMUL_N_DEFAULT), workload.params.get("seed", "")
         if not (isinstance(n, int) and isinstance(seed, str)) or isinstance(n, bool):
@@ -53,7 +58,7 @@ def check_fraud_evidence(
             f"row {evidence.index} is not a committed row that differs from A·B",
         )
     if workload.kind == "zk-prove" and isinstance(evidence, c.Groth16Evidence):
-        statement = compute_zk_statement(workload.params, evidence.zkey)
+        statement = compute_zk_statement(workload.params, evidence.zkey, job_id, node_id)
         if statement is None:
             return RejectionCode.FRAUD_PROOF_INVALID, "the job's zk statement cannot be built"
         circuit = str(workload.params.get("circuit"))
@@ -71,11 +76,13 @@ def check_fraud_evidence(
     )
 
 
-def compute_zk_statement(params: dict[str, Any], zkey: bytes) -> ZkStatement | None:
+def compute_zk_statement(
+    params: dict[str, Any], zkey: bytes, job_id: str, node_id: str
+) -> ZkStatement | None:
     """The verification key and public signals a zk-prove job's proof must satisfy: the
-    circuit built from the job's inputs (as the validators build it), its key derived from
-    ``setup_seed`` or decoded from ``zkey`` (whose SHA-256 the job names). None when the
-    params or the key do not fit."""
+    circuit built from the job's inputs (as the validators build it; attack 8 binds it to
+    ``job_id`` and ``node_id`` too), its key derived from ``setup_seed`` or decoded from
+    ``zkey`` (whose SHA-256 the job names). None when the params or the key do not fit."""
     try:
         circuit = _build_circuit(params)
         setup_seed, zkey_digest = params.get("setup_seed"), params.get("zkey", "")
