@@ -172,6 +172,7 @@ def _is_fraud_proof(log: Log, proof: Proven) -> bool:
     """The ledger's own deterministic check of the recorded evidence, run again."""
     finding = check_fraud_evidence(
         job_id=proof.job_id,
+        node_id=proof.node_id,
         workload=log.workloads[proof.job_id],
         commitment=proof.commitment,
         evidence=decode_evidence(proof.evidence),

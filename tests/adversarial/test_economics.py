@@ -65,10 +65,11 @@ async def _simulate() -> Simulation:
     runs, money, evidence, notes, slashes = [], [], [], [], 0
     for seed in SEEDS:
         world = await sim.build_world(seed, POLICY)
-        for _ in range(ROUNDS):
+        for index in range(ROUNDS):
             await sim.run_round(world, JOBS_PER_ROUND)
+            found = await report.find_money_problems(world)
+            money += [f"seed {seed}, round {index + 1}: {p}" for p in found]
         records = await report.read_log(world)
-        money += [f"seed {seed}: {p}" for p in await report.find_money_problems(world)]
         found = await evidence_check.find_evidence_problems(world, records)
         evidence += [f"seed {seed}: {p}" for p in found]
         slashes += sum(r.event_type.endswith("Slashed") for r in records)
@@ -95,6 +96,7 @@ def test_a_dishonest_strategy_nets_less_than_honesty(strategy: str, roles: str) 
 
 
 def test_money_is_conserved() -> None:
+    """After every round the accounts inside the ledger hold exactly what was deposited."""
     assert get_simulation().money_problems == []
 
 
