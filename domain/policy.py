@@ -92,9 +92,11 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     claim_bond_min: int = 10
     """The least claim bond, so that vanishing on a cheap job is never free."""
     # issue 14, attack 5: validators paid for every decided job, fraud proofs, canaries.
-    fraud_window_ns: int = 86_400 * SECOND_NS
+    fraud_window_ns: int = 3_000 * SECOND_NS
     """How long after a round's decision a fraud proof against its pass votes is accepted
-    (settlement stays immediate; a proof later reverses nothing, it slashes and repays)."""
+    (settlement stays immediate; a proof later reverses nothing, it slashes and repays).
+    With the round's windows it must fit in ``unbonding_period_ns`` (``find_policy_problem``),
+    so a validator cannot withdraw before its last vote stops being provable."""
     fraud_slash_bps: int = 5_000
     """Share of its bonded stake a validator loses for each pass vote on a result proven
     wrong (by a fraud proof or a revealed canary)."""
@@ -126,4 +128,21 @@ def find_policy_problem(policy: LedgerPolicy) -> str | None:
         return "quorum_denominator must be positive"
     if not RULES_V1 <= policy.rules_version <= RULES_VERSION:
         return f"rules_version must be {RULES_V1}..{RULES_VERSION}, not {policy.rules_version}"
+    if policy.rules_version > RULES_V1 and compute_fraud_exposure_ns(policy) > (
+        policy.unbonding_period_ns
+    ):
+        return (
+            f"unbonding_period_ns ({policy.unbonding_period_ns}) must cover the fraud window "
+            f"after a validator's last vote ({compute_fraud_exposure_ns(policy)}): else it "
+            "withdraws its stake before a fraud proof of that vote can slash it"
+        )
     return None
+
+
+def compute_fraud_exposure_ns(policy: LedgerPolicy) -> int:
+    """How long a validator's pass vote stays provable after it stopped being drawn: its
+    last round may run its commit and reveal windows once more per replacement before it is
+    decided, then the fraud window runs (issue 14, attack 5). A validator that unbonds
+    everything is drawn no more; its stake must stay slashable at least this long."""
+    round_ns = policy.verdict_commit_window_ns + policy.verdict_reveal_window_ns
+    return policy.fraud_window_ns + round_ns * (1 + policy.validator_replacements_max)

@@ -48,8 +48,12 @@ POLICY = LedgerPolicy(
     region_stagger_ns=5 * 10**9,
     result_window_ns=60 * 10**9,
     reassign_attempts_max=2,
-    unbonding_period_ns=30 * 10**9,
+    # Stake stays slashable for a validator's last round and the fraud window after it
+    # (issue 14, attack 5: find_policy_problem): no fraud proofs are played here, so the
+    # window is 0 and unbonding covers the round's windows with replacements (3 x 120 s).
+    unbonding_period_ns=360 * 10**9,
     jail_period_ns=30 * 10**9,
+    fraud_window_ns=0,
 )
 MONEY_EVENTS = {"Debited", "Credited", "HoldPlaced", "HoldPosted", "HoldVoided"}
 
