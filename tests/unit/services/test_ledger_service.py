@@ -110,6 +110,7 @@ async def test_rejected_result_slashes_jails_and_reassigns() -> None:
 async def test_missed_result_window_reassigns_then_expires_and_refunds() -> None:
     """Each missed window also pays the node's claim bond to the consumer (issue 14)."""
     net = await _network()
+    job_id = await _claimed_and_committed(net)
     job_id = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)
     await net.run(EU, "job.claim", {"job_id": job_id, "node_id": EU.id})
     with pytest.raises(Rejection) as info:
@@ -126,7 +127,7 @@ async def test_missed_result_window_reassigns_then_expires_and_refunds() -> None
     assert job.state == REFUNDED
     bond = max(POLICY.claim_bond_min, 1_000 * POLICY.claim_bond_bps // 10_000)
     consumer = (await get_balances(net.store))[user_account(CONSUMER.id)]
-    assert consumer.available == 5_000 + 2 * bond
+    assert consumer.available == 4_000 + 2 * bond
     assert await _balance(net, stake_account(EU.id)) == 5_000 - bond
     assert await _balance(net, stake_account(US.id)) == 5_000 - bond
 
