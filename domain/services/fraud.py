@@ -40,7 +40,7 @@ from domain.validators import Validator
 def require_challenger_allowed(job: Job, actor: str) -> None:
     """Who may prove a job's result wrong: for public jobs (all jobs today) anyone. The
     real-jobs issue makes private jobs, whose data only the parties holding its key can
-    read: this is where it names them."""
+    read: this is where it names them, refusing others with ``challenger_not_allowed``."""
 
 
 def encode_evidence(evidence: c.FraudEvidence) -> bytes:

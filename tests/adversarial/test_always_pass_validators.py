@@ -424,3 +424,31 @@ def test_the_routes_refuse_over_the_http_api_with_their_problem_codes(tmp_path: 
 
     assert (proof.value.status, proof.value.code) == (404, "job_not_found")
     assert (seal.value.status, seal.value.code) == (403, "operator_only")
+
+
+async def test_unbonding_after_the_lazy_pass_does_not_escape_the_fraud_proof() -> None:
+    """The lazy pair passes garbage, unbonds everything at once and waits for its stake:
+    the fraud window closes before the unbonding period ends (a policy rule), so the proof
+    still takes its share of the unbonding stake and the withdrawal pays only the rest."""
+    net = await build_market()
+    job_id, garbage = await run_job(
+        net, CHEATER, CONSUMER, [(LAZY_1, True), (LAZY_2, True), (HONEST, False)], wrong_row=2
+    )
+    for keys in (LAZY_1, LAZY_2):
+        target = {"target": keys.identity.id}
+        await net.run(keys.identity, "stake.unbond", {**target, "amount": VALIDATOR_STAKE})
+    net.advance(net.policy.fraud_window_ns / SECOND_NS - 1)
+    with pytest.raises(Rejection) as early:
+        await net.run(LAZY_1.identity, "stake.withdraw", {"target": LAZY_1.identity.id})
+
+    await prove_fraud(net, CHALLENGER, job_id, garbage.evidence(2))
+    net.advance(net.policy.unbonding_period_ns / SECOND_NS)
+    await net.run(LAZY_1.identity, "stake.withdraw", {"target": LAZY_1.identity.id})
+
+    assert early.value.code == "unbonding_not_complete"
+    slash = VALIDATOR_STAKE * net.policy.fraud_slash_bps // BPS
+    fee = PRICE * net.policy.validator_fee_bps // BPS // 2
+    assert await get_balance(net, user_account(LAZY_1.identity.id)) == (
+        fee + VALIDATOR_STAKE - slash
+    )
+    assert await get_money_total(net) == 0
