@@ -12,6 +12,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.controllers.accounts import AccountController
+from api.controllers.beacon import BeaconController
 from api.controllers.canaries import CanaryController
 from api.controllers.dashboard import DashboardController, dashboard_static_files
 from api.controllers.events import EventController
@@ -90,6 +91,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             AccountController,
             EventController,
             LogController,
+            BeaconController,
             HealthController,
             DashboardController,
             dashboard_static_files,

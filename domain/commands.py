@@ -276,6 +276,23 @@ class DeregisterNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=T
     node_id: ActorId
 
 
+Epoch = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class ContributeBeacon(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A snapshot validator's BLS signature over the epoch's beacon message
+    (``domain.beacon.compute_beacon_message``)."""
+
+    epoch: Epoch
+    signature: BlsSignature
+
+
+class CloseBeacon(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Close an epoch past its deadline (anyone; the missing contributors are recorded)."""
+
+    epoch: Epoch
+
+
 TreeSize = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 ChainSignature = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Slot = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -382,6 +399,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "job.prove_fraud": ProveFraud,
     "canary.seal": SealCanary,
     "canary.reveal": RevealCanary,
+    "beacon.contribute": ContributeBeacon,
+    "beacon.close": CloseBeacon,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -97,7 +97,6 @@ class Job(VotedAggregate):
             job.price = job.result_due_ns = 0
             job.result = None
             job.round = None
-            job.openings_seed = b""
             job.certificate, job.payouts = b"", ()
             job.excluded_nodes = set()
 
@@ -126,8 +125,14 @@ class Job(VotedAggregate):
         weights: tuple[int, ...] = ()
         commit_deadline_ns: int = 0
         reveal_deadline_ns: int = 0
+        randomness: bytes = b""
+        """What seeded the draw (``domain.beacon.compute_draw_randomness``); empty in records
+        drawn from the log head (rules version 1)."""
+        beacon_epoch: int = 0
+        """The beacon epoch whose value seeded the draw (0: none, rules version 1)."""
 
         def apply(self, job: Job) -> None:
+            _set_round_randomness(job, self.randomness)
             job.round = VerdictRound(
                 validators=self.validators,
                 weights=self.weights or (1,) * len(self.validators),
@@ -160,6 +165,11 @@ class Job(VotedAggregate):
         log_hash: bytes
         commit_deadline_ns: int
         reveal_deadline_ns: int
+        randomness: bytes = b""
+        """What seeded the draw (``domain.beacon.compute_draw_randomness``); empty in records
+        drawn from the log head (rules version 1)."""
+        beacon_epoch: int = 0
+        """The beacon epoch whose value seeded the draw (0: none, rules version 1)."""
 
         def apply(self, job: Job) -> None:
             job.round = present(job.round, "a replacement needs a round").replaced(
@@ -200,6 +210,7 @@ class Job(VotedAggregate):
             job.node_id = job.provider = ""
             job.price = job.result_due_ns = 0
             job.result, job.round, job.certificate = None, None, b""
+            _set_round_randomness(job, b"")
 
     class JobReleased(FlopAggregate.Event):
         """The claiming node handed the job back before its result was due."""
@@ -248,10 +259,6 @@ class Job(VotedAggregate):
     result_due_ns: int
     result: ResultCommitment | None
     round: VerdictRound | None
-    openings_seed: bytes
-    """The randomness of the draw of the round that first judged the current result (kept
-    across replacements; empty before that draw, and for rounds drawn under rules version 1):
-    the spot checks' openings derive from it, fixed after the result was committed."""
     certificate: bytes
     payouts: tuple[Payout, ...]
     excluded_nodes: set[str]
@@ -349,6 +356,12 @@ class Job(VotedAggregate):
         self._trigger(self.JobExpired, now_ns, reason=reason)
         return False
 
+    def give_up_unjudged(self, *, policy: LedgerPolicy, now_ns: int) -> None:
+        """The beacon epoch that was to seed the result's round had no eligible validator:
+        back to the market (or expire) without blaming the node."""
+        self._require_state({RESULT_COMMITTED}, "give_up_unjudged")
+        self._reassign_or_expire("no eligible validator", policy, now_ns)
+
     def release(self, *, node_id: str, reason: str, now_ns: int) -> None:
         """The claiming node gives the job back (say, shutting down) while its window is open.
 
@@ -408,6 +421,15 @@ class Job(VotedAggregate):
     def current_round(self) -> VerdictRound | None:
         return self.round
 
+    @property
+    def openings_seed(self) -> bytes:
+        """The randomness of the draw of the round that first judged the current result
+        (kept across replacements; empty before that draw, and for rounds drawn under rules
+        version 1): the spot checks' openings derive from it, so they are fixed only after
+        the result was committed, by the beacon (``domain.beacon``), not by the node."""
+        seed: bytes = self.__dict__.get(_ROUND_RANDOMNESS, b"")
+        return seed
+
     def round_commitment(self) -> bytes:
         return present(self.result, "a job under a vote has a committed result").commitment
 
@@ -443,6 +465,18 @@ class Job(VotedAggregate):
                 f"job {self.id} is {self.state}; {action} needs one of {sorted(allowed)}",
                 code=STATE_CODES[self.state],
             )
+
+
+_ROUND_RANDOMNESS = "round_randomness"
+
+
+def _set_round_randomness(job: Job, randomness: bytes) -> None:
+    """Keep a beacon draw's randomness; none is kept as no attribute at all, so that a
+    history drawn before the beacon replays to exactly the state it recorded."""
+    if randomness:
+        job.__dict__[_ROUND_RANDOMNESS] = randomness
+    else:
+        job.__dict__.pop(_ROUND_RANDOMNESS, None)
 
 
 def _ns(event: FlopAggregate.Event) -> int:

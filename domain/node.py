@@ -107,6 +107,11 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
         log_hash: bytes
         commit_deadline_ns: int
         reveal_deadline_ns: int
+        randomness: bytes = b""
+        """What seeded the draw (``domain.beacon.compute_draw_randomness``); empty in records
+        drawn from the log head (rules version 1)."""
+        beacon_epoch: int = 0
+        """The beacon epoch whose value seeded the draw (0: none, rules version 1)."""
 
         def apply(self, node: Node) -> None:
             node.attestation_round = VerdictRound(
@@ -141,6 +146,11 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
         log_hash: bytes
         commit_deadline_ns: int
         reveal_deadline_ns: int
+        randomness: bytes = b""
+        """What seeded the draw (``domain.beacon.compute_draw_randomness``); empty in records
+        drawn from the log head (rules version 1)."""
+        beacon_epoch: int = 0
+        """The beacon epoch whose value seeded the draw (0: none, rules version 1)."""
 
         def apply(self, node: Node) -> None:
             verdict_round = present(node.attestation_round, "a replacement needs a round")

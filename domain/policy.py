@@ -106,6 +106,9 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     canary_rate_bps: int = 200
     """Target share of jobs the operators plant as canaries (known-bad results sealed in the
     log before submission); the planters' rate, published so validators can price it."""
+    # Issue 14, attack 2 (steering the validator draw): draws wait for a beacon epoch
+    # (``domain.beacon``), which takes contributions this long before anyone may close it.
+    beacon_window_ns: int = 30 * SECOND_NS
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import msgspec
 
+from domain.beacon import Beacon, Epoch, Waiting
 from domain.events import datetime_to_ns, ns_to_datetime
 from domain.ledger import Account, Hold
 
@@ -37,6 +38,19 @@ class AccountState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     credits_pending: int
     holds: dict[str, Hold]
     closed_holds: list[str]
+
+
+class BeaconState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Every field of the Beacon (``domain.beacon``) and its eventsourcing envelope: it gains
+    records with every draw, so it loads like a hot account."""
+
+    version: int
+    created_on_ns: int
+    modified_on_ns: int
+    last_epoch: int
+    last_value: bytes
+    open_epoch: Epoch | None
+    queued: list[Waiting]
 
 
 def compute_snapshot_id(stream_id: str) -> str:
@@ -92,3 +106,37 @@ def _as_datetime(moment: object) -> datetime:
     if not isinstance(moment, datetime):
         raise TypeError(f"an aggregate time is a datetime, got {type(moment).__name__}")
     return moment
+
+
+def encode_beacon_state(beacon: Beacon) -> bytes:
+    """The beacon as it stands (at ``beacon.version``), canonically encoded."""
+    return msgspec.json.encode(
+        BeaconState(
+            version=beacon.version,
+            created_on_ns=datetime_to_ns(_as_datetime(beacon.created_on)),
+            modified_on_ns=datetime_to_ns(_as_datetime(beacon.modified_on)),
+            last_epoch=beacon.last_epoch,
+            last_value=beacon.last_value,
+            open_epoch=beacon.open_epoch,
+            queued=list(beacon.queued),
+        ),
+        order="sorted",
+    )
+
+
+def decode_beacon_state(beacon_id: str, state: bytes) -> Beacon:
+    """The beacon a snapshot holds (raises msgspec errors on other bytes)."""
+    decoded = msgspec.json.decode(state, type=BeaconState)
+    beacon = Beacon.__new__(Beacon)
+    beacon.__dict__.update(
+        _id=beacon_id,
+        _version=decoded.version,
+        _created_on=ns_to_datetime(decoded.created_on_ns),
+        _modified_on=ns_to_datetime(decoded.modified_on_ns),
+        _pending_events=[],
+        last_epoch=decoded.last_epoch,
+        last_value=decoded.last_value,
+        open_epoch=decoded.open_epoch,
+        queued=list(decoded.queued),
+    )
+    return beacon

@@ -113,9 +113,12 @@ class VotedAggregate(FlopAggregate):
         policy: LedgerPolicy,
         now_ns: int,
         weights: tuple[int, ...] = (),
+        randomness: bytes = b"",
+        beacon_epoch: int = 0,
     ) -> None:
         """Open the verdict round; ``weights`` are the drawn validators' stakes (for a
-        stake-weighted quorum), frozen for the whole round."""
+        stake-weighted quorum), frozen for the whole round; ``randomness`` seeded the draw
+        (from beacon epoch ``beacon_epoch``)."""
         self._require_round_can_open()
         if self.current_round is not None:
             raise InvalidTransition(
@@ -142,6 +145,8 @@ class VotedAggregate(FlopAggregate):
             log_hash=log_hash,
             commit_deadline_ns=opened.commit_deadline_ns,
             reveal_deadline_ns=opened.reveal_deadline_ns,
+            randomness=randomness,
+            beacon_epoch=beacon_epoch,
         )
 
     def commit_verdict(
@@ -194,6 +199,8 @@ class VotedAggregate(FlopAggregate):
         log_hash: bytes,
         policy: LedgerPolicy,
         now_ns: int,
+        randomness: bytes = b"",
+        beacon_epoch: int = 0,
     ) -> None:
         """After the reveal window: absent validators give way to a re-draw (in order)."""
         verdict_round = self._require_voting_round("replace_validators", None)
@@ -219,6 +226,8 @@ class VotedAggregate(FlopAggregate):
             log_hash=log_hash,
             commit_deadline_ns=fresh.commit_deadline_ns,
             reveal_deadline_ns=fresh.reveal_deadline_ns,
+            randomness=randomness,
+            beacon_epoch=beacon_epoch,
         )
 
     def abandon_round(self, *, policy: LedgerPolicy, now_ns: int) -> None:

@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.beacon import BEACON_STREAM_ID, Beacon, compute_beacon_message
 from domain.job import RESULT_COMMITTED, Job
 from domain.node import Node
 from domain.policy import SECOND_NS, LedgerPolicy
@@ -24,6 +25,8 @@ from proofs.identity import Identity
 from proofs.quorum import verdict_message
 
 GENESIS_NS = 1_800_000_000 * SECOND_NS
+BEACON_EPOCHS_PER_RUN_MAX = 64
+"""Epochs ``run_beacon`` closes at most in one call (each close may open the next)."""
 
 
 def b64(data: bytes) -> str:
@@ -54,6 +57,9 @@ class LocalNetwork:
     _nonces: itertools.count[int] = field(default_factory=itertools.count)
     _service: LedgerService | None = None
     _has_genesis: bool = False
+    validator_keys: dict[str, ValidatorKeys] = field(default_factory=dict)
+    """The keys of the validators registered through ``register_validator`` (by id): the
+    ones ``run_beacon`` has contribute."""
 
     @classmethod
     def create(
@@ -159,6 +165,7 @@ class LocalNetwork:
         )
 
     async def register_validator(self, keys: ValidatorKeys, *, stake: int) -> None:
+        self.validator_keys[keys.identity.id] = keys
         await self.run(
             keys.identity,
             "validator.register",
@@ -191,7 +198,55 @@ class LocalNetwork:
         )
         return result.subject
 
-    async def commit_result(self, node: Identity, job_id: str, commitment: bytes) -> None:
+    async def get_beacon(self) -> Beacon | None:
+        return await get_aggregate(self.store, Beacon, BEACON_STREAM_ID)
+
+    async def contribute_beacon(self, keys: ValidatorKeys) -> CommandResult:
+        """Have ``keys`` sign the open epoch's beacon message and contribute it."""
+        beacon = await self.get_beacon()
+        assert beacon is not None and beacon.open_epoch is not None, "no beacon epoch is open"
+        epoch = beacon.open_epoch
+        message = compute_beacon_message(epoch.number, epoch.previous_value)
+        return await self.run(
+            keys.identity,
+            "beacon.contribute",
+            {"epoch": epoch.number, "signature": b64(bls.sign(keys.bls_secret, message))},
+        )
+
+    async def close_beacon(self, closer: Identity | None = None) -> CommandResult:
+        """Let the open epoch's deadline pass (advancing the clock) and close it."""
+        beacon = await self.get_beacon()
+        assert beacon is not None and beacon.open_epoch is not None, "no beacon epoch is open"
+        self.now_ns = max(self.now_ns, beacon.open_epoch.deadline_ns + 1)
+        return await self.run(
+            closer or self.operator, "beacon.close", {"epoch": beacon.open_epoch.number}
+        )
+
+    async def run_beacon(self, contributors: list[ValidatorKeys] | None = None) -> int:
+        """Close every open beacon epoch: each snapshot validator among ``contributors``
+        (default: every validator registered through this network) contributes; an epoch
+        still missing someone is closed past its deadline. Returns the epochs closed."""
+        known = {k.identity.id: k for k in (contributors or self.validator_keys.values())}
+        for closed in range(BEACON_EPOCHS_PER_RUN_MAX):
+            beacon = await self.get_beacon()
+            if beacon is None or beacon.open_epoch is None:
+                return closed
+            epoch = beacon.open_epoch
+            for participant in epoch.participants:
+                keys = known.get(participant.validator_id)
+                if keys is not None and participant.validator_id not in epoch.contributions:
+                    await self.contribute_beacon(keys)
+            beacon = await self.get_beacon()
+            assert beacon is not None
+            if beacon.open_epoch is not None and beacon.open_epoch.number == epoch.number:
+                await self.close_beacon()
+        raise AssertionError(f"the beacon kept opening epochs ({BEACON_EPOCHS_PER_RUN_MAX})")
+
+    async def commit_result(
+        self, node: Identity, job_id: str, commitment: bytes, *, beacon: bool = True
+    ) -> None:
+        """Commit a result; with ``beacon`` the known validators then run the beacon, so the
+        job's validators are drawn (as the validator daemons do on a live network)."""
         await self.run(
             node,
             "job.commit_result",
@@ -202,9 +257,13 @@ class LocalNetwork:
                 "proof_digest": b64(commitment),
             },
         )
+        if beacon:
+            await self.run_beacon()
 
     async def commit_vote(self, keys: ValidatorKeys, job_id: str, passed: bool) -> bytes:
-        """Commit a salted verdict hash; returns the salt to reveal with."""
+        """Commit a salted verdict hash; returns the salt to reveal with. A draw still
+        waiting for the beacon is completed first (``run_beacon``)."""
+        await self.run_beacon()
         job = await get_aggregate(self.store, Job, job_id)
         assert job is not None and job.result is not None
         salt = hashlib.sha256(f"{keys.identity.id}/{job_id}/{job.version}".encode()).digest()

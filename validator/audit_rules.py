@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from domain.beacon import BEACON_STREAM_ID, BEACON_STREAM_TYPE
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
 from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
@@ -31,7 +32,9 @@ KINDS_CACHED_MAX = 256
 
 # Which stream types each command kind may append to: exact for money and the log, by
 # family for the job, node, validator and stake kinds (their handlers change often).
-WORK_STREAMS = ACCOUNT_STREAMS | {"job", "node", "validator", "decision"}
+# The beacon (``domain.beacon``): work kinds ask it for randomness, and its own kinds close
+# epochs, which opens rounds (and may send a job back to the market, refunding it).
+WORK_STREAMS = ACCOUNT_STREAMS | {"job", "node", "validator", "decision", BEACON_STREAM_TYPE}
 KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "account.deposit": ACCOUNT_STREAMS,
     "account.withdraw": ACCOUNT_STREAMS,
@@ -50,6 +53,7 @@ FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "validator.": WORK_STREAMS,
     "stake.": WORK_STREAMS,
     "canary.": WORK_STREAMS | {"canary"},
+    "beacon.": WORK_STREAMS,
 }
 
 
@@ -72,6 +76,7 @@ OPERATOR_KINDS = frozenset(
 RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("job", "VerdictRecorded"): frozenset({"job.record_verdict"}),
     ("log", "TreeHeadSigned"): frozenset({"log.seal"}),
+    (BEACON_STREAM_TYPE, "Contributed"): frozenset({"beacon.contribute"}),
     ("log", "WitnessCosigned"): frozenset({"log.cosign"}),
     ("log", "LogAnchored"): frozenset({"log.anchor"}),
     (NETWORK_STREAM_TYPE, "GenesisDeclared"): frozenset({"network.genesis"}),
@@ -102,6 +107,7 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     ("job", "ResultCommitted"): "node_id",
     ("job", "VerdictRecorded"): "validator_id",
     ("log", "WitnessCosigned"): "validator_id",
+    (BEACON_STREAM_TYPE, "Contributed"): "validator_id",
 }
 SELF_STREAM_EVENTS = frozenset(
     {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}
@@ -137,6 +143,8 @@ def find_violation(
         return f"{kind} may not append to a {stream_type} stream"
     if stream_type == "log" and stream_id != LOG_STREAM_ID:
         return f"log events belong to {LOG_STREAM_ID}, not {stream_id}"
+    if stream_type == BEACON_STREAM_TYPE and stream_id != BEACON_STREAM_ID:
+        return f"beacon events belong to {BEACON_STREAM_ID}, not {stream_id}"
     if stream_type == NETWORK_STREAM_TYPE and stream_id != NETWORK_STREAM_ID:
         return f"network events belong to {NETWORK_STREAM_ID}, not {stream_id}"
     restricted = RESTRICTED_EVENTS.get((stream_type, event_type))

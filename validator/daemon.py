@@ -31,10 +31,13 @@ import structlog
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.results import verify_result
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
+from domain.beacon import compute_beacon_message
 from domain.commands import (
+    CloseBeacon,
     Command,
     CommitAttestationVerdict,
     CommitVerdict,
+    ContributeBeacon,
     CosignTreeHead,
     ExpireAttestation,
     ExpireJob,
@@ -52,7 +55,16 @@ from proofs import bls
 from proofs.identity import Identity
 from validator.challenger import Challenge, build_evidence, find_challenge
 from validator.protection import Decision, SigningDatabase
-from validator.state import COMMIT, CRANK, REVEAL, Duty, LedgerView
+from validator.state import (
+    CLOSE,
+    COMMIT,
+    CONTRIBUTE,
+    CRANK,
+    REVEAL,
+    SUBJECT_BEACON,
+    Duty,
+    LedgerView,
+)
 from validator.witness import HeadToCosign, RefusedHead, Witness, sign_cosignature
 
 TICK_S = 0.2
@@ -209,7 +221,10 @@ class ValidatorDaemon:
         await self.cosign_heads()
         await self.send_challenges()
         now_ns = self.clock_ns()
-        for duty in self.view.compute_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS):
+        self._forget_closed_epochs()
+        duties = self.view.compute_beacon_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS)
+        duties += self.view.compute_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS)
+        for duty in duties:
             if duty.key in self.done or self.retry_at.get(duty.key, 0.0) > time.monotonic():
                 continue
             try:
@@ -263,8 +278,30 @@ class ValidatorDaemon:
         self.done = {key for key in self.done if key[2] not in subject_ids}
         self.retry_at = {k: at for k, at in self.retry_at.items() if k[2] not in subject_ids}
 
+    def _forget_closed_epochs(self) -> None:
+        """Beacon duties of closed epochs are owed no more: drop their keys."""
+        beacon = self.view.beacon
+        if beacon is None:
+            return
+        last = beacon.last_epoch
+
+        def is_stale(key: tuple[str, str, str, tuple[int, int]]) -> bool:
+            return key[1] == SUBJECT_BEACON and int(key[2]) <= last
+
+        self.done = {key for key in self.done if not is_stale(key)}
+        self.retry_at = {key: at for key, at in self.retry_at.items() if not is_stale(key)}
+
     async def _perform(self, duty: Duty) -> None:
-        if duty.action == COMMIT:
+        if duty.action == CONTRIBUTE:
+            # A unique BLS signature: the validator chooses only whether to contribute.
+            epoch = int(duty.subject_id)
+            signature = bls.sign(self.bls_secret, compute_beacon_message(epoch, duty.commitment))
+            await self.ledger.send(ContributeBeacon(epoch=epoch, signature=signature))
+            _log.info("beacon_contributed", epoch=epoch)
+        elif duty.action == CLOSE:
+            await self.ledger.send(CloseBeacon(epoch=int(duty.subject_id)))
+            _log.info("beacon_closed", epoch=int(duty.subject_id))
+        elif duty.action == COMMIT:
             decision = self.db.get_decision(duty.subject, duty.commitment)
             if decision is None:
                 passed, reason = await self.verify(duty)

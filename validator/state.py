@@ -5,13 +5,17 @@ Followed streams: every node (attestation votes) and every job until it settles 
 refunded. Duties, per verdict round this validator sits in: *commit* while the commit
 window is open and nothing was committed; *reveal* once the commit phase is over; *crank*
 (``job.expire`` / ``node.attestation.expire``) once the reveal window has closed without a
-quorum, so absent validators get replaced.
+quorum, so absent validators get replaced. The beacon (``domain.beacon``) is followed too:
+*contribute* to an open epoch whose snapshot names this validator, and *close* an epoch
+past its deadline (any validator may; the first one's close is recorded, the others are
+refused as stale), so that waiting draws are never stuck.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.beacon import BEACON_STREAM_TYPE, Beacon
 from domain.events import decode_event
 from domain.invariants import InvariantBroken
 from domain.job import FINISHED_STATES, Job
@@ -19,10 +23,14 @@ from domain.node import Node
 from domain.records import Record
 from domain.verdicts import VerdictRound
 
-FOLLOWED_TYPES = frozenset({Job.STREAM_TYPE, Node.STREAM_TYPE})
+FOLLOWED_TYPES = frozenset({Job.STREAM_TYPE, Node.STREAM_TYPE, BEACON_STREAM_TYPE})
 COMMIT = "commit"
 REVEAL = "reveal"
 CRANK = "crank"
+CONTRIBUTE = "contribute"
+CLOSE = "close"
+SUBJECT_BEACON = "beacon"
+"""The duty kind of beacon duties (``subject_id`` is the epoch number)."""
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,19 @@ class LedgerView:
     def __init__(self) -> None:
         self.aggregates: dict[str, Job | Node] = {}
         self.answers: dict[str, AttestationAnswer] = {}
+        self.beacon: Beacon | None = None
 
     def apply(self, record: Record) -> bool:
         """Apply one record; True when its stream is followed (keep the record)."""
         if record.stream_type not in FOLLOWED_TYPES:
             return False
         event = decode_event(record)
+        if record.stream_type == BEACON_STREAM_TYPE:
+            beacon = event.mutate(self.beacon)
+            if not isinstance(beacon, Beacon):
+                raise InvariantBroken(f"{record.stream_id} is no beacon")
+            self.beacon = beacon
+            return True
         aggregate = event.mutate(self.aggregates.get(record.stream_id))
         if not isinstance(aggregate, Job | Node):
             raise InvariantBroken(f"{record.stream_id} is no job or node")
@@ -104,6 +119,26 @@ class LedgerView:
                     )
                 )
         return duties
+
+    def compute_beacon_duties(self, validator_id: str, now_ns: int, slack_ns: int) -> list[Duty]:
+        """Contribute to the open epoch if its snapshot names ``validator_id`` and it has not
+        contributed; close the epoch once its deadline passed (by ``slack_ns``)."""
+        epoch = self.beacon.open_epoch if self.beacon is not None else None
+        if epoch is None:
+            return []
+        duty = {
+            "kind": SUBJECT_BEACON,
+            "subject_id": str(epoch.number),
+            "subject": f"beacon:{epoch.number}",
+            "commitment": epoch.previous_value,
+            "round_key": (epoch.number, epoch.deadline_ns),
+        }
+        if now_ns - slack_ns > epoch.deadline_ns:
+            return [Duty(action=CLOSE, **duty)]  # type: ignore[arg-type]
+        snapshot = {p.validator_id for p in epoch.participants}
+        if validator_id in snapshot and validator_id not in epoch.contributions:
+            return [Duty(action=CONTRIBUTE, **duty)]  # type: ignore[arg-type]
+        return []
 
 
 def _action(verdict_round: VerdictRound, me: str, now_ns: int, slack_ns: int) -> str | None:

@@ -98,6 +98,8 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("job.prove_fraud", "/v1/jobs/{job_id}/fraud-proofs"),
         CommandRoute("canary.seal", "/v1/canaries/seals"),
         CommandRoute("canary.reveal", "/v1/canaries/reveals"),
+        CommandRoute("beacon.contribute", "/v1/beacon/contributions"),
+        CommandRoute("beacon.close", "/v1/beacon/closings"),
     )
 }
 

@@ -1,72 +1,62 @@
-"""Validator draws: who judges a subject, from the active validators' stakes and the log hash.
+"""Validator draws: who judges a subject, from a beacon epoch's snapshot and value.
 
-Validators are drawn by ``domain.selection`` from the active validators' stakes and the log
-hash as it stands when the round opens (or is re-drawn), and the position and hash are
-recorded in the event, so anyone can recompute the draw.
+A subject asks the beacon (``domain.beacon``) for randomness when its round should open or
+its absent validators be replaced; the draw happens when the epoch that seeds it closes,
+from that epoch's snapshot of active validators and stakes, with the randomness recorded in
+the round's event, so anyone can recompute it from the beacon's records.
 """
 
 from __future__ import annotations
 
+from domain.beacon import BEACON_STREAM_ID, Beacon, Participant, Waiting
 from domain.policy import LedgerPolicy
-from domain.records import Head
-from domain.selection import select_validators
-from domain.services.context import CommandContext
 from domain.services.directories import list_members
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
-from domain.verdicts import VerdictRound
 
 
-class Draw:
-    """The outcome of a validator draw: who, their frozen stakes, and the log head used."""
+async def get_beacon(uow: UnitOfWork) -> Beacon:
+    """The network's beacon, started on first use."""
+    beacon = await uow.get(Beacon, BEACON_STREAM_ID)
+    if beacon is None:
+        beacon = Beacon.start(now_ns=uow.now_ns)
+        uow.add(beacon)
+    return beacon
 
-    def __init__(self, validators: tuple[str, ...], weights: tuple[int, ...], head: Head) -> None:
-        self.validators, self.weights, self.head = validators, weights, head
 
-
-async def draw_validators(
-    uow: UnitOfWork,
-    *,
-    seed_id: str,
-    count: int,
-    policy: LedgerPolicy,
-    exclude: frozenset[str] = frozenset(),
-) -> Draw:
-    """Draw ``count`` active validators (not in ``exclude``) from the current log head."""
-    head = await uow.store.head()
-    stakes = {}
+async def get_participants(uow: UnitOfWork, policy: LedgerPolicy) -> tuple[Participant, ...]:
+    """The active validators now, in order of registration: an epoch's snapshot."""
+    participants = []
     for validator_id in await list_members(uow, "validators"):
-        if validator_id in exclude:
-            continue
         validator = await uow.require(Validator, validator_id)
         if validator.is_active(policy):
-            stakes[validator_id] = validator.stake
-    chosen = select_validators(job_id=seed_id, log_hash=head.hash, stakes=stakes, count=count)
-    return Draw(chosen, tuple(stakes[v] for v in chosen), head)
+            participants.append(Participant(validator_id, validator.owner, validator.stake))
+    return tuple(participants)
+
+
+def has_eligible(participants: tuple[Participant, ...], excluded_owners: frozenset[str]) -> bool:
+    """Whether any participant may judge a subject whose provider is ``excluded_owners``."""
+    return any(
+        p.owner not in excluded_owners and p.validator_id not in excluded_owners
+        for p in participants
+    )
+
+
+async def request_draw(
+    uow: UnitOfWork,
+    waiting: Waiting,
+    *,
+    participants: tuple[Participant, ...],
+    policy: LedgerPolicy,
+    now_ns: int,
+) -> int:
+    """Have ``waiting`` wait for the beacon; returns the epoch that will seed its draw."""
+    beacon = await get_beacon(uow)
+    return beacon.request(
+        waiting, participants=participants, window_ns=policy.beacon_window_ns, now_ns=now_ns
+    )
 
 
 def compute_replacement_seed(subject: str, replacement: int) -> str:
     """The selection seed id for the ``replacement``-th re-draw of ``subject``'s round."""
     return f"{subject}/replacement/{replacement}"
-
-
-async def draw_replacements(
-    uow: UnitOfWork, verdict_round: VerdictRound, *, subject: str, ctx: CommandContext
-) -> Draw | None:
-    """Replacements for a closed round's absent validators, or None when the round must be
-    given up instead (nobody absent, replacements exhausted, or nobody left to draw)."""
-    absent = verdict_round.absent()
-    if not (
-        verdict_round.is_over(ctx.now_ns)
-        and absent
-        and verdict_round.replacements < ctx.policy.validator_replacements_max
-    ):
-        return None
-    draw = await draw_validators(
-        uow,
-        seed_id=compute_replacement_seed(subject, verdict_round.replacements + 1),
-        count=len(absent),
-        policy=ctx.policy,
-        exclude=frozenset(verdict_round.validators),
-    )
-    return draw if draw.validators else None

@@ -115,7 +115,8 @@ async def handle_commit_result(uow: UnitOfWork, cmd: c.CommitResult, ctx: Comman
         now_ns=ctx.now_ns,
     )
     await commit_claim(uow, job, ctx)
-    # Validators are drawn from the log hash as it stands when the result is committed.
+    # The validators are drawn when the next beacon epoch closes (``domain.beacon``): no
+    # randomness known now, the committer's included, decides who judges this result.
     await open_round(uow, JOB_ROUND, job, count=job.redundancy, ctx=ctx)
     return job.id
 

@@ -20,6 +20,7 @@ from domain.network import NetworkRules
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services import equivocation, fraud, rounds
+from domain.services import handlers_beacon as beacon
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_log as log
 from domain.services import handlers_network as network
@@ -69,6 +70,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ProveFraud: fraud.handle_prove_fraud,
     c.SealCanary: fraud.handle_seal_canary,
     c.RevealCanary: fraud.handle_reveal_canary,
+    c.ContributeBeacon: beacon.handle_contribute_beacon,
+    c.CloseBeacon: beacon.handle_close_beacon,
 }
 
 

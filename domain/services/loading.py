@@ -1,6 +1,6 @@
 """Loading an aggregate from the store at a cost bounded by what a command needs.
 
-An account or a node is restored from its latest snapshot (``domain.snapshots``,
+An account, a node or the beacon is restored from its latest snapshot (``domain.snapshots``,
 ``domain.node_snapshots``) and the records after it; every other aggregate has a short stream
 (a job, a validator) and is replayed.
 """
@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from domain.beacon import Beacon
 from domain.events import FlopAggregate, decode_event, rebuild
 from domain.ledger import Account
 from domain.node import Node
@@ -22,7 +23,9 @@ from domain.snapshots import (
     ACCOUNT_SNAPSHOT_EVERY_EVENTS,
     compute_snapshot_id,
     decode_account_state,
+    decode_beacon_state,
     encode_account_state,
+    encode_beacon_state,
 )
 
 A = TypeVar("A", bound=FlopAggregate)
@@ -40,7 +43,7 @@ class Loaded(Generic[A]):
 
 async def load_aggregate(store: EventStore, cls: type[A], aggregate_id: str) -> Loaded[A]:
     """The aggregate ``aggregate_id`` as the store holds it now."""
-    if cls is Account or cls is Node:
+    if cls is Account or cls is Node or cls is Beacon:
         snapshot = await store.get_snapshot(compute_snapshot_id(aggregate_id))
         if snapshot is not None:
             restored = _restore(cls, aggregate_id, snapshot)
@@ -61,24 +64,28 @@ async def load_aggregate(store: EventStore, cls: type[A], aggregate_id: str) -> 
 
 def is_snapshot_due(aggregate: FlopAggregate, snapshot_version: int) -> bool:
     """Whether ``aggregate`` (exact at its version) should be snapshotted now: accounts, and
-    nodes (their claims add records with every job, ``domain.node_snapshots``)."""
-    if isinstance(aggregate, Account):
+    nodes (their claims add records with every job, ``domain.node_snapshots``), and the
+    beacon (every draw adds records to it)."""
+    if isinstance(aggregate, Account | Beacon):
         return aggregate.version - snapshot_version >= ACCOUNT_SNAPSHOT_EVERY_EVENTS
     if isinstance(aggregate, Node):
         return aggregate.version - snapshot_version >= NODE_SNAPSHOT_EVERY_EVENTS
     return False
 
 
-async def save_snapshot(store: EventStore, aggregate: Account | Node) -> None:
+async def save_snapshot(store: EventStore, aggregate: Account | Node | Beacon) -> None:
     """Keep ``aggregate``'s state at its version (it must be exactly what the store holds)."""
     if isinstance(aggregate, Account):
         await save_account_snapshot(store, aggregate)
         return
+    state = (
+        encode_beacon_state(aggregate)
+        if isinstance(aggregate, Beacon)
+        else encode_node_state(aggregate)
+    )
     await store.save_snapshot(
         Snapshot(
-            stream_id=compute_snapshot_id(aggregate.id),
-            version=aggregate.version,
-            state=encode_node_state(aggregate),
+            stream_id=compute_snapshot_id(aggregate.id), version=aggregate.version, state=state
         )
     )
 
@@ -100,6 +107,8 @@ def _restore(
     try:
         if cls is Node:
             restored: FlopAggregate = decode_node_state(aggregate_id, snapshot.state)
+        elif cls is Beacon:
+            restored = decode_beacon_state(aggregate_id, snapshot.state)
         else:
             restored = decode_account_state(aggregate_id, snapshot.state)
     except msgspec.MsgspecError:

@@ -17,15 +17,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import commands as c
+from domain.beacon import (
+    PURPOSE_ASSIGN,
+    PURPOSE_REPLACE,
+    Epoch,
+    Waiting,
+    compute_draw,
+    compute_draw_randomness,
+)
 from domain.errors import Rejection, RejectionCode
 from domain.fraud import JobDecision, PassVote
-from domain.job import Job
+from domain.invariants import present
+from domain.job import EXPIRED, RESULT_COMMITTED, Job
 from domain.ledger import escrow_account, user_account
 from domain.node import Node
 from domain.policy import RULES_V1
-from domain.services.claims import release_claim_if_decided
+from domain.services.claims import release_claim_if_decided, release_claim_if_left
 from domain.services.context import CommandContext
-from domain.services.draws import draw_replacements, draw_validators
+from domain.services.draws import (
+    compute_replacement_seed,
+    get_beacon,
+    get_participants,
+    has_eligible,
+    request_draw,
+)
 from domain.services.escrow import pay_rejection_fees, refund_job, settle_job
 from domain.services.slashing import slash_node
 from domain.services.unit_of_work import UnitOfWork
@@ -55,6 +70,9 @@ class RoundKind:
     validators_required: bool
     """Whether a round that finds no validator is refused (else an operator decides)."""
     after_decision: AfterDecision
+    excluded_owners: Callable[[Any], frozenset[str]]
+    """The ids whose validators may not judge the subject: its provider (the node's owner)
+    and the node itself (issue 14, attack 9: a provider's own validators are excluded)."""
 
 
 async def _after_job_decision(
@@ -154,6 +172,7 @@ JOB_ROUND = RoundKind(
     is_nonce_signed=False,
     validators_required=True,
     after_decision=_after_job_decision,
+    excluded_owners=lambda job: frozenset({job.provider, job.node_id}),
 )
 ATTESTATION_ROUND = RoundKind(
     name=SUBJECT_ATTESTATION,
@@ -162,6 +181,7 @@ ATTESTATION_ROUND = RoundKind(
     is_nonce_signed=True,
     validators_required=False,
     after_decision=_after_attestation_decision,
+    excluded_owners=lambda node: frozenset({node.owner, node.id}),
 )
 ROUND_KINDS: dict[str, RoundKind] = {kind.name: kind for kind in (JOB_ROUND, ATTESTATION_ROUND)}
 
@@ -173,17 +193,21 @@ VoteCommand = (
 async def open_round(
     uow: UnitOfWork, kind: RoundKind, subject: VotedAggregate, *, count: int, ctx: CommandContext
 ) -> None:
-    """Draw ``count`` validators from the log head as it stands and open the round."""
-    draw = await draw_validators(uow, seed_id=subject.round_seed(), count=count, policy=ctx.policy)
-    if not draw.validators and not kind.validators_required:
+    """Ask the beacon for the randomness of the subject's draw: the round opens when the
+    epoch that seeds it closes (``complete_draw``), so nothing known now (the log head, the
+    moment of this command) steers who is drawn. Without an eligible validator a job is
+    refused, and an attestation is left to an operator."""
+    participants = await get_participants(uow, ctx.policy)
+    if not has_eligible(participants, kind.excluded_owners(subject)):
+        if kind.validators_required:
+            raise Rejection(
+                "no validator with stake is available",
+                code=RejectionCode.NO_VALIDATORS_AVAILABLE,
+            )
         return
-    subject.assign_validators(
-        validators=draw.validators,
-        weights=draw.weights,
-        log_position=draw.head.position,
-        log_hash=draw.head.hash,
-        policy=ctx.policy,
-        now_ns=ctx.now_ns,
+    waiting = Waiting(kind.name, subject.id, subject.round_seed(), PURPOSE_ASSIGN, 0, count)
+    await request_draw(
+        uow, waiting, participants=participants, policy=ctx.policy, now_ns=ctx.now_ns
     )
 
 
@@ -237,26 +261,154 @@ async def handle_expire_attestation(
 
 
 async def rotate_round(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandContext) -> None:
-    """After the reveal window: replace absent validators by a re-draw, or (nobody absent,
+    """After the reveal window: have absent validators replaced by a re-draw seeded by the
+    next beacon epoch (so cranking at a chosen moment chooses nothing), or (nobody absent,
     replacements exhausted, nobody left to draw) abandon the round."""
+    kind = ROUND_KINDS[subject.SUBJECT_KIND]
     verdict_round = subject.get_open_round()
     if verdict_round is None:
+        await _require_not_waiting(uow, kind, subject)
         raise Rejection(
             f"no vote is open on {subject.round_subject()}",
             code=RejectionCode.VALIDATORS_NOT_ASSIGNED,
         )
-    draw = await draw_replacements(uow, verdict_round, subject=subject.round_seed(), ctx=ctx)
-    if draw is None:
+    replacement = verdict_round.replacements + 1
+    waiting = Waiting(
+        kind.name,
+        subject.id,
+        compute_replacement_seed(subject.round_seed(), replacement),
+        PURPOSE_REPLACE,
+        replacement,
+        len(verdict_round.absent()),
+    )
+    beacon = await get_beacon(uow)
+    if beacon.is_waiting(waiting):
+        raise Rejection(
+            f"the re-draw of {subject.round_subject()} waits for a beacon epoch",
+            code=RejectionCode.RANDOMNESS_PENDING,
+        )
+    participants = await get_participants(uow, ctx.policy)
+    excluded = kind.excluded_owners(subject)
+    sitting = set(verdict_round.validators)
+    if not (
+        verdict_round.is_over(ctx.now_ns)
+        and verdict_round.absent()
+        and verdict_round.replacements < ctx.policy.validator_replacements_max
+        and has_eligible(tuple(p for p in participants if p.validator_id not in sitting), excluded)
+    ):
+        # (a job's handler refunds it if this expired it)
         subject.abandon_round(policy=ctx.policy, now_ns=ctx.now_ns)
         return
+    await request_draw(
+        uow, waiting, participants=participants, policy=ctx.policy, now_ns=ctx.now_ns
+    )
+
+
+async def complete_draw(
+    uow: UnitOfWork, waiting: Waiting, epoch: Epoch, value: bytes, ctx: CommandContext
+) -> None:
+    """The epoch seeding ``waiting`` closed with ``value``: draw from its snapshot and open
+    the round (or replace the absent). A subject that moved on meanwhile (an attestation
+    decided by an operator, a new challenge) is skipped; a draw that finds nobody gives the
+    subject up as a round without quorum would."""
+    kind = ROUND_KINDS[waiting.kind]
+    subject = await uow.get(kind.aggregate, waiting.aggregate_id)
+    if subject is None or not _still_waits(subject, waiting):
+        return
+    randomness = compute_draw_randomness(value, waiting.seed_id)
+    head = await uow.store.head()
+    verdict_round = subject.current_round
+    if waiting.purpose == PURPOSE_ASSIGN:
+        validators, weights = compute_draw(
+            epoch.participants,
+            randomness=randomness,
+            count=waiting.count,
+            excluded_owners=kind.excluded_owners(subject),
+        )
+        if not validators:
+            await _give_up_unjudged(uow, subject, ctx)
+            return
+        subject.assign_validators(
+            validators=validators,
+            weights=weights,
+            log_position=head.position,
+            log_hash=head.hash,
+            policy=ctx.policy,
+            now_ns=ctx.now_ns,
+            randomness=randomness,
+            beacon_epoch=epoch.number,
+        )
+        return
+    verdict_round = present(verdict_round, "_still_waits found the round open")
+    validators, weights = compute_draw(
+        epoch.participants,
+        randomness=randomness,
+        count=len(verdict_round.absent()),
+        excluded_owners=kind.excluded_owners(subject),
+        excluded=frozenset(verdict_round.validators),
+    )
+    if not validators:
+        holder = subject.node_id if isinstance(subject, Job) else ""
+        subject.abandon_round(policy=ctx.policy, now_ns=ctx.now_ns)
+        await _after_abandon(uow, subject, holder, ctx)
+        return
     subject.replace_absent_validators(
-        replacements=draw.validators,
-        weights=draw.weights,
-        log_position=draw.head.position,
-        log_hash=draw.head.hash,
+        replacements=validators,
+        weights=weights,
+        log_position=head.position,
+        log_hash=head.hash,
         policy=ctx.policy,
         now_ns=ctx.now_ns,
+        randomness=randomness,
+        beacon_epoch=epoch.number,
     )
+
+
+def _still_waits(subject: VotedAggregate, waiting: Waiting) -> bool:
+    """Whether ``subject`` is still where it was when it asked for ``waiting``."""
+    verdict_round = subject.current_round
+    if waiting.purpose == PURPOSE_ASSIGN:
+        if isinstance(subject, Job):
+            ready = subject.state == RESULT_COMMITTED
+        else:
+            ready = isinstance(subject, Node) and bool(subject.attestation_commitment)
+        return ready and verdict_round is None and subject.round_seed() == waiting.seed_id
+    return (
+        subject.get_open_round() is not None
+        and verdict_round is not None
+        and verdict_round.replacements + 1 == waiting.replacement
+        and compute_replacement_seed(subject.round_seed(), waiting.replacement) == waiting.seed_id
+    )
+
+
+async def _require_not_waiting(uow: UnitOfWork, kind: RoundKind, subject: VotedAggregate) -> None:
+    beacon = await get_beacon(uow)
+    if beacon.is_waiting_for(kind.name, subject.id):
+        raise Rejection(
+            f"the validators of {subject.round_subject()} are drawn when a beacon epoch closes",
+            code=RejectionCode.RANDOMNESS_PENDING,
+        )
+
+
+async def _give_up_unjudged(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandContext) -> None:
+    """Nobody eligible in the seeding epoch's snapshot: a job goes back to the market (as
+    after a round without quorum); an attestation is left to an operator."""
+    if isinstance(subject, Job):
+        holder = subject.node_id
+        subject.give_up_unjudged(policy=ctx.policy, now_ns=ctx.now_ns)
+        await _after_abandon(uow, subject, holder, ctx)
+
+
+async def _after_abandon(
+    uow: UnitOfWork, subject: VotedAggregate, holder: str, ctx: CommandContext
+) -> None:
+    """What ``job.expire`` does after a round it gave up: the node's claim ends, and an
+    expired job is refunded."""
+    if not isinstance(subject, Job):
+        return
+    await release_claim_if_left(uow, subject, holder, reason="no validator quorum", ctx=ctx)
+    if subject.state == EXPIRED:
+        await refund_job(uow, subject, ctx)
 
 
 async def build_certificate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from domain.beacon import Beacon
 from domain.directory import Directory
 from domain.errors import NotFound, RejectionCode, StoreError
 from domain.events import FlopAggregate, encode_event
@@ -19,6 +20,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "account": RejectionCode.ACCOUNT_NOT_FOUND,
     "canary": RejectionCode.CANARY_NOT_FOUND,
     "decision": RejectionCode.DECISION_NOT_FOUND,
+    "beacon": RejectionCode.BEACON_NOT_FOUND,
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,
     "job": RejectionCode.JOB_NOT_FOUND,
     "log": RejectionCode.LOG_NOT_FOUND,
@@ -180,14 +182,14 @@ class UnitOfWork:
         return outcome
 
     async def _save_due_snapshots(self, outcome: AppendOutcome) -> None:
-        """Snapshot the accounts and nodes this command left exactly as the store holds them
-        (no other command appended to them in between) once enough events followed their
-        last one."""
+        """Snapshot the accounts, nodes and the beacon this command left exactly as the store
+        holds them (no other command appended to them in between) once enough events followed
+        their last one."""
         for aggregate_id, (aggregate, _) in self._loaded.items():
             exact = outcome.stream_versions.get(aggregate_id) == aggregate.version
             if (
                 exact
-                and isinstance(aggregate, Account | Node)
+                and isinstance(aggregate, Account | Node | Beacon)
                 and is_snapshot_due(aggregate, self._snapshot_versions.get(aggregate_id, 0))
             ):
                 try:

@@ -301,6 +301,7 @@ async def _vote(world: World) -> None:
     commits; the clock passes the commit window; the votes are revealed in a seeded random
     order until each job is decided."""
     net = world.net
+    await net.run_beacon()  # every validator contributes: the waiting draws are made
     ballots: list[tuple[str, ValidatorKeys, bool, bytes]] = []
     deadline = net.now_ns
     for job_id in world.open_jobs:

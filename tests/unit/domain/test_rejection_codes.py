@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 from domain import job_states, node
+from domain.beacon import Beacon
 from domain.canary import CanarySeal
 from domain.directory import Directory
 from domain.errors import RejectionCode
@@ -50,6 +51,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         Node,
         Validator,
         Withdrawal,
+        Beacon,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}

@@ -3,18 +3,20 @@ attestations decided by a validator quorum, and equivocation reports."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import msgspec
 import pytest
 
 from adapters.store.memory import MemoryEventStore
+from domain.beacon import BEACON_STREAM_ID
 from domain.errors import Rejection
 from domain.job import SETTLED, SUBMITTED, Job
 from domain.ledger import BURN_ACCOUNT, stake_account
 from domain.node import ACTIVE, JAILED, REGISTERED, Node
 from domain.policy import SECOND_NS, LedgerPolicy
-from domain.selection import select_validators
+from domain.selection import select_from_seed
 from domain.services.queries import get_aggregate, get_balances
 from domain.validators import Validator
 from domain.verdicts import attestation_subject, compute_verdict_commitment
@@ -62,16 +64,27 @@ async def _committed_job(net: LocalNetwork) -> str:
     return job_id
 
 
-async def test_assignment_is_recomputable_from_the_recorded_log_hash() -> None:
-    net = await _network()
+async def test_assignment_is_recomputable_from_the_recorded_beacon_epoch() -> None:
+    """The draw waits for the beacon epoch after the commit; its event names the epoch, and
+    the epoch's recorded value and snapshot give the same validators (in the same order)."""
+    net = await _network(validators=4)
     job_id = await _committed_job(net)
     records = await net.store.read_stream(job_id)
+    committed = next(r for r in records if r.event_type == "ResultCommitted")
     assigned = next(r for r in records if r.event_type == "ValidatorsAssigned")
     data = msgspec.json.decode(assigned.data)
-    stakes = {k.identity.id: 1_000 for k in VALIDATORS[:3]}
-    at_commit = (await net.store.read_all(data["log_position"], 1))[0]
-    assert assigned.position > data["log_position"]
-    expected = select_validators(job_id=job_id, log_hash=at_commit.hash, stakes=stakes, count=3)
+    beacon = [msgspec.json.decode(r.data) for r in await net.store.read_stream(BEACON_STREAM_ID)]
+    opened = next(
+        e for e in beacon if e.get("epoch") == data["beacon_epoch"] and "participants" in e
+    )
+    closed = next(e for e in beacon if e.get("epoch") == data["beacon_epoch"] and "value" in e)
+    stakes = {p["validator_id"]: p["stake"] for p in opened["participants"]}
+    randomness = hashlib.sha256(
+        b"flopledger/beacon-draw/v1" + base64.b64decode(closed["value"]) + job_id.encode()
+    ).digest()
+    assert assigned.position > committed.position
+    assert base64.b64decode(data["randomness"]) == randomness
+    expected = select_from_seed(seed=randomness, stakes=stakes, count=3)
     assert tuple(data["validators"]) == expected
 
 
@@ -100,6 +113,7 @@ async def test_absent_validators_are_replaced_by_a_crank_then_the_job_settles() 
     await net.reveal_vote(present[0], job_id, True, salt)
     net.advance(10)
     await net.run(CONSUMER, "job.expire", {"job_id": job_id})
+    await net.run_beacon()  # the re-draw waits for the next beacon epoch
     job = await _job(net, job_id)
     assert job.round is not None and job.round.replacements == 1
     # Two were absent but one validator was left outside the first draw: it takes the first
@@ -149,6 +163,7 @@ async def _attestation_round(net: LocalNetwork) -> tuple[Node, str]:
             "timings_ns": [1_000],
         },
     )
+    await net.run_beacon()  # the attestation's validators are drawn by the next epoch
     node = await get_aggregate(net.store, Node, NEWCOMER.id)
     assert node is not None and node.attestation_round is not None
     return node, nonce

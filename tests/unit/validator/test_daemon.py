@@ -212,6 +212,7 @@ async def test_a_restarted_validator_reveals_its_first_decision_and_never_anothe
     net, artifacts = await _network(), DictArtifacts()
     harness = Harness(net, artifacts, tmp_path)
     job_id, _ = await _honest(net, EU, artifacts)
+    await net.run_beacon()  # the validators' beacon duty: the draw is done before the crash
     first = harness.daemons[0]
     await first.follow(_records(net, 0))
     await first.tick()  # commits, then "crashes" before revealing
@@ -300,6 +301,7 @@ async def test_attestations_are_voted_through_the_same_duty_table(
     assert sent.count("node.attestation.commit_verdict") == 6
     # nobody votes in time: after the reveal window the duty is a crank, which gives up
     await _submit_attestation(net, late)
+    await net.run_beacon()  # the round opens when the beacon epoch closes
     net.advance(21)
     await harness.step(rounds=1)
     given_up = await get_aggregate(net.store, Node, late.id)
