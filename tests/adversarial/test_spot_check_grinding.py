@@ -29,6 +29,10 @@ from adapters.compute.workloads import (
     encode_params,
     parse_params,
 )
+from domain.job import REJECTED, SUBMITTED, Job
+from domain.node import Node
+from domain.services.queries import get_aggregate
+from flopledger.network import LocalNetwork, b64, make_validator_keys
 from proofs.identity import Identity
 from proofs.inference_commitment import (
     DEFAULT_ITEM_OPENINGS,
@@ -39,8 +43,11 @@ from proofs.inference_commitment import (
 from proofs.matmul import compute_product, derive_inputs
 from proofs.matmul_product import encode_product_proof, make_product_proof
 from proofs.merkle import inclusion_proof_from_hashes, leaf_hash, node_hash, root_from_hashes
+from tests.adversarial._harness import get_money_total, start_network
 
-LAZY = Identity.from_seed(b"\x51" * 32)
+LAZY, CONSUMER = Identity.from_seed(b"\x51" * 32), Identity.from_seed(b"\x52" * 32)
+VALIDATORS = [make_validator_keys(50 + i) for i in range(3)]
+NODE_STAKE, VALIDATOR_STAKE = 5_000, 2_000
 INFERENCE = {"seed": "model", "batch": 256, "width": 16, "depth": 1, "output_dim": 4}
 SKIPPED_FRACTION = 0.25
 SEED_AT_COMMIT = b""
@@ -87,7 +94,9 @@ class LazyResult:
         )
 
 
-def grind_lazy_inference(job_id: str) -> tuple[LazyResult, int]:
+def grind_lazy_inference(
+    job_id: str, seed_at_commit: bytes = SEED_AT_COMMIT
+) -> tuple[LazyResult, int]:
     """Compute 75% of the items, then vary the garbage in one skipped item until the items
     drawn from what the node knows at commit time miss every skipped one; (result, tries)."""
     params = parse_params("inference", INFERENCE)
@@ -105,7 +114,7 @@ def grind_lazy_inference(job_id: str) -> tuple[LazyResult, int]:
     for tries in itertools.count(1):
         rows[varied] = tries.to_bytes(width, "big")
         root = _root_from_path(leaf_hash(rows[varied]), varied, path)
-        drawn = select_items(SEED_AT_COMMIT, batch, root, DEFAULT_ITEM_OPENINGS)
+        drawn = select_items(seed_at_commit, batch, root, DEFAULT_ITEM_OPENINGS)
         if not skipped & set(drawn):
             break
     assert root == root_from_hashes([leaf_hash(row) for row in rows])
@@ -135,6 +144,62 @@ def test_lazy_matmul_node_skipping_rows_is_caught_whatever_it_grinds() -> None:
         proof = make_product_proof(c, job_seed)
         lazy = LazyResult(job_id, "matmul", {"n": n}, encode_product_proof(proof), proof.root)
         assert {lazy.verdict(seed) for seed in [SEED_AT_COMMIT, *ROUND_SEEDS]} == {"proof_invalid"}
+
+
+async def test_lazy_node_grinding_before_its_commit_is_rejected_and_slashed() -> None:
+    """Played on the ledger: the node reads its job (``openings_seed`` still empty), grinds,
+    commits; the beacon then seeds the round; honest validators check under the job's seed
+    and vote; the node is slashed. One job per network (a slashed node is jailed)."""
+    for round_index in range(2):
+        net = await start_network()
+        job_id = await _lazy_node_with_a_claimed_job(net, round_index)
+        before = await get_aggregate(net.store, Job, job_id)
+        assert before is not None and before.openings_seed == b""
+        lazy, _ = grind_lazy_inference(job_id, before.openings_seed)
+        body = {
+            "job_id": job_id,
+            "commitment": b64(lazy.commitment),
+            "artifact_digest": b64(hashlib.sha256(lazy.artifact).digest()),
+            "proof_digest": b64(hashlib.sha256(lazy.proof).digest()),
+        }
+        await net.run(LAZY, "job.commit_result", body)
+        await net.run_beacon()
+
+        job = await get_aggregate(net.store, Job, job_id)
+        assert job is not None and job.round is not None and job.openings_seed != b""
+        verdict = lazy.verdict(job.openings_seed)
+        assert verdict == "proof_invalid"
+        drawn = [k for k in VALIDATORS if k.identity.id in job.round.validators]
+        await net.vote_round(job_id, [(k, verdict == "ok") for k in drawn], verdict)
+
+        job = await get_aggregate(net.store, Job, job_id)
+        node = await get_aggregate(net.store, Node, LAZY.id)
+        assert job is not None and node is not None
+        assert job.state in (REJECTED, SUBMITTED) and LAZY.id in job.excluded_nodes
+        assert node.stake == NODE_STAKE - NODE_STAKE * net.policy.slash_bps // 10_000
+        assert await get_money_total(net) == 0
+
+
+async def _lazy_node_with_a_claimed_job(net: LocalNetwork, round_index: int) -> str:
+    await net.deposit(LAZY, NODE_STAKE)
+    await net.register_active_node(LAZY, region="eu-west", price=100, stake=NODE_STAKE)
+    for keys in VALIDATORS:
+        await net.deposit(keys.identity, VALIDATOR_STAKE)
+        await net.register_validator(keys, stake=VALIDATOR_STAKE)
+    await net.deposit(CONSUMER, 10_000)
+    submitted = await net.run(
+        CONSUMER,
+        "job.submit",
+        {
+            "workload": {"kind": "inference", "gpu_class_min": "consumer", "params": INFERENCE},
+            "max_price": 1_000 + round_index,  # another job (id) in each round
+            "region": "eu-west",
+            "redundancy": len(VALIDATORS),
+            "deadline_ns": net.now_ns + 3_600 * 10**9,
+        },
+    )
+    await net.run(LAZY, "job.claim", {"job_id": submitted.subject, "node_id": LAZY.id})
+    return submitted.subject
 
 
 def _root_from_path(leaf: bytes, index: int, path: list[bytes]) -> bytes:
