@@ -32,12 +32,8 @@ JOBS_PER_ROUND = 10
 POLICY = LedgerPolicy()
 """The default policy, windows included: the simulated clock moves past them as needed."""
 
-BEACON_NOT_YET = (
-    "issue 14, attack 2: until the beacon lands a job's openings_seed is empty, so the "
-    "inference items re-run are predictable when the lazy node commits"
-)
 DISHONEST = [
-    pytest.param("lazy", "node", marks=pytest.mark.xfail(strict=False, reason=BEACON_NOT_YET)),
+    pytest.param("lazy", "node"),
     pytest.param("copying", "node"),
     pytest.param("vanishing", "3 nodes"),
     pytest.param("colluding", "node + 2 validators"),
