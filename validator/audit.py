@@ -28,7 +28,9 @@ from typing import Any
 
 import msgspec
 
+from domain.beacon import BEACON_STREAM_ID, Beacon
 from domain.commands import Command, decode_command
+from domain.directory import Directory
 from domain.errors import FlopError
 from domain.events import FlopAggregate, decode_event
 from domain.job import Job
@@ -46,6 +48,19 @@ from proofs.identity import IdentityError, decode_actor_id, verify_signature
 from proofs.quorum import decode_qc, signer_indices, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
+from validator.audit_beacon import (
+    CONTRIBUTED,
+    DRAW_EVENTS,
+    EPOCH_CLOSED,
+    EPOCH_OPENED,
+    ClosedEpoch,
+    compute_snapshot,
+    find_closing_violation,
+    find_contribution_violation,
+    find_draw_violation,
+    find_opening_violation,
+    is_beacon_rule_in_force,
+)
 from validator.audit_claims import CLAIM_RULES_VERSION, ClaimAudit
 from validator.audit_fraud import (
     DECISION_RECORDED,
@@ -78,6 +93,7 @@ NETWORK_RULES = "network_rules"
 AUTHORIZATION = "authorization"
 VERDICT = "verdict"
 QUORUM_CERTIFICATE = "quorum_certificate"
+BEACON = "beacon"
 TREE_HEAD = "tree_head"
 WITNESS = "witness_cosignature"
 ANCHOR = "anchor"
@@ -94,6 +110,7 @@ CHECKS = (
     AUTHORIZATION,
     VERDICT,
     QUORUM_CERTIFICATE,
+    BEACON,
     TREE_HEAD,
     WITNESS,
     ANCHOR,
@@ -161,6 +178,9 @@ class _Command:
     decided: dict[str, Decided] = field(default_factory=dict)
     recorded_decisions: set[str] = field(default_factory=set)
     proven: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Issue 14, attack 2 (validator.audit_beacon): the epoch this command closed, whose
+    # value and snapshot its draws must come from.
+    closed_epoch: ClosedEpoch | None = None
 
 
 class Replayer:
@@ -370,6 +390,8 @@ class Replayer:
                     self._fail(record, LEDGER_INVARIANTS, f"hold {transfer_id} closed twice")
             return
         key = (record.stream_type, record.event_type)
+        if key in DRAW_EVENTS or record.stream_type == Beacon.STREAM_TYPE:
+            self._check_beacon(record, command, event, data)
         if key in VERDICT_EVENTS:
             self._check_verdict(record, command, event)
         elif key in DECISION_EVENTS and _is_quorum_decision(record, command):
@@ -411,6 +433,54 @@ class Replayer:
             if not bls.pop_verify(event.bls_public_key, event.proof_of_possession):
                 self._fail(record, STORED_PROOFS, "proof of possession does not verify")
             self.counts[STORED_PROOFS] += 1
+
+    def _check_beacon(
+        self, record: Record, command: _Command, event: Any, data: dict[str, Any]
+    ) -> None:
+        """Rules v2: epochs, contributions, closings and every draw as the beacon's rules
+        give them (``validator.audit_beacon``)."""
+        policy = self._policy_at(command.position)
+        if not is_beacon_rule_in_force(policy):
+            return
+        assert policy is not None  # is_beacon_rule_in_force
+        key = (record.stream_type, record.event_type)
+        found = self.aggregates.get(BEACON_STREAM_ID)
+        beacon = found if isinstance(found, Beacon) else None
+        at_ns = data.get("at_us", 0) * 1000
+        violation = None
+        if key == EPOCH_OPENED:
+            members = self.aggregates.get(Directory.stream_id("validators"))
+            expected = compute_snapshot(
+                list(getattr(members, "members", ())), self.aggregates, policy
+            )
+            violation = find_opening_violation(
+                event, beacon=beacon, expected=expected, at_ns=at_ns, policy=policy
+            )
+        elif key == CONTRIBUTED:
+            validator = self.aggregates.get(event.validator_id)
+            violation = find_contribution_violation(
+                event,
+                beacon=beacon,
+                bls_key=getattr(validator, "bls_public_key", b""),
+                verify_signatures=self.options.verify_signatures,
+            )
+        elif key == EPOCH_CLOSED:
+            violation = find_closing_violation(event, beacon=beacon, at_ns=at_ns)
+            if violation is None and beacon is not None and beacon.open_epoch is not None:
+                command.closed_epoch = ClosedEpoch(beacon.open_epoch, event.value)
+        elif key in DRAW_EVENTS:
+            subject = self.aggregates.get(record.stream_id)
+            violation = find_draw_violation(
+                event,
+                subject=subject if isinstance(subject, VotedAggregate) else None,
+                purpose=DRAW_EVENTS[key],
+                closed=command.closed_epoch,
+            )
+        else:
+            return
+        if violation is not None:
+            self._fail(record, BEACON, violation)
+        self.counts[BEACON] += 1
 
     def _check_claims(
         self, record: Record, command: _Command, event: Any, data: dict[str, Any]
