@@ -60,7 +60,7 @@ def measure() -> tuple[list[Row], dict[str, str]]:
     """Run the Groth16 benchmarks; return table rows and RESULT key/values."""
     rows: list[Row] = []
     results: dict[str, str] = {}
-    circuit = poseidon_preimage(secrets.randbelow(R), secrets.randbelow(R))
+    circuit = poseidon_preimage(secrets.randbelow(R), secrets.randbelow(R), secrets.randbelow(R))
     pk, vk = setup_from_seed(circuit.r1cs, SEED)
     proof, public = prove(pk, circuit.witness)
     if not verify(vk, proof, public):
@@ -127,7 +127,7 @@ def _measure_prove(name: str, circuit: Circuit) -> tuple[list[Row], dict[str, st
 def _matvec_circuit() -> Circuit:
     side = MATVEC_SIDE
     matrix = [[secrets.randbelow(1 << 32) for _ in range(side)] for _ in range(side)]
-    return matvec(matrix, [secrets.randbelow(1 << 32) for _ in range(side)])
+    return matvec(matrix, [secrets.randbelow(1 << 32) for _ in range(side)], secrets.randbelow(R))
 
 
 def _rerandomised(

@@ -171,6 +171,8 @@ class RejectionCode(enum.StrEnum):
     FRAUD_PROOF_INVALID = "fraud_proof_invalid"
     FRAUD_WINDOW_CLOSED = "fraud_window_closed"
     NO_PASS_VOTES = "no_pass_votes"
+    # issue 14, attack 8: zk keys with a public trapdoor
+    INSECURE_SETUP_NOT_ALLOWED = "insecure_setup_not_allowed"
 
 
 class FlopError(Exception):

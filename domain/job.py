@@ -32,11 +32,11 @@ from domain.job_states import (
     VERIFIED,
 )
 from domain.node import Node
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V2, LedgerPolicy
 from domain.scheduling import check_claim, compute_result_due_ns
 from domain.settlement import Payout
 from domain.verdict_subject import RoundEvents, VotedAggregate
-from domain.verdicts import QUORUM_RULES_VERSION, SUBJECT_JOB, Verdict, VerdictRound
+from domain.verdicts import SUBJECT_JOB, Verdict, VerdictRound
 
 __all__ = [
     "CLAIMED",
@@ -54,12 +54,21 @@ __all__ = [
 ]
 
 
+ZK_PROVE_KIND = "zk-prove"
+
+
 class WorkloadSpec(msgspec.Struct, frozen=True):
     """What to run: a workload kind, the minimum GPU class, and kind-specific parameters."""
 
     kind: str
     gpu_class_min: str
     params: dict[str, str | int | bool]
+
+
+def is_insecure_setup(workload: WorkloadSpec) -> bool:
+    """Whether a zk-prove workload names ``setup_seed`` keys (derived from a public seed,
+    so anyone knows their trapdoor) instead of a ceremony's zkey."""
+    return workload.kind == ZK_PROVE_KIND and "setup_seed" in workload.params
 
 
 class ResultCommitment(msgspec.Struct, frozen=True):
@@ -288,12 +297,8 @@ class Job(VotedAggregate):
             raise Rejection(
                 "the deadline must be in the future", code=RejectionCode.DEADLINE_IN_PAST
             )
-        if policy.rules_version >= QUORUM_RULES_VERSION and redundancy < policy.redundancy_min:
-            # A quorum of fewer validators is one a colluding consumer and node can pick.
-            raise Rejection(
-                f"redundancy must be at least {policy.redundancy_min}, not {redundancy}",
-                code=RejectionCode.REDUNDANCY_BELOW_MINIMUM,
-            )
+        if policy.rules_version >= RULES_V2:
+            _check_issue14_submission(workload, redundancy, policy)
         return cls._create(
             cls.JobSubmitted,
             id=job_id,
@@ -477,6 +482,26 @@ def _set_round_randomness(job: Job, randomness: bytes) -> None:
         job.__dict__[_ROUND_RANDOMNESS] = randomness
     else:
         job.__dict__.pop(_ROUND_RANDOMNESS, None)
+
+
+def _check_issue14_submission(
+    workload: WorkloadSpec, redundancy: int, policy: LedgerPolicy
+) -> None:
+    """The submission rules of rules v2, in this order: the redundancy minimum (attack 9),
+    then no zk-prove job on keys with a public trapdoor unless the policy allows them
+    (attack 8)."""
+    if redundancy < policy.redundancy_min:
+        # A quorum of fewer validators is one a colluding consumer and node can pick.
+        raise Rejection(
+            f"redundancy must be at least {policy.redundancy_min}, not {redundancy}",
+            code=RejectionCode.REDUNDANCY_BELOW_MINIMUM,
+        )
+    if is_insecure_setup(workload) and not policy.insecure_setups_allowed:
+        raise Rejection(
+            "zk-prove setup_seed keys have a public trapdoor and this ledger's policy does "
+            "not allow them: name a ceremony's zkey",
+            code=RejectionCode.INSECURE_SETUP_NOT_ALLOWED,
+        )
 
 
 def _ns(event: FlopAggregate.Event) -> int:

@@ -35,7 +35,9 @@ ATTEMPT_MAX = 2**31 - 1
 RULES_V1 = 1
 """The rules of the releases before issue 14 (protocol soundness): validators drawn from the
 log head, openings from the node's own commitment, no quorum or claim minimums."""
-RULES_VERSION = 2
+RULES_V2 = 2
+"""The rules of issue 14 (protocol soundness): quorum minimums, zk proofs bound to the job."""
+RULES_VERSION = RULES_V2
 """The rules this code writes records under. ``LedgerPolicy.rules_version`` names the version
 a record was written under, so the audit checks each record under its own rules: a store
 written before a rule existed declares ``rules_version`` 1 in its late genesis
@@ -109,6 +111,10 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     # Issue 14, attack 2 (steering the validator draw): draws wait for a beacon epoch
     # (``domain.beacon``), which takes contributions this long before anyone may close it.
     beacon_window_ns: int = 30 * SECOND_NS
+    # issue 14, attack 8: zk keys with a public trapdoor (rules v2; domain.job, validators)
+    insecure_setups_allowed: bool = False
+    """Whether zk-prove jobs may name ``setup_seed`` keys, whose toxic waste anyone derives
+    from the job's params (devnets and tests only: ``insecure_setup_not_allowed``)."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

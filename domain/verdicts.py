@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 import msgspec
 
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V2, LedgerPolicy
 
 VERDICT_COMMIT_TAG = b"flopledger/verdict-commit/v1\x00"
 SALT_BYTES_MIN = 16
 SALT_BYTES_MAX = 64
 SUBJECT_JOB = "job"
 SUBJECT_ATTESTATION = "attestation"
-QUORUM_RULES_VERSION = 2
+QUORUM_RULES_VERSION = RULES_V2
 """From this ``LedgerPolicy.rules_version`` on, a quorum is ``has_quorum``'s (issue 14,
 attack 9); records of earlier versions were decided by head count or ``quorum_by_stake``."""
 

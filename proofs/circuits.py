@@ -6,14 +6,25 @@ Wire order follows circom: 0 is the constant 1, then public outputs, public inpu
 inputs, internal wires. The constraint system of each circuit depends only on its shape, not
 on the witness values, so one key serves every instance of a shape.
 
-- ``poseidon_preimage``: "I know (a, b) with Poseidon(a, b) = h"; public [h], private a, b.
-  Linear layers stay linear combinations; each x^5 S-box costs 3 constraints (x², x⁴, x⁵).
-- ``matvec``: "I know x with M·x = y"; public M (row-major) then y, private x. Because M is a
-  public *signal*, each product M_ij·x_j is one constraint, then one per row for the sum.
+- ``poseidon_preimage``: "I know (a, b) with Poseidon(a, b) = h"; public [h, binding],
+  private a, b. Linear layers stay linear combinations; each x^5 S-box costs 3 constraints
+  (x², x⁴, x⁵).
+- ``matvec``: "I know x with M·x = y"; public M (row-major), y, then binding; private x.
+  Because M is a public *signal*, each product M_ij·x_j is one constraint, then one per row
+  for the sum.
+
+Job binding (issue 14, attack 8): the last public input of every circuit is
+``compute_binding(job id, node id)``, SHA-256 of the tagged, length-prefixed ids reduced
+into the scalar field, so a proof made for one (job, node) does not verify for another (the
+verifier rebuilds the public signals from the job it judges). The circuit constrains it
+(``binding · binding``, as Tornado Cash squares its recipient) so no setup can leave it out
+of the constraint system and with it out of the verification equation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +34,7 @@ from proofs.r1cs import R1CS, Constraint
 
 Lc = dict[int, int]  # wire -> coefficient
 MATVEC_CELLS_MAX = 1 << 16
+BINDING_TAG = b"flopledger/zk-job-binding/v1\x00"
 
 
 @dataclass(frozen=True)
@@ -84,11 +96,23 @@ class CircuitBuilder:
         return Circuit(r1cs=r1cs, witness=tuple(self._values))
 
 
-def poseidon_preimage(a: int, b: int) -> Circuit:
-    """Knowledge of a Poseidon(2) preimage: public ``[Poseidon(a, b)]``, private ``a, b``."""
-    builder = CircuitBuilder(n_outputs=1, public_inputs=(), private=(a, b))
-    state = poseidon_gadget(builder, [builder.wire(2), builder.wire(3)])
+def compute_binding(job_id: str, node_id: str) -> int:
+    """The public input binding a proof to its job and node: SHA-256(BINDING_TAG ‖ u32
+    len(job) ‖ job ‖ u32 len(node) ‖ node) reduced mod r. Reducing 256 bits mod the 254-bit
+    r skews the distribution a little; it does not help find two (job, node) pairs with one
+    binding, which still takes SHA-256 outputs equal mod r (about 2^127 work)."""
+    parts = [job_id.encode(), node_id.encode()]
+    body = b"".join(struct.pack(">I", len(p)) + p for p in parts)
+    return int.from_bytes(hashlib.sha256(BINDING_TAG + body).digest(), "big") % R
+
+
+def poseidon_preimage(a: int, b: int, binding: int) -> Circuit:
+    """Knowledge of a Poseidon(2) preimage: public ``[Poseidon(a, b), binding]``, private
+    ``a, b``."""
+    builder = CircuitBuilder(n_outputs=1, public_inputs=(binding,), private=(a, b))
+    state = poseidon_gadget(builder, [builder.wire(3), builder.wire(4)])
     builder.set_output(1, state)
+    _constrain_binding(builder, 2)
     return builder.build()
 
 
@@ -106,22 +130,28 @@ def poseidon_gadget(builder: CircuitBuilder, inputs: Sequence[Lc]) -> Lc:
     return state[0]
 
 
-def matvec(matrix: Sequence[Sequence[int]], x: Sequence[int]) -> Circuit:
-    """``M·x = y``: public M (m×k, row-major) then y = M·x mod r; private x."""
+def matvec(matrix: Sequence[Sequence[int]], x: Sequence[int], binding: int) -> Circuit:
+    """``M·x = y``: public M (m×k, row-major), y = M·x mod r, then binding; private x."""
     m, k = len(matrix), len(x)
     if m == 0 or k == 0 or any(len(row) != k for row in matrix) or m * k > MATVEC_CELLS_MAX:
         raise ValueError(f"matvec: need a non-empty m×k matrix (m·k ≤ {MATVEC_CELLS_MAX})")
     flat = [v % R for row in matrix for v in row]
     y = [sum(mv * xv for mv, xv in zip(row, x, strict=True)) % R for row in matrix]
-    builder = CircuitBuilder(n_outputs=0, public_inputs=[*flat, *y], private=x)
-    x_base = 1 + m * k + m
+    builder = CircuitBuilder(n_outputs=0, public_inputs=[*flat, *y, binding], private=x)
+    x_base = 1 + m * k + m + 1
     for i in range(m):
         row_sum: Lc = {}
         for j in range(k):
             product = builder.mul(builder.wire(1 + i * k + j), builder.wire(x_base + j))
             row_sum = _lc_add(row_sum, product)
         builder.assert_equal(row_sum, 1 + m * k + i)
+    _constrain_binding(builder, 1 + m * k + m)
     return builder.build()
+
+
+def _constrain_binding(builder: CircuitBuilder, index: int) -> None:
+    """Put the binding wire into a constraint (its square, an internal wire)."""
+    builder.mul(builder.wire(index), builder.wire(index))
 
 
 def _sbox(builder: CircuitBuilder, lc: Lc) -> Lc:

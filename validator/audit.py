@@ -33,7 +33,7 @@ from domain.commands import Command, decode_command
 from domain.directory import Directory
 from domain.errors import FlopError
 from domain.events import FlopAggregate, decode_event
-from domain.job import Job
+from domain.job import Job, is_insecure_setup
 from domain.ledger import BOUNDARY_ACCOUNT, Account
 from domain.log import compute_witness_message
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules, strip_operators
@@ -408,7 +408,7 @@ class Replayer:
                     DECISION_EVENTS[key], signers, pass_votes, getattr(subject, "price", 0)
                 )
         elif key == JOB_SUBMITTED:
-            self._check_redundancy(record, command, event)
+            self._check_submission(record, command, event)
         elif key in (DECISION_RECORDED, FRAUD_PROVEN):
             self._check_fraud_rules(record, command, event)
         elif record.stream_type == "log":
@@ -622,13 +622,22 @@ class Replayer:
         if violation is not None:
             self._fail(record, QUORUM_CERTIFICATE, violation)
 
-    def _check_redundancy(self, record: Record, command: _Command, event: Any) -> None:
+    def _check_submission(self, record: Record, command: _Command, event: Any) -> None:
+        """Rules v2: the redundancy minimum (a quorum threshold) and no zk-prove job on
+        ``setup_seed`` keys unless the policy allows them (an unauthorized submission)."""
         policy = self._policy_at(command.position)
-        if is_quorum_rule_in_force(policy):
-            assert policy is not None  # is_quorum_rule_in_force
-            violation = find_redundancy_violation(policy, event.redundancy)
-            if violation is not None:
-                self._fail(record, QUORUM_CERTIFICATE, violation)
+        if not is_quorum_rule_in_force(policy):
+            return
+        assert policy is not None  # is_quorum_rule_in_force
+        violation = find_redundancy_violation(policy, event.redundancy)
+        if violation is not None:
+            self._fail(record, QUORUM_CERTIFICATE, violation)
+        if is_insecure_setup(event.workload) and not policy.insecure_setups_allowed:
+            self._fail(
+                record,
+                AUTHORIZATION,
+                "a zk-prove job on setup_seed keys under a policy without insecure_setups_allowed",
+            )
 
     def _policy_at(self, position: int) -> LedgerPolicy | None:
         """The policy governing ``position``; None before a late genesis (a store written

@@ -356,6 +356,7 @@ class ValidatorDaemon:
             proof=proof,
             openings_seed=job.openings_seed,
             zkey_bytes=zkey,
+            insecure_setups_allowed=self.view.is_insecure_setup_allowed(job.id),
         )
 
     async def verify_attestation(self, node: Any) -> str:

@@ -1,14 +1,15 @@
 """The part of the ledger's state a validator needs, rebuilt from verified records with the
 domain's own event classes, and the duties it implies for one validator at a given time.
 
-Followed streams: every node (attestation votes) and every job until it settles or is
-refunded. Duties, per verdict round this validator sits in: *commit* while the commit
-window is open and nothing was committed; *reveal* once the commit phase is over; *crank*
-(``job.expire`` / ``node.attestation.expire``) once the reveal window has closed without a
-quorum, so absent validators get replaced. The beacon (``domain.beacon``) is followed too:
-*contribute* to an open epoch whose snapshot names this validator, and *close* an epoch
-past its deadline (any validator may; the first one's close is recorded, the others are
-refused as stale), so that waiting draws are never stuck.
+Followed streams: every node (attestation votes), every job until it settles or is
+refunded, and the network's rules (the policy the checks follow, e.g. whether zk-prove
+``setup_seed`` keys are accepted). Duties, per verdict round this validator sits in:
+*commit* while the commit window is open and nothing was committed; *reveal* once the
+commit phase is over; *crank* (``job.expire`` / ``node.attestation.expire``) once the reveal
+window has closed without a quorum, so absent validators get replaced. The beacon
+(``domain.beacon``) is followed too: *contribute* to an open epoch whose snapshot names this
+validator, and *close* an epoch past its deadline (any validator may; the first one's close
+is recorded, the others are refused as stale), so that waiting draws are never stuck.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from domain.beacon import BEACON_STREAM_TYPE, Beacon
 from domain.events import decode_event
 from domain.invariants import InvariantBroken
 from domain.job import FINISHED_STATES, Job
+from domain.network import NETWORK_STREAM_TYPE, NetworkRules
 from domain.node import Node
 from domain.records import Record
 from domain.verdicts import VerdictRound
@@ -64,9 +66,15 @@ class LedgerView:
         self.aggregates: dict[str, Job | Node] = {}
         self.answers: dict[str, AttestationAnswer] = {}
         self.beacon: Beacon | None = None
+        self.rules = NetworkRules()
+        self.submitted_at: dict[str, int] = {}
+        """Each followed job's ``JobSubmitted`` position: the rules it was accepted under."""
 
     def apply(self, record: Record) -> bool:
         """Apply one record; True when its stream is followed (keep the record)."""
+        if record.stream_type == NETWORK_STREAM_TYPE:
+            self.rules.add(record)
+            return True
         if record.stream_type not in FOLLOWED_TYPES:
             return False
         event = decode_event(record)
@@ -80,11 +88,23 @@ class LedgerView:
         if not isinstance(aggregate, Job | Node):
             raise InvariantBroken(f"{record.stream_id} is no job or node")
         self.aggregates[record.stream_id] = aggregate
+        if isinstance(event, Job.JobSubmitted):
+            self.submitted_at[record.stream_id] = record.position
         if isinstance(event, Node.AttestationSubmitted):
             self.answers[record.stream_id] = AttestationAnswer(
                 inventory_digest=event.inventory_digest, timings_ns=tuple(event.timings_ns)
             )
         return True
+
+    def is_insecure_setup_allowed(self, job_id: str) -> bool:
+        """Whether the policy ``job_id`` was submitted under accepts zk-prove ``setup_seed``
+        keys (a ledger must have refused the job otherwise; a later policy change does not
+        turn an honest proof into a slashable one). False without a genesis or a known
+        submission: the secure default."""
+        position = self.submitted_at.get(job_id)
+        if not self.rules.has_genesis or position is None:
+            return False
+        return self.rules.at(position).insecure_setups_allowed
 
     def finished_streams(self) -> set[str]:
         """Jobs that settled or were refunded: nothing more to vote on."""
@@ -95,6 +115,7 @@ class LedgerView:
         }
         for sid in done:
             del self.aggregates[sid]
+            self.submitted_at.pop(sid, None)
         return done
 
     def compute_duties(self, validator_id: str, now_ns: int, slack_ns: int) -> list[Duty]:

@@ -43,11 +43,12 @@ from adapters.compute.workloads import (
     parse_params,
 )
 from adapters.compute.zk_prover import (
+    check_zk,
     decode_zk_artifact,
     encode_zk_artifact,
     run_zk_prove,
-    verify_zk,
 )
+from proofs.circuits import compute_binding
 from proofs.identity import Identity, verify_signature
 from proofs.inference_commitment import decode_inference_proof, encode_inference_proof
 from proofs.matmul_product import (
@@ -124,7 +125,9 @@ def execute_workload(
         environment, compute_ns = inference.environment, inference.forward_ns
         total_ns = inference.total_ns
     else:
-        zk = run_zk_prove(params, zkey_bytes)
+        zk = run_zk_prove(
+            params, binding=compute_binding(job_id, identity.id), zkey_bytes=zkey_bytes
+        )
         proof = encode_zk_artifact(zk.artifact)
         commitment = hashlib.sha256(proof).digest()
         compute_ns = total_ns = zk.prove_ns
@@ -177,13 +180,16 @@ def verify_result(
     proof: bytes,
     openings_seed: bytes,
     zkey_bytes: bytes | None = None,
+    insecure_setups_allowed: bool = False,
 ) -> str:
     """The validator's check of a committed result: ``"ok"`` or the first failed rule's code
     (``artifact_digest_mismatch``, ``proof_digest_mismatch``, ``manifest_invalid``,
     ``manifest_mismatch``, ``params_invalid``, ``proof_malformed``, ``commitment_mismatch``,
-    ``proof_invalid``). ``openings_seed`` (the job's beacon randomness, drawn after the
-    commit) chooses what is recomputed: Freivalds vectors (matmul), items (inference); a
-    zk proof is checked whole. Never raises on bad node input."""
+    ``insecure_setup``, ``proof_invalid``). ``openings_seed`` (the job's beacon randomness,
+    drawn after the commit) chooses what is recomputed: Freivalds vectors (matmul), items
+    (inference); a zk proof is checked whole, bound to the job and node.
+    ``insecure_setups_allowed`` is the ledger policy's (zk-prove ``setup_seed`` keys). Never
+    raises on bad node input."""
     if hashlib.sha256(artifact).digest() != artifact_digest:
         return "artifact_digest_mismatch"
     if hashlib.sha256(proof).digest() != proof_digest:
@@ -202,16 +208,16 @@ def verify_result(
         return "params_invalid"
     if manifest.params != encode_params(params):
         return "manifest_mismatch"
-    return _verify_proof(job_id, params, commitment, proof, openings_seed, zkey_bytes)
+    if isinstance(params, ZkProveParams):
+        binding = compute_binding(job_id, node_id)
+        return _verify_zk_proof(
+            params, commitment, proof, zkey_bytes, binding, insecure_setups_allowed
+        )
+    return _verify_proof(job_id, params, commitment, proof, openings_seed)
 
 
 def _verify_proof(
-    job_id: str,
-    params: WorkloadParams,
-    commitment: bytes,
-    proof: bytes,
-    openings_seed: bytes,
-    zkey: bytes | None,
+    job_id: str, params: WorkloadParams, commitment: bytes, proof: bytes, openings_seed: bytes
 ) -> str:
     try:
         if isinstance(params, MatmulParams):
@@ -228,9 +234,31 @@ def _verify_proof(
                 return "commitment_mismatch"
             passed = verify_inference(job_id, params, inference, openings_seed)
             return "ok" if passed else "proof_invalid"
-        assert isinstance(params, ZkProveParams)
-        if hashlib.sha256(proof).digest() != commitment:
-            return "commitment_mismatch"
-        return "ok" if verify_zk(params, decode_zk_artifact(proof), zkey) else "proof_invalid"
+        raise TypeError(f"no proof check for {type(params).__name__}")
     except (msgspec.DecodeError, msgspec.ValidationError):
         return "proof_malformed"
+
+
+def _verify_zk_proof(
+    params: ZkProveParams,
+    commitment: bytes,
+    proof: bytes,
+    zkey: bytes | None,
+    binding: int,
+    insecure_setups_allowed: bool,
+) -> str:
+    """A zk-prove result: the proof bytes are the commitment, the proof binds the job and
+    node (``binding``), the key is one the policy accepts (``check_zk``)."""
+    if hashlib.sha256(proof).digest() != commitment:
+        return "commitment_mismatch"
+    try:
+        artifact = decode_zk_artifact(proof)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "proof_malformed"
+    return check_zk(
+        params,
+        artifact,
+        binding=binding,
+        zkey_bytes=zkey,
+        insecure_setups_allowed=insecure_setups_allowed,
+    )

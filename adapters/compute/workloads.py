@@ -18,6 +18,9 @@ Job binding: matmul inputs and inference inputs derive from ``compute_job_seed(j
 seed)`` = SHA-256(JOB_SEED_TAG ‖ u32 len(job_id) ‖ job_id ‖ seed), so a result computed for
 another job (or copied from another node's job) does not verify for this one. Inference
 *weights* derive from ``seed`` alone: the model is the consumer's choice, the inputs the job's.
+A zk-prove proof carries ``proofs.circuits.compute_binding(job_id, node_id)`` as its last
+public input (``adapters.compute.zk_prover``); its ``setup_seed`` keys are accepted only
+where the ledger's policy has ``insecure_setups_allowed``.
 """
 
 from __future__ import annotations

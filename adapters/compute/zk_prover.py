@@ -7,7 +7,16 @@ tests), and proves with ``proofs.groth16_prover``. No GPU is involved: MSMs run 
 
 Proof artifact (``ZkProofArtifact``, JSON): ``circuit``, ``public`` (decimal strings, as
 snarkjs' public.json) and ``proof`` (snarkjs proof.json). The validator rebuilds the public
-signals from the job's inputs, so a proof of some other statement does not pass.
+signals from the job's inputs and the job binding (``proofs.circuits.compute_binding`` of
+the job id and the committing node's id, the circuits' last public input), so a proof of
+some other statement, or of this one for another job or node, does not pass.
+
+Keys (issue 14, attack 8): ``setup_seed`` keys have a public trapdoor (anyone derives the
+toxic waste from the job's params and forges proofs), so validators accept them only where
+the ledger's policy says ``insecure_setups_allowed`` (``check_zk``; the ledger also refuses
+such jobs at submit). A consumer's snarkjs ``.zkey`` must be a key of our circuit *with* the
+binding input: a zkey of the circuit before it has one public signal fewer and is refused
+as not fitting the circuit's shape (its proofs could be replayed across jobs).
 """
 
 from __future__ import annotations
@@ -46,18 +55,24 @@ class ZkRun(msgspec.Struct, frozen=True, kw_only=True):
     prove_ns: int
 
 
-def build_circuit(params: ZkProveParams) -> Circuit:
-    """The circuit and witness of ``params``; WorkloadParamsError on inputs that do not fit."""
+ZK_OK = "ok"
+INSECURE_SETUP = "insecure_setup"
+PROOF_INVALID = "proof_invalid"
+
+
+def build_circuit(params: ZkProveParams, binding: int) -> Circuit:
+    """The circuit and witness of ``params`` bound to ``binding`` (the job binding);
+    WorkloadParamsError on inputs that do not fit."""
     inputs = params.decoded_inputs()
     try:
         if params.circuit == "poseidon_preimage":
-            return poseidon_preimage(_int(inputs, "a"), _int(inputs, "b"))
+            return poseidon_preimage(_int(inputs, "a"), _int(inputs, "b"), binding)
         matrix, x = inputs.get("matrix"), inputs.get("x")
         if not (isinstance(matrix, list) and isinstance(x, list)):
             raise WorkloadParamsError("zk-prove matvec: inputs need 'matrix' and 'x' lists")
         if len(matrix) * len(x) > MATVEC_CELLS_MAX:
             raise WorkloadParamsError(f"zk-prove matvec: more than {MATVEC_CELLS_MAX} cells")
-        return matvec([[int(v) for v in row] for row in matrix], [int(v) for v in x])
+        return matvec([[int(v) for v in row] for row in matrix], [int(v) for v in x], binding)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, WorkloadParamsError):
             raise
@@ -75,14 +90,24 @@ def load_proving_key(
     if zkey_bytes is None:
         raise WorkloadParamsError("zk-prove: the job names a zkey; pass its bytes")
     key = decode_zkey(zkey_bytes)
-    if (key.n_vars, key.n_public) != (circuit.r1cs.n_vars, circuit.r1cs.n_public):
-        raise WorkloadParamsError("zk-prove: the zkey does not fit the circuit's shape")
+    check_key_fits(key, circuit)
     return key
 
 
-def run_zk_prove(params: ZkProveParams, zkey_bytes: bytes | None = None) -> ZkRun:
-    """Build the circuit, check the witness, prove."""
-    circuit = build_circuit(params)
+def check_key_fits(key: ProvingKey, circuit: Circuit) -> None:
+    """Raise WorkloadParamsError unless ``key`` has ``circuit``'s shape (wires and public
+    signals): a key of one of our circuits before the job binding (one public signal fewer)
+    is refused, since its proofs would verify for any job."""
+    if (key.n_vars, key.n_public) != (circuit.r1cs.n_vars, circuit.r1cs.n_public):
+        raise WorkloadParamsError(
+            "zk-prove: the zkey does not fit the circuit's shape (a key of the circuit with "
+            "its job binding input is needed)"
+        )
+
+
+def run_zk_prove(params: ZkProveParams, *, binding: int, zkey_bytes: bytes | None = None) -> ZkRun:
+    """Build the circuit bound to ``binding``, check the witness, prove."""
+    circuit = build_circuit(params, binding)
     if first_unsatisfied(circuit.r1cs, circuit.witness) is not None:
         raise WorkloadParamsError("zk-prove: the witness does not satisfy the circuit")
     key = load_proving_key(params, circuit, zkey_bytes)
@@ -97,13 +122,59 @@ def run_zk_prove(params: ZkProveParams, zkey_bytes: bytes | None = None) -> ZkRu
     return ZkRun(artifact=artifact, prove_ns=elapsed)
 
 
+def check_zk(
+    params: ZkProveParams,
+    artifact: ZkProofArtifact,
+    *,
+    binding: int,
+    zkey_bytes: bytes | None = None,
+    insecure_setups_allowed: bool = False,
+) -> str:
+    """The validator's check: ``ZK_OK``, ``INSECURE_SETUP`` (a ``setup_seed`` key where the
+    policy does not allow them) or ``PROOF_INVALID`` (the public signals are not those of
+    the job's inputs and ``binding``, or the Groth16 proof does not verify under the job's
+    key). Never raises on a bad artifact."""
+    if params.setup_seed is not None and not insecure_setups_allowed:
+        return INSECURE_SETUP
+    return ZK_OK if _verify(params, artifact, binding, zkey_bytes) else PROOF_INVALID
+
+
 def verify_zk(
-    params: ZkProveParams, artifact: ZkProofArtifact, zkey_bytes: bytes | None = None
+    params: ZkProveParams,
+    artifact: ZkProofArtifact,
+    *,
+    binding: int,
+    zkey_bytes: bytes | None = None,
+    insecure_setups_allowed: bool = False,
 ) -> bool:
-    """The validator's check: the public signals are those of the job's inputs, and the
-    Groth16 proof verifies under the job's key. Never raises on a bad artifact."""
+    """Whether ``check_zk`` accepts the artifact."""
+    return (
+        check_zk(
+            params,
+            artifact,
+            binding=binding,
+            zkey_bytes=zkey_bytes,
+            insecure_setups_allowed=insecure_setups_allowed,
+        )
+        == ZK_OK
+    )
+
+
+def encode_zk_artifact(artifact: ZkProofArtifact) -> bytes:
+    """Wire form: JSON (snarkjs tools read its ``proof`` and ``public`` as they are)."""
+    return msgspec.json.encode(artifact)
+
+
+def decode_zk_artifact(data: bytes) -> ZkProofArtifact:
+    """Parse the wire form; raises ``msgspec.ValidationError`` / ``DecodeError``."""
+    return msgspec.json.decode(data, type=ZkProofArtifact)
+
+
+def _verify(
+    params: ZkProveParams, artifact: ZkProofArtifact, binding: int, zkey_bytes: bytes | None
+) -> bool:
     try:
-        circuit = build_circuit(params)
+        circuit = build_circuit(params, binding)
         key = load_proving_key(params, circuit, zkey_bytes)
         expected_public = groth16.encode_public(circuit.public)
         if artifact.circuit != params.circuit or artifact.public != expected_public:
@@ -115,16 +186,6 @@ def verify_zk(
         )
     except (WorkloadParamsError, groth16.Groth16DecodeError, ValueError, TypeError):
         return False
-
-
-def encode_zk_artifact(artifact: ZkProofArtifact) -> bytes:
-    """Wire form: JSON (snarkjs tools read its ``proof`` and ``public`` as they are)."""
-    return msgspec.json.encode(artifact)
-
-
-def decode_zk_artifact(data: bytes) -> ZkProofArtifact:
-    """Parse the wire form; raises ``msgspec.ValidationError`` / ``DecodeError``."""
-    return msgspec.json.decode(data, type=ZkProofArtifact)
 
 
 def _derived_key(name: str, shape: tuple[int, int], seed: int, circuit: Circuit) -> ProvingKey:

@@ -20,7 +20,7 @@ from domain import commands as c
 from domain.errors import RejectionCode
 from domain.job import WorkloadSpec
 from proofs import groth16
-from proofs.circuits import Circuit, matvec, poseidon_preimage
+from proofs.circuits import Circuit, compute_binding, matvec, poseidon_preimage
 from proofs.fraud import ZkStatement, is_groth16_artifact_wrong, is_matmul_row_wrong
 from proofs.groth16_setup import SEED_LIMIT, setup_from_seed
 from proofs.job_seed import MATMUL_N_DEFAULT
@@ -84,7 +84,7 @@ def compute_zk_statement(
     ``job_id`` and ``node_id`` too), its key derived from ``setup_seed`` or decoded from
     ``zkey`` (whose SHA-256 the job names). None when the params or the key do not fit."""
     try:
-        circuit = _build_circuit(params)
+        circuit = _build_circuit(params, compute_binding(job_id, node_id))
         setup_seed, zkey_digest = params.get("setup_seed"), params.get("zkey", "")
         if isinstance(setup_seed, int) and not isinstance(setup_seed, bool):
             if not 0 <= setup_seed < SEED_LIMIT:
@@ -102,19 +102,20 @@ def compute_zk_statement(
     return ZkStatement(verification_key, groth16.encode_public(circuit.public))
 
 
-def _build_circuit(params: dict[str, Any]) -> Circuit:
+def _build_circuit(params: dict[str, Any], binding: int) -> Circuit:
     """The job's circuit and witness (what ``adapters.compute.zk_prover.build_circuit``
     builds for the node and the validators; raises ValueError or TypeError on bad inputs)."""
     inputs = json.loads(str(params.get("inputs", "")))
     if not isinstance(inputs, dict):
         raise ValueError("inputs must be a JSON object")
     if params.get("circuit") == "poseidon_preimage":
-        return poseidon_preimage(_int(inputs.get("a")), _int(inputs.get("b")))
+        return poseidon_preimage(_int(inputs.get("a")), _int(inputs.get("b")), binding)
     if params.get("circuit") == "matvec":
         matrix, x = inputs.get("matrix"), inputs.get("x")
         if not (isinstance(matrix, list) and isinstance(x, list)):
             raise ValueError("matvec needs 'matrix' and 'x' lists")
-        return matvec([[_int(v) for v in row] for row in matrix], [_int(v) for v in x])
+        rows = [[_int(v) for v in row] for row in matrix]
+        return matvec(rows, [_int(v) for v in x], binding)
     raise ValueError(f"unknown circuit {params.get('circuit')!r}")
 
 

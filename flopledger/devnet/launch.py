@@ -47,6 +47,9 @@ API_READY_TIMEOUT_S = 60.0
 PROCESS_READY_TIMEOUT_S = 90.0
 NODES_ACTIVE_TIMEOUT_S = 240.0
 SEAL_INTERVAL_S = 3.0
+DEVNET_POLICY_OVERRIDES: dict[str, int | bool] = {"insecure_setups_allowed": True}
+"""The devnet genesis's policy over the defaults: its zk-prove jobs use ``setup_seed`` test
+keys (a devnet has no ceremony), which the default policy refuses (issue 14, attack 8)."""
 QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * BRIDGE_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5
@@ -98,7 +101,12 @@ class Devnet:
             ProcessSpec(
                 name="api",
                 argv=[*_cli(), "serve", "--host", LOOPBACK, "--port", str(port)],
-                env={**self.env(), "FLOP_SEAL": "1", "FLOP_SEAL_INTERVAL_S": str(SEAL_INTERVAL_S)},
+                env={
+                    **self.env(),
+                    "FLOP_SEAL": "1",
+                    "FLOP_SEAL_INTERVAL_S": str(SEAL_INTERVAL_S),
+                    "FLOP_POLICY_JSON": json.dumps(DEVNET_POLICY_OVERRIDES),
+                },
                 is_ready=lambda: _http_ok(f"{self.api_url}/ready"),
                 ready_timeout_s=API_READY_TIMEOUT_S,
                 health_url=f"{self.api_url}/ready",

@@ -42,6 +42,7 @@ from domain.services.ledger_service import compute_command_id
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
 from flopledger.network import LocalNetwork, ValidatorKeys, b64, make_validator_keys
+from proofs.circuits import compute_binding
 from proofs.envelope import sign_command
 from proofs.identity import Identity
 from proofs.job_seed import compute_job_seed
@@ -94,8 +95,12 @@ def compute_result(job_id: str, *, wrong_row: int | None = None) -> MatmulResult
     return MatmulResult([canonical_row_bytes(row) for row in c])
 
 
-async def build_market(*, rules_version: int = RULES_VERSION) -> LocalNetwork:
-    policy = msgspec.structs.replace(POLICY, rules_version=rules_version)
+async def build_market(
+    *, rules_version: int = RULES_VERSION, insecure_setups_allowed: bool = False
+) -> LocalNetwork:
+    policy = msgspec.structs.replace(
+        POLICY, rules_version=rules_version, insecure_setups_allowed=insecure_setups_allowed
+    )
     net = await LocalNetwork.start(MemoryEventStore(), policy=policy)
     for node in (NODE, CHEATER, CANARY_NODE):
         await net.deposit(node, 10_000)
@@ -367,31 +372,34 @@ async def test_a_job_cannot_be_called_a_canary_after_the_fact() -> None:
 ZK_PARAMS = {"circuit": "poseidon_preimage", "inputs": '{"a": 3, "b": 4}', "setup_seed": 7}
 
 
-def make_zk_artifacts() -> tuple[bytes, bytes]:
-    """An honest proof artifact of the job's statement, and one whose proof is another
-    statement's (its public signal is not the job's Poseidon hash)."""
-    honest = run_zk_prove(parse_params("zk-prove", ZK_PARAMS))
-    other = run_zk_prove(parse_params("zk-prove", {**ZK_PARAMS, "inputs": '{"a": 5, "b": 6}'}))
-    return encode_zk_artifact(honest.artifact), encode_zk_artifact(other.artifact)
+def make_zk_artifact(job_id: str, *, honest: bool) -> bytes:
+    """An honest proof artifact of the job's statement (bound to the job and its node), or
+    one whose proof is another statement's (its public signal is not the job's hash)."""
+    params = ZK_PARAMS if honest else {**ZK_PARAMS, "inputs": '{"a": 5, "b": 6}'}
+    run = run_zk_prove(
+        parse_params("zk-prove", params), binding=compute_binding(job_id, CHEATER.id)
+    )
+    return encode_zk_artifact(run.artifact)
 
 
-async def run_zk_job(net: LocalNetwork, artifact: bytes) -> str:
+async def run_zk_job(net: LocalNetwork, *, honest: bool) -> tuple[str, bytes]:
     body = {
         **matmul_job_body(net),
         "workload": {"kind": "zk-prove", "gpu_class_min": "consumer", "params": ZK_PARAMS},
     }
     job_id = (await net.run(CONSUMER, "job.submit", body)).subject
     await net.run(CHEATER, "job.claim", {"job_id": job_id, "node_id": CHEATER.id})
+    artifact = make_zk_artifact(job_id, honest=honest)
     await net.commit_result(CHEATER, job_id, hashlib.sha256(artifact).digest())
     await net.vote_round(job_id, [(LAZY_1, True), (LAZY_2, True), (HONEST, False)])
-    return job_id
+    return job_id, artifact
 
 
 async def test_a_groth16_proof_of_another_statement_passed_is_proven_wrong() -> None:
-    net = await build_market()
-    honest, copied = make_zk_artifacts()
-    job_id = await run_zk_job(net, copied)
-    honest_job = await run_zk_job(net, honest)
+    # The zk job uses setup_seed test keys: this market's policy allows them (attack 8).
+    net = await build_market(insecure_setups_allowed=True)
+    job_id, copied = await run_zk_job(net, honest=False)
+    honest_job, honest = await run_zk_job(net, honest=True)
 
     with pytest.raises(Rejection) as info:
         await prove_fraud(net, CHALLENGER, honest_job, {"type": "groth16", "artifact": b64(honest)})

@@ -68,6 +68,8 @@ def api_url(tmp_path: Path) -> Iterator[str]:
         "FLOP_OPERATOR_IDS": OPERATOR.id,
         "FLOP_LOG_KEY_FILE": str(log_key),
         "FLOP_LOG_LEVEL": "warning",
+        # The zk-prove job uses setup_seed test keys: a devnet-like genesis allows them.
+        "FLOP_POLICY_JSON": '{"insecure_setups_allowed": true}',
     }
     with running_serve(env) as (url, _process):
         yield url
@@ -148,6 +150,7 @@ async def test_two_agents_attest_and_complete_every_workload(
             artifact=await artifacts.get(result["artifact_digest"].hex()),
             proof=await artifacts.get(result["proof_digest"].hex()),
             openings_seed=OPENINGS_SEED,
+            insecure_setups_allowed=True,
         )
         assert verdict == "ok", (kind, verdict)
     assert sorted(len(a.completed) for a in finished) == [2, 2]

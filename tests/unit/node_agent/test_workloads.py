@@ -57,6 +57,8 @@ def check(job_id: str, kind: str, bundle: ResultBundle, node: Identity = NODE) -
         artifact=bundle.artifact,
         proof=bundle.proof,
         openings_seed=OPENINGS_SEED,
+        # The zk-prove workload here uses setup_seed test keys, as a devnet's policy allows.
+        insecure_setups_allowed=True,
     )
 
 

@@ -43,6 +43,6 @@ def test_decimal_length_bound() -> None:
 
 
 def test_matvec_cell_bound() -> None:
-    assert matvec([[1] * 4] * 4, [1] * 4).public[-1] == 4
+    assert matvec([[1] * 4] * 4, [1] * 4, 0).public[-2] == 4  # y's last, then the binding
     with pytest.raises(ValueError, match="matvec"):
-        matvec([[0] * (MATVEC_CELLS_MAX + 1)], [0] * (MATVEC_CELLS_MAX + 1))
+        matvec([[0] * (MATVEC_CELLS_MAX + 1)], [0] * (MATVEC_CELLS_MAX + 1), 0)
