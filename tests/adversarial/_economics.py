@@ -46,9 +46,9 @@ REDUNDANCY = 3
 SYBIL_NODES = 3
 HONEST_NODES, HONEST_VALIDATORS, COLLUDING_VALIDATORS = 2, 4, 2
 CLAIM_TRIES_MAX = 64
+"""Open jobs a node looks at per round before it gives up claiming (a bound on the loop)."""
 
 NODE_STRATEGIES = ("honest", "lazy", "copying", "vanishing", "colluding")
-VALIDATOR_STRATEGIES = ("honest", "always-pass", "always-fail", "colluding")
 
 
 @dataclass
