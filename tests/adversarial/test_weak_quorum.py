@@ -10,22 +10,19 @@ the audit checks both on every certificate written under rules v2.
 
 from __future__ import annotations
 
-import json
-
-import msgspec
 import pytest
 
 from domain.errors import Rejection
 from domain.job import RESULT_COMMITTED, SETTLED, SUBMITTED, Job
 from domain.ledger import escrow_account, user_account
-from domain.records import GENESIS_HASH, Record, make_record
 from domain.services.queries import get_aggregate, get_balances
 from flopledger.network import LocalNetwork, ValidatorKeys, make_validator_keys
 from proofs import bls
 from proofs.identity import Identity
 from proofs.quorum import encode_qc, make_qc, verdict_message
 from tests.adversarial._harness import get_balance, get_money_total, start_network
-from validator.audit import QUORUM_CERTIFICATE, AuditFailed, AuditOptions, Replayer
+from tests.forgery import b64, edit_data, rechain, replay
+from validator.audit import QUORUM_CERTIFICATE, AuditFailed
 
 NODE, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (91, 92))
 CHEAP = [make_validator_keys(90 + i) for i in range(2)]
@@ -97,43 +94,18 @@ async def test_a_certificate_with_one_signer_of_three_fails_the_audit() -> None:
     drawn = [next(k for k in HONEST if k.identity.id == v) for v in job.validators]
     await net.vote_round(job_id, [(keys, True) for keys in drawn])
     records = await net.store.read_all(1, 100_000)
-    _audit(records)
+    replay(records)
 
     message = verdict_message(job_id, job.result.commitment, True)
     lone = make_qc(
         [k.bls_public for k in drawn], {0: bls.sign(drawn[0].bls_secret, message)}, message
     )
     forged = [
-        _edited(r, certificate=_b64(encode_qc(lone))) if r.event_type == "JobVerified" else r
+        edit_data(r, certificate=b64(encode_qc(lone))) if r.event_type == "JobVerified" else r
         for r in records
     ]
 
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(forged))
+        replay(rechain(forged))
 
     assert info.value.check == QUORUM_CERTIFICATE
-
-
-def _audit(records: list[Record]) -> None:
-    replayer = Replayer(AuditOptions())
-    for record in records:
-        replayer.feed(record)
-    replayer.end_command()
-
-
-def _rechain(records: list[Record]) -> list[Record]:
-    sealed, prev = [], GENESIS_HASH
-    for record in records:
-        new = make_record(prev, record.body())
-        sealed.append(new)
-        prev = new.hash
-    return sealed
-
-
-def _edited(record: Record, **changes: object) -> Record:
-    data = {**json.loads(record.data), **changes}
-    return msgspec.structs.replace(record, data=json.dumps(data, sort_keys=True).encode())
-
-
-def _b64(data: bytes) -> str:
-    return msgspec.json.decode(msgspec.json.encode(data), type=str)

@@ -14,12 +14,13 @@ import pytest
 from adapters.store.memory import MemoryEventStore
 from domain.job import Job
 from domain.policy import RULES_V1, LedgerPolicy
-from domain.records import GENESIS_HASH, Record, make_record
+from domain.records import Record
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs import bls
 from proofs.identity import Identity
-from validator.audit import BEACON, AuditFailed, AuditOptions, Replayer
+from tests.forgery import b64, forge, replay
+from validator.audit import BEACON, AuditFailed
 
 NODE, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (111, 112))
 VALIDATORS = [make_validator_keys(110 + i) for i in range(4)]
@@ -52,13 +53,13 @@ def _policy(**changes: object) -> LedgerPolicy:
 async def test_the_clean_history_passes_and_checks_the_beacon() -> None:
     records, job = await _history(_policy())
     assert job.openings_seed
-    assert _audit(records).counts[BEACON] >= 7  # opening, 4 contributions, closing, draw
+    assert replay(records).counts[BEACON] >= 7  # opening, 4 contributions, closing, draw
 
 
 async def test_a_substituted_draw_fails() -> None:
     records, job = await _history(_policy())
     outsider = next(k.identity.id for k in VALIDATORS if k.identity.id not in job.validators)
-    forged = _edit(records, "ValidatorsAssigned", validators=[outsider, *job.validators[1:]])
+    forged = forge(records, "ValidatorsAssigned", validators=[outsider, *job.validators[1:]])
 
     failure = _failure(forged)
 
@@ -69,14 +70,14 @@ async def test_a_substituted_draw_fails() -> None:
 async def test_a_substituted_randomness_fails() -> None:
     """The openings seed a node would like (say one that opens none of its cheats)."""
     records, _job = await _history(_policy())
-    forged = _edit(records, "ValidatorsAssigned", randomness=_b64(b"\x01" * 32))
+    forged = forge(records, "ValidatorsAssigned", randomness=b64(b"\x01" * 32))
 
     assert "randomness" in _failure(forged).message
 
 
 async def test_a_draw_not_seeded_by_an_epoch_fails() -> None:
     records, _job = await _history(_policy())
-    forged = _edit(records, "ValidatorsAssigned", beacon_epoch=0)
+    forged = forge(records, "ValidatorsAssigned", beacon_epoch=0)
 
     assert "not seeded by an epoch" in _failure(forged).message
 
@@ -86,8 +87,8 @@ async def test_a_contribution_that_does_not_verify_fails() -> None:
     records, _job = await _history(_policy())
     first = next(r for r in records if r.event_type == "Contributed")
     keys = next(k for k in VALIDATORS if k.identity.id == json.loads(first.data)["validator_id"])
-    other = _b64(bls.sign(keys.bls_secret, b"a value the contributor would prefer"))
-    forged = _edit(records, "Contributed", index=0, signature=other)
+    other = b64(bls.sign(keys.bls_secret, b"a value the contributor would prefer"))
+    forged = forge(records, "Contributed", index=0, signature=other)
 
     failure = _failure(forged)
 
@@ -97,7 +98,7 @@ async def test_a_contribution_that_does_not_verify_fails() -> None:
 
 async def test_a_changed_epoch_value_fails() -> None:
     records, _job = await _history(_policy())
-    forged = _edit(records, "EpochClosed", value=_b64(b"\x02" * 32))
+    forged = forge(records, "EpochClosed", value=b64(b"\x02" * 32))
 
     assert "value" in _failure(forged).message
 
@@ -105,52 +106,18 @@ async def test_a_changed_epoch_value_fails() -> None:
 async def test_a_snapshot_without_an_active_validator_fails() -> None:
     records, _job = await _history(_policy())
     opened = json.loads(next(r for r in records if r.event_type == "EpochOpened").data)
-    forged = _edit(records, "EpochOpened", participants=opened["participants"][1:])
+    forged = forge(records, "EpochOpened", participants=opened["participants"][1:])
 
     assert "snapshot" in _failure(forged).message
 
 
 async def test_a_rules_v1_history_keeps_its_rules_its_draws_are_not_checked() -> None:
     records, _job = await _history(_policy(rules_version=RULES_V1))
-    _audit(_edit(records, "ValidatorsAssigned", randomness=_b64(b"\x01" * 32)))
-
-
-def _audit(records: list[Record]) -> Replayer:
-    replayer = Replayer(AuditOptions())
-    for record in records:
-        replayer.feed(record)
-    replayer.end_command()
-    return replayer
+    replay(forge(records, "ValidatorsAssigned", randomness=b64(b"\x01" * 32)))
 
 
 def _failure(records: list[Record]) -> AuditFailed:
     with pytest.raises(AuditFailed) as info:
-        _audit(records)
+        replay(records)
     assert info.value.check == BEACON
     return info.value
-
-
-def _edit(
-    records: list[Record], event_type: str, *, index: int | None = None, **changes: object
-) -> list[Record]:
-    """``records`` with one ``event_type`` record's data changed (the only one, or the
-    ``index``-th), hashes re-chained."""
-    matching = [i for i, r in enumerate(records) if r.event_type == event_type]
-    assert index is not None or len(matching) == 1
-    target = matching[index or 0]
-    edited = [_edited(r, **changes) if i == target else r for i, r in enumerate(records)]
-    sealed, prev = [], GENESIS_HASH
-    for record in edited:
-        new = make_record(prev, record.body())
-        sealed.append(new)
-        prev = new.hash
-    return sealed
-
-
-def _edited(record: Record, **changes: object) -> Record:
-    data = {**json.loads(record.data), **changes}
-    return msgspec.structs.replace(record, data=json.dumps(data, sort_keys=True).encode())
-
-
-def _b64(data: bytes) -> str:
-    return msgspec.json.decode(msgspec.json.encode(data), type=str)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 
-import msgspec
 import pytest
 
 from adapters.store.memory import MemoryEventStore
 from domain.policy import RULES_V1, LedgerPolicy
-from domain.records import GENESIS_HASH, Record, make_record
+from domain.records import Record
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
 from tests.adversarial._nodes import register_active_node
-from validator.audit import LEDGER_INVARIANTS, AuditFailed, AuditOptions, Replayer
+from tests.forgery import forge_at, replay
+from validator.audit import LEDGER_INVARIANTS, AuditFailed
 
 NODE, CONSUMER, THIEF = (Identity.from_seed(bytes([i]) * 32) for i in (121, 122, 123))
 VALIDATORS = [make_validator_keys(120 + i) for i in range(3)]
@@ -47,31 +47,6 @@ async def _history(policy: LedgerPolicy | None = None) -> list[Record]:
     return await net.store.read_all(1, 10_000)
 
 
-def _audit(records: list[Record]) -> None:
-    replayer = Replayer(AuditOptions())
-    for record in records:
-        replayer.feed(record)
-    replayer.end_command()
-
-
-def _rechain(records: list[Record]) -> list[Record]:
-    sealed, prev = [], GENESIS_HASH
-    for record in records:
-        new = make_record(prev, record.body())
-        sealed.append(new)
-        prev = new.hash
-    return sealed
-
-
-def _edit(records: list[Record], index: int, **changes: object) -> list[Record]:
-    data = {**json.loads(records[index].data), **changes}
-    edited = list(records)
-    edited[index] = msgspec.structs.replace(
-        records[index], data=json.dumps(data, sort_keys=True).encode()
-    )
-    return _rechain(edited)
-
-
 def _index(records: list[Record], event_type: str, nth: int = 0) -> int:
     return [i for i, r in enumerate(records) if r.event_type == event_type][nth]
 
@@ -84,14 +59,14 @@ def _node_index(records: list[Record], event_type: str) -> int:
 
 def _fails(records: list[Record], position: int, words: str) -> None:
     with pytest.raises(AuditFailed) as info:
-        _audit(records)
+        replay(records)
     assert (info.value.position, info.value.check) == (position, LEDGER_INVARIANTS)
     assert words in info.value.message
 
 
 async def test_the_clean_history_passes_with_every_claim_event() -> None:
     records = await _history()
-    _audit(records)
+    replay(records)
     types = {r.event_type for r in records}
     expected = {"ClaimReserved", "ClaimCommitted", "ClaimReleased", "ClaimBondForfeited"}
     assert expected | {"NodeSlashed"} <= types
@@ -102,19 +77,19 @@ async def test_a_claim_beyond_the_nodes_devices_fails() -> None:
     records = await _history()
     index = _node_index(records, "Registered")
     gpus = json.loads(records[index].data)["gpus"]
-    edited = _edit(records, index, gpus=gpus[:1])
+    edited = forge_at(records, index, gpus=gpus[:1])
     _fails(edited, records[_index(records, "ClaimReserved", 1)].position, "its capacity")
 
 
 async def test_a_claim_its_stake_does_not_cover_fails() -> None:
     records = await _history()
-    edited = _edit(records, _index(records, "ClaimReserved"), slash_at_risk=10_000)
+    edited = forge_at(records, _index(records, "ClaimReserved"), slash_at_risk=10_000)
     _fails(edited, records[_index(records, "ClaimReserved")].position, "short of")
 
 
 async def test_a_claim_bond_below_the_policy_fails() -> None:
     records = await _history()
-    edited = _edit(records, _index(records, "ClaimReserved"), claim_bond=1)
+    edited = forge_at(records, _index(records, "ClaimReserved"), claim_bond=1)
     _fails(edited, records[_index(records, "ClaimReserved")].position, "the policy says")
 
 
@@ -123,7 +98,7 @@ async def test_a_claim_without_its_reservation_fails_at_the_end_of_its_command()
     records = await _history()
     index = _index(records, "ClaimReserved")
     third = json.loads(records[_index(records, "ClaimReserved", 2)].data)["job_id"]
-    edited = _edit(records, index, job_id=third)
+    edited = forge_at(records, index, job_id=third)
     command = next(r for r in records if r.command_id == records[index].command_id)
     _fails(edited, command.position, "without a claim reservation")
 
@@ -131,26 +106,28 @@ async def test_a_claim_without_its_reservation_fails_at_the_end_of_its_command()
 async def test_an_unbond_below_the_open_reserves_fails() -> None:
     records = await _history()
     index = _node_index(records, "UnbondRequested")
-    _fails(_edit(records, index, amount=4_900), records[index].position, "below its claims")
+    _fails(forge_at(records, index, amount=4_900), records[index].position, "below its claims")
 
 
 async def test_a_forfeited_bond_paid_to_someone_else_fails() -> None:
     records = await _history()
     index = _index(records, "ClaimBondForfeited")
-    edited = _edit(records, index, to_account=f"user:{THIEF.id}")
+    edited = forge_at(records, index, to_account=f"user:{THIEF.id}")
     _fails(edited, records[index].position, "not user:")
 
 
 async def test_a_forfeit_above_the_claim_bond_fails() -> None:
     records = await _history()
     index = _index(records, "ClaimBondForfeited")
-    _fails(_edit(records, index, amount=3_000), records[index].position, "exceeds the claim bond")
+    _fails(
+        forge_at(records, index, amount=3_000), records[index].position, "exceeds the claim bond"
+    )
 
 
 async def test_a_slash_beyond_stake_and_unbonding_fails() -> None:
     records = await _history()
     index = _index(records, "NodeSlashed")
-    _fails(_edit(records, index, amount=50_000), records[index].position, "exceeds stake")
+    _fails(forge_at(records, index, amount=50_000), records[index].position, "exceeds stake")
 
 
 async def test_a_slash_taken_from_the_wrong_stake_fails_the_stake_accounts() -> None:
@@ -160,17 +137,17 @@ async def test_a_slash_taken_from_the_wrong_stake_fails_the_stake_accounts() -> 
     index = _index(records, "NodeSlashed")
     assert json.loads(records[index].data)["from_unbonding"] > 0
     with pytest.raises(AuditFailed) as info:
-        _audit(_edit(records, index, from_unbonding=0))
+        replay(forge_at(records, index, from_unbonding=0))
     assert info.value.check == LEDGER_INVARIANTS
     assert "but" in info.value.message and "counts" in info.value.message
 
 
 async def test_records_written_under_the_first_rules_are_not_held_to_the_claim_rules() -> None:
     records = await _history(LedgerPolicy(validator_stake_min=500, rules_version=RULES_V1))
-    _audit(_edit(records, _index(records, "ClaimReserved"), claim_bond=1))
+    replay(forge_at(records, _index(records, "ClaimReserved"), claim_bond=1))
 
 
 async def test_a_commit_on_no_running_claim_fails() -> None:
     records = await _history()
     index = _index(records, "ClaimCommitted")
-    _fails(_edit(records, index, job_id="job-none"), records[index].position, "no running claim")
+    _fails(forge_at(records, index, job_id="job-none"), records[index].position, "no running claim")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import base64
 import json
 
-import msgspec
 import pytest
 
 from domain.policy import RULES_V1
-from domain.records import GENESIS_HASH, Record, make_record
+from domain.records import Record
 from flopledger.network import LocalNetwork
 from tests.adversarial import test_always_pass_validators as market
-from validator.audit import FRAUD_PROOF, LEDGER_INVARIANTS, AuditFailed, AuditOptions, Replayer
+from tests.forgery import edit_data, rechain, replay
+from validator.audit import FRAUD_PROOF, LEDGER_INVARIANTS, AuditFailed
 
 H, L1, L2 = market.HONEST, market.LAZY_1, market.LAZY_2
 
@@ -37,35 +37,13 @@ async def _history() -> tuple[LocalNetwork, list[Record], dict[str, object]]:
     return net, await net.store.read_all(1, 10_000), right_row
 
 
-def _audit(records: list[Record]) -> Replayer:
-    replayer = Replayer(AuditOptions())
-    for record in records:
-        replayer.feed(record)
-    replayer.end_command()
-    return replayer
-
-
-def _rechain(records: list[Record]) -> list[Record]:
-    sealed, prev = [], GENESIS_HASH
-    for record in records:
-        new = make_record(prev, record.body())
-        sealed.append(new)
-        prev = new.hash
-    return sealed
-
-
-def _edited(record: Record, **changes: object) -> Record:
-    data = {**json.loads(record.data), **changes}
-    return msgspec.structs.replace(record, data=json.dumps(data, sort_keys=True).encode())
-
-
 def _index(records: list[Record], event_type: str, nth: int = 0) -> int:
     return [i for i, r in enumerate(records) if r.event_type == event_type][nth]
 
 
 async def test_the_clean_history_passes_and_rechecks_the_fraud_proof() -> None:
     _, records, _ = await _history()
-    replayer = _audit(records)
+    replayer = replay(records)
     assert replayer.counts[FRAUD_PROOF] == 1
     assert sum(r.event_type == "DecisionRecorded" for r in records) == 3
 
@@ -75,9 +53,9 @@ async def test_a_decision_that_pays_a_signer_nothing_fails() -> None:
     i = _index(records, "DecisionRecorded", 1)  # the failed garbage: paid from the slash
     fees = json.loads(records[i].data)["fees"]
     assert len(fees) == 2
-    records[i] = _edited(records[i], fees=fees[:1])
+    records[i] = edit_data(records[i], fees=fees[:1])
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, LEDGER_INVARIANTS)
     assert "does not pay each signer once" in info.value.message
 
@@ -85,9 +63,9 @@ async def test_a_decision_that_pays_a_signer_nothing_fails() -> None:
 async def test_a_decision_naming_other_signers_fails() -> None:
     _, records, _ = await _history()
     i = _index(records, "DecisionRecorded", 0)
-    records[i] = _edited(records[i], signers=[H.identity.id, market.LAZY_2.identity.id])
+    records[i] = edit_data(records[i], signers=[H.identity.id, market.LAZY_2.identity.id])
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, LEDGER_INVARIANTS)
 
 
@@ -95,9 +73,9 @@ async def test_a_fraud_proof_swapped_for_a_right_row_fails() -> None:
     _, records, right_row = await _history()
     i = _index(records, "FraudProven")
     encoded = base64.b64encode(json.dumps(right_row).encode()).decode()
-    records[i] = _edited(records[i], evidence=encoded)
+    records[i] = edit_data(records[i], evidence=encoded)
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, FRAUD_PROOF)
 
 
@@ -108,9 +86,9 @@ async def test_a_decision_listing_a_pass_vote_nobody_revealed_fails() -> None:
     i = _index(records, "DecisionRecorded", 2)
     votes = json.loads(records[i].data)["pass_votes"]
     forged = {**votes[0], "validator_id": H.identity.id}
-    records[i] = _edited(records[i], pass_votes=[*votes, forged])
+    records[i] = edit_data(records[i], pass_votes=[*votes, forged])
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, LEDGER_INVARIANTS)
     assert "pass votes" in info.value.message
 
@@ -119,9 +97,9 @@ async def test_a_fraud_slash_under_a_key_no_proof_proved_fails() -> None:
     _, records, _ = await _history()
     i = _index(records, "ValidatorSlashed", 1)
     key = json.loads(records[i].data)["evidence_key"]
-    records[i] = _edited(records[i], evidence_key=key[:-4] + "0000")
+    records[i] = edit_data(records[i], evidence_key=key[:-4] + "0000")
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, LEDGER_INVARIANTS)
     assert "no fraud proof" in info.value.message
 
@@ -134,16 +112,16 @@ async def test_a_rules_version_1_history_is_not_held_to_the_rules() -> None:
     )
     records = await net.store.read_all(1, 10_000)
     assert not any(r.event_type == "DecisionRecorded" for r in records)
-    _audit(records)
+    replay(records)
 
 
 async def test_a_fraud_proof_naming_another_challenger_fails() -> None:
     """The reward follows the proof's signer: a record naming someone else is forged."""
     _, records, _ = await _history()
     i = _index(records, "FraudProven")
-    records[i] = _edited(records[i], challenger=market.CONSUMER.id)
+    records[i] = edit_data(records[i], challenger=market.CONSUMER.id)
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, FRAUD_PROOF)
 
 
@@ -160,10 +138,10 @@ async def test_a_canary_reveal_replays_and_cannot_pass_as_a_plain_fraud_proof() 
     )
     await market.reveal_canary(net, job_id, salt, known_bad.evidence(3))
     records = await net.store.read_all(1, 10_000)
-    assert _audit(records).counts[FRAUD_PROOF] == 1
+    assert replay(records).counts[FRAUD_PROOF] == 1
 
     i = _index(records, "FraudProven")
-    records[i] = _edited(records[i], canary=False)
+    records[i] = edit_data(records[i], canary=False)
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (i + 1, FRAUD_PROOF)

@@ -6,21 +6,20 @@ makes a signer the provider's own, and re-chains the hashes, fails at that recor
 
 from __future__ import annotations
 
-import json
-
 import msgspec
 import pytest
 
 from adapters.store.memory import MemoryEventStore
 from domain.job import Job
 from domain.policy import RULES_V1, LedgerPolicy
-from domain.records import GENESIS_HASH, Record, make_record
+from domain.records import Record
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, ValidatorKeys, make_validator_keys
 from proofs import bls
 from proofs.identity import Identity
 from proofs.quorum import encode_qc, make_qc, verdict_message
-from validator.audit import BEACON, QUORUM_CERTIFICATE, AuditFailed, AuditOptions, Replayer
+from tests.forgery import b64, forge, replay
+from validator.audit import BEACON, QUORUM_CERTIFICATE, AuditFailed
 
 NODE, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (101, 102))
 CHEAP = [make_validator_keys(100 + i) for i in range(2)]
@@ -58,7 +57,7 @@ def _forge_certificate(
     message = verdict_message(job_id, RESULT, True)
     signatures = {drawn.index(k): bls.sign(k.bls_secret, message) for k in signers}
     qc = make_qc([k.bls_public for k in drawn], signatures, message)
-    return _edit(records, "JobVerified", certificate=_b64(encode_qc(qc)))
+    return forge(records, "JobVerified", certificate=b64(encode_qc(qc)))
 
 
 def _policy(**changes: object) -> LedgerPolicy:
@@ -67,7 +66,7 @@ def _policy(**changes: object) -> LedgerPolicy:
 
 async def test_the_clean_history_passes() -> None:
     records, _job_id, drawn = await _history(_policy())
-    _audit(records)
+    replay(records)
     assert len(drawn) == 3
 
 
@@ -76,7 +75,7 @@ async def test_signers_holding_a_stake_minority_fail() -> None:
     forged = _forge_certificate(records, job_id, drawn, CHEAP)
 
     with pytest.raises(AuditFailed) as info:
-        _audit(forged)
+        replay(forged)
 
     assert info.value.check == QUORUM_CERTIFICATE
     assert "2 signers with 1200 of 21200 drawn stake are no quorum" in info.value.message
@@ -87,7 +86,7 @@ async def test_a_lone_whale_below_the_signer_minimum_fails() -> None:
     forged = _forge_certificate(records, job_id, drawn, [WHALE])
 
     with pytest.raises(AuditFailed) as info:
-        _audit(forged)
+        replay(forged)
 
     assert info.value.check == QUORUM_CERTIFICATE
     assert "1 signers with 20000 of 21200 drawn stake are no quorum" in info.value.message
@@ -95,10 +94,10 @@ async def test_a_lone_whale_below_the_signer_minimum_fails() -> None:
 
 async def test_a_job_submitted_below_the_redundancy_minimum_fails() -> None:
     records, _job_id, _drawn = await _history(_policy())
-    forged = _edit(records, "JobSubmitted", redundancy=1)
+    forged = forge(records, "JobSubmitted", redundancy=1)
 
     with pytest.raises(AuditFailed) as info:
-        _audit(forged)
+        replay(forged)
 
     assert info.value.check == QUORUM_CERTIFICATE
     assert forged[info.value.position - 1].event_type == "JobSubmitted"
@@ -107,10 +106,10 @@ async def test_a_job_submitted_below_the_redundancy_minimum_fails() -> None:
 async def test_a_signer_owned_by_the_jobs_provider_fails() -> None:
     records, _job_id, _drawn = await _history(_policy())
     # The whale registered without an owner: it owns itself. Make it the node's owner.
-    forged = _edit(records, "JobClaimed", provider=WHALE.identity.id)
+    forged = forge(records, "JobClaimed", provider=WHALE.identity.id)
 
     with pytest.raises(AuditFailed) as info:
-        _audit(forged)
+        replay(forged)
 
     # The beacon's draw excludes the provider's own validators (attack 2's audit checks the
     # draw), so the forgery is caught at the draw, before the certificate.
@@ -120,32 +119,4 @@ async def test_a_signer_owned_by_the_jobs_provider_fails() -> None:
 
 async def test_a_rules_v1_history_keeps_its_rules_one_signer_passes() -> None:
     records, job_id, drawn = await _history(_policy(rules_version=RULES_V1))
-    _audit(_forge_certificate(records, job_id, drawn, [WHALE]))
-
-
-def _audit(records: list[Record]) -> None:
-    replayer = Replayer(AuditOptions())
-    for record in records:
-        replayer.feed(record)
-    replayer.end_command()
-
-
-def _edit(records: list[Record], event_type: str, **changes: object) -> list[Record]:
-    """``records`` with the (one) ``event_type`` record's data changed, hashes re-chained."""
-    assert sum(r.event_type == event_type for r in records) == 1
-    edited = [_edited(r, **changes) if r.event_type == event_type else r for r in records]
-    sealed, prev = [], GENESIS_HASH
-    for record in edited:
-        new = make_record(prev, record.body())
-        sealed.append(new)
-        prev = new.hash
-    return sealed
-
-
-def _edited(record: Record, **changes: object) -> Record:
-    data = {**json.loads(record.data), **changes}
-    return msgspec.structs.replace(record, data=json.dumps(data, sort_keys=True).encode())
-
-
-def _b64(data: bytes) -> str:
-    return msgspec.json.decode(msgspec.json.encode(data), type=str)
+    replay(_forge_certificate(records, job_id, drawn, [WHALE]))

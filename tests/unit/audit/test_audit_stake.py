@@ -13,11 +13,12 @@ from adapters.store.memory import MemoryEventStore
 from domain.job import Job
 from domain.ledger import user_account
 from domain.policy import LedgerPolicy
-from domain.records import GENESIS_HASH, Record, make_record
+from domain.records import Record
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
-from validator.audit import AUTHORIZATION, LEDGER_INVARIANTS, AuditFailed, AuditOptions, Replayer
+from tests.forgery import edit_data, rechain, replay
+from validator.audit import AUTHORIZATION, LEDGER_INVARIANTS, AuditFailed
 
 NODE, CONSUMER, REPORTER = (Identity.from_seed(bytes([i]) * 32) for i in (81, 82, 83))
 VALIDATORS = [make_validator_keys(80 + i) for i in range(3)]
@@ -46,34 +47,13 @@ async def _history() -> list[Record]:
     return await net.store.read_all(1, 10_000)
 
 
-def _audit(records: list[Record]) -> None:
-    replayer = Replayer(AuditOptions())
-    for record in records:
-        replayer.feed(record)
-    replayer.end_command()
-
-
-def _rechain(records: list[Record]) -> list[Record]:
-    sealed, prev = [], GENESIS_HASH
-    for record in records:
-        new = make_record(prev, record.body())
-        sealed.append(new)
-        prev = new.hash
-    return sealed
-
-
-def _edited(record: Record, **changes: object) -> Record:
-    data = {**json.loads(record.data), **changes}
-    return msgspec.structs.replace(record, data=json.dumps(data, sort_keys=True).encode())
-
-
 def _indexes(records: list[Record], event_type: str) -> list[int]:
     return [i for i, r in enumerate(records) if r.event_type == event_type]
 
 
 async def test_the_clean_history_passes_and_every_bond_names_its_funder() -> None:
     records = await _history()
-    _audit(records)
+    replay(records)
     bonds = [json.loads(records[i].data) for i in _indexes(records, "StakeBonded")]
     assert len(bonds) == 4
     assert all(b["funded_by"].startswith("user:") for b in bonds)
@@ -82,9 +62,9 @@ async def test_the_clean_history_passes_and_every_bond_names_its_funder() -> Non
 async def test_a_bond_funded_by_another_account_fails_authorization() -> None:
     records = await _history()
     index = _indexes(records, "StakeBonded")[-1]
-    records[index] = _edited(records[index], funded_by=user_account(CONSUMER.id))
+    records[index] = edit_data(records[index], funded_by=user_account(CONSUMER.id))
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (records[index].position, AUTHORIZATION)
     assert "not by its signer's account" in info.value.message
 
@@ -98,7 +78,7 @@ async def test_a_bond_stripped_of_its_funder_after_the_rule_took_force_fails() -
         records[index], data=json.dumps(data, sort_keys=True).encode()
     )
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (records[index].position, AUTHORIZATION)
     assert "names no funder" in info.value.message
 
@@ -107,8 +87,8 @@ async def test_a_second_slash_for_the_same_evidence_fails_the_ledger_invariants(
     records = await _history()
     first, second = _indexes(records, "ValidatorSlashed")
     key = json.loads(records[first].data)["evidence_key"]
-    records[second] = _edited(records[second], evidence_key=key)
+    records[second] = edit_data(records[second], evidence_key=key)
     with pytest.raises(AuditFailed) as info:
-        _audit(_rechain(records))
+        replay(rechain(records))
     assert (info.value.position, info.value.check) == (records[second].position, LEDGER_INVARIANTS)
     assert "slashed twice" in info.value.message
