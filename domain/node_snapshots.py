@@ -13,8 +13,9 @@ from __future__ import annotations
 import msgspec
 
 from domain.claims import OpenClaim
-from domain.events import datetime_to_ns, ns_to_datetime
+from domain.events import datetime_to_ns
 from domain.node import Challenge, GpuClaim, Node
+from domain.snapshots import restore_aggregate
 from domain.verdicts import VerdictRound
 
 NODE_SNAPSHOT_EVERY_EVENTS = 64
@@ -65,15 +66,8 @@ def decode_node_state(node_id: str, state: bytes) -> Node:
 
     Raises msgspec.ValidationError / DecodeError when the bytes are not a node snapshot."""
     decoded = msgspec.json.decode(state, type=NodeState)
-    node = Node.__new__(Node)
-    # As ``domain.snapshots`` restores an account: the aggregate's __dict__ is its state.
-    node.__dict__.update(
-        _id=node_id,
-        _version=decoded.version,
-        _created_on=ns_to_datetime(decoded.created_on_ns),
-        _modified_on=ns_to_datetime(decoded.modified_on_ns),
-        _pending_events=[],
-        **{name: getattr(decoded, name) for name in NODE_FIELDS},
+    node = restore_aggregate(
+        Node, node_id, decoded, **{name: getattr(decoded, name) for name in NODE_FIELDS}
     )
     node.claims = dict(decoded.claims)
     return node

@@ -12,17 +12,20 @@ say, never a source of truth: the audit replays the events.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import msgspec
 
 from domain.beacon import Beacon, Epoch, Waiting
-from domain.events import datetime_to_ns, ns_to_datetime
+from domain.events import FlopAggregate, datetime_to_ns, ns_to_datetime
 from domain.ledger import Account, Hold
 
 # An account is re-snapshotted once this many events were appended since its last snapshot:
 # a load then reads at most this many records after the snapshot.
 ACCOUNT_SNAPSHOT_EVERY_EVENTS = 64
 SNAPSHOT_ID_PREFIX = "aggregate:"
+
+AggregateT = TypeVar("AggregateT", bound=FlopAggregate)
 
 
 class AccountState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,20 +80,45 @@ def encode_account_state(account: Account) -> bytes:
     )
 
 
+class SnapshotEnvelope(Protocol):
+    """What every snapshot state carries besides the aggregate's own fields."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_on_ns(self) -> int: ...
+    @property
+    def modified_on_ns(self) -> int: ...
+
+
+def restore_aggregate(
+    cls: type[AggregateT], aggregate_id: str, decoded: SnapshotEnvelope, **fields: object
+) -> AggregateT:
+    """An aggregate of ``cls`` at the snapshot's version with ``fields`` as its state, ready
+    to take the events after it (eventsourcing's own snapshots restore an aggregate the same
+    way: its __dict__ is the state)."""
+    aggregate = cls.__new__(cls)
+    aggregate.__dict__.update(
+        _id=aggregate_id,
+        _version=decoded.version,
+        _created_on=ns_to_datetime(decoded.created_on_ns),
+        _modified_on=ns_to_datetime(decoded.modified_on_ns),
+        _pending_events=[],
+        **fields,
+    )
+    return aggregate
+
+
 def decode_account_state(account_id: str, state: bytes) -> Account:
     """The account a snapshot holds, ready to take the events after it.
 
     Raises msgspec.ValidationError / DecodeError when the bytes are not an account snapshot.
     """
     decoded = msgspec.json.decode(state, type=AccountState)
-    account = Account.__new__(Account)
-    # eventsourcing's own snapshots restore an aggregate the same way: its __dict__ is the state.
-    account.__dict__.update(
-        _id=account_id,
-        _version=decoded.version,
-        _created_on=ns_to_datetime(decoded.created_on_ns),
-        _modified_on=ns_to_datetime(decoded.modified_on_ns),
-        _pending_events=[],
+    return restore_aggregate(
+        Account,
+        account_id,
+        decoded,
         allows_negative=decoded.allows_negative,
         debits_posted=decoded.debits_posted,
         credits_posted=decoded.credits_posted,
@@ -99,7 +127,6 @@ def decode_account_state(account_id: str, state: bytes) -> Account:
         holds=dict(decoded.holds),
         closed_holds=set(decoded.closed_holds),
     )
-    return account
 
 
 def _as_datetime(moment: object) -> datetime:
@@ -127,16 +154,12 @@ def encode_beacon_state(beacon: Beacon) -> bytes:
 def decode_beacon_state(beacon_id: str, state: bytes) -> Beacon:
     """The beacon a snapshot holds (raises msgspec errors on other bytes)."""
     decoded = msgspec.json.decode(state, type=BeaconState)
-    beacon = Beacon.__new__(Beacon)
-    beacon.__dict__.update(
-        _id=beacon_id,
-        _version=decoded.version,
-        _created_on=ns_to_datetime(decoded.created_on_ns),
-        _modified_on=ns_to_datetime(decoded.modified_on_ns),
-        _pending_events=[],
+    return restore_aggregate(
+        Beacon,
+        beacon_id,
+        decoded,
         last_epoch=decoded.last_epoch,
         last_value=decoded.last_value,
         open_epoch=decoded.open_epoch,
         queued=list(decoded.queued),
     )
-    return beacon
