@@ -21,6 +21,7 @@ from domain.verdicts import (
     check_salt,
     compute_subject,
     compute_verdict_commitment,
+    is_escalation_allowed,
     start_round,
 )
 
@@ -202,11 +203,15 @@ class VotedAggregate(FlopAggregate):
         randomness: bytes = b"",
         beacon_epoch: int = 0,
     ) -> None:
-        """After the reveal window: absent validators give way to a re-draw (in order)."""
+        """After the reveal window: absent validators give way to a re-draw (in order); in a
+        round where everybody revealed without a quorum (a split round, rules v2), the
+        re-draw joins the round instead (an escalation: ``absent`` recorded empty, the votes
+        cast stay; issue 14, split rounds)."""
         verdict_round = self._require_voting_round("replace_validators", None)
         _require_round_over(verdict_round, now_ns)
         absent = verdict_round.absent()
-        if not absent or not replacements:
+        is_split = not absent and is_escalation_allowed(verdict_round, policy)
+        if not (absent or is_split) or not replacements:
             raise InvalidTransition(
                 "no absent validator to replace", code=RejectionCode.NOTHING_TO_REPLACE
             )

@@ -40,6 +40,8 @@ SUBJECT_ATTESTATION = "attestation"
 QUORUM_RULES_VERSION = RULES_V2
 """From this ``LedgerPolicy.rules_version`` on, a quorum is ``has_quorum``'s (issue 14,
 attack 9); records of earlier versions were decided by head count or ``quorum_by_stake``."""
+ESCALATION_RULES_VERSION = RULES_V2
+"""From this version on, a split round (everybody revealed, no quorum) is escalated."""
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -171,10 +173,13 @@ class VerdictRound:
         reveal_deadline_ns: int,
     ) -> VerdictRound:
         """The next round: each absent validator's place taken by its replacement (in order;
-        absent validators beyond the replacements keep their place), verdicts kept, the
-        commits of the absent dropped, fresh deadlines."""
-        swap = dict(zip(absent, zip(replacements, weights, strict=True), strict=False))
+        absent validators beyond the replacements keep their place), replacements beyond the
+        absent appended (an escalation of a split round: ``absent`` empty), verdicts kept,
+        the commits of the absent dropped, fresh deadlines."""
+        drawn = list(zip(replacements, weights, strict=True))
+        swap = dict(zip(absent, drawn, strict=False))
         pairs = [swap.get(v, (v, w)) for v, w in zip(self.validators, self.weights, strict=True)]
+        pairs += drawn[len(absent) :]
         return VerdictRound(
             validators=tuple(v for v, _ in pairs),
             weights=tuple(w for _, w in pairs),
@@ -203,6 +208,19 @@ def has_quorum(
     return (
         signers >= max(1, policy.quorum_signers_min)
         and signed_weight * policy.quorum_denominator >= drawn_weight * policy.quorum_numerator
+    )
+
+
+def is_escalation_allowed(verdict_round: VerdictRound, policy: LedgerPolicy) -> bool:
+    """Whether a round in which every validator revealed, with no side holding a quorum, is
+    escalated (more validators drawn to join it) rather than abandoned: under rules v2, a
+    side with more than 1/3 of the drawn stake must not block a decision for free (issue
+    14, split rounds). Escalations share ``validator_replacements_max`` with replacements,
+    so a round's length stays bounded as ``compute_fraud_exposure_ns`` assumes."""
+    return (
+        policy.rules_version >= ESCALATION_RULES_VERSION
+        and not verdict_round.absent()
+        and verdict_round.compute_outcome(policy) is None
     )
 
 

@@ -7,10 +7,12 @@
   and its BLS signature over ``compute_beacon_message`` verifies with the validator's key.
 - A closing closes the open epoch, complete or past its deadline, with the value that its
   recorded contributions give and the missing contributors named.
-- Every draw (a round's validators, or replacements for the absent) is made by the command
-  that closed the epoch it names, for a subject that waited for that epoch, with the
-  randomness and the validators that the epoch's value and snapshot give: nobody can
-  substitute a draw, or its randomness (the spot checks' openings), after the fact.
+- Every draw (a round's validators, replacements for the absent, or an escalation of a
+  split round: validators joining a round where everybody revealed without a quorum,
+  recorded with nobody absent) is made by the command that closed the epoch it names, for
+  a subject that waited for that epoch, with the randomness and the validators that the
+  epoch's value and snapshot give, replacing exactly the round's absent validators: nobody
+  can substitute a draw, or its randomness (the spot checks' openings), after the fact.
 
 Records written under rules v1 were drawn from the log head and are not checked here.
 Pure functions: each returns why a record breaks a rule, or None.
@@ -164,6 +166,11 @@ def find_draw_violation(
             return "replacements for a round that is not open"
         seed_id = compute_replacement_seed(subject.round_seed(), verdict_round.replacements + 1)
         excluded = frozenset(verdict_round.validators)
+        # The absent are replaced, in order; with nobody absent the draw joins a split
+        # round (an escalation, recorded with ``absent`` empty; issue 14, split rounds).
+        absent = verdict_round.absent()[: len(event.replacements)]
+        if tuple(event.absent) != absent:
+            return f"the draw of {seed_id} replaces {list(event.absent)}, not {list(absent)}"
     waiting = [
         w
         for w in closed.epoch.waiting

@@ -5,9 +5,9 @@ sign (the BLS message), whether a round must find validators, and what a decisio
 (a job is settled, or its node slashed and the job reassigned; a rejected attestation slashes
 the node). Everything else is written once here: opening a round with a draw, commits,
 reveals with their signature check, the quorum certificate, and the crank that replaces
-absent validators or abandons the round. The command kinds stay as they were (stored
-envelopes carry them): each pair (``job.commit_verdict`` / ``node.attestation.commit_verdict``,
-...) is one handler.
+absent validators, escalates a split round (more validators join it) or abandons the
+round. The command kinds stay as they were (stored envelopes carry them): each pair
+(``job.commit_verdict`` / ``node.attestation.commit_verdict``, ...) is one handler.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
 from domain.validators import Validator
 from domain.verdict_subject import VotedAggregate
-from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, Verdict
+from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, Verdict, is_escalation_allowed
 from proofs import bls
 from proofs.quorum import attestation_verdict_message, encode_qc, make_qc, verdict_message
 
@@ -262,8 +262,11 @@ async def handle_expire_attestation(
 
 async def rotate_round(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandContext) -> None:
     """After the reveal window: have absent validators replaced by a re-draw seeded by the
-    next beacon epoch (so cranking at a chosen moment chooses nothing), or (nobody absent,
-    replacements exhausted, nobody left to draw) abandon the round."""
+    next beacon epoch (so cranking at a chosen moment chooses nothing); in a split round
+    (everybody revealed, no quorum; rules v2) have as many fresh validators as sit drawn the
+    same way to join it (an escalation: a side with over 1/3 of the drawn stake must not
+    turn a decision into a free retry); or (replacements exhausted, nobody left to draw)
+    abandon the round."""
     kind = ROUND_KINDS[subject.SUBJECT_KIND]
     verdict_round = subject.get_open_round()
     if verdict_round is None:
@@ -273,13 +276,16 @@ async def rotate_round(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandCon
             code=RejectionCode.VALIDATORS_NOT_ASSIGNED,
         )
     replacement = verdict_round.replacements + 1
+    is_split = verdict_round.is_over(ctx.now_ns) and is_escalation_allowed(
+        verdict_round, ctx.policy
+    )
     waiting = Waiting(
         kind.name,
         subject.id,
         compute_replacement_seed(subject.round_seed(), replacement),
         PURPOSE_REPLACE,
         replacement,
-        len(verdict_round.absent()),
+        len(verdict_round.validators) if is_split else len(verdict_round.absent()),
     )
     beacon = await get_beacon(uow)
     if beacon.is_waiting(waiting):
@@ -292,7 +298,7 @@ async def rotate_round(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandCon
     sitting = set(verdict_round.validators)
     if not (
         verdict_round.is_over(ctx.now_ns)
-        and verdict_round.absent()
+        and (verdict_round.absent() or is_split)
         and verdict_round.replacements < ctx.policy.validator_replacements_max
         and has_eligible(tuple(p for p in participants if p.validator_id not in sitting), excluded)
     ):
@@ -343,7 +349,7 @@ async def complete_draw(
     validators, weights = compute_draw(
         epoch.participants,
         randomness=randomness,
-        count=len(verdict_round.absent()),
+        count=waiting.count,  # the absent, or (an escalation) as many as sit
         excluded_owners=kind.excluded_owners(subject),
         excluded=frozenset(verdict_round.validators),
     )
