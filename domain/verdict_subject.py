@@ -98,6 +98,13 @@ class VotedAggregate(FlopAggregate):
         """What a verdict commitment binds: ``job:<id>`` or ``attestation:<id>:<nonce>``."""
         return compute_subject(self.SUBJECT_KIND, self.id, self.round_nonce())
 
+    def require_pending_reveal(self, validator_id: str, nonce: str | None) -> None:
+        """Raise the rule a reveal by ``validator_id`` breaks before its signature is checked:
+        the subject's own (``require_revealable``), then that the current round holds a
+        commit of this validator still to reveal."""
+        self.require_revealable(nonce)
+        self._require_voting_round("reveal_verdict", nonce).check_reveal_expected(validator_id)
+
     def get_open_round(self) -> VerdictRound | None:
         """The round validators may act in now, or None (no subject under a vote)."""
         try:

@@ -86,17 +86,7 @@ class VerdictRound:
 
     def check_reveal(self, validator_id: str, expected_commit: bytes, now_ns: int) -> None:
         """Raise unless the reveal whose commitment is ``expected_commit`` is acceptable now."""
-        self._require_assigned(validator_id)
-        if validator_id in self.verdicts:
-            raise InvalidTransition(
-                "this validator's verdict is already recorded",
-                code=RejectionCode.VERDICT_ALREADY_RECORDED,
-            )
-        if validator_id not in self.commits:
-            raise Rejection(
-                "commit a hash of the verdict before revealing it",
-                code=RejectionCode.VERDICT_NOT_COMMITTED,
-            )
+        self.check_reveal_expected(validator_id)
         if not self.is_commit_phase_over(now_ns):
             raise Rejection(
                 f"verdicts are revealed after the commit window ({self.commit_deadline_ns})",
@@ -189,6 +179,23 @@ class VerdictRound:
             commits={v: h for v, h in self.commits.items() if v in self.verdicts},
             verdicts=dict(self.verdicts),
         )
+
+    def check_reveal_expected(self, validator_id: str) -> None:
+        """Raise unless ``validator_id`` has a commit of this round still to reveal: checked
+        before a reveal's signature, so a reveal meant for an earlier round of the subject
+        (a validator whose view lags the ledger: the round was decided without it and the
+        subject moved on) is told so, not that its signature is bad."""
+        self._require_assigned(validator_id)
+        if validator_id in self.verdicts:
+            raise InvalidTransition(
+                "this validator's verdict is already recorded",
+                code=RejectionCode.VERDICT_ALREADY_RECORDED,
+            )
+        if validator_id not in self.commits:
+            raise Rejection(
+                "commit a hash of the verdict before revealing it",
+                code=RejectionCode.VERDICT_NOT_COMMITTED,
+            )
 
     def _require_assigned(self, validator_id: str) -> None:
         if validator_id not in self.validators:

@@ -231,7 +231,7 @@ async def handle_record_verdict(
     kind, subject_id, nonce = _target(cmd)
     subject = await uow.require(kind.aggregate, subject_id)
     validator = await uow.require(Validator, ctx.actor)
-    subject.require_revealable(nonce)
+    subject.require_pending_reveal(validator.id, nonce)
     message = kind.compute_message(
         subject.id, subject.round_nonce(), subject.round_commitment(), cmd.passed
     )

@@ -14,9 +14,11 @@ from domain.node import JAILED, Node
 from domain.policy import LedgerPolicy
 from domain.records import verify_chain
 from domain.services.queries import get_aggregate, get_balances
-from flopledger.network import LocalNetwork, make_validator_keys
+from flopledger.network import LocalNetwork, b64, make_validator_keys
+from proofs import bls
 from proofs.envelope import BadSignature, ExpiredEnvelope, sign_command
 from proofs.identity import Identity
+from proofs.quorum import verdict_message
 
 EU, US, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (2, 3, 4))
 VALIDATORS = [make_validator_keys(i) for i in range(3)]
@@ -211,10 +213,29 @@ async def test_envelope_and_authorization_rejections_write_nothing() -> None:
     assert await net.store.head() == head
 
 
+async def test_a_reveal_signed_on_an_earlier_result_is_told_it_has_nothing_to_reveal() -> None:
+    """A validator whose view lags (the round it committed in was decided without it and the
+    job has a new result) reveals a verdict signed on the earlier result: the ledger says it
+    has no commit to reveal in this round, not that its signature is bad."""
+    net = await _network()
+    job_id = await _claimed_and_committed(net)
+    keys = _keys_of(await _job(net, job_id))
+    stale = bls.sign(keys[0].bls_secret, verdict_message(job_id, b"\x09" * 32, True))
+    with pytest.raises(Rejection) as info:
+        await net.run(
+            keys[0].identity,
+            "job.record_verdict",
+            {"job_id": job_id, "passed": True, "signature": b64(stale), "salt": b64(b"s" * 16)},
+        )
+    assert info.value.code == "verdict_not_committed"
+
+
 async def test_bad_verdict_signature_and_duplicate_registration_are_refused() -> None:
     net = await _network()
     job_id = await _claimed_and_committed(net)
     keys = _keys_of(await _job(net, job_id))
+    # A reveal is first checked for a commit to reveal, then for its signature.
+    await net.commit_vote(keys[0], job_id, True)
     with pytest.raises(Rejection) as info:
         await net.run(
             keys[0].identity,

@@ -172,6 +172,13 @@ async def _attestation_round(net: LocalNetwork) -> tuple[Node, str]:
 async def _attestation_votes(
     net: LocalNetwork, nonce: str, votes: list[tuple[ValidatorKeys, bool]]
 ) -> None:
+    await _attestation_reveals(net, nonce, votes, await _attestation_commits(net, nonce, votes))
+
+
+async def _attestation_commits(
+    net: LocalNetwork, nonce: str, votes: list[tuple[ValidatorKeys, bool]]
+) -> list[bytes]:
+    """Commit every vote's salted hash; returns the salts to reveal with."""
     salts = []
     for keys, passed in votes:
         salt = hashlib.sha256(keys.identity.id.encode() + nonce.encode()).digest()
@@ -188,6 +195,13 @@ async def _attestation_votes(
             "node.attestation.commit_verdict",
             {"node_id": NEWCOMER.id, "nonce": nonce, "verdict_hash": b64(verdict_hash)},
         )
+    return salts
+
+
+async def _attestation_reveals(
+    net: LocalNetwork, nonce: str, votes: list[tuple[ValidatorKeys, bool]], salts: list[bytes]
+) -> None:
+    """Reveal the committed votes in order until the round is decided."""
     for (keys, passed), salt in zip(votes, salts, strict=True):
         message = attestation_verdict_message(NEWCOMER.id, nonce, b"\x05" * 32, passed)
         await net.run(
@@ -223,7 +237,10 @@ async def test_a_forged_attestation_is_rejected_and_the_node_slashed() -> None:
     node, nonce = await _attestation_round(net)
     assert node.attestation_round is not None
     keys = _keys(node.attestation_round.validators)
-    # a job verdict signature is not an attestation verdict (domain separation)
+    votes = [(k, False) for k in keys]
+    salts = await _attestation_commits(net, nonce, votes)
+    # a job verdict signature is not an attestation verdict (domain separation); checked
+    # once the validator has a commit to reveal
     with pytest.raises(Rejection) as info:
         await net.run(
             keys[0].identity,
@@ -237,7 +254,7 @@ async def test_a_forged_attestation_is_rejected_and_the_node_slashed() -> None:
             },
         )
     assert info.value.code == "verdict_signature_invalid"
-    await _attestation_votes(net, nonce, [(k, False) for k in keys])
+    await _attestation_reveals(net, nonce, votes, salts)
     after = await get_aggregate(net.store, Node, NEWCOMER.id)
     assert after is not None and after.state == JAILED and after.stake == 1_800
     assert (await get_balances(net.store))[BURN_ACCOUNT].balance == 200
