@@ -131,15 +131,23 @@ class LocalNetwork:
         )
 
     async def register_active_node(
-        self, node: Identity, *, region: str, price: int, stake: int, gpu_class: str = "datacenter"
+        self,
+        node: Identity,
+        *,
+        region: str,
+        price: int,
+        stake: int,
+        gpu_class: str = "datacenter",
+        gpus: int = 1,
     ) -> None:
-        """Register, bond, and pass attestation (decided by the operator)."""
+        """Register with ``gpus`` devices, bond, and pass attestation (decided by the
+        operator). The claim rule bounds a node's open claims by the devices it registered."""
         await self.run(
             node,
             "node.register",
             {
                 "region": region,
-                "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}],
+                "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}] * gpus,
                 "gpu_class": gpu_class,
                 "price": price,
             },

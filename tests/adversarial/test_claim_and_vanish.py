@@ -21,7 +21,6 @@ from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork
 from proofs.identity import Identity
 from tests.adversarial._harness import get_balance, get_money_total, start_network
-from tests.adversarial._nodes import register_active_node
 
 CONSUMER = Identity.from_seed(bytes([101]) * 32)
 SYBILS = [Identity.from_seed(bytes([102 + i]) * 32) for i in range(3)]
@@ -104,7 +103,7 @@ async def test_many_gpus_on_little_stake_hold_only_what_the_stake_covers() -> No
     net = await start_network()
     stake = net.policy.node_stake_min
     await net.deposit(HOARDER, stake)
-    await register_active_node(net, HOARDER, gpus=16, stake=stake, price=400, region=REGION)
+    await net.register_active_node(HOARDER, gpus=16, stake=stake, price=400, region=REGION)
     await net.deposit(CONSUMER, CONSUMER_FUNDS)
     jobs = [await net.submit_job(CONSUMER, region=REGION, max_price=MAX_PRICE) for _ in range(16)]
 

@@ -21,7 +21,6 @@ from domain.validators import Validator
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
 from tests.adversarial._harness import get_balance, get_money_total, start_network
-from tests.adversarial._nodes import register_active_node
 
 ATTACKER, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (91, 92))
 VALIDATORS = [make_validator_keys(90 + i) for i in range(3)]
@@ -111,7 +110,7 @@ async def test_a_jailed_node_cannot_commit_its_other_claim() -> None:
         await net.deposit(keys.identity, 2_000)
         await net.register_validator(keys, stake=2_000)
     await net.deposit(ATTACKER, ATTACKER_FUNDS)
-    await register_active_node(net, ATTACKER, gpus=2, stake=5_000, price=400, region="eu-west")
+    await net.register_active_node(ATTACKER, gpus=2, stake=5_000, price=400, region="eu-west")
     await net.deposit(CONSUMER, CONSUMER_FUNDS)
     first = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)
     second = await net.submit_job(CONSUMER, region="eu-west", max_price=1_000)

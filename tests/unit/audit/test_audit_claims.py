@@ -14,7 +14,6 @@ from domain.policy import RULES_V1, LedgerPolicy
 from domain.records import Record
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
-from tests.adversarial._nodes import register_active_node
 from tests.forgery import forge_at, replay
 from validator.audit import LEDGER_INVARIANTS, AuditFailed
 
@@ -32,7 +31,7 @@ async def _history(policy: LedgerPolicy | None = None) -> list[Record]:
         await net.deposit(keys.identity, 2_000)
         await net.register_validator(keys, stake=2_000)
     await net.deposit(NODE, 10_000)
-    await register_active_node(net, NODE, gpus=2, stake=5_000, price=400, region="eu-west")
+    await net.register_active_node(NODE, gpus=2, stake=5_000, price=400, region="eu-west")
     await net.deposit(CONSUMER, 10_000)
     jobs = [await net.submit_job(CONSUMER, region="eu-west", max_price=1_000) for _ in range(3)]
     for job_id in jobs[:2]:
