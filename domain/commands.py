@@ -401,6 +401,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "canary.reveal": RevealCanary,
     "beacon.contribute": ContributeBeacon,
     "beacon.close": CloseBeacon,
+    # issue 15: hardware attestation
+    # issue 15: liveness and reputation
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -174,6 +174,10 @@ class RejectionCode(enum.StrEnum):
     # issue 14, attack 8: zk keys with a public trapdoor
     INSECURE_SETUP_NOT_ALLOWED = "insecure_setup_not_allowed"
 
+    # issue 15: hardware attestation (validator-timed probes, expiry, binding)
+
+    # issue 15: liveness, reputation, scheduling
+
 
 class FlopError(Exception):
     """Base of every error flopledger raises on purpose."""

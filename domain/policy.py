@@ -20,7 +20,9 @@ WORKLOAD_PARAMS_BYTES_MAX = 16 * 1024
 # Attestation matmul sizes. Below the minimum a claimed GPU and a CPU take about the same
 # time, so the timing check could not tell them apart (a node chooses its challenge size).
 ATTESTATION_SIZE_MIN = 1024
-ATTESTATION_SIZE_MAX = 16384
+ATTESTATION_SIZE_MAX = 4096
+"""Equal to ``proofs.matmul.MATRIX_SIZE_MAX``: rules v1/v2 reports stop there, so a larger
+challenge could never be answered (issue 15)."""
 OPERATORS_MAX = 64  # one operator set (domain.network)
 # Fraud proofs (issue 14, attack 5): a matmul row is at most 4·4096 bytes (float32), its
 # inclusion path at most 64 hashes; a zk proof artifact and a zkey travel in one command body.
@@ -37,7 +39,10 @@ RULES_V1 = 1
 log head, openings from the node's own commitment, no quorum or claim minimums."""
 RULES_V2 = 2
 """The rules of issue 14 (protocol soundness): quorum minimums, zk proofs bound to the job."""
-RULES_VERSION = RULES_V2
+RULES_V3 = 3
+"""The rules of issue 15 (hardware attestation): validator-timed probes sized from the device
+table, attestations that expire, re-challenges, liveness epochs, reputation in scheduling."""
+RULES_VERSION = RULES_V3
 """The rules this code writes records under. ``LedgerPolicy.rules_version`` names the version
 a record was written under, so the audit checks each record under its own rules: a store
 written before a rule existed declares ``rules_version`` 1 in its late genesis
@@ -115,6 +120,44 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     insecure_setups_allowed: bool = False
     """Whether zk-prove jobs may name ``setup_seed`` keys, whose toxic waste anyone derives
     from the job's params (devnets and tests only: ``insecure_setup_not_allowed``)."""
+
+    # issue 15: validator-timed hardware probes (proofs.probe, proofs.device_table).
+    attestation_ttl_ns: int = 3_600 * SECOND_NS
+    """How long a passed attestation lets a node claim (rules v3): then it must pass again."""
+    rechallenge_interval_min_ns: int = 600 * SECOND_NS
+    """Fewest nanoseconds between two challenges of one node, so that re-challenges at random
+    times cannot be turned into a denial of service against it."""
+    probe_target_ns: int = 1_500_000_000
+    """Compute a probe asks of the claimed device at its table rate and the least efficiency."""
+    probe_efficiency_min_bps: int = 5_000
+    """The least share of its datasheet rate an honest device reaches on the probe (50%): the
+    deadline allows that, so a device half as fast would need 100% of its own peak."""
+    probe_side: int = 4_096
+    """Rows and columns of the compute probe's product (its inner size is what scales)."""
+    probe_memory_fraction_bps: int = 2_500
+    """Share of the claimed device memory the memory probe's working set fills."""
+    probe_hash_bytes_per_s: int = 4 * 1024**3
+    """Rate at which an honest node hashes probe rows (SHA-256 on its host): the hashing
+    allowance of a deadline."""
+    probe_rtt_max_ns: int = 200_000_000
+    """The most round-trip time a deadline allows (the measured RTT, bounded by this)."""
+    probe_regen_factor: int = 4
+    """How many times longer regenerating the memory working set takes than reading it back
+    at the claimed bandwidth (so a node that did not hold it misses the read deadline)."""
+    probe_openings: int = 8
+    """Rows a validator opens after each probe commitment."""
+    probe_entries_per_row: int = 4
+    """Entries of each opened row a validator recomputes (O(k) each)."""
+    probe_slot_ns: int = 5 * SECOND_NS
+    """The drawn validators of one attestation round probe in turn, one slot each, so an
+    honest device serves one probe at a time; nodes challenged together share slots."""
+    probe_misses_slash: int = 3
+    """Consecutive failed or missed challenges after which the node is slashed (rules v3)."""
+    # issue 15: liveness epochs, reputation, scheduling (domain.liveness, domain.reputation).
+    liveness_epoch_ns: int = 600 * SECOND_NS
+    liveness_probers: int = 3
+    """Validators assigned to probe each active node per liveness epoch."""
+    reputation_half_life_ns: int = 86_400 * SECOND_NS
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""
