@@ -132,7 +132,7 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     probe_efficiency_min_bps: int = 5_000
     """The least share of its datasheet rate an honest device reaches on the probe (50%): the
     deadline allows that, so a device half as fast would need 100% of its own peak."""
-    probe_side: int = 4_096
+    probe_side: int = 8_192
     """Rows and columns of the compute probe's product (its inner size is what scales)."""
     probe_memory_fraction_bps: int = 2_500
     """Share of the claimed device memory the memory probe's working set fills."""
