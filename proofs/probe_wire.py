@@ -34,6 +34,7 @@ import msgspec
 
 from proofs.encoding import encode_canonical
 from proofs.identity import SIGNATURE_BYTES, Identity, verify_signature
+from proofs.probe import SIDE_MAX, RowOpening
 
 PROBE_SUBJECT_PREFIX = "flop.probe"
 """Requests to a node go to ``flop.probe.<node id token>``."""
@@ -46,16 +47,14 @@ PROBE_MESSAGE_BYTES_MAX = 1024 * 1024
 """A sealed message is at most this long (NATS's default max_payload), both ways."""
 PROBE_ID_CHARS_MAX = 64
 DEVICES_MAX = 64
+# The columns of a product are bounded by proofs.probe.SIDE_MAX (a row of 4-byte entries
+# fits a message many times over), an opening's row and path by proofs.probe.RowOpening.
 ROWS_MAX = 2**22
 """Rows of a probe product (the memory probe of a 141 GB card at 25% has about 2**20)."""
-SIDE_MAX = 2**16
-"""Columns of a probe product: a row (4 bytes an entry) always fits a message."""
 INNER_MAX = 2**27
 """Inner size k (the compute probe of the fastest table model needs about 2**24)."""
 OPEN_ROWS_MAX = 64
 """Rows one ``OpenRows`` asks for (the validator batches so the answer fits a message)."""
-PATH_LENGTH_MAX = 32
-"""Merkle audit path elements of one opening (log2 of ROWS_MAX, with room)."""
 NONCE_BYTES_MAX = 64
 REASON_CHARS_MAX = 64
 HASH_BYTES = 32
@@ -154,17 +153,9 @@ class OpenRows(_Message, frozen=True, tag="open_rows"):
     indices: Annotated[list[RowIndex], msgspec.Meta(min_length=1, max_length=OPEN_ROWS_MAX)]
 
 
-class OpenedRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``proofs.probe.RowOpening`` on the wire, bounded (that struct is unbounded in memory)."""
-
-    index: RowIndex
-    row: Annotated[bytes, msgspec.Meta(max_length=4 * SIDE_MAX)]
-    path: Annotated[list[Hash], msgspec.Meta(max_length=PATH_LENGTH_MAX)]
-
-
 class RowsOpened(_Message, frozen=True, tag="rows_opened"):
     probe_id: ProbeId
-    openings: Annotated[list[OpenedRow], msgspec.Meta(max_length=OPEN_ROWS_MAX)]
+    openings: Annotated[list[RowOpening], msgspec.Meta(max_length=OPEN_ROWS_MAX)]
 
 
 class Release(_Message, frozen=True, tag="release"):

@@ -6,15 +6,13 @@ import msgspec
 import pytest
 
 from proofs.identity import Identity
+from proofs.probe import SIDE_MAX, RowOpening
 from proofs.probe_wire import (
     INNER_MAX,
     OPEN_ROWS_MAX,
-    PATH_LENGTH_MAX,
     PROBE_MESSAGE_BYTES_MAX,
     ROWS_MAX,
-    SIDE_MAX,
     ComputeChallenge,
-    OpenedRow,
     OpenRows,
     Ping,
     ProbeBody,
@@ -101,7 +99,7 @@ def test_an_open_request_and_its_answer_are_bounded_in_rows() -> None:
     too_wide = OpenRows(probe_id="ab", phase="compute", indices=list(range(OPEN_ROWS_MAX + 1)))
     with pytest.raises(ProbeWireError):
         unseal(seal(VALIDATOR, too_wide, to=NODE.id))
-    row = OpenedRow(index=0, row=b"", path=[])
+    row = RowOpening(index=0, row=b"", path=[])
     too_many = RowsOpened(probe_id="ab", openings=[row] * (OPEN_ROWS_MAX + 1))
     with pytest.raises(ProbeWireError):
         unseal(seal(NODE, too_many, to=VALIDATOR.id))
@@ -110,7 +108,7 @@ def test_an_open_request_and_its_answer_are_bounded_in_rows() -> None:
 def test_a_batch_of_openings_fits_one_message() -> None:
     for m, leaves in ((8192, 8192), (SIDE_MAX, ROWS_MAX), (16, 2)):
         count = compute_openings_per_message(m, leaves, PROBE_MESSAGE_BYTES_MAX)
-        row = OpenedRow(index=leaves - 1, row=b"\xff" * 4 * m, path=[b"\xff" * 32] * 22)
+        row = RowOpening(index=leaves - 1, row=b"\xff" * 4 * m, path=[b"\xff" * 32] * 22)
         answer = RowsOpened(probe_id="f" * 64, openings=[row] * count)
         data = seal(NODE, answer, to=VALIDATOR.id)
         assert len(data) <= PROBE_MESSAGE_BYTES_MAX
@@ -144,16 +142,3 @@ def test_a_probe_seed_is_checkable_from_the_signature() -> None:
     )
     memory = compute_seed_statement(node_id=NODE.id, nonce="n-1", device_index=0, phase="memory")
     assert compute_probe_seed(b"challenge", VALIDATOR.sign(memory)) != seed
-
-
-def test_an_opened_row_is_bounded_in_bytes_and_path() -> None:
-    widest = OpenedRow(index=0, row=b"\x01" * 4 * SIDE_MAX, path=[b"\x02" * 32] * PATH_LENGTH_MAX)
-    assert msgspec.msgpack.decode(msgspec.msgpack.encode(widest), type=OpenedRow) == widest
-    for past in (
-        OpenedRow(index=0, row=b"\x01" * (4 * SIDE_MAX + 1), path=[]),
-        OpenedRow(index=0, row=b"", path=[b"\x02" * 32] * (PATH_LENGTH_MAX + 1)),
-        OpenedRow(index=0, row=b"", path=[b"\x02" * 31]),
-        OpenedRow(index=ROWS_MAX, row=b"", path=[]),
-    ):
-        with pytest.raises(msgspec.ValidationError):
-            msgspec.msgpack.decode(msgspec.msgpack.encode(past), type=OpenedRow)
