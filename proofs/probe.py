@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated
 
 import msgspec
@@ -173,14 +173,19 @@ def compute_rows_root(leaves: Sequence[bytes]) -> bytes:
 
 def open_rows(
     key: bytes,
-    rows_bytes: Sequence[bytes],
+    rows_bytes: Sequence[bytes] | Mapping[int, bytes],
     indices: Sequence[int],
     leaves: Sequence[bytes] | None = None,
 ) -> list[RowOpening]:
-    """The leaves at positions ``indices`` with their paths (``leaves``: the committed leaf
-    hashes, when the caller kept them; else they are hashed again from ``rows_bytes``)."""
-    hashes = list(leaves) if leaves is not None else compute_row_leaves(key, rows_bytes)
-    require(len(hashes) == len(rows_bytes), "one leaf per committed row")
+    """The leaves at positions ``indices`` with their paths. ``leaves``: the committed leaf
+    hashes, when the caller kept them (``rows_bytes`` may then map only the opened positions
+    to their rows); else they are hashed again from ``rows_bytes``, every committed row."""
+    if leaves is None:
+        if isinstance(rows_bytes, Mapping):
+            raise ValueError("without their leaves, every committed row is needed, in order")
+        hashes = compute_row_leaves(key, rows_bytes)
+    else:
+        hashes = list(leaves)
     paths = inclusion_proofs_from_hashes(hashes, indices)
     return [
         RowOpening(index=i, row=bytes(rows_bytes[i]), path=path)
