@@ -15,13 +15,17 @@ rounded up to a whole nanosecond so validators and the audit agree to the nanose
   at the least efficiency an honest device reaches, plus hashing its 4-byte entries).
 - memory probe (GPUs only; the cpu model has none: all its memory fields are 0): the working
   set W = ``memory_bytes`` × ``probe_memory_fraction_bps``/10000, memory_m = ``probe_side``,
-  memory_n = W // (4·memory_m) rows; memory_read_rows = min(memory_n, max(openings,
-  ceil(memory_n/64))); reading and hashing one row takes r = 4·m/(bw·eff) + 4·m/hash;
-  memory_k = max(64, ceil_to_64(regen_factor × r × peak / (2·m))), so regenerating a row at
-  the claimed peak takes ``probe_regen_factor`` times reading and hashing it (a node that did
-  not keep the working set misses the read deadline); fill_deadline = 2·n·m·k/(peak·eff)
-  (nothing else: the fill answers a bare acknowledgement); read_deadline =
-  memory_read_rows × r.
+  memory_n = W // (4·memory_m) rows. The read phase asks for every row (memory_read_rows =
+  memory_n) under a fresh key: reading and hashing one row takes r = 4·m/(bw·eff) + 4·m/hash,
+  so read_deadline = memory_n × r. The validator allows that plus the measured RTT, bounded by
+  ``probe_rtt_max_ns``, which a node can inflate (by delaying its pongs) up to the bound; so
+  the inner size makes regenerating the working set at the claimed peak take
+  ``probe_regen_factor`` times that whole allowance: memory_k = max(64, ceil_to_64(
+  regen_factor × (read_deadline + rtt_max) × peak / (2·n·m))). A node that kept less than
+  1 − 1/regen_factor of the rows cannot regenerate the rest in time. fill_deadline =
+  2·n·m·k/(peak·eff) (nothing else: the fill answers a bare acknowledgement). Reading every
+  row rather than a sample is what keeps the RTT allowance small against the work: with a
+  sample of 1/64 the fill would have to be 64 times longer for the same bound.
 - openings = ``probe_openings``, entries_per_row = ``probe_entries_per_row``.
 
 Deadlines exclude the round-trip time: the prober adds the RTT it measured (bounded by
@@ -50,8 +54,6 @@ tensor-core kernels want k in multiples of 16..64)."""
 K_STEP = 64
 ROW_ENTRY_BYTES = 4
 """Bytes per entry of a committed row (little-endian uint32, ``proofs.probe``)."""
-READ_ROWS_DIVISOR = 64
-"""The memory read phase asks for at least 1/64 of the working set's rows."""
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 _MEMORY_FIELDS = (
@@ -184,6 +186,14 @@ def compute_probe_specs(
     )
 
 
+def compute_probe_duration_ns(specs: Sequence[ProbeSpec]) -> int:
+    """How long one validator's probe of these devices may take at the deadlines (devices in
+    turn; twice the timed deadlines, for the RTTs, the openings and their checks): what one
+    probing slot of an attestation round must leave it."""
+    timed = sum(s.compute_deadline_ns + s.fill_deadline_ns + s.read_deadline_ns for s in specs)
+    return 2 * timed
+
+
 def _compute_memory_probe(
     model: DeviceModel, policy: LedgerPolicy, peak: Fraction, eff: Fraction, hash_rate: Fraction
 ) -> dict[str, int]:
@@ -194,17 +204,18 @@ def _compute_memory_probe(
     n = working_set // (ROW_ENTRY_BYTES * m) if m else 0
     if n == 0 or model.memory_bytes_per_s <= 0:
         return none
-    read_rows = min(n, max(policy.probe_openings, -(-n // READ_ROWS_DIVISOR)))
     row_bytes = ROW_ENTRY_BYTES * m
     row_s = row_bytes / (Fraction(model.memory_bytes_per_s) * eff) + row_bytes / hash_rate
-    k = _ceil_k(policy.probe_regen_factor * row_s * peak / (2 * m))
+    read_s = n * row_s
+    allowance_s = read_s + Fraction(policy.probe_rtt_max_ns, SECOND_NS)
+    k = _ceil_k(policy.probe_regen_factor * allowance_s * peak / (2 * n * m))
     return {
         "memory_n": n,
         "memory_m": m,
         "memory_k": k,
-        "memory_read_rows": read_rows,
+        "memory_read_rows": n,
         "fill_deadline_ns": _ceil_ns(2 * n * m * k / (peak * eff)),
-        "read_deadline_ns": _ceil_ns(read_rows * row_s),
+        "read_deadline_ns": _ceil_ns(read_s),
     }
 
 

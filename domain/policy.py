@@ -134,11 +134,11 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     deadline allows that, so a device half as fast would need 100% of its own peak."""
     probe_side: int = 8_192
     """Rows and columns of the compute probe's product (its inner size is what scales)."""
-    probe_memory_fraction_bps: int = 2_500
+    probe_memory_fraction_bps: int = 1_000
     """Share of the claimed device memory the memory probe's working set fills."""
-    probe_hash_bytes_per_s: int = 4 * 1024**3
-    """Rate at which an honest node hashes probe rows (SHA-256 on its host): the hashing
-    allowance of a deadline."""
+    probe_hash_bytes_per_s: int = 16 * 1024**3
+    """Rate at which an honest node hashes probe rows (SHA-256 on its host, in threads: about
+    1-2 GiB/s a core with SHA extensions): the hashing allowance of a deadline."""
     probe_rtt_max_ns: int = 200_000_000
     """The most round-trip time a deadline allows (the measured RTT, bounded by this)."""
     probe_regen_factor: int = 4
@@ -148,7 +148,7 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Rows a validator opens after each probe commitment."""
     probe_entries_per_row: int = 4
     """Entries of each opened row a validator recomputes (O(k) each)."""
-    probe_slot_ns: int = 5 * SECOND_NS
+    probe_slot_ns: int = 10 * SECOND_NS
     """The drawn validators of one attestation round probe in turn, one slot each, so an
     honest device serves one probe at a time; nodes challenged together share slots."""
     probe_misses_slash: int = 3

@@ -136,14 +136,11 @@ def test_compute_deadline_is_the_product_at_the_least_efficiency_plus_hashing() 
     assert (spec.device_index, spec.openings, spec.entries_per_row) == (3, 8, 4)
 
 
-@pytest.mark.parametrize(
-    ("rows", "read_rows"),
-    [(640, 10), (641, 11), (639, 10), (512, 8), (513, 9), (100, 8), (8, 8), (5, 5), (1, 1)],
-)
-def test_memory_read_rows_at_their_bounds(rows: int, read_rows: int) -> None:
+@pytest.mark.parametrize("rows", [640, 641, 639, 8, 1])
+def test_the_memory_read_asks_for_every_row(rows: int) -> None:
     model = _model(peak=1e9, memory_bytes=4 * 64 * rows, bandwidth=1e6)
     spec = compute_probe_spec(model, device_index=0, policy=SMALL)
-    assert (spec.memory_n, spec.memory_m, spec.memory_read_rows) == (rows, 64, read_rows)
+    assert (spec.memory_n, spec.memory_m, spec.memory_read_rows) == (rows, 64, rows)
     one_byte_less = compute_probe_spec(
         _model(peak=1e9, memory_bytes=4 * 64 * rows - 1, bandwidth=1e6),
         device_index=0,
@@ -161,12 +158,14 @@ def test_a_working_set_below_one_row_is_no_memory_probe() -> None:
 
 def test_memory_deadlines_by_hand() -> None:
     # A row is 256 bytes: read at 256 B/s (1 s) and hashed at 16,384 B/s (1/64 s), r = 65/64 s;
-    # regenerating it at 4·r: 2·64·k / 2^20 >= 65/16 s, k >= 33,280, already a multiple of 64.
+    # all 640 rows: 650 s, plus the RTT bound 0.2 s = 650.2 s allowed. Regenerating the set at
+    # 4 times that: 2·640·64·k / 2^20 >= 2600.8 s, k >= 33,290.24 -> 33,344 (a multiple of 64).
     model = _model(peak=2.0**20, memory_bytes=4 * 64 * 640, bandwidth=256.0)
     spec = compute_probe_spec(model, device_index=0, policy=SMALL)
-    assert spec.memory_k == 33_280
-    assert spec.fill_deadline_ns == math.ceil(2 * 640 * 64 * 33_280 / 2**20 * 1e9)
-    assert spec.read_deadline_ns == math.ceil(10 * 65 / 64 * 1e9)
+    assert spec.memory_k == 33_344
+    assert spec.fill_deadline_ns == math.ceil(2 * 640 * 64 * 33_344 / 2**20 * 1e9)
+    assert spec.read_deadline_ns == 650 * 1_000_000_000
+    assert spec.read_deadline_ns + SMALL.probe_rtt_max_ns == 650_200_000_000
 
 
 def test_cpu_has_no_memory_probe() -> None:
@@ -198,10 +197,13 @@ def test_a_device_half_as_fast_misses(key: str) -> None:
     assert ops / half_peak + hashing_s >= deadline_s - Fraction(1, 1_000_000_000)
     assert ops / (half_peak * Fraction(99, 100)) + hashing_s > deadline_s
     assert spec.k >= 64 and spec.k % 64 == 0
-    # and the regeneration of one memory row at the claimed peak takes 4x reading it
-    row_s = Fraction(spec.read_deadline_ns, spec.memory_read_rows * 1_000_000_000)
-    regen_s = Fraction(2 * spec.memory_m * spec.memory_k) / Fraction(model.int8_ops_per_s)
-    assert regen_s >= POLICY.probe_regen_factor * row_s * Fraction(999, 1000)
+    # and regenerating the working set at the claimed peak takes 4x the whole read allowance
+    # (the read deadline plus the RTT bound a node can inflate its pongs to)
+    allowed_s = Fraction(spec.read_deadline_ns + POLICY.probe_rtt_max_ns, 1_000_000_000)
+    ops = 2 * spec.memory_n * spec.memory_m * spec.memory_k
+    regen_s = Fraction(ops) / Fraction(model.int8_ops_per_s)
+    assert spec.memory_read_rows == spec.memory_n
+    assert regen_s >= POLICY.probe_regen_factor * allowed_s
 
 
 def test_probe_spec_round_trips() -> None:
