@@ -271,6 +271,8 @@ def _choose(prefix: bytes, size: int, count: int) -> list[int]:
     """A partial Fisher–Yates shuffle of range(size) driven by SHA-256(prefix || u64 block):
     the first min(count, size) positions, sorted. Bounded: one accepted draw per position."""
     require(size >= 0 and 0 <= count <= CHOICES_MAX, f"size >= 0, count in 0..{CHOICES_MAX}")
+    if count >= size:
+        return list(range(size))  # every position: what the shuffle gives, sorted, at once
     draws = _draws(prefix)
     swapped: dict[int, int] = {}
     chosen: list[int] = []
