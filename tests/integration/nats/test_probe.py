@@ -6,9 +6,13 @@ import asyncio
 
 from nats.aio.client import Client
 
+from adapters.compute.probe_device import FakeClock
 from adapters.nats.probe import NatsProbeTransport, compute_probe_subject, serve_probes
 from proofs.identity import Identity
 from proofs.probe_wire import Ping, Pong, seal, unseal
+from tests import probing
+from tests.probing import responder, toy_device, toy_spec
+from validator.prober import Prober
 
 NODE = Identity.from_seed(bytes(range(1, 33)))
 VALIDATOR = Identity.from_seed(bytes(range(32)))
@@ -65,4 +69,31 @@ async def test_a_ping_is_not_queued_behind_a_long_request(nc: Client) -> None:
     assert not long.done()
     release.set()
     assert await long == b"long done"
+    await subscription.unsubscribe()
+
+
+async def test_a_validator_times_a_node_over_nats(nc: Client) -> None:
+    """The whole protocol through a real server: an honest simulated device passes, a device
+    half as fast as the least honest one misses (both on the fake clock, RTT margin 0)."""
+    clock = FakeClock()
+    node = responder(clock, toy_device(clock), toy_device(clock, speed=0.25))
+    subscription = await serve_probes(nc, probing.NODE.id, node.handle)
+    transport = NatsProbeTransport(nc)
+    prober = Prober(
+        probing.VALIDATOR,
+        transport,
+        clock_ns=clock.now_ns,
+        rtt_max_ns=probing.RTT_MAX_NS,
+        payload_bytes_max=transport.payload_bytes_max,
+    )
+    seed, nonce = probing.CHALLENGE_SEED, probing.NONCE
+    honest = await prober.attest(
+        probing.NODE.id, nonce=nonce, challenge_seed=seed, specs=[toy_spec(0)]
+    )
+    assert (honest.passed, honest.reason) == (True, "ok")
+    both = await prober.attest(
+        probing.NODE.id, nonce=nonce, challenge_seed=seed, specs=[toy_spec(0), toy_spec(1)]
+    )
+    assert (both.passed, both.reason, both.device_index) == (False, "compute_deadline_missed", 1)
+    assert node.held_probes() == 0
     await subscription.unsubscribe()
