@@ -2,10 +2,13 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# NVIDIA's CC verifier in its own environment (its pins clash with ours: requirements-cc.txt).
+CC_VENV  ?= .venv-cc
+CC_STAMP := $(CC_VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run demo test test-fast test-contract test-adversarial test-integration lint format bench clean
+.PHONY: help venv cc-sdk run demo test test-fast test-contract test-adversarial test-integration lint format bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,13 +21,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install flopledger with its dev, agent and validator extras
 
+$(CC_STAMP): requirements-cc.txt
+	test -x $(CC_VENV)/bin/python || python3 -m venv $(CC_VENV)
+	$(CC_VENV)/bin/python -m pip install -q -r requirements-cc.txt
+	touch $(CC_STAMP)
+
+cc-sdk: $(CC_STAMP) ## create .venv-cc with NVIDIA's GPU attestation verifier (the CC tier's tests use it)
+
 run: $(STAMP) ## a whole local network (devnet) with a live dashboard; Ctrl-C stops it
 	$(VENV)/bin/flopledger devnet
 
 demo: $(STAMP) ## the scripted in-process scenario (one job, every balance printed)
 	$(VENV)/bin/flopledger demo
 
-test: $(STAMP) ## the whole suite, exactly what CI runs
+test: $(STAMP) $(CC_STAMP) ## the whole suite, exactly what CI runs
 	$(PYTEST) -q -p no:cacheprovider tests
 
 test-fast: $(STAMP) ## unit tier only (seconds)
@@ -53,4 +63,4 @@ bench: $(STAMP) ## every benchmark in bench/, each ending with a RESULT line
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CC_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
