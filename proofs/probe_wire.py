@@ -17,12 +17,14 @@ Requests and their answers (a node may answer any request with ``ProbeRefused``)
 | ``MemoryRead``     | ``MemoryReadCommitted``| ``read_deadline_ns`` + RTT       |
 | ``OpenRows``       | ``RowsOpened``        | no (the commitment came first)    |
 | ``Release``        | ``Released``          | no                                |
+| ``CcEvidenceRequest``| ``CcEvidence``      | no (NVIDIA's signature binds it)  |
 
 The randomness of a probe comes from the validator's Ed25519 signatures, which are
 deterministic (RFC 8032 §5.1.6): a probe seed is ``SHA-256(tag || challenge seed ||
 sig(node, nonce, device, phase))``, unpredictable to the node until it is sent and checkable
 by anyone holding the signature (``check_probe_seed``); the read key and the rows opened are
 fixed by signatures over the node's ack and root, so they exist only after those arrived.
+The nonce of a confidential-computing report is derived the same way (``compute_cc_nonce``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ PROBE_SIGNING_TAG = b"flopledger/probe/v1\x00"
 _SEED_TAG = "flopledger/probe-seed/v1"
 _READ_KEY_TAG = "flopledger/probe-read-key/v1"
 _OPENINGS_TAG = "flopledger/probe-openings/v1"
+_CC_NONCE_TAG = "flopledger/probe-cc-nonce/v1"
 
 PROBE_MESSAGE_BYTES_MAX = 1024 * 1024
 """A sealed message is at most this long (NATS's default max_payload), both ways."""
@@ -62,6 +65,10 @@ OPENING_OVERHEAD_BYTES = 64
 """Generous msgpack framing of one opening besides its row and path (size estimates)."""
 MESSAGE_OVERHEAD_BYTES = 1024
 """Generous framing of a sealed message besides its openings (signer, signature, ids)."""
+CC_NONCE_BYTES = 32
+"""The nonce of an SPDM GET_MEASUREMENTS request, which a CC-mode GPU signs into its report."""
+CC_EVIDENCE_BYTES_MAX = 256 * 1024
+"""A CC evidence bundle: a Hopper report and its chain take about 12 KiB per GPU in JSON."""
 
 Phase = Literal["compute", "memory"]
 ProbeId = Annotated[
@@ -168,6 +175,20 @@ class Released(_Message, frozen=True, tag="released"):
     probe_id: ProbeId
 
 
+class CcEvidenceRequest(_Message, frozen=True, tag="cc_evidence_request"):
+    """Answer with NVIDIA's confidential-computing attestation of every GPU over ``nonce``
+    (``adapters.compute.cc_attestation.collect_cc_evidence``)."""
+
+    nonce: Annotated[bytes, msgspec.Meta(min_length=CC_NONCE_BYTES, max_length=CC_NONCE_BYTES)]
+
+
+class CcEvidence(_Message, frozen=True, tag="cc_evidence"):
+    """The evidence bundle (``cc_attestation.CcEvidenceBundle``, JSON); empty where the node
+    has no GPU in CC mode or no NVIDIA verifier to collect with."""
+
+    evidence: Annotated[bytes, msgspec.Meta(max_length=CC_EVIDENCE_BYTES_MAX)]
+
+
 class ProbeRefused(_Message, frozen=True, tag="probe_refused"):
     """The node will not answer a request; ``probe_id`` is empty when none could be read."""
 
@@ -188,9 +209,13 @@ ProbeMessage = (
     | RowsOpened
     | Release
     | Released
+    | CcEvidenceRequest
+    | CcEvidence
     | ProbeRefused
 )
-ProbeRequest = Ping | ComputeChallenge | MemoryFill | MemoryRead | OpenRows | Release
+ProbeRequest = (
+    Ping | ComputeChallenge | MemoryFill | MemoryRead | OpenRows | Release | CcEvidenceRequest
+)
 
 
 class ProbeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -307,6 +332,33 @@ def compute_read_key(statement_signature: bytes) -> bytes:
 def compute_openings_statement(*, node_id: str, probe_id: str, phase: Phase, root: bytes) -> bytes:
     """What the validator signs once a root arrived: the signature picks the rows opened."""
     return encode_canonical([_OPENINGS_TAG, node_id, probe_id, phase, root.hex()])
+
+
+def compute_cc_nonce_statement(*, node_id: str, nonce: str) -> bytes:
+    """What the validator signs to derive the nonce of a node's CC report in a round."""
+    return encode_canonical([_CC_NONCE_TAG, node_id, nonce])
+
+
+def compute_cc_nonce(challenge_seed: bytes, statement_signature: bytes) -> bytes:
+    """``SHA-256(tag || challenge seed || signature over the CC statement)``: 32 bytes, fresh
+    for the round, unpredictable to the node until sent, checkable by anyone."""
+    return hashlib.sha256(_CC_NONCE_TAG.encode() + challenge_seed + statement_signature).digest()
+
+
+def check_cc_nonce(
+    validator_id: str,
+    statement_signature: bytes,
+    *,
+    node_id: str,
+    nonce: str,
+    challenge_seed: bytes,
+    cc_nonce: bytes,
+) -> bool:
+    """Whether ``cc_nonce`` is the one ``validator_id`` had to send for this round."""
+    statement = compute_cc_nonce_statement(node_id=node_id, nonce=nonce)
+    if not verify_signature(validator_id, statement, statement_signature):
+        return False
+    return compute_cc_nonce(challenge_seed, statement_signature) == cc_nonce
 
 
 def compute_opening_bytes(m: int, n_leaves: int) -> int:

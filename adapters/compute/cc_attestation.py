@@ -51,11 +51,8 @@ from typing import Annotated, Any
 import msgspec
 
 from adapters.compute.nvml import DEVICES_MAX, Inventory, probe_inventory
+from proofs.probe_wire import CC_EVIDENCE_BYTES_MAX, CC_NONCE_BYTES
 
-CC_NONCE_BYTES = 32
-"""The SPDM GET_MEASUREMENTS nonce (the verifier's ``SIZE_OF_NONCE_IN_BYTES``)."""
-CC_EVIDENCE_BYTES_MAX = 256 * 1024
-"""A Hopper report is about 4 KiB and its chain 5 KiB (base64 in JSON: 12 KiB) per GPU."""
 CC_SDK_TIMEOUT_S = 120.0
 """One child call: the verifier waits up to 10 s per OCSP or RIM request, five of each at most."""
 CC_PYTHON_ENV = "FLOP_CC_PYTHON"

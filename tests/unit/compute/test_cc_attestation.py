@@ -11,8 +11,6 @@ import msgspec
 import pytest
 
 from adapters.compute.cc_attestation import (
-    CC_EVIDENCE_BYTES_MAX,
-    CC_NONCE_BYTES,
     CC_PYTHON_ENV,
     CcEvidenceBundle,
     CcGpuEvidence,
@@ -30,6 +28,7 @@ from adapters.compute.nvml import (
     GpuDevice,
     Inventory,
 )
+from proofs.probe_wire import CC_EVIDENCE_BYTES_MAX, CC_NONCE_BYTES
 
 NONCE = bytes(range(CC_NONCE_BYTES))
 MISSING_PYTHON = CcSdk(python="/nonexistent/flop-cc/python")
