@@ -19,7 +19,8 @@ Evidence: per GPU NVIDIA's remote-evidence fields (``arch``; ``certificate``, th
 device chain; ``evidence``, the base64 report = SPDM GET_MEASUREMENTS request (holding the
 32-byte nonce) and signed response), as NRAS takes them, in a JSON ``CcEvidenceBundle``.
 
-What a verification checks, in the verifier's order, and what needs the network:
+What a verification checks, in this order (the verifier's, but OCSP after the checks that
+need no network), and what needs the network:
 
 1. the device chain up to NVIDIA's device root pinned in the verifier, and the report's FWID
    equal to the leaf certificate's: offline;

@@ -17,7 +17,8 @@ our packages are installed in that environment. Operations:
 Why the checks are called one by one instead of ``cc_admin.attest``: ``attest`` asks NVIDIA's
 OCSP responder unconditionally (its only switch is ``ocsp_nonce_disabled``) and fetches RIMs
 from NVIDIA's RIM service unless file paths are given, so with no network it cannot pass; the
-same functions are called here in ``attest``'s order, OCSP only when online.
+same functions are called here in ``attest``'s order, except that OCSP (only when online)
+comes after the checks that need no network.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _verify_gpu(
     rims: dict[str, str] | None,
     checked: list[str],
 ) -> tuple[str, str, dict[str, str]]:
-    """One GPU through the checks of ``cc_admin.attest``, in its order; the first that fails."""
+    """One GPU through the checks of ``cc_admin.attest`` (module docstring); the first that
+    fails decides."""
     from verifier.attestation import AttestationReport
     from verifier.config import GPU_ARCHITECTURE_MAP
     from verifier.nvml import GpuCertificateChains
