@@ -38,6 +38,8 @@ from proofs.probe_wire import (
     REASON_SIGNATURE_INVALID,
     REASON_UNANSWERED,
     TOO_LARGE,
+    CcEvidence,
+    CcEvidenceRequest,
     ComputeChallenge,
     ComputeCommitted,
     MemoryFill,
@@ -352,6 +354,6 @@ def _check_batch(
 
 
 def _probe_id(message: ProbeMessage | ProbeRequest) -> str | None:
-    if isinstance(message, Ping | Pong):
+    if isinstance(message, Ping | Pong | CcEvidenceRequest | CcEvidence):
         return None
     return message.probe_id
