@@ -142,8 +142,17 @@ class ClaimRules:
             )
 
     def reserve_claim(
-        self, *, job_id: str, max_price: int, due_ns: int, policy: LedgerPolicy, now_ns: int
+        self,
+        *,
+        job_id: str,
+        max_price: int,
+        due_ns: int,
+        policy: LedgerPolicy,
+        now_ns: int,
+        earliest_ns: int = 0,
     ) -> OpenClaim:
+        """Reserve the claim; ``earliest_ns`` (when the node could first claim, rules v3) is
+        recorded with it for the audit."""
         claim = self.compute_claim(max_price=max_price, due_ns=due_ns, policy=policy, now_ns=now_ns)
         self.check_claim_room(claim)
         self._trigger(
@@ -154,6 +163,7 @@ class ClaimRules:
             claim_bond=claim.claim_bond,
             claimed_at_ns=now_ns,
             due_ns=due_ns,
+            earliest_ns=earliest_ns,
         )
         return claim
 
@@ -182,9 +192,12 @@ class ClaimRules:
             )
         return amount, from_unbonding
 
-    def release_claim(self, *, job_id: str, reason: str, now_ns: int) -> None:
+    def release_claim(self, *, job_id: str, reason: str, now_ns: int, outcome: str = "") -> None:
+        """End the claim; ``outcome`` is what it came to for the node's reputation
+        (``domain.reputation.CLAIM_OUTCOMES``; empty under rules before v3, or when nobody
+        is to blame, like a round without quorum)."""
         if job_id in self.claims:
-            self._trigger(self.ClaimReleased, now_ns, job_id=job_id, reason=reason)
+            self._trigger(self.ClaimReleased, now_ns, job_id=job_id, reason=reason, outcome=outcome)
 
     def get_unbond_floor(self, policy: LedgerPolicy) -> int:
         """Bonded stake an unbond must leave: the open reserves and, while claims are open,

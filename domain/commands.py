@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from domain.errors import Rejection, RejectionCode
+from domain.liveness import LIVENESS_REPORT_NODES_MAX, LIVENESS_RTT_US_MAX
 from domain.policy import (
     AMOUNT_MAX,
     ATTEMPT_MAX,
@@ -266,6 +267,9 @@ class RegisterValidator(Command, frozen=True, forbid_unknown_fields=True, kw_onl
     owner: ActorId | None = None
     bls_public_key: Annotated[bytes, msgspec.Meta(min_length=48, max_length=48)]
     proof_of_possession: Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
+    region: Region | None = None
+    """Where the validator measures liveness from (issue 15: latency to a consumer's region
+    is what validators in that region measure)."""
 
 
 class UnjailNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -291,6 +295,29 @@ class CloseBeacon(Command, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Close an epoch past its deadline (anyone; the missing contributors are recorded)."""
 
     epoch: Epoch
+
+
+# issue 15: liveness epochs (domain.liveness)
+LivenessEpochNumber = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+RttUs = Annotated[int, msgspec.Meta(ge=0, le=LIVENESS_RTT_US_MAX)]
+
+
+class ReportLiveness(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A prober's results for its nodes in one liveness epoch: ``nodes[i]`` is up when bit
+    ``i`` of ``up`` is set (``domain.liveness.encode_bitmap``), ``rtt_us[i]`` its RTT."""
+
+    epoch: LivenessEpochNumber
+    nodes: Annotated[
+        list[ActorId], msgspec.Meta(min_length=1, max_length=LIVENESS_REPORT_NODES_MAX)
+    ]
+    up: Annotated[bytes, msgspec.Meta(max_length=(LIVENESS_REPORT_NODES_MAX + 7) // 8)]
+    rtt_us: Annotated[list[RttUs], msgspec.Meta(max_length=LIVENESS_REPORT_NODES_MAX)]
+
+
+class CloseLiveness(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Decide a liveness epoch whose reports are in (anyone, once the epoch after it ended)."""
+
+    epoch: LivenessEpochNumber
 
 
 TreeSize = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
@@ -403,6 +430,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "beacon.close": CloseBeacon,
     # issue 15: hardware attestation
     # issue 15: liveness and reputation
+    "liveness.report": ReportLiveness,
+    "liveness.close": CloseLiveness,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -177,6 +177,15 @@ class RejectionCode(enum.StrEnum):
     # issue 15: hardware attestation (validator-timed probes, expiry, binding)
 
     # issue 15: liveness, reputation, scheduling
+    LIVENESS_ALREADY_REPORTED = "liveness_already_reported"
+    LIVENESS_EPOCH_CLOSED = "liveness_epoch_closed"
+    LIVENESS_EPOCH_FULL = "liveness_epoch_full"
+    LIVENESS_EPOCH_NOT_OVER = "liveness_epoch_not_over"
+    LIVENESS_NEEDS_RULES_V3 = "liveness_needs_rules_v3"
+    LIVENESS_NOT_ASSIGNED = "liveness_not_assigned"
+    LIVENESS_NOT_FOUND = "liveness_not_found"
+    LIVENESS_REPORT_MALFORMED = "liveness_report_malformed"
+    LIVENESS_REPORT_OUT_OF_EPOCH = "liveness_report_out_of_epoch"
 
 
 class FlopError(Exception):

@@ -17,9 +17,11 @@ import msgspec
 
 from domain.claims import ClaimRules, OpenClaim, compute_from_unbonding
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
-from domain.events import FlopAggregate, ns_to_datetime
+from domain.events import FlopAggregate, datetime_to_ns, ns_to_datetime
 from domain.invariants import present
+from domain.liveness import RegionRtt, Uptime
 from domain.policy import LedgerPolicy
+from domain.reputation import CLAIM_OUTCOMES, DOWN, UP, Observations, ReputationRules
 from domain.stake import StakeRules
 from domain.verdict_subject import RoundEvents, VotedAggregate
 from domain.verdicts import SUBJECT_ATTESTATION, Verdict, VerdictRound
@@ -53,7 +55,7 @@ class Challenge(msgspec.Struct, frozen=True):
     deadline_ns: int
 
 
-class Node(VotedAggregate, ClaimRules, StakeRules):
+class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
     """A GPU provider. Its id is the node's Ed25519 key (base58)."""
 
     STREAM_TYPE: ClassVar[str] = "node"
@@ -78,6 +80,7 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
             node.attestation_round = None
             node.is_attested = False
             node.claims = {}
+            node.reputation, node.uptime = Observations(), Uptime()  # issue 15
 
     class AttestationChallenged(FlopAggregate.Event):
         nonce: str
@@ -236,6 +239,9 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
         claim_bond: int
         claimed_at_ns: int
         due_ns: int
+        earliest_ns: int = 0
+        """When the node could first claim the job (``domain.scheduling``; rules v3: region
+        tier, reputation and latency), recorded for the audit; 0 in older records."""
 
         def apply(self, node: Node) -> None:
             node.claims[self.job_id] = OpenClaim(
@@ -269,9 +275,26 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
     class ClaimReleased(FlopAggregate.Event):
         job_id: str
         reason: str
+        outcome: str = ""
+        """What the claim came to for reputation (``domain.reputation.CLAIM_OUTCOMES``;
+        empty: nothing to count, or a record written before rules v3)."""
 
         def apply(self, node: Node) -> None:
             node.claims.pop(self.job_id)
+            if self.outcome in CLAIM_OUTCOMES:
+                node.reputation.observe(self.outcome, datetime_to_ns(self.timestamp))
+
+    class NodeUptimeRecorded(FlopAggregate.Event):
+        """A liveness epoch decided the node up or down (``domain.liveness``, rules v3)."""
+
+        epoch: int
+        up: bool
+        rtt_us: int
+        rtt_by_region: tuple[RegionRtt, ...]
+
+        def apply(self, node: Node) -> None:
+            node.uptime.record(self.epoch, self.up, self.rtt_us, self.rtt_by_region)
+            node.reputation.observe(UP if self.up else DOWN, datetime_to_ns(self.timestamp))
 
     class NodeJailed(FlopAggregate.Event):
         until_ns: int
@@ -314,6 +337,8 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
     attestation_round: VerdictRound | None
     is_attested: bool
     claims: dict[str, OpenClaim]
+    reputation: Observations
+    uptime: Uptime
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -494,6 +519,7 @@ class Node(VotedAggregate, ClaimRules, StakeRules):
             "attestation_validators": (
                 list(self.attestation_round.validators) if self.attestation_round else []
             ),
+            **self.view_reputation(),
         }
 
     def _activate_if_ready(self, policy: LedgerPolicy, now_ns: int) -> None:

@@ -14,7 +14,9 @@ import msgspec
 
 from domain.claims import OpenClaim
 from domain.events import datetime_to_ns
+from domain.liveness import Uptime
 from domain.node import Challenge, GpuClaim, Node
+from domain.reputation import Observations
 from domain.snapshots import restore_aggregate
 from domain.verdicts import VerdictRound
 
@@ -44,6 +46,9 @@ class NodeState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attestation_round: VerdictRound | None
     is_attested: bool
     claims: dict[str, OpenClaim]
+    # issue 15: liveness and reputation (domain.liveness, domain.reputation)
+    reputation: Observations
+    uptime: Uptime
 
 
 ENVELOPE_FIELDS = ("version", "created_on_ns", "modified_on_ns")

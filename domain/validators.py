@@ -23,9 +23,12 @@ class Validator(FlopAggregate, StakeRules):
         owner: str
         bls_public_key: bytes
         proof_of_possession: bytes
+        region: str = ""
+        """Where it measures liveness from (issue 15; empty: not said, or an older record)."""
 
         def apply(self, validator: Validator) -> None:
             validator.owner = self.owner
+            validator.region = self.region
             validator.bls_public_key = self.bls_public_key
             validator.stake = 0
             validator.unbonding = 0
@@ -74,6 +77,7 @@ class Validator(FlopAggregate, StakeRules):
 
     owner: str
     bls_public_key: bytes
+    region: str
     stake: int
     unbonding: int
     unbond_ready_ns: int
@@ -92,6 +96,7 @@ class Validator(FlopAggregate, StakeRules):
         bls_public_key: bytes,
         proof_of_possession: bytes,
         now_ns: int,
+        region: str = "",
     ) -> Validator:
         """Register; the caller has verified the proof of possession (proofs.bls)."""
         if len(bls_public_key) != BLS_PUBLIC_KEY_BYTES or len(proof_of_possession) != BLS_POP_BYTES:
@@ -105,6 +110,7 @@ class Validator(FlopAggregate, StakeRules):
             owner=owner,
             bls_public_key=bls_public_key,
             proof_of_possession=proof_of_possession,
+            region=region,
             timestamp=ns_to_datetime(now_ns),
         )
 
@@ -157,6 +163,7 @@ class Validator(FlopAggregate, StakeRules):
             "id": self.id,
             "owner": self.owner,
             "bls_public_key": self.bls_public_key.hex(),
+            "region": self.region,
             "stake": self.stake,
             "unbonding": self.unbonding,
             "slashed_total": self.slashed_total,

@@ -54,6 +54,8 @@ FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "stake.": WORK_STREAMS,
     "canary.": WORK_STREAMS | {"canary"},
     "beacon.": WORK_STREAMS,
+    # issue 15: a liveness report appends to its epoch; a close also to the decided nodes
+    "liveness.": ACCOUNT_STREAMS | {"liveness", "node"},
 }
 
 
@@ -88,6 +90,10 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("decision", "CanaryRevealed"): frozenset({"canary.reveal"}),
     ("canary", "CanarySealed"): frozenset({"canary.seal"}),
     ("canary", "SealRevealed"): frozenset({"canary.reveal"}),
+    # issue 15: liveness epochs (validator.audit_reputation)
+    ("liveness", "ReportRecorded"): frozenset({"liveness.report"}),
+    ("liveness", "EpochClosed"): frozenset({"liveness.close"}),
+    ("node", "NodeUptimeRecorded"): frozenset({"liveness.close"}),
 }
 
 # Kinds whose target (body field) must be owned by the actor, and that field's name.
@@ -108,6 +114,7 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     ("job", "VerdictRecorded"): "validator_id",
     ("log", "WitnessCosigned"): "validator_id",
     (BEACON_STREAM_TYPE, "Contributed"): "validator_id",
+    ("liveness", "ReportRecorded"): "validator_id",
 }
 SELF_STREAM_EVENTS = frozenset(
     {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}

@@ -100,6 +100,9 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("canary.reveal", "/v1/canaries/reveals"),
         CommandRoute("beacon.contribute", "/v1/beacon/contributions"),
         CommandRoute("beacon.close", "/v1/beacon/closings"),
+        # issue 15: liveness epochs
+        CommandRoute("liveness.report", "/v1/liveness/reports"),
+        CommandRoute("liveness.close", "/v1/liveness/closings"),
     )
 }
 

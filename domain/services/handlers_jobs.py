@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from domain import commands as c
+from domain import reputation
 from domain.errors import Rejection, RejectionCode, Unauthorized
 from domain.job import (
     CLAIMED,
@@ -126,8 +127,10 @@ async def handle_release_job(uow: UnitOfWork, cmd: c.ReleaseJob, ctx: CommandCon
     node pays the consumer the share of its claim bond for the time it held the job."""
     job = await uow.require(Job, cmd.job_id)
     job.release(node_id=ctx.actor, reason=cmd.reason or "released by the node", now_ns=ctx.now_ns)
-    await forfeit_claim_bond(uow, job, ctx.actor, release_fee=True, ctx=ctx)
-    await release_claim_if_left(uow, job, ctx.actor, reason="released", ctx=ctx)
+    fee = await forfeit_claim_bond(uow, job, ctx.actor, release_fee=True, ctx=ctx)
+    # A job handed back at once costs nobody anything; one held a while counts (rules v3).
+    outcome = reputation.RELEASED if fee else ""
+    await release_claim_if_left(uow, job, ctx.actor, reason="released", ctx=ctx, outcome=outcome)
     return job.id
 
 
@@ -138,6 +141,7 @@ async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandConte
     left its hands has its claim released."""
     job = await uow.require(Job, cmd.job_id)
     holder = job.node_id
+    outcome = reputation.NO_SHOW if job.state == CLAIMED else ""
     if job.state == SUBMITTED:
         job.expire(now_ns=ctx.now_ns)
     elif job.state == CLAIMED:
@@ -149,7 +153,9 @@ async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandConte
         raise Rejection(
             f"job {job.id} is {job.state}: nothing to expire", code=STATE_CODES[job.state]
         )
-    await release_claim_if_left(uow, job, holder, reason="job expired or reassigned", ctx=ctx)
+    await release_claim_if_left(
+        uow, job, holder, reason="job expired or reassigned", ctx=ctx, outcome=outcome
+    )
     if job.state == EXPIRED:
         await refund_job(uow, job, ctx)
     return job.id

@@ -173,6 +173,7 @@ async def handle_register_validator(
         bls_public_key=cmd.bls_public_key,
         proof_of_possession=cmd.proof_of_possession,
         now_ns=ctx.now_ns,
+        region=cmd.region or "",
     )
     uow.add(validator)
     await add_member(uow, "validators", validator.id)

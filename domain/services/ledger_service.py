@@ -22,6 +22,7 @@ from domain.ports import EventStore
 from domain.services import equivocation, fraud, rounds
 from domain.services import handlers_beacon as beacon
 from domain.services import handlers_jobs as jobs
+from domain.services import handlers_liveness as liveness
 from domain.services import handlers_log as log
 from domain.services import handlers_network as network
 from domain.services import handlers_nodes as nodes
@@ -72,6 +73,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.RevealCanary: fraud.handle_reveal_canary,
     c.ContributeBeacon: beacon.handle_contribute_beacon,
     c.CloseBeacon: beacon.handle_close_beacon,
+    # issue 15: liveness epochs
+    c.ReportLiveness: liveness.handle_report_liveness,
+    c.CloseLiveness: liveness.handle_close_liveness,
 }
 
 

@@ -23,6 +23,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "beacon": RejectionCode.BEACON_NOT_FOUND,
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,
     "job": RejectionCode.JOB_NOT_FOUND,
+    "liveness": RejectionCode.LIVENESS_NOT_FOUND,
     "log": RejectionCode.LOG_NOT_FOUND,
     "network": RejectionCode.NETWORK_NOT_FOUND,
     "node": RejectionCode.NODE_NOT_FOUND,

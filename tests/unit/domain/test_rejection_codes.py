@@ -15,6 +15,7 @@ from domain.events import _EVENT_CLASSES
 from domain.fraud import JobDecision
 from domain.job import Job
 from domain.ledger import Account
+from domain.liveness import LivenessEpoch
 from domain.log import Log
 from domain.network import Network
 from domain.node import Node
@@ -52,6 +53,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         Validator,
         Withdrawal,
         Beacon,
+        LivenessEpoch,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
