@@ -38,7 +38,21 @@ RECORDED_NOW_NS = 1_900_000_000 * 10**9
 STATE_KEYS = ("head", "event_types", "aggregates", "balances", "directories")
 FIELDS_ADDED_SINCE: dict[str, dict[str, Any]] = {
     # issue 14, attacks 4/6: a node's open claims (a history written before has none)
-    "Node": {"claims": {}},
+    "Node": {
+        "claims": {},
+        # issue 15: reputation and uptime (a history written before has no observations)
+        "reputation": {"buckets": [], "totals": {}},
+        "uptime": {
+            "epochs_up": 0,
+            "epochs_down": 0,
+            "last_epoch": -1,
+            "last_up": False,
+            "rtt_us": 0,
+            "rtt_by_region": {},
+        },
+    },
+    # issue 15: where a validator measures liveness from (none before)
+    "Validator": {"region": ""},
     # issue 14, attack 3: the randomness a job's openings are drawn from (none before)
     "Job": {"openings_seed": ""},
 }
