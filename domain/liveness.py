@@ -107,7 +107,7 @@ class LivenessEpoch(FlopAggregate):
 
     STREAM_TYPE: ClassVar[str] = LIVENESS_STREAM_TYPE
 
-    class Opened(FlopAggregate.Created):
+    class LivenessEpochOpened(FlopAggregate.Created):
         epoch: int
         probers: tuple[Prober, ...]
 
@@ -124,7 +124,7 @@ class LivenessEpoch(FlopAggregate):
         def apply(self, epoch: LivenessEpoch) -> None:
             epoch.reports[self.validator_id] = ProbeReport(self.nodes, self.up, self.rtt_us)
 
-    class EpochClosed(FlopAggregate.Event):
+    class LivenessEpochClosed(FlopAggregate.Event):
         nodes: tuple[str, ...]
         decided: bytes
         up: bytes
@@ -147,7 +147,7 @@ class LivenessEpoch(FlopAggregate):
     @classmethod
     def open(cls, epoch: int, *, probers: tuple[Prober, ...], now_ns: int) -> LivenessEpoch:
         return cls._create(
-            cls.Opened,
+            cls.LivenessEpochOpened,
             id=cls.stream_id(epoch),
             epoch=epoch,
             probers=probers,
@@ -197,7 +197,7 @@ class LivenessEpoch(FlopAggregate):
         self._require_open(now_ns, policy, closing=True)
         decided = {o.node_id: o.up for o in outcomes}
         self._trigger(
-            self.EpochClosed,
+            self.LivenessEpochClosed,
             now_ns,
             nodes=nodes,
             decided=encode_bitmap([n in decided for n in nodes]),

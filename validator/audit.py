@@ -37,7 +37,7 @@ from domain.job import Job, is_insecure_setup
 from domain.ledger import BOUNDARY_ACCOUNT, Account
 from domain.log import compute_witness_message
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules, strip_operators
-from domain.policy import RULES_V1, LedgerPolicy
+from domain.policy import RULES_V1, RULES_V3, LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 from domain.services.ledger_service import CommandMetadata, compute_command_id
 from domain.services.rounds import ROUND_KINDS
@@ -78,6 +78,7 @@ from validator.audit_quorum import (
     get_owners,
     is_quorum_rule_in_force,
 )
+from validator.audit_reputation import ReputationAudit, compute_probers_snapshot
 from validator.audit_rules import OPERATOR_KINDS, OWNER_KINDS, find_violation
 from validator.audit_stake import (
     STAKE_BONDED_EVENTS,
@@ -102,6 +103,7 @@ LEDGER_INVARIANTS = "ledger_invariants"
 READ_MODEL = "read_model"
 STORED_PROOFS = "stored_proofs"
 FRAUD_PROOF = "fraud_proof"
+REPUTATION = "reputation"
 CHECKS = (
     HASH_CHAIN,
     COMMAND_SIGNATURE,
@@ -119,6 +121,7 @@ CHECKS = (
     READ_MODEL,
     STORED_PROOFS,
     FRAUD_PROOF,
+    REPUTATION,
 )
 SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WITNESS})
 CERTIFICATE_SIGNERS_MIN = 1
@@ -206,6 +209,8 @@ class Replayer:
         self._is_owner_bond_rule_in_force = False
         self._command: _Command | None = None
         self._money = 0
+        # Issue 15 (validator.audit_reputation): every node's observations, across commands.
+        self.reputation = ReputationAudit()
 
     @property
     def head(self) -> Head:
@@ -230,6 +235,7 @@ class Replayer:
         except (ValueError, TypeError, msgspec.MsgspecError) as exc:
             self._fail(record, AGGREGATE_REPLAY, f"event does not decode: {exc}")
         self._check_event(record, command, event, data)
+        self._check_reputation(record, command, event, data)
         if event is None:
             self._apply_account(record, command, data)
         else:
@@ -264,6 +270,9 @@ class Replayer:
                     LEDGER_INVARIANTS,
                     f"{command.kind} took {account_id} to {account.balance}",
                 )
+        violation = self.reputation.end_command()  # issue 15: released claims' outcomes
+        if violation is not None:
+            raise AuditFailed(command.position, REPUTATION, violation)
         self.counts[LEDGER_INVARIANTS] += 1
         self._command = None
 
@@ -504,6 +513,32 @@ class Replayer:
         )
         if violation is not None:
             self._fail(record, LEDGER_INVARIANTS, violation)
+
+    def _check_reputation(
+        self, record: Record, command: _Command, event: Any, data: dict[str, Any]
+    ) -> None:
+        """Rules v3: liveness epochs, released claims' outcomes, reputation and the claim
+        order it gives (``validator.audit_reputation``)."""
+        policy = self._policy_at(command.position)
+        probers: tuple[Any, ...] = ()
+        if record.event_type == "LivenessEpochOpened" and policy:
+            members = self.aggregates.get(Directory.stream_id("validators"))
+            probers = compute_probers_snapshot(
+                list(getattr(members, "members", ())), self.aggregates, policy
+            )
+        violation = self.reputation.check_event(
+            record,
+            event,
+            data,
+            kind=command.kind,
+            aggregates=self.aggregates,
+            policy=policy,
+            expected_probers=probers,
+        )
+        if violation is not None:
+            self._fail(record, REPUTATION, violation)
+        if policy is not None and policy.rules_version >= RULES_V3:
+            self.counts[REPUTATION] += 1
 
     def _is_fraud_rule_in_force(self, position: int) -> bool:
         return self.rules.has_genesis and self.rules.at(position).rules_version > RULES_V1

@@ -92,7 +92,7 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("canary", "SealRevealed"): frozenset({"canary.reveal"}),
     # issue 15: liveness epochs (validator.audit_reputation)
     ("liveness", "ReportRecorded"): frozenset({"liveness.report"}),
-    ("liveness", "EpochClosed"): frozenset({"liveness.close"}),
+    ("liveness", "LivenessEpochClosed"): frozenset({"liveness.close"}),
     ("node", "NodeUptimeRecorded"): frozenset({"liveness.close"}),
 }
 
