@@ -25,6 +25,7 @@ from adapters.nats.signals import (
     JobOffer,
     NodeHeartbeat,
     publish_heartbeat,
+    sign_heartbeat,
     subscribe_offers,
 )
 from node_agent.agent import NodeAgent
@@ -37,10 +38,12 @@ _log = structlog.get_logger("flopledger.agent")
 
 
 class NatsSignals:
-    """Offers and heartbeats over core NATS (``adapters.nats.signals``)."""
+    """Offers and heartbeats over core NATS (``adapters.nats.signals``); heartbeats are
+    signed with the node's key."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, identity: Identity) -> None:
         self._nc = nc
+        self._identity = identity
 
     async def offers(self, region: str | None) -> AsyncIterator[JobOffer]:
         try:
@@ -57,6 +60,7 @@ class NatsSignals:
             gpus_total=gpus_total,
             gpus_busy=busy,
         )
+        beat = sign_heartbeat(self._identity, beat)
         try:
             await publish_heartbeat(self._nc, beat)
         except NatsError as exc:
@@ -95,7 +99,7 @@ async def run_agent(config: AgentConfig, identity: Identity, stop: asyncio.Event
             artifacts=sink,
             inventory=inventory,
             devices=devices,
-            signals=NatsSignals(nc) if nc is not None else None,
+            signals=NatsSignals(nc, identity) if nc is not None else None,
         )
         _log.info(
             "agent_starting",

@@ -65,6 +65,26 @@ class ChallengeView(msgspec.Struct, frozen=True):
     deadline_ns: int
 
 
+class ReputationView(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's reputation (``domain.reputation``): its score at ``as_of_ns`` (now for one
+    node, the node's last record in lists) and its observations since registration."""
+
+    score_bps: int
+    as_of_ns: int
+    counts: dict[str, int]
+
+
+class UptimeView(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's decided liveness epochs and its latest measured round-trip times."""
+
+    epochs_up: int
+    epochs_down: int
+    last_epoch: int
+    last_up: bool
+    rtt_us: int
+    rtt_by_region: dict[str, int]
+
+
 class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     """A node as the ledger sees it."""
 
@@ -82,6 +102,9 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     slashed_total: int
     version: int
     challenge: ChallengeView | None = None
+    # issue 15: liveness and reputation
+    reputation: ReputationView | None = None
+    uptime: UptimeView | None = None
 
 
 class WorkloadView(msgspec.Struct, frozen=True):
@@ -125,6 +148,8 @@ class ValidatorView(msgspec.Struct, frozen=True, kw_only=True):
     unbonding: int
     slashed_total: int
     version: int
+    region: str = ""
+    """Where it measures liveness from (issue 15)."""
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,6 +5,11 @@ offers (the job stays in the ledger; claims go through the API, first valid clai
 and for heartbeats (the next one follows). Messages are msgspec JSON, parsed once here;
 a malformed message is logged and skipped.
 
+Heartbeats are signed by the node (issue 15): Ed25519 by the node's key (its id) over
+``HEARTBEAT_TAG`` and every other field, ``sent_at_ns`` included (``sign_heartbeat``), so a
+beat cannot be forged for another node or re-dated. Subscribers drop unsigned and wrongly
+signed beats (``is_heartbeat_signed``) and beats published on another node's subject.
+
 | subject                 | payload           | publisher     | subscribers           |
 |-------------------------|-------------------|---------------|-----------------------|
 | ``flop.offer.<region>`` | ``JobOffer``      | API/scheduler | node agents in region |
@@ -14,7 +19,7 @@ a malformed message is logged and skipped.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import msgspec
@@ -24,11 +29,13 @@ from nats.aio.client import Client
 
 from adapters.nats.codec import compute_subject_token
 from adapters.nats.connection import nats_errors
+from proofs.identity import Identity, verify_signature
 
 OFFER_SUBJECT_PREFIX = "flop.offer"
 HEARTBEAT_SUBJECT_PREFIX = "flop.hb"
 SIGNAL_PENDING_MSGS_MAX = 10_000
 ALL_TOKENS = "*"
+HEARTBEAT_TAG = b"flopledger/heartbeat/v1"
 
 _log = structlog.get_logger("flopledger.nats.signals")
 
@@ -48,13 +55,39 @@ class JobOffer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NodeHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
-    """A node saying it is alive, where, and how busy."""
+    """A node saying it is alive, where, and how busy; signed by the node's key."""
 
     node_id: str
     region: str
     sent_at_ns: int
     gpus_total: int
     gpus_busy: int
+    signature: bytes = b""
+    """Ed25519 by ``node_id`` over ``compute_heartbeat_message`` (empty: unsigned, dropped)."""
+
+
+def compute_heartbeat_message(beat: NodeHeartbeat) -> bytes:
+    """What a heartbeat's signature covers: the tag and every field but the signature, as
+    canonical JSON (sorted keys)."""
+    fields = msgspec.to_builtins(beat)
+    fields.pop("signature", None)
+    return HEARTBEAT_TAG + msgspec.json.encode(fields, order="sorted")
+
+
+def sign_heartbeat(identity: Identity, beat: NodeHeartbeat) -> NodeHeartbeat:
+    """``beat`` signed by ``identity`` (which must be the node it names)."""
+    if beat.node_id != identity.id:
+        raise ValueError(f"{identity.id} cannot sign a heartbeat of {beat.node_id}")
+    unsigned = msgspec.structs.replace(beat, signature=b"")
+    signature = identity.sign(compute_heartbeat_message(unsigned))
+    return msgspec.structs.replace(beat, signature=signature)
+
+
+def is_heartbeat_signed(beat: NodeHeartbeat) -> bool:
+    """Whether the beat carries a valid signature by the node it names."""
+    return bool(beat.signature) and verify_signature(
+        beat.node_id, compute_heartbeat_message(beat), beat.signature
+    )
 
 
 def compute_offer_subject(region: str | None) -> str:
@@ -87,11 +120,26 @@ def subscribe_offers(nc: Client, region: str | None = None) -> AsyncIterator[Job
 
 
 def subscribe_heartbeats(nc: Client, node_id: str | None = None) -> AsyncIterator[NodeHeartbeat]:
-    """Heartbeats of ``node_id`` (every node when None), as they come."""
-    return _subscribe(nc, compute_heartbeat_subject(node_id), NodeHeartbeat)
+    """Signed heartbeats of ``node_id`` (every node when None), as they come; unsigned or
+    wrongly signed beats, and beats on another node's subject, are logged and dropped."""
+    return _subscribe(
+        nc, compute_heartbeat_subject(node_id), NodeHeartbeat, check=_is_heartbeat_accepted
+    )
 
 
-async def _subscribe(nc: Client, subject: str, kind: type[SignalT]) -> AsyncIterator[SignalT]:
+def _is_heartbeat_accepted(subject: str, beat: NodeHeartbeat) -> bool:
+    if subject != compute_heartbeat_subject(beat.node_id):
+        return False
+    return is_heartbeat_signed(beat)
+
+
+async def _subscribe(
+    nc: Client,
+    subject: str,
+    kind: type[SignalT],
+    *,
+    check: Callable[[str, SignalT], bool] | None = None,
+) -> AsyncIterator[SignalT]:
     decoder = msgspec.json.Decoder(kind)
     async with nats_errors(nc, f"subscribe {subject}"):
         subscription = await nc.subscribe(subject, pending_msgs_limit=SIGNAL_PENDING_MSGS_MAX)
@@ -99,9 +147,14 @@ async def _subscribe(nc: Client, subject: str, kind: type[SignalT]) -> AsyncIter
     try:
         async for msg in subscription.messages:
             try:
-                yield decoder.decode(msg.data)
+                signal = decoder.decode(msg.data)
             except msgspec.DecodeError as exc:
                 _log.warning("signal_malformed", subject=msg.subject, error=str(exc))
+                continue
+            if check is not None and not check(msg.subject, signal):
+                _log.warning("signal_unsigned_or_forged", subject=msg.subject)
+                continue
+            yield signal
     finally:
         with contextlib.suppress(nats.errors.Error):
             await subscription.unsubscribe()

@@ -51,6 +51,8 @@ class NodeStats(msgspec.Struct, frozen=True, kw_only=True):
     jobs_verified: int
     jobs_rejected: int
     trust: float | None
+    reputation_bps: int | None = None
+    """The node's reputation score as of its last record (``domain.reputation``)."""
 
 
 class ValidatorStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -297,6 +299,7 @@ def _node_stats(view: dict[str, Any], log_stats: LogStats) -> NodeStats:
         jobs_verified=verified,
         jobs_rejected=rejected,
         trust=round(verified / decided, 4) if decided else None,
+        reputation_bps=view.get("reputation", {}).get("score_bps"),
     )
 
 

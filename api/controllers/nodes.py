@@ -82,11 +82,14 @@ class NodeController(Controller):
 
     @get("/{node_id:str}", operation_id="getNode", responses=READ_ERRORS)
     async def get_node(self, deps: Deps, node_id: ActorPath) -> NodeView:
-        """One node."""
+        """One node, its reputation scored now under the policy in force."""
         node = await get_aggregate(deps.store, Node, node_id)
         if node is None:
             raise ApiError(RejectionCode.NODE_NOT_FOUND, f"no node {node_id}", status=404)
-        return msgspec.convert(node.view(), NodeView)
+        scored = node.view_reputation(
+            now_ns=deps.clock_ns(), policy=await deps.service.get_policy()
+        )
+        return msgspec.convert({**node.view(), **scored}, NodeView)
 
     @post(
         ATTESTATION_CHALLENGE_ROUTE.compute_handler_path(PATH),

@@ -65,12 +65,15 @@ function renderNodes(nodes) {
     const title = document.createElement("h3");
     title.textContent = `${region} (${regions[region].length})`;
     const table = document.createElement("table");
-    table.appendChild(header(["node", "gpu", "state", "stake", "trust", "jobs ok/bad"]));
+    table.appendChild(header(
+      ["node", "gpu", "state", "stake", "reputation", "trust", "jobs ok/bad"],
+    ));
     regions[region].forEach((n) => {
       const trust = n.trust === null ? "–" : `${Math.round(n.trust * 100)}%`;
+      const reputation = n.reputation_bps == null ? "–" : `${(n.reputation_bps / 100).toFixed(1)}%`;
       table.appendChild(row([
         cell(short(n.id)), cell(n.gpu_class), cell(n.state, "state-" + n.state),
-        cell(fmt(n.stake), "num"), cell(trust, "num"),
+        cell(fmt(n.stake), "num"), cell(reputation, "num"), cell(trust, "num"),
         cell(`${n.jobs_verified}/${n.jobs_rejected}`, "num"),
       ]));
     });
