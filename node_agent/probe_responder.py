@@ -84,8 +84,9 @@ class ProbeBudget(msgspec.Struct, frozen=True, kw_only=True):
     ops_max: int
 
 
-DEFAULT_BUDGET = ProbeBudget(product_bytes_max=64 * 1024**3, ops_max=2**67)
-"""Room for the probes of every table model (a node should pass its own, see below)."""
+DEFAULT_BUDGET = ProbeBudget(product_bytes_max=2**35, ops_max=2**54)
+"""About twice the largest probe of any table model under the default policy (the H200's
+14 GB working set, 8·10^15 ops); an agent should pass the budget of its own specs."""
 
 
 def compute_probe_budget(specs: Sequence[ProbeSpec], *, headroom: int = 2) -> ProbeBudget:

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 import msgspec
 
 from adapters.compute.probe_device import FakeClock, ProductHandle, SimulatedProbeDevice
+from domain.devices import CPU_MODEL_KEY, compute_probe_specs, load_device_table
+from domain.policy import LedgerPolicy
 from node_agent.probe_responder import (
+    DEFAULT_BUDGET,
     HELD_PER_DEVICE_MAX,
     HELD_TTL_NS,
     ProbeResponder,
@@ -262,3 +265,23 @@ async def test_a_device_error_is_a_refusal_and_holds_nothing() -> None:
     node = ProbeResponder(NODE, [device], allow_all, clock_ns=clock.now_ns)
     assert refused(await ask(node, compute())) == "device_error"
     assert node.held_probes() == 0
+
+
+def test_the_probes_of_every_table_model_pass_the_wire_bounds_and_the_default_budget() -> None:
+    table = load_device_table()
+    for model in table:
+        models = [] if model.key == CPU_MODEL_KEY else [model.key]
+        (spec,) = compute_probe_specs(models, policy=LedgerPolicy())
+        requests: list[ProbeMessage] = [
+            ComputeChallenge(probe_id="a", device_index=0, seed=SEED, n=spec.n, m=spec.m, k=spec.k)
+        ]
+        if spec.memory_n:
+            n, m, k = spec.memory_n, spec.memory_m, spec.memory_k
+            requests.append(MemoryFill(probe_id="b", device_index=0, seed=SEED, n=n, m=m, k=k))
+            requests.append(MemoryRead(probe_id="b", key=SEED, rows=spec.memory_read_rows))
+        for request in requests:
+            assert unseal(seal(VALIDATOR, request, to=NODE.id))[1] == request, model.key
+        largest = (max(spec.n, spec.memory_n), max(spec.m, spec.memory_m))
+        assert 4 * largest[0] * largest[1] <= DEFAULT_BUDGET.product_bytes_max, model.key
+        ops = max(2 * spec.n * spec.m * spec.k, 2 * spec.memory_n * spec.memory_m * spec.memory_k)
+        assert ops <= DEFAULT_BUDGET.ops_max, model.key
