@@ -8,6 +8,8 @@ a signed ``ProbeRefused``. Device work runs in a thread, one call at a time per 
 honest device serves one probe at a time: that is what the validators' slots assume), and
 what a probe holds is kept per probe id for the validator that started it, until it is
 released or, unused for ``HELD_TTL_NS`` on the node's clock, evicted to make room.
+A ``CcEvidenceRequest`` is answered with what ``collect_cc(nonce)`` returns
+(``adapters.compute.cc_attestation.collect_cc_evidence``), empty without one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from proofs.probe_wire import (
     REFUSED_RESPONSE_TOO_LARGE,
     REFUSED_TOO_COSTLY,
     REFUSED_UNAUTHORIZED,
+    CcEvidence,
+    CcEvidenceRequest,
     ComputeChallenge,
     ComputeCommitted,
     MemoryFill,
@@ -72,7 +76,7 @@ SEEN_PROBE_IDS_MAX = 4096
 DEVICE_ERRORS = (RuntimeError, MemoryError, ValueError)
 """What a device raises when it cannot do the work (torch's out-of-memory is a RuntimeError)."""
 
-_REQUESTS = (Ping, ComputeChallenge, MemoryFill, MemoryRead, OpenRows, Release)
+_REQUESTS = (Ping, ComputeChallenge, MemoryFill, MemoryRead, OpenRows, Release, CcEvidenceRequest)
 
 _log = structlog.get_logger("flopledger.node.probe")
 
@@ -128,8 +132,10 @@ class ProbeResponder:
         *,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         budget: ProbeBudget = DEFAULT_BUDGET,
+        collect_cc: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self._identity = identity
+        self._collect_cc = collect_cc
         self._devices = list(devices)
         self._is_authorized = is_authorized
         self._clock_ns = clock_ns
@@ -176,6 +182,8 @@ class ProbeResponder:
                 return await self._open(signer, message)
             case Release():
                 return await self._release(signer, message)
+            case CcEvidenceRequest(nonce=nonce):
+                return await self._cc_evidence(nonce)
         return _refused(getattr(message, "probe_id", ""), REFUSED_NOT_A_REQUEST)
 
     async def _compute(self, signer: str, request: ComputeChallenge) -> ProbeMessage:
@@ -250,6 +258,13 @@ class ProbeResponder:
                 device.open, held.handle, held.key, list(request.indices), held.rows
             )
         return RowsOpened(probe_id=request.probe_id, openings=list(openings))
+
+    async def _cc_evidence(self, nonce: bytes) -> ProbeMessage:
+        """The GPUs' CC report over ``nonce`` (NVML and NVIDIA's SDK: in a thread)."""
+        if self._collect_cc is None:
+            return CcEvidence(evidence=b"")
+        evidence = await asyncio.to_thread(self._collect_cc, nonce)
+        return CcEvidence(evidence=evidence or b"")
 
     async def _release(self, signer: str, request: Release) -> ProbeMessage:
         held = self._held.get(request.probe_id)

@@ -382,6 +382,10 @@ REASON_SIGNATURE_INVALID = SIGNATURE_INVALID
 REASON_COMPUTE_DEADLINE_MISSED = "compute_deadline_missed"
 REASON_FILL_DEADLINE_MISSED = "fill_deadline_missed"
 REASON_READ_DEADLINE_MISSED = "read_deadline_missed"
+REASON_CC = "cc"
+"""A CC report verified: the validator votes pass with this reason (the "cc" tier)."""
+REASON_CC_ABSENT = "cc_evidence_absent"
+"""The node sent no CC evidence (no GPU in CC mode, no verifier): probe it by timing instead."""
 
 # Why a node refuses a request (ProbeRefused.reason; node_agent.probe_responder).
 REFUSED_UNAUTHORIZED = "unauthorized"

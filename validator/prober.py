@@ -9,6 +9,11 @@ its reason (``proofs.probe_wire.REASON_*`` or an opening code of ``proofs.probe`
 allows the spec's time plus the measured RTT, bounded by ``rtt_max_ns``: the node's own
 timings (``reported_ns``) are never read. Openings are asked for in batches whose answer fits
 one message. What a probe held is released after each phase, passed or not.
+
+``attest_cc`` asks instead for the GPUs' confidential-computing report over a nonce derived
+from the validator's signature (``proofs.probe_wire.compute_cc_nonce``) and has it verified
+by the function it is given (``adapters.compute.cc_attestation.verify_cc_evidence`` bound to
+the validator's SDK and mode); it is not timed: NVIDIA's signature over the nonce binds it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from proofs.probe import OPENING_INDEX_UNEXPECTED, RowOpening, check_opening, ch
 from proofs.probe import choose_rows as choose_leaves
 from proofs.probe_wire import (
     PROBE_MESSAGE_BYTES_MAX,
+    REASON_CC,
+    REASON_CC_ABSENT,
     REASON_COMPUTE_DEADLINE_MISSED,
     REASON_FILL_DEADLINE_MISSED,
     REASON_MALFORMED,
@@ -57,6 +64,8 @@ from proofs.probe_wire import (
     Release,
     Released,
     RowsOpened,
+    compute_cc_nonce,
+    compute_cc_nonce_statement,
     compute_openings_per_message,
     compute_openings_statement,
     compute_probe_seed,
@@ -75,6 +84,8 @@ a missed deadline (with its time), only a silent node as unanswered."""
 UNTIMED_TIMEOUT_S = 30.0
 """Openings are not timed (the commitment came first), but a node cannot stall forever."""
 RELEASE_TIMEOUT_S = 2.0
+CC_TIMEOUT_S = 60.0
+"""A CC report is not timed (NVML and SPDM take seconds per GPU), but a node cannot stall."""
 PROBE_ID_BYTES = 16
 NS_PER_S = 1_000_000_000
 
@@ -145,6 +156,32 @@ class Prober:
         except _ProbeFailed as failed:
             return run.outcome(failed.reason, device_index)
         return run.outcome(REASON_OK, None)
+
+    async def attest_cc(
+        self,
+        node_id: str,
+        *,
+        nonce: str,
+        challenge_seed: bytes,
+        verify: Callable[[bytes, bytes], str],
+    ) -> ProbeOutcome:
+        """The node's CC evidence over this round's CC nonce, checked by ``verify(evidence,
+        nonce)`` in a thread: passed with ``REASON_CC`` when it answers "ok", else its reason
+        (``REASON_CC_ABSENT`` for an empty answer; the caller probes by timing where the
+        reason is absent or inconclusive, ``cc_attestation.is_cc_reason_inconclusive``)."""
+        statement = compute_cc_nonce_statement(node_id=node_id, nonce=nonce)
+        cc_nonce = compute_cc_nonce(challenge_seed, self._identity.sign(statement))
+        request = CcEvidenceRequest(nonce=cc_nonce)
+        try:
+            answer, _ = await self._ask(node_id, request, CcEvidence, CC_TIMEOUT_S)
+        except _ProbeFailed as failed:
+            return ProbeOutcome(passed=False, reason=failed.reason, rtt_ns=0)
+        if not answer.evidence:
+            return ProbeOutcome(passed=False, reason=REASON_CC_ABSENT, rtt_ns=0)
+        reason = await asyncio.to_thread(verify, answer.evidence, cc_nonce)
+        if reason == REASON_OK:
+            return ProbeOutcome(passed=True, reason=REASON_CC, rtt_ns=0)
+        return ProbeOutcome(passed=False, reason=reason, rtt_ns=0)
 
     async def _measure_rtt(self, node_id: str) -> int:
         rtts: list[int] = []

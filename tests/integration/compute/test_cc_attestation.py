@@ -5,7 +5,8 @@ device certificate chain and nonce, and two RIMs for its no-GPU mode.
 Offline the sample passes the evidence checks (chain to NVIDIA's pinned root, nonce, report
 signature) and no more: the shipped RIMs are for other versions and their signers expired.
 Revocation (OCSP) and NVIDIA's RIM service need the network; here they point at a closed port,
-so online verification must answer "cannot decide", never "ok". A live check needs network
+so online verification must answer "cannot decide", never "ok". A node replaying the report
+through the probe protocol fails a validator's CC probe. A live check needs network
 access and a CC-mode H100/H200, neither of which a test has.
 
 Skipped with the reason printed where the verifier's environment is absent; under CI (``CI``
@@ -40,6 +41,10 @@ from adapters.compute.cc_attestation import (
     verify_cc_evidence,
     verify_cc_evidence_detail,
 )
+from adapters.compute.probe_device import FakeClock
+from node_agent.probe_responder import ProbeResponder
+from tests.probing import CHALLENGE_SEED, NODE, NONCE, RTT_MAX_NS, VALIDATOR, LocalTransport
+from validator.prober import Prober
 
 REPO_VENV_PYTHON = Path(__file__).resolve().parents[3] / ".venv-cc" / "bin" / "python"
 SDK_VERSION = "2.7.3"
@@ -175,6 +180,30 @@ def test_online_without_nvidias_services_never_passes(
     cut_off = msgspec.structs.replace(sdk, ocsp_url=unreachable, rim_url=unreachable)
     reason = verify_cc_evidence(sample.evidence, sample.nonce, offline=False, sdk=cut_off)
     assert reason == "cc_ocsp_unavailable" and is_cc_reason_inconclusive(reason)
+
+
+async def test_a_node_replaying_the_shipped_report_fails_the_validators_cc_probe(
+    sdk: CcSdk, sample: CcSample
+) -> None:
+    clock = FakeClock()
+    transport = LocalTransport(clock)
+    responder = ProbeResponder(
+        NODE,
+        [],
+        lambda signer, kind: True,
+        clock_ns=clock.now_ns,
+        collect_cc=lambda nonce: sample.evidence,
+    )
+    transport.handlers[NODE.id] = responder.handle
+    prober = Prober(VALIDATOR, transport, clock_ns=clock.now_ns, rtt_max_ns=RTT_MAX_NS)
+
+    def verify(evidence: bytes, nonce: bytes) -> str:
+        return verify_cc_evidence(evidence, nonce, offline=True, sdk=sdk)
+
+    outcome = await prober.attest_cc(
+        NODE.id, nonce=NONCE, challenge_seed=CHALLENGE_SEED, verify=verify
+    )
+    assert (outcome.passed, outcome.reason) == (False, "cc_nonce_mismatch")
 
 
 def _decode(evidence: bytes) -> CcEvidenceBundle:
