@@ -17,12 +17,14 @@ from domain.policy import (
     ATTEMPT_MAX,
     ATTESTATION_SIZE_MAX,
     ATTESTATION_SIZE_MIN,
+    DEVICE_MODEL_KEY_CHARS_MAX,
     DIGEST_BYTES,
     FRAUD_ARTIFACT_BYTES_MAX,
     FRAUD_PATH_HASHES_MAX,
     FRAUD_ROW_BYTES_MAX,
     FRAUD_ROWS_MAX,
     FRAUD_ZKEY_BYTES_MAX,
+    GPU_UUID_CHARS_MAX,
     GPUS_PER_NODE_MAX,
     OPERATORS_MAX,
     PRICE_MAX,
@@ -53,6 +55,12 @@ ParamValue = Annotated[str, msgspec.Meta(max_length=1024)] | int | bool
 BlsSignature = Annotated[bytes, msgspec.Meta(min_length=96, max_length=96)]
 Salt = Annotated[bytes, msgspec.Meta(max_length=SALT_BYTES_MAX)]
 ChallengeNonce = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+DeviceModelKey = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=DEVICE_MODEL_KEY_CHARS_MAX, pattern="^[a-z0-9-]+$")
+]
+GpuUuid = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=GPU_UUID_CHARS_MAX, pattern="^[A-Za-z0-9-]+$")
+]
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -62,6 +70,12 @@ class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
 class GpuSpec(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     memory_mib: Annotated[int, msgspec.Meta(ge=0, le=10**7)]
+    # issue 15: hardware attestation (rules v3; ``domain.devices``)
+    model: DeviceModelKey | None = None
+    """The device table key of this GPU; without it, the model its NVML ``name`` identifies."""
+    uuid: GpuUuid | None = None
+    """The GPU's UUID as NVML reports it (self-reported: nodes sharing one are challenged at
+    the same moment)."""
 
 
 class RegisterNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +113,22 @@ class SubmitAttestation(Command, frozen=True, forbid_unknown_fields=True, kw_onl
     inventory_digest: Digest
     commitment: Digest
     timings_ns: Annotated[list[TimeNs], msgspec.Meta(max_length=GPUS_PER_NODE_MAX)]
+
+
+class RechallengeNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Challenge a node's attestation again (rules v3): by an active validator or the node's
+    owner, at most once per ``rechallenge_interval_min_ns``."""
+
+    node_id: ActorId
+
+
+class UpdateInventory(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The node's new GPU list (rules v3): it claims again once the new list is attested."""
+
+    node_id: ActorId
+    gpus: Annotated[list[GpuSpec], msgspec.Meta(max_length=GPUS_PER_NODE_MAX)]
+    gpu_class: GpuClass | None = None
+    """The node's class with the new GPUs (default: the class it registered)."""
 
 
 class DecideAttestation(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -429,6 +459,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "beacon.contribute": ContributeBeacon,
     "beacon.close": CloseBeacon,
     # issue 15: hardware attestation
+    "node.attestation.rechallenge": RechallengeNode,
+    "node.inventory.update": UpdateInventory,
     # issue 15: liveness and reputation
     "liveness.report": ReportLiveness,
     "liveness.close": CloseLiveness,

@@ -175,6 +175,15 @@ class RejectionCode(enum.StrEnum):
     INSECURE_SETUP_NOT_ALLOWED = "insecure_setup_not_allowed"
 
     # issue 15: hardware attestation (validator-timed probes, expiry, binding)
+    ATTESTATION_BY_REPORT_RETIRED = "attestation_by_report_retired"
+    ATTESTATION_DECIDED_BY_VALIDATORS = "attestation_decided_by_validators"
+    ATTESTATION_EXPIRED = "attestation_expired"
+    GPU_CLASS_ABOVE_MODELS = "gpu_class_above_models"
+    GPU_MODEL_UNKNOWN = "gpu_model_unknown"
+    INVENTORY_NOT_ATTESTED = "inventory_not_attested"
+    RECHALLENGE_TOO_SOON = "rechallenge_too_soon"
+    RECHALLENGER_NOT_ALLOWED = "rechallenger_not_allowed"
+    RULES_V3_REQUIRED = "rules_v3_required"
 
     # issue 15: liveness, reputation, scheduling
     LIVENESS_ALREADY_REPORTED = "liveness_already_reported"

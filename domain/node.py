@@ -11,16 +11,26 @@ decide its own transitions.
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar
 
 import msgspec
 
+from domain.attestation import (
+    DEACTIVATED_BY_FAILED_CHALLENGE,
+    TIER_TIMED,
+    AttestationRules,
+    Challenge,
+    GpuClaim,
+    compute_tier,
+)
 from domain.claims import ClaimRules, OpenClaim, compute_from_unbonding
+from domain.devices import ProbeSpec
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, datetime_to_ns, ns_to_datetime
 from domain.invariants import present
 from domain.liveness import RegionRtt, Uptime
-from domain.policy import LedgerPolicy
+from domain.policy import RULES_V3, LedgerPolicy
 from domain.reputation import CLAIM_OUTCOMES, DOWN, UP, Observations, ReputationRules
 from domain.stake import StakeRules
 from domain.verdict_subject import RoundEvents, VotedAggregate
@@ -41,21 +51,7 @@ STATE_CODES: dict[str, RejectionCode] = {
 """The code of a command refused because the node is in that state."""
 
 
-class GpuClaim(msgspec.Struct, frozen=True):
-    """One device as the node claims it at registration."""
-
-    name: str
-    memory_mib: int
-
-
-class Challenge(msgspec.Struct, frozen=True):
-    nonce: str
-    seed: str
-    size: int
-    deadline_ns: int
-
-
-class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
+class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules, AttestationRules):
     """A GPU provider. Its id is the node's Ed25519 key (base58)."""
 
     STREAM_TYPE: ClassVar[str] = "node"
@@ -81,17 +77,38 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
             node.is_attested = False
             node.claims = {}
             node.reputation, node.uptime = Observations(), Uptime()  # issue 15
+            # issue 15: hardware attestation
+            node.challenged_gpus = ()
+            node.attested_gpus = ()
+            node.attestation_tier = ""
+            node.attested_at_ns = 0
+            node.attestation_expires_ns = 0
+            node.failed_challenges = 0
+            node.failed_certificates = ()
+            node.last_challenged_ns = 0
+            node.round_assigned_ns = 0
 
     class AttestationChallenged(FlopAggregate.Event):
         nonce: str
         seed: str
         size: int
         deadline_ns: int
+        probes: tuple[ProbeSpec, ...] = ()
+        """The protocol's probes of each device (rules v3; empty in report challenges)."""
+        group: str = ""
+        """The group of nodes sharing a GPU UUID challenged with this one ("" alone)."""
 
         def apply(self, node: Node) -> None:
-            node.challenge = Challenge(self.nonce, self.seed, self.size, self.deadline_ns)
-            node.attestation_commitment = b""
+            node.challenge = Challenge(
+                self.nonce, self.seed, self.size, self.deadline_ns, self.probes, self.group
+            )
             node.attestation_round = None
+            # A timed challenge is judged at once: its votes bind the seed (no report comes).
+            # Its fields stay unset by report challenges, as history written before has them.
+            node.attestation_commitment = bytes.fromhex(self.seed) if self.probes else b""
+            if self.probes:
+                node.challenged_gpus = node.gpus
+                node.last_challenged_ns = datetime_to_ns(self.timestamp)
 
     class AttestationSubmitted(FlopAggregate.Event):
         nonce: str
@@ -123,6 +140,8 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
                 commit_deadline_ns=self.commit_deadline_ns,
                 reveal_deadline_ns=self.reveal_deadline_ns,
             )
+            if node.challenge is not None and node.challenge.is_timed:
+                node.round_assigned_ns = datetime_to_ns(self.timestamp)
 
     class AttestationVerdictCommitted(FlopAggregate.Event):
         validator_id: str
@@ -164,25 +183,54 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
                 commit_deadline_ns=self.commit_deadline_ns,
                 reveal_deadline_ns=self.reveal_deadline_ns,
             )
+            if node.challenge is not None and node.challenge.is_timed:
+                node.round_assigned_ns = datetime_to_ns(self.timestamp)
 
     class AttestationVerified(FlopAggregate.Event):
         certificate: bytes
+        tier: str = ""
+        """How it passed (rules v3: ``TIER_TIMED``, ``TIER_CC``, ``TIER_OPERATOR``; else "")."""
+        models: tuple[str, ...] = ()
+        """The device models probed (rules v3)."""
+        expires_at_ns: int = 0
+        """When it stops letting the node claim (rules v3; 0: never, a report attestation)."""
 
         def apply(self, node: Node) -> None:
-            node.challenge = None
+            challenge, node.challenge = node.challenge, None
             node.attestation_round = None
             node.is_attested = True
             if node.state == REGISTERED:
                 node.state = ATTESTED
+            if not self.tier:  # a report attestation (before rules v3) binds none of it
+                return
+            # The inventory attested is the one a timed challenge was issued for (a report
+            # challenge decided under rules v3, after a policy change, attests the GPUs now).
+            is_timed = challenge is not None and challenge.is_timed
+            node.attested_gpus = node.challenged_gpus if is_timed else node.gpus
+            node.attestation_tier = self.tier
+            node.attested_at_ns = datetime_to_ns(self.timestamp)
+            node.attestation_expires_ns = self.expires_at_ns
+            node.failed_challenges = 0
+            node.failed_certificates = ()
 
     class AttestationRejected(FlopAggregate.Event):
         certificate: bytes
         reason: str
+        is_failure: bool = False
+        """The node failed or missed the challenge (rules v3): its attestation is revoked and
+        the failure counts towards ``probe_misses_slash`` (an abandoned round counts nothing)."""
 
         def apply(self, node: Node) -> None:
             node.challenge = None
             node.attestation_commitment = b""
             node.attestation_round = None
+            if self.is_failure:
+                node.is_attested = False
+                node.attestation_expires_ns = 0
+                node.failed_challenges += 1
+                node.failed_certificates += (hashlib.sha256(self.certificate).digest(),)
+                if node.state == ATTESTED:
+                    node.state = REGISTERED
 
     class NodeActivated(FlopAggregate.Event):
         def apply(self, node: Node) -> None:
@@ -190,9 +238,11 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
 
     class NodeDeactivated(FlopAggregate.Event):
         reason: str
+        state_after: str = ATTESTED
+        """``REGISTERED`` when a failed challenge revoked its attestation (rules v3)."""
 
         def apply(self, node: Node) -> None:
-            node.state = ATTESTED
+            node.state = self.state_after
 
     class StakeBonded(FlopAggregate.Event):
         amount: int
@@ -225,11 +275,16 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
         from_unbonding: int = 0
         """The part taken from the unbonding stake (0 in records written before unbonding
         stake was slashable)."""
+        misses: int = 0
+        """The failed challenges this slash is for (rules v3; their count starts again)."""
 
         def apply(self, node: Node) -> None:
             node.stake -= self.amount - self.from_unbonding
             node.unbonding -= self.from_unbonding
             node.slashed_total += self.amount
+            if self.misses:
+                node.failed_challenges = 0
+                node.failed_certificates = ()
 
     class ClaimReserved(FlopAggregate.Event):
         """The node claimed ``job_id``: this much of its bonded stake is reserved for it."""
@@ -314,6 +369,15 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
         def apply(self, node: Node) -> None:
             node.state = DEREGISTERED
 
+    class InventoryUpdated(FlopAggregate.Event):
+        """The node's new GPU list (rules v3): it claims again once this list is attested."""
+
+        gpus: tuple[GpuClaim, ...]
+        gpu_class: str
+
+        def apply(self, node: Node) -> None:
+            node.gpus, node.gpu_class = self.gpus, self.gpu_class
+
     ROUND_EVENTS: ClassVar[RoundEvents] = RoundEvents(
         assigned=AttestationValidatorsAssigned,
         committed=AttestationVerdictCommitted,
@@ -339,6 +403,20 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
     claims: dict[str, OpenClaim]
     reputation: Observations
     uptime: Uptime
+    # issue 15: hardware attestation (rules v3)
+    challenged_gpus: tuple[GpuClaim, ...]
+    """The GPU list when the last challenge was issued (what a pass attests)."""
+    attested_gpus: tuple[GpuClaim, ...]
+    attestation_tier: str
+    attested_at_ns: int
+    attestation_expires_ns: int
+    failed_challenges: int
+    """Failed challenges since the last pass or misses slash."""
+    failed_certificates: tuple[bytes, ...]
+    """SHA-256 of each counted failure's certificate: the evidence of a misses slash."""
+    last_challenged_ns: int
+    round_assigned_ns: int
+    """When the attestation round's validators were drawn (its probe slots count from it)."""
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -367,8 +445,18 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
         )
 
     def challenge_attestation(
-        self, *, nonce: str, seed: str, size: int, deadline_ns: int, now_ns: int
+        self,
+        *,
+        nonce: str,
+        seed: str,
+        size: int,
+        deadline_ns: int,
+        now_ns: int,
+        probes: tuple[ProbeSpec, ...] = (),
+        group: str = "",
     ) -> None:
+        """Open a challenge: a report challenge of ``size``, or (``probes``, rules v3) one
+        the drawn validators time themselves, its votes binding ``seed``."""
         self._require_state({REGISTERED, ATTESTED, ACTIVE}, "challenge_attestation")
         if self.attestation_round is not None:
             raise InvalidTransition(
@@ -387,6 +475,17 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
             seed=seed,
             size=size,
             deadline_ns=deadline_ns,
+            probes=probes,
+            group=group,
+        )
+
+    def can_be_challenged(self, now_ns: int) -> bool:
+        """Whether ``challenge_attestation`` would accept a challenge now (no vote on, no
+        open challenge within its deadline, a state that attests)."""
+        return (
+            self.state in (REGISTERED, ATTESTED, ACTIVE)
+            and self.attestation_round is None
+            and (self.challenge is None or self.challenge.deadline_ns < now_ns)
         )
 
     def submit_attestation(
@@ -401,6 +500,11 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
     ) -> None:
         self._require_open_challenge(nonce)
         challenge = present(self.challenge, "an open challenge was just checked")
+        if challenge.is_timed:
+            raise Rejection(
+                "this challenge is timed by the drawn validators; no report answers it",
+                code=RejectionCode.ATTESTATION_BY_REPORT_RETIRED,
+            )
         if now_ns > challenge.deadline_ns:
             raise Rejection(
                 "the attestation challenge deadline has passed; ask for a new one",
@@ -421,14 +525,54 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
             signature=signature,
         )
 
-    def accept_attestation(self, *, certificate: bytes, policy: LedgerPolicy, now_ns: int) -> None:
+    def accept_attestation(
+        self, *, certificate: bytes, policy: LedgerPolicy, now_ns: int, tier: str = TIER_TIMED
+    ) -> None:
+        """Record a pass; under rules v3 with its ``tier``, the models probed and an expiry
+        ``attestation_ttl_ns`` from now."""
         self._require_submitted_attestation()
-        self._trigger(self.AttestationVerified, now_ns, certificate=certificate)
+        challenge = present(self.challenge, "a decision needs a challenge")
+        if policy.rules_version >= RULES_V3:
+            self._trigger(
+                self.AttestationVerified,
+                now_ns,
+                certificate=certificate,
+                tier=tier,
+                models=tuple(probe.model for probe in challenge.probes),
+                # from the decision's time as its record keeps it (microseconds)
+                expires_at_ns=datetime_to_ns(ns_to_datetime(now_ns)) + policy.attestation_ttl_ns,
+            )
+        else:
+            self._trigger(self.AttestationVerified, now_ns, certificate=certificate)
         self._activate_if_ready(policy, now_ns)
 
-    def reject_attestation(self, *, certificate: bytes, reason: str, now_ns: int) -> None:
+    def reject_attestation(
+        self, *, certificate: bytes, reason: str, now_ns: int, policy: LedgerPolicy | None = None
+    ) -> None:
+        """Record a fail. Under rules v3 (``policy``) it is a failure of the node: its
+        attestation is revoked, an active node deactivated (it stops claiming), and the
+        failure counted (``is_misses_slash_due``)."""
         self._require_submitted_attestation()
-        self._trigger(self.AttestationRejected, now_ns, certificate=certificate, reason=reason)
+        is_failure = policy is not None and policy.rules_version >= RULES_V3
+        self._trigger(
+            self.AttestationRejected,
+            now_ns,
+            certificate=certificate,
+            reason=reason,
+            is_failure=is_failure,
+        )
+        if is_failure and self.state == ACTIVE:
+            self._trigger(
+                self.NodeDeactivated,
+                now_ns,
+                reason=DEACTIVATED_BY_FAILED_CHALLENGE,
+                state_after=REGISTERED,
+            )
+
+    def update_inventory(self, *, gpus: tuple[GpuClaim, ...], gpu_class: str, now_ns: int) -> None:
+        """Replace the GPU list (rules v3): claims wait until the new one is attested."""
+        self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "update_inventory")
+        self._trigger(self.InventoryUpdated, now_ns, gpus=gpus, gpu_class=gpu_class)
 
     def bond(self, *, signer: str, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         """Bond ``amount`` from the owner's account; ``signer`` must be the owner."""
@@ -443,7 +587,14 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
             self._trigger(self.NodeDeactivated, now_ns, reason="stake below minimum")
 
     def slash(
-        self, *, amount: int, reason: str, evidence: bytes, policy: LedgerPolicy, now_ns: int
+        self,
+        *,
+        amount: int,
+        reason: str,
+        evidence: bytes,
+        policy: LedgerPolicy,
+        now_ns: int,
+        misses: int = 0,
     ) -> int:
         """Take ``amount`` of stake, unbonding stake first (it stays slashable until it is
         withdrawn), and jail the node; every slash cites evidence. Returns the part taken
@@ -465,6 +616,7 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
             reason=reason,
             evidence=evidence,
             from_unbonding=from_unbonding,
+            misses=misses,
         )
         if self.state != JAILED:
             self._trigger(
@@ -520,10 +672,19 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
                 list(self.attestation_round.validators) if self.attestation_round else []
             ),
             **self.view_reputation(),
+            # issue 15: hardware attestation
+            "models": [g.model for g in self.gpus],
+            "uuids": [g.uuid for g in self.gpus if g.uuid],
+            "attestation_tier": self.attestation_tier,
+            "attested_at_ns": self.attested_at_ns,
+            "attestation_expires_ns": self.attestation_expires_ns,
+            "inventory_attested": self.is_attested and self.gpus == self.attested_gpus,
+            "failed_challenges": self.failed_challenges,
+            "group": self.challenge.group if self.challenge else "",
         }
 
     def _activate_if_ready(self, policy: LedgerPolicy, now_ns: int) -> None:
-        if self.state == ATTESTED and self.stake >= policy.node_stake_min:
+        if self.state == ATTESTED and self.is_attested and self.stake >= policy.node_stake_min:
             self._trigger(self.NodeActivated, now_ns)
 
     def _require_state(self, allowed: set[str], action: str) -> None:
@@ -561,9 +722,14 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules):
         self, *, passed: bool, certificate: bytes, reason: str, policy: LedgerPolicy, now_ns: int
     ) -> None:
         if passed:
-            self.accept_attestation(certificate=certificate, policy=policy, now_ns=now_ns)
+            tier = compute_tier(present(self.attestation_round, "a decided round"), policy)
+            self.accept_attestation(
+                certificate=certificate, policy=policy, now_ns=now_ns, tier=tier
+            )
         else:
-            self.reject_attestation(certificate=certificate, reason=reason, now_ns=now_ns)
+            self.reject_attestation(
+                certificate=certificate, reason=reason, now_ns=now_ns, policy=policy
+            )
 
     def _on_round_abandoned(self, *, policy: LedgerPolicy, now_ns: int) -> None:
         self._trigger(

@@ -49,6 +49,16 @@ class NodeState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # issue 15: liveness and reputation (domain.liveness, domain.reputation)
     reputation: Observations
     uptime: Uptime
+    # issue 15: hardware attestation
+    challenged_gpus: tuple[GpuClaim, ...]
+    attested_gpus: tuple[GpuClaim, ...]
+    attestation_tier: str
+    attested_at_ns: int
+    attestation_expires_ns: int
+    failed_challenges: int
+    failed_certificates: tuple[bytes, ...]
+    last_challenged_ns: int
+    round_assigned_ns: int
 
 
 ENVELOPE_FIELDS = ("version", "created_on_ns", "modified_on_ns")

@@ -13,6 +13,11 @@ REDUNDANCY_MAX = 16
 REGION_CHARS_MAX = 32
 REGION_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 GPUS_PER_NODE_MAX = 16
+DEVICE_MODEL_KEY_CHARS_MAX = 32  # a key of domain/devices.toml (issue 15)
+GPU_UUID_CHARS_MAX = 96  # an NVML UUID is "GPU-" and 36 characters; MIG ones are longer
+CHALLENGE_GROUP_NODES_MAX = 16
+"""Nodes reporting one GPU UUID challenged along with the one challenged (issue 15): so that
+many nodes registered with one UUID cannot make a challenge unbounded."""
 REASON_CHARS_MAX = 256
 EVIDENCE_BYTES_MAX = 64 * 1024
 DIGEST_BYTES = 32

@@ -131,6 +131,8 @@ def check_claim(job: ClaimableJob, node: Node, *, now_ns: int, policy: LedgerPol
             f"node stake {node.stake} is below {policy.node_stake_min}",
             code=RejectionCode.STAKE_BELOW_MINIMUM,
         )
+    if policy.rules_version >= RULES_V3:  # issue 15: an attestation that covers it now
+        node.check_attestation_current(now_ns=now_ns)
     # The one claim rule (``domain.claims``): within the node's capacity, and its bonded
     # stake covers every open claim's reserve and this one's.
     due_ns = compute_result_due_ns(job, now_ns=now_ns, policy=policy)

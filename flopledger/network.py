@@ -14,15 +14,15 @@ from typing import Any
 from domain.beacon import BEACON_STREAM_ID, Beacon, compute_beacon_message
 from domain.job import RESULT_COMMITTED, Job
 from domain.node import Node
-from domain.policy import SECOND_NS, LedgerPolicy
+from domain.policy import RULES_V3, SECOND_NS, LedgerPolicy
 from domain.ports import EventStore
 from domain.services.ledger_service import CommandResult, LedgerService
 from domain.services.queries import get_aggregate
-from domain.verdicts import compute_verdict_commitment, job_subject
+from domain.verdicts import attestation_subject, compute_verdict_commitment, job_subject
 from proofs import bls
 from proofs.envelope import sign_command
 from proofs.identity import Identity
-from proofs.quorum import verdict_message
+from proofs.quorum import attestation_verdict_message, verdict_message
 
 GENESIS_NS = 1_800_000_000 * SECOND_NS
 BEACON_EPOCHS_PER_RUN_MAX = 64
@@ -141,7 +141,9 @@ class LocalNetwork:
         gpus: int = 1,
     ) -> None:
         """Register with ``gpus`` devices, bond, and pass attestation (decided by the
-        operator). The claim rule bounds a node's open claims by the devices it registered."""
+        operator). The claim rule bounds a node's open claims by the devices it registered.
+        Under rules v3 the challenge is decided by the operator before any validator is
+        drawn (``attest_by_operator``); before, the node answers it with a report first."""
         await self.run(
             node,
             "node.register",
@@ -153,6 +155,9 @@ class LocalNetwork:
             },
         )
         await self.run(node, "stake.bond", {"target": node.id, "amount": stake})
+        if self.policy.rules_version >= RULES_V3:
+            await self.attest_by_operator(node)
+            return
         await self.run(node, "node.attestation.challenge", {"node_id": node.id})
         current = await get_aggregate(self.store, Node, node.id)
         assert current is not None and current.challenge is not None
@@ -168,6 +173,14 @@ class LocalNetwork:
                 "timings_ns": [1_000_000],
             },
         )
+        await self.run(
+            self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
+        )
+
+    async def attest_by_operator(self, node: Identity) -> None:
+        """Rules v3: challenge ``node`` and have the operator pass it at once (allowed while
+        no validator is drawn to judge it: the bootstrap path)."""
+        await self.run(node, "node.attestation.challenge", {"node_id": node.id})
         await self.run(
             self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
         )
@@ -334,6 +347,60 @@ class LocalNetwork:
             job = await get_aggregate(self.store, Job, job_id)
             assert job is not None
             if job.state != RESULT_COMMITTED:
+                return
+
+    async def vote_attestation(
+        self,
+        node_id: str,
+        votes: list[tuple[ValidatorKeys, bool]],
+        reason: str = "",
+    ) -> None:
+        """Rules v3: have the drawn validators of ``node_id``'s open challenge commit their
+        votes (completing the draw first, ``run_beacon``), let the commit window close, and
+        reveal in order until the round is decided (``reason`` on every vote: "cc" marks a
+        checked confidential-computing report)."""
+        await self.run_beacon()
+        node = await get_aggregate(self.store, Node, node_id)
+        assert node is not None and node.challenge is not None, "no open challenge"
+        assert node.attestation_round is not None, "no validators drawn"
+        nonce, commitment = node.challenge.nonce, node.round_commitment()
+        salts = []
+        for keys, passed in votes:
+            salt = hashlib.sha256(f"{keys.identity.id}/{node_id}/{nonce}".encode()).digest()
+            verdict_hash = compute_verdict_commitment(
+                subject=attestation_subject(node_id, nonce),
+                result_commitment=commitment,
+                validator_id=keys.identity.id,
+                passed=passed,
+                salt=salt,
+            )
+            await self.run(
+                keys.identity,
+                "node.attestation.commit_verdict",
+                {"node_id": node_id, "nonce": nonce, "verdict_hash": b64(verdict_hash)},
+            )
+            salts.append(salt)
+        committed = await get_aggregate(self.store, Node, node_id)
+        assert committed is not None and committed.attestation_round is not None
+        if not committed.attestation_round.is_commit_phase_over(self.now_ns):
+            self.now_ns = committed.attestation_round.commit_deadline_ns + 1
+        for (keys, passed), salt in zip(votes, salts, strict=True):
+            message = attestation_verdict_message(node_id, nonce, commitment, passed)
+            await self.run(
+                keys.identity,
+                "node.attestation.record_verdict",
+                {
+                    "node_id": node_id,
+                    "nonce": nonce,
+                    "passed": passed,
+                    "reason": reason,
+                    "signature": b64(bls.sign(keys.bls_secret, message)),
+                    "salt": b64(salt),
+                },
+            )
+            current = await get_aggregate(self.store, Node, node_id)
+            assert current is not None
+            if current.attestation_round is None:
                 return
 
     async def report_equivocation(

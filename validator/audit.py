@@ -48,6 +48,11 @@ from proofs.identity import IdentityError, decode_actor_id, verify_signature
 from proofs.quorum import decode_qc, signer_indices, verify_qc
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from validator.audit_accounts import AccountState, apply_account_event
+from validator.audit_attestation import (
+    AttestationAudit,
+    CommandFacts,
+    is_attestation_rule_in_force,
+)
 from validator.audit_beacon import (
     CONTRIBUTED,
     DRAW_EVENTS,
@@ -175,6 +180,7 @@ class _Command:
     issued_at_ns: int
     touched_accounts: set[str] = field(default_factory=set)
     claims: ClaimAudit = field(default_factory=ClaimAudit)
+    attestation: AttestationAudit = field(default_factory=AttestationAudit)  # issue 15
     # Issue 14, attack 5 (validator.audit_fraud): what the command credited, by account; the
     # rounds it decided (job -> passed, signers); fraud evidence keys it proved -> voters.
     credits: dict[str, int] = field(default_factory=dict)
@@ -259,6 +265,10 @@ class Replayer:
                 command.position, LEDGER_INVARIANTS, f"{command.kind} created {self._money}"
             )
         violation = command.claims.end_command(self.aggregates)
+        policy = self._policy_at(command.position)
+        if violation is None and is_attestation_rule_in_force(policy):
+            assert policy is not None  # is_attestation_rule_in_force
+            violation = command.attestation.end_command(self.aggregates, policy)
         if violation is not None:
             raise AuditFailed(command.position, LEDGER_INVARIANTS, violation)
         for account_id in command.touched_accounts:
@@ -391,6 +401,8 @@ class Replayer:
         self._check_amounts(record, command, data)
         self.counts[AUTHORIZATION] += 1
         self._check_claims(record, command, event, data)
+        if record.stream_type == "node" and event is not None:
+            self._check_attestation(record, command, event)
         if record.stream_type == ACCOUNT_STREAM_TYPE:
             if record.event_type in HOLD_CLOSINGS:
                 account = self.aggregates.get(record.stream_id)
@@ -539,6 +551,19 @@ class Replayer:
             self._fail(record, REPUTATION, violation)
         if policy is not None and policy.rules_version >= RULES_V3:
             self.counts[REPUTATION] += 1
+
+    def _check_attestation(self, record: Record, command: _Command, event: Any) -> None:
+        """Rules v3: hardware attestation (``validator.audit_attestation``)."""
+        policy = self._policy_at(command.position)
+        if not is_attestation_rule_in_force(policy):
+            return
+        assert policy is not None  # is_attestation_rule_in_force
+        facts = CommandFacts(command.kind, command.actor, command.body, policy)
+        violation = command.attestation.check_event(
+            record.event_type, self.aggregates.get(record.stream_id), event, facts, self.aggregates
+        )
+        if violation is not None:
+            self._fail(record, LEDGER_INVARIANTS, violation)
 
     def _is_fraud_rule_in_force(self, position: int) -> bool:
         return self.rules.has_genesis and self.rules.at(position).rules_version > RULES_V1

@@ -78,6 +78,10 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         ),
         CommandRoute("node.attestation.record_verdict", "/v1/nodes/{node_id}/attestation/verdicts"),
         CommandRoute("node.attestation.expire", "/v1/nodes/{node_id}/attestation/expiry"),
+        CommandRoute(
+            "node.attestation.rechallenge", "/v1/nodes/{node_id}/attestation/rechallenges"
+        ),
+        CommandRoute("node.inventory.update", "/v1/nodes/{node_id}/inventory"),
         CommandRoute("node.unjail", "/v1/nodes/{node_id}/unjail"),
         CommandRoute("node.deregister", "/v1/nodes/{node_id}/deregistration"),
         CommandRoute("stake.bond", "/v1/stake/bond"),

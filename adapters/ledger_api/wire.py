@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from domain.devices import ProbeSpec
+
 PAGE_LIMIT_MAX = 100
 PAGE_LIMIT_DEFAULT = 50
 EVENTS_LIMIT_MAX = 1000
@@ -56,6 +58,9 @@ class JobAccepted(CommandAccepted, frozen=True, kw_only=True):
 class GpuView(msgspec.Struct, frozen=True):
     name: str
     memory_mib: int
+    model: str = ""
+    """Its device table key (rules v3)."""
+    uuid: str = ""
 
 
 class ChallengeView(msgspec.Struct, frozen=True):
@@ -63,6 +68,10 @@ class ChallengeView(msgspec.Struct, frozen=True):
     seed: str
     size: int
     deadline_ns: int
+    probes: list[ProbeSpec] = []
+    """What the drawn validators ask of each device (rules v3; empty: a report challenge)."""
+    group: str = ""
+    """Shared by the nodes reporting one GPU UUID challenged together."""
 
 
 class ReputationView(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +114,21 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     # issue 15: liveness and reputation
     reputation: ReputationView | None = None
     uptime: UptimeView | None = None
+    # issue 15: hardware attestation (rules v3)
+    models: list[str] = []
+    """Each GPU's device table key, in GPU order."""
+    uuids: list[str] = []
+    attestation_tier: str = ""
+    """How the last attestation passed: "timed", "cc" or "operator" ("" before rules v3)."""
+    attested_at_ns: int = 0
+    attestation_expires_ns: int = 0
+    """When the attestation stops letting the node claim (0: none, or a report attestation)."""
+    inventory_attested: bool = False
+    """Whether the attestation covers the GPUs the node has now."""
+    failed_challenges: int = 0
+    """Failed challenges since the last pass or misses slash."""
+    group: str = ""
+    """The open challenge's group of nodes sharing a GPU UUID ("" alone)."""
 
 
 class WorkloadView(msgspec.Struct, frozen=True):

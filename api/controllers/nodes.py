@@ -38,6 +38,8 @@ ATTESTATION_DECIDE_ROUTE = COMMAND_ROUTES["node.attestation.decide"]
 ATTESTATION_COMMIT_VERDICT_ROUTE = COMMAND_ROUTES["node.attestation.commit_verdict"]
 ATTESTATION_RECORD_VERDICT_ROUTE = COMMAND_ROUTES["node.attestation.record_verdict"]
 ATTESTATION_EXPIRE_ROUTE = COMMAND_ROUTES["node.attestation.expire"]
+ATTESTATION_RECHALLENGE_ROUTE = COMMAND_ROUTES["node.attestation.rechallenge"]
+INVENTORY_UPDATE_ROUTE = COMMAND_ROUTES["node.inventory.update"]
 UNJAIL_ROUTE = COMMAND_ROUTES["node.unjail"]
 DEREGISTER_ROUTE = COMMAND_ROUTES["node.deregister"]
 
@@ -167,6 +169,34 @@ class NodeController(Controller):
     ) -> CommandAccepted:
         """Crank an attestation vote whose reveal window closed (``node.attestation.expire``)."""
         result = await run_command(deps, request, data, ATTESTATION_EXPIRE_ROUTE)
+        return to_accepted(result)
+
+    @post(
+        ATTESTATION_RECHALLENGE_ROUTE.compute_handler_path(PATH),
+        operation_id="rechallengeNode",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def rechallenge(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Challenge a node's attestation again (``node.attestation.rechallenge``: an active
+        validator or the owner, rules v3)."""
+        result = await run_command(deps, request, data, ATTESTATION_RECHALLENGE_ROUTE)
+        return to_accepted(result)
+
+    @post(
+        INVENTORY_UPDATE_ROUTE.compute_handler_path(PATH),
+        operation_id="updateNodeInventory",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def update_inventory(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Replace the node's GPU list (``node.inventory.update``, rules v3): it claims again
+        once the new list is attested."""
+        result = await run_command(deps, request, data, INVENTORY_UPDATE_ROUTE)
         return to_accepted(result)
 
     @post(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 
 from domain import commands as c
-from domain.errors import NotFound, Rejection, RejectionCode, Unauthorized
+from domain.attestation import TIER_OPERATOR
+from domain.devices import load_device_table
+from domain.errors import InvalidTransition, NotFound, Rejection, RejectionCode, Unauthorized
+from domain.inventory import resolve_gpus
 from domain.ledger import (
     stake_account,
     transfer,
@@ -13,6 +16,9 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import GpuClaim, Node
+from domain.policy import RULES_V3
+from domain.services.attestation import add_to_uuid_directories, challenge_timed
+from domain.services.attestation_misses import slash_if_misses_due
 from domain.services.context import CommandContext
 from domain.services.directories import add_member
 from domain.services.rounds import ATTESTATION_ROUND, open_round
@@ -26,17 +32,40 @@ async def handle_register_node(uow: UnitOfWork, cmd: c.RegisterNode, ctx: Comman
         raise Rejection(
             f"node {ctx.actor} is already registered", code=RejectionCode.NODE_ALREADY_REGISTERED
         )
+    is_v3 = ctx.policy.rules_version >= RULES_V3
+    if is_v3:  # each GPU a model of the device table, the class within theirs
+        gpus = resolve_gpus(cmd.gpus, gpu_class=cmd.gpu_class, table=load_device_table())
+    else:
+        gpus = tuple(GpuClaim(g.name, g.memory_mib) for g in cmd.gpus)
     node = Node.register(
         ctx.actor,
         owner=cmd.owner or ctx.actor,
         region=cmd.region,
-        gpus=tuple(GpuClaim(g.name, g.memory_mib) for g in cmd.gpus),
+        gpus=gpus,
         gpu_class=cmd.gpu_class,
         price=cmd.price,
         now_ns=ctx.now_ns,
     )
     uow.add(node)
     await add_member(uow, "nodes", node.id)
+    if is_v3:
+        await add_to_uuid_directories(uow, node.id, gpus)
+    return node.id
+
+
+async def handle_update_inventory(
+    uow: UnitOfWork, cmd: c.UpdateInventory, ctx: CommandContext
+) -> str:
+    """The node's new GPU list (rules v3), resolved as at registration; it claims again once
+    a challenge of the new list passes."""
+    _require_rules_v3(ctx, "node.inventory.update")
+    node = await uow.require(Node, cmd.node_id)
+    node.require_owner(ctx.actor)
+    gpu_class = cmd.gpu_class or node.gpu_class
+    gpus = resolve_gpus(cmd.gpus, gpu_class=gpu_class, table=load_device_table())
+    known = node.gpus
+    node.update_inventory(gpus=gpus, gpu_class=gpu_class, now_ns=ctx.now_ns)
+    await add_to_uuid_directories(uow, node.id, gpus, known)
     return node.id
 
 
@@ -93,6 +122,9 @@ async def handle_request_challenge(
 ) -> str:
     node = await uow.require(Node, cmd.node_id)
     node.require_owner(ctx.actor)
+    if ctx.policy.rules_version >= RULES_V3:  # timed by the validators; the size is theirs
+        await challenge_timed(uow, node, ctx)
+        return node.id
     # The seed mixes the log head with this command, so the node cannot precompute the answer.
     head = await uow.store.head()
     seed = hashlib.sha256(b"flopledger/attestation/v1" + head.hash + ctx.command_id.encode())
@@ -106,9 +138,32 @@ async def handle_request_challenge(
     return node.id
 
 
+async def handle_rechallenge(uow: UnitOfWork, cmd: c.RechallengeNode, ctx: CommandContext) -> str:
+    """An active validator or the node's owner challenges the node again (rules v3), at
+    most once per ``rechallenge_interval_min_ns``."""
+    _require_rules_v3(ctx, "node.attestation.rechallenge")
+    node = await uow.require(Node, cmd.node_id)
+    if ctx.actor not in (node.owner, node.id):
+        validator = await uow.get(Validator, ctx.actor)
+        if validator is None or not validator.is_active(ctx.policy):
+            raise Unauthorized(
+                f"{ctx.actor} is neither an active validator nor the owner of {node.id}",
+                code=RejectionCode.RECHALLENGER_NOT_ALLOWED,
+            )
+    node.require_rechallenge_allowed(policy=ctx.policy, now_ns=ctx.now_ns)
+    await challenge_timed(uow, node, ctx)
+    return node.id
+
+
 async def handle_submit_attestation(
     uow: UnitOfWork, cmd: c.SubmitAttestation, ctx: CommandContext
 ) -> str:
+    if ctx.policy.rules_version >= RULES_V3:
+        raise Rejection(
+            "under rules v3 validators time the node themselves; a node's own report is "
+            "not evidence (request a challenge: the drawn validators probe the node)",
+            code=RejectionCode.ATTESTATION_BY_REPORT_RETIRED,
+        )
     node = await uow.require(Node, cmd.node_id)
     if ctx.actor != node.id:
         raise Unauthorized(
@@ -131,12 +186,34 @@ async def handle_submit_attestation(
 async def handle_decide_attestation(
     uow: UnitOfWork, cmd: c.DecideAttestation, ctx: CommandContext
 ) -> str:
+    """An operator decides; under rules v3 only while no validator is assigned (bootstrap),
+    recorded as tier ``operator``, and a rejection counts as a failed challenge."""
     ctx.require_operator()
     node = await uow.require(Node, cmd.node_id)
+    if ctx.policy.rules_version < RULES_V3:
+        if cmd.accepted:
+            node.accept_attestation(
+                certificate=cmd.certificate, policy=ctx.policy, now_ns=ctx.now_ns
+            )
+        else:
+            node.reject_attestation(
+                certificate=cmd.certificate, reason=cmd.reason, now_ns=ctx.now_ns
+            )
+        return node.id
+    if node.attestation_round is not None:
+        raise InvalidTransition(
+            f"validators are assigned to judge {node.id}'s attestation; they decide it",
+            code=RejectionCode.ATTESTATION_DECIDED_BY_VALIDATORS,
+        )
     if cmd.accepted:
-        node.accept_attestation(certificate=cmd.certificate, policy=ctx.policy, now_ns=ctx.now_ns)
-    else:
-        node.reject_attestation(certificate=cmd.certificate, reason=cmd.reason, now_ns=ctx.now_ns)
+        node.accept_attestation(
+            certificate=cmd.certificate, policy=ctx.policy, now_ns=ctx.now_ns, tier=TIER_OPERATOR
+        )
+        return node.id
+    node.reject_attestation(
+        certificate=cmd.certificate, reason=cmd.reason, now_ns=ctx.now_ns, policy=ctx.policy
+    )
+    await slash_if_misses_due(uow, node, ctx)
     return node.id
 
 
@@ -196,3 +273,11 @@ async def _load_staker(uow: UnitOfWork, target_id: str) -> Node | Validator:
             f"no node or validator {target_id}", code=RejectionCode.STAKE_TARGET_NOT_FOUND
         )
     return validator
+
+
+def _require_rules_v3(ctx: CommandContext, kind: str) -> None:
+    if ctx.policy.rules_version < RULES_V3:
+        raise Rejection(
+            f"{kind} needs rules v3 (this ledger's policy is rules v{ctx.policy.rules_version})",
+            code=RejectionCode.RULES_V3_REQUIRED,
+        )

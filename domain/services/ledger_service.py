@@ -44,6 +44,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.RequestAttestationChallenge: nodes.handle_request_challenge,
     c.SubmitAttestation: nodes.handle_submit_attestation,
     c.DecideAttestation: nodes.handle_decide_attestation,
+    c.RechallengeNode: nodes.handle_rechallenge,
+    c.UpdateInventory: nodes.handle_update_inventory,
     c.UnjailNode: nodes.handle_unjail,
     c.DeregisterNode: nodes.handle_deregister,
     c.RegisterValidator: nodes.handle_register_validator,

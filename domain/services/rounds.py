@@ -31,7 +31,8 @@ from domain.invariants import present
 from domain.job import EXPIRED, RESULT_COMMITTED, Job
 from domain.ledger import escrow_account, user_account
 from domain.node import Node
-from domain.policy import RULES_V1
+from domain.policy import RULES_V1, RULES_V3
+from domain.services.attestation_misses import slash_if_misses_due
 from domain.services.claims import release_claim_if_decided, release_claim_if_left
 from domain.services.context import CommandContext
 from domain.services.draws import (
@@ -151,7 +152,12 @@ async def _after_attestation_decision(
     signers: tuple[str, ...],
     ctx: CommandContext,
 ) -> None:
+    """A rejected attestation slashes the node; under rules v3 a failure is counted instead
+    (the node deactivated) and slashes at ``probe_misses_slash`` failures."""
     if passed:
+        return
+    if ctx.policy.rules_version >= RULES_V3:
+        await slash_if_misses_due(uow, node, ctx)
         return
     await slash_node(
         uow,

@@ -25,12 +25,19 @@ async def slash_node(
     evidence: bytes,
     harmed_account: str | None,
     ctx: CommandContext,
+    misses: int = 0,
 ) -> None:
     """Slash ``slash_bps`` of the node's bonded and unbonding stake and jail it:
-    ``slash_to_consumer_bps`` to the harmed account (when there is one), the rest burned."""
+    ``slash_to_consumer_bps`` to the harmed account (when there is one), the rest burned.
+    ``misses``: the failed attestation challenges the slash is for (rules v3)."""
     amount = compute_slash_amount(node.stake, node.unbonding, ctx.policy)
     from_unbonding = node.slash(
-        amount=amount, reason=reason, evidence=evidence, policy=ctx.policy, now_ns=ctx.now_ns
+        amount=amount,
+        reason=reason,
+        evidence=evidence,
+        policy=ctx.policy,
+        now_ns=ctx.now_ns,
+        misses=misses,
     )
     to_harmed = amount * ctx.policy.slash_to_consumer_bps // BPS if harmed_account else 0
     await take_stake(

@@ -27,6 +27,7 @@ from adapters.keyfile import (
     write_key_file,
 )
 from adapters.nats.server import find_server_binary
+from domain.policy import RULES_V2
 from flopledger.devnet.chain import ChainClient
 from flopledger.devnet.supervisor import DevnetError, ProcessSpec, Supervisor
 from operations.bridge import BRIDGE_INTERVAL_S
@@ -47,9 +48,14 @@ API_READY_TIMEOUT_S = 60.0
 PROCESS_READY_TIMEOUT_S = 90.0
 NODES_ACTIVE_TIMEOUT_S = 240.0
 SEAL_INTERVAL_S = 3.0
-DEVNET_POLICY_OVERRIDES: dict[str, int | bool] = {"insecure_setups_allowed": True}
+DEVNET_POLICY_OVERRIDES: dict[str, int | bool] = {
+    "insecure_setups_allowed": True,
+    "rules_version": RULES_V2,
+}
 """The devnet genesis's policy over the defaults: its zk-prove jobs use ``setup_seed`` test
-keys (a devnet has no ceremony), which the default policy refuses (issue 14, attack 8)."""
+keys (a devnet has no ceremony), which the default policy refuses (issue 14, attack 8); its
+agents answer attestation challenges with their own report, which rules v3 refuses (until
+issue 15 rewires agents and validators to the validator-timed probes)."""
 QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * BRIDGE_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5

@@ -38,7 +38,7 @@ from domain.events import decode_event, rebuild
 from domain.job import Job
 from domain.ledger import BOUNDARY_ACCOUNT, stake_account
 from domain.node import Node
-from domain.policy import BPS, SECOND_NS, LedgerPolicy
+from domain.policy import BPS, RULES_V2, SECOND_NS, LedgerPolicy
 from domain.records import Record
 from domain.services.queries import get_aggregate, get_balances
 from domain.verdicts import compute_verdict_commitment
@@ -69,6 +69,9 @@ POLICY: dict[str, int | bool] = {
     "region_stagger_ns": int(STAGGER_S * SECOND_NS),
     "verdict_commit_window_ns": VERDICT_WINDOW_S * SECOND_NS,
     "verdict_reveal_window_ns": VERDICT_WINDOW_S * SECOND_NS,
+    # The agents answer challenges with their own report and the daemons judge it: rules v2
+    # until issue 15 rewires both to the validator-timed probes of rules v3.
+    "rules_version": RULES_V2,
 }
 SLASHED_STAKE = STAKE - STAKE * LedgerPolicy().slash_bps // BPS
 HONEST_REGIONS = ("eu-west", "us-east", "ap-south")

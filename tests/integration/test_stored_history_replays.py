@@ -58,6 +58,26 @@ FIELDS_ADDED_SINCE: dict[str, dict[str, Any]] = {
 }
 """Aggregate fields today's code has and the fixture's release had not, with the value old
 history must replay them to; any other value (or any other new field) fails the test."""
+FIELDS_ADDED_SINCE["Node"].update(
+    {
+        # issue 15: hardware attestation under rules v3 (report attestations bind none)
+        "challenged_gpus": [],
+        "attested_gpus": [],
+        "attestation_tier": "",
+        "attested_at_ns": 0,
+        "attestation_expires_ns": 0,
+        "failed_challenges": 0,
+        "failed_certificates": [],
+        "last_challenged_ns": 0,
+        "round_assigned_ns": 0,
+    }
+)
+NESTED_FIELDS_ADDED_SINCE: dict[str, dict[str, dict[str, Any]]] = {
+    # issue 15: a GPU's model and UUID, a challenge's probes and group (rules v3)
+    "Node": {"gpus": {"model": "", "uuid": ""}, "challenge": {"probes": [], "group": ""}},
+}
+"""Fields added since to the structs an aggregate field holds (one struct, or a list of
+them), with the value old history must replay them to."""
 
 
 class RecordedChain:
@@ -94,11 +114,20 @@ async def test_the_stored_history_replays_to_the_recorded_state(store_copy: Path
 
 def _without_added_fields(aggregate: dict[str, Any]) -> dict[str, Any]:
     added = FIELDS_ADDED_SINCE.get(aggregate.get("class", ""), {})
+    nested = NESTED_FIELDS_ADDED_SINCE.get(aggregate.get("class", ""), {})
     return {
-        name: value
+        name: _without_nested(value, nested[name]) if name in nested else value
         for name, value in aggregate.items()
         if name not in added or value != added[name]
     }
+
+
+def _without_nested(value: Any, added: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_without_nested(item, added) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if k not in added or v != added[k]}
 
 
 async def _declare_rules(path: Path) -> int:

@@ -74,6 +74,9 @@ def test_cli_registers_a_node_and_submits_a_job(server: str, tmp_path: Path) -> 
         "100",
         "--gpu-class",
         "consumer",
+        # rules v3: a consumer class needs a GPU of that class (a T4) in the device table
+        "--gpus",
+        '[{"name": "Tesla T4", "memory_mib": 15360}]',
     )
     assert registered["subject"] == node_id
     assert cli("node", "get", "--api", server, node_id)["state"] == "registered"

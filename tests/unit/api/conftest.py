@@ -80,7 +80,8 @@ def api_env(tmp_path: Path) -> Iterator[ApiEnv]:
 
 
 def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west") -> None:
-    """Register, bond, attest and accept a node through the API."""
+    """Register, bond, ask for a challenge and have the operator pass it (rules v3: no
+    validator is drawn yet) through the API."""
     client = env.client(node)
     gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
     client.send(c.RegisterNode(region=region, gpus=gpus, gpu_class="datacenter", price=100))
@@ -88,16 +89,7 @@ def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west"
     client.send(c.BondStake(target=node.id, amount=2_000))
     client.send(c.RequestAttestationChallenge(node_id=node.id))
     challenge = client.get_node(node.id).challenge
-    assert challenge is not None
-    client.send(
-        c.SubmitAttestation(
-            node_id=node.id,
-            nonce=challenge.nonce,
-            inventory_digest=bytes(32),
-            commitment=bytes(32),
-            timings_ns=[1_000_000],
-        )
-    )
+    assert challenge is not None and challenge.probes
     env.client(env.operator).send(c.DecideAttestation(node_id=node.id, accepted=True))
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from adapters.store.memory import MemoryEventStore
-from domain.policy import RULES_V1, LedgerPolicy
+from domain.policy import RULES_V1, RULES_V2, LedgerPolicy
 from domain.records import Record
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
@@ -72,8 +72,10 @@ async def test_the_clean_history_passes_with_every_claim_event() -> None:
 
 
 async def test_a_claim_beyond_the_nodes_devices_fails() -> None:
-    """One of the two GPUs struck from the registration: the second open claim is too many."""
-    records = await _history()
+    """One of the two GPUs struck from the registration: the second open claim is too many.
+    (Rules v2: under rules v3 the registration itself no longer matches its signed command,
+    validator.audit_attestation.)"""
+    records = await _history(LedgerPolicy(validator_stake_min=500, rules_version=RULES_V2))
     index = _node_index(records, "Registered")
     gpus = json.loads(records[index].data)["gpus"]
     edited = forge_at(records, index, gpus=gpus[:1])

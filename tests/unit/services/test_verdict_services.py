@@ -15,7 +15,7 @@ from domain.errors import Rejection
 from domain.job import SETTLED, SUBMITTED, Job
 from domain.ledger import BURN_ACCOUNT, stake_account
 from domain.node import ACTIVE, JAILED, REGISTERED, Node
-from domain.policy import SECOND_NS, LedgerPolicy
+from domain.policy import RULES_V2, SECOND_NS, LedgerPolicy
 from domain.selection import select_from_seed
 from domain.services.queries import get_aggregate, get_balances
 from domain.validators import Validator
@@ -36,8 +36,13 @@ POLICY = LedgerPolicy(
 )
 
 
-async def _network(validators: int = 3) -> LocalNetwork:
-    net = LocalNetwork.create(MemoryEventStore(), policy=POLICY)
+POLICY_V2 = msgspec.structs.replace(POLICY, rules_version=RULES_V2)
+"""The attestation tests here judge a node's own report: rules v2 (rules v3 times the node,
+tests/unit/services/test_attestation_v3.py)."""
+
+
+async def _network(validators: int = 3, *, policy: LedgerPolicy = POLICY) -> LocalNetwork:
+    net = LocalNetwork.create(MemoryEventStore(), policy=policy)
     await net.deposit(EU, 10_000)
     await net.register_active_node(EU, region="eu-west", price=400, stake=5_000)
     for keys in VALIDATORS[:validators]:
@@ -223,7 +228,7 @@ async def _attestation_reveals(
 
 
 async def test_a_validator_quorum_accepts_an_attestation() -> None:
-    net = await _network()
+    net = await _network(policy=POLICY_V2)
     node, nonce = await _attestation_round(net)
     assert node.attestation_round is not None
     votes = [(k, True) for k in _keys(node.attestation_round.validators)]
@@ -233,7 +238,7 @@ async def test_a_validator_quorum_accepts_an_attestation() -> None:
 
 
 async def test_a_forged_attestation_is_rejected_and_the_node_slashed() -> None:
-    net = await _network()
+    net = await _network(policy=POLICY_V2)
     node, nonce = await _attestation_round(net)
     assert node.attestation_round is not None
     keys = _keys(node.attestation_round.validators)
@@ -266,7 +271,7 @@ async def test_a_forged_attestation_is_rejected_and_the_node_slashed() -> None:
 
 
 async def test_a_reveal_after_the_attestation_vote_is_told_the_vote_is_over() -> None:
-    net = await _network()
+    net = await _network(policy=POLICY_V2)
     node, nonce = await _attestation_round(net)
     assert node.attestation_round is not None
     keys = _keys(node.attestation_round.validators)

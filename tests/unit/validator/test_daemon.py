@@ -22,7 +22,7 @@ from domain.commands import Command, command_kind, encode_command_body
 from domain.errors import Rejection
 from domain.job import SETTLED, SUBMITTED, Job
 from domain.node import ACTIVE, JAILED, REGISTERED, Node
-from domain.policy import SECOND_NS, LedgerPolicy
+from domain.policy import RULES_V2, SECOND_NS, LedgerPolicy
 from domain.services.queries import get_aggregate, get_balances
 from domain.verdicts import SUBJECT_ATTESTATION
 from flopledger.network import LocalNetwork, b64, make_validator_keys
@@ -98,8 +98,13 @@ class Harness:
                 await daemon.tick()
 
 
-async def _network() -> LocalNetwork:
-    net = LocalNetwork.create(MemoryEventStore(), policy=POLICY)
+POLICY_V2 = msgspec.structs.replace(POLICY, rules_version=RULES_V2)
+"""The daemon still judges a node's own attestation report: rules v2 (issue 15 rewires it to
+the validator-timed probes of rules v3)."""
+
+
+async def _network(policy: LedgerPolicy = POLICY) -> LocalNetwork:
+    net = LocalNetwork.create(MemoryEventStore(), policy=policy)
     for node in (EU, COPIER):
         await net.deposit(node, 10_000)
         await net.register_active_node(node, region="eu-west", price=400, stake=5_000)
@@ -288,7 +293,7 @@ async def test_attestations_are_voted_through_the_same_duty_table(
 
     row = dataclasses.replace(DUTY_KINDS[SUBJECT_ATTESTATION], verify=verify)
     monkeypatch.setitem(DUTY_KINDS, SUBJECT_ATTESTATION, row)
-    net, artifacts = await _network(), DictArtifacts()
+    net, artifacts = await _network(POLICY_V2), DictArtifacts()
     harness = Harness(net, artifacts, tmp_path)
     for node in (honest, forger):
         await _submit_attestation(net, node)
