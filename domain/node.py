@@ -31,7 +31,8 @@ from domain.events import FlopAggregate, datetime_to_ns, ns_to_datetime
 from domain.invariants import present
 from domain.liveness import RegionRtt, Uptime
 from domain.policy import RULES_V3, LedgerPolicy
-from domain.reputation import CLAIM_OUTCOMES, DOWN, UP, Observations, ReputationRules
+from domain.reputation import ATTEST_FAILED, CLAIM_OUTCOMES, DOWN, UP, Observations, ReputationRules
+from domain.reputation import ATTESTED as ATTESTATION_PASSED
 from domain.stake import StakeRules
 from domain.verdict_subject import RoundEvents, VotedAggregate
 from domain.verdicts import SUBJECT_ATTESTATION, Verdict, VerdictRound
@@ -212,6 +213,7 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules, AttestationR
             node.attestation_expires_ns = self.expires_at_ns
             node.failed_challenges = 0
             node.failed_certificates = ()
+            node.reputation.observe(ATTESTATION_PASSED, node.attested_at_ns)
 
     class AttestationRejected(FlopAggregate.Event):
         certificate: bytes
@@ -231,6 +233,7 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules, AttestationR
                 node.failed_certificates += (hashlib.sha256(self.certificate).digest(),)
                 if node.state == ATTESTED:
                     node.state = REGISTERED
+                node.reputation.observe(ATTEST_FAILED, datetime_to_ns(self.timestamp))
 
     class NodeActivated(FlopAggregate.Event):
         def apply(self, node: Node) -> None:

@@ -31,6 +31,8 @@ from domain.liveness import (
 )
 from domain.policy import RULES_V3, LedgerPolicy
 from domain.reputation import (
+    ATTEST_FAILED,
+    ATTESTED,
     DOWN,
     NO_SHOW,
     REJECTED,
@@ -89,6 +91,10 @@ class ReputationAudit:
             return self._check_claim(record, event, aggregates, policy, at_ns)
         elif key == ("node", "NodeUptimeRecorded"):
             return self._check_uptime(record, event, aggregates, policy, at_ns)
+        elif key == ("node", "AttestationVerified") and event.tier:  # a rules v3 pass
+            self._observe(record.stream_id, ATTESTED, at_ns)
+        elif key == ("node", "AttestationRejected") and event.is_failure:
+            self._observe(record.stream_id, ATTEST_FAILED, at_ns)
         elif key[0] == LIVENESS_STREAM_TYPE:
             return _check_epoch_event(record, event, aggregates, policy, expected_probers)
         return None

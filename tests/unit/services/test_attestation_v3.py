@@ -156,6 +156,7 @@ async def test_failed_challenges_deactivate_then_slash_with_the_failed_rounds_as
     taken = STAKE * POLICY.slash_bps // BPS
     assert (slashed.state, slashed.failed_challenges, slashed.stake) == (JAILED, 0, STAKE - taken)
     assert (await get_balances(net.store))[BURN_ACCOUNT].balance == taken
+    assert slashed.reputation.totals.get("attest_failed") == POLICY.probe_misses_slash
     replay(await net.store.read_all(1, 100_000))
 
 
