@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from domain.devices import ProbeSpec
+from domain.devices import ProbeSpec, compute_probe_duration_ns
 from domain.errors import InvalidTransition, Rejection, RejectionCode
 from domain.policy import LedgerPolicy
 from domain.verdicts import VerdictRound, has_quorum
@@ -79,6 +79,7 @@ class AttestationRules:
     failed_certificates: tuple[bytes, ...]
     last_challenged_ns: int
     round_assigned_ns: int
+    challenge: Challenge | None
 
     def require_rechallenge_allowed(self, *, policy: LedgerPolicy, now_ns: int) -> None:
         """Raise unless a re-challenge may open now: not within ``rechallenge_interval_min_ns``
@@ -122,13 +123,18 @@ class AttestationRules:
 
     def compute_probe_slot_ns(self, validator_id: str, policy: LedgerPolicy) -> int | None:
         """When ``validator_id``'s probe slot in the open attestation round starts: slot i
-        at the draw + i × ``probe_slot_ns`` (nodes challenged together share slots, so a
-        device they share would have to serve two probes at once); None when it is not assigned."""
+        at the draw + (i + 1) × slot, slot = ``probe_slot_ns`` or the probe's own length if
+        longer (``compute_probe_duration_ns``), so an honest device serves one probe at a
+        time and the first slot leaves the node time to see who was drawn. Nodes challenged
+        together share slots, so a device they share would have to serve two probes at
+        once. None when it is not assigned."""
         verdict_round = self.attestation_round
         if verdict_round is None or validator_id not in verdict_round.validators:
             return None
         index = verdict_round.validators.index(validator_id)
-        return self.round_assigned_ns + index * policy.probe_slot_ns
+        probes = self.challenge.probes if self.challenge is not None else ()
+        slot_ns = max(policy.probe_slot_ns, compute_probe_duration_ns(probes))
+        return self.round_assigned_ns + (index + 1) * slot_ns
 
 
 def compute_tier(verdict_round: VerdictRound, policy: LedgerPolicy) -> str:

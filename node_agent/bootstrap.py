@@ -1,5 +1,7 @@
 """Wiring for ``flopledger agent``: key, inventory, devices, API client, NATS, the agent.
 
+With NATS the agent answers the validators' hardware probes on ``flop.probe.<node id>``
+(``node_agent.probe_responder``, one ``TorchProbeDevice`` per device it runs jobs on).
 Without ``--nats`` / ``FLOP_NATS_URL`` the agent still works through the API alone (polling
 for jobs) and keeps artifacts in a local directory, which validators cannot read: it says so
 once in its log.
@@ -8,19 +10,25 @@ once in its log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 
 import structlog
 import torch
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
+from adapters.compute.cc_attestation import collect_cc_evidence, find_cc_sdk
 from adapters.compute.nvml import Inventory, probe_inventory
+from adapters.compute.probe_device import TorchProbeDevice
 from adapters.compute.runtime import count_devices, enable_determinism, select_device
 from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.errors import NatsError
 from adapters.nats.objects import ArtifactStore
+from adapters.nats.probe import serve_probes
 from adapters.nats.signals import (
     JobOffer,
     NodeHeartbeat,
@@ -31,6 +39,7 @@ from adapters.nats.signals import (
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
 from node_agent.ledger_link import ApiLedger
+from node_agent.probe_responder import ProbeResponder
 from node_agent.sinks import ArtifactsUnavailable, LocalArtifactSink, NatsArtifactSink
 from proofs.identity import Identity
 
@@ -78,11 +87,20 @@ def probe_devices(config: AgentConfig) -> tuple[Inventory, list[torch.device]]:
     return inventory, devices
 
 
+def _make_cc_collect(inventory: Inventory) -> functools.partial[bytes | None] | None:
+    """The GPUs' CC reports (NVIDIA's SDK, where installed and NVML reports CC mode on)."""
+    sdk = find_cc_sdk()
+    if sdk is None:
+        return None
+    return functools.partial(collect_cc_evidence, sdk=sdk, inventory=inventory)
+
+
 async def run_agent(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> NodeAgent:
     """Build every adapter, run the agent until ``stop``, close everything in order."""
     inventory, devices = probe_devices(config)
     ledger = ApiLedger(ApiClient(config.api_url, identity=identity))
     nc: Client | None = None
+    probes: Subscription | None = None
     try:
         if config.nats_url:
             nc = await connect_nats(config.nats_url, name=f"flopledger-agent-{identity.id[:8]}")
@@ -108,9 +126,20 @@ async def run_agent(config: AgentConfig, identity: Identity, stop: asyncio.Event
             device_class=inventory.device_class,
             devices=[str(d) for d in devices],
         )
+        if nc is not None:
+            responder = ProbeResponder(
+                identity,
+                [TorchProbeDevice(device) for device in devices],
+                agent.upkeep.is_probe_authorized,
+                collect_cc=_make_cc_collect(inventory),
+            )
+            probes = await serve_probes(nc, identity.id, responder.handle)
         await agent.run(stop)
         return agent
     finally:
+        if probes is not None:
+            with contextlib.suppress(NatsError):
+                await probes.unsubscribe()
         if nc is not None:
             await close_nats(nc)
         ledger.close()

@@ -38,6 +38,8 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_deadline_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 30.0
     poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 2.0
     heartbeat_interval_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    reattest_margin_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 600.0
+    """Ask for the next attestation challenge this long before the current one lapses."""
     region_stagger_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = DEFAULT_STAGGER_S
     prefer_cuda: bool = True
 

@@ -4,6 +4,12 @@
 maintenance tick with the ledger's view of the node: it bonds stake up to the configured
 amount and answers (or asks for) an attestation challenge. The heartbeat loop announces the
 node's busy slots on NATS.
+
+A timed challenge (rules v3, issue 15) is not answered here: the validators drawn for it
+probe the node's devices over NATS (``node_agent.probe_responder``), and only they may
+(``is_probe_authorized``). An attestation expires: the node asks for the next challenge
+``reattest_margin_s`` before its attestation lapses, and again after a failed one (the
+ledger spaces challenges by ``rechallenge_interval_min_ns``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.wire import ChallengeView, NodeView
 from domain.commands import BondStake, RegisterNode, RequestAttestationChallenge, SubmitAttestation
 from domain.errors import RejectionCode
-from domain.node import DEREGISTERED, JAILED, REGISTERED
+from domain.node import ACTIVE, ATTESTED, DEREGISTERED, JAILED, REGISTERED
 from node_agent.config import AgentConfig
 from node_agent.ledger_link import Ledger
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
@@ -62,6 +68,7 @@ class Upkeep:
         self.devices = devices
         self.clock_ns = clock_ns
         self._answered_nonces: set[str] = set()
+        self._probers: frozenset[str] = frozenset()
 
     async def ensure_registered(self) -> None:
         """Register the key as a node unless the ledger knows it."""
@@ -111,16 +118,39 @@ class Upkeep:
             return
         _log.info("stake_bonded", node_id=self.node_id, amount=missing)
 
+    def is_probe_authorized(self, validator_id: str, kind: str) -> bool:
+        """Anyone may ping; only the validators drawn for the open challenge may probe."""
+        return kind == "ping" or validator_id in self._probers
+
     async def _handle_attestation(self, node: NodeView) -> None:
         challenge = node.challenge
+        self._probers = frozenset(node.attestation_validators if challenge else ())
         if challenge is None or challenge.deadline_ns < self.clock_ns():
-            if node.state == REGISTERED:
-                await self.ledger.send(RequestAttestationChallenge(node_id=self.node_id))
-                _log.info("attestation_challenge_requested", node_id=self.node_id)
+            if self._needs_challenge(node):
+                await self._request_challenge()
             return
-        if challenge.nonce in self._answered_nonces:
+        if challenge.probes or challenge.nonce in self._answered_nonces:
             return
         await self._answer(challenge)
+
+    def _needs_challenge(self, node: NodeView) -> bool:
+        """Registered and never attested; or the attestation lapses within the margin, or
+        covers other GPUs than the node has now (rules v3)."""
+        if node.state == REGISTERED:
+            return True
+        if node.state not in (ATTESTED, ACTIVE) or not node.attestation_tier:
+            return False
+        margin_ns = int(self.config.reattest_margin_s * 1e9)
+        lapsing = node.attestation_expires_ns - margin_ns <= self.clock_ns()
+        return lapsing or not node.inventory_attested
+
+    async def _request_challenge(self) -> None:
+        try:
+            await self.ledger.send(RequestAttestationChallenge(node_id=self.node_id))
+        except ApiProblem as problem:
+            _log.info("attestation_challenge_refused", code=problem.code)
+            return
+        _log.info("attestation_challenge_requested", node_id=self.node_id)
 
     async def _answer(self, challenge: ChallengeView) -> None:
         answer = await asyncio.to_thread(

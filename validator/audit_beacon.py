@@ -36,13 +36,13 @@ from domain.beacon import (
     compute_draw_randomness,
     compute_epoch_value,
 )
-from domain.policy import RULES_VERSION, LedgerPolicy
+from domain.policy import RULES_V2, LedgerPolicy
 from domain.services.draws import compute_replacement_seed
 from domain.services.rounds import ROUND_KINDS
 from domain.verdict_subject import VotedAggregate
 from proofs import bls
 
-BEACON_RULES_VERSION = RULES_VERSION
+BEACON_RULES_VERSION = RULES_V2
 """The first rules under which draws come from the beacon."""
 EPOCH_OPENED = (BEACON_STREAM_TYPE, "EpochOpened")
 CONTRIBUTED = (BEACON_STREAM_TYPE, "Contributed")

@@ -10,17 +10,22 @@ records up to the checkpoint, since its tree starts at position 1.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import structlog
 
+from adapters.compute.cc_attestation import find_cc_sdk, verify_cc_evidence
 from adapters.ledger_api.client import ApiClient
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.consumer import replay
 from adapters.nats.objects import ArtifactStore
+from adapters.nats.probe import NatsProbeTransport
+from domain.policy import LedgerPolicy
 from proofs.identity import Identity
 from validator.config import ValidatorConfig
 from validator.daemon import ValidatorDaemon
 from validator.ledger_link import ApiLedgerLink, ensure_registered
+from validator.prober import Prober
 from validator.protection import SigningDatabase
 from validator.witness import Witness
 
@@ -40,6 +45,7 @@ async def run_validator(
     nc = await connect_nats(config.nats_url, name=f"flopledger-validator-{identity.id[:8]}")
     try:
         artifacts = await ArtifactStore.open(nc)
+        transport = NatsProbeTransport(nc)
         daemon = ValidatorDaemon(
             identity=identity,
             bls_secret=bls_secret,
@@ -47,6 +53,13 @@ async def run_validator(
             artifacts=artifacts,
             db=db,
             witness=_make_witness(config),
+            prober=Prober(
+                identity,
+                transport,
+                rtt_max_ns=LedgerPolicy().probe_rtt_max_ns,
+                payload_bytes_max=transport.payload_bytes_max,
+            ),
+            cc_verify=_make_cc_verify(),
         )
         checkpoint = db.get_checkpoint()
         if daemon.witness is not None and checkpoint.position > 0:
@@ -59,6 +72,16 @@ async def run_validator(
         await close_nats(nc)
         db.close()
         client.close()
+
+
+def _make_cc_verify() -> functools.partial[str] | None:
+    """NVIDIA's verifier when its interpreter is installed (``make cc-sdk``,
+    ``FLOP_CC_PYTHON``): live RIM and OCSP checks, which need the network."""
+    sdk = find_cc_sdk()
+    if sdk is None:
+        return None
+    _log.info("cc_verifier_found", python=sdk.python)
+    return functools.partial(verify_cc_evidence, offline=False, sdk=sdk)
 
 
 def _make_witness(config: ValidatorConfig) -> Witness | None:

@@ -15,12 +15,22 @@ head that is not the replayed history is the attack witnesses exist to catch.
 
 A validator outvoted on a result it failed proves the pass wrong on a later tick
 (``validator.challenger``; issue 14, attack 5): the challenger's reward pays for checking.
+
+A timed attestation challenge (rules v3, issue 15) is verified by probing the node itself
+(``validator.prober``, over NATS request-reply) on this validator's clock, in this
+validator's slot of the round: slot i starts ``(i + 1) × slot`` after the round was assigned
+(slot = ``probe_slot_ns`` or the probe's length if longer; the first slot leaves the node
+time to see who was drawn), so an honest node's device serves one probe at a time, and nodes
+challenged together (one GPU UUID) are probed in the same slots, at the same moment; the
+probes due in one tick run concurrently. Between rounds ``validator.node_watch`` reports
+liveness and re-challenges nodes at random times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +39,7 @@ from typing import Any, Protocol
 import structlog
 
 from adapters.compute.attestation import verify_attestation
+from adapters.compute.cc_attestation import is_cc_reason_inconclusive
 from adapters.compute.results import verify_result
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
 from domain.beacon import compute_beacon_message
@@ -45,16 +56,21 @@ from domain.commands import (
     RecordAttestationVerdict,
     RecordVerdict,
 )
-from domain.invariants import invariant
+from domain.invariants import invariant, present
 from domain.job import Job
+from domain.node import Node
 from domain.policy import REASON_CHARS_MAX
 from domain.records import Head, Record
 from domain.services.rounds import ATTESTATION_ROUND, JOB_ROUND
 from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, compute_verdict_commitment
 from proofs import bls
 from proofs.identity import Identity
+from proofs.probe_wire import REASON_CC, REASON_CC_ABSENT
 from validator.challenger import Challenge, build_evidence, find_challenge
+from validator.node_watch import NodeWatch
+from validator.prober import Prober
 from validator.protection import Decision, SigningDatabase
+from validator.refusal import CommandRefused as CommandRefused
 from validator.state import (
     CLOSE,
     COMMIT,
@@ -82,14 +98,6 @@ CHALLENGES_PER_TICK_MAX = 4
 _log = structlog.get_logger("flopledger.validator")
 
 
-class CommandRefused(Exception):
-    """The ledger rejected a command (a rule said no): do not retry it."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 class LedgerLink(Protocol):
     """Where signed commands go (the API in production)."""
 
@@ -113,14 +121,25 @@ class ValidatorDaemon:
         db: SigningDatabase,
         clock_ns: Callable[[], int] = time.time_ns,
         witness: Witness | None = None,
+        prober: Prober | None = None,
+        cc_verify: Callable[[bytes, bytes], str] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.identity = identity
+        self.prober = prober
+        self.cc_verify = cc_verify
+        """NVIDIA's verifier of CC evidence (``adapters.compute.cc_attestation``), if any."""
         self.bls_secret = bls_secret
         self.ledger = ledger
         self.artifacts = artifacts
         self.db = db
         self.clock_ns = clock_ns
         self.view = LedgerView()
+        self.watch = (
+            NodeWatch(identity.id, state=self.view, pinger=prober, ledger=ledger, rng=rng)
+            if prober is not None
+            else None
+        )
         self.done: set[tuple[str, str, str, tuple[int, int]]] = set()
         self.retry_at: dict[tuple[str, str, str, tuple[int, int]], float] = {}
         self.verified = 0
@@ -221,26 +240,38 @@ class ValidatorDaemon:
         await self.cosign_heads()
         await self.send_challenges()
         now_ns = self.clock_ns()
+        if self.watch is not None:
+            await self.watch.tick(now_ns)
         self._forget_closed_epochs()
         duties = self.view.compute_beacon_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS)
         duties += self.view.compute_duties(self.identity.id, now_ns, DEADLINE_SLACK_NS)
-        for duty in duties:
-            if duty.key in self.done or self.retry_at.get(duty.key, 0.0) > time.monotonic():
-                continue
-            try:
-                await self._perform(duty)
-            except CommandRefused as refused:
-                _log.info(
-                    "duty_refused", action=duty.action, subject=duty.subject, code=refused.code
-                )
-            except (OSError, ConnectionError, TimeoutError) as exc:
-                _log.warning(
-                    "duty_failed", action=duty.action, subject=duty.subject, error=str(exc)
-                )
-                self.retry_at[duty.key] = time.monotonic() + RETRY_AFTER_S
-                continue
-            self.retry_at.pop(duty.key, None)
-            self.done.add(duty.key)
+        due = [
+            duty
+            for duty in duties
+            if duty.key not in self.done
+            and self.retry_at.get(duty.key, 0.0) <= time.monotonic()
+            and now_ns >= self.compute_probe_slot_ns(duty)
+        ]
+        # Probes due in one slot run at the same moment (nodes challenged together because
+        # they report one GPU UUID must be probed concurrently, or one device could serve all).
+        timed = [duty for duty in due if self.is_timed_probe(duty)]
+        await asyncio.gather(*(self._run_duty(duty) for duty in timed))
+        for duty in due:
+            if duty not in timed:
+                await self._run_duty(duty)
+
+    async def _run_duty(self, duty: Duty) -> None:
+        """Do one duty: a refusal is final, a transport error retries after a pause."""
+        try:
+            await self._perform(duty)
+        except CommandRefused as refused:
+            _log.info("duty_refused", action=duty.action, subject=duty.subject, code=refused.code)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            _log.warning("duty_failed", action=duty.action, subject=duty.subject, error=str(exc))
+            self.retry_at[duty.key] = time.monotonic() + RETRY_AFTER_S
+            return
+        self.retry_at.pop(duty.key, None)
+        self.done.add(duty.key)
 
     async def send_challenges(self) -> None:
         """Prove wrong the passed results this validator failed (``validator.challenger``):
@@ -331,7 +362,8 @@ class ValidatorDaemon:
             verdict=code,
             seconds=round(time.perf_counter() - started, 4),
         )
-        return code == VERIFIED_OK, "" if code == VERIFIED_OK else code
+        passed = code in (VERIFIED_OK, REASON_CC)
+        return passed, "" if code == VERIFIED_OK else code
 
     async def verify_job(self, job: Any) -> str:
         """Re-check a job's committed result against its artifact and proof."""
@@ -359,8 +391,27 @@ class ValidatorDaemon:
             insecure_setups_allowed=self.view.is_insecure_setup_allowed(job.id),
         )
 
+    def is_timed_probe(self, duty: Duty) -> bool:
+        """Whether the duty is the commit of a timed attestation (rules v3): a probe first."""
+        if duty.action != COMMIT or duty.kind != SUBJECT_ATTESTATION:
+            return False
+        node = self.view.aggregates.get(duty.subject_id)
+        return isinstance(node, Node) and node.challenge is not None and node.challenge.is_timed
+
+    def compute_probe_slot_ns(self, duty: Duty) -> int:
+        """When this validator may probe for a timed attestation duty's commit (0: now)."""
+        if not self.is_timed_probe(duty):
+            return 0
+        node = self.view.aggregates[duty.subject_id]
+        if not isinstance(node, Node):
+            return 0
+        slot_ns = node.compute_probe_slot_ns(self.identity.id, self.view.current_policy())
+        return 0 if slot_ns is None else slot_ns
+
     async def verify_attestation(self, node: Any) -> str:
-        """Re-check a node's attestation answer against its challenge."""
+        """Probe the node (a timed challenge), or re-check its submitted report."""
+        if isinstance(node, Node) and node.challenge is not None and node.challenge.is_timed:
+            return await self.probe_node(node)
         answer = self.view.answers.get(node.id)
         if answer is None or node.challenge is None:
             return "attestation_missing"
@@ -377,6 +428,48 @@ class ValidatorDaemon:
             commitment=node.attestation_commitment,
             timings_ns=list(answer.timings_ns),
         )
+
+    async def probe_node(self, node: Node) -> str:
+        """Time the node's devices with this validator's own clock (``validator.prober``)."""
+        challenge = present(node.challenge, "a timed duty has a challenge")
+        if self.prober is None:
+            _log.warning("probe_without_transport", node_id=node.id)
+            return "probe_transport_missing"
+        outcome = await self.prober.attest(
+            node.id,
+            nonce=challenge.nonce,
+            challenge_seed=bytes.fromhex(challenge.seed),
+            specs=challenge.probes,
+        )
+        _log.info(
+            "node_probed",
+            node_id=node.id,
+            passed=outcome.passed,
+            reason=outcome.reason,
+            rtt_ns=outcome.rtt_ns,
+            compute_ns=list(outcome.compute_ns),
+            read_ns=list(outcome.read_ns),
+        )
+        if not outcome.passed:
+            return outcome.reason
+        return await self.check_cc(node, challenge.nonce, bytes.fromhex(challenge.seed))
+
+    async def check_cc(self, node: Node, nonce: str, challenge_seed: bytes) -> str:
+        """After the timed probes passed: where this validator runs NVIDIA's verifier, the
+        node's CC evidence over the round's nonce. Verified: the pass is voted with reason
+        ``cc`` (the tier, when a quorum of pass votes say so); absent, or undecidable here
+        (no OCSP, no RIM service): a plain pass; present and wrong: a failure."""
+        if self.cc_verify is None or self.prober is None:
+            return VERIFIED_OK
+        outcome = await self.prober.attest_cc(
+            node.id, nonce=nonce, challenge_seed=challenge_seed, verify=self.cc_verify
+        )
+        _log.info("node_cc_checked", node_id=node.id, reason=outcome.reason)
+        if outcome.passed:
+            return REASON_CC
+        if outcome.reason == REASON_CC_ABSENT or is_cc_reason_inconclusive(outcome.reason):
+            return VERIFIED_OK
+        return outcome.reason
 
     async def _commit(self, duty: Duty, decision: Decision) -> None:
         verdict_hash = compute_verdict_commitment(

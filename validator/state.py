@@ -20,12 +20,25 @@ from domain.beacon import BEACON_STREAM_TYPE, Beacon
 from domain.events import decode_event
 from domain.invariants import InvariantBroken
 from domain.job import FINISHED_STATES, Job
+from domain.liveness import LIVENESS_STREAM_TYPE, LivenessEpoch
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules
 from domain.node import Node
+from domain.policy import LedgerPolicy
 from domain.records import Record
+from domain.validators import Validator
 from domain.verdicts import VerdictRound
 
-FOLLOWED_TYPES = frozenset({Job.STREAM_TYPE, Node.STREAM_TYPE, BEACON_STREAM_TYPE})
+FOLLOWED_TYPES = frozenset(
+    {
+        Job.STREAM_TYPE,
+        Node.STREAM_TYPE,
+        BEACON_STREAM_TYPE,
+        Validator.STREAM_TYPE,
+        LIVENESS_STREAM_TYPE,
+    }
+)
+LIVENESS_EPOCHS_KEPT = 4
+"""Liveness epochs the view keeps (the current one, the two being closed, one of slack)."""
 COMMIT = "commit"
 REVEAL = "reveal"
 CRANK = "crank"
@@ -69,6 +82,8 @@ class LedgerView:
         self.rules = NetworkRules()
         self.submitted_at: dict[str, int] = {}
         """Each followed job's ``JobSubmitted`` position: the rules it was accepted under."""
+        self.validator_set: dict[str, Validator] = {}
+        self.liveness: dict[int, LivenessEpoch] = {}
 
     def apply(self, record: Record) -> bool:
         """Apply one record; True when its stream is followed (keep the record)."""
@@ -78,6 +93,20 @@ class LedgerView:
         if record.stream_type not in FOLLOWED_TYPES:
             return False
         event = decode_event(record)
+        if record.stream_type == Validator.STREAM_TYPE:
+            validator = event.mutate(self.validator_set.get(record.stream_id))
+            if not isinstance(validator, Validator):
+                raise InvariantBroken(f"{record.stream_id} is no validator")
+            self.validator_set[record.stream_id] = validator
+            return True
+        if record.stream_type == LIVENESS_STREAM_TYPE:
+            epoch = event.mutate(self.liveness.get(_epoch_number(record.stream_id)))
+            if not isinstance(epoch, LivenessEpoch):
+                raise InvariantBroken(f"{record.stream_id} is no liveness epoch")
+            self.liveness[epoch.epoch] = epoch
+            for old in [e for e in self.liveness if e <= epoch.epoch - LIVENESS_EPOCHS_KEPT]:
+                del self.liveness[old]
+            return True
         if record.stream_type == BEACON_STREAM_TYPE:
             beacon = event.mutate(self.beacon)
             if not isinstance(beacon, Beacon):
@@ -95,6 +124,22 @@ class LedgerView:
                 inventory_digest=event.inventory_digest, timings_ns=tuple(event.timings_ns)
             )
         return True
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Every followed node (``validator.node_watch``)."""
+        return [agg for agg in self.aggregates.values() if isinstance(agg, Node)]
+
+    @property
+    def validators(self) -> list[Validator]:
+        return list(self.validator_set.values())
+
+    def get_liveness_epoch(self, epoch: int) -> LivenessEpoch | None:
+        return self.liveness.get(epoch)
+
+    def current_policy(self) -> LedgerPolicy:
+        """The rules in force now (the defaults before a genesis was seen)."""
+        return self.rules.current if self.rules.has_genesis else LedgerPolicy()
 
     def is_insecure_setup_allowed(self, job_id: str) -> bool:
         """Whether the policy ``job_id`` was submitted under accepts zk-prove ``setup_seed``
@@ -160,6 +205,11 @@ class LedgerView:
         if validator_id in snapshot and validator_id not in epoch.contributions:
             return [Duty(action=CONTRIBUTE, **duty)]  # type: ignore[arg-type]
         return []
+
+
+def _epoch_number(stream_id: str) -> int:
+    """``liveness:<epoch>`` -> epoch (``LivenessEpoch.stream_id``)."""
+    return int(stream_id.rsplit(":", 1)[-1])
 
 
 def _action(verdict_round: VerdictRound, me: str, now_ns: int, slack_ns: int) -> str | None:

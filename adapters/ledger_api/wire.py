@@ -111,6 +111,8 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     slashed_total: int
     version: int
     challenge: ChallengeView | None = None
+    attestation_validators: list[str] = []
+    """The validators drawn to judge the open challenge (they alone may probe the node)."""
     # issue 15: liveness and reputation
     reputation: ReputationView | None = None
     uptime: UptimeView | None = None

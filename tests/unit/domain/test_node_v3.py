@@ -190,8 +190,12 @@ def test_probe_slots_follow_the_validators_order_from_the_draw() -> None:
         policy=POLICY,
         now_ns=NOW + 7 * S,
     )
-    assert node.compute_probe_slot_ns("v1", POLICY) == NOW + 7 * S
-    assert node.compute_probe_slot_ns("v3", POLICY) == NOW + 17 * S
+    # an H100's probe takes longer than probe_slot_ns: the slot is twice its deadlines
+    (spec,) = compute_probe_specs(("h100-sxm",), policy=POLICY)
+    slot = 2 * (spec.compute_deadline_ns + spec.fill_deadline_ns + spec.read_deadline_ns)
+    assert slot > POLICY.probe_slot_ns
+    assert node.compute_probe_slot_ns("v1", POLICY) == NOW + 7 * S + slot
+    assert node.compute_probe_slot_ns("v3", POLICY) == NOW + 7 * S + 3 * slot
     assert node.compute_probe_slot_ns("stranger", POLICY) is None
 
 
