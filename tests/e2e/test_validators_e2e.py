@@ -69,8 +69,10 @@ POLICY: dict[str, int | bool] = {
     "region_stagger_ns": int(STAGGER_S * SECOND_NS),
     "verdict_commit_window_ns": VERDICT_WINDOW_S * SECOND_NS,
     "verdict_reveal_window_ns": VERDICT_WINDOW_S * SECOND_NS,
-    # The agents answer challenges with their own report and the daemons judge it: rules v2
-    # until issue 15 rewires both to the validator-timed probes of rules v3.
+    # Rules v2 on purpose: a ledger written before issue 15 still runs the report path (its
+    # forger answers its challenge with a report claiming an impossible matmul time). The
+    # validator-timed probes of rules v3 run end to end in the devnet (tests/e2e/test_devnet.py)
+    # and against real daemons in tests/adversarial/test_hardware_probes.py.
     "rules_version": RULES_V2,
 }
 SLASHED_STAKE = STAKE - STAKE * LedgerPolicy().slash_bps // BPS

@@ -68,9 +68,10 @@ def api_url(tmp_path: Path) -> Iterator[str]:
         "FLOP_OPERATOR_IDS": OPERATOR.id,
         "FLOP_LOG_KEY_FILE": str(log_key),
         "FLOP_LOG_LEVEL": "warning",
-        # The zk-prove job uses setup_seed test keys: a devnet-like genesis allows them. The
-        # agents answer challenges with their own report: rules v2 (as the devnet's genesis)
-        # until issue 15 rewires them to the validator-timed probes of rules v3.
+        # The zk-prove job uses setup_seed test keys: a devnet-like genesis allows them. Rules
+        # v2 on purpose: with no validator, the operator here checks each agent's own report,
+        # the path a ledger written before issue 15 still runs (rules v3 probes run in the
+        # devnet, tests/e2e/test_devnet.py).
         "FLOP_POLICY_JSON": '{"insecure_setups_allowed": true, "rules_version": 2}',
     }
     with running_serve(env) as (url, _process):
