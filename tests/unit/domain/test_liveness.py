@@ -8,9 +8,14 @@ import struct
 
 import pytest
 
+from domain.commands import decode_command
 from domain.errors import Rejection
 from domain.liveness import (
+    LIVENESS_EPOCH_NODES_MAX,
+    LIVENESS_REPORT_NODES_MAX,
+    LIVENESS_RTT_US_MAX,
     PROBER_TAG,
+    LivenessEpoch,
     Prober,
     ProbeReport,
     check_epoch_timing,
@@ -115,3 +120,50 @@ def test_reports_are_taken_in_their_epoch_and_the_next_and_closing_after() -> No
         check_epoch_timing(10, now_ns=12 * epoch_ns - 1, policy=POLICY, closing=True)
     assert info.value.code == "liveness_epoch_not_over"
     check_epoch_timing(10, now_ns=12 * epoch_ns, policy=POLICY, closing=True)
+
+
+def _report_body(nodes: int, rtt_us: int = 1) -> dict[str, object]:
+    actor = "1" * 32
+    return {
+        "epoch": 1,
+        "nodes": [actor] * nodes,
+        "up": "",
+        "rtt_us": [rtt_us] * nodes,
+    }
+
+
+def test_a_report_names_at_most_its_bound_of_nodes_with_rtts_up_to_theirs() -> None:
+    decode_command("liveness.report", _report_body(LIVENESS_REPORT_NODES_MAX))
+    decode_command("liveness.report", _report_body(1, LIVENESS_RTT_US_MAX))
+    for body in (
+        _report_body(LIVENESS_REPORT_NODES_MAX + 1),
+        _report_body(1, LIVENESS_RTT_US_MAX + 1),
+        _report_body(0),
+    ):
+        with pytest.raises(Rejection) as info:
+            decode_command("liveness.report", body)
+        assert info.value.code == "command_body_invalid"
+
+
+def test_an_epoch_takes_reports_up_to_its_bound_of_distinct_nodes() -> None:
+    epoch_ns = POLICY.liveness_epoch_ns
+    epoch = LivenessEpoch.open(5, probers=PROBERS, now_ns=5 * epoch_ns)
+
+    def report(first: int, count: int) -> ProbeReport:
+        nodes = tuple(f"node-{i}" for i in range(first, first + count))
+        return ProbeReport(nodes, encode_bitmap([True] * count), (1,) * count)
+
+    half = LIVENESS_EPOCH_NODES_MAX // 2
+    epoch.record_report(
+        validator_id="v0", report=report(0, half), policy=POLICY, now_ns=5 * epoch_ns
+    )
+    epoch.record_report(
+        validator_id="v1", report=report(half, half), policy=POLICY, now_ns=5 * epoch_ns
+    )
+    assert len(epoch.reported_nodes()) == LIVENESS_EPOCH_NODES_MAX
+    epoch.record_report(validator_id="v2", report=report(0, 1), policy=POLICY, now_ns=5 * epoch_ns)
+    with pytest.raises(Rejection) as info:
+        epoch.record_report(
+            validator_id="v3", report=report(2 * half, 1), policy=POLICY, now_ns=5 * epoch_ns
+        )
+    assert info.value.code == "liveness_epoch_full"
