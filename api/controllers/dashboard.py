@@ -1,12 +1,13 @@
 """The live dashboard: ``/`` (static HTML, JS and CSS from ``api/static``) and ``/v1/stats``.
 
 ``/v1/stats`` is one summary read for the dashboard: nodes by region (GPU class, stake,
-trust), validators, the job pipeline by state, verification outcomes, ledger totals, the log
-head with its Solana anchors and settlements per time bucket. Nodes, jobs and validators
-come from the read model; the rest from ``LogStats``, which folds the global log
+reputation, trust), validators, the job pipeline by state, verification outcomes, ledger
+totals, the log head with its Solana anchors and settlements per time bucket. Nodes, jobs
+and validators come from the read model; the rest from ``LogStats``, which folds the global log
 incrementally (each request reads only the records appended since the last one). The page
 refreshes on the SSE feed (``/v1/events/stream``). Trust is the share of a node's decided
-jobs that validators verified (None before any decision).
+jobs that validators verified (None before any decision); reputation is the node's score
+(``domain.reputation``) as of its last record, as the read model's view holds it.
 """
 
 from __future__ import annotations
