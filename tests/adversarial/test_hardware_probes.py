@@ -1,13 +1,16 @@
 """Attacks on hardware attestation, played against real validator daemons that time the node
 themselves (issue 15; ``tests/adversarial/_probes.py``): a CPU claiming an H100, a device
 claiming a model twice as fast as it is, a node lying about its own timings, a replayed
-answer, one GPU behind two nodes, and a node that goes silent after attesting.
+answer, one GPU behind two nodes, a node that goes silent after attesting, and a validator
+that fails an honest node.
 
 Each attack is paired with the honest control it must differ from, so the test fails if the
 probes refused everyone.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -33,6 +36,7 @@ from tests.adversarial._probes import (
     make_device,
     make_probed_network,
 )
+from validator.prober import ProbeOutcome, Prober
 
 A100 = {"name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920}
 
@@ -215,3 +219,27 @@ async def test_a_node_silent_after_attesting_is_deactivated_then_slashed() -> No
     }
     assert moved.pop(f"stake:{node.id}") == -slashed.slashed_total
     assert sum(moved.values()) == slashed.slashed_total and all(v > 0 for v in moved.values())
+
+
+class AlwaysFails(Prober):
+    """A validator that reports every node it probes as failed, whatever it answered."""
+
+    async def attest(self, node_id: str, **_: Any) -> ProbeOutcome:
+        return ProbeOutcome(passed=False, reason=REASON_UNANSWERED, rtt_ns=0)
+
+
+async def test_a_validator_failing_an_honest_node_is_outvoted() -> None:
+    """One of three drawn validators votes every probe failed: the other two, a quorum of
+    the drawn stake, pass the honest node; it is attested, not failed, and not slashed."""
+    probed = await make_probed_network()
+    liar = probed.daemons[0]
+    liar.prober = AlwaysFails(
+        probed.keys[0].identity, probed.probes, rtt_max_ns=POLICY.probe_rtt_max_ns
+    )
+    node = _node(13)
+    device = make_device(probed.clock, HONEST_SHARE * H100_OPS_PER_S)
+    await probed.add_node(node, device=device, gpus=[H100])
+    (attested,) = await probed.attest(node.id)
+    assert attested.state == ACTIVE and attested.failed_challenges == 0
+    assert attested.slashed_total == 0
+    assert REASON_UNANSWERED in await _rejected_reasons(probed, node.id)  # the lie was cast
