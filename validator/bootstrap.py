@@ -10,6 +10,7 @@ records up to the checkpoint, since its tree starts at position 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 
 import structlog
@@ -20,6 +21,7 @@ from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.consumer import replay
 from adapters.nats.objects import ArtifactStore
 from adapters.nats.probe import NatsProbeTransport
+from adapters.nats.signals import subscribe_heartbeats
 from domain.policy import LedgerPolicy
 from proofs.identity import Identity
 from validator.config import ValidatorConfig
@@ -66,7 +68,13 @@ async def run_validator(
             _log.info("witness_warm_up", until=checkpoint.position)
             await daemon.warm_witness(replay(nc, until=checkpoint.position))
         _log.info("validator_replay", from_position=checkpoint.position + 1)
-        await daemon.run(replay(nc, checkpoint=checkpoint, follow=True), stop)
+        beats = asyncio.create_task(daemon.follow_heartbeats(subscribe_heartbeats(nc)))
+        try:
+            await daemon.run(replay(nc, checkpoint=checkpoint, follow=True), stop)
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
         return daemon
     finally:
         await close_nats(nc)

@@ -42,6 +42,7 @@ from adapters.compute.attestation import verify_attestation
 from adapters.compute.cc_attestation import is_cc_reason_inconclusive
 from adapters.compute.results import verify_result
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
+from adapters.nats.signals import NodeHeartbeat
 from domain.beacon import compute_beacon_message
 from domain.commands import (
     CloseBeacon,
@@ -67,6 +68,7 @@ from proofs import bls
 from proofs.identity import Identity
 from proofs.probe_wire import REASON_CC, REASON_CC_ABSENT
 from validator.challenger import Challenge, build_evidence, find_challenge
+from validator.heartbeats import HeartbeatTracker
 from validator.node_watch import NodeWatch
 from validator.prober import Prober
 from validator.protection import Decision, SigningDatabase
@@ -135,6 +137,8 @@ class ValidatorDaemon:
         self.db = db
         self.clock_ns = clock_ns
         self.view = LedgerView()
+        self.heartbeats = HeartbeatTracker()
+        """The nodes' last verified heartbeats (informative: liveness is decided by probes)."""
         self.watch = (
             NodeWatch(identity.id, state=self.view, pinger=prober, ledger=ledger, rng=rng)
             if prober is not None
@@ -182,6 +186,12 @@ class ValidatorDaemon:
             if finished:
                 self._forget_duties(finished)
             self.witness_record(record)
+
+    async def follow_heartbeats(self, beats: AsyncIterator[NodeHeartbeat]) -> None:
+        """Keep each node's newest heartbeat whose signature verifies (``flop.hb.<node>``)."""
+        async for beat in beats:
+            if not self.heartbeats.observe(beat, received_ns=self.clock_ns()):
+                _log.debug("heartbeat_refused", node_id=beat.node_id)
 
     async def warm_witness(self, records: AsyncIterator[Record]) -> None:
         """Feed the witness the records up to the checkpoint (a restarted daemon's witness

@@ -4,12 +4,17 @@ beats are dropped."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from adapters.nats.signals import NodeHeartbeat, is_heartbeat_signed, sign_heartbeat
 from proofs.identity import Identity
+from validator.daemon import ValidatorDaemon
 from validator.heartbeats import HeartbeatTracker
+from validator.protection import SigningDatabase
 
 NODE, OTHER = Identity.from_seed(bytes([181]) * 32), Identity.from_seed(bytes([182]) * 32)
 
@@ -58,3 +63,38 @@ def test_the_tracker_forgets_the_oldest_heard_node_past_its_bound() -> None:
     tracker.observe(_beat(NODE, 1), received_ns=1)
     tracker.observe(_beat(OTHER, 1), received_ns=2)
     assert tracker.get_last(NODE.id) is None and tracker.get_last(OTHER.id) is not None
+
+
+async def test_the_daemon_keeps_the_signed_beats_it_hears(tmp_path: Path) -> None:
+    """What the validator process feeds from ``flop.hb.*``: a signed beat is kept, a forged
+    one (another key's signature) is not."""
+    node, stranger = Identity.from_seed(bytes([41]) * 32), Identity.from_seed(bytes([42]) * 32)
+    daemon = ValidatorDaemon(
+        identity=stranger,
+        bls_secret=1,
+        ledger=_NoLedger(),
+        artifacts=_NoArtifacts(),
+        db=SigningDatabase(tmp_path / "v.db"),
+        clock_ns=lambda: 5_000,
+    )
+    honest = _beat(node, 1_000)
+    theirs = _beat(stranger, 2_000)  # a newer beat, signed by another key, renamed to the node
+    forged = msgspec.structs.replace(theirs, node_id=node.id, region=honest.region)
+
+    async def beats() -> AsyncIterator[NodeHeartbeat]:
+        for beat in (honest, forged):
+            yield beat
+
+    await daemon.follow_heartbeats(beats())
+    seen = daemon.heartbeats.get_last(node.id)
+    assert seen is not None and seen.beat.sent_at_ns == 1_000 and seen.received_ns == 5_000
+
+
+class _NoLedger:
+    async def send(self, command: object) -> None:
+        raise AssertionError("no command expected")
+
+
+class _NoArtifacts:
+    async def get(self, digest: str) -> bytes:
+        raise AssertionError("no artifact expected")
