@@ -139,8 +139,11 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     deadline allows that, so a device half as fast would need 100% of its own peak."""
     probe_side: int = 8_192
     """Rows and columns of the compute probe's product (its inner size is what scales)."""
-    probe_memory_fraction_bps: int = 1_000
-    """Share of the claimed device memory the memory probe's working set fills."""
+    probe_memory_fraction_bps: int = 500
+    """Share of the claimed device memory the memory probe's working set fills (5%: with
+    hashing on the host, the fill grows with it, and every drawn validator's slot must end
+    within the commit window: (attestation_validators + 1) × the longest probe's slot, 55 s
+    for an H200 at the defaults, under ``verdict_commit_window_ns``)."""
     probe_hash_bytes_per_s: int = 16 * 1024**3
     """Rate at which an honest node hashes probe rows (SHA-256 on its host, in threads: about
     1-2 GiB/s a core with SHA extensions): the hashing allowance of a deadline."""

@@ -29,8 +29,14 @@ TOY = DeviceModel(
     memory_bytes_per_s=1e9,
     source="tests/probing.py",
 )
-TOY_POLICY = LedgerPolicy(probe_side=16, probe_target_ns=2_000_000, probe_rtt_max_ns=10_000)
-"""Small sizes; the RTT bound (which the memory probe's inner size scales with) of a loopback."""
+TOY_POLICY = LedgerPolicy(
+    probe_side=16,
+    probe_target_ns=2_000_000,
+    probe_rtt_max_ns=10_000,
+    probe_memory_fraction_bps=1_000,
+)
+"""Small sizes; the RTT bound (which the memory probe's inner size scales with) of a loopback;
+a working set of 10% of the toy's memory (its memory probe is the largest of its probes)."""
 RTT_MAX_NS = TOY_POLICY.probe_rtt_max_ns
 VALIDATOR = Identity.from_seed(bytes(range(32)))
 NODE = Identity.from_seed(bytes(range(1, 33)))

@@ -416,7 +416,15 @@ class ValidatorDaemon:
         if not isinstance(node, Node):
             return 0
         slot_ns = node.compute_probe_slot_ns(self.identity.id, self.view.current_policy())
-        return 0 if slot_ns is None else slot_ns
+        if slot_ns is None:
+            return 0
+        verdict_round = node.current_round
+        if verdict_round is not None and slot_ns >= verdict_round.commit_deadline_ns:
+            # A policy whose probes outlast the commit window: probe now rather than never
+            # (the honest device may then serve two probes at once; say so).
+            _log.warning("probe_slot_past_commit_window", node_id=node.id, slot_ns=slot_ns)
+            return 0
+        return slot_ns
 
     async def verify_attestation(self, node: Any) -> str:
         """Probe the node (a timed challenge), or re-check its submitted report."""
