@@ -178,12 +178,21 @@ class LocalNetwork:
         )
 
     async def attest_by_operator(self, node: Identity) -> None:
-        """Rules v3: challenge ``node`` and have the operator pass it at once (allowed while
-        no validator is drawn to judge it: the bootstrap path)."""
+        """Rules v3: challenge ``node`` and pass it: by the operator while the network has no
+        validator with stake (the bootstrap path), else by the drawn validators, every one
+        voting pass (as if each had timed the node; ``tests/adversarial/test_hardware_probes``
+        plays the probes themselves)."""
         await self.run(node, "node.attestation.challenge", {"node_id": node.id})
-        await self.run(
-            self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
-        )
+        await self.run_beacon()
+        current = await get_aggregate(self.store, Node, node.id)
+        assert current is not None
+        if current.attestation_round is None:
+            await self.run(
+                self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
+            )
+            return
+        drawn = [self.validator_keys[v] for v in current.attestation_round.validators]
+        await self.vote_attestation(node.id, [(keys, True) for keys in drawn])
 
     async def register_validator(self, keys: ValidatorKeys, *, stake: int) -> None:
         self.validator_keys[keys.identity.id] = keys

@@ -21,6 +21,7 @@ from domain.services.attestation import add_to_uuid_directories, challenge_timed
 from domain.services.attestation_misses import slash_if_misses_due
 from domain.services.context import CommandContext
 from domain.services.directories import add_member
+from domain.services.draws import get_participants, has_eligible
 from domain.services.rounds import ATTESTATION_ROUND, open_round
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
@@ -200,9 +201,12 @@ async def handle_decide_attestation(
                 certificate=cmd.certificate, reason=cmd.reason, now_ns=ctx.now_ns
             )
         return node.id
-    if node.attestation_round is not None:
+    participants = await get_participants(uow, ctx.policy)
+    eligible = has_eligible(participants, ATTESTATION_ROUND.excluded_owners(node))
+    if node.attestation_round is not None or eligible:
         raise InvalidTransition(
-            f"validators are assigned to judge {node.id}'s attestation; they decide it",
+            f"validators with stake can judge {node.id}'s attestation; they decide it (an "
+            "operator decides only while the network has none: bootstrap)",
             code=RejectionCode.ATTESTATION_DECIDED_BY_VALIDATORS,
         )
     if cmd.accepted:

@@ -1,8 +1,8 @@
 """Attacks on hardware attestation, played against real validator daemons that time the node
 themselves (issue 15; ``tests/adversarial/_probes.py``): a CPU claiming an H100, a device
 claiming a model twice as fast as it is, a node lying about its own timings, a replayed
-answer, one GPU behind two nodes, a node that goes silent after attesting, and a validator
-that fails an honest node.
+answer, one GPU behind two nodes, a node that goes silent after attesting, a validator
+that fails an honest node, and the operator key attesting a node itself.
 
 Each attack is paired with the honest control it must differ from, so the test fails if the
 probes refused everyone.
@@ -14,9 +14,13 @@ from typing import Any
 
 import msgspec
 
+from adapters.store.memory import MemoryEventStore
+from domain.attestation import TIER_OPERATOR, TIER_TIMED
+from domain.errors import Rejection
 from domain.events import decode_event
-from domain.node import ACTIVE, JAILED, REGISTERED, TIER_TIMED, Node
-from domain.services.queries import get_balances
+from domain.node import ACTIVE, JAILED, REGISTERED, Node
+from domain.services.queries import get_aggregate, get_balances
+from flopledger.network import LocalNetwork
 from node_agent.probe_responder import ProbeResponder
 from proofs.identity import Identity
 from proofs.probe_wire import (
@@ -243,3 +247,28 @@ async def test_a_validator_failing_an_honest_node_is_outvoted() -> None:
     assert attested.state == ACTIVE and attested.failed_challenges == 0
     assert attested.slashed_total == 0
     assert REASON_UNANSWERED in await _rejected_reasons(probed, node.id)  # the lie was cast
+
+
+async def test_the_operator_cannot_attest_a_node_validators_can_judge() -> None:
+    """The operator key passing a CPU as an H100 itself: refused once any validator with
+    stake could judge it (the validators time the node); allowed only in bootstrap, before
+    the network has one, and then recorded as tier ``operator``."""
+    probed = await make_probed_network()
+    cpu = _node(14)
+    await probed.add_node(cpu, device=make_device(probed.clock, CPU_OPS_PER_S), gpus=[H100])
+    await probed.challenge(cpu.id)
+    try:
+        await probed.net.run(
+            probed.net.operator, "node.attestation.decide", {"node_id": cpu.id, "accepted": True}
+        )
+    except Rejection as rejection:
+        assert rejection.code == "attestation_decided_by_validators"
+    else:
+        raise AssertionError("the operator attested a node the validators could judge")
+    assert not (await probed.node(cpu.id)).is_attested
+
+    bootstrap = LocalNetwork.create(MemoryEventStore(), policy=POLICY)
+    await bootstrap.deposit(cpu, 10_000)
+    await bootstrap.register_active_node(cpu, region="eu-west", price=100, stake=5_000)
+    first = await get_aggregate(bootstrap.store, Node, cpu.id)
+    assert first is not None and first.attestation_tier == TIER_OPERATOR

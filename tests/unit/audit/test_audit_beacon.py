@@ -98,7 +98,7 @@ async def test_a_contribution_that_does_not_verify_fails() -> None:
 
 async def test_a_changed_epoch_value_fails() -> None:
     records, _job = await _history(_policy())
-    forged = forge(records, "EpochClosed", value=b64(b"\x02" * 32))
+    forged = forge(records, "EpochClosed", index=0, value=b64(b"\x02" * 32))
 
     assert "value" in _failure(forged).message
 
@@ -106,7 +106,7 @@ async def test_a_changed_epoch_value_fails() -> None:
 async def test_a_snapshot_without_an_active_validator_fails() -> None:
     records, _job = await _history(_policy())
     opened = json.loads(next(r for r in records if r.event_type == "EpochOpened").data)
-    forged = forge(records, "EpochOpened", participants=opened["participants"][1:])
+    forged = forge(records, "EpochOpened", index=0, participants=opened["participants"][1:])
 
     assert "snapshot" in _failure(forged).message
 

@@ -72,9 +72,10 @@ async def test_late_result_is_refused_by_the_ledger() -> None:
     consumer = Identity.from_seed(b"consumer".ljust(32, b"\0"))
     for actor in (NODE, consumer):
         await net.deposit(actor, 100_000)
-    validator = make_validator_keys(0)
-    await net.deposit(validator.identity, 10_000)
-    await net.register_validator(validator, stake=1_000)
+    for index in range(3):  # a quorum to attest the node (rules v3: no operator then)
+        validator = make_validator_keys(index)
+        await net.deposit(validator.identity, 10_000)
+        await net.register_validator(validator, stake=1_000)
     await net.register_active_node(NODE, region="eu-west", price=10, stake=1_000)
     job_id = await net.submit_job(consumer, region="eu-west", max_price=100)
     await net.run(NODE, "job.claim", {"job_id": job_id, "node_id": NODE.id})
