@@ -205,11 +205,10 @@ class Prober:
             k=spec.k,
         )
         async with self._holding(run.node_id, probe_id):
-            allowed_ns = self._allowed_ns(run, spec.compute_deadline_ns)
-            committed, elapsed = await self._ask_timed(run, challenge, ComputeCommitted, allowed_ns)
-            run.compute_ns.append(elapsed)
-            if elapsed > allowed_ns:
-                raise _ProbeFailed(REASON_COMPUTE_DEADLINE_MISSED)
+            committed = await self._ask_timed(
+                run, challenge, ComputeCommitted, spec.compute_deadline_ns,
+                run.compute_ns, REASON_COMPUTE_DEADLINE_MISSED,
+            )  # fmt: skip
             await self._check_openings(
                 run, probe_id, "compute", committed.root, _Tree(seed, seed, spec.n, None, spec)
             )
@@ -226,19 +225,17 @@ class Prober:
             k=spec.memory_k,
         )
         async with self._holding(run.node_id, probe_id):
-            allowed_ns = self._allowed_ns(run, spec.fill_deadline_ns)
-            _, elapsed = await self._ask_timed(run, fill, MemoryFilled, allowed_ns)
-            run.fill_ns.append(elapsed)
-            if elapsed > allowed_ns:
-                raise _ProbeFailed(REASON_FILL_DEADLINE_MISSED)
+            await self._ask_timed(
+                run, fill, MemoryFilled, spec.fill_deadline_ns,
+                run.fill_ns, REASON_FILL_DEADLINE_MISSED,
+            )  # fmt: skip
             statement = compute_read_key_statement(node_id=run.node_id, probe_id=probe_id)
             key = compute_read_key(self._identity.sign(statement))
             read = MemoryRead(probe_id=probe_id, key=key, rows=spec.memory_read_rows)
-            allowed_ns = self._allowed_ns(run, spec.read_deadline_ns)
-            committed, elapsed = await self._ask_timed(run, read, MemoryReadCommitted, allowed_ns)
-            run.read_ns.append(elapsed)
-            if elapsed > allowed_ns:
-                raise _ProbeFailed(REASON_READ_DEADLINE_MISSED)
+            committed = await self._ask_timed(
+                run, read, MemoryReadCommitted, spec.read_deadline_ns,
+                run.read_ns, REASON_READ_DEADLINE_MISSED,
+            )  # fmt: skip
             rows = choose_leaves(key, spec.memory_n, spec.memory_read_rows)
             tree = _Tree(seed, key, spec.memory_read_rows, rows, spec)
             await self._check_openings(run, probe_id, "memory", committed.root, tree)
@@ -275,10 +272,23 @@ class Prober:
         return compute_probe_seed(run.challenge_seed, self._identity.sign(statement))
 
     async def _ask_timed(
-        self, run: _Run, request: ProbeRequest, answer: type[AnswerT], allowed_ns: int
-    ) -> tuple[AnswerT, int]:
+        self,
+        run: _Run,
+        request: ProbeRequest,
+        answer: type[AnswerT],
+        deadline_ns: int,
+        times_ns: list[int],
+        missed: str,
+    ) -> AnswerT:
+        """Ask a timed step: its time on this validator's clock goes to ``times_ns``, and an
+        answer later than the deadline plus the bounded RTT fails the probe with ``missed``."""
+        allowed_ns = self._allowed_ns(run, deadline_ns)
         timeout_s = (allowed_ns + ANSWER_GRACE_NS) / NS_PER_S
-        return await self._ask(run.node_id, request, answer, timeout_s)
+        received, elapsed = await self._ask(run.node_id, request, answer, timeout_s)
+        times_ns.append(elapsed)
+        if elapsed > allowed_ns:
+            raise _ProbeFailed(missed)
+        return received
 
     async def _ask(
         self, node_id: str, request: ProbeRequest, answer: type[AnswerT], timeout_s: float
