@@ -2,8 +2,9 @@
 (issue 15): the ledger in process (``LocalNetwork``, rules v3), three ``ValidatorDaemon``s
 with their own ``Prober``s, and nodes answering with ``ProbeResponder``s over simulated
 devices whose compute time is charged to one ``FakeClock`` (the validators' clock for
-probes). The ledger's clock (``net.now_ns``) advances a second per step, so the beacon, the
-probe slots, the commit and reveal windows all run as on a live network.
+probes), over ``tests.probing.LocalTransport`` (a silent node is one without a handler).
+The ledger's clock (``net.now_ns``) advances a second per step, so the beacon, the probe
+slots, the commit and reveal windows all run as on a live network.
 
 The policy keeps the probes small enough to compute for real on a CPU (a target of a
 microsecond of the claimed model's rate, no memory probe): what the validators check is the
@@ -14,26 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters.compute.probe_device import FakeClock, SimulatedProbeDevice
 from adapters.store.memory import MemoryEventStore
-from domain.commands import Command, command_kind, encode_command_body
-from domain.errors import Rejection
 from domain.node import Node
 from domain.policy import SECOND_NS, LedgerPolicy
-from domain.records import Record
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, ValidatorKeys, make_validator_keys
 from node_agent.probe_responder import ProbeResponder
 from proofs.identity import Identity
+from tests.inprocess import InProcessLedgerLink, NoArtifacts, follow_records
+from tests.probing import LocalTransport
 from validator.daemon import ValidatorDaemon
 from validator.prober import Prober
 from validator.protection import SigningDatabase
-from validator.refusal import CommandRefused
 
 H100 = {"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}
 H100_OPS_PER_S = 1979e12
@@ -70,46 +68,11 @@ def make_device(clock: FakeClock, ops_per_s: float) -> SimulatedProbeDevice:
     )
 
 
-class InProcessLedgerLink:
-    """A validator's commands, signed and executed by the in-process ledger."""
-
-    def __init__(self, net: LocalNetwork, identity: Identity) -> None:
-        self.net, self.identity = net, identity
-
-    async def send(self, command: Command) -> None:
-        try:
-            await self.net.run(self.identity, command_kind(command), encode_command_body(command))
-        except Rejection as rejection:
-            raise CommandRefused(rejection.code) from rejection
-
-
-class NoArtifacts:
-    async def get(self, digest: str) -> bytes:
-        raise AssertionError(f"a timed attestation reads no artifact ({digest})")
-
-
-Handler = Callable[[bytes], Awaitable[bytes]]
-
-
-class ProbeNet:
-    """Request-reply between probers and responders by node id; a silent node answers None."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, Handler] = {}
-        self.silent: set[str] = set()
-
-    async def request(self, node_id: str, data: bytes, timeout_s: float) -> bytes | None:
-        handler = self.handlers.get(node_id)
-        if handler is None or node_id in self.silent:
-            return None
-        return await handler(data)
-
-
 @dataclass
 class ProbedNetwork:
     net: LocalNetwork
     clock: FakeClock
-    probes: ProbeNet
+    probes: LocalTransport
     keys: list[ValidatorKeys]
     daemons: list[ValidatorDaemon]
     nodes: dict[str, Identity] = field(default_factory=dict)
@@ -154,7 +117,7 @@ class ProbedNetwork:
         """Every daemon follows the log and ticks (concurrently, as separate processes
         would); then the ledger's clock moves one second."""
         for daemon in self.daemons:
-            await daemon.follow(_records(self.net, daemon.checkpoint.position))
+            await daemon.follow(follow_records(self.net, daemon.checkpoint.position))
         await asyncio.gather(*(daemon.tick() for daemon in self.daemons))
         self.net.advance(1.0)
 
@@ -187,7 +150,7 @@ async def make_probed_network(tmp: Path | None = None) -> ProbedNetwork:
     directory = tmp or Path(tempfile.mkdtemp(prefix="flop-probes-"))
     net = LocalNetwork.create(MemoryEventStore(), policy=POLICY)
     clock = FakeClock()
-    probes = ProbeNet()
+    probes = LocalTransport(clock, one_way_ns=0)
     keys = [make_validator_keys(180 + i) for i in range(3)]
     daemons = []
     for index, validator in enumerate(keys):
@@ -210,8 +173,3 @@ async def make_probed_network(tmp: Path | None = None) -> ProbedNetwork:
             )
         )
     return ProbedNetwork(net, clock, probes, keys, daemons)
-
-
-async def _records(net: LocalNetwork, after: int) -> AsyncIterator[Record]:
-    for record in await net.store.read_all(after + 1, 10_000):
-        yield record

@@ -202,7 +202,7 @@ async def test_a_node_silent_after_attesting_is_deactivated_then_slashed() -> No
     assert attested.state == ACTIVE
     before = await _balances(probed)
     stake_before = attested.stake
-    probed.probes.silent.add(node.id)
+    del probed.probes.handlers[node.id]  # silent: nothing answers its subject
     validator = probed.keys[0].identity
     states = []
     for _ in range(POLICY.probe_misses_slash):

@@ -12,6 +12,7 @@ import pytest
 
 from adapters.nats.signals import NodeHeartbeat, is_heartbeat_signed, sign_heartbeat
 from proofs.identity import Identity
+from tests.inprocess import NoArtifacts
 from validator.daemon import ValidatorDaemon
 from validator.heartbeats import HeartbeatTracker
 from validator.protection import SigningDatabase
@@ -73,7 +74,7 @@ async def test_the_daemon_keeps_the_signed_beats_it_hears(tmp_path: Path) -> Non
         identity=stranger,
         bls_secret=1,
         ledger=_NoLedger(),
-        artifacts=_NoArtifacts(),
+        artifacts=NoArtifacts(),
         db=SigningDatabase(tmp_path / "v.db"),
         clock_ns=lambda: 5_000,
     )
@@ -93,8 +94,3 @@ async def test_the_daemon_keeps_the_signed_beats_it_hears(tmp_path: Path) -> Non
 class _NoLedger:
     async def send(self, command: object) -> None:
         raise AssertionError("no command expected")
-
-
-class _NoArtifacts:
-    async def get(self, digest: str) -> bytes:
-        raise AssertionError("no artifact expected")
