@@ -47,7 +47,11 @@ RULES_V2 = 2
 RULES_V3 = 3
 """The rules of issue 15 (hardware attestation): validator-timed probes sized from the device
 table, attestations that expire, re-challenges, liveness epochs, reputation in scheduling."""
-RULES_VERSION = RULES_V3
+RULES_V4 = 4
+"""The rules of issue 16 (an audit that holds against the operator): every command records the
+clock it was decided at, and the ledger's hardening (network ids, chain references of deposits,
+withdrawal minimums, spam fees, operator overrides with reasons)."""
+RULES_VERSION = RULES_V4
 """The rules this code writes records under. ``LedgerPolicy.rules_version`` names the version
 a record was written under, so the audit checks each record under its own rules: a store
 written before a rule existed declares ``rules_version`` 1 in its late genesis
