@@ -41,6 +41,7 @@ from domain.policy import RULES_V1, RULES_V3, LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
 from domain.services.ledger_service import CommandMetadata, compute_command_id
 from domain.services.rounds import ROUND_KINDS
+from domain.validators import Validator
 from domain.verdict_subject import VotedAggregate
 from proofs import bls
 from proofs.envelope import FRESHNESS_WINDOW_NS
@@ -75,6 +76,12 @@ from validator.audit_fraud import (
     find_decision_violation,
     find_fraud_slash_violation,
     find_fraud_violation,
+)
+from validator.audit_history import (
+    COSIGNERS,
+    TRUSTED_HEAD,
+    HistoryAudit,
+    HistoryRequirements,
 )
 from validator.audit_log import AnchorClaim, LogView
 from validator.audit_quorum import (
@@ -121,6 +128,8 @@ CHECKS = (
     TREE_HEAD,
     WITNESS,
     ANCHOR,
+    TRUSTED_HEAD,
+    COSIGNERS,
     AGGREGATE_REPLAY,
     LEDGER_INVARIANTS,
     READ_MODEL,
@@ -160,12 +169,14 @@ class AuditFailed(Exception):
 class AuditOptions:
     """What to verify. ``trusted_operators``, when given, are the keys the auditor trusts to
     have created the ledger: its genesis must be signed by one of them (without them the
-    genesis is taken as the log records it, and the report names its signer)."""
+    genesis is taken as the log records it, and the report names its signer). ``history``:
+    trusted heads and co-signers the log must agree with (``validator.audit_history``)."""
 
     verify_signatures: bool = True
     verify_proofs: bool = False
     trusted_operators: frozenset[str] = frozenset()
     at_position: int | None = None
+    history: HistoryRequirements = field(default_factory=HistoryRequirements)
 
 
 @dataclass
@@ -217,6 +228,9 @@ class Replayer:
         self._money = 0
         # Issue 15 (validator.audit_reputation): every node's observations, across commands.
         self.reputation = ReputationAudit()
+        # Issue 16, item 4 (validator.audit_history): trusted heads, co-signers per head.
+        self.history = HistoryAudit(options.history)
+        self._trusted_sizes = self.history.trusted_sizes
 
     @property
     def head(self) -> Head:
@@ -247,6 +261,19 @@ class Replayer:
         else:
             self._apply(record, event)
         self.log.add_leaf(record.hash)
+        if record.position in self._trusted_sizes:
+            violation = self.history.check_trusted(record.position, self.log.peek_root)
+            if violation is not None:
+                self._fail(record, TRUSTED_HEAD, violation)
+            self.counts[TRUSTED_HEAD] += 1
+
+    def check_history(self) -> None:
+        """After the replay: no trusted head past the log's end, every sealed head but the
+        newest co-signed enough (``validator.audit_history``)."""
+        violation = self.history.find_final_violation(self.head_position, self.options.at_position)
+        if violation is not None:
+            raise AuditFailed(violation.position, violation.check, violation.message)
+        self.counts[COSIGNERS] = self.history.heads_quorate
 
     def end_command(self) -> None:
         """Ledger invariants at a command's end: money conserved, no account below zero."""
@@ -726,13 +753,16 @@ class Replayer:
                     record.position, event.size, event.root, event.chain_signature, event.slot
                 )
             )
-        elif self.options.verify_signatures:
+        else:
             validator = self.aggregates.get(event.validator_id)
             key = getattr(validator, "bls_public_key", b"")
-            if not bls.verify(
+            if self.options.verify_signatures and not bls.verify(
                 key, compute_witness_message(event.size, event.root), event.signature
             ):
                 self._fail(record, WITNESS, f"co-signature of {event.validator_id} is invalid")
+            policy = self._policy_at(record.position) or LedgerPolicy()
+            is_staked = isinstance(validator, Validator) and validator.is_active(policy)
+            self.history.note_cosignature(event.size, key, is_staked=is_staked)
         self.log.cosignatures += check == WITNESS
         self.counts[check] += 1
 
@@ -821,6 +851,7 @@ class Replayer:
             self._fail(record, STORED_PROOFS, reason)
         self.log.heads[size] = root
         self.log.last_size = size
+        self.history.note_head(size, root, record.position)
         self.counts[TREE_HEAD] += 1
 
     def _apply(self, record: Record, event: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 
 from proofs import merkle
 from proofs.merkle_incremental import IncrementalMerkleTree
@@ -60,6 +61,16 @@ class LogView:
         while self._lag.size < size:
             self._lag.append_leaf_hash(self._pending.popleft())
         return self._lag.root()
+
+    def peek_root(self, size: int) -> bytes:
+        """Merkle root of the first ``size`` leaves without sealing them, so a later head of a
+        smaller size still has its root (a trusted head, ``validator.audit_history``)."""
+        if size < self._lag.size or size > self.size:
+            raise ValueError(f"no root for size {size} (sealed {self._lag.size}, seen {self.size})")
+        tree = IncrementalMerkleTree.from_frontier(self._lag.size, self._lag.frontier)
+        for leaf in islice(self._pending, size - self._lag.size):
+            tree.append_leaf_hash(leaf)
+        return tree.root()
 
     def check_proofs(self, previous_size: int, size: int, root: bytes) -> str | None:
         """Generate and verify (proofs.merkle) a consistency proof from the previous head and

@@ -33,6 +33,7 @@ from validator.audit import (
     AuditOptions,
     Replayer,
 )
+from validator.audit_history import HISTORY_CHECKS
 from validator.audit_sources import AuditSource, SourceUnreadable, StoreSource
 from validator.audit_state import check_balance_snapshot, check_final_invariants, summarize_state
 
@@ -102,6 +103,7 @@ async def run_audit(
         await _replay(source, replayer, options.at_position, total, progress)
         replayer.end_command()
         replayer.check_genesis()
+        replayer.check_history()
         check_final_invariants(replayer)
         if source.store is not None and options.at_position is None:
             await _check_store_head(source.store, replayer)
@@ -113,6 +115,11 @@ async def run_audit(
     except AuditFailed as exc:
         failure = exc
     elapsed = time.perf_counter() - started
+    warnings.extend(
+        f"trusted head of size {size} not checked: past the audited position"
+        for size in replayer.history.unchecked_trusted(replayer.head.position)
+        if failure is None
+    )
     return _report(source.name, replayer, options, failure, warnings, elapsed, chain)
 
 
@@ -201,6 +208,7 @@ def _report(
     chain: AnchorReader | None,
 ) -> AuditReport:
     checks: dict[str, CheckView] = {}
+    events = replayer.head.position
     for check in CHECKS:
         status = "passed"
         if failure is not None and failure.check == check:
@@ -211,8 +219,11 @@ def _report(
             status = "skipped"
         elif check == ANCHOR and chain is None and replayer.log.anchors:
             status = "partial"
+        elif check in HISTORY_CHECKS:
+            status = replayer.history.get_status(
+                check, verify_signatures=options.verify_signatures, log_size=events
+            )
         checks[check] = CheckView(status=status, count=replayer.counts[check])
-    events = replayer.head.position
     return AuditReport(
         ok=failure is None,
         source=name,
@@ -224,7 +235,7 @@ def _report(
         if failure is None
         else FailureView(position=failure.position, check=failure.check, message=failure.message),
         checks=checks,
-        state=summarize_state(replayer),
+        state={**summarize_state(replayer), "history": replayer.history.summary()},
         warnings=warnings,
     )
 

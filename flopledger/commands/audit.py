@@ -11,7 +11,10 @@ tree heads, and on chain when ``FLOP_SOLANA_RPC`` is set or ``--solana-rpc`` giv
 ``--verify-proofs`` proofs of possession and consistency/inclusion proofs between heads. It
 rebuilds every aggregate and the ledger, checks DESIGN.md's invariants, and compares any
 materialized balances the store holds. ``--at POSITION`` audits and shows the state as of that
-position. Exit status: 0 everything holds, 1 a check failed, 2 the source could not be read.
+position. ``--trusted-head SIZE:ROOT_HEX``, ``--min-cosigners N`` and ``--witness-key HEX``
+hold the log to heads the auditor saw before and to its witnesses (a history rewritten and
+re-signed with the log key fails). Exit status: 0 everything holds, 1 a check failed, 2 the
+source could not be read.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from flopledger.commands._audit_history import add_history_arguments, get_history_requirements
 from flopledger.settings import get_settings
 from validator.audit import AuditOptions
 from validator.audit_run import (
@@ -63,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(repeatable; without it the genesis is taken as recorded and its signer reported)",
     )
     parser.add_argument("--solana-rpc", help="check anchors on this RPC (default FLOP_SOLANA_RPC)")
+    add_history_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         verify_proofs=args.verify_proofs,
         trusted_operators=frozenset(args.operator),
         at_position=args.at,
+        history=get_history_requirements(args),
     )
     source_url = args.source or settings.event_store_url
     rpc_url = args.solana_rpc or settings.solana_rpc

@@ -28,6 +28,7 @@ from proofs.identity import Identity
 from tests.fixtures.history_state import dump_state
 from tests.integration.audit.test_tamper_sqlite import rewrite, rows
 from validator.audit import AuditOptions
+from validator.audit_history import HISTORY_CHECKS
 from validator.audit_run import AuditReport, open_source, run_audit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -186,7 +187,9 @@ async def test_the_stored_history_passes_the_audit_under_its_declared_rules(
     assert report.events == genesis_position
     assert report.warnings == []
     statuses = {name: check.status for name, check in report.checks.items()}
-    assert set(statuses.values()) == {"passed"}, statuses
+    # The history checks (issue 16) need the auditor's trusted heads or co-signer minimum.
+    expected = {**dict.fromkeys(statuses, "passed"), **dict.fromkeys(HISTORY_CHECKS, "skipped")}
+    assert statuses == expected, statuses
     assert report.state["network"]["operators"] == EXPECTED["operators"]
     # Every verdict and every quorum certificate was checked, attestations' as well as jobs'.
     records = rows(store_copy)

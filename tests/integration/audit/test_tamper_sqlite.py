@@ -18,8 +18,10 @@ import pytest
 from adapters.store.sqlite import SqliteEventStore
 from domain.records import GENESIS_HASH, Record, make_record
 from flopledger.cli import main
+from proofs.merkle import root_from_hashes
 from tests.unit.audit.scenario import CONSUMER, History, build_history
 from validator.audit import AuditOptions
+from validator.audit_history import HistoryRequirements, TrustedHead
 from validator.audit_run import AuditReport, open_source, run_audit
 
 COLUMNS = (
@@ -269,7 +271,13 @@ def test_the_audit_needs_no_flop_setting_and_skips_nothing(
     async def go() -> AuditReport:
         source = await open_source(f"sqlite:///{clean[0]}")
         try:
-            options = AuditOptions(verify_proofs=True)
+            # Every optional check asked for: proofs, a trusted head, co-signers (issue 16).
+            hashes = [r.hash for r in rows(clean[0])]
+            history = HistoryRequirements(
+                trusted_heads=(TrustedHead(len(hashes), root_from_hashes(hashes)),),
+                min_cosigners=2,
+            )
+            options = AuditOptions(verify_proofs=True, history=history)
             return await run_audit(source, options, chain=clean[1].chain)
         finally:
             await source.close()
