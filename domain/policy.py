@@ -37,6 +37,12 @@ FRAUD_PATH_HASHES_MAX = 64
 FRAUD_ARTIFACT_BYTES_MAX = 16 * 1024
 FRAUD_ZKEY_BYTES_MAX = 160 * 1024
 ATTEMPT_MAX = 2**31 - 1
+# Issue 16, item 2: the retention rule of artifacts (docs/design.md, "Re-verifying work").
+ARTIFACT_RETENTION_NS = 30 * 86_400 * SECOND_NS
+"""How long after a job's or attestation's decision the object store keeps its objects
+(result, proof, zkey, report): an audit with ``--verify-work`` re-runs the verifiers on them
+until then, and counts a decision older than this whose objects are gone ``past_retention``.
+A policy whose fraud exposure is longer keeps them that long (``compute_artifact_retention_ns``)."""
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
 RULES_V1 = 1
@@ -210,3 +216,12 @@ def compute_fraud_exposure_ns(policy: LedgerPolicy) -> int:
     everything is drawn no more; its stake must stay slashable at least this long."""
     round_ns = policy.verdict_commit_window_ns + policy.verdict_reveal_window_ns
     return policy.fraud_window_ns + round_ns * (1 + policy.validator_replacements_max)
+
+
+def compute_artifact_retention_ns(policy: LedgerPolicy | None) -> int:
+    """How long the objects of a decision made under ``policy`` are kept (issue 16, item 2):
+    ``ARTIFACT_RETENTION_NS``, or the policy's fraud exposure when that is longer, so that
+    no object is deleted while a fraud proof that needs it could still be made."""
+    if policy is None:
+        return ARTIFACT_RETENTION_NS
+    return max(ARTIFACT_RETENTION_NS, compute_fraud_exposure_ns(policy))

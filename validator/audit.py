@@ -98,6 +98,7 @@ from validator.audit_stake import (
     find_bond_violation,
     find_slash_violation,
 )
+from validator.audit_work import WORK, WorkLedger
 
 HASH_CHAIN = "hash_chain"
 COMMAND_SIGNATURE = "command_signature"
@@ -136,6 +137,7 @@ CHECKS = (
     STORED_PROOFS,
     FRAUD_PROOF,
     REPUTATION,
+    WORK,  # issue 16, item 2: --verify-work (validator.audit_work)
 )
 SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WITNESS})
 CERTIFICATE_SIGNERS_MIN = 1
@@ -177,6 +179,9 @@ class AuditOptions:
     trusted_operators: frozenset[str] = frozenset()
     at_position: int | None = None
     history: HistoryRequirements = field(default_factory=HistoryRequirements)
+    verify_work: bool = False
+    """Issue 16, item 2: collect every decision's evidence to re-run its verifier after the
+    replay (``validator.audit_work``; ``run_audit`` needs a ``WorkCheck`` then)."""
 
 
 @dataclass
@@ -231,6 +236,8 @@ class Replayer:
         # Issue 16, item 4 (validator.audit_history): trusted heads, co-signers per head.
         self.history = HistoryAudit(options.history)
         self._trusted_sizes = self.history.trusted_sizes
+        # Issue 16, item 2 (validator.audit_work): the evidence of every decision.
+        self.work = WorkLedger() if options.verify_work else None
 
     @property
     def head(self) -> Head:
@@ -256,6 +263,8 @@ class Replayer:
             self._fail(record, AGGREGATE_REPLAY, f"event does not decode: {exc}")
         self._check_event(record, command, event, data)
         self._check_reputation(record, command, event, data)
+        if self.work is not None and event is not None:
+            self.work.observe(record, command.kind, event, self.aggregates, self._policy_at)
         if event is None:
             self._apply_account(record, command, data)
         else:

@@ -36,6 +36,7 @@ from validator.audit import (
 from validator.audit_history import HISTORY_CHECKS
 from validator.audit_sources import AuditSource, SourceUnreadable, StoreSource
 from validator.audit_state import check_balance_snapshot, check_final_invariants, summarize_state
+from validator.audit_work import UNVERIFIED_STATUSES, WORK, WorkCheck, check_work
 
 __all__ = [
     "AnchorReader",
@@ -44,6 +45,7 @@ __all__ = [
     "ChainMemo",
     "SourceUnreadable",
     "StoreSource",
+    "WorkCheck",
     "open_source",
     "run_audit",
 ]
@@ -87,8 +89,12 @@ async def run_audit(
     *,
     chain: AnchorReader | None = None,
     progress: Progress | None = None,
+    work: WorkCheck | None = None,
 ) -> AuditReport:
-    """Audit ``source``; raises SourceUnreadable when it cannot be read."""
+    """Audit ``source``; raises SourceUnreadable when it cannot be read (or, with
+    ``options.verify_work``, when ``work``'s object store cannot)."""
+    if options.verify_work and work is None:
+        raise ValueError("verify_work needs a WorkCheck (the object store and the clock)")
     started = time.perf_counter()
     replayer = Replayer(options)
     warnings: list[str] = []
@@ -112,6 +118,8 @@ async def run_audit(
         else:
             warnings.append("read model not checked: the source has no read tables")
         await _check_anchors(replayer, chain, warnings)
+        if work is not None and replayer.work is not None:
+            await _check_work(replayer, work)
     except AuditFailed as exc:
         failure = exc
     elapsed = time.perf_counter() - started
@@ -198,6 +206,19 @@ async def _check_anchors(
         replayer.counts[ANCHOR] += 1
 
 
+async def _check_work(replayer: Replayer, work: WorkCheck) -> None:
+    """Issue 16, item 2: re-run the verifiers on the stored evidence (``validator.audit_work``)."""
+    ledger = replayer.work
+    assert ledger is not None  # options.verify_work
+    try:
+        failure = await check_work(ledger, work)
+    except OperatingError as exc:
+        raise SourceUnreadable(f"reading the object store failed: {exc}") from exc
+    replayer.counts[WORK] = ledger.reverified
+    if failure is not None:
+        raise AuditFailed(failure.position, WORK, failure.message)
+
+
 def _report(
     name: str,
     replayer: Replayer,
@@ -223,7 +244,12 @@ def _report(
             status = replayer.history.get_status(
                 check, verify_signatures=options.verify_signatures, log_size=events
             )
+        elif check == WORK:
+            status = _work_status(replayer, status)
         checks[check] = CheckView(status=status, count=replayer.counts[check])
+    state = {**summarize_state(replayer), "history": replayer.history.summary()}
+    if replayer.work is not None:
+        state["work"] = replayer.work.summary()
     return AuditReport(
         ok=failure is None,
         source=name,
@@ -235,9 +261,19 @@ def _report(
         if failure is None
         else FailureView(position=failure.position, check=failure.check, message=failure.message),
         checks=checks,
-        state={**summarize_state(replayer), "history": replayer.history.summary()},
+        state=state,
         warnings=warnings,
     )
+
+
+def _work_status(replayer: Replayer, status: str) -> str:
+    """``skipped`` without --verify-work; ``partial`` when some evidence was past retention
+    or private (counted under those statuses)."""
+    if replayer.work is None:
+        return "skipped"
+    if any(replayer.work.statuses[name] for name in UNVERIFIED_STATUSES):
+        return "partial"
+    return status
 
 
 async def open_source(url: str) -> AuditSource:

@@ -13,8 +13,13 @@ rebuilds every aggregate and the ledger, checks DESIGN.md's invariants, and comp
 materialized balances the store holds. ``--at POSITION`` audits and shows the state as of that
 position. ``--trusted-head SIZE:ROOT_HEX``, ``--min-cosigners N`` and ``--witness-key HEX``
 hold the log to heads the auditor saw before and to its witnesses (a history rewritten and
-re-signed with the log key fails). Exit status: 0 everything holds, 1 a check failed, 2 the
-source could not be read.
+re-signed with the log key fails). ``--verify-work`` (the ``validator`` extra) fetches every
+settled or slashed job's artifacts and proofs, and every attestation report, from the object
+store (``--objects nats://HOST:PORT``; default the ``nats://`` source, else ``FLOP_NATS_URL``)
+and re-runs the validators' verifiers on them: a verdict its evidence does not support fails
+the audit; items past retention or private are counted under their own statuses. Exit
+status: 0 everything holds, 1 a check failed, 2 the source (or the object store) could not be
+read or the verifiers' extra is missing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -29,6 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from domain.errors import OperatingError
 from flopledger.commands._audit_history import add_history_arguments, get_history_requirements
 from flopledger.settings import get_settings
 from validator.audit import AuditOptions
@@ -36,9 +43,11 @@ from validator.audit_run import (
     AnchorReader,
     AuditReport,
     SourceUnreadable,
+    WorkCheck,
     open_source,
     run_audit,
 )
+from validator.audit_work import EXTRA, STATUSES, is_verifier_installed, open_objects
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -68,6 +77,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--solana-rpc", help="check anchors on this RPC (default FLOP_SOLANA_RPC)")
     add_history_arguments(parser)
+    parser.add_argument(
+        "--verify-work",
+        action="store_true",
+        help="re-run the verifiers of every decided job and attestation on its stored "
+        "artifacts (needs the validator extra)",
+    )
+    parser.add_argument(
+        "--objects",
+        metavar="NATS_URL",
+        help="the object store of --verify-work (default: a nats:// source, else FLOP_NATS_URL)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -79,12 +99,25 @@ def run(args: argparse.Namespace) -> int:
         trusted_operators=frozenset(args.operator),
         at_position=args.at,
         history=get_history_requirements(args),
+        verify_work=args.verify_work,
     )
     source_url = args.source or settings.event_store_url
     rpc_url = args.solana_rpc or settings.solana_rpc
     console = Console(stderr=args.json)
+    objects_url = None
+    if args.verify_work:
+        if not is_verifier_installed():
+            from flopledger.cli import MissingExtra
+
+            raise MissingExtra("audit --verify-work", (EXTRA,))
+        objects_url = args.objects or _default_objects(source_url, settings.nats_url)
+        if objects_url is None:
+            console.print("[red]flopledger audit: --verify-work needs --objects nats://HOST:PORT")
+            return EXIT_UNREADABLE
     try:
-        report = asyncio.run(_audit(source_url, options, rpc_url, console, quiet=args.json))
+        report = asyncio.run(
+            _audit(source_url, options, rpc_url, console, quiet=args.json, objects=objects_url)
+        )
     except SourceUnreadable as exc:
         console.print(f"[red]flopledger audit: cannot read {source_url}: {exc}")
         return EXIT_UNREADABLE
@@ -95,11 +128,31 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
+def _default_objects(source_url: str, nats_url: str | None) -> str | None:
+    if source_url.startswith(("nats://", "tls://")):
+        return source_url
+    return nats_url
+
+
 async def _audit(
-    url: str, options: AuditOptions, rpc_url: str | None, console: Console, *, quiet: bool
+    url: str,
+    options: AuditOptions,
+    rpc_url: str | None,
+    console: Console,
+    *,
+    quiet: bool,
+    objects: str | None = None,
 ) -> AuditReport:
     source = await open_source(url)
     chain = await _open_chain(rpc_url)
+    stored = None
+    if objects is not None:
+        try:
+            stored = await open_objects(objects)
+        except OperatingError as exc:
+            await source.close()
+            raise SourceUnreadable(f"the object store {objects}: {exc}") from exc
+    work = None if stored is None else WorkCheck(artifacts=stored, now_ns=time.time_ns())
     try:
         with Progress(
             TextColumn("audit"),
@@ -115,9 +168,11 @@ async def _audit(
             def progress(position: int, total: int) -> None:
                 bar.update(task, completed=position, total=total)
 
-            return await run_audit(source, options, chain=chain, progress=progress)
+            return await run_audit(source, options, chain=chain, progress=progress, work=work)
     finally:
         await source.close()
+        if stored is not None:
+            await stored.close()
         if chain is not None:
             await chain.close()  # type: ignore[attr-defined]
 
@@ -165,6 +220,9 @@ def print_report(console: Console, report: AuditReport, *, show_accounts: bool =
             f"{network['genesis_signer']}; operators {network['operators']}; "
             f"{network['rule_changes']} rule changes"
         )
+    work = state.get("work")
+    if work is not None:
+        console.print(f"verified work: {format_work(work)}")
     console.print(f"{report.events:,} records in {report.elapsed_s:.2f} s")
     if report.failure is None:
         console.print("[bold green]AUDIT PASSED[/]: every check holds")
@@ -174,3 +232,12 @@ def print_report(console: Console, report: AuditReport, *, show_accounts: bool =
             f"[bold red]AUDIT FAILED[/] at position {failure.position}: "
             f"[red]{failure.check}[/]: {failure.message}"
         )
+
+
+def format_work(work: dict[str, int]) -> str:
+    """``--verify-work``'s line: the re-verified count, then every other status that occurred."""
+    others = ", ".join(
+        f"{name.replace('_', ' ')} {work[name]:,}" for name in STATUSES[1:] if work.get(name)
+    )
+    line = f"{work.get('reverified', 0):,} of {work.get('items', 0):,} decisions re-verified"
+    return f"{line} ({others})" if others else line
