@@ -9,6 +9,7 @@ from litestar import Litestar
 from adapters.keyfile import get_log_key_path, load_or_create_key
 from adapters.store.factory import open_event_store
 from api.app import create_app
+from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
 from api.read_model import ReadModel
 from api.state import ApiDeps
@@ -33,6 +34,10 @@ def build_deps(
         log=TransparencyLog(read_model, load_or_create_key(key_path), time.time_ns),
         metrics=metrics or ApiMetrics(),
         nats_url=settings.nats_url,
+        streams=StreamSlots(settings.api_sse_streams_max, settings.api_sse_streams_per_client_max),
+        rate=ActorRateLimiter(
+            per_s=settings.api_actor_commands_per_s, burst=settings.api_actor_commands_burst
+        ),
     )
 
 

@@ -35,7 +35,8 @@ async def run_command(
     key = request.headers.get(IDEMPOTENCY_HEADER)
     raw = await request.body()
 
-    def admit(_envelope: CommandEnvelope) -> None:
+    def admit(envelope: CommandEnvelope) -> None:
+        deps.rate.spend(envelope.actor)  # after the signature: nobody drains another's bucket
         check_route(envelope_in, route, request.path_params)
         if key is not None:
             check_idempotency_key(deps, key, raw)

@@ -71,6 +71,7 @@ TITLES: dict[int, str] = {
     409: "Conflict with current state",
     413: "Request body too large",
     422: "Request cannot be processed",
+    429: "Too many requests",
     500: "Internal error",
     503: "Service unavailable",
 }
@@ -99,11 +100,19 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class ApiError(Exception):
     """An error raised by the API layer itself (kind or path mismatch, bad proof range...)."""
 
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.status = status or STATUS_BY_CODE.get(code, 422)
+        self.headers = headers or {}
 
 
 def problem_type(code: str) -> str:
@@ -154,7 +163,9 @@ def make_problem_response(
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """The app's single exception handler: every error becomes problem+json."""
     if isinstance(exc, ApiError):
-        return make_problem_response(request, status=exc.status, code=exc.code, detail=exc.detail)
+        return make_problem_response(
+            request, status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers
+        )
     if isinstance(exc, EnvelopeError | FlopError):
         code = str(exc.code)
         return make_problem_response(
@@ -254,6 +265,7 @@ def _example(status: int) -> dict[str, object]:
         409: RejectionCode.INVALID_TRANSITION,
         413: "request_too_large",
         422: "validation_failed",
+        429: "rate_limited",
         500: "internal_error",
         503: "store_unavailable",
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from litestar.di import NamedDependency
 
 from api.idempotency import IdempotencyTable
+from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
 from api.read_model import ReadModel
 from api.transparency import TransparencyLog
@@ -32,6 +33,8 @@ class ApiDeps:
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     idempotency: IdempotencyTable = field(default_factory=IdempotencyTable)
     nats_url: str | None = None
+    streams: StreamSlots = field(default_factory=StreamSlots)
+    rate: ActorRateLimiter = field(default_factory=ActorRateLimiter)
 
 
 Deps = NamedDependency[ApiDeps]

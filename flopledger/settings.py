@@ -16,6 +16,12 @@ from pathlib import Path
 
 import msgspec
 
+from api.limit_bounds import (
+    ACTOR_COMMANDS_BURST,
+    ACTOR_COMMANDS_PER_S,
+    SSE_STREAMS_MAX,
+    SSE_STREAMS_PER_CLIENT_MAX,
+)
 from domain.policy import LedgerPolicy
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S
 
@@ -26,6 +32,7 @@ POLICY_INT_MAX = 2**63 - 1
 _POLICY_FIELDS = frozenset(LedgerPolicy.__struct_fields__) - {"operators"}
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 SEAL_EVERY_RECORDS_MAX = 10_000_000
+API_LIMIT_MAX = 1_000_000
 SEAL_INTERVAL_S_MIN = 0.05
 SEAL_INTERVAL_S_MAX = 86_400.0
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
@@ -50,6 +57,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_workers: int = 1
     api_url: str = DEFAULT_API_URL
     """The API that agents, validators and the ``job``/``node`` commands talk to."""
+    api_sse_streams_max: int = SSE_STREAMS_MAX
+    """Event streams one API process keeps open (``FLOP_API_SSE_STREAMS_MAX``; issue 16)."""
+    api_sse_streams_per_client_max: int = SSE_STREAMS_PER_CLIENT_MAX
+    """Event streams one client address keeps open (``FLOP_API_SSE_STREAMS_PER_CLIENT_MAX``)."""
+    api_actor_commands_per_s: float = ACTOR_COMMANDS_PER_S
+    """Sustained signed commands a second per actor (``FLOP_API_ACTOR_COMMANDS_PER_S``)."""
+    api_actor_commands_burst: int = ACTOR_COMMANDS_BURST
+    """Commands an idle actor may send at once (``FLOP_API_ACTOR_COMMANDS_BURST``)."""
     solana_rpc: str | None = None
     """Solana JSON-RPC for the bridge and the audit's anchor checks; None: LiteSVM."""
     seal_enabled: bool = True
@@ -98,6 +113,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_port=api_port,
         api_workers=api_workers,
         api_url=env.get("FLOP_API_URL") or DEFAULT_API_URL,
+        api_sse_streams_max=_get_int(
+            env, "FLOP_API_SSE_STREAMS_MAX", SSE_STREAMS_MAX, 1, API_LIMIT_MAX
+        ),
+        api_sse_streams_per_client_max=_get_int(
+            env, "FLOP_API_SSE_STREAMS_PER_CLIENT_MAX", SSE_STREAMS_PER_CLIENT_MAX, 1, API_LIMIT_MAX
+        ),
+        api_actor_commands_per_s=_get_float(
+            env, "FLOP_API_ACTOR_COMMANDS_PER_S", ACTOR_COMMANDS_PER_S, 0.001, API_LIMIT_MAX
+        ),
+        api_actor_commands_burst=_get_int(
+            env, "FLOP_API_ACTOR_COMMANDS_BURST", ACTOR_COMMANDS_BURST, 1, API_LIMIT_MAX
+        ),
         solana_rpc=env.get("FLOP_SOLANA_RPC") or None,
         seal_enabled=_BOOLEANS[seal_flag],
         seal_every_records=_get_int(

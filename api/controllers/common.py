@@ -20,7 +20,7 @@ from api.errors import problem_responses
 from domain.services.ledger_service import CommandResult
 from proofs.envelope import EnvelopeIn
 
-COMMAND_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 503)
+COMMAND_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
 READ_ERRORS = problem_responses(400, 404, 422, 503)
 LIST_ERRORS = problem_responses(400, 422, 503)
 

@@ -64,7 +64,9 @@ class EventController(Controller):
         description=(
             "Server-Sent Events: one ``record`` event per log record from ``from`` on (or from "
             "Last-Event-ID + 1), waiting for new commits; ``id`` is the position, ``data`` an "
-            "EventView as JSON. Closes after ``limit`` records when given."
+            "EventView as JSON. Closes after ``limit`` records when given. Streams are capped "
+            "per process and per client address: past a cap, 503 ``too_many_streams`` with "
+            "Retry-After."
         ),
     )
     async def stream_events(
@@ -79,8 +81,10 @@ class EventController(Controller):
         last_id = request.headers.get("last-event-id", "")
         if last_id.isdigit() and 0 <= int(last_id) < POSITION_MAX:
             start = int(last_id) + 1
+        client = request.client.host if request.client is not None else "unknown"
+        deps.streams.acquire(client)  # 503 too_many_streams past a cap, before subscribing
         return ServerSentEvent(
-            _feed(deps, start, limit or STREAM_EVENTS_MAX), retry_duration=SSE_RETRY_MS
+            _feed(deps, client, start, limit or STREAM_EVENTS_MAX), retry_duration=SSE_RETRY_MS
         )
 
 
@@ -101,7 +105,10 @@ def to_event_view(record: Record) -> EventView:
     )
 
 
-async def _feed(deps: Deps, start: int, limit: int) -> AsyncIterator[ServerSentEventMessage]:
+async def _feed(
+    deps: Deps, client: str, start: int, limit: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    """The stream's records; gives back the client's slot (``api.limits``) when it ends."""
     sent = 0
     subscription = deps.store.subscribe(start)
     try:
@@ -115,6 +122,7 @@ async def _feed(deps: Deps, start: int, limit: int) -> AsyncIterator[ServerSentE
             if sent >= limit:
                 return
     finally:
+        deps.streams.release(client)
         aclose = getattr(subscription, "aclose", None)
         if aclose is not None:
             await aclose()
