@@ -6,10 +6,11 @@ aggregates' views. The views live in a ``ViewTable`` (a private temporary SQLite
 the process's memory, so memory does not grow with the number of jobs and a page is an indexed
 query. Several API processes each keep their own copy; all read the same store, so each is
 exact as of the head it caught up to. The transparency tree is folded from the record hashes
-as they go by: its running root (``tree``, O(log n) hashes) and the roots of the full chunks
-of ``CHUNK`` leaves and of their aligned runs (``chunks``, about 64 bytes per 1024 records;
-``api.transparency`` reads the few chunks of hashes a proof needs from the store), and so is
-the transparency log aggregate (sealed heads, co-signatures, anchors).
+as they go by: its running root (``tree``, O(log n) hashes in memory) and every node of the
+tree in a tree table (``nodes``, ``adapters.store.tree_table``: a private SQLite file, about
+64 bytes a record on disk), from which ``api.transparency`` answers a proof in O(log n)
+lookups on a worker thread; and so is the transparency log aggregate (sealed heads,
+co-signatures, anchors).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from adapters.store.tree_table import TreeTable
 from adapters.store.view_table import View, ViewTable
 from domain.events import FlopAggregate, decode_event
 from domain.job import Job
@@ -26,13 +28,9 @@ from domain.ports import EventStore
 from domain.records import Record
 from domain.services.queries import get_aggregate
 from domain.validators import Validator
-from proofs.merkle_chunked import ChunkLevels
 from proofs.merkle_incremental import IncrementalMerkleTree
 
 CATCH_UP_BATCH = 1000
-# Leaves per chunk of the transparency tree: the read model keeps one root per full chunk, a
-# proof reads at most three chunks of record hashes (``proofs.merkle_chunked``).
-CHUNK = 1024
 TRACKED: dict[str, type[FlopAggregate]] = {
     Node.STREAM_TYPE: Node,
     Job.STREAM_TYPE: Job,
@@ -55,8 +53,7 @@ class ReadModel:
         self.store = store
         self.position = 0
         self.tree = IncrementalMerkleTree()
-        self.chunks = ChunkLevels()
-        self._chunk = IncrementalMerkleTree()
+        self.nodes = TreeTable()
         self.log: Log | None = None
         self._views = ViewTable(FILTER_FIELDS, COUNT_FIELDS)
         self._lock = asyncio.Lock()
@@ -75,15 +72,13 @@ class ReadModel:
                             f"log gap: expected {self.position + 1}, got {record.position}"
                         )
                     self.tree.append_leaf_hash(record.hash)
-                    self._chunk.append_leaf_hash(record.hash)
-                    if self._chunk.size == CHUNK:
-                        self.chunks.append(self._chunk.root())
-                        self._chunk = IncrementalMerkleTree()
                     self.position = record.position
                     if record.stream_type in TRACKED:
                         dirty[record.stream_id] = record.stream_type
                     elif record.stream_type == Log.STREAM_TYPE:
                         self._apply_log(record)
+                # On the loop, in order: a cancelled worker thread could append out of order.
+                self.nodes.extend([r.hash for r in batch])
                 if len(batch) < CATCH_UP_BATCH:
                     break
             for stream_id, stream_type in dirty.items():
@@ -102,6 +97,7 @@ class ReadModel:
 
     def close(self) -> None:
         self._views.close()
+        self.nodes.close()
 
     def _apply_log(self, record: Record) -> None:
         log = decode_event(record).mutate(self.log)

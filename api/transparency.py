@@ -8,10 +8,15 @@ against a head that witnesses co-signed. Only while nothing is sealed yet (or fo
 head was sealed at) does this process sign a head itself with the server's Ed25519 log key
 (``proofs.tree_head``): one per tree size, reused, so clients polling an idle log see one
 head. Every response says which (``source``).
+
+Proofs come from the read model's tree table (every node of the tree, stored): O(log n)
+lookups and hashes, computed on a worker thread so that a proof never holds the event loop
+(issue 16, item 8; ``bench/proofs.py`` measures ``inclusion_proof_ms_100k``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,20 +31,15 @@ from adapters.ledger_api.wire import (
     TreeHeadView,
 )
 from api.errors import ApiError
-from api.read_model import CHUNK, ReadModel
+from api.read_model import ReadModel
 from domain.errors import RejectionCode
 from domain.log import HeadState
-from proofs.merkle_chunked import (
-    ChunkedTree,
-    chunk_indexes_for_consistency,
-    chunk_indexes_for_inclusion,
-)
+from proofs.merkle_chunked import ChunkedTree, RunRoots
 from proofs.tree_head import SignedTreeHead, sign_tree_head
 
 
 class TransparencyLog:
-    """Serves tree heads from the read model's running tree; proofs from its chunk roots and
-    the few chunks of record hashes a proof descends into, read from the store."""
+    """Serves tree heads from the read model's running tree; proofs from its tree table."""
 
     def __init__(
         self, read_model: ReadModel, key: Ed25519PrivateKey, clock_ns: Callable[[], int]
@@ -87,14 +87,16 @@ class TransparencyLog:
             raise ApiError(
                 "tree_size_out_of_range", f"position {position} is not in a tree of size {size}"
             )
-        tree = await self._chunked(size, chunk_indexes_for_inclusion(position - 1, size, CHUNK))
+        leaf, root, proof = await asyncio.to_thread(
+            compute_inclusion, self.read_model.nodes, position - 1, size
+        )
         return InclusionProofView(
             position=position,
             leaf_index=position - 1,
             tree_size=size,
-            leaf_hash=tree.leaves[position - 1].hex(),
-            root=tree.root().hex(),
-            proof=[p.hex() for p in tree.inclusion_proof(position - 1)],
+            leaf_hash=leaf.hex(),
+            root=root.hex(),
+            proof=[p.hex() for p in proof],
             source=self._source(size),
         )
 
@@ -104,14 +106,15 @@ class TransparencyLog:
         size = await self._tree_size(second)
         if not 1 <= first <= size:
             raise ApiError("tree_size_out_of_range", f"first {first} is not in 1..{size}")
-        tree = await self._chunked(size, chunk_indexes_for_consistency(first, size, CHUNK))
-        first_tree = ChunkedTree(first, CHUNK, tree.chunks, tree.leaves)
+        first_root, second_root, proof = await asyncio.to_thread(
+            compute_consistency, self.read_model.nodes, first, size
+        )
         return ConsistencyProofView(
             first=first,
             second=size,
-            first_root=first_tree.root().hex(),
-            second_root=tree.root().hex(),
-            proof=[p.hex() for p in tree.consistency_proof(first)],
+            first_root=first_root.hex(),
+            second_root=second_root.hex(),
+            proof=[p.hex() for p in proof],
             source=self._source(size),
         )
 
@@ -125,18 +128,6 @@ class TransparencyLog:
             raise ApiError("tree_size_out_of_range", f"tree size {tree_size} is not in 1..{size}")
         return tree_size
 
-    async def _chunked(self, size: int, chunks: set[int]) -> ChunkedTree:
-        """The tree of ``size`` records as the read model's chunk roots and the leaf hashes of
-        ``chunks``, read from the store: a proof reads a bounded number of records."""
-        leaves: dict[int, bytes] = {}
-        for chunk in sorted(chunks):
-            first = chunk * CHUNK
-            wanted = min(CHUNK, size - first)
-            if wanted > 0:
-                batch = await self.read_model.store.read_all(first + 1, wanted)
-                leaves.update((record.position - 1, record.hash) for record in batch)
-        return ChunkedTree(size, CHUNK, self.read_model.chunks, leaves)
-
     def _sealed_head(self, size: int | None) -> HeadState | None:
         log = self.read_model.log
         if log is None:
@@ -145,6 +136,20 @@ class TransparencyLog:
 
     def _source(self, size: int) -> str:
         return TREE_HEAD_SEALED if self._sealed_head(size) is not None else TREE_HEAD_IN_PROCESS
+
+
+def compute_inclusion(nodes: RunRoots, index: int, size: int) -> tuple[bytes, bytes, list[bytes]]:
+    """(leaf hash, root, audit path) of leaf ``index`` in the tree of ``size`` leaves, from
+    stored nodes: O(log size) lookups and hashes."""
+    tree = ChunkedTree(size, 1, nodes, {})
+    return nodes.get_run_root(index, 1), tree.root(), tree.inclusion_proof(index)
+
+
+def compute_consistency(nodes: RunRoots, first: int, size: int) -> tuple[bytes, bytes, list[bytes]]:
+    """(first root, second root, proof) that ``first`` leaves are a prefix of ``size``."""
+    tree = ChunkedTree(size, 1, nodes, {})
+    first_root = ChunkedTree(first, 1, nodes, {}).root()
+    return first_root, tree.root(), tree.consistency_proof(first)
 
 
 def _sealed_view(head: HeadState) -> TreeHeadView:

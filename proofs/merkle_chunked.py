@@ -7,17 +7,28 @@ descends into m's chunk and, for the right edge, the last (partial) chunk; a con
 only into the chunk where the old tree ends and the last chunk. So a caller keeps one root per
 full chunk and of every aligned run of 2^j chunks (``ChunkLevels``: about ``2 n / chunk_size``
 hashes) and reads at most three chunks of leaf hashes per proof; the rest is O(log n).
-The results equal ``proofs.merkle.inclusion_proof_from_hashes`` and
-``consistency_proof_from_hashes``.
+With chunks of one leaf and every run root stored (``RunRoots``, as the API's tree table
+keeps them) a proof reads no leaves at all: O(log n) lookups and hashes. The results equal
+``proofs.merkle.inclusion_proof_from_hashes`` and ``consistency_proof_from_hashes``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from proofs.merkle import EMPTY_ROOT, node_hash
 
 LeafHash = Callable[[int], bytes]
+
+
+class RunRoots(Protocol):
+    """Roots of aligned perfect runs of whole chunks: ``ChunkLevels`` in memory, or a store of
+    every node (chunks of one leaf, so a proof needs no leaves besides)."""
+
+    def __len__(self) -> int: ...
+
+    def get_run_root(self, first_chunk: int, count: int) -> bytes: ...
 
 
 class ChunkLevels:
@@ -57,7 +68,7 @@ class ChunkedTree:
         self,
         size: int,
         chunk_size: int,
-        chunks: ChunkLevels,
+        chunks: RunRoots,
         leaves: Mapping[int, bytes],
     ) -> None:
         if chunk_size < 1 or chunk_size & (chunk_size - 1):
