@@ -278,11 +278,24 @@ class Replayer:
 
     def check_history(self) -> None:
         """After the replay: no trusted head past the log's end, every sealed head but the
-        newest co-signed enough (``validator.audit_history``)."""
+        newest co-signed enough (``validator.audit_history``); with ``verify_proofs`` a
+        consistency proof from each trusted head to the newest head verifies."""
         violation = self.history.find_final_violation(self.head_position, self.options.at_position)
         if violation is not None:
             raise AuditFailed(violation.position, violation.check, violation.message)
         self.counts[COSIGNERS] = self.history.heads_quorate
+        newest = self.history.newest_head
+        if newest is None or not self.options.verify_proofs:
+            return
+        for trusted in self.options.history.trusted_heads:
+            if trusted.size >= newest.size:
+                continue
+            reason = self.log.check_consistency(
+                trusted.size, trusted.root, newest.size, newest.root
+            )
+            if reason is not None:
+                raise AuditFailed(trusted.size, STORED_PROOFS, reason)
+            self.counts[STORED_PROOFS] += 1
 
     def end_command(self) -> None:
         """Ledger invariants at a command's end: money conserved, no account below zero."""

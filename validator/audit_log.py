@@ -89,3 +89,17 @@ class LogView:
                 return f"inclusion proof of leaf {index} in the head of size {size} fails"
         self.proofs_checked += 1 + INCLUSION_SAMPLES_PER_HEAD
         return None
+
+    def check_consistency(
+        self, old_size: int, old_root: bytes, size: int, root: bytes
+    ) -> str | None:
+        """Generate and verify a consistency proof from (old_size, old_root) to (size, root),
+        as a client holding the older head checks the API's (``--verify-proofs`` with a
+        trusted head); the reason it fails, or None (and None without kept hashes)."""
+        if not self.keep_hashes or not 0 < old_size < size:
+            return None
+        proof = merkle.consistency_proof_from_hashes(self._hashes[:size], old_size)
+        if not merkle.verify_consistency(old_size, size, old_root, root, proof):
+            return f"consistency proof from the trusted head {old_size} -> {size} does not verify"
+        self.proofs_checked += 1
+        return None

@@ -223,6 +223,14 @@ def print_report(console: Console, report: AuditReport, *, show_accounts: bool =
     work = state.get("work")
     if work is not None:
         console.print(f"verified work: {format_work(work)}")
+    history = state.get("history") or {}
+    if history.get("newest_head"):
+        console.print(
+            f"history: newest head {history['newest_head']} (pass it as --trusted-head next "
+            f"time); {history['trusted_heads_checked']} trusted heads held; co-signed by "
+            f"{max(history['min_cosigners'], 1)}+ counted signers up to size "
+            f"{history['witnessed_size']:,}"
+        )
     console.print(f"{report.events:,} records in {report.elapsed_s:.2f} s")
     if report.failure is None:
         console.print("[bold green]AUDIT PASSED[/]: every check holds")

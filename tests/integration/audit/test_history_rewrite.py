@@ -63,13 +63,20 @@ def forged(clean: tuple[Path, History], tmp_path_factory: pytest.TempPathFactory
 
 
 def audit(
-    path: Path, history: History, requirements: HistoryRequirements, *, with_chain: bool = True
+    path: Path,
+    history: History,
+    requirements: HistoryRequirements,
+    *,
+    with_chain: bool = True,
+    verify_proofs: bool = False,
 ) -> AuditReport:
     async def go() -> AuditReport:
         source = await open_source(f"sqlite:///{path}")
         try:
             options = AuditOptions(
-                trusted_operators=frozenset(history.net.policy.operators), history=requirements
+                trusted_operators=frozenset(history.net.policy.operators),
+                history=requirements,
+                verify_proofs=verify_proofs,
             )
             return await run_audit(source, options, chain=history.chain if with_chain else None)
         finally:
@@ -234,6 +241,15 @@ def test_the_clean_store_passes_with_trusted_heads_taken_mid_run(
     assert report.checks["cosigners"].count == 1  # two heads, the newest exempt
     newest = report.state["history"]["newest_head"]
     assert newest.split(":")[0] == str(report.state["last_tree_size"])
+    # --verify-proofs: a consistency proof from each trusted head to the newest head too.
+    requirements = HistoryRequirements(trusted_heads=heads)
+    plain = audit(clean[0], clean[1], requirements, verify_proofs=True)
+    without = audit(clean[0], clean[1], HistoryRequirements(), verify_proofs=True)
+    assert plain.ok, plain.failure
+    below_newest = [h for h in heads if h.size < report.state["last_tree_size"]]
+    assert below_newest
+    extra = plain.checks["stored_proofs"].count - without.checks["stored_proofs"].count
+    assert extra == len(below_newest)
 
 
 def test_a_wrong_trusted_head_fails_at_its_size(clean: tuple[Path, History]) -> None:
@@ -282,6 +298,11 @@ def test_cli_history_options(
     assert main([*ok, "--source", f"sqlite:///{clean[0]}"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["checks"]["trusted_head"]["count"] == 1
+    newest = report["state"]["history"]["newest_head"]
+    human = ["audit", *operator, "--min-cosigners", "2", "--trusted-head", newest]
+    assert main([*human, "--source", f"sqlite:///{clean[0]}"]) == 0
+    shown = capsys.readouterr().out
+    assert newest in shown and "AUDIT PASSED" in shown
     assert main([*ok, "--source", f"sqlite:///{forged}"]) == 1
     failure = json.loads(capsys.readouterr().out)["failure"]
     assert failure["check"] == "trusted_head"
