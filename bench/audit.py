@@ -45,7 +45,7 @@ INSERT = (
 
 async def build(path: Path, commands: int) -> int:
     memory = MemoryEventStore()
-    net = LocalNetwork.create(memory, policy=LedgerPolicy())
+    net = LocalNetwork.create(memory, policy=LedgerPolicy(withdrawal_min=1))
     sealer = Sealer(memory, net.operator, clock_ns=lambda: net.now_ns)
     users = [Identity.from_seed(f"bench-user-{i}".encode().ljust(32, b"\0")) for i in range(USERS)]
     for index in range(commands):

@@ -398,6 +398,14 @@ class ConfirmWithdrawal(Command, frozen=True, forbid_unknown_fields=True, kw_onl
     slot: Slot
 
 
+class VoidWithdrawal(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The chain refused a withdrawal's payout for good and every attempt has expired
+    unlanded: close it and give the amount back to its owner (issue 16, item 7)."""
+
+    withdrawal_id: CommandIdHex
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=REASON_CHARS_MAX)]
+
+
 class DeclareGenesis(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The network's first rules: its operators and its whole policy (``domain.network``).
 
@@ -446,6 +454,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "log.anchor": AnchorTreeHead,
     "withdrawal.submit": RecordWithdrawalSubmitted,
     "withdrawal.confirm": ConfirmWithdrawal,
+    "withdrawal.void": VoidWithdrawal,  # issue 16, item 7
     "validator.report_equivocation": ReportEquivocation,
     "node.attestation.commit_verdict": CommitAttestationVerdict,
     "node.attestation.record_verdict": RecordAttestationVerdict,

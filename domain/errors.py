@@ -158,6 +158,10 @@ class RejectionCode(enum.StrEnum):
     WITHDRAWAL_ATTEMPT_ALREADY_RECORDED = "withdrawal_attempt_already_recorded"
     WITHDRAWAL_ATTEMPT_UNKNOWN = "withdrawal_attempt_unknown"
     WITHDRAWAL_ATTEMPTS_EXHAUSTED = "withdrawal_attempts_exhausted"
+    # issue 16, items 3 and 7: money against the chain, the gateway (rules v4)
+    WITHDRAWAL_BELOW_MINIMUM = "withdrawal_below_minimum"
+    WITHDRAWAL_VOIDED = "withdrawal_voided"
+    DEPOSIT_CHAIN_REFERENCE_REQUIRED = "deposit_chain_reference_required"
     # issue 14, attack 9: quorum minimums
     REDUNDANCY_BELOW_MINIMUM = "redundancy_below_minimum"
     # issue 14, attack 5: fraud proofs and canaries
@@ -252,6 +256,13 @@ class OperatingError(FlopError):
     """An external system failed (store, NATS, RPC, GPU). Often worth a bounded retry."""
 
     code = "operating_error"
+
+
+class ChainRefused(OperatingError):
+    """The chain refused a transaction and will refuse it again (a payout below the rent
+    an unfunded destination needs, an invalid destination): not worth a retry."""
+
+    code = "chain_refused"
 
 
 class StoreError(OperatingError):

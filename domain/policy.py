@@ -19,6 +19,9 @@ CHALLENGE_GROUP_NODES_MAX = 16
 """Nodes reporting one GPU UUID challenged along with the one challenged (issue 15): so that
 many nodes registered with one UUID cannot make a challenge unbounded."""
 REASON_CHARS_MAX = 256
+SOLANA_RENT_EXEMPT_MIN_LAMPORTS = 890_880
+"""What a new Solana account with no data must hold to exist (rent exemption, 0 bytes): a
+payout of less to an unfunded address fails on chain (issue 16, item 7)."""
 EVIDENCE_BYTES_MAX = 64 * 1024
 DIGEST_BYTES = 32
 WORKLOAD_PARAMS_BYTES_MAX = 16 * 1024
@@ -176,6 +179,10 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     liveness_probers: int = 3
     """Validators assigned to probe each active node per liveness epoch."""
     reputation_half_life_ns: int = 86_400 * SECOND_NS
+    # issue 16, item 7: the gateway (domain.services.handlers_jobs.handle_withdraw).
+    withdrawal_min: int = SOLANA_RENT_EXEMPT_MIN_LAMPORTS
+    """The least withdrawal (rules v4, ``withdrawal_below_minimum``): a payout to a new
+    address below Solana's rent-exempt minimum fails on chain, so it is refused up front."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

@@ -5,7 +5,9 @@ bridge then pays the destination. So that a crash never pays twice, it first sig
 transfer, records its signature here (``WithdrawalSubmitted``, with the block height after
 which that transaction can no longer land) and only then sends it; after a crash it asks the
 chain about the recorded signature and signs a new transaction only when the old one has
-expired without landing. ``WithdrawalSent`` closes the withdrawal with the landed signature.
+expired without landing. ``WithdrawalSent`` closes the withdrawal with the landed signature;
+``WithdrawalVoided`` closes one whose payout the chain refused for good (issue 16, item 7):
+the amount goes back to the user's account, with the chain's reason recorded.
 Stream id: ``withdrawal:<command id of the account.withdraw>``.
 """
 
@@ -68,6 +70,12 @@ class Withdrawal(FlopAggregate):
         def apply(self, withdrawal: Withdrawal) -> None:
             withdrawal.sent_signature, withdrawal.sent_slot = self.chain_signature, self.slot
 
+    class WithdrawalVoided(FlopAggregate.Event):
+        reason: str
+
+        def apply(self, withdrawal: Withdrawal) -> None:
+            withdrawal.void_reason = self.reason
+
     withdrawal_id: str
     account_owner: str
     destination: str
@@ -75,6 +83,8 @@ class Withdrawal(FlopAggregate):
     attempts: list[Attempt]
     sent_signature: str
     sent_slot: int
+    void_reason: str
+    """Set by ``WithdrawalVoided`` only (older histories' states have no such field)."""
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -135,7 +145,21 @@ class Withdrawal(FlopAggregate):
             )
         self._trigger(self.WithdrawalSent, now_ns, chain_signature=chain_signature, slot=slot)
 
+    @property
+    def is_voided(self) -> bool:
+        return bool(getattr(self, "void_reason", ""))
+
+    def void(self, *, reason: str, now_ns: int) -> None:
+        """Close a withdrawal whose payout cannot land (its caller refunds the user)."""
+        self._require_open()
+        self._trigger(self.WithdrawalVoided, now_ns, reason=reason)
+
     def _require_open(self) -> None:
+        if self.is_voided:
+            raise InvalidTransition(
+                f"withdrawal {self.withdrawal_id} was voided: {self.void_reason}",
+                code=RejectionCode.WITHDRAWAL_VOIDED,
+            )
         if self.is_sent:
             raise InvalidTransition(
                 f"withdrawal {self.withdrawal_id} was already paid by {self.sent_signature}",

@@ -7,7 +7,10 @@ payout not landed yet is sent again on the next pass, never signed twice), and a
 latest signed tree head in a memo unless it is anchored. Every step is idempotent, so a
 crash anywhere is repaired by the next pass of this or another process. An operating error
 (chain, store) ends the pass and is retried after ``ERROR_BACKOFF_S``, as is a rejection
-(logged: a human should look).
+(logged: a human should look). A payout that fails never holds up the others
+(``BridgeService.pay_withdrawals``). One gateway is active at a time: ``run_as_leader``
+makes passes only while it holds the store's ``gateway`` leader lock
+(``adapters.store.leader``); a standby retries the lock every ``LOCK_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass
 
 import structlog
 
+from adapters.store.leader import LeaderLock, try_acquire_leader_lock
 from domain.errors import FlopError, Rejection
 from domain.services.bridge_service import BridgeService
 
 BRIDGE_INTERVAL_S = 1.0
 ERROR_BACKOFF_S = 5.0
+GATEWAY_LOCK_NAME = "gateway"
+LOCK_RETRY_S = 2.0
 
 _log = structlog.get_logger("flopledger.bridge")
 
@@ -48,7 +54,14 @@ class BridgeLoop:
     async def run_once(self) -> PassOutcome:
         """One pass: deposits, then withdrawals, then the latest head's anchor."""
         deposits = await self.service.credit_deposits()
-        paid = await self.service.pay_withdrawals()
+        payouts = await self.service.pay_withdrawals()
+        paid = payouts.paid
+        for withdrawal_id in payouts.voided:
+            _log.warning("withdrawal_voided", withdrawal_id=withdrawal_id)
+        for withdrawal_id in payouts.refused:
+            _log.warning("payout_refused", withdrawal_id=withdrawal_id)
+        for withdrawal_id, code in payouts.failed.items():
+            _log.warning("payout_failed", withdrawal_id=withdrawal_id, code=code)
         anchored_size = None
         try:
             anchored = await self.service.anchor_latest_head()
@@ -65,14 +78,47 @@ class BridgeLoop:
             _log.info("bridge_pass", credited=deposits.credited, paid=len(paid))
         return PassOutcome(deposits.credited, len(paid), anchored_size)
 
-    async def run(self, stop: asyncio.Event, interval_s: float = BRIDGE_INTERVAL_S) -> None:
-        """Pass after pass until ``stop`` is set; an operating error backs off and retries."""
-        while not stop.is_set():
+    async def run(
+        self,
+        stop: asyncio.Event,
+        interval_s: float = BRIDGE_INTERVAL_S,
+        *,
+        lock: LeaderLock | None = None,
+    ) -> None:
+        """Pass after pass until ``stop`` is set (or ``lock`` is lost); an operating error
+        backs off and retries."""
+        while not stop.is_set() and (lock is None or await lock.is_held()):
             wait_s = interval_s
             try:
                 await self.run_once()
             except FlopError as exc:
                 _log.warning("bridge_pass_failed", code=exc.code, error=exc.message)
                 wait_s = ERROR_BACKOFF_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait_s)
+            await _sleep(stop, wait_s)
+
+    async def run_as_leader(
+        self, store_url: str, stop: asyncio.Event, interval_s: float = BRIDGE_INTERVAL_S
+    ) -> None:
+        """``run`` while this process holds the store's gateway lock, until ``stop``: two
+        gateways never pay or anchor at once (each step is idempotent anyway)."""
+        while not stop.is_set():
+            try:
+                lock = await try_acquire_leader_lock(store_url, GATEWAY_LOCK_NAME)
+            except FlopError as exc:
+                _log.warning("gateway_lock_failed", code=exc.code, error=exc.message)
+                await _sleep(stop, ERROR_BACKOFF_S)
+                continue
+            if lock is None:
+                await _sleep(stop, LOCK_RETRY_S)
+                continue
+            _log.info("gateway_leader_acquired")
+            try:
+                await self.run(stop, interval_s, lock=lock)
+            finally:
+                await lock.release()
+                _log.info("gateway_leader_released")
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

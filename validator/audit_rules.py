@@ -6,8 +6,9 @@ is still caught. The rules are deliberately coarse where the handlers change oft
 stream types a command kind may touch) and exact where money or verdicts are concerned:
 
 - a debit of ``user:X`` (``Debited`` or a debit-side ``HoldPlaced``) is signed by X;
-- money leaves the boundary account only through ``account.deposit`` by an operator, and
-  enters it only through ``account.withdraw``;
+- money leaves the boundary account only through ``account.deposit`` by an operator (or
+  ``withdrawal.void``, an operator's refund of a payout the chain refused), and enters it
+  only through ``account.withdraw``;
 - a verdict is recorded by the validator named in it, who is assigned to the job;
 - jobs are submitted by their consumer, claimed and answered by their node;
 - nodes and validators are registered by their own key, managed by their owner;
@@ -43,6 +44,7 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "log.anchor": frozenset({"log"}),
     "withdrawal.submit": frozenset({"withdrawal"}),
     "withdrawal.confirm": frozenset({"withdrawal"}),
+    "withdrawal.void": ACCOUNT_STREAMS | {"withdrawal"},  # issue 16, item 7
     "network.genesis": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_policy": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_operators": frozenset({NETWORK_STREAM_TYPE}),
@@ -67,6 +69,7 @@ OPERATOR_KINDS = frozenset(
         "log.anchor",
         "withdrawal.submit",
         "withdrawal.confirm",
+        "withdrawal.void",
         "network.change_policy",
         "network.change_operators",
         "canary.seal",
@@ -81,6 +84,7 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     (BEACON_STREAM_TYPE, "Contributed"): frozenset({"beacon.contribute"}),
     ("log", "WitnessCosigned"): frozenset({"log.cosign"}),
     ("log", "LogAnchored"): frozenset({"log.anchor"}),
+    ("withdrawal", "WithdrawalVoided"): frozenset({"withdrawal.void"}),
     (NETWORK_STREAM_TYPE, "GenesisDeclared"): frozenset({"network.genesis"}),
     (NETWORK_STREAM_TYPE, "PolicyChanged"): frozenset({"network.change_policy"}),
     (NETWORK_STREAM_TYPE, "OperatorsChanged"): frozenset({"network.change_operators"}),
@@ -95,6 +99,10 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("liveness", "LivenessEpochClosed"): frozenset({"liveness.close"}),
     ("node", "NodeUptimeRecorded"): frozenset({"liveness.close"}),
 }
+
+# Kinds that may debit the boundary account (money entering the ledger): deposits and the
+# refund of a voided withdrawal (its amount and owner: ``validator.audit_chain``).
+BOUNDARY_DEBIT_KINDS = frozenset({"account.deposit", "withdrawal.void"})
 
 # Kinds whose target (body field) must be owned by the actor, and that field's name.
 OWNER_KINDS: dict[str, str] = {
@@ -194,7 +202,7 @@ def _money_violation(
         return None
     if is_debit and account_id.startswith("user:") and account_id[5:] not in principals:
         return f"{kind} by {actor} debits {account_id}"
-    if is_debit and account_id == BOUNDARY_ACCOUNT and kind != "account.deposit":
+    if is_debit and account_id == BOUNDARY_ACCOUNT and kind not in BOUNDARY_DEBIT_KINDS:
         return f"money entered the ledger through {kind}, not account.deposit"
     if (
         event_type == "Credited"

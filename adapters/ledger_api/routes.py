@@ -26,6 +26,7 @@ IN_PROCESS_KINDS = frozenset(
         "log.anchor",
         "withdrawal.submit",
         "withdrawal.confirm",
+        "withdrawal.void",
         "network.genesis",
         "network.change_policy",
         "network.change_operators",

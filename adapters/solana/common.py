@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from solders.hash import Hash
 from solders.instruction import Instruction
@@ -16,7 +17,7 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 
-from domain.errors import OperatingError
+from domain.errors import ChainRefused, OperatingError
 from domain.ports import IncomingTransfer
 
 SYSTEM_TRANSFER_TAG = 2  # SystemInstruction::Transfer, little-endian u32
@@ -24,10 +25,33 @@ MEMO_BYTES_MAX = 566  # what fits in one transaction next to a transfer
 MEMO_LOG_MARKER = "Program log: Memo (len "
 
 
+TRANSIENT_ERROR_MARKERS = (
+    "BlockhashNotFound",  # expired: signed anew
+    "AccountNotFound",  # the fee payer (the treasury) holds nothing yet
+    "InsufficientFundsForFee",
+    "Custom(1)",  # the system program's ResultWithNegativeLamports: the treasury is short
+    "AccountInUse",
+    "WouldExceed",
+    "ClusterMaintenance",
+)
+"""Transaction errors that say nothing about the payout itself (the treasury is short, the
+blockhash expired, the cluster is busy): retried. Any other refusal is permanent."""
+
+
 class ChainError(OperatingError):
     """The chain refused or could not be reached."""
 
     code = "chain_error"
+
+
+def get_send_error(signature: str, error: str) -> OperatingError:
+    """The error for a transaction the chain did not take: ``ChainRefused`` when it would
+    refuse it again whatever happens (a payout below an unfunded address's rent), else
+    ``ChainError`` (worth a retry)."""
+    message = f"transaction {signature} failed: {error}"
+    if any(marker in error for marker in TRANSIENT_ERROR_MARKERS):
+        return ChainError(message)
+    return ChainRefused(message)
 
 
 def build_transaction(
@@ -52,19 +76,29 @@ def build_transaction(
 
 
 def parse_transaction(
-    tx: Transaction | VersionedTransaction, slot: int, treasury: Pubkey
+    tx: Transaction | VersionedTransaction,
+    slot: int,
+    treasury: Pubkey,
+    loaded: Sequence[Pubkey] = (),
 ) -> tuple[str, IncomingTransfer | None]:
-    """The memo a transaction carries, and the transfer to ``treasury`` in it (if any)."""
-    keys = tx.message.account_keys
+    """The memo a transaction carries, and the transfer to ``treasury`` in it (if any).
+
+    A v0 transaction's instructions may name accounts loaded from address lookup tables:
+    ``loaded`` are those (the meta's writable then readonly addresses), after the static
+    keys. An index past them all (a table the caller did not resolve) is skipped, never a
+    crash."""
+    keys = [*tx.message.account_keys, *loaded]
     memo, source, amount = "", "", 0
     for instruction in tx.message.instructions:
+        accounts = list(instruction.accounts)
+        if any(index >= len(keys) for index in (instruction.program_id_index, *accounts)):
+            continue
         program = keys[instruction.program_id_index]
         data = bytes(instruction.data)
         if program == MEMO_PROGRAM_ID:
             memo = data.decode("utf-8", errors="replace")
-        elif program == SYSTEM_PROGRAM_ID and len(data) == 12:
+        elif program == SYSTEM_PROGRAM_ID and len(data) == 12 and len(accounts) >= 2:
             (tag,) = struct.unpack_from("<I", data)
-            accounts = list(instruction.accounts)
             if tag == SYSTEM_TRANSFER_TAG and keys[accounts[1]] == treasury:
                 source = str(keys[accounts[0]])
                 amount += struct.unpack_from("<Q", data, 4)[0]

@@ -18,7 +18,12 @@ from solders.signature import Signature
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
-from adapters.solana.common import ChainError, build_transaction, parse_transaction
+from adapters.solana.common import (
+    ChainError,
+    build_transaction,
+    get_send_error,
+    parse_transaction,
+)
 from domain.ports import ChainMemo, ChainReceipt, IncomingTransfer, PreparedTransfer
 
 BLOCKHASH_VALID_SLOTS = 150
@@ -55,7 +60,7 @@ class LiteSvmGateway:
         if isinstance(result, FailedTransactionMetadata):
             if ALREADY_PROCESSED in str(result.err()) and signature in self._landed:
                 return ChainReceipt(signature, self._landed[signature].slot)
-            raise ChainError(f"transaction {signature} failed: {result.err()}")
+            raise get_send_error(signature, str(result.err()))
         slot = self.svm.get_clock().slot
         memo, incoming = parse_transaction(tx, slot, self.treasury_key.pubkey())
         self._landed[signature] = _Landed(slot=slot, memo=memo)

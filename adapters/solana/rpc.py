@@ -1,7 +1,11 @@
 """The Solana gateway over JSON-RPC (solana-py ``AsyncClient``): devnet or mainnet by URL.
 
-Incoming transfers are found with ``getSignaturesForAddress`` on the treasury and read back
-with ``getTransaction`` (the transaction is decoded with solders and parsed like LiteSVM's);
+Incoming transfers are found with ``getSignaturesForAddress`` on the treasury, paged back
+(``before``) through every signature since the newest one already read (``until``: the
+checkpoint), not only the newest page, and read back with ``getTransaction`` (decoded with
+solders and parsed like LiteSVM's; a v0 transaction's lookup-table accounts come from its
+meta). Everything is read and awaited at ``finalized`` commitment: a deposit is credited,
+and a payout confirmed, only once it can no longer be rolled back;
 payouts are sent as raw bytes (``sendRawTransaction``), their landing checked with
 ``getSignatureStatuses``; memos are read from the transaction's log lines. RPC failures are
 translated into ``ChainError``. Not exercised by the test suite (no cluster is reachable from
@@ -14,16 +18,27 @@ from typing import Any
 
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
-from solana.rpc.commitment import Confirmed
+from solana.rpc.commitment import Finalized
+from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.transaction_status import TransactionConfirmationStatus
 
-from adapters.solana.common import ChainError, build_transaction, memo_from_logs, parse_transaction
+from adapters.solana.common import (
+    ChainError,
+    build_transaction,
+    get_send_error,
+    memo_from_logs,
+    parse_transaction,
+)
 from domain.ports import ChainMemo, ChainReceipt, IncomingTransfer, PreparedTransfer
 
 SIGNATURES_PAGE_MAX = 1000
+SIGNATURE_PAGES_MAX = 100_000
+"""Pages one listing reads at most (10**8 signatures): past it the treasury's history is
+not what this gateway can follow, and it says so instead of looping."""
 TRANSACTION_VERSION_MAX = 0
 
 
@@ -35,28 +50,52 @@ class RpcGateway:
         self.client = client
         self.treasury_key = treasury_key
         self.treasury = str(treasury_key.pubkey()) if treasury_key is not None else ""
+        self._incoming: list[IncomingTransfer] = []
+        self._checkpoint: Signature | None = None
+        """The newest treasury signature already read: later listings stop there."""
 
     @classmethod
     def connect(cls, url: str, treasury_key: Keypair | None = None) -> RpcGateway:
-        return cls(AsyncClient(url, commitment=Confirmed), treasury_key)
+        return cls(AsyncClient(url, commitment=Finalized), treasury_key)
 
     async def list_incoming(self) -> list[IncomingTransfer]:
+        """Every finalized transfer to the treasury, oldest first: the ones read before,
+        then those since the checkpoint (all pages of them)."""
         treasury = Pubkey.from_string(self.treasury)
         try:
-            page = await self.client.get_signatures_for_address(treasury, limit=SIGNATURES_PAGE_MAX)
-            found = []
-            for status in reversed(page.value):
+            statuses = await self._signatures_since(treasury)
+            for status in reversed(statuses):
                 if status.err is not None:
                     continue
                 tx = await self._transaction(status.signature)
                 if tx is None:
                     continue
-                _memo, incoming = parse_transaction(tx[0], tx[1], treasury)
+                _memo, incoming = parse_transaction(*tx[:2], treasury, tx[2])
                 if incoming is not None:
-                    found.append(incoming)
+                    self._incoming.append(incoming)
         except SolanaRpcException as exc:
             raise ChainError(f"listing transfers to {self.treasury} failed: {exc}") from exc
-        return found
+        if statuses:
+            self._checkpoint = statuses[0].signature
+        return list(self._incoming)
+
+    async def _signatures_since(self, address: Pubkey) -> list[Any]:
+        """Signatures of ``address`` newer than the checkpoint, newest first, every page."""
+        found: list[Any] = []
+        before: Signature | None = None
+        for _ in range(SIGNATURE_PAGES_MAX):
+            page = await self.client.get_signatures_for_address(
+                address,
+                before=before,
+                until=self._checkpoint,
+                limit=SIGNATURES_PAGE_MAX,
+                commitment=Finalized,
+            )
+            found.extend(page.value)
+            if len(page.value) < SIGNATURES_PAGE_MAX:
+                return found
+            before = page.value[-1].signature
+        raise ChainError(f"{address} has more than {SIGNATURE_PAGES_MAX} pages of signatures")
 
     async def prepare_transfer(self, destination: str, amount: int, memo: str) -> PreparedTransfer:
         key = self._key()
@@ -75,6 +114,9 @@ class RpcGateway:
         except SolanaRpcException as exc:
             if await self.get_landed(prepared.signature) is None:
                 raise ChainError(f"sending {prepared.signature} failed: {exc}") from exc
+        except RPCException as exc:  # the node refused it (preflight): permanent or not
+            if await self.get_landed(prepared.signature) is None:
+                raise get_send_error(prepared.signature, str(exc)) from exc
 
     async def get_landed(self, signature: str) -> ChainReceipt | None:
         try:
@@ -86,6 +128,8 @@ class RpcGateway:
         status = statuses.value[0]
         if status is None or status.err is not None:
             return None
+        if status.confirmation_status != TransactionConfirmationStatus.Finalized:
+            return None  # landed, but a fork could still drop it: asked again next pass
         return ChainReceipt(signature, status.slot)
 
     async def block_height(self) -> int:
@@ -100,7 +144,7 @@ class RpcGateway:
             latest = (await self.client.get_latest_blockhash()).value
             tx = build_transaction(key, latest.blockhash, memo)
             await self.client.send_raw_transaction(bytes(tx))
-            await self.client.confirm_transaction(tx.signatures[0], commitment=Confirmed)
+            await self.client.confirm_transaction(tx.signatures[0], commitment=Finalized)
         except SolanaRpcException as exc:
             raise ChainError(f"sending memo failed: {exc}") from exc
         landed = await self.get_landed(str(tx.signatures[0]))
@@ -125,14 +169,25 @@ class RpcGateway:
     async def close(self) -> None:
         await self.client.close()
 
-    async def _transaction(self, signature: Signature) -> tuple[Any, int] | None:
+    async def _transaction(self, signature: Signature) -> tuple[Any, int, list[Pubkey]] | None:
+        """A finalized transaction, its slot and the addresses its lookup tables loaded."""
         resp = await self.client.get_transaction(
-            signature, encoding="base64", max_supported_transaction_version=TRANSACTION_VERSION_MAX
+            signature,
+            encoding="base64",
+            commitment=Finalized,
+            max_supported_transaction_version=TRANSACTION_VERSION_MAX,
         )
         found = resp.value
         if found is None:
             return None
-        return found.transaction.transaction, found.slot
+        meta = found.transaction.meta
+        loaded = meta.loaded_addresses if meta is not None else None
+        addresses = (
+            []
+            if loaded is None
+            else [Pubkey.from_string(str(key)) for key in (*loaded.writable, *loaded.readonly)]
+        )
+        return found.transaction.transaction, found.slot, addresses
 
     def _key(self) -> Keypair:
         if self.treasury_key is None:

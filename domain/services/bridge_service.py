@@ -11,7 +11,9 @@ Withdrawals (an outbox): ``account.withdraw`` has debited the ledger. For each o
 processor signs a payout, records its signature and bytes (``withdrawal.submit``) and only
 then sends it; after a crash it sends the recorded bytes again (same signature: it cannot pay
 twice) unless they landed (``withdrawal.confirm``) or expired unlanded, and only then signs a
-new payout. Anchors: a memo ``flopledger:sth:<size>:<root>`` per signed tree head, recorded
+new payout. A payout the chain refuses for good (``ChainRefused``) is voided once its last
+attempt has expired, and the amount refunded (``withdrawal.void``, with the chain's reason);
+the others proceed. Anchors: a memo ``flopledger:sth:<size>:<root>`` per signed tree head, recorded
 with ``log.anchor`` (``anchor_latest_head``).
 """
 
@@ -19,18 +21,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
-from domain.errors import Rejection, RejectionCode
+from domain.errors import ChainRefused, OperatingError, Rejection, RejectionCode, StoreError
 from domain.invariants import present
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID, Log, encode_anchor_memo
+from domain.policy import REASON_CHARS_MAX
 from domain.ports import READ_ALL_LIMIT_MAX, EventStore, PreparedTransfer, SolanaGateway
 from domain.services.ledger_service import CommandMetadata, CommandResult, LedgerService
 from domain.services.queries import get_aggregate
-from domain.withdrawal import Withdrawal, withdrawal_stream_id
+from domain.withdrawal import ATTEMPTS_MAX, Withdrawal, withdrawal_stream_id
 from proofs.envelope import sign_command
 from proofs.identity import Identity, is_actor_id
 
@@ -45,6 +48,18 @@ NONCE_HASH_CHARS = 56
 class DepositOutcome:
     credited: int
     skipped: int
+
+
+@dataclass
+class PayoutOutcome:
+    """What one ``pay_withdrawals`` did: landed signatures, voided withdrawals, ones the
+    chain refused (voided once expired), ones sent and not landed, and failures by code."""
+
+    paid: list[str] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _derived_nonce(prefix: str, key: str) -> str:
@@ -74,6 +89,9 @@ class BridgeService:
         new instance tries each once more; the ledger's nonce check is what makes it safe)."""
         self._scanned_position = 0
         self._unpaid: list[str] = []
+        self._refused: dict[str, str] = {}
+        """Withdrawals whose payout the chain refused for good, with its reason: voided
+        once their last attempt has expired (a restarted bridge finds out again)."""
 
     async def credit_deposits(self) -> DepositOutcome:
         """Credit every deposit not credited yet (exactly once per Solana signature)."""
@@ -119,16 +137,23 @@ class BridgeService:
         result = []
         for withdrawal_id in self._unpaid:
             found = await get_aggregate(self.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
-            if found is None or not found.is_sent:
+            if found is None or not (found.is_sent or found.is_voided):
                 result.append(withdrawal_id)
         self._unpaid = result
         return list(result)
 
-    async def pay_withdrawal(self, withdrawal_id: str, *, destination: str, amount: int) -> str:
-        """Pay one withdrawal at most once; returns the landed Solana signature."""
+    async def pay_withdrawal(
+        self, withdrawal_id: str, *, destination: str, amount: int
+    ) -> str | None:
+        """Pay one withdrawal at most once; returns the landed Solana signature, or None when
+        it was voided (its payout refused for good: ``ChainRefused`` the first time, raised
+        here; once every attempt has expired unlanded, the amount goes back to its owner).
+        A payout sent but not landed yet raises ``payout_pending``."""
         found = await get_aggregate(self.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
         if found is not None and found.is_sent:
             return found.sent_signature
+        if found is not None and found.is_voided:
+            return None
         attempts = found.attempts if found is not None else []
         for attempt in reversed(attempts):
             landed = await self.gateway.get_landed(attempt.chain_signature)
@@ -137,7 +162,24 @@ class BridgeService:
                 return landed.signature
         latest = attempts[-1] if attempts else None
         height = await self.gateway.block_height()
-        if latest is not None and latest.transaction and height <= latest.last_valid_block_height:
+        is_live = (
+            latest is not None
+            and bool(latest.transaction)
+            and height <= latest.last_valid_block_height
+        )
+        refused = self._refused.get(withdrawal_id)
+        if refused is not None and is_live:  # sending it again would be refused again
+            raise Rejection(
+                f"payout of {withdrawal_id} was refused; voided once it expires",
+                code=RejectionCode.PAYOUT_PENDING,
+            )
+        if not is_live and (refused is not None or len(attempts) >= ATTEMPTS_MAX):
+            # Every attempt expired unlanded: none can land any more, so refunding cannot
+            # pay twice (the signed bytes are in the log, anyone could have sent them).
+            await self._void(withdrawal_id, refused or f"{ATTEMPTS_MAX} payouts expired unlanded")
+            return None
+        if is_live:
+            assert latest is not None  # is_live
             prepared = PreparedTransfer(
                 latest.chain_signature, latest.last_valid_block_height, latest.transaction
             )
@@ -165,22 +207,39 @@ class BridgeService:
         await self._confirm(withdrawal_id, landed.signature, landed.slot)
         return landed.signature
 
-    async def pay_withdrawals(self) -> list[str]:
-        """Pay every pending withdrawal; returns the landed signatures. A payout sent but not
-        landed yet (``payout_pending``) is left for the next call, which sends it again."""
-        paid = []
+    async def pay_withdrawals(self) -> PayoutOutcome:
+        """Pay every pending withdrawal, each on its own: one that fails never holds up the
+        next (issue 16, item 7). A payout sent but not landed yet (``payout_pending``) is
+        left for the next call; one the chain refused is voided once it has expired; a
+        rejection or chain error of one is reported and the others proceed. A store error
+        ends the pass (nothing else could be recorded either)."""
+        outcome = PayoutOutcome()
         for withdrawal_id in await self.pending_withdrawals():
             destination, amount = await self._withdraw_terms(withdrawal_id)
             try:
                 signature = await self.pay_withdrawal(
                     withdrawal_id, destination=destination, amount=amount
                 )
-            except Rejection as exc:
-                if exc.code != RejectionCode.PAYOUT_PENDING:
-                    raise
+            except ChainRefused as exc:
+                self._refused[withdrawal_id] = exc.message[:REASON_CHARS_MAX]
+                outcome.refused.append(withdrawal_id)
                 continue
-            paid.append(signature)
-        return paid
+            except Rejection as exc:
+                if exc.code == RejectionCode.PAYOUT_PENDING:
+                    outcome.pending.append(withdrawal_id)
+                else:
+                    outcome.failed[withdrawal_id] = exc.code
+                continue
+            except StoreError:
+                raise
+            except OperatingError as exc:
+                outcome.failed[withdrawal_id] = exc.code
+                continue
+            if signature is None:
+                outcome.voided.append(withdrawal_id)
+            else:
+                outcome.paid.append(signature)
+        return outcome
 
     async def anchor(self, size: int, root: bytes) -> tuple[str, int]:
         """Put a tree head on chain; (signature, slot)."""
@@ -211,6 +270,11 @@ class BridgeService:
     async def _confirm(self, withdrawal_id: str, signature: str, slot: int) -> None:
         body = {"withdrawal_id": withdrawal_id, "chain_signature": signature, "slot": slot}
         await self._run("withdrawal.confirm", body, nonce=_derived_nonce("wc-", withdrawal_id))
+
+    async def _void(self, withdrawal_id: str, reason: str) -> None:
+        body: dict[str, object] = {"withdrawal_id": withdrawal_id, "reason": reason}
+        await self._run("withdrawal.void", body, nonce=_derived_nonce("wv-", withdrawal_id))
+        self._refused.pop(withdrawal_id, None)
 
     async def _run(self, kind: str, body: dict[str, object], *, nonce: str) -> CommandResult:
         now_ns = self.clock_ns()

@@ -26,6 +26,7 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import Node
+from domain.policy import RULES_V4
 from domain.services.claims import (
     commit_claim,
     forfeit_claim_bond,
@@ -47,6 +48,12 @@ def compute_job_id(command_id: str) -> str:
 
 async def handle_deposit(uow: UnitOfWork, cmd: c.Deposit, ctx: CommandContext) -> str:
     ctx.require_operator()
+    if ctx.policy.rules_version >= RULES_V4 and not cmd.chain_reference:
+        raise Rejection(
+            "a deposit names the Solana transaction that paid it (chain_reference): money "
+            "enters the ledger only against the chain",
+            code=RejectionCode.DEPOSIT_CHAIN_REFERENCE_REQUIRED,
+        )
     account_id = user_account(cmd.account_owner)
     transfer(
         await uow.account(BOUNDARY_ACCOUNT),
@@ -60,6 +67,12 @@ async def handle_deposit(uow: UnitOfWork, cmd: c.Deposit, ctx: CommandContext) -
 
 
 async def handle_withdraw(uow: UnitOfWork, cmd: c.Withdraw, ctx: CommandContext) -> str:
+    if ctx.policy.rules_version >= RULES_V4 and cmd.amount < ctx.policy.withdrawal_min:
+        raise Rejection(
+            f"a withdrawal of {cmd.amount} is below the minimum {ctx.policy.withdrawal_min} "
+            "(Solana's rent-exempt minimum: a smaller payout to a new address fails on chain)",
+            code=RejectionCode.WITHDRAWAL_BELOW_MINIMUM,
+        )
     account_id = user_account(ctx.actor)
     transfer(
         await uow.account(account_id),

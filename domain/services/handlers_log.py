@@ -1,8 +1,8 @@
 """Handlers for the transparency log and the bridge's records (Solana deposits, payouts).
 
 ``log.seal`` (an operator, the sealer), ``log.cosign`` (a registered validator, as witness),
-``log.anchor`` (an operator, the bridge); ``withdrawal.submit`` and ``withdrawal.confirm``
-(an operator, the bridge's withdrawal processor).
+``log.anchor`` (an operator, the bridge); ``withdrawal.submit``, ``withdrawal.confirm`` and
+``withdrawal.void`` (an operator, the bridge's withdrawal processor).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import msgspec
 from domain import commands as c
 from domain.errors import NotFound, Rejection, RejectionCode
 from domain.invariants import InvariantBroken
+from domain.ledger import BOUNDARY_ACCOUNT, transfer, user_account
 from domain.log import LOG_STREAM_ID, Log, compute_witness_message
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
@@ -120,6 +121,26 @@ async def handle_withdrawal_confirm(
     ctx.require_operator()
     withdrawal = await uow.require(Withdrawal, withdrawal_stream_id(cmd.withdrawal_id))
     withdrawal.confirm(chain_signature=cmd.chain_signature, slot=cmd.slot, now_ns=ctx.now_ns)
+    return withdrawal.id
+
+
+async def handle_withdrawal_void(
+    uow: UnitOfWork, cmd: c.VoidWithdrawal, ctx: CommandContext
+) -> str:
+    """Close a payout the chain refused for good and refund its owner (issue 16, item 7).
+    The bridge voids only once every recorded attempt has expired unlanded; the audit checks
+    on chain that none of them landed."""
+    ctx.require_operator()
+    withdrawal = await uow.require(Withdrawal, withdrawal_stream_id(cmd.withdrawal_id))
+    withdrawal.void(reason=cmd.reason, now_ns=ctx.now_ns)
+    transfer(
+        await uow.account(BOUNDARY_ACCOUNT),
+        await uow.account(user_account(withdrawal.account_owner)),
+        transfer_id=f"{ctx.command_id}:void",
+        amount=withdrawal.amount,
+        reason=f"withdrawal {cmd.withdrawal_id} voided: {cmd.reason}",
+        now_ns=ctx.now_ns,
+    )
     return withdrawal.id
 
 

@@ -67,6 +67,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.AnchorTreeHead: log.handle_anchor,
     c.RecordWithdrawalSubmitted: log.handle_withdrawal_submit,
     c.ConfirmWithdrawal: log.handle_withdrawal_confirm,
+    c.VoidWithdrawal: log.handle_withdrawal_void,
     c.DeclareGenesis: network.handle_declare_genesis,
     c.ChangePolicy: network.handle_change_policy,
     c.ChangeOperators: network.handle_change_operators,

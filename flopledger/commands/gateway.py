@@ -7,7 +7,9 @@ or ``<data dir>/log_key.hex``; its id must be an operator in the log's rules). T
 LiteSVM in this process by default (a fresh chain each start, for local use), or the
 cluster at ``--solana-rpc`` / ``FLOP_SOLANA_RPC`` with the treasury keypair from
 ``--treasury-key`` (hex 32-byte seed; default ``<data dir>/treasury_key.hex``, created if
-absent). ``--once`` runs one pass and exits. The first SIGINT/SIGTERM stops after the pass
+absent). One gateway is active per store: it works only while it holds the store's
+``gateway`` leader lock (a second one waits as a standby; ``--once`` exits 1 when another
+holds it). ``--once`` runs one pass and exits. The first SIGINT/SIGTERM stops after the pass
 in hand, a second exits at once (``flopledger.daemon``). Exit status: 0 stopped cleanly,
 1 operating error or rejection, 130 forced by a second signal.
 """
@@ -28,13 +30,14 @@ from adapters.keyfile import (
     load_or_create_key,
 )
 from adapters.store.factory import open_event_store
+from adapters.store.leader import try_acquire_leader_lock
 from domain.errors import FlopError
 from domain.ports import SolanaGateway
 from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
 from flopledger.daemon import AsyncDaemon
 from flopledger.settings import Settings, get_settings
-from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
+from operations.bridge import BRIDGE_INTERVAL_S, GATEWAY_LOCK_NAME, BridgeLoop
 from proofs.identity import Identity
 
 EXIT_OK = 0
@@ -76,18 +79,26 @@ async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Eve
     )
     chain = open_chain(settings, args.solana_rpc or settings.solana_rpc, args)
     daemon.at_shutdown("chain", chain.close)
-    store = await open_event_store(args.store_url or settings.event_store_url)
+    store_url = args.store_url or settings.event_store_url
+    store = await open_event_store(store_url)
     daemon.at_shutdown("store", store.close)
     service = LedgerService(store)
     loop = BridgeLoop(BridgeService(store, chain, identity, service, time.time_ns))
     if args.once:
-        outcome = await loop.run_once()
+        lock = await try_acquire_leader_lock(store_url, GATEWAY_LOCK_NAME)
+        if lock is None:
+            print("flopledger gateway: another gateway holds this store's lock", file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            outcome = await loop.run_once()
+        finally:
+            await lock.release()
         print(
             f"credited {outcome.credited}, paid {outcome.paid}, anchored "
             f"{outcome.anchored_size if outcome.anchored_size is not None else 'nothing'}"
         )
         return EXIT_OK
-    await loop.run(stop, args.interval_s)
+    await loop.run_as_leader(store_url, stop, args.interval_s)
     return EXIT_OK
 
 

@@ -40,7 +40,9 @@ AGENTS: tuple[tuple[str, str], ...] = (
 VALIDATORS: tuple[str, ...] = ("validator-1", "validator-2", "validator-3")
 AGENT_PRICE = 200
 STAKE = 1_000
-PARTICIPANT_DEPOSIT = 10_000
+PARTICIPANT_DEPOSIT = 2_000_000
+"""Above the withdrawal minimum (Solana's rent-exempt minimum, ``LedgerPolicy.withdrawal_min``):
+every participant can take its money back out (issue 16, item 7)."""
 PROBE_TIMEOUT_S = 2.0
 NATS_READY_TIMEOUT_S = 20.0
 API_READY_TIMEOUT_S = 60.0

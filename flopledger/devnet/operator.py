@@ -184,7 +184,12 @@ def build_app(nats_url: str) -> Litestar:
         operator = await open_operator(nats_url)
         app.state.operator = operator
         operator.tasks = [
-            asyncio.create_task(operator.loop.run(operator.stop, BRIDGE_INTERVAL_S), name="bridge"),
+            asyncio.create_task(
+                operator.loop.run_as_leader(
+                    get_settings().event_store_url, operator.stop, BRIDGE_INTERVAL_S
+                ),
+                name="bridge",
+            ),
             asyncio.create_task(
                 run_offer_publisher(operator.store, operator.nats_url, operator.stop),
                 name="offers",

@@ -32,7 +32,7 @@ from validator.audit_run import AuditReport, open_source, run_audit
 
 SECOND_NS = 1_000_000_000
 CONSUMER = "consumer"
-CONSUMER_DEPOSIT = 100_000
+CONSUMER_DEPOSIT = 2_000_000  # above the withdrawal minimum (issue 16, item 7)
 JOB_MAX_PRICE = 400
 JOB_DEADLINE_S = 600
 FINAL_STATES = frozenset({"settled", "refunded", "expired"})

@@ -98,7 +98,9 @@ def test_the_attack_over_the_http_api_is_refused_with_its_problem_code(tmp_path:
     deps = make_deps(tmp_path, operator, clock)
     with TestClient(create_app(deps)) as http:
         env = ApiEnv(deps=deps, http=http, clock=clock, operator=operator)
-        env.client(operator).send(c.Deposit(account_owner=VICTIM.id, amount=VICTIM_FUNDS))
+        env.client(operator).send(
+            c.Deposit(account_owner=VICTIM.id, amount=VICTIM_FUNDS, chain_reference="test-deposit")
+        )
         attacker = env.client(ATTACKER_NODE)
         gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
         attacker.send(

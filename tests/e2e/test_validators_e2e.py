@@ -556,4 +556,4 @@ def _subject_commitment(record: Record) -> bytes:
 
 
 def _deposit(owner: str) -> c.Deposit:
-    return c.Deposit(account_owner=owner, amount=FUNDS)
+    return c.Deposit(account_owner=owner, amount=FUNDS, chain_reference="test-deposit")

@@ -118,7 +118,9 @@ async def test_two_agents_attest_and_complete_every_workload(
     consumer = ApiClient(api_url, identity=CONSUMER)
     validators = [make_validator_keys(i) for i in range(3)]
     for actor in (EU_NODE, US_NODE, CONSUMER, *(v.identity for v in validators)):
-        operator.send(c.Deposit(account_owner=actor.id, amount=100_000))
+        operator.send(
+            c.Deposit(account_owner=actor.id, amount=100_000, chain_reference="test-deposit")
+        )
     for keys in validators:
         _register_validator(ApiClient(api_url, identity=keys.identity), keys)
     stop = asyncio.Event()

@@ -84,7 +84,13 @@ def test_cli_registers_a_node_and_submits_a_job(server: str, tmp_path: Path) -> 
     assert [n["id"] for n in listed["items"]] == [node_id]  # type: ignore[attr-defined]
 
     operator = ApiClient(server, identity=Identity.from_seed(OPERATOR_SEED))
-    operator.send(Deposit(account_owner=Identity.from_seed(consumer_seed).id, amount=1_000))
+    operator.send(
+        Deposit(
+            account_owner=Identity.from_seed(consumer_seed).id,
+            amount=1_000,
+            chain_reference="test-deposit",
+        )
+    )
     submitted = cli(
         "job",
         "submit",
@@ -114,10 +120,14 @@ def test_client_maps_problems_and_log_head_is_served(server: str) -> None:
     stranger = ApiClient(server, identity=Identity.from_seed(b"x".ljust(32, b"\0")))
     stranger.clock_ns = lambda: 1  # far outside the freshness window
     with pytest.raises(NotAuthenticated) as caught:
-        stranger.send(Deposit(account_owner=stranger.identity.id, amount=5))  # type: ignore[union-attr]
+        stranger.send(
+            Deposit(account_owner=stranger.identity.id, amount=5, chain_reference="test-deposit")
+        )  # type: ignore[union-attr]
     assert caught.value.code == "envelope_expired"
     operator = ApiClient(server, identity=Identity.from_seed(OPERATOR_SEED))
-    operator.send(Deposit(account_owner=operator.identity.id, amount=5))  # type: ignore[union-attr]
+    operator.send(
+        Deposit(account_owner=operator.identity.id, amount=5, chain_reference="test-deposit")
+    )  # type: ignore[union-attr]
     head = operator.get_tree_head()
     assert head.size >= 1
     metrics = httpx.get(f"{server}/metrics", timeout=5).text

@@ -18,6 +18,7 @@ import pytest
 from adapters.store.memory import MemoryEventStore
 from adapters.store.sqlite import SqliteEventStore
 from domain.network import NETWORK_STREAM_ID
+from domain.policy import RULES_V3, LedgerPolicy
 from domain.records import GENESIS_HASH, make_record
 from flopledger.cli import main
 from flopledger.network import LocalNetwork
@@ -38,7 +39,7 @@ COLUMNS = (
 async def _write_legacy_store(path: Path) -> tuple[LocalNetwork, int]:
     """A store as a release before recorded rules wrote it: the same history without the
     genesis record (positions from 1, a fresh hash chain)."""
-    net = LocalNetwork.create(MemoryEventStore())
+    net = LocalNetwork.create(MemoryEventStore(), policy=LedgerPolicy(rules_version=RULES_V3))
     await net.deposit(CONSUMER, 5_000)
     await net.deposit(NODE, 10_000)
     await net.register_active_node(NODE, region="eu-west", price=400, stake=5_000)

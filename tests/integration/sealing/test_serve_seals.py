@@ -43,7 +43,13 @@ def serve(tmp_path: Path, **extra: str) -> Iterator[str]:
 def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
     with serve(tmp_path, FLOP_SEAL_INTERVAL_S="0.2") as url:
         client = ApiClient(url, identity=OPERATOR)
-        client.send(Deposit(account_owner=Identity.from_seed(bytes([7]) * 32).id, amount=100))
+        client.send(
+            Deposit(
+                account_owner=Identity.from_seed(bytes([7]) * 32).id,
+                amount=100,
+                chain_reference="test-deposit",
+            )
+        )
         deadline = time.monotonic() + SEAL_WAIT_S
         while (head := client.get_tree_head()).source != "sealed":
             assert time.monotonic() < deadline, "serve sealed no head"
@@ -63,7 +69,13 @@ def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
 def test_serve_with_seal_off_serves_in_process_heads(tmp_path: Path) -> None:
     with serve(tmp_path, FLOP_SEAL="0", FLOP_SEAL_INTERVAL_S="0.1") as url:
         client = ApiClient(url, identity=OPERATOR)
-        client.send(Deposit(account_owner=Identity.from_seed(bytes([7]) * 32).id, amount=100))
+        client.send(
+            Deposit(
+                account_owner=Identity.from_seed(bytes([7]) * 32).id,
+                amount=100,
+                chain_reference="test-deposit",
+            )
+        )
         time.sleep(1.0)
         assert client.get_tree_head().source == "in_process"
         client.close()

@@ -16,13 +16,14 @@ from solders.pubkey import Pubkey
 from adapters.solana.common import build_transaction
 from adapters.solana.litesvm import LiteSvmGateway
 from adapters.store.factory import open_event_store
+from adapters.store.leader import try_acquire_leader_lock
 from adapters.store.memory import MemoryEventStore
 from domain.ledger import user_account
 from domain.log import LOG_STREAM_ID, Log, decode_anchor_memo
 from domain.services.bridge_service import DEPOSIT_MEMO_PREFIX, BridgeService
 from domain.services.queries import get_aggregate, get_balances
 from flopledger.network import LocalNetwork
-from operations.bridge import BridgeLoop
+from operations.bridge import GATEWAY_LOCK_NAME, BridgeLoop
 from operations.sealer import Sealer
 from proofs.identity import Identity
 from validator.audit import AuditOptions
@@ -158,3 +159,43 @@ async def test_a_credited_deposit_is_not_tried_again_by_the_same_loop() -> None:
     loop.service.service.execute = counting  # type: ignore[method-assign]
     assert (await loop.run_once()).credited == 0
     assert "account.deposit" not in executed
+
+
+async def test_a_second_gateway_does_nothing_while_another_holds_the_lock(tmp_path: Path) -> None:
+    key_file = tmp_path / "log_key.hex"
+    operator = Identity.from_seed(b"gateway-operator".ljust(32, b"\0"))
+    key_file.write_text(operator.seed().hex() + "\n")
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    store = await open_event_store(url)
+    net = LocalNetwork.create(store, operator=operator)
+    await net.deposit(CONSUMER, 100)
+    assert await Sealer(store, operator, clock_ns=lambda: net.now_ns).seal_once(force=True)
+    await store.close()
+    env = {
+        **os.environ,
+        "FLOP_DATA_DIR": str(tmp_path / "data"),
+        "FLOP_OPERATOR_IDS": operator.id,
+        "FLOP_LOG_KEY_FILE": str(key_file),
+    }
+    env.pop("FLOP_SOLANA_RPC", None)
+    held = await try_acquire_leader_lock(url, GATEWAY_LOCK_NAME)
+    assert held is not None
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "flopledger.cli", "gateway", "--store-url", url, "--once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            check=False,
+        )
+    finally:
+        await held.release()
+    assert done.returncode == 1 and "another gateway holds" in done.stderr
+    store = await open_event_store(url)
+    try:
+        log = await get_aggregate(store, Log, LOG_STREAM_ID)
+        assert log is not None and log.latest is not None and not log.latest.anchor_signature
+    finally:
+        await store.close()

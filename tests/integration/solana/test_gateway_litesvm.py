@@ -105,8 +105,8 @@ async def test_withdrawal_crash_never_pays_twice(
     net.advance(1)
     restarted = bridge_service(net, chain)
     assert await restarted.pending_withdrawals() == [withdrawal_id]
-    (signature,) = await restarted.pay_withdrawals()
-    assert await restarted.pay_withdrawals() == []
+    (signature,) = (await restarted.pay_withdrawals()).paid
+    assert (await restarted.pay_withdrawals()).paid == []
     assert chain.balance(DESTINATION.id) == LAMPORTS
     withdrawal = await get_aggregate(net.store, Withdrawal, withdrawal_stream_id(withdrawal_id))
     assert withdrawal is not None and withdrawal.sent_signature == signature

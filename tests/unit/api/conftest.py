@@ -85,7 +85,9 @@ def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west"
     client = env.client(node)
     gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
     client.send(c.RegisterNode(region=region, gpus=gpus, gpu_class="datacenter", price=100))
-    env.client(env.operator).send(c.Deposit(account_owner=node.id, amount=5_000))
+    env.client(env.operator).send(
+        c.Deposit(account_owner=node.id, amount=5_000, chain_reference="test-deposit")
+    )
     client.send(c.BondStake(target=node.id, amount=2_000))
     client.send(c.RequestAttestationChallenge(node_id=node.id))
     challenge = client.get_node(node.id).challenge
@@ -95,7 +97,9 @@ def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west"
 
 def deposit(env: ApiEnv, owner: Identity, amount: int) -> None:
     """Credit ``owner`` (a deposit signed by the operator)."""
-    env.client(env.operator).send(c.Deposit(account_owner=owner.id, amount=amount))
+    env.client(env.operator).send(
+        c.Deposit(account_owner=owner.id, amount=amount, chain_reference="test-deposit")
+    )
 
 
 def submit_job(env: ApiEnv, consumer: Identity, *, max_price: int = 500) -> JobAccepted:

@@ -26,7 +26,7 @@ def signed_deposit(
     envelope = sign_command(
         signer,
         "account.deposit",
-        {"account_owner": seeded("consumer").id, "amount": amount},
+        {"account_owner": seeded("consumer").id, "amount": amount, "chain_reference": "test-tx"},
         nonce=nonce,
         issued_at_ns=env.clock.now_ns if issued_at_ns is None else issued_at_ns,
     )

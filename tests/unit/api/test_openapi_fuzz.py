@@ -28,7 +28,9 @@ def build_seeded_app() -> Litestar:
     app = create_app(deps)
     with TestClient(app) as http:
         client = ApiClient(identity=operator, http=http, clock_ns=clock)
-        client.send(Deposit(account_owner=seeded("c").id, amount=100))
+        client.send(
+            Deposit(account_owner=seeded("c").id, amount=100, chain_reference="test-deposit")
+        )
     return app
 
 

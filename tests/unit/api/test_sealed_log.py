@@ -27,7 +27,9 @@ def b64(data: bytes) -> str:
 def deposit(env: ApiEnv, count: int) -> None:
     for index in range(count):
         owner = seeded(f"consumer-{index}").id
-        env.client(env.operator).send(Deposit(account_owner=owner, amount=100))
+        env.client(env.operator).send(
+            Deposit(account_owner=owner, amount=100, chain_reference="test-deposit")
+        )
 
 
 def seal(env: ApiEnv) -> int:

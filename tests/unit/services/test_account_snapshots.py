@@ -7,6 +7,7 @@ from adapters.store.memory import MemoryEventStore
 from domain.errors import StoreUnavailable
 from domain.events import rebuild
 from domain.ledger import Account, user_account
+from domain.policy import LedgerPolicy
 from domain.records import Snapshot
 from domain.services.loading import load_aggregate
 from domain.snapshots import ACCOUNT_SNAPSHOT_EVERY_EVENTS, compute_snapshot_id
@@ -24,7 +25,7 @@ async def _replayed(store: MemoryEventStore, account_id: str) -> Account:
 
 async def test_loaded_from_snapshot_equals_replayed_at_every_length() -> None:
     store = MemoryEventStore()
-    net = LocalNetwork.create(store)
+    net = LocalNetwork.create(store, policy=LedgerPolicy(withdrawal_min=1))
     account_id = user_account(USER.id)
     for step in range(3 * ACCOUNT_SNAPSHOT_EVERY_EVENTS):
         if step % 5 == 4:

@@ -27,6 +27,7 @@ POLICY = LedgerPolicy(
     validator_stake_min=500,
     result_window_ns=60 * 10**9,
     reassign_attempts_max=2,
+    withdrawal_min=1,  # small sums: the minimum has its own tests (test_gateway_rules.py)
 )
 
 
@@ -197,7 +198,11 @@ async def test_envelope_and_authorization_rejections_write_nothing() -> None:
     with pytest.raises(BadSignature):
         await net.service.execute(forged, now_ns=net.now_ns)
     with pytest.raises(Unauthorized) as info:
-        await net.run(CONSUMER, "account.deposit", {"account_owner": CONSUMER.id, "amount": 1})
+        await net.run(
+            CONSUMER,
+            "account.deposit",
+            {"account_owner": CONSUMER.id, "amount": 1, "chain_reference": "test-deposit"},
+        )
     assert info.value.code == "operator_only"
     with pytest.raises(Unauthorized):
         await net.run(CONSUMER, "stake.bond", {"target": EU.id, "amount": 1})

@@ -38,7 +38,7 @@ async def _execute(
 
 async def test_a_new_store_refuses_every_command_before_its_genesis() -> None:
     service = LedgerService(MemoryEventStore())
-    deposit = {"account_owner": CONSUMER.id, "amount": 5}
+    deposit = {"account_owner": CONSUMER.id, "amount": 5, "chain_reference": "test-deposit"}
     with pytest.raises(Rejection) as refused:
         await _execute(service, OPERATOR, "account.deposit", deposit, "n1")
     assert refused.value.code == "genesis_missing"
@@ -126,10 +126,10 @@ async def test_an_operator_change_applies_only_to_later_commands() -> None:
     net = await LocalNetwork.start(
         MemoryEventStore(), policy=LedgerPolicy(operators=(OPERATOR.id, SECOND.id))
     )
-    before = await net.run(SECOND, "account.deposit", {"account_owner": CONSUMER.id, "amount": 5})
+    before = await net.deposit(CONSUMER, 5, by=SECOND)
     change = await net.run(SECOND, "network.change_operators", {"operators": [OPERATOR.id]})
     with pytest.raises(Rejection) as refused:
-        await net.run(SECOND, "account.deposit", {"account_owner": CONSUMER.id, "amount": 5})
+        await net.deposit(CONSUMER, 5, by=SECOND)
     assert refused.value.code == "operator_only"
     rules = compute_network_rules(await net.store.read_stream(NETWORK_STREAM_ID))
     assert SECOND.id in rules.at(before.first_position).operators
