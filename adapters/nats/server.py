@@ -17,12 +17,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
 from adapters.nats.errors import EmbeddedServerError
+from adapters.nats.permissions import NatsUser, render_server_config
 
 SERVER_BINARY_ENV = "FLOP_NATS_SERVER_BIN"
 BINARY_NAME = "nats-server"
@@ -60,7 +62,9 @@ class EmbeddedNatsServer:
     ``start`` waits until JetStream answers its health check; ``stop`` sends SIGTERM and
     waits (SIGKILL past ``STOP_TIMEOUT_S``); ``kill`` is SIGKILL, for crash tests. A
     restart keeps the client port. ``sync_interval`` (e.g. ``"always"``) is passed to
-    JetStream only when given.
+    JetStream only when given. With ``users`` the server requires a login and grants each
+    user its roles' subjects (``adapters.nats.permissions``); without, anyone may do anything
+    (tests of other adapters, a single-user machine).
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class EmbeddedNatsServer:
         binary: Path | None = None,
         sync_interval: str | None = None,
         port: int | None = None,
+        users: Sequence[NatsUser] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.store_dir = self.data_dir / "store"
@@ -77,6 +82,7 @@ class EmbeddedNatsServer:
         self._binary = binary
         self._sync_interval = sync_interval
         self._port = port
+        self._users = tuple(users)
         self._process: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
         self._monitoring_url: str | None = None
@@ -134,10 +140,8 @@ class EmbeddedNatsServer:
             "-m",
             "-1",
         ]
-        if self._sync_interval:
-            config = self._run_dir / "nats-server.conf"
-            config.write_text(f"jetstream {{\n  sync_interval: {self._sync_interval}\n}}\n")
-            command += ["-c", str(config)]
+        if self._sync_interval or self._users:
+            command += ["-c", str(self._write_config())]
         with open(self._log_path, "ab") as log_file:
             self._process = subprocess.Popen(
                 command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
@@ -189,6 +193,18 @@ class EmbeddedNatsServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _write_config(self) -> Path:
+        """The config file: JetStream's sync interval and the users, readable by us alone."""
+        text = ""
+        if self._sync_interval:
+            text += f"jetstream {{\n  sync_interval: {self._sync_interval}\n}}\n"
+        if self._users:
+            text += render_server_config(self._users)
+        config = self._run_dir / "nats-server.conf"
+        config.touch(mode=0o600)
+        config.write_text(text)
+        return config
 
     def _wait_for_ports_file(self, process: subprocess.Popen[bytes]) -> dict[str, list[str]]:
         path = self._run_dir / f"{self._binary_name}_{process.pid}.ports"
