@@ -21,6 +21,7 @@ from api.controllers.jobs import JobController
 from api.controllers.liveness import LivenessController
 from api.controllers.log import LogController
 from api.controllers.nodes import NodeController
+from api.controllers.objects import ObjectController
 from api.controllers.stake import StakeController
 from api.controllers.validators import ValidatorController
 from api.errors import handle_exception
@@ -94,6 +95,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             LogController,
             BeaconController,
             LivenessController,
+            ObjectController,
             HealthController,
             DashboardController,
             dashboard_static_files,

@@ -26,6 +26,7 @@ from domain.policy import (
     FRAUD_ZKEY_BYTES_MAX,
     GPU_UUID_CHARS_MAX,
     GPUS_PER_NODE_MAX,
+    OBJECT_BYTES_MAX,
     OPERATORS_MAX,
     PRICE_MAX,
     REASON_CHARS_MAX,
@@ -429,6 +430,14 @@ class ChangeOperators(Command, frozen=True, forbid_unknown_fields=True, kw_only=
     operators: Annotated[list[ActorId], msgspec.Meta(min_length=1, max_length=OPERATORS_MAX)]
 
 
+class RecordObjectStored(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An upload to the object store completed (issue 16, item 6; ``domain.objects``)."""
+
+    digest: Digest
+    size_bytes: Annotated[int, msgspec.Meta(ge=0, le=OBJECT_BYTES_MAX)]
+    uploader: ActorId
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -473,6 +482,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     # issue 15: liveness and reputation
     "liveness.report": ReportLiveness,
     "liveness.close": CloseLiveness,
+    # issue 16, item 6: object-stored records
+    "object.record_stored": RecordObjectStored,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -200,6 +200,13 @@ class RejectionCode(enum.StrEnum):
     LIVENESS_REPORT_MALFORMED = "liveness_report_malformed"
     LIVENESS_REPORT_OUT_OF_EPOCH = "liveness_report_out_of_epoch"
 
+    # issue 16, item 6: object-stored records
+    RULES_V4_REQUIRED = "rules_v4_required"
+    OBJECT_UPLOADER_MISMATCH = "object_uploader_mismatch"
+    OBJECT_UPLOADER_UNKNOWN = "object_uploader_unknown"
+    OBJECT_ALREADY_RECORDED = "object_already_recorded"
+    OBJECT_NOT_FOUND = "object_not_found"
+
 
 class FlopError(Exception):
     """Base of every error flopledger raises on purpose."""

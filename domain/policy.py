@@ -46,6 +46,7 @@ ARTIFACT_RETENTION_NS = 30 * 86_400 * SECOND_NS
 (result, proof, zkey, report): an audit with ``--verify-work`` re-runs the verifiers on them
 until then, and counts a decision older than this whose objects are gone ``past_retention``.
 A policy whose fraud exposure is longer keeps them that long (``compute_artifact_retention_ns``)."""
+OBJECT_BYTES_MAX = 2**40  # issue 16, item 6: the size an object-stored record may name
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
 RULES_V1 = 1

@@ -19,11 +19,11 @@ from adapters.compute.results import ResultBundle, execute_workload
 from adapters.compute.workloads import WorkloadParamsError, ZkProveParams, parse_params
 from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.wire import JobView
-from domain.commands import CommitResult
+from domain.commands import CommitResult, RecordObjectStored
 from domain.job_states import CLAIMED, SUBMITTED
 from node_agent.config import RETRY_BACKOFF_INITIAL_S, RETRY_BACKOFF_MAX_S
 from node_agent.ledger_link import Ledger, LedgerUnavailable
-from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
+from node_agent.sinks import ArtifactSink, ArtifactsUnavailable, NatsArtifactSink
 from node_agent.spool import PendingResult, ResultSpool
 from proofs.identity import Identity
 
@@ -111,8 +111,10 @@ class Worker:
             await asyncio.sleep(delay)
 
     async def _deliver_once(self, pending: PendingResult) -> bool | None:
-        await self.artifacts.put(pending.artifact)
-        await self.artifacts.put(pending.proof)
+        for data in (pending.artifact, pending.proof):
+            digest = await self.artifacts.put(data)
+            if isinstance(self.artifacts, NatsArtifactSink):
+                await self._record_stored(digest, len(data))
         bundle = ResultBundle(
             job_id=pending.job_id,
             commitment=pending.commitment,
@@ -132,6 +134,18 @@ class Worker:
             return await self._is_already_committed(pending, problem)
         _log.info("result_committed", job_id=pending.job_id, commitment=pending.commitment.hex())
         return True
+
+    async def _record_stored(self, digest: str, size_bytes: int) -> None:
+        """Record the upload on the ledger (issue 16, item 6: from then on its loss from the
+        store is not this node's fault). A refusal (recorded before, or rules before v4)
+        does not hold the result back: the record protects the node, the commit pays it."""
+        command = RecordObjectStored(
+            digest=bytes.fromhex(digest), size_bytes=size_bytes, uploader=self.identity.id
+        )
+        try:
+            await self.ledger.send(command)
+        except ApiProblem as problem:
+            _log.info("object_record_refused", digest=digest, code=problem.code)
 
     async def _is_already_committed(
         self, pending: PendingResult, problem: ApiProblem

@@ -26,6 +26,7 @@ from domain.beacon import BEACON_STREAM_ID, BEACON_STREAM_TYPE
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
 from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
+from domain.objects import OBJECT_STREAM_TYPE
 
 ACCOUNT_STREAMS = frozenset({"account", "directory"})
 KINDS_CACHED_MAX = 256
@@ -48,6 +49,7 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "network.genesis": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_policy": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_operators": frozenset({NETWORK_STREAM_TYPE}),
+    "object.record_stored": frozenset({OBJECT_STREAM_TYPE}),
 }
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "job.": WORK_STREAMS,
@@ -98,6 +100,8 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("liveness", "ReportRecorded"): frozenset({"liveness.report"}),
     ("liveness", "LivenessEpochClosed"): frozenset({"liveness.close"}),
     ("node", "NodeUptimeRecorded"): frozenset({"liveness.close"}),
+    # issue 16, item 6: object-stored records
+    (OBJECT_STREAM_TYPE, "ObjectStored"): frozenset({"object.record_stored"}),
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the
@@ -123,6 +127,7 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     ("log", "WitnessCosigned"): "validator_id",
     (BEACON_STREAM_TYPE, "Contributed"): "validator_id",
     ("liveness", "ReportRecorded"): "validator_id",
+    (OBJECT_STREAM_TYPE, "ObjectStored"): "uploader",
 }
 SELF_STREAM_EVENTS = frozenset(
     {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}

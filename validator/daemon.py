@@ -60,6 +60,7 @@ from domain.commands import (
 from domain.invariants import invariant, present
 from domain.job import Job
 from domain.node import Node
+from domain.objects import ARTIFACT_LOST_REASON, ARTIFACT_UNAVAILABLE_REASON
 from domain.policy import REASON_CHARS_MAX
 from domain.records import Head, Record
 from domain.services.rounds import ATTESTATION_ROUND, JOB_ROUND
@@ -364,7 +365,7 @@ class ValidatorDaemon:
         try:
             code = await DUTY_KINDS[duty.kind].verify(self, self.view.aggregates[duty.subject_id])
         except (ArtifactNotFound, ArtifactCorrupt, ArtifactTooLarge) as exc:
-            code = f"artifact_unavailable: {type(exc).__name__}"
+            code = self._compute_artifact_failure(duty, exc)
         self.verified += 1
         _log.info(
             "verified",
@@ -374,6 +375,20 @@ class ValidatorDaemon:
         )
         passed = code in (VERIFIED_OK, REASON_CC)
         return passed, "" if code == VERIFIED_OK else code
+
+    def _compute_artifact_failure(self, duty: Duty, exc: Exception) -> str:
+        """``artifact_lost`` when the store lost (or holds damaged) artifacts the job's node
+        recorded as stored, which the ledger does not count against the node (rules v4,
+        ``domain.objects``); ``artifact_unavailable`` otherwise."""
+        subject = self.view.aggregates.get(duty.subject_id)
+        if (
+            not isinstance(exc, ArtifactTooLarge)
+            and isinstance(subject, Job)
+            and self.view.is_result_stored(subject)
+        ):
+            _log.warning("artifact_lost", subject=duty.subject, error=type(exc).__name__)
+            return f"{ARTIFACT_LOST_REASON}: {type(exc).__name__}"
+        return f"{ARTIFACT_UNAVAILABLE_REASON}: {type(exc).__name__}"
 
     async def verify_job(self, job: Any) -> str:
         """Re-check a job's committed result against its artifact and proof."""

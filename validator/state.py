@@ -23,6 +23,7 @@ from domain.job import FINISHED_STATES, Job
 from domain.liveness import LIVENESS_STREAM_TYPE, LivenessEpoch
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules
 from domain.node import Node
+from domain.objects import OBJECT_STREAM_TYPE, StoredObject
 from domain.policy import LedgerPolicy
 from domain.records import Record
 from domain.validators import Validator
@@ -84,11 +85,27 @@ class LedgerView:
         """Each followed job's ``JobSubmitted`` position: the rules it was accepted under."""
         self.validator_set: dict[str, Validator] = {}
         self.liveness: dict[int, LivenessEpoch] = {}
+        self.stored_objects: set[tuple[bytes, str]] = set()
+        """(digest, uploader) of every object-stored record (issue 16, item 6)."""
+
+    def is_result_stored(self, job: Job) -> bool:
+        """Whether the job's node recorded its artifact and proof as stored (rules v4: their
+        loss from the store is then not the node's fault)."""
+        result = job.result
+        return result is not None and all(
+            (digest, job.node_id) in self.stored_objects
+            for digest in (result.artifact_digest, result.proof_digest)
+        )
 
     def apply(self, record: Record) -> bool:
         """Apply one record; True when its stream is followed (keep the record)."""
         if record.stream_type == NETWORK_STREAM_TYPE:
             self.rules.add(record)
+            return True
+        if record.stream_type == OBJECT_STREAM_TYPE:
+            stored = decode_event(record)
+            if isinstance(stored, StoredObject.ObjectStored):
+                self.stored_objects.add((stored.digest, stored.uploader))
             return True
         if record.stream_type not in FOLLOWED_TYPES:
             return False

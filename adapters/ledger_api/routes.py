@@ -108,6 +108,8 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         # issue 15: liveness epochs
         CommandRoute("liveness.report", "/v1/liveness/reports"),
         CommandRoute("liveness.close", "/v1/liveness/closings"),
+        # issue 16, item 6: object-stored records
+        CommandRoute("object.record_stored", "/v1/objects/stored"),
     )
 }
 

@@ -26,6 +26,7 @@ from domain.services import handlers_liveness as liveness
 from domain.services import handlers_log as log
 from domain.services import handlers_network as network
 from domain.services import handlers_nodes as nodes
+from domain.services import handlers_objects as objects
 from domain.services.context import CommandContext
 from domain.services.network_rules import RulesCache
 from domain.services.unit_of_work import UnitOfWork
@@ -79,6 +80,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     # issue 15: liveness epochs
     c.ReportLiveness: liveness.handle_report_liveness,
     c.CloseLiveness: liveness.handle_close_liveness,
+    # issue 16, item 6: object-stored records
+    c.RecordObjectStored: objects.handle_record_object_stored,
 }
 
 

@@ -43,6 +43,7 @@ from domain.services.draws import (
     request_draw,
 )
 from domain.services.escrow import pay_rejection_fees, refund_job, settle_job
+from domain.services.handlers_objects import is_artifact_loss_excused
 from domain.services.slashing import slash_node
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
@@ -126,20 +127,25 @@ async def _reject_job(
     is_paid_either_way: bool,
 ) -> tuple[Payout, ...]:
     """Slash the node (its consumer's share through the job's escrow account, which pays the
-    signers first when they are paid either way), then reassign or expire the job."""
-    harmed = escrow_account(job.id) if is_paid_either_way else user_account(job.consumer)
-    await slash_node(
-        uow,
-        await uow.require(Node, job.node_id),
-        reason=f"result of {job.id} rejected",
-        evidence=certificate,
-        harmed_account=harmed,
-        ctx=ctx,
-    )
+    signers first when they are paid either way), then reassign or expire the job. Under
+    rules v4 a rejection only for artifacts the node recorded as stored and the store lost
+    slashes nobody (``domain.objects``; issue 16, item 6)."""
+    lost = await is_artifact_loss_excused(uow, job, signers, ctx)
+    if not lost:
+        harmed = escrow_account(job.id) if is_paid_either_way else user_account(job.consumer)
+        await slash_node(
+            uow,
+            await uow.require(Node, job.node_id),
+            reason=f"result of {job.id} rejected",
+            evidence=certificate,
+            harmed_account=harmed,
+            ctx=ctx,
+        )
     fees: tuple[Payout, ...] = ()
-    if is_paid_either_way:
+    if is_paid_either_way and not lost:  # a lost artifact leaves no slash share to pay from
         fees = await pay_rejection_fees(uow, job, signers, ctx)
-    if not job.reassign_or_expire(reason="result rejected", policy=ctx.policy, now_ns=ctx.now_ns):
+    reason = "artifacts lost by the store" if lost else "result rejected"
+    if not job.reassign_or_expire(reason=reason, policy=ctx.policy, now_ns=ctx.now_ns):
         await refund_job(uow, job, ctx)
     return fees
 

@@ -27,6 +27,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "log": RejectionCode.LOG_NOT_FOUND,
     "network": RejectionCode.NETWORK_NOT_FOUND,
     "node": RejectionCode.NODE_NOT_FOUND,
+    "object": RejectionCode.OBJECT_NOT_FOUND,
     "validator": RejectionCode.VALIDATOR_NOT_FOUND,
     "withdrawal": RejectionCode.WITHDRAWAL_NOT_FOUND,
 }

@@ -19,6 +19,7 @@ from domain.liveness import LivenessEpoch
 from domain.log import Log
 from domain.network import Network
 from domain.node import Node
+from domain.objects import StoredObject
 from domain.services.unit_of_work import NOT_FOUND_CODES
 from domain.validators import Validator
 from domain.withdrawal import Withdrawal
@@ -54,6 +55,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         Withdrawal,
         Beacon,
         LivenessEpoch,
+        StoredObject,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
