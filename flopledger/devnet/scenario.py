@@ -4,7 +4,9 @@ The consumer is funded through a Solana deposit, submits matmul, inference and z
 (``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
 runs) and the terminal shows every job's state live (rich), printing each transition, until
 every job is final (settled, refunded or expired). ``run_audit_summary`` then replays the
-log from genesis, with anchors checked on the devnet's chain, and prints the audit's summary.
+log from genesis, with anchors checked on the devnet's chain and every decided job's and
+attestation's verifier re-run on its artifacts in the devnet's own NATS object store
+(``--verify-work``), and prints the audit's summary with the re-verified count.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from flopledger.devnet.chain import AnchorReader, ChainClient
 from flopledger.devnet.launch import Devnet
 from proofs.identity import Identity
 from validator.audit import AuditOptions
-from validator.audit_run import AuditReport, open_source, run_audit
+from validator.audit_run import AuditReport, WorkCheck, open_source, run_audit
+from validator.audit_work import open_objects
 
 SECOND_NS = 1_000_000_000
 CONSUMER = "consumer"
@@ -199,15 +202,19 @@ class Scenario:
 
 
 def run_audit_summary(devnet: Devnet) -> AuditReport:
-    """Replay the whole log from genesis; anchors are checked on the devnet's chain."""
-    options = AuditOptions(trusted_operators=frozenset({devnet.operator_id}))
+    """Replay the whole log from genesis; anchors are checked on the devnet's chain, and the
+    work re-verified from the devnet's object store (``--verify-work``, issue 16 item 2)."""
+    options = AuditOptions(trusted_operators=frozenset({devnet.operator_id}), verify_work=True)
 
     async def audit() -> AuditReport:
+        objects = await open_objects(devnet.nats_url)
         source = await open_source(devnet.store_url)
         chain = AnchorReader(devnet.operator_url)
         try:
-            return await run_audit(source, options, chain=chain)
+            work = WorkCheck(artifacts=objects, now_ns=time.time_ns())
+            return await run_audit(source, options, chain=chain, work=work)
         finally:
+            await objects.close()
             await source.close()
             await chain.close()
 

@@ -80,3 +80,12 @@ def test_a_command_without_its_extra_exits_2_naming_it(args: tuple[str, ...], ex
 def test_core_commands_need_no_extra() -> None:
     by_name = {entry.name: entry for entry in SUBCOMMANDS}
     assert all(by_name[name].extras == () for name in CORE)
+
+
+def test_audit_verify_work_without_torch_exits_2_naming_the_extra() -> None:
+    result = _cli_without_torch("audit", "--source", "sqlite:///nowhere.sqlite3", "--verify-work")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "flopledger audit --verify-work: needs the validator extra (not installed): "
+        "pip install 'flopledger[validator]'"
+    ]

@@ -1,7 +1,8 @@
 """``flopledger devnet --scenario quick --exit``: the whole network as separate processes
 (nats-server, API, relay, operator with the LiteSVM chain, 3 validators, 3 agents) runs the
-quick scenario; every submitted job reaches a final state, the audit passes, every process
-stopped and left its log under the data directory."""
+quick scenario; every submitted job reaches a final state, the audit passes (with
+``--verify-work``: every settled job's verifier re-run on its artifacts in the devnet's own
+object store), every process stopped and left its log under the data directory."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def test_quick_scenario_settles_every_job_and_the_audit_passes(tmp_path: Path) -
     assert "AUDIT PASSED" in output, output
     assert f"{QUICK_JOBS}/{QUICK_JOBS} jobs final" in output, output
     assert re.search(rf"jobs\s+\{{'settled': {QUICK_JOBS}\}}", output), output
+    reverified = re.search(r"verified work: (\d+) of (\d+) decisions re-verified", output)
+    assert reverified is not None, output
+    assert int(reverified.group(1)) >= QUICK_JOBS, output  # every settled job, at least
     root = tmp_path / "devnet"
     status = json.loads((root / "status.json").read_text())
     assert status["stopped"] is True

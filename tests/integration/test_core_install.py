@@ -1,7 +1,8 @@
 """A core install (``pip install flopledger``, no extras) in a fresh venv without torch: the
 CLI's help, ``serve`` answering ``/health``, ``audit`` of a SQLite store, and the one-line
-"missing extra" answer of ``agent``. pip resolves the dependencies as configured on this
-machine (package index, local mirrors, /opt/wheels); building the venv takes a minute or two.
+"missing extra" answers of ``agent`` and ``audit --verify-work``. pip resolves the
+dependencies as configured on this machine (package index, local mirrors, /opt/wheels);
+building the venv takes a minute or two.
 """
 
 from __future__ import annotations
@@ -138,6 +139,26 @@ def test_agent_without_its_extra_exits_2_naming_it(core_venv: Path, tmp_path: Pa
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "flopledger agent: needs the agent extra (not installed): pip install 'flopledger[agent]'"
+    ]
+
+
+def test_audit_verify_work_without_its_extra_exits_2_naming_it(
+    core_venv: Path, tmp_path: Path
+) -> None:
+    result = _flopledger(
+        core_venv,
+        "audit",
+        "--source",
+        f"sqlite:///{tmp_path / 'history.sqlite3'}",
+        "--verify-work",
+        "--objects",
+        "nats://127.0.0.1:1",
+        FLOP_DATA_DIR=str(tmp_path / "data"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "flopledger audit --verify-work: needs the validator extra (not installed): "
+        "pip install 'flopledger[validator]'"
     ]
 
 
