@@ -325,8 +325,8 @@ async def _check_job(
         )
     return WorkFailure(
         job.position,
-        f"job {job.job_id} (attempt {job.attempt}) was rejected and its node slashed, but its "
-        "artifacts pass the verifier",
+        f"job {job.job_id} (attempt {job.attempt}) was rejected, but its artifacts pass the "
+        "verifier",
     )
 
 
