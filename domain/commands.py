@@ -301,6 +301,9 @@ class RegisterValidator(Command, frozen=True, forbid_unknown_fields=True, kw_onl
     region: Region | None = None
     """Where the validator measures liveness from (issue 15: latency to a consumer's region
     is what validators in that region measure)."""
+    stake: Amount | None = None
+    """Bonded at registration from the registering key's account: at least
+    ``validator_stake_min`` under rules v4 (issue 16, item 8), so registering is never free."""
 
 
 class UnjailNode(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -136,6 +136,8 @@ class RejectionCode(enum.StrEnum):
     STAKE_BELOW_MINIMUM = "stake_below_minimum"
     STAKE_MUST_BE_WITHDRAWN = "stake_must_be_withdrawn"
     STAKE_TARGET_NOT_FOUND = "stake_target_not_found"
+    # issue 16, item 8: validators register with their stake (rules v4)
+    REGISTRATION_STAKE_BELOW_MINIMUM = "registration_stake_below_minimum"
     TOO_MUCH_CONTENTION = "too_much_contention"
     TREE_HEAD_NOT_FOUND = "tree_head_not_found"
     TREE_HEAD_SIGNATURE_INVALID = "tree_head_signature_invalid"

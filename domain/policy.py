@@ -184,6 +184,11 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     withdrawal_min: int = SOLANA_RENT_EXEMPT_MIN_LAMPORTS
     """The least withdrawal (rules v4, ``withdrawal_below_minimum``): a payout to a new
     address below Solana's rent-exempt minimum fails on chain, so it is refused up front."""
+    # issue 16, item 8: appending costs money (rules v4; domain.services.fees)
+    log_fee: int = 10
+    """Fee the signer pays the treasury for each command that only moves its own stake
+    (``LOG_FEE_KINDS``): such appends change no one else's state, so without a fee they are
+    free spam (the draw-grinding attack of issue 14 appended 1-unit bonds)."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

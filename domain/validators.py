@@ -7,6 +7,7 @@ from typing import ClassVar
 from domain.claims import compute_from_unbonding
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, ns_to_datetime
+from domain.ledger import user_account
 from domain.policy import LedgerPolicy
 from domain.stake import StakeRules
 
@@ -120,6 +121,11 @@ class Validator(FlopAggregate, StakeRules):
     def bond(self, *, signer: str, amount: int, now_ns: int) -> None:
         """Bond ``amount`` from the owner's account; ``signer`` must be the owner."""
         self._bond(signer=signer, amount=amount, now_ns=now_ns)
+
+    def bond_registration_stake(self, *, amount: int, now_ns: int) -> None:
+        """Bond the stake a registration carries (issue 16, item 8), debited from the
+        registering key's own account: the signer pays, so no owner's money moves."""
+        self._trigger(self.StakeBonded, now_ns, amount=amount, funded_by=user_account(self.id))
 
     def request_unbond(self, *, amount: int, policy: LedgerPolicy, now_ns: int) -> None:
         self._request_unbond(amount=amount, policy=policy, now_ns=now_ns)

@@ -216,9 +216,9 @@ class LocalNetwork:
             {
                 "bls_public_key": b64(keys.bls_public),
                 "proof_of_possession": b64(bls.pop_prove(keys.bls_secret)),
+                **({"stake": stake} if stake > 0 else {}),
             },
         )
-        await self.run(keys.identity, "stake.bond", {"target": keys.identity.id, "amount": stake})
 
     async def submit_job(
         self,

@@ -32,9 +32,9 @@ async def register_prober(
             "bls_public_key": b64(keys.bls_public),
             "proof_of_possession": b64(bls.pop_prove(keys.bls_secret)),
             "region": region,
+            "stake": stake,
         },
     )
-    await net.run(keys.identity, "stake.bond", {"target": keys.identity.id, "amount": stake})
 
 
 def current_epoch(net: LocalNetwork) -> int:

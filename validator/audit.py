@@ -651,6 +651,7 @@ class Replayer:
             self.aggregates.get(record.stream_id),
             event.funded_by,
             is_owner_rule_in_force=self._is_owner_bond_rule_in_force,
+            kind=command.kind,
         )
         if violation is not None:
             self._fail(record, AUTHORIZATION, violation)

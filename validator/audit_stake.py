@@ -20,10 +20,11 @@ from domain.ledger import user_account
 
 STAKE_BONDED_EVENTS = frozenset({("node", "StakeBonded"), ("validator", "StakeBonded")})
 VALIDATOR_SLASHED = ("validator", "ValidatorSlashed")
+REGISTER_VALIDATOR = "validator.register"
 
 
 def find_bond_violation(
-    actor: str, target: Any, funded_by: str, *, is_owner_rule_in_force: bool
+    actor: str, target: Any, funded_by: str, *, is_owner_rule_in_force: bool, kind: str = ""
 ) -> str | None:
     """Why ``actor``'s bond to ``target`` (its aggregate before the bond) breaks the
     owner-signed rule, or None. ``funded_by`` is the record's field ("" before the rule)."""
@@ -32,6 +33,8 @@ def find_bond_violation(
             return "a bond written after owner-signed bonds took force names no funder"
         return None
     owner = getattr(target, "owner", None)
+    if kind == REGISTER_VALIDATOR and actor == getattr(target, "id", None):
+        owner = actor  # a registration's stake is its own key's money (issue 16, item 8)
     if actor != owner:
         return f"bond signed by {actor}, not by the owner {owner}"
     if funded_by != user_account(actor):

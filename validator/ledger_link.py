@@ -51,6 +51,7 @@ def ensure_registered(client: ApiClient, *, bls_secret: int, stake: int) -> Vali
             RegisterValidator(
                 bls_public_key=bls.sk_to_pk(bls_secret),
                 proof_of_possession=bls.pop_prove(bls_secret),
+                stake=stake if stake > 0 else None,
             )
         )
         _log.info("validator_registered", validator_id=validator_id)

@@ -1,7 +1,8 @@
 """PostgreSQL event store on asyncpg: the production adapter.
 
 Appends go through the group committer (``postgres_committer``); reads use a connection
-pool; ``subscribe`` LISTENs on a channel that every commit NOTIFYs. The schema must have
+pool; every ``subscribe`` waits on one shared connection LISTENing on a channel that every
+commit NOTIFYs (``postgres_listen``). The schema must have
 been created by ``flopledger db migrate``: connecting to an unmigrated database raises
 ``SchemaNotMigrated`` saying so. Driver and network errors leave as StoreUnavailable.
 """
@@ -22,6 +23,7 @@ from adapters.store.postgres_committer import (
     GroupCommitter,
     check_batch_wait,
 )
+from adapters.store.postgres_listen import SharedListener
 from adapters.store.postgres_plan import CommitStats
 from adapters.store.postgres_schema import (
     COMMANDS_TABLE,
@@ -69,6 +71,9 @@ class PostgresEventStore:
         self._closed = False
         self._committer = GroupCommitter(
             self._connect_one, schema, self._channel, batch_wait_s=batch_wait_s
+        )
+        self._listener = SharedListener(
+            self._connect_one, self._channel, (StoreUnavailable, *DRIVER_ERRORS)
         )
         s = quote_ident(schema)
         self._sql_all = (
@@ -130,6 +135,11 @@ class PostgresEventStore:
         """How the group committer has written batches so far."""
         return self._committer.stats
 
+    @property
+    def listener(self) -> SharedListener:
+        """The one LISTEN connection every subscriber shares."""
+        return self._listener
+
     async def append(
         self,
         appends: Sequence[StreamAppend],
@@ -160,8 +170,7 @@ class PostgresEventStore:
 
     async def subscribe(self, from_position: int = 1) -> AsyncIterator[Record]:
         next_position = max(from_position, 1)
-        woken = asyncio.Event()
-        listener = await self._listen(woken)
+        woken = self._listener.add()  # one LISTEN connection per store, shared
         try:
             while True:
                 woken.clear()
@@ -171,15 +180,13 @@ class PostgresEventStore:
                 if batch:
                     next_position = batch[-1].position + 1
                     continue
-                if listener is None or listener.is_closed():
-                    listener = await self._listen(woken)
+                await self._listener.ensure()
                 # A timeout only means "look again": the notification is a hint, the log is
                 # the truth.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), SUBSCRIBE_RECHECK_S)
         finally:
-            if listener is not None and not listener.is_closed():
-                listener.terminate()
+            await self._listener.remove(woken)
 
     async def head(self) -> Head:
         row = await self._pooled(lambda c: c.fetchrow(self._sql_head))
@@ -201,6 +208,7 @@ class PostgresEventStore:
         if self._closed:
             return
         self._closed = True
+        await self._listener.close()
         await self._committer.close()
         await self._pool.close()
 
@@ -212,15 +220,6 @@ class PostgresEventStore:
             )
         except DRIVER_ERRORS as exc:
             raise StoreUnavailable(f"cannot connect to the PostgreSQL event store: {exc}") from exc
-
-    async def _listen(self, woken: asyncio.Event) -> asyncpg.Connection | None:
-        """A connection LISTENing on the store's channel, or None (then we poll)."""
-        try:
-            conn = await self._connect_one()
-            await conn.add_listener(self._channel, lambda *_args: woken.set())
-        except (StoreUnavailable, *DRIVER_ERRORS):
-            return None
-        return conn
 
     async def _pooled(self, work: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
         """Run ``work`` on a pooled connection, translating driver errors."""

@@ -16,12 +16,13 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import GpuClaim, Node
-from domain.policy import RULES_V3
+from domain.policy import RULES_V3, RULES_V4
 from domain.services.attestation import add_to_uuid_directories, challenge_timed
 from domain.services.attestation_misses import slash_if_misses_due
 from domain.services.context import CommandContext
 from domain.services.directories import add_member
 from domain.services.draws import get_participants, has_eligible
+from domain.services.fees import charge_log_fee
 from domain.services.rounds import ATTESTATION_ROUND, open_round
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
@@ -85,6 +86,7 @@ async def handle_bond_stake(uow: UnitOfWork, cmd: c.BondStake, ctx: CommandConte
         reason="stake bonded",
         now_ns=ctx.now_ns,
     )
+    await charge_log_fee(uow, ctx)
     return target.id
 
 
@@ -100,6 +102,7 @@ async def handle_request_unbond(uow: UnitOfWork, cmd: c.RequestUnbond, ctx: Comm
         reason="unbonding",
         now_ns=ctx.now_ns,
     )
+    await charge_log_fee(uow, ctx)
     return target.id
 
 
@@ -248,6 +251,8 @@ async def handle_register_validator(
             "the BLS proof of possession does not verify for this key",
             code=RejectionCode.PROOF_OF_POSSESSION_INVALID,
         )
+    if ctx.policy.rules_version >= RULES_V4:
+        _check_registration_stake(cmd, ctx)
     validator = Validator.register(
         ctx.actor,
         owner=cmd.owner or ctx.actor,
@@ -257,8 +262,30 @@ async def handle_register_validator(
         region=cmd.region or "",
     )
     uow.add(validator)
+    if cmd.stake is not None:  # from the registering key's own account, whoever owns it
+        validator.bond_registration_stake(amount=cmd.stake, now_ns=ctx.now_ns)
+        transfer(
+            await uow.account(user_account(ctx.actor)),
+            await uow.account(stake_account(validator.id)),
+            transfer_id=f"{ctx.command_id}:bond",
+            amount=cmd.stake,
+            reason="stake bonded",
+            now_ns=ctx.now_ns,
+        )
     await add_member(uow, "validators", validator.id)
     return validator.id
+
+
+def _check_registration_stake(cmd: c.RegisterValidator, ctx: CommandContext) -> None:
+    """Rules v4 (issue 16, item 8): a validator registers with at least the minimum stake, so
+    that registering is never free."""
+    minimum = ctx.policy.validator_stake_min
+    if cmd.stake is None or cmd.stake < minimum:
+        raise Rejection(
+            f"a validator registers with at least {minimum} of stake (validator_stake_min), "
+            f"not {cmd.stake or 0}: put it in the registration's stake field",
+            code=RejectionCode.REGISTRATION_STAKE_BELOW_MINIMUM,
+        )
 
 
 async def _load_staker(uow: UnitOfWork, target_id: str) -> Node | Validator:

@@ -25,7 +25,7 @@ from domain.validators import Validator
 from flopledger.network import b64, make_validator_keys
 from proofs import bls
 from proofs.identity import Identity
-from tests.adversarial._harness import get_balance, get_money_total, start_network
+from tests.adversarial._harness import POLICY, get_balance, get_money_total, start_network
 from tests.unit.api.conftest import ApiEnv, Clock, make_deps, seeded
 
 VICTIM, ATTACKER_NODE, HONEST_NODE = (Identity.from_seed(bytes([i]) * 32) for i in (61, 62, 63))
@@ -57,6 +57,8 @@ async def test_a_validator_key_cannot_bond_its_foreign_owners_money() -> None:
     net = await start_network()
     await net.deposit(VICTIM, VICTIM_FUNDS)
     keys = ATTACKER_VALIDATOR
+    stake = POLICY.validator_stake_min  # rules v4: it registers with its own stake
+    await net.deposit(keys.identity, stake)
     await net.run(
         keys.identity,
         "validator.register",
@@ -64,6 +66,7 @@ async def test_a_validator_key_cannot_bond_its_foreign_owners_money() -> None:
             "owner": VICTIM.id,
             "bls_public_key": b64(keys.bls_public),
             "proof_of_possession": b64(bls.pop_prove(keys.bls_secret)),
+            "stake": stake,
         },
     )
 
@@ -75,7 +78,7 @@ async def test_a_validator_key_cannot_bond_its_foreign_owners_money() -> None:
     assert info.value.code == "bond_must_be_signed_by_owner"
     assert await get_balance(net, user_account(VICTIM.id)) == VICTIM_FUNDS
     validator = await get_aggregate(net.store, Validator, keys.identity.id)
-    assert validator is not None and validator.stake == 0
+    assert validator is not None and validator.stake == stake
     assert await get_money_total(net) == 0
 
 
@@ -87,7 +90,8 @@ async def test_an_owner_still_bonds_its_own_money_to_its_node() -> None:
 
     await net.run(VICTIM, "stake.bond", {"target": HONEST_NODE.id, "amount": 2_000})
 
-    assert await get_balance(net, user_account(VICTIM.id)) == VICTIM_FUNDS - 2_000
+    # the bond and, under rules v4, the log fee (issue 16, item 8)
+    assert await get_balance(net, user_account(VICTIM.id)) == VICTIM_FUNDS - 2_000 - POLICY.log_fee
     assert await get_balance(net, stake_account(HONEST_NODE.id)) == 2_000
     assert await get_money_total(net) == 0
 

@@ -170,6 +170,7 @@ async def test_the_providers_own_validator_is_never_drawn() -> None:
     """Attack 9's exclusion, in the draw: a validator owned by the node's owner."""
     net = await _network(VALIDATORS[:3])
     own = VALIDATORS[3]
+    await net.deposit(own.identity, 1_000)  # rules v4: it registers with its stake
     await net.run(
         own.identity,
         "validator.register",
@@ -177,9 +178,9 @@ async def test_the_providers_own_validator_is_never_drawn() -> None:
             "owner": NODE.id,
             "bls_public_key": b64(own.bls_public),
             "proof_of_possession": b64(bls.pop_prove(own.bls_secret)),
+            "stake": 1_000,
         },
     )
-    await net.run(NODE, "stake.bond", {"target": own.identity.id, "amount": 1_000})
     net.validator_keys[own.identity.id] = own
     others = {k.identity.id for k in VALIDATORS[:3]}
     keys = {k.identity.id: k for k in VALIDATORS}

@@ -124,6 +124,7 @@ async def test_reports_two_epochs_late_and_closings_before_the_next_epoch_ends_a
 async def test_a_validator_owned_by_the_nodes_owner_never_probes_it() -> None:
     net = await _network()
     own = make_validator_keys(149)
+    await net.deposit(own.identity, 2_000)  # rules v4: it registers with its stake
     await net.run(
         own.identity,
         "validator.register",
@@ -131,9 +132,9 @@ async def test_a_validator_owned_by_the_nodes_owner_never_probes_it() -> None:
             "owner": NODE.id,
             "bls_public_key": b64(own.bls_public),
             "proof_of_possession": b64(bls.pop_prove(own.bls_secret)),
+            "stake": 2_000,
         },
     )
-    await net.run(NODE, "stake.bond", {"target": own.identity.id, "amount": 2_000})
     epoch = current_epoch(net)
     everyone = [*KEYS, own.identity.id]
     for later in range(8):
