@@ -80,8 +80,10 @@ async def test_happy_path_settles_and_conserves_money() -> None:
     job = await _job(net, job_id)
     assert job.state == SETTLED
     assert await _balance(net, user_account(CONSUMER.id)) == 5_000 - 400
-    assert await _balance(net, user_account(EU.id)) == 5_000 + 400 - 20 - 8
-    assert await _balance(net, TREASURY_ACCOUNT) == 8
+    # each node paid the log fee for its bond (rules v4, issue 16 item 8)
+    fee = POLICY.log_fee
+    assert await _balance(net, user_account(EU.id)) == 5_000 + 400 - 20 - 8 - fee
+    assert await _balance(net, TREASURY_ACCOUNT) == 8 + 2 * fee
     accounts = await get_balances(net.store)
     assert sum(a.balance for a in accounts.values()) == 0
     verify_chain(await net.store.read_all(1, 10_000))
