@@ -99,7 +99,7 @@ def signed_deposit(env: ApiEnv, signer: Identity, nonce: str) -> dict[str, Any]:
     envelope = sign_command(
         signer,
         "account.deposit",
-        {"account_owner": seeded("consumer").id, "amount": 10},
+        {"account_owner": seeded("consumer").id, "amount": 10, "chain_reference": f"tx-{nonce}"},
         nonce=f"nonce-{nonce}",
         issued_at_ns=env.clock.now_ns,
     )
