@@ -85,6 +85,36 @@ class ChainMemo(msgspec.Struct, frozen=True):
     slot: int
 
 
+class ChainTransferLeg(msgspec.Struct, frozen=True):
+    """One system transfer inside a transaction."""
+
+    source: str
+    destination: str
+    amount: int
+
+
+class ChainTransaction(msgspec.Struct, frozen=True):
+    """A landed transaction as the audit reads it back from the chain (issue 16, item 3):
+    who paid its fee, its memo, its transfers, and whether it is final (finalized
+    commitment: it can no longer be rolled back)."""
+
+    signature: str
+    slot: int
+    fee_payer: str
+    memo: str
+    transfers: tuple[ChainTransferLeg, ...]
+    finalized: bool = True
+    succeeded: bool = True
+
+    def get_amount(self, *, source: str | None = None, destination: str) -> int:
+        """What the transaction moved to ``destination`` (from ``source`` when given)."""
+        return sum(
+            leg.amount
+            for leg in self.transfers
+            if leg.destination == destination and source in (None, leg.source)
+        )
+
+
 @runtime_checkable
 class SolanaGateway(Protocol):
     """Deposits, payouts and anchors on Solana (adapters: LiteSVM in-process, RPC)."""

@@ -59,7 +59,6 @@ class LocalNetwork:
     _nonces: itertools.count[int] = field(default_factory=itertools.count)
     _service: LedgerService | None = None
     _has_genesis: bool = False
-    _deposits: int = 0
     validator_keys: dict[str, ValidatorKeys] = field(default_factory=dict)
     """The keys of the validators registered through ``register_validator`` (by id): the
     ones ``run_beacon`` has contribute."""
@@ -139,8 +138,9 @@ class LocalNetwork:
         """Credit ``owner`` as the operator (or ``by``). Rules v4 want the Solana transaction behind
         every deposit; without one this names a made-up one (``LOCAL_DEPOSIT_PREFIX``), which
         the audit against a chain reports as unbacked, as it should."""
-        self._deposits += 1
-        reference = chain_reference or f"{LOCAL_DEPOSIT_PREFIX}{self._deposits}"
+        if chain_reference is None:  # unique per store: the position this deposit will take
+            chain_reference = f"{LOCAL_DEPOSIT_PREFIX}{(await self.store.head()).position + 1}"
+        reference = chain_reference
         body = {"account_owner": owner.id, "amount": amount, "chain_reference": reference}
         return await self.run(by or self.operator, "account.deposit", body)
 

@@ -67,6 +67,7 @@ from validator.audit_beacon import (
     find_opening_violation,
     is_beacon_rule_in_force,
 )
+from validator.audit_chain import CHAIN_MONEY, ChainMoneyView
 from validator.audit_claims import CLAIM_RULES_VERSION, ClaimAudit
 from validator.audit_fraud import (
     DECISION_RECORDED,
@@ -138,6 +139,7 @@ CHECKS = (
     FRAUD_PROOF,
     REPUTATION,
     WORK,  # issue 16, item 2: --verify-work (validator.audit_work)
+    CHAIN_MONEY,  # issue 16, item 3: money against the chain (validator.audit_chain)
 )
 SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WITNESS})
 CERTIFICATE_SIGNERS_MIN = 1
@@ -182,6 +184,9 @@ class AuditOptions:
     verify_work: bool = False
     """Issue 16, item 2: collect every decision's evidence to re-run its verifier after the
     replay (``validator.audit_work``; ``run_audit`` needs a ``WorkCheck`` then)."""
+    treasury: str = ""
+    """Issue 16, item 3: the treasury's Solana address, for the checks against the chain
+    (default: the chain reader's own, as the devnet's and LiteSVM's know it)."""
 
 
 @dataclass
@@ -238,6 +243,8 @@ class Replayer:
         self._trusted_sizes = self.history.trusted_sizes
         # Issue 16, item 2 (validator.audit_work): the evidence of every decision.
         self.work = WorkLedger() if options.verify_work else None
+        # Issue 16, item 3 (validator.audit_chain): credits across the boundary, payouts.
+        self.chain_money = ChainMoneyView()
 
     @property
     def head(self) -> Head:
@@ -262,6 +269,16 @@ class Replayer:
         except (ValueError, TypeError, msgspec.MsgspecError) as exc:
             self._fail(record, AGGREGATE_REPLAY, f"event does not decode: {exc}")
         self._check_event(record, command, event, data)
+        money_violation = self.chain_money.observe(
+            record,
+            command.kind,
+            command.body,
+            data,
+            command.actor,
+            self._policy_at(record.position),
+        )
+        if money_violation is not None:
+            self._fail(record, CHAIN_MONEY, money_violation)
         self._check_reputation(record, command, event, data)
         if self.work is not None and event is not None:
             self.work.observe(record, command.kind, event, self.aggregates, self._policy_at)

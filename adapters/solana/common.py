@@ -18,7 +18,7 @@ from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 
 from domain.errors import ChainRefused, OperatingError
-from domain.ports import IncomingTransfer
+from domain.ports import ChainTransaction, ChainTransferLeg, IncomingTransfer
 
 SYSTEM_TRANSFER_TAG = 2  # SystemInstruction::Transfer, little-endian u32
 MEMO_BYTES_MAX = 566  # what fits in one transaction next to a transfer
@@ -107,6 +107,43 @@ def parse_transaction(
         return memo, None
     return memo, IncomingTransfer(
         signature=signature, slot=slot, source=source, amount=amount, memo=memo
+    )
+
+
+def decode_chain_transaction(
+    tx: Transaction | VersionedTransaction,
+    slot: int,
+    loaded: Sequence[Pubkey] = (),
+    *,
+    finalized: bool = True,
+    succeeded: bool = True,
+) -> ChainTransaction:
+    """The audit's view of a landed transaction: fee payer, memo and every system transfer
+    (lookup-table accounts from ``loaded``; an index it cannot resolve is skipped)."""
+    keys = [*tx.message.account_keys, *loaded]
+    memo, legs = "", []
+    for instruction in tx.message.instructions:
+        accounts = list(instruction.accounts)
+        if any(index >= len(keys) for index in (instruction.program_id_index, *accounts)):
+            continue
+        program, data = keys[instruction.program_id_index], bytes(instruction.data)
+        if program == MEMO_PROGRAM_ID:
+            memo = data.decode("utf-8", errors="replace")
+        elif program == SYSTEM_PROGRAM_ID and len(data) == 12 and len(accounts) >= 2:
+            (tag,) = struct.unpack_from("<I", data)
+            if tag == SYSTEM_TRANSFER_TAG:
+                (amount,) = struct.unpack_from("<Q", data, 4)
+                legs.append(
+                    ChainTransferLeg(str(keys[accounts[0]]), str(keys[accounts[1]]), amount)
+                )
+    return ChainTransaction(
+        signature=str(tx.signatures[0]),
+        slot=slot,
+        fee_payer=str(keys[0]) if keys else "",
+        memo=memo,
+        transfers=tuple(legs),
+        finalized=finalized,
+        succeeded=succeeded,
     )
 
 

@@ -4,7 +4,10 @@ LiteSVM keeps transaction metadata, not transactions, and has no address index, 
 adapter keeps every transaction it sends or is handed (``submit``) with the slot it landed in,
 and indexes transfers to the treasury. The slot advances by one per landed transaction; the
 "block height" is the slot, and a prepared transfer may land until ``BLOCKHASH_VALID_SLOTS``
-slots later (``expire`` moves past that, as time would).
+slots later (``expire`` moves past that, as time would). Every landed transaction is kept in
+its chain log (``chain_log``: signature, slot, wire bytes), which is the history the audit
+reads (``get_transaction``, ``list_signatures``; issue 16, item 3) and the devnet operator
+serves on its loopback RPC endpoint. Everything here is final at once.
 """
 
 from __future__ import annotations
@@ -21,10 +24,17 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from adapters.solana.common import (
     ChainError,
     build_transaction,
+    decode_chain_transaction,
     get_send_error,
     parse_transaction,
 )
-from domain.ports import ChainMemo, ChainReceipt, IncomingTransfer, PreparedTransfer
+from domain.ports import (
+    ChainMemo,
+    ChainReceipt,
+    ChainTransaction,
+    IncomingTransfer,
+    PreparedTransfer,
+)
 
 BLOCKHASH_VALID_SLOTS = 150
 ALREADY_PROCESSED = "AlreadyProcessed"
@@ -36,6 +46,16 @@ class _Landed:
     memo: str
 
 
+@dataclass(frozen=True)
+class ChainLogEntry:
+    """One landed transaction: where, and its bytes (a legacy transaction)."""
+
+    signature: str
+    slot: int
+    transaction: bytes
+    accounts: frozenset[str]
+
+
 class LiteSvmGateway:
     """The SolanaGateway port on one LiteSVM instance; ``treasury_key`` pays and receives."""
 
@@ -45,6 +65,8 @@ class LiteSvmGateway:
         self.treasury = str(treasury_key.pubkey())
         self._landed: dict[str, _Landed] = {}
         self._incoming: list[IncomingTransfer] = []
+        self.chain_log: list[ChainLogEntry] = []
+        self._logged: dict[str, ChainLogEntry] = {}
 
     @classmethod
     def create(cls, treasury_key: Keypair | None = None, lamports: int = 10**12) -> LiteSvmGateway:
@@ -64,6 +86,11 @@ class LiteSvmGateway:
         slot = self.svm.get_clock().slot
         memo, incoming = parse_transaction(tx, slot, self.treasury_key.pubkey())
         self._landed[signature] = _Landed(slot=slot, memo=memo)
+        entry = ChainLogEntry(
+            signature, slot, bytes(tx), frozenset(str(key) for key in tx.message.account_keys)
+        )
+        self.chain_log.append(entry)
+        self._logged[signature] = entry
         if incoming is not None:
             self._incoming.append(incoming)
         self.svm.warp_to_slot(slot + 1)
@@ -114,6 +141,20 @@ class LiteSvmGateway:
     async def get_memo(self, signature: str) -> ChainMemo | None:
         landed = self._landed.get(signature)
         return None if landed is None else ChainMemo(memo=landed.memo, slot=landed.slot)
+
+    async def get_transaction(self, signature: str) -> ChainTransaction | None:
+        """A landed transaction read back from the chain log (the audit's view)."""
+        entry = self._logged.get(signature)
+        if entry is None:
+            return None
+        return decode_chain_transaction(Transaction.from_bytes(entry.transaction), entry.slot)
+
+    def get_logged(self, signature: str) -> ChainLogEntry | None:
+        return self._logged.get(signature)
+
+    async def list_signatures(self, address: str) -> list[str]:
+        """Every landed transaction naming ``address``, oldest first."""
+        return [entry.signature for entry in self.chain_log if address in entry.accounts]
 
     async def close(self) -> None:
         """Nothing to release: the chain lives as long as this object."""

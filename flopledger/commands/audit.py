@@ -7,7 +7,10 @@ certificates; signed tree heads, their roots and witness co-signatures; the netw
 (operators and policy come from the log's genesis and rule records, never from ``FLOP_*``
 settings; every operator-only command is checked against the operators in force at its
 position; ``--operator`` names keys trusted to have signed the genesis); anchors (against the
-tree heads, and on chain when ``FLOP_SOLANA_RPC`` is set or ``--solana-rpc`` given); with
+tree heads, and on chain when ``FLOP_SOLANA_RPC`` is set or ``--solana-rpc`` given: with
+``--treasury ADDRESS`` every deposit is checked against the Solana transaction it names,
+every payout against its transaction, and the treasury's memo history against the log's
+heads, ``chain_money``); with
 ``--verify-proofs`` proofs of possession and consistency/inclusion proofs between heads. It
 rebuilds every aggregate and the ledger, checks DESIGN.md's invariants, and compares any
 materialized balances the store holds. ``--at POSITION`` audits and shows the state as of that
@@ -75,7 +78,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="a key trusted to have created the ledger: the genesis must be signed by one "
         "(repeatable; without it the genesis is taken as recorded and its signer reported)",
     )
-    parser.add_argument("--solana-rpc", help="check anchors on this RPC (default FLOP_SOLANA_RPC)")
+    parser.add_argument(
+        "--solana-rpc",
+        help="check money and anchors against this JSON-RPC endpoint: a cluster's, or the "
+        "devnet operator's /rpc (default FLOP_SOLANA_RPC)",
+    )
+    parser.add_argument(
+        "--treasury",
+        default="",
+        help="the treasury's Solana address: deposits must pay it, payouts and anchors come "
+        "from it (needed for the checks against the chain)",
+    )
     add_history_arguments(parser)
     parser.add_argument(
         "--verify-work",
@@ -98,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         verify_proofs=args.verify_proofs,
         trusted_operators=frozenset(args.operator),
         at_position=args.at,
+        treasury=args.treasury,
         history=get_history_requirements(args),
         verify_work=args.verify_work,
     )
@@ -180,9 +194,9 @@ async def _audit(
 async def _open_chain(rpc_url: str | None) -> AnchorReader | None:
     if rpc_url is None:
         return None
-    from adapters.solana.rpc import RpcGateway
+    from adapters.solana.history import RpcChainHistory
 
-    return RpcGateway.connect(rpc_url)
+    return RpcChainHistory(rpc_url)
 
 
 def print_report(console: Console, report: AuditReport, *, show_accounts: bool = False) -> None:

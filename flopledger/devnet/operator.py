@@ -8,6 +8,10 @@ every opened job). A
 small HTTP interface on 127.0.0.1 lets the devnet's participants use the chain: a faucet
 (airdrop, as on Solana's devnet), the latest blockhash and treasury address, sending signed
 transactions (a consumer's deposit), and reading a memo back (the audit's anchor check).
+LiteSVM keeps no history, so the chain adapter logs every transaction it lands and ``/rpc``
+serves that log as a JSON-RPC endpoint with the subset of Solana's methods the audit reads
+(``getTransaction``, ``getSignaturesForAddress``; issue 16, item 3): the devnet's audit
+checks its money and anchors against the chain through the same reader as a real cluster's.
 
 Run as ``python -m flopledger.devnet.operator --port PORT --nats-url URL``; SIGTERM or SIGINT
 stops it cleanly (uvicorn handles the signal, the app's shutdown stops the loops in order).
@@ -50,6 +54,8 @@ TRANSACTION_BYTES_MAX = 1_232  # Solana's packet size
 SHUTDOWN_DEADLINE_S = 10.0
 GENESIS_WAIT_S = 30.0
 GENESIS_POLL_S = 0.2
+RPC_METHOD_NOT_FOUND = -32601
+RPC_SIGNATURES_LIMIT_MAX = 1000  # as a Solana RPC node
 
 _log = structlog.get_logger("flopledger.devnet.operator")
 
@@ -177,6 +183,55 @@ async def get_memo(state: State, signature: str) -> dict[str, Any]:
     return {"memo": memo.memo, "slot": memo.slot}
 
 
+@post("/rpc", status_code=200)
+async def rpc(state: State, data: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC 2.0 subset over the chain log (everything on LiteSVM is final)."""
+    operator: Operator = state.operator
+    return answer_rpc(operator.chain, data)
+
+
+def answer_rpc(chain: LiteSvmGateway, data: dict[str, Any]) -> dict[str, Any]:
+    """One JSON-RPC request against ``chain``'s log: the answer a Solana node would give."""
+    method, params = data.get("method"), data.get("params") or []
+    answer: dict[str, Any] = {"jsonrpc": "2.0", "id": data.get("id")}
+    if method == "getTransaction" and params:
+        answer["result"] = _rpc_transaction(chain, str(params[0]))
+    elif method == "getSignaturesForAddress" and params:
+        options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        answer["result"] = _rpc_signatures(chain, str(params[0]), options)
+    else:
+        answer["error"] = {"code": RPC_METHOD_NOT_FOUND, "message": f"no method {method!r} here"}
+    return answer
+
+
+def _rpc_transaction(chain: LiteSvmGateway, signature: str) -> dict[str, Any] | None:
+    entry = chain.get_logged(signature)
+    if entry is None:
+        return None
+    return {
+        "slot": entry.slot,
+        "transaction": [base64.b64encode(entry.transaction).decode(), "base64"],
+        "meta": {"err": None, "loadedAddresses": {"writable": [], "readonly": []}},
+        "version": "legacy",
+    }
+
+
+def _rpc_signatures(
+    chain: LiteSvmGateway, address: str, options: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Newest first, from before ``before`` (exclusive), at most ``limit``."""
+    entries = [entry for entry in reversed(chain.chain_log) if address in entry.accounts]
+    before = options.get("before")
+    if before is not None:
+        names = [entry.signature for entry in entries]
+        entries = entries[names.index(before) + 1 :] if before in names else []
+    limit = min(int(options.get("limit", RPC_SIGNATURES_LIMIT_MAX)), RPC_SIGNATURES_LIMIT_MAX)
+    return [
+        {"signature": e.signature, "slot": e.slot, "err": None, "confirmationStatus": "finalized"}
+        for e in entries[:limit]
+    ]
+
+
 def build_app(nats_url: str) -> Litestar:
     """The operator's app: its loops start with it and stop with it."""
 
@@ -214,7 +269,7 @@ def build_app(nats_url: str) -> Litestar:
         _log.info("operator_stopped")
 
     return Litestar(
-        route_handlers=[health, blockhash, faucet, send_transaction, get_memo],
+        route_handlers=[health, blockhash, faucet, send_transaction, get_memo, rpc],
         on_startup=[start],
         on_shutdown=[stop],
         openapi_config=None,

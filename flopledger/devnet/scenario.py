@@ -25,8 +25,9 @@ from rich.live import Live
 from rich.table import Table
 
 from adapters.ledger_api.client import ApiClient
+from adapters.solana.history import RpcChainHistory
 from domain.commands import SubmitJob
-from flopledger.devnet.chain import AnchorReader, ChainClient
+from flopledger.devnet.chain import ChainClient
 from flopledger.devnet.launch import Devnet
 from proofs.identity import Identity
 from validator.audit import AuditOptions
@@ -202,14 +203,20 @@ class Scenario:
 
 
 def run_audit_summary(devnet: Devnet) -> AuditReport:
-    """Replay the whole log from genesis; anchors are checked on the devnet's chain, and the
-    work re-verified from the devnet's object store (``--verify-work``, issue 16 item 2)."""
+    """Replay the whole log from genesis; money and anchors are checked on the devnet's
+    chain (the operator's ``/rpc``, served from the LiteSVM chain log), and the work
+    re-verified from the devnet's object store (``--verify-work``, issue 16 item 2)."""
     options = AuditOptions(trusted_operators=frozenset({devnet.operator_id}), verify_work=True)
 
     async def audit() -> AuditReport:
         objects = await open_objects(devnet.nats_url)
         source = await open_source(devnet.store_url)
-        chain = AnchorReader(devnet.operator_url)
+        client = ChainClient(devnet.operator_url)
+        try:
+            treasury = str(client.health()["treasury"])
+        finally:
+            client.close()
+        chain = RpcChainHistory(f"{devnet.operator_url}/rpc", treasury)
         try:
             work = WorkCheck(artifacts=objects, now_ns=time.time_ns())
             return await run_audit(source, options, chain=chain, work=work)

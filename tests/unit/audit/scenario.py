@@ -48,7 +48,7 @@ class History:
 
 
 async def build_history(store: EventStore, *, policy: LedgerPolicy | None = None) -> History:
-    net = LocalNetwork.create(store, policy=policy or LedgerPolicy())
+    net = LocalNetwork.create(store, policy=policy or LedgerPolicy(withdrawal_min=1))  # small sums
     chain = FakeChain()
     validators = [make_validator_keys(i) for i in range(3)]
     for keys in validators:
