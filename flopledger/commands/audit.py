@@ -241,7 +241,7 @@ def print_report(console: Console, report: AuditReport, *, show_accounts: bool =
     if history.get("newest_head"):
         console.print(
             f"history: newest head {history['newest_head']} (pass it as --trusted-head next "
-            f"time); {history['trusted_heads_checked']} trusted heads held; co-signed by "
+            f"time); trusted heads held: {history['trusted_heads_checked']}; co-signed by "
             f"{max(history['min_cosigners'], 1)}+ counted signers up to size "
             f"{history['witnessed_size']:,}"
         )

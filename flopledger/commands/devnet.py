@@ -145,7 +145,12 @@ def _run_network(
     devnet: Any, args: argparse.Namespace, console: Console, stop: threading.Event
 ) -> int:
     from flopledger.devnet.launch import AGENTS, PARTICIPANT_DEPOSIT, VALIDATORS
-    from flopledger.devnet.scenario import SCENARIOS, Scenario, run_audit_summary
+    from flopledger.devnet.scenario import (
+        SCENARIOS,
+        Scenario,
+        get_trusted_head,
+        run_audit_summary,
+    )
 
     console.rule(f"flopledger devnet  [dim]{devnet.root}")
     t0 = time.monotonic()
@@ -177,6 +182,7 @@ def _run_network(
     scenario = Scenario(devnet=devnet, console=console, stop=stop)
     scenario.fund_consumer()
     scenario.submit(SCENARIOS[args.scenario])
+    trusted = get_trusted_head(devnet)  # mid-run; the final audit must agree with it
     finished = scenario.follow_until_final()
     final = sum(row.state in ("settled", "refunded", "expired") for row in scenario.jobs)
     console.print(f"{final}/{len(scenario.jobs)} jobs final  [dim]{time.monotonic() - t0:.1f} s")
@@ -188,7 +194,7 @@ def _run_network(
 
     head = devnet.quiesce()
     console.print(f"agents and validators stopped; log quiet at position {head}; auditing…")
-    report = run_audit_summary(devnet)
+    report = run_audit_summary(devnet, (trusted,))
     print_report(console, report)
     if not finished:
         console.print("[bold red]not every job reached a final state")

@@ -4,9 +4,10 @@ The consumer is funded through a Solana deposit, submits matmul, inference and z
 (``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
 runs) and the terminal shows every job's state live (rich), printing each transition, until
 every job is final (settled, refunded or expired). ``run_audit_summary`` then replays the
-log from genesis, with anchors checked on the devnet's chain and every decided job's and
-attestation's verifier re-run on its artifacts in the devnet's own NATS object store
-(``--verify-work``), and prints the audit's summary with the re-verified count.
+log from genesis, with anchors checked on the devnet's chain, a tree head taken while the
+jobs ran as a trusted head, and every decided job's and attestation's verifier re-run on its
+artifacts in the devnet's own NATS object store (``--verify-work``), and prints the audit's
+summary with the re-verified count.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from flopledger.devnet.chain import ChainClient
 from flopledger.devnet.launch import Devnet
 from proofs.identity import Identity
 from validator.audit import AuditOptions
+from validator.audit_history import HistoryRequirements, TrustedHead
 from validator.audit_run import AuditReport, WorkCheck, open_source, run_audit
 from validator.audit_work import open_objects
 
@@ -202,11 +204,27 @@ class Scenario:
         return table
 
 
-def run_audit_summary(devnet: Devnet) -> AuditReport:
+def get_trusted_head(devnet: Devnet) -> TrustedHead:
+    """The API's tree head now, which the final audit must agree with (issue 16, item 4: a
+    trusted head taken mid-run)."""
+    client = ApiClient(devnet.api_url)
+    try:
+        view = client.get_tree_head()
+    finally:
+        client.close()
+    return TrustedHead(view.size, bytes.fromhex(view.root))
+
+
+def run_audit_summary(devnet: Devnet, trusted_heads: tuple[TrustedHead, ...] = ()) -> AuditReport:
     """Replay the whole log from genesis; money and anchors are checked on the devnet's
-    chain (the operator's ``/rpc``, served from the LiteSVM chain log), and the work
-    re-verified from the devnet's object store (``--verify-work``, issue 16 item 2)."""
-    options = AuditOptions(trusted_operators=frozenset({devnet.operator_id}), verify_work=True)
+    chain (the operator's ``/rpc``, served from the LiteSVM chain log), the work re-verified
+    from the devnet's object store (``--verify-work``, issue 16 item 2), and the log must
+    agree with ``trusted_heads`` (issue 16 item 4)."""
+    options = AuditOptions(
+        trusted_operators=frozenset({devnet.operator_id}),
+        verify_work=True,
+        history=HistoryRequirements(trusted_heads=trusted_heads),
+    )
 
     async def audit() -> AuditReport:
         objects = await open_objects(devnet.nats_url)

@@ -47,6 +47,7 @@ def test_quick_scenario_settles_every_job_and_the_audit_passes(tmp_path: Path) -
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "AUDIT PASSED" in output, output
+    assert re.search(r"trusted\s+heads\s+held:\s+1;", output), output  # taken mid-run
     assert f"{QUICK_JOBS}/{QUICK_JOBS} jobs final" in output, output
     assert re.search(rf"jobs\s+\{{'settled': {QUICK_JOBS}\}}", output), output
     reverified = re.search(r"verified work: (\d+) of (\d+) decisions re-verified", output)
