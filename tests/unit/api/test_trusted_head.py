@@ -4,21 +4,19 @@ pass; a head whose root is not the log's at its size fails at that size."""
 
 from __future__ import annotations
 
-from domain.commands import RegisterValidator
+from domain.commands import GpuSpec, RegisterNode
 from operations.sealer import Sealer
-from proofs import bls
 from tests.unit.api.conftest import ApiEnv, seeded
 from validator.audit import AuditOptions
 from validator.audit_history import HistoryRequirements, TrustedHead
 from validator.audit_run import AuditReport, StoreSource, run_audit
 
 
-def register_validator(env: ApiEnv, name: str) -> None:
-    secret = bls.key_gen(name.encode().ljust(32, b"\0"))
+def register_node(env: ApiEnv, name: str) -> None:
+    """A record or two that needs no money (a node registers before it bonds)."""
+    gpus = [GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
     env.client(seeded(name)).send(
-        RegisterValidator(
-            bls_public_key=bls.sk_to_pk(secret), proof_of_possession=bls.pop_prove(secret)
-        )
+        RegisterNode(region="eu-west", gpus=gpus, gpu_class="datacenter", price=100)
     )
 
 
@@ -34,16 +32,16 @@ def audit(env: ApiEnv, heads: tuple[TrustedHead, ...]) -> AuditReport:
 
 
 def test_heads_served_mid_run_hold_and_a_wrong_root_fails(api_env: ApiEnv) -> None:
-    register_validator(api_env, "trusted-1")
-    register_validator(api_env, "trusted-2")
+    register_node(api_env, "trusted-1")
+    register_node(api_env, "trusted-2")
     in_process, source = served_head(api_env)
     assert source == "in_process" and in_process.size > 1
-    register_validator(api_env, "trusted-3")
+    register_node(api_env, "trusted-3")
     sealer = Sealer(api_env.deps.store, api_env.operator, clock_ns=api_env.clock)
     assert api_env.http.blocking_portal.call(lambda: sealer.seal_once(force=True)) is not None
     sealed, source = served_head(api_env)
     assert source != "in_process" and sealed.size > in_process.size
-    register_validator(api_env, "trusted-4")
+    register_node(api_env, "trusted-4")
     report = audit(api_env, (in_process, sealed))
     assert report.ok, report.failure
     assert report.checks["trusted_head"].count == 2
