@@ -20,6 +20,7 @@ from api.controllers.health import HealthController
 from api.controllers.jobs import JobController
 from api.controllers.liveness import LivenessController
 from api.controllers.log import LogController
+from api.controllers.network import NetworkController
 from api.controllers.nodes import NodeController
 from api.controllers.objects import ObjectController
 from api.controllers.stake import StakeController
@@ -96,6 +97,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             BeaconController,
             LivenessController,
             ObjectController,
+            NetworkController,
             HealthController,
             DashboardController,
             dashboard_static_files,

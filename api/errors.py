@@ -51,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     RejectionCode.ENVELOPE_EXPIRED: 401,
     "command_replayed": 401,
     RejectionCode.NONCE_ALREADY_USED: 401,
+    RejectionCode.NETWORK_MISMATCH: 401,  # issue 16, item 9: signed for another network
     RejectionCode.ACTOR_MISMATCH: 403,
     "kind_mismatch": 422,
     "path_mismatch": 422,

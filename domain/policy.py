@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 SECOND_NS = 1_000_000_000
@@ -189,6 +191,17 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Fee the signer pays the treasury for each command that only moves its own stake
     (``LOG_FEE_KINDS``): such appends change no one else's state, so without a fee they are
     free spam (the draw-grinding attack of issue 14 appended 1-unit bonds)."""
+    # issue 16, item 9: the network every envelope is signed for (proofs.envelope).
+    network_id: str = ""
+    """The network's name (``NETWORK_ID_PATTERN``); from rules v4 every envelope must be
+    signed for it (``network_mismatch``), so a command signed for one deployment cannot run
+    on another. Named once (genesis, or the change to rules v4), never changed after."""
+    # issue 16, item 5: operator powers split between keys (``domain.operator_powers``).
+    log_key: str = ""
+    """From rules v4, when named: the one key that seals tree heads (an operator)."""
+    deposit_authority: str = ""
+    """From rules v4, when named: the one key that credits deposits (an operator, never the
+    log key)."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""
@@ -197,6 +210,9 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 BPS = 10_000
 POLICY_INT_MAX = 2**63 - 1
+NETWORK_ID_CHARS_MAX = 64
+NETWORK_ID_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
+"""A network id: lower-case letters, digits, dots and dashes (``devnet-3f2a``)."""
 
 
 def find_policy_problem(policy: LedgerPolicy) -> str | None:
@@ -211,6 +227,9 @@ def find_policy_problem(policy: LedgerPolicy) -> str | None:
         return "quorum_denominator must be positive"
     if not RULES_V1 <= policy.rules_version <= RULES_VERSION:
         return f"rules_version must be {RULES_V1}..{RULES_VERSION}, not {policy.rules_version}"
+    problem = find_key_problem(policy)
+    if problem is not None:
+        return problem
     if policy.rules_version > RULES_V1 and compute_fraud_exposure_ns(policy) > (
         policy.unbonding_period_ns
     ):
@@ -219,6 +238,22 @@ def find_policy_problem(policy: LedgerPolicy) -> str | None:
             f"after a validator's last vote ({compute_fraud_exposure_ns(policy)}): else it "
             "withdraws its stake before a fraud proof of that vote can slash it"
         )
+    return None
+
+
+def find_key_problem(policy: LedgerPolicy) -> str | None:
+    """Issue 16 (items 9, 5): a well-formed network id; a deposit authority apart from the
+    log key. None when the policy's names are sound."""
+    network_id = policy.network_id
+    if network_id and (
+        len(network_id) > NETWORK_ID_CHARS_MAX or not re.match(NETWORK_ID_PATTERN, network_id)
+    ):
+        return (
+            f"network_id {network_id!r} must be 1..{NETWORK_ID_CHARS_MAX} lower-case letters, "
+            "digits, dots and dashes"
+        )
+    if policy.log_key and policy.log_key == policy.deposit_authority:
+        return "deposit_authority must be another key than log_key (issue 16, item 5)"
     return None
 
 

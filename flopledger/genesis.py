@@ -8,6 +8,7 @@ which must be one of the operators it names.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import msgspec
@@ -22,6 +23,7 @@ from proofs.envelope import sign_command
 from proofs.identity import Identity, is_actor_id
 
 GENESIS_KIND = "network.genesis"
+DEFAULT_NETWORK_ID_HEX = 16
 
 
 class GenesisRefused(Exception):
@@ -49,8 +51,18 @@ def build_policy(settings: Settings, *, signer_id: str | None = None) -> LedgerP
         if not is_actor_id(operator):
             raise SettingsError(f"FLOP_OPERATOR_IDS: {operator!r} is not a base58 Ed25519 key")
     operators = settings.operator_ids or ((signer_id,) if signer_id else ())
-    fields = {**settings.policy_overrides, "operators": list(operators)}
+    fields: dict[str, object] = {**settings.policy_overrides, "operators": list(operators)}
+    log_key = signer_id or (operators[0] if operators else "")
+    fields["network_id"] = settings.network_id or compute_default_network_id(log_key)
     return msgspec.convert(fields, LedgerPolicy)
+
+
+def compute_default_network_id(log_key: str) -> str:
+    """A network id of the deployment whose log key is ``log_key`` (issue 16, item 9), when
+    FLOP_NETWORK_ID names none: two deployments with different keys never share one."""
+    if not log_key:
+        return ""
+    return f"flop-{hashlib.sha256(log_key.encode()).hexdigest()[:DEFAULT_NETWORK_ID_HEX]}"
 
 
 async def ensure_genesis(
@@ -83,6 +95,7 @@ async def ensure_genesis(
         encode_genesis_body(seed, prior_records=head.position),
         nonce=f"genesis-{head.position}-{now_ns}",
         issued_at_ns=now_ns,
+        network=seed.network_id,
     )
     try:
         await service.execute(envelope, now_ns=now_ns)
@@ -114,5 +127,8 @@ async def change_rules(
             {**msgspec.structs.asdict(current), **(overrides or {})}, LedgerPolicy
         )
         kind, body = "network.change_policy", {"policy": encode_genesis_body(changed)["policy"]}
-    envelope = sign_command(signer, kind, body, nonce=f"rules-{now_ns}", issued_at_ns=now_ns)
+    network = await service.get_network_id()
+    envelope = sign_command(
+        signer, kind, body, nonce=f"rules-{now_ns}", issued_at_ns=now_ns, network=network
+    )
     return (await service.execute(envelope, now_ns=now_ns)).first_position

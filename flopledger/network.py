@@ -111,6 +111,7 @@ class LocalNetwork:
             encode_genesis_body(self.policy, prior_records=head.position),
             nonce=f"genesis-{head.position}",
             issued_at_ns=self.now_ns,
+            network=self.policy.network_id,
         )
         result = await self.service.execute(envelope, now_ns=self.now_ns)
         self._has_genesis = True
@@ -123,7 +124,12 @@ class LocalNetwork:
         if kind != "network.genesis":
             await self.declare_genesis()
         envelope = sign_command(
-            actor, kind, body, nonce=f"n{next(self._nonces):012d}", issued_at_ns=self.now_ns
+            actor,
+            kind,
+            body,
+            nonce=f"n{next(self._nonces):012d}",
+            issued_at_ns=self.now_ns,
+            network=await self.service.get_network_id(),
         )
         return await self.service.execute(envelope, now_ns=self.now_ns)
 

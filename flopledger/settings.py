@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from api.limit_bounds import (
     SSE_STREAMS_MAX,
     SSE_STREAMS_PER_CLIENT_MAX,
 )
-from domain.policy import LedgerPolicy
+from domain.policy import NETWORK_ID_CHARS_MAX, NETWORK_ID_PATTERN, LedgerPolicy
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "flopledger"
@@ -73,6 +74,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     seal_interval_s: float = SEAL_EVERY_S
     policy_overrides: dict[str, int | bool] = msgspec.field(default_factory=dict)
     """``LedgerPolicy`` fields that differ from the defaults (FLOP_POLICY_JSON)."""
+    network_id: str = ""
+    """``FLOP_NETWORK_ID``: the network a new genesis names (issue 16, item 9); empty:
+    derived from the log key (``flopledger.genesis.compute_default_network_id``)."""
 
     @property
     def event_store_url(self) -> str:
@@ -134,7 +138,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "FLOP_SEAL_INTERVAL_S", SEAL_EVERY_S, SEAL_INTERVAL_S_MIN, SEAL_INTERVAL_S_MAX
         ),
         policy_overrides=get_policy_overrides(env),
+        network_id=_get_network_id(env),
     )
+
+
+def _get_network_id(env: Mapping[str, str]) -> str:
+    value = (env.get("FLOP_NETWORK_ID") or "").strip()
+    if value and (len(value) > NETWORK_ID_CHARS_MAX or not re.match(NETWORK_ID_PATTERN, value)):
+        raise SettingsError(
+            f"FLOP_NETWORK_ID={value!r}: use 1..{NETWORK_ID_CHARS_MAX} lower-case letters, "
+            "digits, dots and dashes (e.g. mainnet, devnet-7)"
+        )
+    return value
 
 
 @functools.cache

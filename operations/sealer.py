@@ -173,5 +173,6 @@ class Sealer:
             body,
             nonce=f"sealer-{now_ns}-{self._nonce}-{os.urandom(NONCE_RANDOM_BYTES).hex()}",
             issued_at_ns=now_ns,
+            network=await self.service.get_network_id(),
         )
         return await self.service.execute(envelope, now_ns=now_ns)

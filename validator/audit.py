@@ -69,6 +69,7 @@ from validator.audit_beacon import (
 )
 from validator.audit_chain import CHAIN_MONEY, ChainMoneyView
 from validator.audit_claims import CLAIM_RULES_VERSION, ClaimAudit
+from validator.audit_envelopes import find_network_problem
 from validator.audit_fraud import (
     DECISION_RECORDED,
     FRAUD_PROVEN,
@@ -418,6 +419,9 @@ class Replayer:
             body = decode_command(envelope.kind, envelope.body)
         except FlopError as exc:
             self._fail(record, AUTHORIZATION, exc.message)
+        network_problem = find_network_problem(envelope, body, self.rules)  # issue 16, item 9
+        if network_problem is not None:
+            self._fail(record, NETWORK_RULES, network_problem)
         self.commands += 1
         return _Command(
             command_id=record.command_id,

@@ -103,7 +103,13 @@ def sign_cosignature(bls_secret: int, size: int, root: bytes) -> bytes:
 
 
 def make_cosign_envelope(
-    identity: Identity, bls_secret: int, head: HeadToCosign, *, nonce: str, issued_at_ns: int
+    identity: Identity,
+    bls_secret: int,
+    head: HeadToCosign,
+    *,
+    nonce: str,
+    issued_at_ns: int,
+    network: str = "",
 ) -> CommandEnvelope:
     """A signed ``log.cosign`` command for ``head`` (execute it or POST /v1/log/cosignatures)."""
     command = CosignTreeHead(
@@ -115,6 +121,7 @@ def make_cosign_envelope(
         encode_command_body(command),
         nonce=nonce,
         issued_at_ns=issued_at_ns,
+        network=network,
     )
 
 

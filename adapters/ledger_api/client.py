@@ -26,6 +26,7 @@ from adapters.ledger_api.wire import (
     JobAccepted,
     JobList,
     JobView,
+    NetworkView,
     NodeList,
     NodeView,
     TreeHeadView,
@@ -103,10 +104,12 @@ class ApiClient:
         http: httpx.Client | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock_ns: Callable[[], int] = time.time_ns,
+        network_id: str | None = None,
     ) -> None:
         self.identity = identity
         self.http = http or httpx.Client(base_url=base_url, timeout=timeout_s)
         self.clock_ns = clock_ns
+        self._network_id = network_id
 
     def close(self) -> None:
         self.http.close()
@@ -141,6 +144,7 @@ class ApiClient:
             body,
             nonce=secrets.token_hex(NONCE_BYTES),
             issued_at_ns=self.clock_ns(),
+            network=self.get_network_id(),
         )
         payload = msgspec.json.encode(from_command_envelope(envelope))
         headers = {
@@ -157,7 +161,23 @@ class ApiClient:
             return self._decode(response)
         raise AssertionError("unreachable")
 
+    def get_network_id(self) -> str:
+        """The network this client signs for: given at construction, else the server's
+        (``GET /v1/network``, asked once; ``""`` while the ledger has no genesis yet)."""
+        if self._network_id is None:
+            try:
+                network = self.get_network()
+            except InvalidRequest as exc:
+                if exc.code == "genesis_missing":
+                    return ""
+                raise
+            self._network_id = network.network_id
+        return self._network_id
+
     # -- reads ----------------------------------------------------------------------------
+
+    def get_network(self) -> NetworkView:
+        return msgspec.convert(self.get("/v1/network"), NetworkView)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path`` and decode its JSON (None-valued params are left out)."""

@@ -324,3 +324,16 @@ class ConsistencyProofView(msgspec.Struct, frozen=True, kw_only=True):
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     checks: dict[str, str] = {}
+
+
+class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
+    """The network a client signs for (issue 16, item 9) and who holds the operator powers:
+    ``network_id`` goes into every envelope (empty on a network that names none, rules
+    before v4); ``log_key`` seals tree heads and ``deposit_authority`` credits deposits
+    (empty: any operator, rules before v4)."""
+
+    network_id: str
+    rules_version: int
+    operators: list[str]
+    log_key: str = ""
+    deposit_authority: str = ""

@@ -278,5 +278,8 @@ class BridgeService:
 
     async def _run(self, kind: str, body: dict[str, object], *, nonce: str) -> CommandResult:
         now_ns = self.clock_ns()
-        envelope = sign_command(self.identity, kind, body, nonce=nonce, issued_at_ns=now_ns)
+        network = await self.service.get_network_id()
+        envelope = sign_command(
+            self.identity, kind, body, nonce=nonce, issued_at_ns=now_ns, network=network
+        )
         return await self.service.execute(envelope, now_ns=now_ns)

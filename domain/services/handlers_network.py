@@ -10,7 +10,7 @@ from __future__ import annotations
 from domain import commands as c
 from domain.errors import InvalidTransition, Rejection, RejectionCode
 from domain.network import NETWORK_STREAM_ID, Network
-from domain.policy import LedgerPolicy, find_policy_problem
+from domain.policy import RULES_V4, LedgerPolicy, find_policy_problem
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
 
@@ -39,6 +39,7 @@ async def handle_declare_genesis(
 async def handle_change_policy(uow: UnitOfWork, cmd: c.ChangePolicy, ctx: CommandContext) -> str:
     ctx.require_operator()
     _check_policy(cmd.policy)
+    _check_network_id_kept(ctx.policy, cmd.policy)
     network = await uow.require(Network, NETWORK_STREAM_ID)
     network.change_policy(cmd.policy, now_ns=ctx.now_ns)
     return network.id
@@ -51,6 +52,17 @@ async def handle_change_operators(
     network = await uow.require(Network, NETWORK_STREAM_ID)
     network.change_operators(tuple(cmd.operators), now_ns=ctx.now_ns)
     return network.id
+
+
+def _check_network_id_kept(current: LedgerPolicy, changed: LedgerPolicy) -> None:
+    """Issue 16, item 9 (rules v4): a network named once keeps its id, so envelopes signed
+    for it cannot become valid elsewhere, nor others valid here."""
+    if current.rules_version >= RULES_V4 and current.network_id not in ("", changed.network_id):
+        raise Rejection(
+            f"network_id is {current.network_id!r} and cannot change: start a new network "
+            "for another id",
+            code=RejectionCode.NETWORK_ID_IMMUTABLE,
+        )
 
 
 def _check_policy(policy: LedgerPolicy) -> None:

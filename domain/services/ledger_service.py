@@ -28,6 +28,7 @@ from domain.services import handlers_network as network
 from domain.services import handlers_nodes as nodes
 from domain.services import handlers_objects as objects
 from domain.services.context import CommandContext
+from domain.services.envelope_rules import check_envelope_network
 from domain.services.network_rules import RulesCache
 from domain.services.unit_of_work import UnitOfWork
 from proofs.encoding import encode_canonical
@@ -127,6 +128,12 @@ class LedgerService:
         """The policy in force now (with its operators); Rejection before the genesis."""
         return (await self.rules.get()).current
 
+    async def get_network_id(self) -> str:
+        """The network id envelopes are signed for (issue 16, item 9); ``""`` while the
+        ledger has no genesis or names no network."""
+        rules = await self.rules.get()
+        return rules.current.network_id if rules.has_genesis else ""
+
     async def execute(
         self,
         envelope: CommandEnvelope,
@@ -144,6 +151,7 @@ class LedgerService:
         if admit is not None:
             admit(envelope)
         command = c.decode_command(envelope.kind, envelope.body)
+        check_envelope_network(envelope, command, await self.rules.get())
         command_id = compute_command_id(envelope.actor, envelope.nonce)
         previous = await self._find_previous(command_id, envelope)
         if previous is not None:

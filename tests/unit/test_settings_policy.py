@@ -14,7 +14,25 @@ OPERATOR = Identity.from_seed(b"o" * 32)
 
 def test_unset_gives_the_default_policy() -> None:
     settings = load_settings({"FLOP_OPERATOR_IDS": OPERATOR.id})
-    assert build_policy(settings) == LedgerPolicy(operators=(OPERATOR.id,))
+    policy = build_policy(settings)
+    assert policy == LedgerPolicy(operators=(OPERATOR.id,), network_id=policy.network_id)
+
+
+def test_the_network_id_is_the_settings_or_one_per_log_key() -> None:
+    """Issue 16, item 9: FLOP_NETWORK_ID names the network; unset, two log keys never share
+    one, and one key always gets the same."""
+    named = load_settings({"FLOP_OPERATOR_IDS": OPERATOR.id, "FLOP_NETWORK_ID": "devnet-7"})
+    assert build_policy(named).network_id == "devnet-7"
+    other = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+    unset = load_settings({})
+    ids = {build_policy(unset, signer_id=key).network_id for key in (OPERATOR.id, other)}
+    assert len(ids) == 2 and "" not in ids
+    assert build_policy(unset, signer_id=other).network_id in ids
+
+
+def test_a_malformed_network_id_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="FLOP_NETWORK_ID"):
+        load_settings({"FLOP_NETWORK_ID": "Not A Network"})
 
 
 def test_overrides_replace_only_the_named_fields() -> None:

@@ -29,6 +29,7 @@ def signed_deposit(
         {"account_owner": seeded("consumer").id, "amount": amount, "chain_reference": "test-tx"},
         nonce=nonce,
         issued_at_ns=env.clock.now_ns if issued_at_ns is None else issued_at_ns,
+        network=env.client().get_network_id(),
     )
     wire: dict[str, Any] = msgspec.to_builtins(from_command_envelope(envelope))
     return wire

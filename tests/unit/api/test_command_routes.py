@@ -49,9 +49,10 @@ def test_send_derives_kind_and_path_from_the_command() -> None:
         return httpx.Response(200, json=accepted)
 
     http = httpx.Client(base_url="http://ledger", transport=httpx.MockTransport(answer))
-    client = ApiClient(identity=NODE, http=http)
+    client = ApiClient(identity=NODE, http=http, network_id="devnet-1")
     result = client.send(c.ClaimJob(job_id="job-1", node_id=NODE.id))
     [(path, envelope)] = seen
+    assert envelope.network == "devnet-1"
     assert path == "/v1/jobs/job-1/claim"
     assert (envelope.kind, envelope.body, envelope.actor) == (
         "job.claim",
