@@ -212,7 +212,6 @@ class RejectionCode(enum.StrEnum):
     # issue 16, items 9 and 5: network ids in envelopes, operator powers (rules v4)
     NETWORK_MISMATCH = "network_mismatch"
     NETWORK_ID_IMMUTABLE = "network_id_immutable"
-    OPERATOR_DECIDE_WHILE_ROUND_OPEN = "operator_decide_while_round_open"
     OVERRIDE_REASON_REQUIRED = "override_reason_required"
     LOG_KEY_ONLY = "log_key_only"
     DEPOSIT_AUTHORITY_ONLY = "deposit_authority_only"

@@ -194,7 +194,9 @@ class LocalNetwork:
             },
         )
         await self.run(
-            self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
+            self.operator,
+            "node.attestation.decide",
+            {"node_id": node.id, "accepted": True, "reason": "bootstrap: no validators yet"},
         )
 
     async def attest_by_operator(self, node: Identity) -> None:
@@ -208,7 +210,9 @@ class LocalNetwork:
         assert current is not None
         if current.attestation_round is None:
             await self.run(
-                self.operator, "node.attestation.decide", {"node_id": node.id, "accepted": True}
+                self.operator,
+                "node.attestation.decide",
+                {"node_id": node.id, "accepted": True, "reason": "bootstrap: no validators yet"},
             )
             return
         drawn = [self.validator_keys[v] for v in current.attestation_round.validators]

@@ -69,7 +69,7 @@ from validator.audit_beacon import (
 )
 from validator.audit_chain import CHAIN_MONEY, ChainMoneyView
 from validator.audit_claims import CLAIM_RULES_VERSION, ClaimAudit
-from validator.audit_envelopes import find_network_problem
+from validator.audit_envelopes import OperatorOverride, find_network_problem, find_override
 from validator.audit_fraud import (
     DECISION_RECORDED,
     FRAUD_PROVEN,
@@ -239,6 +239,8 @@ class Replayer:
         self._money = 0
         # Issue 15 (validator.audit_reputation): every node's observations, across commands.
         self.reputation = ReputationAudit()
+        # Issue 16, item 5 (validator.audit_envelopes): operator overrides, with reasons.
+        self.overrides: list[OperatorOverride] = []
         # Issue 16, item 4 (validator.audit_history): trusted heads, co-signers per head.
         self.history = HistoryAudit(options.history)
         self._trusted_sizes = self.history.trusted_sizes
@@ -422,6 +424,9 @@ class Replayer:
         network_problem = find_network_problem(envelope, body, self.rules)  # issue 16, item 9
         if network_problem is not None:
             self._fail(record, NETWORK_RULES, network_problem)
+        override = find_override(record.position, envelope, body, self.rules)  # issue 16, 5
+        if override is not None:
+            self.overrides.append(override)
         self.commands += 1
         return _Command(
             command_id=record.command_id,

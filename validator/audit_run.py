@@ -40,6 +40,7 @@ from validator.audit_chain import (
     check_money_on_chain,
     scan_anchors,
 )
+from validator.audit_envelopes import summarize_overrides
 from validator.audit_history import HISTORY_CHECKS
 from validator.audit_sources import AuditSource, SourceUnreadable, StoreSource
 from validator.audit_state import check_balance_snapshot, check_final_invariants, summarize_state
@@ -284,6 +285,7 @@ def _report(
             status = _work_status(replayer, status)
         checks[check] = CheckView(status=status, count=replayer.counts[check])
     state = {**summarize_state(replayer), "history": replayer.history.summary()}
+    state["operator_overrides"] = summarize_overrides(replayer.overrides)  # issue 16, item 5
     if replayer.work is not None:
         state["work"] = replayer.work.summary()
     return AuditReport(

@@ -26,6 +26,7 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import Node
+from domain.operator_powers import check_deposit_authority
 from domain.policy import RULES_V4
 from domain.services.claims import (
     commit_claim,
@@ -48,6 +49,7 @@ def compute_job_id(command_id: str) -> str:
 
 async def handle_deposit(uow: UnitOfWork, cmd: c.Deposit, ctx: CommandContext) -> str:
     ctx.require_operator()
+    check_deposit_authority(ctx.policy, ctx.actor)  # issue 16, item 5
     if ctx.policy.rules_version >= RULES_V4 and not cmd.chain_reference:
         raise Rejection(
             "a deposit names the Solana transaction that paid it (chain_reference): money "

@@ -14,6 +14,7 @@ from domain.errors import NotFound, Rejection, RejectionCode
 from domain.invariants import InvariantBroken
 from domain.ledger import BOUNDARY_ACCOUNT, transfer, user_account
 from domain.log import LOG_STREAM_ID, Log, compute_witness_message
+from domain.operator_powers import check_log_key
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
 from domain.validators import Validator
@@ -32,6 +33,7 @@ class _StoredCommand(msgspec.Struct, frozen=True):
 
 async def handle_seal(uow: UnitOfWork, cmd: c.SealTreeHead, ctx: CommandContext) -> str:
     ctx.require_operator()
+    check_log_key(ctx.policy, ctx.actor)  # issue 16, item 5
     signer = decode_actor_id(ctx.actor)
     head = SignedTreeHead(
         size=cmd.size,

@@ -16,6 +16,7 @@ from domain.ledger import (
     user_account,
 )
 from domain.node import GpuClaim, Node
+from domain.operator_powers import check_override_reason
 from domain.policy import RULES_V3, RULES_V4
 from domain.services.attestation import add_to_uuid_directories, challenge_timed
 from domain.services.attestation_misses import slash_if_misses_due
@@ -191,8 +192,10 @@ async def handle_decide_attestation(
     uow: UnitOfWork, cmd: c.DecideAttestation, ctx: CommandContext
 ) -> str:
     """An operator decides; under rules v3 only while no validator is assigned (bootstrap),
-    recorded as tier ``operator``, and a rejection counts as a failed challenge."""
+    recorded as tier ``operator``, and a rejection counts as a failed challenge; under
+    rules v4 it names its reason (an override the audit lists)."""
     ctx.require_operator()
+    check_override_reason(ctx.policy, cmd.reason)  # issue 16, item 5
     node = await uow.require(Node, cmd.node_id)
     if ctx.policy.rules_version < RULES_V3:
         if cmd.accepted:

@@ -28,7 +28,8 @@ from tests.unit.api.conftest import Clock, make_deps, seeded
 from validator.audit import AuditFailed
 
 USER = seeded("cross-network-user")
-WITHDRAWAL = c.Withdraw(amount=40)
+FUNDS = 2_000_000
+WITHDRAWAL = c.Withdraw(amount=1_000_000)  # above policy.withdrawal_min
 
 
 def test_a_withdrawal_signed_for_one_devnet_is_refused_on_another(tmp_path: Path) -> None:
@@ -41,10 +42,10 @@ def test_a_withdrawal_signed_for_one_devnet_is_refused_on_another(tmp_path: Path
         two_api = ApiClient(identity=USER, http=two, clock_ns=clock)
         assert one_api.get_network_id() != two_api.get_network_id()
         ApiClient(identity=first_op, http=one, clock_ns=clock).send(
-            c.Deposit(account_owner=USER.id, amount=100)
+            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference="test-deposit")
         )
         ApiClient(identity=second_op, http=two, clock_ns=clock).send(
-            c.Deposit(account_owner=USER.id, amount=100)
+            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference="test-deposit")
         )
         envelope = sign_command(
             USER,
@@ -63,8 +64,8 @@ def test_a_withdrawal_signed_for_one_devnet_is_refused_on_another(tmp_path: Path
         replayed = two.post("/v1/accounts/withdrawals", content=wire, headers=headers)
         assert replayed.status_code == 401
         assert replayed.json()["code"] == "network_mismatch"
-        assert two_api.get_balance(user_account(USER.id)).balance == 100
-        assert one_api.get_balance(user_account(USER.id)).balance == 60
+        assert two_api.get_balance(user_account(USER.id)).balance == FUNDS
+        assert one_api.get_balance(user_account(USER.id)).balance == FUNDS - WITHDRAWAL.amount
         assert two_api.get("/v1/log/tree-head")["size"] == head_before
         with pytest.raises(NotAuthenticated):  # a client that signs for no network
             ApiClient(identity=USER, http=two, clock_ns=clock, network_id="").send(WITHDRAWAL)
@@ -75,7 +76,7 @@ def test_a_record_signed_for_another_network_fails_the_audit(tmp_path: Path) -> 
     deps = make_deps(tmp_path, operator, clock)
     with TestClient(create_app(deps)) as http:
         ApiClient(identity=operator, http=http, clock_ns=clock).send(
-            c.Deposit(account_owner=USER.id, amount=100)
+            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference="test-deposit")
         )
     records = asyncio.run(deps.store.read_all(1, 100))
     replay(records)  # the honest history audits clean

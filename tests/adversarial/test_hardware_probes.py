@@ -259,7 +259,9 @@ async def test_the_operator_cannot_attest_a_node_validators_can_judge() -> None:
     await probed.challenge(cpu.id)
     try:
         await probed.net.run(
-            probed.net.operator, "node.attestation.decide", {"node_id": cpu.id, "accepted": True}
+            probed.net.operator,
+            "node.attestation.decide",
+            {"node_id": cpu.id, "accepted": True, "reason": "test"},
         )
     except Rejection as rejection:
         assert rejection.code == "attestation_decided_by_validators"

@@ -186,7 +186,9 @@ async def _accept_attestations(operator: ApiClient, artifacts: ArtifactStore) ->
             )
             assert verdict == "ok", verdict
             try:
-                operator.send(c.DecideAttestation(node_id=node_id, accepted=True))
+                operator.send(
+                    c.DecideAttestation(node_id=node_id, accepted=True, reason="test bootstrap")
+                )
             except Conflict:
                 continue
             pending.discard(node_id)

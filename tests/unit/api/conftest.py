@@ -92,7 +92,9 @@ def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west"
     client.send(c.RequestAttestationChallenge(node_id=node.id))
     challenge = client.get_node(node.id).challenge
     assert challenge is not None and challenge.probes
-    env.client(env.operator).send(c.DecideAttestation(node_id=node.id, accepted=True))
+    env.client(env.operator).send(
+        c.DecideAttestation(node_id=node.id, accepted=True, reason="test bootstrap")
+    )
 
 
 def deposit(env: ApiEnv, owner: Identity, amount: int) -> None:

@@ -66,7 +66,9 @@ def build_app() -> tuple[Any, ApiDeps, Clock, str]:
     with TestClient(app) as http:
         operator = ApiClient(identity=OPERATOR, http=http, clock_ns=clock)
         for owner in (ACTOR, OPERATOR):
-            operator.send(Deposit(account_owner=owner.id, amount=FUNDS))
+            operator.send(
+                Deposit(account_owner=owner.id, amount=FUNDS, chain_reference="test-deposit")
+            )
         network_id = operator.get_network_id()
     return app, deps, clock, network_id
 

@@ -236,7 +236,7 @@ async def test_the_operator_decides_only_while_no_validator_is_assigned() -> Non
     await _register(net, NODE, [H100])
     await net.run(NODE, "node.attestation.challenge", {"node_id": NODE.id})
     await net.run_beacon()
-    body = {"node_id": NODE.id, "accepted": True}
+    body = {"node_id": NODE.id, "accepted": True, "reason": "override"}
     assert await _refused(net, net.operator, "node.attestation.decide", body) == (
         "attestation_decided_by_validators"
     )

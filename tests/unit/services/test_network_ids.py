@@ -33,7 +33,7 @@ async def _run(net: LocalNetwork, actor: Identity, kind: str, body: dict[str, An
 
 async def test_a_command_signed_for_the_network_runs() -> None:
     net = await LocalNetwork.start(MemoryEventStore(), policy=DEVNET)
-    deposit = {"account_owner": CONSUMER.id, "amount": 5}
+    deposit = {"account_owner": CONSUMER.id, "amount": 5, "chain_reference": "tx-1"}
     result = await _run(net, net.operator, "account.deposit", deposit, network="devnet-a")
     assert result.first_position > 1
 
@@ -42,7 +42,7 @@ async def test_a_command_signed_for_the_network_runs() -> None:
 async def test_a_command_signed_for_another_network_or_none_is_refused(signed_for: str) -> None:
     net = await LocalNetwork.start(MemoryEventStore(), policy=DEVNET)
     head = await net.store.head()
-    deposit = {"account_owner": CONSUMER.id, "amount": 5}
+    deposit = {"account_owner": CONSUMER.id, "amount": 5, "chain_reference": "tx-1"}
     with pytest.raises(ForeignNetwork) as refused:
         await _run(net, net.operator, "account.deposit", deposit, network=signed_for)
     assert refused.value.code == "network_mismatch"
@@ -53,7 +53,7 @@ async def test_a_command_signed_for_another_network_or_none_is_refused(signed_fo
 async def test_rules_before_v4_take_envelopes_without_a_network() -> None:
     old = LedgerPolicy(rules_version=RULES_V3, network_id="devnet-a")
     net = await LocalNetwork.start(MemoryEventStore(), policy=old)
-    deposit = {"account_owner": CONSUMER.id, "amount": 5}
+    deposit = {"account_owner": CONSUMER.id, "amount": 5, "chain_reference": "tx-1"}
     assert (await _run(net, net.operator, "account.deposit", deposit)).first_position == 2
 
 
@@ -82,7 +82,7 @@ async def test_a_network_named_on_moving_to_rules_v4_is_then_enforced() -> None:
     await net.run(
         net.operator, "network.change_policy", {"policy": encode_genesis_body(named)["policy"]}
     )
-    deposit = {"account_owner": CONSUMER.id, "amount": 5}
+    deposit = {"account_owner": CONSUMER.id, "amount": 5, "chain_reference": "tx-1"}
     with pytest.raises(ForeignNetwork):
         await _run(net, net.operator, "account.deposit", deposit)
     assert (await net.deposit(CONSUMER, 5)).first_position > 0  # signs for devnet-a
