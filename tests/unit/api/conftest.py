@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -57,10 +58,14 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def make_deps(tmp_path: Path, operator: Identity, clock: Clock) -> ApiDeps:
+def make_deps(
+    tmp_path: Path, operator: Identity, clock: Clock, *, actor_commands_burst: int | None = None
+) -> ApiDeps:
     """The API's deps on a new MemoryEventStore whose genesis (written as ``flopledger serve``
-    writes it) names ``operator``."""
+    writes it) names ``operator``; ``actor_commands_burst`` raises the per-actor limit."""
     settings = Settings(data_dir=tmp_path, operator_ids=(operator.id,))
+    if actor_commands_burst is not None:
+        settings = msgspec.structs.replace(settings, api_actor_commands_burst=actor_commands_burst)
     store = MemoryEventStore()
     seed = build_policy(settings, signer_id=operator.id)
     asyncio.run(ensure_genesis(LedgerService(store), operator, seed, now_ns=clock.now_ns))

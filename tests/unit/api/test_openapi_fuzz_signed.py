@@ -61,7 +61,9 @@ operations_run: set[str] = set()
 
 def build_app() -> tuple[Any, ApiDeps, Clock, str]:
     clock = Clock()
-    deps = make_deps(Path(tempfile.mkdtemp(prefix="flop-fuzz-signed-")), OPERATOR, clock)
+    path = Path(tempfile.mkdtemp(prefix="flop-fuzz-signed-"))
+    # The per-actor rate limit has its own tests; here every case should reach the rules.
+    deps = make_deps(path, OPERATOR, clock, actor_commands_burst=1_000_000)
     app = create_app(deps)
     with TestClient(app) as http:
         operator = ApiClient(identity=OPERATOR, http=http, clock_ns=clock)
