@@ -69,7 +69,9 @@ def build_app() -> tuple[Any, ApiDeps, Clock, str]:
         operator = ApiClient(identity=OPERATOR, http=http, clock_ns=clock)
         for owner in (ACTOR, OPERATOR):
             operator.send(
-                Deposit(account_owner=owner.id, amount=FUNDS, chain_reference="test-deposit")
+                Deposit(
+                    account_owner=owner.id, amount=FUNDS, chain_reference=f"fuzz-deposit-{owner.id}"
+                )
             )
         network_id = operator.get_network_id()
     return app, deps, clock, network_id
