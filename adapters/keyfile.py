@@ -2,8 +2,9 @@
 
 Every key a process holds is read (and, where the process may create it, written) here:
 the ``--key`` file of a consumer, node or validator (Ed25519), the log key that signs tree
-heads and operator commands (``FLOP_LOG_KEY_FILE``, created on first use), the treasury
-keypair's seed of the bridge, and a validator's BLS seed (``--bls-key``). A file is created
+heads and operator commands (``FLOP_LOG_KEY_FILE``, created on first use), the deposit
+authority's key the gateway credits deposits with (``FLOP_DEPOSIT_AUTHORITY_KEY_FILE``), the
+treasury keypair's seed of the bridge, and a validator's BLS seed (``--bls-key``). A file is created
 with ``O_EXCL`` (or truncated only when asked) and mode 0600 set on the open descriptor, so
 a seed is never readable by others, not even for a moment.
 """
@@ -24,6 +25,9 @@ KEY_SEED_BYTES = 32
 KEY_FILE_MODE = 0o600
 LOG_KEY_FILE_NAME = "log_key.hex"
 """The log key's file under the data directory when ``FLOP_LOG_KEY_FILE`` is unset."""
+DEPOSIT_AUTHORITY_KEY_FILE_NAME = "deposit_authority_key.hex"
+"""The deposit authority's file under the data directory when
+``FLOP_DEPOSIT_AUTHORITY_KEY_FILE`` is unset (issue 16, item 5)."""
 TREASURY_KEY_FILE_NAME = "treasury_key.hex"
 """The treasury keypair's seed under the data directory when ``--treasury-key`` is unset."""
 
@@ -93,6 +97,12 @@ def load_or_create_identity(path: Path) -> Identity:
 def get_log_key_path(data_dir: Path, log_key_file: Path | None) -> Path:
     """``FLOP_LOG_KEY_FILE`` when set, else ``<data dir>/log_key.hex``."""
     return log_key_file or data_dir / LOG_KEY_FILE_NAME
+
+
+def get_deposit_authority_key_path(data_dir: Path, key_file: Path | None) -> Path:
+    """``FLOP_DEPOSIT_AUTHORITY_KEY_FILE`` when set, else ``<data dir>/deposit_authority_key.hex``:
+    the key the gateway credits deposits with (issue 16, item 5)."""
+    return key_file or data_dir / DEPOSIT_AUTHORITY_KEY_FILE_NAME
 
 
 def load_bls_secret(path: Path) -> int:

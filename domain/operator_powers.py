@@ -16,9 +16,25 @@ OVERRIDE_KINDS = frozenset({"node.attestation.decide"})
 """Commands by which an operator decides what the validators' rounds otherwise decide."""
 
 
+def is_log_key(policy: LedgerPolicy, actor: str) -> bool:
+    """Whether ``actor`` may seal tree heads under ``policy``'s naming of the log key (any
+    operator when it names none, or before rules v4)."""
+    return policy.rules_version < RULES_V4 or not policy.log_key or actor == policy.log_key
+
+
+def is_deposit_authority(policy: LedgerPolicy, actor: str) -> bool:
+    """Whether ``actor`` may credit deposits under ``policy``'s naming of the deposit
+    authority (any operator when it names none, or before rules v4)."""
+    return (
+        policy.rules_version < RULES_V4
+        or not policy.deposit_authority
+        or actor == policy.deposit_authority
+    )
+
+
 def check_log_key(policy: LedgerPolicy, actor: str) -> None:
     """Only the named log key seals tree heads (``log_key_only``)."""
-    if policy.rules_version >= RULES_V4 and policy.log_key and actor != policy.log_key:
+    if not is_log_key(policy, actor):
         raise Unauthorized(
             f"{actor} is not the log key {policy.log_key}: only it seals tree heads",
             code=RejectionCode.LOG_KEY_ONLY,
@@ -27,11 +43,7 @@ def check_log_key(policy: LedgerPolicy, actor: str) -> None:
 
 def check_deposit_authority(policy: LedgerPolicy, actor: str) -> None:
     """Only the named deposit authority credits deposits (``deposit_authority_only``)."""
-    if (
-        policy.rules_version >= RULES_V4
-        and policy.deposit_authority
-        and actor != policy.deposit_authority
-    ):
+    if not is_deposit_authority(policy, actor):
         raise Unauthorized(
             f"{actor} is not the deposit authority {policy.deposit_authority}: only it "
             "credits deposits",

@@ -4,6 +4,13 @@
 here, to write the genesis of a store that has none; from then on every process reads the
 operators and policy from the log (``domain.network``). The genesis is signed by the log key,
 which must be one of the operators it names.
+
+Issue 16, item 5: the genesis names two operator keys apart (``LedgerPolicy.log_key``, the
+signer, which alone seals tree heads; ``LedgerPolicy.deposit_authority``, which alone credits
+deposits: the gateway's key). The deposit authority is ``FLOP_DEPOSIT_AUTHORITY_ID``, else the
+key in ``FLOP_DEPOSIT_AUTHORITY_KEY_FILE`` (``<data dir>/deposit_authority_key.hex``), created
+when no operators are configured (one host holds both: the devnet, a local run). Without
+``FLOP_OPERATOR_IDS`` the operators are these two keys.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from adapters.keyfile import get_deposit_authority_key_path, load_or_create_identity
 from domain.errors import Rejection
 from domain.network import NetworkRules
 from domain.policy import LedgerPolicy
@@ -44,17 +52,60 @@ class GenesisOutcome:
         return self.rules.current != self.seed
 
 
-def build_policy(settings: Settings, *, signer_id: str | None = None) -> LedgerPolicy:
+def build_policy(
+    settings: Settings,
+    *,
+    signer_id: str | None = None,
+    deposit_authority_id: str | None = None,
+    name_log_key: bool = True,
+) -> LedgerPolicy:
     """The seed policy: defaults, FLOP_POLICY_JSON's overrides and the operators of
-    FLOP_OPERATOR_IDS (when unset: ``signer_id`` alone, the log key that signs the genesis)."""
+    FLOP_OPERATOR_IDS (when unset: ``signer_id``, the log key that signs the genesis, and
+    ``deposit_authority_id``). The signer is named the log key (unless not ``name_log_key``:
+    a late genesis declares the rules of records no named key governed) and
+    ``deposit_authority_id`` the deposit authority (issue 16, item 5); SettingsError when
+    they are one key, or when an explicitly configured deposit authority is not among the
+    operators."""
     for operator in settings.operator_ids:
         if not is_actor_id(operator):
             raise SettingsError(f"FLOP_OPERATOR_IDS: {operator!r} is not a base58 Ed25519 key")
-    operators = settings.operator_ids or ((signer_id,) if signer_id else ())
+    if signer_id and deposit_authority_id == signer_id:
+        raise SettingsError(
+            "the deposit authority is the log key: give FLOP_DEPOSIT_AUTHORITY_KEY_FILE another "
+            "key than FLOP_LOG_KEY_FILE (the key that seals the log must not also mint)"
+        )
+    default_operators = tuple(key for key in (signer_id, deposit_authority_id) if key)
+    operators = settings.operator_ids or default_operators
     fields: dict[str, object] = {**settings.policy_overrides, "operators": list(operators)}
     log_key = signer_id or (operators[0] if operators else "")
     fields["network_id"] = settings.network_id or compute_default_network_id(log_key)
+    if signer_id and name_log_key:
+        fields["log_key"] = signer_id
+    if deposit_authority_id and deposit_authority_id in operators:
+        fields["deposit_authority"] = deposit_authority_id
+    elif deposit_authority_id and is_deposit_authority_configured(settings):
+        raise SettingsError(
+            f"the deposit authority {deposit_authority_id} is not in FLOP_OPERATOR_IDS: add it "
+            "(it credits deposits as an operator)"
+        )
     return msgspec.convert(fields, LedgerPolicy)
+
+
+def get_deposit_authority_id(settings: Settings) -> str | None:
+    """The deposit authority a new genesis names (issue 16, item 5): FLOP_DEPOSIT_AUTHORITY_ID,
+    else the key in its key file (created when no operators are configured, as on a devnet
+    that holds every key); None when there is none to name."""
+    if settings.deposit_authority_id:
+        return settings.deposit_authority_id
+    path = get_deposit_authority_key_path(settings.data_dir, settings.deposit_authority_key_file)
+    if path.exists() or not settings.operator_ids:
+        return load_or_create_identity(path).id
+    return None
+
+
+def is_deposit_authority_configured(settings: Settings) -> bool:
+    """Whether the deployment named its deposit authority explicitly (an id or a key file)."""
+    return bool(settings.deposit_authority_id or settings.deposit_authority_key_file)
 
 
 def compute_default_network_id(log_key: str) -> str:

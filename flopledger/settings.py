@@ -25,6 +25,7 @@ from api.limit_bounds import (
 )
 from domain.policy import NETWORK_ID_CHARS_MAX, NETWORK_ID_PATTERN, LedgerPolicy
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S
+from proofs.identity import is_actor_id
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "flopledger"
 POLICY_ENV = "FLOP_POLICY_JSON"
@@ -77,6 +78,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     network_id: str = ""
     """``FLOP_NETWORK_ID``: the network a new genesis names (issue 16, item 9); empty:
     derived from the log key (``flopledger.genesis.compute_default_network_id``)."""
+    deposit_authority_key_file: Path | None = None
+    """``FLOP_DEPOSIT_AUTHORITY_KEY_FILE`` (issue 16, item 5): the key the gateway credits
+    deposits with; unset: ``<data dir>/deposit_authority_key.hex``."""
+    deposit_authority_id: str = ""
+    """``FLOP_DEPOSIT_AUTHORITY_ID``: the deposit authority a new genesis names, when the
+    process writing it does not hold that key (``flopledger.genesis.get_deposit_authority_id``)."""
 
     @property
     def event_store_url(self) -> str:
@@ -101,6 +108,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         part.strip() for part in env.get("FLOP_OPERATOR_IDS", "").split(",") if part.strip()
     )
     log_key_file = env.get("FLOP_LOG_KEY_FILE") or None
+    deposit_key_file = env.get("FLOP_DEPOSIT_AUTHORITY_KEY_FILE") or None
     api_port = _get_int(env, "FLOP_API_PORT", 8080, 0, 65535)
     api_workers = _get_int(env, "FLOP_API_WORKERS", 1, 1, 64)
     seal_flag = env.get("FLOP_SEAL", "1").strip().lower()
@@ -139,7 +147,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         policy_overrides=get_policy_overrides(env),
         network_id=_get_network_id(env),
+        deposit_authority_key_file=(
+            Path(deposit_key_file).expanduser() if deposit_key_file else None
+        ),
+        deposit_authority_id=_get_actor_id(env, "FLOP_DEPOSIT_AUTHORITY_ID"),
     )
+
+
+def _get_actor_id(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").strip()
+    if value and not is_actor_id(value):
+        raise SettingsError(f"{name}={value!r}: expected a base58 Ed25519 key (an actor id)")
+    return value
 
 
 def _get_network_id(env: Mapping[str, str]) -> str:

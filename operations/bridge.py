@@ -23,6 +23,8 @@ import structlog
 
 from adapters.store.leader import LeaderLock, try_acquire_leader_lock
 from domain.errors import FlopError, Rejection
+from domain.network import NetworkRules
+from domain.operator_powers import is_deposit_authority
 from domain.services.bridge_service import BridgeService
 
 BRIDGE_INTERVAL_S = 1.0
@@ -31,6 +33,23 @@ GATEWAY_LOCK_NAME = "gateway"
 LOCK_RETRY_S = 2.0
 
 _log = structlog.get_logger("flopledger.bridge")
+
+
+def find_gateway_key_problem(rules: NetworkRules, key_id: str) -> str | None:
+    """Why the key ``key_id`` cannot run the gateway under the log's ``rules`` (it credits
+    deposits: an operator and, where the genesis names one, the deposit authority; issue 16,
+    item 5), or None when it can (also before the genesis, which the ledger then enforces)."""
+    if not rules.has_genesis:
+        return None
+    policy = rules.current
+    if key_id not in policy.operators:
+        return f"the gateway key {key_id} is not an operator in the log's rules"
+    if not is_deposit_authority(policy, key_id):
+        return (
+            f"the gateway key {key_id} is not the deposit authority {policy.deposit_authority} "
+            "the genesis names: give it FLOP_DEPOSIT_AUTHORITY_KEY_FILE (or --key-file)"
+        )
+    return None
 
 
 @dataclass(frozen=True)

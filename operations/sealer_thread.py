@@ -4,8 +4,9 @@ Every API process (and every replica) may run this; only the one holding the ``s
 beside the store (``adapters.store.leader``: an advisory lock on PostgreSQL, a file lock on
 SQLite) seals, the others retry the lock every ``LOCK_RETRY_S``. The sealer signs with the
 log key (``FLOP_LOG_KEY_FILE``), which must be an operator in the log's rules (the store's
-genesis, ``domain.network``; until the genesis is recorded the sealer waits); when it is not,
-the sealer stays off and says so once. ``SealerConfig`` carries what it needs; the
+genesis, ``domain.network``; until the genesis is recorded the sealer waits) and, where the
+genesis names one, the log key (issue 16, item 5); when it is not, the sealer stays off and
+says so once. ``SealerConfig`` carries what it needs; the
 settings (``FLOP_SEAL``, ``FLOP_SEAL_EVERY_RECORDS``, ``FLOP_SEAL_INTERVAL_S``, README,
 "Configuration") are read by ``flopledger serve``, which builds it.
 It runs in a thread of its own with its own event loop, so it works the same whether uvicorn
@@ -27,6 +28,7 @@ from adapters.keyfile import load_or_create_identity
 from adapters.store.factory import open_event_store
 from adapters.store.leader import LeaderLock, try_acquire_leader_lock
 from domain.errors import FlopError
+from domain.operator_powers import is_log_key
 from domain.services.network_rules import load_network_rules
 from operations.sealer import SEAL_EVERY_RECORDS, SEAL_EVERY_S, SEAL_POLL_INTERVAL_S, Sealer
 from proofs.identity import Identity
@@ -145,13 +147,13 @@ async def _is_log_operator(config: SealerConfig, identity: Identity, stop: async
             await _sleep(stop, ERROR_BACKOFF_S)
             continue
         if rules.has_genesis:
-            if identity.id in rules.current.operators:
+            if identity.id not in rules.current.operators:
+                reason = "the log key is not an operator in the log's rules"
+            elif not is_log_key(rules.current, identity.id):  # issue 16, item 5
+                reason = f"the genesis names another log key ({rules.current.log_key})"
+            else:
                 return True
-            _log.warning(
-                "sealer_off",
-                reason="the log key is not an operator in the log's rules",
-                log_key=identity.id,
-            )
+            _log.warning("sealer_off", reason=reason, log_key=identity.id)
             return False
         if not waited:
             _log.info("sealer_waiting_for_genesis")

@@ -5,15 +5,16 @@ chain and stream versions; the command that caused it (its Ed25519 envelope sign
 id derives from actor and nonce, that it was not replayed); the network's rules (the genesis
 and every rule change match what their operators signed; ``domain.network``); that its actor
 was allowed to cause the event under the rules in force at its position
-(``validator.audit_rules``: operator-only kinds by an operator then in force); verdicts and
-quorum certificates; signed tree heads, their roots and witness co-signatures, anchors against
-tree heads; then it rebuilds the aggregate (accounts with the audit's own state machine,
-``validator.audit_accounts``; the rest through the domain's aggregates) and, at each command's
-end, the ledger invariants (money conserved, no account but the boundary below zero; claims
-covered by stake and forfeited bonds paid to consumers, ``validator.audit_claims``). The first
-failure stops the replay: ``AuditFailed`` names its position and check. The replay is
-synchronous and does no IO (``validator.audit_run`` feeds it from a store or NATS and does the
-chain and read-model checks that need IO).
+(``validator.audit_rules``: operator-only kinds by an operator then in force; tree heads by the
+log key and deposits by the deposit authority the rules name,
+``validator.audit_operator_keys``); verdicts and quorum certificates; signed tree heads, their
+roots and witness co-signatures, anchors against tree heads; then it rebuilds the aggregate
+(accounts with the audit's own state machine, ``validator.audit_accounts``; the rest through
+the domain's aggregates) and, at each command's end, the ledger invariants (money conserved, no
+account but the boundary below zero; claims covered by stake and forfeited bonds paid to
+consumers, ``validator.audit_claims``). The first failure stops the replay: ``AuditFailed``
+names its position and check. The replay is synchronous and does no IO (``validator.audit_run``
+feeds it from a store or NATS and does the chain and read-model checks that need IO).
 
 The rules come from the log alone, never from settings. A store written before rules were
 recorded has its genesis later (it declares the operators that governed the records before
@@ -86,6 +87,7 @@ from validator.audit_history import (
     HistoryRequirements,
 )
 from validator.audit_log import AnchorClaim, LogView
+from validator.audit_operator_keys import find_operator_key_violation
 from validator.audit_quorum import (
     find_redundancy_violation,
     find_threshold_violation,
@@ -471,6 +473,16 @@ class Replayer:
             operators=operators,
             principals=command.principals,
         )
+        if violation is None:  # issue 16, item 5: the log key seals, the authority mints
+            violation = find_operator_key_violation(
+                self._policy_at(command.position),
+                command.kind,
+                command.actor,
+                record.stream_type,
+                record.stream_id,
+                record.event_type,
+                data,
+            )
         if violation is not None:
             self._fail(record, AUTHORIZATION, violation)
         self._check_amounts(record, command, data)

@@ -7,7 +7,10 @@ once.
 ``db genesis`` records the network's rules in a store that has none: the operators
 (``--operator``, default ``FLOP_OPERATOR_IDS``, else the log key) and the policy
 (``FLOP_POLICY_JSON`` over the defaults), signed by the log key (``--key-file``, default
-``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``), which must be one of the operators. On
+``FLOP_LOG_KEY_FILE`` or ``<data dir>/log_key.hex``), which must be one of the operators. It
+names the signer the log key and ``--deposit-authority`` (default ``FLOP_DEPOSIT_AUTHORITY_ID``,
+else the key in ``FLOP_DEPOSIT_AUTHORITY_KEY_FILE``) the deposit authority (issue 16, item 5);
+a late genesis names only a ``--deposit-authority`` given (its records predate the keys). On
 a store written before rules were recorded it declares the rules that governed its records
 so far; the audit then checks that history against them (every operator-only command must
 have been signed by a declared operator). A store that has a genesis is left as it is.
@@ -57,7 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--operator",
         action="append",
         default=[],
-        help="an operator id (repeatable; default FLOP_OPERATOR_IDS, else the log key)",
+        help="an operator id (repeatable; default FLOP_OPERATOR_IDS, else the log key and the "
+        "deposit authority)",
+    )
+    genesis.add_argument(
+        "--deposit-authority",
+        help="the id that alone credits deposits (default FLOP_DEPOSIT_AUTHORITY_ID, else the "
+        "key in FLOP_DEPOSIT_AUTHORITY_KEY_FILE)",
     )
     genesis.set_defaults(func=handle_genesis)
     rules = commands.add_parser(
@@ -102,18 +111,38 @@ async def _genesis(args: argparse.Namespace) -> str:
     from adapters.keyfile import get_log_key_path, load_or_create_identity
     from adapters.store.factory import open_event_store
     from domain.services.ledger_service import LedgerService
-    from flopledger.genesis import GenesisRefused, build_policy, ensure_genesis
+    from flopledger.genesis import (
+        GenesisRefused,
+        build_policy,
+        ensure_genesis,
+        get_deposit_authority_id,
+    )
+    from flopledger.settings import load_settings
 
     settings = get_settings()
     if args.operator:
         settings = msgspec.structs.replace(settings, operator_ids=tuple(args.operator))
+    if args.deposit_authority:
+        checked = load_settings({"FLOP_DEPOSIT_AUTHORITY_ID": args.deposit_authority})
+        settings = msgspec.structs.replace(
+            settings, deposit_authority_id=checked.deposit_authority_id
+        )
     key_path = Path(args.key_file) if args.key_file else None
     identity = load_or_create_identity(
         key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
     )
-    seed = build_policy(settings, signer_id=identity.id)
     store = await open_event_store(args.url or settings.event_store_url)
     try:
+        # A late genesis (records before it) names a key only when asked: the records it
+        # declares the rules of were written while any operator sealed and credited.
+        prior = (await store.head()).position
+        authority = settings.deposit_authority_id or None
+        seed = build_policy(
+            settings,
+            signer_id=identity.id,
+            deposit_authority_id=authority if prior else get_deposit_authority_id(settings),
+            name_log_key=not prior,
+        )
         outcome = await ensure_genesis(
             LedgerService(store),
             identity,
@@ -129,7 +158,9 @@ async def _genesis(args: argparse.Namespace) -> str:
     verb = "recorded" if outcome.created else "already recorded"
     return (
         f"genesis {verb} at position {rules.genesis_position} "
-        f"(operators {', '.join(rules.current.operators)})"
+        f"(operators {', '.join(rules.current.operators)}; log key "
+        f"{rules.current.log_key or 'unnamed'}, deposit authority "
+        f"{rules.current.deposit_authority or 'unnamed'})"
     )
 
 

@@ -2,8 +2,10 @@
 
 Polls the treasury for deposits and credits each once (``account.deposit`` per Solana
 signature), pays the withdrawal outbox, and anchors the latest signed tree head in a memo,
-every ``--interval-s``, as the operator key in ``--key-file`` (default ``FLOP_LOG_KEY_FILE``
-or ``<data dir>/log_key.hex``; its id must be an operator in the log's rules). The chain is
+every ``--interval-s``, as the deposit authority's key in ``--key-file`` (default
+``FLOP_DEPOSIT_AUTHORITY_KEY_FILE`` or ``<data dir>/deposit_authority_key.hex``; its id must
+be an operator in the log's rules and, where the genesis names one, its deposit authority:
+issue 16, item 5; never the log key, which only seals). The chain is
 LiteSVM in this process by default (a fresh chain each start, for local use), or the
 cluster at ``--solana-rpc`` / ``FLOP_SOLANA_RPC`` with the treasury keypair from
 ``--treasury-key`` (hex 32-byte seed; default ``<data dir>/treasury_key.hex``, created if
@@ -25,7 +27,7 @@ from typing import Any
 
 from adapters.keyfile import (
     TREASURY_KEY_FILE_NAME,
-    get_log_key_path,
+    get_deposit_authority_key_path,
     load_or_create_identity,
     load_or_create_key,
 )
@@ -37,7 +39,12 @@ from domain.services.bridge_service import BridgeService
 from domain.services.ledger_service import LedgerService
 from flopledger.daemon import AsyncDaemon
 from flopledger.settings import Settings, get_settings
-from operations.bridge import BRIDGE_INTERVAL_S, GATEWAY_LOCK_NAME, BridgeLoop
+from operations.bridge import (
+    BRIDGE_INTERVAL_S,
+    GATEWAY_LOCK_NAME,
+    BridgeLoop,
+    find_gateway_key_problem,
+)
 from proofs.identity import Identity
 
 EXIT_OK = 0
@@ -52,7 +59,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--store-url", help="event store URL (default: from the settings)")
-    parser.add_argument("--key-file", help="hex Ed25519 seed of the bridge's operator key")
+    parser.add_argument(
+        "--key-file",
+        help="hex Ed25519 seed of the deposit authority (default FLOP_DEPOSIT_AUTHORITY_KEY_FILE)",
+    )
     parser.add_argument("--treasury-key", help="hex 32-byte seed of the treasury keypair")
     parser.add_argument(
         "--solana-rpc", help="JSON-RPC URL (default FLOP_SOLANA_RPC; unset: LiteSVM)"
@@ -75,7 +85,8 @@ async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Eve
     settings = get_settings()
     key_path = Path(args.key_file) if args.key_file else None
     identity = load_or_create_identity(
-        key_path or get_log_key_path(settings.data_dir, settings.log_key_file)
+        key_path
+        or get_deposit_authority_key_path(settings.data_dir, settings.deposit_authority_key_file)
     )
     chain = open_chain(settings, args.solana_rpc or settings.solana_rpc, args)
     daemon.at_shutdown("chain", chain.close)
@@ -83,6 +94,10 @@ async def _main(args: argparse.Namespace, daemon: AsyncDaemon, stop: asyncio.Eve
     store = await open_event_store(store_url)
     daemon.at_shutdown("store", store.close)
     service = LedgerService(store)
+    problem = find_gateway_key_problem(await service.get_rules(), identity.id)
+    if problem is not None:
+        print(f"flopledger gateway: {problem}", file=sys.stderr)
+        return EXIT_ERROR
     loop = BridgeLoop(BridgeService(store, chain, identity, service, time.time_ns))
     if args.once:
         lock = await try_acquire_leader_lock(store_url, GATEWAY_LOCK_NAME)

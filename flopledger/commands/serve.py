@@ -96,10 +96,17 @@ async def prepare_store(settings: Settings) -> None:
     the store cannot get one (the message says why)."""
     from adapters.store.factory import open_event_store
     from domain.services.ledger_service import LedgerService
-    from flopledger.genesis import GenesisRefused, build_policy, ensure_genesis
+    from flopledger.genesis import (
+        GenesisRefused,
+        build_policy,
+        ensure_genesis,
+        get_deposit_authority_id,
+    )
 
     identity = load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
-    seed = build_policy(settings, signer_id=identity.id)
+    seed = build_policy(
+        settings, signer_id=identity.id, deposit_authority_id=get_deposit_authority_id(settings)
+    )
     store = await open_event_store(settings.event_store_url)
     try:
         outcome = await ensure_genesis(LedgerService(store), identity, seed, now_ns=time.time_ns())
@@ -110,7 +117,19 @@ async def prepare_store(settings: Settings) -> None:
     rules = outcome.rules.current
     log = structlog.get_logger("flopledger.serve")
     if outcome.created:
-        log.info("genesis_recorded", operators=list(rules.operators), signer=identity.id)
+        log.info(
+            "genesis_recorded",
+            operators=list(rules.operators),
+            signer=identity.id,
+            log_key=rules.log_key,
+            deposit_authority=rules.deposit_authority,
+        )
+        if not rules.deposit_authority:
+            log.warning(
+                "deposit_authority_unnamed",
+                reason="no FLOP_DEPOSIT_AUTHORITY_ID or key file among FLOP_OPERATOR_IDS: any "
+                "operator may credit deposits on this network",
+            )
     elif outcome.seed_differs:
         log.warning(
             "genesis_rules_in_force",

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from adapters.keyfile import (
+    DEPOSIT_AUTHORITY_KEY_FILE_NAME,
     LOG_KEY_FILE_NAME,
     load_or_create_identity,
     read_key_seed,
@@ -94,6 +95,9 @@ class Devnet:
     api_url: str = ""
     operator_url: str = ""
     operator_id: str = ""
+    deposit_authority_id: str = ""
+    """Issue 16, item 5: the operator key apart from the log key that alone credits deposits
+    (the operator process's gateway signs with it; both are named in the genesis)."""
     participants: dict[str, Participant] = field(default_factory=dict)
 
     @property
@@ -104,6 +108,9 @@ class Devnet:
         """nats-server, API, relay and operator, each ready before the next starts."""
         identity = load_or_create_identity(self.root / LOG_KEY_FILE_NAME)
         self.operator_id = identity.id
+        self.deposit_authority_id = load_or_create_identity(
+            self.root / DEPOSIT_AUTHORITY_KEY_FILE_NAME
+        ).id
         self._start_nats()
         if self.database_url and self.database_url.startswith(("postgres://", "postgresql://")):
             self._migrate()
@@ -297,7 +304,7 @@ class Devnet:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOP_")}
         env |= {
             "FLOP_DATA_DIR": str(self.root),
-            "FLOP_OPERATOR_IDS": self.operator_id,
+            "FLOP_OPERATOR_IDS": f"{self.operator_id},{self.deposit_authority_id}",
             "FLOP_LOG_LEVEL": os.environ.get("FLOP_LOG_LEVEL", "info"),
             "PYTHONUNBUFFERED": "1",
         }

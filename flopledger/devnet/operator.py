@@ -35,7 +35,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
-from adapters.keyfile import get_log_key_path, load_or_create_identity
+from adapters.keyfile import get_deposit_authority_key_path, load_or_create_identity
 from adapters.solana.common import ChainError
 from adapters.solana.litesvm import LiteSvmGateway
 from adapters.store.factory import open_event_store
@@ -46,7 +46,7 @@ from domain.services.ledger_service import LedgerService
 from domain.services.network_rules import load_network_rules
 from flopledger.daemon import configure_logging
 from flopledger.settings import get_settings
-from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop
+from operations.bridge import BRIDGE_INTERVAL_S, BridgeLoop, find_gateway_key_problem
 from operations.offers import run_offer_publisher
 
 FAUCET_LAMPORTS_MAX = 10**12
@@ -84,10 +84,13 @@ class Operator:
 
 
 async def open_operator(nats_url: str) -> Operator:
-    """Open the store, create the chain and the bridge as the log key's operator (an
-    operator in the log's rules: the API writes the genesis, this waits for it)."""
+    """Open the store, create the chain and the bridge as the deposit authority (the key the
+    genesis names to credit deposits, issue 16 item 5: the API writes the genesis, this
+    waits for it)."""
     settings = get_settings()
-    identity = load_or_create_identity(get_log_key_path(settings.data_dir, settings.log_key_file))
+    identity = load_or_create_identity(
+        get_deposit_authority_key_path(settings.data_dir, settings.deposit_authority_key_file)
+    )
     store = await open_event_store(settings.event_store_url)
     try:
         await _require_operator(store, identity.id)
@@ -114,8 +117,9 @@ async def _require_operator(store: EventStore, operator_id: str) -> None:
             raise OperatingError(f"no genesis record in the store after {GENESIS_WAIT_S} s")
         await asyncio.sleep(GENESIS_POLL_S)
         rules = await load_network_rules(store)
-    if operator_id not in rules.current.operators:
-        raise OperatingError(f"the log key {operator_id} is not an operator in the log's rules")
+    problem = find_gateway_key_problem(rules, operator_id)
+    if problem is not None:
+        raise OperatingError(problem)
 
 
 @get("/health")

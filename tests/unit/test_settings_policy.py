@@ -78,3 +78,25 @@ def test_length_at_the_bound_and_one_past() -> None:
     assert load_settings({"FLOP_POLICY_JSON": at_bound}).policy_overrides == {"slash_bps": 500}
     with pytest.raises(SettingsError, match="longer than"):
         load_settings({"FLOP_POLICY_JSON": at_bound + " "})
+
+
+def test_the_genesis_names_the_log_key_and_the_deposit_authority_apart() -> None:
+    """Issue 16, item 5: without FLOP_OPERATOR_IDS the two keys are the operators, each named
+    for its power; one key for both is refused before anything is written."""
+    authority = Identity.from_seed(b"a" * 32).id
+    policy = build_policy(load_settings({}), signer_id=OPERATOR.id, deposit_authority_id=authority)
+    assert policy.operators == (OPERATOR.id, authority)
+    assert (policy.log_key, policy.deposit_authority) == (OPERATOR.id, authority)
+    with pytest.raises(SettingsError, match="deposit authority is the log key"):
+        build_policy(load_settings({}), signer_id=OPERATOR.id, deposit_authority_id=OPERATOR.id)
+
+
+def test_deposit_authority_settings() -> None:
+    authority = Identity.from_seed(b"a" * 32).id
+    settings = load_settings(
+        {"FLOP_DEPOSIT_AUTHORITY_ID": authority, "FLOP_DEPOSIT_AUTHORITY_KEY_FILE": "/k/d.hex"}
+    )
+    assert settings.deposit_authority_id == authority
+    assert str(settings.deposit_authority_key_file) == "/k/d.hex"
+    with pytest.raises(SettingsError, match="FLOP_DEPOSIT_AUTHORITY_ID"):
+        load_settings({"FLOP_DEPOSIT_AUTHORITY_ID": "not-a-key"})

@@ -144,3 +144,22 @@ def test_serve_refuses_a_store_without_genesis(tmp_path: Path, no_flop_env: None
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}")
     with pytest.raises(SettingsError, match="flopledger db genesis"):
         asyncio.run(prepare_store(settings))
+
+
+def test_db_genesis_of_a_new_store_names_the_log_key_and_the_deposit_authority(
+    tmp_path: Path, no_flop_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 16, item 5: the signer is named the log key, --deposit-authority the key that
+    # alone credits deposits; one key for both is refused and nothing is written.
+    log_key = Identity.from_seed(b"db-genesis-log-key".ljust(32, b"\0"))
+    authority = Identity.from_seed(b"db-genesis-authority".ljust(32, b"\0"))
+    key = _key_file(tmp_path, log_key)
+    operators = ["--operator", log_key.id, "--operator", authority.id]
+    same = f"sqlite:///{tmp_path / 'same.sqlite3'}"
+    argv = ["db", "genesis", "--url", same, "--key-file", key, *operators]
+    assert main([*argv, "--deposit-authority", log_key.id]) == 1
+    assert "deposit authority is the log key" in capsys.readouterr().err
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    argv = ["db", "genesis", "--url", url, "--key-file", key, *operators]
+    assert main([*argv, "--deposit-authority", authority.id]) == 0
+    assert f"log key {log_key.id}, deposit authority {authority.id}" in capsys.readouterr().out

@@ -163,6 +163,22 @@ async def test_sealer_stays_off_when_the_log_key_is_not_an_operator(tmp_path: Pa
     assert [entry["event"] for entry in logs] == ["sealer_off"]
 
 
+async def test_sealer_stays_off_when_the_genesis_names_another_log_key(tmp_path: Path) -> None:
+    # Issue 16, item 5: the sealer's key is an operator, but the genesis names another key
+    # to seal tree heads; the sealer does not try.
+    log_key = load_or_create_identity(tmp_path / "log_key.hex")
+    other = Identity.from_seed(b"sealer-other-log-key".ljust(32, b"\0"))
+    config = build_sealer_config(Settings(data_dir=tmp_path))
+    store = await open_event_store(config.store_url)
+    policy = LedgerPolicy(operators=(other.id, log_key.id), log_key=other.id)
+    await LocalNetwork.create(store, policy=policy, operator=other).declare_genesis()
+    await store.close()
+    with capture_logs() as logs:
+        await asyncio.wait_for(run_sealer_service(config, asyncio.Event()), timeout=5)
+    assert [entry["event"] for entry in logs] == ["sealer_off"]
+    assert other.id in logs[0]["reason"]
+
+
 def test_seal_settings_defaults_and_off() -> None:
     defaults = load_settings({})
     assert defaults.seal_enabled

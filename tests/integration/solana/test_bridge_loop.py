@@ -20,6 +20,7 @@ from adapters.store.leader import try_acquire_leader_lock
 from adapters.store.memory import MemoryEventStore
 from domain.ledger import user_account
 from domain.log import LOG_STREAM_ID, Log, decode_anchor_memo
+from domain.policy import LedgerPolicy
 from domain.services.bridge_service import DEPOSIT_MEMO_PREFIX, BridgeService
 from domain.services.queries import get_aggregate, get_balances
 from flopledger.network import LocalNetwork
@@ -121,7 +122,7 @@ async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> 
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
         "FLOP_OPERATOR_IDS": operator.id,
-        "FLOP_LOG_KEY_FILE": str(key_file),
+        "FLOP_DEPOSIT_AUTHORITY_KEY_FILE": str(key_file),  # the gateway's key (issue 16, 5)
     }
     env.pop("FLOP_SOLANA_RPC", None)
     args = ["gateway", "--store-url", url, "--once"]
@@ -175,7 +176,7 @@ async def test_a_second_gateway_does_nothing_while_another_holds_the_lock(tmp_pa
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
         "FLOP_OPERATOR_IDS": operator.id,
-        "FLOP_LOG_KEY_FILE": str(key_file),
+        "FLOP_DEPOSIT_AUTHORITY_KEY_FILE": str(key_file),  # the gateway's key (issue 16, 5)
     }
     env.pop("FLOP_SOLANA_RPC", None)
     held = await try_acquire_leader_lock(url, GATEWAY_LOCK_NAME)
@@ -199,3 +200,35 @@ async def test_a_second_gateway_does_nothing_while_another_holds_the_lock(tmp_pa
         assert log is not None and log.latest is not None and not log.latest.anchor_signature
     finally:
         await store.close()
+
+
+async def test_the_gateway_runs_only_as_the_deposit_authority_the_genesis_names(
+    tmp_path: Path,
+) -> None:
+    # Issue 16, item 5: the log key is an operator, but the genesis names another key to
+    # credit deposits; a gateway given the log key refuses to start and names the right one.
+    log_key = Identity.from_seed(b"gateway-log-key".ljust(32, b"\0"))
+    authority = Identity.from_seed(b"gateway-deposit-authority".ljust(32, b"\0"))
+    key_file = tmp_path / "log_key.hex"
+    key_file.write_text(log_key.seed().hex() + "\n")
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    store = await open_event_store(url)
+    policy = LedgerPolicy(
+        operators=(log_key.id, authority.id), log_key=log_key.id, deposit_authority=authority.id
+    )
+    await LocalNetwork.start(store, policy=policy, operator=log_key)
+    await store.close()
+    env = {**os.environ, "FLOP_DATA_DIR": str(tmp_path / "data")}
+    env.pop("FLOP_SOLANA_RPC", None)
+    argv = ["gateway", "--store-url", url, "--once", "--key-file", str(key_file)]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "flopledger.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "not the deposit authority" in done.stderr and authority.id in done.stderr
