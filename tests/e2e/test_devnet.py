@@ -6,6 +6,7 @@ object store), every process stopped and left its log under the data directory."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,6 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from adapters.keyfile import DEPOSIT_AUTHORITY_KEY_FILE_NAME, LOG_KEY_FILE_NAME, load_identity
+from adapters.store.factory import open_event_store
+from domain.policy import LedgerPolicy
+from domain.services.network_rules import load_network_rules
 
 QUICK_JOBS = 4
 TEST_TIMEOUT_S = 480  # pytest-timeout: start-up, scenario and the ordered stop
@@ -61,3 +67,17 @@ def test_quick_scenario_settles_every_job_and_the_audit_passes(tmp_path: Path) -
         assert process["exit_status"] is not None, process["name"]
         assert Path(process["log"]).parent == root / "logs"
         assert Path(process["log"]).is_file(), process["name"]
+    # Issue 16, item 5: the genesis names the devnet's two operator keys, apart (the audit
+    # that passed checked every tree head against the one and every deposit the other).
+    policy = asyncio.run(_rules_in_force(f"sqlite:///{root / 'events.sqlite3'}"))
+    assert policy.log_key == load_identity(root / LOG_KEY_FILE_NAME).id
+    assert policy.deposit_authority == load_identity(root / DEPOSIT_AUTHORITY_KEY_FILE_NAME).id
+    assert policy.log_key != policy.deposit_authority
+
+
+async def _rules_in_force(url: str) -> LedgerPolicy:
+    store = await open_event_store(url)
+    try:
+        return (await load_network_rules(store)).current
+    finally:
+        await store.close()
