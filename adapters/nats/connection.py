@@ -48,6 +48,15 @@ def describe_server(nc: Client) -> str:
     return f"{server.scheme}://{server.hostname}:{server.port}"
 
 
+def describe_urls(url: str) -> str:
+    """``url`` (comma-separated) without the logins in it: safe for logs and errors."""
+    parts = []
+    for part in url.split(","):
+        scheme, separator, rest = part.strip().rpartition("://")
+        parts.append(f"{scheme}{separator}{rest.rpartition('@')[2]}")
+    return ",".join(parts)
+
+
 async def connect_nats(
     url: str,
     *,
@@ -96,7 +105,7 @@ async def connect_nats(
             reconnected_cb=on_reconnected,
         )
     except (TimeoutError, nats.errors.Error, OSError) as exc:
-        raise NatsError(url, "connect", str(exc) or type(exc).__name__) from exc
+        raise NatsError(describe_urls(url), "connect", str(exc) or type(exc).__name__) from exc
     # nats-py reads this option on every reconnect: from now on, never give up.
     nc.options["max_reconnect_attempts"] = RECONNECT_ATTEMPTS_FOREVER
     _log.info("nats_connected", name=name, server=describe_server(nc))

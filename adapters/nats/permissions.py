@@ -17,8 +17,9 @@ Every subject in use is granted by role, by allow lists (what a list does not na
 Objects live in the write-once ``FLOP_OBJECTS`` stream (``adapters.nats.objects``), so
 "add only" is the server's own rule; purging (deleting) an object and creating, changing
 or deleting any stream are JetStream API calls only the operator is granted. A user may
-hold several roles (the devnet relay also announces offers). Users authenticate with a
-name and a secret; ``render_server_config`` writes the nats-server ``authorization`` block.
+hold several roles (``flopledger relay --offers`` also announces offers). Users
+authenticate with a name and a secret; ``render_server_config`` writes the nats-server
+``authorization`` block (``flopledger.devnet.nats_users``: the devnet's users).
 """
 
 from __future__ import annotations

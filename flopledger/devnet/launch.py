@@ -29,6 +29,12 @@ from adapters.keyfile import (
 )
 from adapters.nats.server import find_server_binary
 from flopledger.devnet.chain import ChainClient
+from flopledger.devnet.nats_users import (
+    DevnetNatsUsers,
+    create_devnet_users,
+    provision_streams,
+    write_server_config,
+)
 from flopledger.devnet.supervisor import DevnetError, ProcessSpec, Supervisor
 from operations.bridge import BRIDGE_INTERVAL_S
 from proofs.identity import Identity
@@ -99,6 +105,7 @@ class Devnet:
     """Issue 16, item 5: the operator key apart from the log key that alone credits deposits
     (the operator process's gateway signs with it; both are named in the genesis)."""
     participants: dict[str, Participant] = field(default_factory=dict)
+    nats_users: DevnetNatsUsers | None = None
 
     @property
     def store_url(self) -> str:
@@ -111,7 +118,7 @@ class Devnet:
         self.deposit_authority_id = load_or_create_identity(
             self.root / DEPOSIT_AUTHORITY_KEY_FILE_NAME
         ).id
-        self._start_nats()
+        self.start_nats()
         if self.database_url and self.database_url.startswith(("postgres://", "postgresql://")):
             self._migrate()
         port = self.api_port or pick_free_port()
@@ -121,7 +128,7 @@ class Devnet:
                 name="api",
                 argv=[*_cli(), "serve", "--host", LOOPBACK, "--port", str(port)],
                 env={
-                    **self.env(),
+                    **self.env("api"),
                     "FLOP_SEAL": "1",
                     "FLOP_SEAL_INTERVAL_S": str(SEAL_INTERVAL_S),
                     "FLOP_POLICY_JSON": json.dumps(DEVNET_POLICY_OVERRIDES),
@@ -134,14 +141,8 @@ class Devnet:
         self.supervisor.start(
             ProcessSpec(
                 name="relay",
-                argv=[
-                    sys.executable,
-                    "-m",
-                    "flopledger.commands.relay",
-                    "--nats-url",
-                    self.nats_url,
-                ],
-                env=self.env(),
+                argv=[sys.executable, "-m", "flopledger.commands.relay"],
+                env=self.env("relay"),
                 is_ready=self._is_stream_created,
                 ready_timeout_s=PROCESS_READY_TIMEOUT_S,
                 health_url=f"{self.nats_monitoring_url}/jsz",
@@ -158,10 +159,8 @@ class Devnet:
                     "flopledger.devnet.operator",
                     "--port",
                     str(port),
-                    "--nats-url",
-                    self.nats_url,
                 ],
-                env=self.env(),
+                env=self.env("operator"),
                 is_ready=lambda: _http_ok(f"{self.operator_url}/health"),
                 ready_timeout_s=PROCESS_READY_TIMEOUT_S,
                 health_url=f"{self.operator_url}/health",
@@ -205,14 +204,12 @@ class Devnet:
                         str(bls_file),
                         "--api",
                         self.api_url,
-                        "--nats",
-                        self.nats_url,
                         "--stake",
                         str(STAKE),
                         "--db",
                         str(self.root / "validators" / f"{name}.db"),
                     ],
-                    env=self.env(),
+                    env=self.env(name),
                     is_ready=lambda vid=validator_id: self._is_staked("validators", vid),  # type: ignore[misc]
                     ready_timeout_s=PROCESS_READY_TIMEOUT_S,
                     health_url=f"{self.api_url}/v1/validators/{validator_id}",
@@ -237,8 +234,6 @@ class Devnet:
                         str(AGENT_PRICE),
                         "--api",
                         self.api_url,
-                        "--nats",
-                        self.nats_url,
                         "--stake",
                         str(STAKE),
                         "--cpu",
@@ -251,7 +246,7 @@ class Devnet:
                         "--shutdown-deadline",
                         "10.0",
                     ],
-                    env={**self.env(), "OMP_NUM_THREADS": "1"},
+                    env={**self.env(name), "OMP_NUM_THREADS": "1"},
                     is_ready=lambda nid=node_id: _http_ok(f"{self.api_url}/v1/nodes/{nid}"),  # type: ignore[misc]
                     ready_timeout_s=PROCESS_READY_TIMEOUT_S,
                     health_url=f"{self.api_url}/v1/nodes/{node_id}",
@@ -299,8 +294,15 @@ class Devnet:
             self.participants[name] = Participant(name=name, key_file=key_file, seed=seed)
         return self.participants[name]
 
-    def env(self) -> dict[str, str]:
-        """The children's environment: this devnet's data dir, store, NATS and operator."""
+    def nats_url_for(self, process: str) -> str:
+        """The NATS URL with the login of ``process`` (its secret in it: keep it off argv)."""
+        if self.nats_users is None:
+            raise DevnetError("nats-server has not been started")
+        return self.nats_users.get_user(process).compute_url(self.nats_url)
+
+    def env(self, process: str | None = None) -> dict[str, str]:
+        """The children's environment: this devnet's data dir, store and operator, and the NATS
+        URL with the login of ``process`` (None: no NATS)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOP_")}
         env |= {
             "FLOP_DATA_DIR": str(self.root),
@@ -308,17 +310,22 @@ class Devnet:
             "FLOP_LOG_LEVEL": os.environ.get("FLOP_LOG_LEVEL", "info"),
             "PYTHONUNBUFFERED": "1",
         }
-        if self.nats_url:
-            env["FLOP_NATS_URL"] = self.nats_url
+        if process is not None:
+            env["FLOP_NATS_URL"] = self.nats_url_for(process)
         if self.database_url:
             env["FLOP_DATABASE_URL"] = self.database_url
         return env
 
-    def _start_nats(self) -> None:
+    def start_nats(self) -> None:
+        """nats-server with a fresh login per process (``flopledger.devnet.nats_users``), then
+        the object stream, created as the operator."""
         run_dir = self.root / "nats" / "run"
         store_dir = self.root / "nats" / "store"
         run_dir.mkdir(parents=True, exist_ok=True)
         store_dir.mkdir(parents=True, exist_ok=True)
+        node_ids = {name: self.participant(name).id for name, _ in AGENTS}
+        self.nats_users = create_devnet_users(node_ids, VALIDATORS)
+        config = write_server_config(self.root / "nats", self.nats_users)
         argv = [
             str(find_server_binary()),
             "-a",
@@ -332,6 +339,8 @@ class Devnet:
             str(run_dir),
             "-m",
             "-1",
+            "-c",
+            str(config),
         ]
 
         def is_ready() -> bool:
@@ -353,6 +362,7 @@ class Devnet:
         )
         child.spec = replace(child.spec, health_url=f"{self.nats_monitoring_url}/healthz")
         self.supervisor.write_status()
+        provision_streams(self.nats_url, self.nats_users)
 
     def _migrate(self) -> None:
         import subprocess

@@ -13,7 +13,8 @@ serves that log as a JSON-RPC endpoint with the subset of Solana's methods the a
 (``getTransaction``, ``getSignaturesForAddress``; issue 16, item 3): the devnet's audit
 checks its money and anchors against the chain through the same reader as a real cluster's.
 
-Run as ``python -m flopledger.devnet.operator --port PORT --nats-url URL``; SIGTERM or SIGINT
+Run as ``python -m flopledger.devnet.operator --port PORT [--nats-url URL]`` (default
+``FLOP_NATS_URL``: the devnet passes its login there, off argv); SIGTERM or SIGINT
 stops it cleanly (uvicorn handles the signal, the app's shutdown stops the loops in order).
 """
 
@@ -281,17 +282,20 @@ def build_app(nats_url: str) -> Litestar:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m flopledger.devnet.operator --port PORT --nats-url URL``."""
+    """Entry point: ``python -m flopledger.devnet.operator --port PORT [--nats-url URL]``."""
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="flopledger-devnet-operator", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--nats-url", required=True)
+    parser.add_argument("--nats-url", help="NATS URL (default: FLOP_NATS_URL)")
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level)
+    nats_url = args.nats_url or settings.nats_url
+    if not nats_url:
+        parser.error("--nats-url or FLOP_NATS_URL is required")
     uvicorn.run(
-        build_app(args.nats_url),
+        build_app(nats_url),
         host="127.0.0.1",
         port=args.port,
         log_level=settings.log_level,

@@ -6,7 +6,8 @@ runs) and the terminal shows every job's state live (rich), printing each transi
 every job is final (settled, refunded or expired). ``run_audit_summary`` then replays the
 log from genesis, with anchors checked on the devnet's chain, a tree head taken while the
 jobs ran as a trusted head, and every decided job's and attestation's verifier re-run on its
-artifacts in the devnet's own NATS object store (``--verify-work``), and prints the audit's
+artifacts in the devnet's own NATS object store (``--verify-work``, logged in as the
+``auditor``, who may only read), and prints the audit's
 summary with the re-verified count.
 """
 
@@ -30,6 +31,7 @@ from adapters.solana.history import RpcChainHistory
 from domain.commands import SubmitJob
 from flopledger.devnet.chain import ChainClient
 from flopledger.devnet.launch import Devnet
+from flopledger.devnet.nats_users import AUDITOR
 from proofs.identity import Identity
 from validator.audit import AuditOptions
 from validator.audit_history import HistoryRequirements, TrustedHead
@@ -227,7 +229,7 @@ def run_audit_summary(devnet: Devnet, trusted_heads: tuple[TrustedHead, ...] = (
     )
 
     async def audit() -> AuditReport:
-        objects = await open_objects(devnet.nats_url)
+        objects = await open_objects(devnet.nats_url_for(AUDITOR))
         source = await open_source(devnet.store_url)
         client = ChainClient(devnet.operator_url)
         try:
