@@ -153,13 +153,7 @@ class Devnet:
         self.supervisor.start(
             ProcessSpec(
                 name="operator",
-                argv=[
-                    sys.executable,
-                    "-m",
-                    "flopledger.devnet.operator",
-                    "--port",
-                    str(port),
-                ],
+                argv=[sys.executable, "-m", "flopledger.devnet.operator", "--port", str(port)],
                 env=self.env("operator"),
                 is_ready=lambda: _http_ok(f"{self.operator_url}/health"),
                 ready_timeout_s=PROCESS_READY_TIMEOUT_S,

@@ -2,7 +2,8 @@
 (nats-server, API, relay, operator with the LiteSVM chain, 3 validators, 3 agents) runs the
 quick scenario; every submitted job reaches a final state, the audit passes (with
 ``--verify-work``: every settled job's verifier re-run on its artifacts in the devnet's own
-object store), every process stopped and left its log under the data directory."""
+object store), every process stopped and left its log under the data directory, and NATS
+ran with a login per process whose secret no log and no argv shows."""
 
 from __future__ import annotations
 
@@ -73,6 +74,14 @@ def test_quick_scenario_settles_every_job_and_the_audit_passes(tmp_path: Path) -
     assert policy.log_key == load_identity(root / LOG_KEY_FILE_NAME).id
     assert policy.deposit_authority == load_identity(root / DEPOSIT_AUTHORITY_KEY_FILE_NAME).id
     assert policy.log_key != policy.deposit_authority
+    # NATS ran with a login per process (issue 16, item 6); no secret reached a log or argv.
+    config = (root / "nats" / "nats-server.conf").read_text()
+    secrets = re.findall(r'"password": "([^"]+)"', config)
+    # one login per process but nats itself, plus the launcher's (admin) and the audit's
+    assert len(secrets) == len(PROCESSES - {"nats"}) + 2
+    written = [path.read_text(errors="replace") for path in (root / "logs").glob("*.log")]
+    written.append((root / "status.json").read_text())
+    assert not [secret for secret in secrets if any(secret in text for text in written)]
 
 
 async def _rules_in_force(url: str) -> LedgerPolicy:
