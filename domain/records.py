@@ -148,8 +148,10 @@ def validate_appends(appends: Iterable[StreamAppend]) -> list[StreamAppend]:
         if item.stream_id in seen:
             raise ValueError(f"stream {item.stream_id!r} appears twice in one append")
         seen.add(item.stream_id)
-        if not item.events:
-            raise ValueError(f"stream {item.stream_id!r} has no events to append")
+        if not item.events and item.expected_version is None:
+            raise ValueError(f"stream {item.stream_id!r} has no events and no version to check")
         if item.expected_version is not None and item.expected_version < 0:
             raise ValueError("expected_version must be >= 0 or None")
+    if not any(item.events for item in result):
+        raise ValueError("append needs at least one event (streams without any only guard reads)")
     return result

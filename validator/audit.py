@@ -94,6 +94,7 @@ from validator.audit_quorum import (
     get_owners,
     is_quorum_rule_in_force,
 )
+from validator.audit_reexec import Divergence, Reexecution
 from validator.audit_reputation import ReputationAudit, compute_probers_snapshot
 from validator.audit_rules import OPERATOR_KINDS, OWNER_KINDS, find_violation
 from validator.audit_stake import (
@@ -121,6 +122,7 @@ READ_MODEL = "read_model"
 STORED_PROOFS = "stored_proofs"
 FRAUD_PROOF = "fraud_proof"
 REPUTATION = "reputation"
+REEXECUTION = "reexecution"
 CHECKS = (
     HASH_CHAIN,
     COMMAND_SIGNATURE,
@@ -143,6 +145,7 @@ CHECKS = (
     REPUTATION,
     WORK,  # issue 16, item 2: --verify-work (validator.audit_work)
     CHAIN_MONEY,  # issue 16, item 3: money against the chain (validator.audit_chain)
+    REEXECUTION,
 )
 SIGNATURE_CHECKS = frozenset({COMMAND_SIGNATURE, VERDICT, QUORUM_CERTIFICATE, WITNESS})
 CERTIFICATE_SIGNERS_MIN = 1
@@ -159,6 +162,7 @@ DECISION_EVENTS: dict[tuple[str, str], bool] = {
 }
 """Events that record a round's decision, with the verdict their certificate covers."""
 JOB_SUBMITTED = ("job", "JobSubmitted")
+GENESIS_KIND = "network.genesis"
 QUORUM_DECIDED_KINDS = frozenset({"job.record_verdict", "node.attestation.record_verdict"})
 
 
@@ -190,6 +194,9 @@ class AuditOptions:
     treasury: str = ""
     """Issue 16, item 3: the treasury's Solana address, for the checks against the chain
     (default: the chain reader's own, as the devnet's and LiteSVM's know it)."""
+    reexecute: bool = True
+    """Run every command again through the rules and require its records byte for byte
+    (``validator.audit_reexec``); False leaves the cheap checks alone (the fast path)."""
 
 
 @dataclass
@@ -197,6 +204,7 @@ class _Command:
     command_id: str
     position: int
     metadata: bytes
+    signed: CommandMetadata
     kind: str
     actor: str
     body: Command
@@ -214,6 +222,7 @@ class _Command:
     # Issue 14, attack 2 (validator.audit_beacon): the epoch this command closed, whose
     # value and snapshot its draws must come from.
     closed_epoch: ClosedEpoch | None = None
+    records: list[Record] = field(default_factory=list)  # issue 16: re-executed at its end
 
 
 class Replayer:
@@ -250,6 +259,8 @@ class Replayer:
         self.work = WorkLedger() if options.verify_work else None
         # Issue 16, item 3 (validator.audit_chain): credits across the boundary, payouts.
         self.chain_money = ChainMoneyView()
+        # Issue 16: every command run again on the records before it.
+        self.reexecution = Reexecution() if options.reexecute else None
 
     @property
     def head(self) -> Head:
@@ -265,6 +276,7 @@ class Replayer:
         elif record.metadata != self._command.metadata:
             self._fail(record, COMMAND_SIGNATURE, "metadata differs within one command")
         command = self._command
+        command.records.append(record)
         try:
             data: dict[str, Any] = _JSON.decode(record.data)
             if not isinstance(data, dict):
@@ -319,11 +331,14 @@ class Replayer:
                 raise AuditFailed(trusted.size, STORED_PROOFS, reason)
             self.counts[STORED_PROOFS] += 1
 
-    def end_command(self) -> None:
-        """Ledger invariants at a command's end: money conserved, no account below zero."""
+    def end_command(self, *, complete: bool = True) -> None:
+        """At a command's end: its re-execution (unless ``complete`` is False: the replay
+        stopped inside it), then the ledger invariants: money conserved, no account below
+        zero."""
         command = self._command
         if command is None:
             return
+        self._reexecute(command, complete=complete)
         missing = sorted(set(command.decided) - command.recorded_decisions)
         if missing and self._is_fraud_rule_in_force(command.position):
             raise AuditFailed(
@@ -356,6 +371,22 @@ class Replayer:
             raise AuditFailed(command.position, REPUTATION, violation)
         self.counts[LEDGER_INVARIANTS] += 1
         self._command = None
+
+    def _reexecute(self, command: _Command, *, complete: bool) -> None:
+        if self.reexecution is None:
+            return
+        if not complete or not (self.rules.has_genesis or command.kind == GENESIS_KIND):
+            # Stopped inside it, or before a late genesis: its rules came from the settings of
+            # the release that wrote it, not from the log, so it cannot be run again.
+            self.reexecution.skip(command.records)
+            return
+        try:
+            self.reexecution.check(
+                command.records, command.signed, self._policy_at(command.position)
+            )
+        except Divergence as exc:
+            raise AuditFailed(exc.position, REEXECUTION, f"{command.kind}: {exc.message}") from exc
+        self.counts[REEXECUTION] = self.reexecution.reexecuted
 
     def _check_chain(self, record: Record) -> None:
         expected = self.head_position + 1
@@ -434,6 +465,7 @@ class Replayer:
             command_id=record.command_id,
             position=record.position,
             metadata=record.metadata,
+            signed=metadata,
             kind=envelope.kind,
             actor=envelope.actor,
             body=body,

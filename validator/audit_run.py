@@ -27,6 +27,7 @@ from validator.audit import (
     CHECKS,
     HASH_CHAIN,
     READ_MODEL,
+    REEXECUTION,
     SIGNATURE_CHECKS,
     STORED_PROOFS,
     AuditFailed,
@@ -116,7 +117,12 @@ async def run_audit(
         total = min(total, options.at_position)
     try:
         await _replay(source, replayer, options.at_position, total, progress)
-        replayer.end_command()
+        replayer.end_command(complete=options.at_position is None)
+        if replayer.reexecution is not None and replayer.reexecution.not_reexecuted:
+            warnings.append(
+                f"{replayer.reexecution.not_reexecuted} commands checked but not re-executed "
+                "(written before issue 16 recorded the clock, or before a late genesis)"
+            )
         replayer.check_genesis()
         replayer.check_history()
         check_final_invariants(replayer)
@@ -273,7 +279,9 @@ def _report(
             status = "failed"
         elif not options.verify_signatures and check in SIGNATURE_CHECKS:
             status = "partial"
-        elif check == STORED_PROOFS and not options.verify_proofs:
+        elif (check == STORED_PROOFS and not options.verify_proofs) or (
+            check == REEXECUTION and not options.reexecute
+        ):
             status = "skipped"
         elif check == ANCHOR and chain is None and replayer.log.anchors:
             status = "partial"

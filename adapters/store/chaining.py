@@ -63,7 +63,8 @@ def chain_command(
             )
             records.append(record)
             prev_hash = record.hash
-        versions[item.stream_id] = version
+        if item.events:  # an item without events only guards a stream the command read
+            versions[item.stream_id] = version
     outcome = AppendOutcome(
         command_id=command_id,
         first_position=records[0].position,

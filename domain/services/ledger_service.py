@@ -16,7 +16,7 @@ import msgspec
 
 from domain import commands as c
 from domain.errors import Rejection, RejectionCode, VersionConflict
-from domain.network import NetworkRules
+from domain.network import NETWORK_STREAM_ID, NetworkRules
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services import equivocation, fraud, rounds
@@ -98,9 +98,15 @@ class CommandResult(msgspec.Struct, frozen=True):
 
 
 class CommandMetadata(msgspec.Struct, frozen=True):
+    """What the store keeps beside a command's events: the signed envelope, its digest, the
+    aggregate it concerned and the clock it was decided at (``now_ns``; None in records written
+    before issue 16), so the audit can run the command again exactly as it ran
+    (``validator.audit_reexec``)."""
+
     envelope: CommandEnvelope
     digest: str
     subject: str
+    now_ns: int | None = None
 
 
 def compute_command_id(actor: str, nonce: str) -> str:
@@ -150,6 +156,12 @@ class LedgerService:
         verify_envelope(envelope, now_ns=now_ns)
         if admit is not None:
             admit(envelope)
+        return await self.execute_verified(envelope, now_ns=now_ns)
+
+    async def execute_verified(self, envelope: CommandEnvelope, *, now_ns: int) -> CommandResult:
+        """Run an envelope whose signature and freshness the caller has checked: ``execute``
+        after ``verify_envelope``, and the audit's re-execution of a recorded command at its
+        recorded clock (``validator.audit_reexec``), so both run the one code path."""
         command = c.decode_command(envelope.kind, envelope.body)
         check_envelope_network(envelope, command, await self.rules.get())
         command_id = compute_command_id(envelope.actor, envelope.nonce)
@@ -158,13 +170,16 @@ class LedgerService:
             return previous
         handler = HANDLERS[type(command)]
         for attempt in range(self.retries_max):
+            rules = await self.rules.get()
             ctx = CommandContext(
                 actor=envelope.actor,
                 command_id=command_id,
                 now_ns=now_ns,
-                policy=await self._policy_for(command),
+                policy=select_policy(rules, command),
             )
-            uow = UnitOfWork(self.store, now_ns=now_ns)
+            uow = UnitOfWork(
+                self.store, now_ns=now_ns, read_versions={NETWORK_STREAM_ID: rules.version}
+            )
             try:
                 subject = await handler(uow, command, ctx)
             except Rejection:
@@ -176,7 +191,12 @@ class LedgerService:
                     continue
                 raise
             metadata = encode_canonical(
-                CommandMetadata(envelope=envelope, digest=envelope.digest().hex(), subject=subject)
+                CommandMetadata(
+                    envelope=envelope,
+                    digest=envelope.digest().hex(),
+                    subject=subject,
+                    now_ns=now_ns,
+                )
             )
             try:
                 outcome = await uow.commit(command_id=command_id, metadata=metadata)
@@ -196,12 +216,6 @@ class LedgerService:
             "commands; retry later",
             code=RejectionCode.TOO_MUCH_CONTENTION,
         )
-
-    async def _policy_for(self, command: c.Command) -> LedgerPolicy:
-        rules = await self.rules.get()
-        if isinstance(command, c.DeclareGenesis) and not rules.has_genesis:
-            return LedgerPolicy()  # nothing is in force yet; the handler checks the genesis
-        return rules.current
 
     async def _find_previous(
         self, command_id: str, envelope: CommandEnvelope
@@ -225,3 +239,10 @@ class LedgerService:
             last_position=outcome.last_position,
             replayed=True,
         )
+
+
+def select_policy(rules: NetworkRules, command: c.Command) -> LedgerPolicy:
+    """The policy ``command`` runs under: the one in force, or none yet for the genesis."""
+    if isinstance(command, c.DeclareGenesis) and not rules.has_genesis:
+        return LedgerPolicy()  # nothing is in force yet; the handler checks the genesis
+    return rules.current

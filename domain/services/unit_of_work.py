@@ -48,9 +48,13 @@ class UnitOfWork:
     directory being read (``add_to_directory``).
     """
 
-    def __init__(self, store: EventStore, *, now_ns: int) -> None:
+    def __init__(
+        self, store: EventStore, *, now_ns: int, read_versions: dict[str, int] | None = None
+    ) -> None:
         self.store = store
         self.now_ns = now_ns
+        # Streams read outside ``get`` (the network's rules), at the version they were read.
+        self._read_versions = dict(read_versions or {})
         self._loaded: dict[str, tuple[FlopAggregate, int]] = {}
         self._snapshot_versions: dict[str, int] = {}
         self._missing: set[str] = set()
@@ -173,7 +177,23 @@ class UnitOfWork:
                     events=tuple(new_events),
                 )
             )
+        if appends:
+            appends.extend(self._read_guards({a.stream_id for a in appends}))
         return appends
+
+    def _read_guards(self, written: set[str]) -> list[StreamAppend]:
+        """Every stream the command read and did not write, at the version it read: the
+        commit fails with VersionConflict if one moved in between, so a command is decided on
+        exactly the state before it in the log, and anyone can run it again there and get the
+        same records (the audit's re-execution, ``validator.audit_reexec``)."""
+        read = {aggregate_id: version for aggregate_id, (_, version) in self._loaded.items()}
+        read.update(dict.fromkeys(self._missing, 0))
+        read.update(self._read_versions)
+        return [
+            StreamAppend(stream_id=stream_id, stream_type="", expected_version=version, events=())
+            for stream_id, version in sorted(read.items())
+            if stream_id not in written
+        ]
 
     async def commit(self, *, command_id: str, metadata: bytes) -> AppendOutcome | None:
         appends = self.pending_appends()

@@ -160,6 +160,20 @@ class EventStoreContract:
             await store.append([stream("a", 0)], command_id="c3")
         assert await store.head() == Head(position=0, hash=GENESIS_HASH)
 
+    async def test_a_read_guard_conflicts_when_its_stream_moved(self, store: EventStore) -> None:
+        # A stream the command read but does not write, at the version it read (issue 16: a
+        # command is decided on exactly the state before it in the log).
+        await store.append([stream("a", 0, b"1")], command_id="c1")
+        guard = StreamAppend(stream_id="a", stream_type="", expected_version=0, events=())
+        with pytest.raises(VersionConflict):
+            await store.append([stream("b", 0, b"x"), guard], command_id="c2")
+        assert await store.get_stream_version("b") == 0
+        fresh = StreamAppend(stream_id="a", stream_type="", expected_version=1, events=())
+        outcome = await store.append([stream("b", 0, b"x"), fresh], command_id="c3")
+        assert (outcome.first_position, outcome.last_position) == (2, 2)
+        assert await store.get_stream_version("a") == 1
+        assert [r.stream_id for r in await store.read_all(1)] == ["a", "b"]
+
     async def test_read_stream_from_version(self, store: EventStore) -> None:
         await store.append([stream("a", 0, b"1", b"2", b"3")], command_id="c1")
         await store.append([stream("b", 0, b"x")], command_id="c2")

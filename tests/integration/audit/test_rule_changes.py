@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,7 +57,9 @@ async def _deposit(path: Path, by: Identity, *, clock_s: int) -> None:
     try:
         policy = LedgerPolicy(operators=(OPERATOR.id, SECOND.id))
         net = LocalNetwork.create(store, policy=policy, operator=by)
-        net.now_ns += clock_s * 10**9
+        # The CLI's rule changes are decided on the real clock: the deposits too, so that the
+        # recorded clock never runs backwards (the audit's re-execution checks it).
+        net.now_ns = time.time_ns() + clock_s * 10**9
         net._nonces = iter(range(clock_s * 1000, clock_s * 1000 + 1000))  # type: ignore[assignment]
         await net.deposit(CONSUMER, 10)
     finally:

@@ -51,11 +51,13 @@ def copy(clean: tuple[Path, History], tmp_path: Path) -> Path:
     return target
 
 
-def audit(path: Path, history: History) -> AuditReport:
+def audit(path: Path, history: History, *, reexecute: bool = True) -> AuditReport:
     async def go() -> AuditReport:
         source = await open_source(f"sqlite:///{path}")
         try:
-            options = AuditOptions(trusted_operators=frozenset(history.net.policy.operators))
+            options = AuditOptions(
+                trusted_operators=frozenset(history.net.policy.operators), reexecute=reexecute
+            )
             return await run_audit(source, options, chain=history.chain)
         finally:
             await source.close()
@@ -141,7 +143,16 @@ def test_rewritten_history_with_a_new_chain_is_caught_by_the_tree_head(
     )
     records[index] = edit_data(records[index], region="us-east")
     rewrite(copy, records)
+    # The signed registration names another region: running it again gives other bytes.
     report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (
+        records[index].position,
+        "reexecution",
+    )
+    assert "region" in report.failure.message
+    # Without re-execution (the fast path) the first tree head still catches it.
+    report = audit(copy, clean[1], reexecute=False)
     assert report.failure is not None
     first_head = position_of(copy, lambda r: r.event_type == "TreeHeadSigned")
     assert (report.failure.position, report.failure.check) == (first_head, "tree_head")
@@ -202,7 +213,15 @@ def test_anchor_that_does_not_match_the_chain(copy: Path, clean: tuple[Path, His
     index = max(i for i, r in enumerate(records) if r.event_type == "LogAnchored")
     records[index] = edit_data(records[index], slot=json.loads(records[index].data)["slot"] + 7)
     rewrite(copy, records)
+    # The signed anchor command names its slot: running it again gives another record.
     report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (
+        records[index].position,
+        "reexecution",
+    )
+    # Without re-execution the chain check catches it.
+    report = audit(copy, clean[1], reexecute=False)
     assert report.failure is not None
     assert (report.failure.position, report.failure.check) == (records[index].position, "anchor")
 
