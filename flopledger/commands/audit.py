@@ -72,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--no-signatures", action="store_true", help="skip signature checks (faster)"
     )
     parser.add_argument(
+        "--no-reexecute",
+        action="store_true",
+        help="skip running every command again through the rules (the chain and cheap checks "
+        "alone: faster, and blind to a patched API whose records break no cheap check)",
+    )
+    parser.add_argument(
         "--operator",
         action="append",
         default=[],
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     options = AuditOptions(
         verify_signatures=not args.no_signatures,
         verify_proofs=args.verify_proofs,
+        reexecute=not args.no_reexecute,
         trusted_operators=frozenset(args.operator),
         at_position=args.at,
         treasury=args.treasury,

@@ -69,7 +69,11 @@ def audit(
     *,
     with_chain: bool = True,
     verify_proofs: bool = False,
+    reexecute: bool = False,
 ) -> AuditReport:
+    """The audit without re-execution unless asked: these tests are about what the history
+    options catch alone (``test_reexecution_catches_the_forgery_at_its_first_consequence``)."""
+
     async def go() -> AuditReport:
         source = await open_source(f"sqlite:///{path}")
         try:
@@ -77,6 +81,7 @@ def audit(
                 trusted_operators=frozenset(history.net.policy.operators),
                 history=requirements,
                 verify_proofs=verify_proofs,
+                reexecute=reexecute,
             )
             return await run_audit(source, options, chain=history.chain if with_chain else None)
         finally:
@@ -294,7 +299,8 @@ def test_cli_history_options(
     operator = ["--operator", clean[1].net.operator.id]
     end = rows(clean[0])[-1].position
     head = trusted(clean[0], end)
-    ok = ["audit", "--json", *operator, "--trusted-head", str(head), "--min-cosigners", "2"]
+    ok = ["audit", "--json", "--no-reexecute", *operator, "--trusted-head", str(head)]
+    ok += ["--min-cosigners", "2"]
     assert main([*ok, "--source", f"sqlite:///{clean[0]}"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["checks"]["trusted_head"]["count"] == 1
@@ -306,7 +312,7 @@ def test_cli_history_options(
     assert main([*ok, "--source", f"sqlite:///{forged}"]) == 1
     failure = json.loads(capsys.readouterr().out)["failure"]
     assert failure["check"] == "trusted_head"
-    forged_cosigners = ["audit", "--json", *operator, "--min-cosigners", "1"]
+    forged_cosigners = ["audit", "--json", "--no-reexecute", *operator, "--min-cosigners", "1"]
     assert main([*forged_cosigners, "--source", f"sqlite:///{forged}"]) == 1
     failure = json.loads(capsys.readouterr().out)["failure"]
     assert (failure["position"], failure["check"]) == (head_positions(forged)[0], "cosigners")
@@ -366,3 +372,20 @@ def test_an_unstaked_cosigner_counts_only_as_a_named_witness(
     report = audit(path, history, named)
     assert report.ok, report.failure
     assert report.state["history"]["cosignatures_not_counted"] == 0
+
+
+def test_reexecution_catches_the_forgery_at_its_first_consequence(
+    forged: Path, clean: tuple[Path, History]
+) -> None:
+    # Without any history option: a command after the first dropped record (a co-signature,
+    # then the withdrawal), run again on the forged state, gives other records than the
+    # forged log holds (here a draw: its seed follows the log).
+    report = audit(forged, clean[1], HistoryRequirements(), reexecute=True)
+    assert report.failure is not None and report.failure.check == "reexecution"
+    first_dropped = next(
+        r.position
+        for r in rows(clean[0])
+        if r.event_type in DROPPED_BY_THE_FORGER or is_withdrawal(r)
+    )
+    assert report.failure.position > first_dropped
+    assert "ValidatorsAssigned" in report.failure.message
