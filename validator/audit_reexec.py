@@ -15,23 +15,16 @@ in one step (``run_to_end``) and the replay stays synchronous. Commands recorded
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import msgspec
 
 from adapters.store.chaining import chain_command
+from adapters.store.memory import MemoryEventStore
 from domain.errors import FlopError
 from domain.policy import RULES_V4, LedgerPolicy
-from domain.records import (
-    GENESIS_HASH,
-    AppendOutcome,
-    Head,
-    Record,
-    Snapshot,
-    StreamAppend,
-    validate_appends,
-)
+from domain.records import AppendOutcome, Record, StreamAppend, validate_appends
 from domain.services.ledger_service import CommandMetadata, LedgerService
 from proofs.envelope import FRESHNESS_WINDOW_NS
 
@@ -50,18 +43,16 @@ class Divergence(Exception):
         self.message = message
 
 
-class ShadowStore:
+class ShadowStore(MemoryEventStore):
     """The records replayed so far, as an ``EventStore`` that compares instead of writing.
 
-    ``expect`` names the records the next append must produce; ``append`` chains what the
-    handler decided after the shadow's head and raises ``Divergence`` unless it equals them.
+    Reads are the memory store's. ``expect`` names the records the next append must produce;
+    ``append`` chains what the handler decided after the shadow's head and raises
+    ``Divergence`` unless it equals them. Nothing here waits (no lock: one replay drives it).
     """
 
     def __init__(self) -> None:
-        self._log: list[Record] = []
-        self._streams: dict[str, list[Record]] = {}
-        self._commands: dict[str, AppendOutcome] = {}
-        self._snapshots: dict[str, Snapshot] = {}
+        super().__init__()
         self._expected: list[Record] = []
 
     def expect(self, records: list[Record]) -> None:
@@ -85,39 +76,6 @@ class ShadowStore:
         self.add_recorded(produced)
         self._commands[command_id] = outcome
         return outcome
-
-    async def find_command(self, command_id: str) -> AppendOutcome | None:
-        return self._commands.get(command_id)
-
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Record]:
-        return list(self._streams.get(stream_id, ())[max(from_version, 1) - 1 :])
-
-    async def get_stream_version(self, stream_id: str) -> int:
-        return len(self._streams.get(stream_id, ()))
-
-    async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[Record]:
-        start = max(from_position, 1) - 1
-        return list(self._log[start : start + max(1, limit)])
-
-    async def subscribe(self, from_position: int = 1) -> AsyncIterator[Record]:
-        for record in self._log[max(from_position, 1) - 1 :]:
-            yield record
-
-    async def head(self) -> Head:
-        if not self._log:
-            return Head(position=0, hash=GENESIS_HASH)
-        return Head(position=self._log[-1].position, hash=self._log[-1].hash)
-
-    async def save_snapshot(self, snapshot: Snapshot) -> None:
-        current = self._snapshots.get(snapshot.stream_id)
-        if current is None or current.version < snapshot.version:
-            self._snapshots[snapshot.stream_id] = snapshot
-
-    async def get_snapshot(self, stream_id: str) -> Snapshot | None:
-        return self._snapshots.get(stream_id)
-
-    async def close(self) -> None:
-        return None
 
 
 def compare_records(produced: list[Record], recorded: list[Record]) -> None:

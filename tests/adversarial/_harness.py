@@ -14,6 +14,9 @@ POLICY = LedgerPolicy(
     verdict_commit_window_ns=10 * SECOND_NS,
     verdict_reveal_window_ns=10 * SECOND_NS,
 )
+LOG_FEE = POLICY.log_fee
+"""What each stake.bond and stake.unbond pays under rules v4 (issue 16, item 8): an actor that
+bonds or unbonds keeps it liquid beside its stake."""
 
 
 async def start_network() -> LocalNetwork:

@@ -48,7 +48,7 @@ from proofs.identity import Identity
 from proofs.job_seed import compute_job_seed
 from proofs.matmul import canonical_row_bytes, compute_product, derive_inputs
 from proofs.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_hashes
-from tests.adversarial._harness import POLICY, get_balance, get_money_total
+from tests.adversarial._harness import LOG_FEE, POLICY, get_balance, get_money_total
 from tests.unit.api.conftest import ApiEnv, Clock, make_deps, seeded
 
 NODE, CHEATER, CONSUMER, CHALLENGER, PLANTER, CANARY_NODE = (
@@ -106,7 +106,7 @@ async def build_market(
         await net.deposit(node, 10_000)
         await net.register_active_node(node, region="eu-west", price=PRICE, stake=NODE_STAKE)
     for keys in VALIDATORS:
-        await net.deposit(keys.identity, VALIDATOR_STAKE)
+        await net.deposit(keys.identity, VALIDATOR_STAKE + LOG_FEE)  # a later unbond's fee
         await net.register_validator(keys, stake=VALIDATOR_STAKE)
     await net.deposit(CONSUMER, 10_000)
     await net.deposit(PLANTER, 10_000)

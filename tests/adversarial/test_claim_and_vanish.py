@@ -20,7 +20,7 @@ from domain.policy import BPS, LedgerPolicy
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork
 from proofs.identity import Identity
-from tests.adversarial._harness import get_balance, get_money_total, start_network
+from tests.adversarial._harness import LOG_FEE, get_balance, get_money_total, start_network
 
 CONSUMER = Identity.from_seed(bytes([101]) * 32)
 SYBILS = [Identity.from_seed(bytes([102 + i]) * 32) for i in range(3)]
@@ -50,7 +50,7 @@ async def _stake(net: LocalNetwork, node_id: str) -> int:
 async def _sybil_network() -> LocalNetwork:
     net = await start_network()
     for sybil in SYBILS:
-        await net.deposit(sybil, SYBIL_STAKE)
+        await net.deposit(sybil, SYBIL_STAKE + LOG_FEE)
         await net.register_active_node(sybil, region=REGION, price=400, stake=SYBIL_STAKE)
     await net.deposit(CONSUMER, CONSUMER_FUNDS)
     return net
@@ -102,7 +102,7 @@ async def test_many_gpus_on_little_stake_hold_only_what_the_stake_covers() -> No
     reserves its possible slash and its claim bond of the bonded stake."""
     net = await start_network()
     stake = net.policy.node_stake_min
-    await net.deposit(HOARDER, stake)
+    await net.deposit(HOARDER, stake + LOG_FEE)
     await net.register_active_node(HOARDER, gpus=16, stake=stake, price=400, region=REGION)
     await net.deposit(CONSUMER, CONSUMER_FUNDS)
     jobs = [await net.submit_job(CONSUMER, region=REGION, max_price=MAX_PRICE) for _ in range(16)]

@@ -24,9 +24,8 @@ from domain.ledger import user_account
 from domain.settlement import compute_settlement
 from flopledger.cli import main
 from proofs.identity import Identity
+from tests.integration.audit.test_tamper_sqlite import audit
 from tests.unit.audit.scenario import NODE, History, build_history
-from validator.audit import AuditOptions
-from validator.audit_run import AuditReport, open_source, run_audit
 
 OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))  # LocalNetwork's default
 
@@ -38,20 +37,6 @@ def _build(path: Path) -> History:
             return await build_history(store)
         finally:
             await store.close()
-
-    return asyncio.run(go())
-
-
-def _audit(path: Path, history: History, *, reexecute: bool = True) -> AuditReport:
-    async def go() -> AuditReport:
-        source = await open_source(f"sqlite:///{path}")
-        try:
-            options = AuditOptions(
-                trusted_operators=frozenset(history.net.policy.operators), reexecute=reexecute
-            )
-            return await run_audit(source, options, chain=history.chain)
-        finally:
-            await source.close()
 
     return asyncio.run(go())
 
@@ -94,7 +79,7 @@ def test_a_diverted_payout_fails_the_audit_at_the_credit(
     assert _credits_to(path, operator_account)
     assert not _credits_to(path, user_account(NODE.id))[1:]  # only its deposit
 
-    report = _audit(path, history)
+    report = audit(path, history)
     assert report.failure is not None
     assert report.failure.check == "reexecution"
     # The first record the rules give otherwise: the settlement naming the payouts.
@@ -113,7 +98,7 @@ def test_a_diverted_payout_fails_the_audit_at_the_credit(
 def test_the_same_history_without_the_patch_passes(tmp_path: Path) -> None:
     path = tmp_path / "honest.sqlite3"
     history = _build(path)
-    report = _audit(path, history)
+    report = audit(path, history)
     assert report.ok, report.failure
     assert not [w for w in report.warnings if "not re-executed" in w]
     # Every command was run again (none is from before issue 16).
@@ -139,7 +124,7 @@ def test_a_clock_run_backwards_fails_the_audit(
             await store.close()
 
     position = asyncio.run(late_deposit())
-    report = _audit(path, history)
+    report = audit(path, history)
     assert report.failure is not None
     assert (report.failure.position, report.failure.check) == (position, "reexecution")
     assert "backwards" in report.failure.message

@@ -43,7 +43,7 @@ from proofs.inference_commitment import (
 from proofs.matmul import compute_product, derive_inputs
 from proofs.matmul_product import encode_product_proof, make_product_proof
 from proofs.merkle import inclusion_proof_from_hashes, leaf_hash, node_hash, root_from_hashes
-from tests.adversarial._harness import get_money_total, start_network
+from tests.adversarial._harness import LOG_FEE, get_money_total, start_network
 
 LAZY, CONSUMER = Identity.from_seed(b"\x51" * 32), Identity.from_seed(b"\x52" * 32)
 VALIDATORS = [make_validator_keys(50 + i) for i in range(3)]
@@ -181,7 +181,7 @@ async def test_lazy_node_grinding_before_its_commit_is_rejected_and_slashed() ->
 
 
 async def _lazy_node_with_a_claimed_job(net: LocalNetwork, round_index: int) -> str:
-    await net.deposit(LAZY, NODE_STAKE)
+    await net.deposit(LAZY, NODE_STAKE + LOG_FEE)
     await net.register_active_node(LAZY, region="eu-west", price=100, stake=NODE_STAKE)
     for keys in VALIDATORS:
         await net.deposit(keys.identity, VALIDATOR_STAKE)

@@ -20,7 +20,7 @@ from domain.services.queries import get_aggregate
 from domain.validators import Validator
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
-from tests.adversarial._harness import get_balance, get_money_total, start_network
+from tests.adversarial._harness import LOG_FEE, get_balance, get_money_total, start_network
 
 ATTACKER, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (91, 92))
 VALIDATORS = [make_validator_keys(90 + i) for i in range(3)]
@@ -32,9 +32,9 @@ GARBAGE = b"\x66" * 32
 async def _network(*, stake: int) -> LocalNetwork:
     net = await start_network()
     for keys in VALIDATORS:
-        await net.deposit(keys.identity, 2_000)
+        await net.deposit(keys.identity, 2_000 + LOG_FEE)  # the fee of a later unbond
         await net.register_validator(keys, stake=2_000)
-    await net.deposit(ATTACKER, ATTACKER_FUNDS)
+    await net.deposit(ATTACKER, ATTACKER_FUNDS + 2 * LOG_FEE)  # its bond's and its unbond's
     await net.register_active_node(ATTACKER, region="eu-west", price=400, stake=stake)
     await net.deposit(CONSUMER, CONSUMER_FUNDS)
     return net
