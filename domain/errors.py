@@ -164,6 +164,7 @@ class RejectionCode(enum.StrEnum):
     WITHDRAWAL_BELOW_MINIMUM = "withdrawal_below_minimum"
     WITHDRAWAL_VOIDED = "withdrawal_voided"
     DEPOSIT_CHAIN_REFERENCE_REQUIRED = "deposit_chain_reference_required"
+    DEPOSIT_CHAIN_REFERENCE_REUSED = "deposit_chain_reference_reused"
     # issue 14, attack 9: quorum minimums
     REDUNDANCY_BELOW_MINIMUM = "redundancy_below_minimum"
     # issue 14, attack 5: fraud proofs and canaries

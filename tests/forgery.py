@@ -12,9 +12,13 @@ from domain.records import GENESIS_HASH, Record, make_record
 from validator.audit import AuditOptions, Replayer
 
 
-def replay(records: list[Record]) -> Replayer:
-    """Feed ``records`` to a fresh audit replayer (raises ``AuditFailed`` at a broken rule)."""
-    replayer = Replayer(AuditOptions())
+def replay(records: list[Record], *, reexecute: bool = False) -> Replayer:
+    """Feed ``records`` to a fresh audit replayer (raises ``AuditFailed`` at a broken rule).
+
+    Without re-execution by default: each tamper test shows the one cheap check that names
+    its forgery; ``tests/unit/audit/test_audit_reexec.py`` shows that re-execution catches
+    the same forgeries, at the forged record."""
+    replayer = Replayer(AuditOptions(reexecute=reexecute))
     for record in records:
         replayer.feed(record)
     replayer.end_command()

@@ -23,6 +23,7 @@ import functools
 from typing import Any
 
 from domain.beacon import BEACON_STREAM_ID, BEACON_STREAM_TYPE
+from domain.chain_credits import CHAIN_CREDIT_STREAM_TYPE
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
 from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
@@ -38,7 +39,7 @@ KINDS_CACHED_MAX = 256
 # epochs, which opens rounds (and may send a job back to the market, refunding it).
 WORK_STREAMS = ACCOUNT_STREAMS | {"job", "node", "validator", "decision", BEACON_STREAM_TYPE}
 KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
-    "account.deposit": ACCOUNT_STREAMS,
+    "account.deposit": ACCOUNT_STREAMS | {CHAIN_CREDIT_STREAM_TYPE},  # issue 16, item 3
     "account.withdraw": ACCOUNT_STREAMS,
     "log.seal": frozenset({"log"}),
     "log.cosign": frozenset({"log"}),
@@ -102,6 +103,8 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("node", "NodeUptimeRecorded"): frozenset({"liveness.close"}),
     # issue 16, item 6: object-stored records
     (OBJECT_STREAM_TYPE, "ObjectStored"): frozenset({"object.record_stored"}),
+    # issue 16, item 3: one credit per chain transaction
+    (CHAIN_CREDIT_STREAM_TYPE, "ChainCreditRecorded"): frozenset({"account.deposit"}),
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the

@@ -178,8 +178,7 @@ class BridgeService:
             # pay twice (the signed bytes are in the log, anyone could have sent them).
             await self._void(withdrawal_id, refused or f"{ATTEMPTS_MAX} payouts expired unlanded")
             return None
-        if is_live:
-            assert latest is not None  # is_live
+        if is_live and latest is not None:  # a live attempt is the latest one
             prepared = PreparedTransfer(
                 latest.chain_signature, latest.last_valid_block_height, latest.transaction
             )

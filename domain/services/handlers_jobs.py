@@ -7,7 +7,8 @@ import hashlib
 
 from domain import commands as c
 from domain import reputation
-from domain.errors import Rejection, RejectionCode, Unauthorized
+from domain.chain_credits import ChainCredit, compute_chain_credit_id
+from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.job import (
     CLAIMED,
     EXPIRED,
@@ -65,6 +66,23 @@ async def handle_deposit(uow: UnitOfWork, cmd: c.Deposit, ctx: CommandContext) -
         reason=f"deposit {cmd.chain_reference}".strip(),
         now_ns=ctx.now_ns,
     )
+    if ctx.policy.rules_version >= RULES_V4:  # after the transfer: its records come first
+        credit_id = compute_chain_credit_id(cmd.chain_reference)
+        if await uow.get(ChainCredit, credit_id) is not None:
+            raise InvalidTransition(
+                f"chain transaction {cmd.chain_reference!r} was credited already: each "
+                "transaction enters the ledger once",
+                code=RejectionCode.DEPOSIT_CHAIN_REFERENCE_REUSED,
+            )
+        uow.add(
+            ChainCredit.record(
+                credit_id,
+                chain_reference=cmd.chain_reference,
+                account=account_id,
+                amount=cmd.amount,
+                now_ns=ctx.now_ns,
+            )
+        )
     return account_id
 
 

@@ -119,7 +119,9 @@ async def test_two_agents_attest_and_complete_every_workload(
     validators = [make_validator_keys(i) for i in range(3)]
     for actor in (EU_NODE, US_NODE, CONSUMER, *(v.identity for v in validators)):
         operator.send(
-            c.Deposit(account_owner=actor.id, amount=100_000, chain_reference="test-deposit")
+            c.Deposit(
+                account_owner=actor.id, amount=100_000, chain_reference=f"test-deposit-{actor.id}"
+            )
         )
     for keys in validators:
         _register_validator(ApiClient(api_url, identity=keys.identity), keys)

@@ -10,13 +10,16 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+import domain.services.handlers_jobs as handlers_jobs
 from adapters.solana.common import build_transaction
 from adapters.solana.history import RpcChainHistory
 from adapters.solana.litesvm import LiteSvmGateway
 from adapters.store.memory import MemoryEventStore
+from domain.errors import InvalidTransition
 from domain.log import encode_anchor_memo
 from domain.policy import SOLANA_RENT_EXEMPT_MIN_LAMPORTS
 from domain.services.bridge_service import (
@@ -94,10 +97,21 @@ async def test_an_unbacked_mint_fails_the_audit() -> None:
     assert (await audit(net, None)).checks["chain_money"].status == "skipped"
 
 
-async def test_a_real_deposit_credited_twice_fails_the_audit() -> None:
+async def test_a_real_deposit_credited_twice_is_refused_and_fails_the_audit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     net, chain, _bridge = await setup()
     signature = chain.chain_log[0].signature
-    again = await net.deposit(CONSUMER, LAMPORTS, chain_reference=signature)
+    with pytest.raises(InvalidTransition) as refused:
+        await net.deposit(CONSUMER, LAMPORTS, chain_reference=signature)
+    assert refused.value.code == "deposit_chain_reference_reused"
+    # A patched API that forgets which transactions it credited: the audit still finds it.
+    fresh = iter(range(1_000_000))
+    with monkeypatch.context() as patched:  # the operator's API, not the auditor's code
+        patched.setattr(
+            handlers_jobs, "compute_chain_credit_id", lambda _ref: f"chain-credit:{next(fresh)}"
+        )
+        again = await net.deposit(CONSUMER, LAMPORTS, chain_reference=signature)
     report = await audit(net, chain)
     assert report.failure is not None and report.failure.check == "chain_money"
     assert report.failure.position == again.first_position

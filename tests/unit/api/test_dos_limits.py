@@ -102,6 +102,7 @@ def signed_deposit(env: ApiEnv, signer: Identity, nonce: str) -> dict[str, Any]:
         {"account_owner": seeded("consumer").id, "amount": 10, "chain_reference": f"tx-{nonce}"},
         nonce=f"nonce-{nonce}",
         issued_at_ns=env.clock.now_ns,
+        network=env.http.get("/v1/network").json()["network_id"],
     )
     wire: dict[str, Any] = msgspec.to_builtins(from_command_envelope(envelope))
     return wire

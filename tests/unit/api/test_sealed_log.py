@@ -4,6 +4,7 @@ relative to sealed heads (checked with proofs.merkle), POST /v1/log/cosignatures
 from __future__ import annotations
 
 import base64
+import itertools
 from typing import Any
 
 import pytest
@@ -12,12 +13,16 @@ from adapters.ledger_api.client import ApiClient, Conflict, InvalidRequest
 from adapters.ledger_api.wire import CommandAccepted
 from domain.commands import CosignTreeHead, Deposit, RegisterValidator
 from domain.log import compute_witness_message
+from domain.policy import LedgerPolicy
 from operations.sealer import Sealer
 from proofs import bls, merkle
 from proofs.tree_head import SignedTreeHead, verify_tree_head
 from tests.unit.api.conftest import ApiEnv, seeded
 
 WITNESS_BLS_SECRET = bls.key_gen(b"witness-one".ljust(32, b"\0"))
+
+
+CHAIN_TX = itertools.count()  # one chain transaction per deposit (rules v4 refuse a reuse)
 
 
 def b64(data: bytes) -> str:
@@ -28,7 +33,9 @@ def deposit(env: ApiEnv, count: int) -> None:
     for index in range(count):
         owner = seeded(f"consumer-{index}").id
         env.client(env.operator).send(
-            Deposit(account_owner=owner, amount=100, chain_reference="test-deposit")
+            Deposit(
+                account_owner=owner, amount=100, chain_reference=f"test-deposit-{next(CHAIN_TX)}"
+            )
         )
 
 
@@ -46,11 +53,16 @@ def seal(env: ApiEnv) -> int:
 
 def register_witness(env: ApiEnv) -> ApiClient:
     witness = seeded("witness")
+    stake = LedgerPolicy().validator_stake_min  # rules v4: a validator registers staked
+    env.client(env.operator).send(
+        Deposit(account_owner=witness.id, amount=stake, chain_reference="test-deposit-witness")
+    )
     client = env.client(witness)
     client.send(
         RegisterValidator(
             bls_public_key=bls.sk_to_pk(WITNESS_BLS_SECRET),
             proof_of_possession=bls.pop_prove(WITNESS_BLS_SECRET),
+            stake=stake,
         )
     )
     return client
