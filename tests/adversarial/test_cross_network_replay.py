@@ -23,6 +23,7 @@ from domain.ledger import user_account
 from domain.services.ledger_service import CommandMetadata
 from proofs.encoding import encode_canonical
 from proofs.envelope import from_command_envelope, sign_command
+from tests.chain_tx import fresh_chain_reference
 from tests.forgery import rechain, replay
 from tests.unit.api.conftest import Clock, make_deps, seeded
 from validator.audit import AuditFailed
@@ -42,10 +43,10 @@ def test_a_withdrawal_signed_for_one_devnet_is_refused_on_another(tmp_path: Path
         two_api = ApiClient(identity=USER, http=two, clock_ns=clock)
         assert one_api.get_network_id() != two_api.get_network_id()
         ApiClient(identity=first_op, http=one, clock_ns=clock).send(
-            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference="test-deposit")
+            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference=fresh_chain_reference())
         )
         ApiClient(identity=second_op, http=two, clock_ns=clock).send(
-            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference="test-deposit")
+            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference=fresh_chain_reference())
         )
         envelope = sign_command(
             USER,
@@ -76,7 +77,7 @@ def test_a_record_signed_for_another_network_fails_the_audit(tmp_path: Path) -> 
     deps = make_deps(tmp_path, operator, clock)
     with TestClient(create_app(deps)) as http:
         ApiClient(identity=operator, http=http, clock_ns=clock).send(
-            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference="test-deposit")
+            c.Deposit(account_owner=USER.id, amount=FUNDS, chain_reference=fresh_chain_reference())
         )
     records = asyncio.run(deps.store.read_all(1, 100))
     replay(records)  # the honest history audits clean

@@ -26,6 +26,7 @@ from flopledger.network import b64, make_validator_keys
 from proofs import bls
 from proofs.identity import Identity
 from tests.adversarial._harness import POLICY, get_balance, get_money_total, start_network
+from tests.chain_tx import fresh_chain_reference
 from tests.unit.api.conftest import ApiEnv, Clock, make_deps, seeded
 
 VICTIM, ATTACKER_NODE, HONEST_NODE = (Identity.from_seed(bytes([i]) * 32) for i in (61, 62, 63))
@@ -103,7 +104,11 @@ def test_the_attack_over_the_http_api_is_refused_with_its_problem_code(tmp_path:
     with TestClient(create_app(deps)) as http:
         env = ApiEnv(deps=deps, http=http, clock=clock, operator=operator)
         env.client(operator).send(
-            c.Deposit(account_owner=VICTIM.id, amount=VICTIM_FUNDS, chain_reference="test-deposit")
+            c.Deposit(
+                account_owner=VICTIM.id,
+                amount=VICTIM_FUNDS,
+                chain_reference=fresh_chain_reference(),
+            )
         )
         attacker = env.client(ATTACKER_NODE)
         gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]

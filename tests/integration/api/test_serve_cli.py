@@ -15,6 +15,7 @@ import pytest
 from adapters.ledger_api.client import ApiClient, NotAuthenticated
 from domain.commands import Deposit
 from proofs.identity import Identity
+from tests.chain_tx import fresh_chain_reference
 from tests.serve_process import running_serve
 
 OPERATOR_SEED = b"operator".ljust(32, b"\0")
@@ -88,7 +89,7 @@ def test_cli_registers_a_node_and_submits_a_job(server: str, tmp_path: Path) -> 
         Deposit(
             account_owner=Identity.from_seed(consumer_seed).id,
             amount=1_000,
-            chain_reference="test-deposit",
+            chain_reference=fresh_chain_reference(),
         )
     )
     submitted = cli(
@@ -121,12 +122,18 @@ def test_client_maps_problems_and_log_head_is_served(server: str) -> None:
     stranger.clock_ns = lambda: 1  # far outside the freshness window
     with pytest.raises(NotAuthenticated) as caught:
         stranger.send(
-            Deposit(account_owner=stranger.identity.id, amount=5, chain_reference="test-deposit")
+            Deposit(
+                account_owner=stranger.identity.id,
+                amount=5,
+                chain_reference=fresh_chain_reference(),
+            )
         )  # type: ignore[union-attr]
     assert caught.value.code == "envelope_expired"
     operator = ApiClient(server, identity=Identity.from_seed(OPERATOR_SEED))
     operator.send(
-        Deposit(account_owner=operator.identity.id, amount=5, chain_reference="test-deposit")
+        Deposit(
+            account_owner=operator.identity.id, amount=5, chain_reference=fresh_chain_reference()
+        )
     )  # type: ignore[union-attr]
     head = operator.get_tree_head()
     assert head.size >= 1

@@ -14,6 +14,7 @@ from adapters.ledger_api.client import ApiClient
 from domain.commands import Deposit
 from proofs.identity import Identity
 from proofs.tree_head import SignedTreeHead, verify_tree_head
+from tests.chain_tx import fresh_chain_reference
 from tests.serve_process import free_port, running_serve
 
 STARTUP_TIMEOUT_S = 30.0
@@ -47,7 +48,7 @@ def test_serve_seals_heads_with_the_log_key(tmp_path: Path) -> None:
             Deposit(
                 account_owner=Identity.from_seed(bytes([7]) * 32).id,
                 amount=100,
-                chain_reference="test-deposit",
+                chain_reference=fresh_chain_reference(),
             )
         )
         deadline = time.monotonic() + SEAL_WAIT_S
@@ -73,7 +74,7 @@ def test_serve_with_seal_off_serves_in_process_heads(tmp_path: Path) -> None:
             Deposit(
                 account_owner=Identity.from_seed(bytes([7]) * 32).id,
                 amount=100,
-                chain_reference="test-deposit",
+                chain_reference=fresh_chain_reference(),
             )
         )
         time.sleep(1.0)

@@ -24,6 +24,7 @@ from flopledger.genesis import build_policy, ensure_genesis
 from flopledger.network import GENESIS_NS
 from flopledger.settings import Settings
 from proofs.identity import Identity
+from tests.chain_tx import fresh_chain_reference
 
 SECOND_NS = 1_000_000_000
 
@@ -91,7 +92,7 @@ def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west"
     gpus = [c.GpuSpec(name="NVIDIA H100 80GB HBM3", memory_mib=81559)]
     client.send(c.RegisterNode(region=region, gpus=gpus, gpu_class="datacenter", price=100))
     env.client(env.operator).send(
-        c.Deposit(account_owner=node.id, amount=5_000, chain_reference="test-deposit")
+        c.Deposit(account_owner=node.id, amount=5_000, chain_reference=fresh_chain_reference())
     )
     client.send(c.BondStake(target=node.id, amount=2_000))
     client.send(c.RequestAttestationChallenge(node_id=node.id))
@@ -105,7 +106,7 @@ def register_active_node(env: ApiEnv, node: Identity, *, region: str = "eu-west"
 def deposit(env: ApiEnv, owner: Identity, amount: int) -> None:
     """Credit ``owner`` (a deposit signed by the operator)."""
     env.client(env.operator).send(
-        c.Deposit(account_owner=owner.id, amount=amount, chain_reference="test-deposit")
+        c.Deposit(account_owner=owner.id, amount=amount, chain_reference=fresh_chain_reference())
     )
 
 

@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 from adapters.ledger_api.client import ApiClient
 from api.app import create_app
 from domain.commands import Deposit
+from tests.chain_tx import fresh_chain_reference
 from tests.unit.api.conftest import Clock, make_deps, seeded
 
 FUZZ_EXAMPLES_MAX = 12
@@ -29,7 +30,9 @@ def build_seeded_app() -> Litestar:
     with TestClient(app) as http:
         client = ApiClient(identity=operator, http=http, clock_ns=clock)
         client.send(
-            Deposit(account_owner=seeded("c").id, amount=100, chain_reference="test-deposit")
+            Deposit(
+                account_owner=seeded("c").id, amount=100, chain_reference=fresh_chain_reference()
+            )
         )
     return app
 

@@ -19,6 +19,7 @@ from proofs import bls
 from proofs.envelope import BadSignature, ExpiredEnvelope, sign_command
 from proofs.identity import Identity
 from proofs.quorum import verdict_message
+from tests.chain_tx import fresh_chain_reference
 
 EU, US, CONSUMER = (Identity.from_seed(bytes([i]) * 32) for i in (2, 3, 4))
 VALIDATORS = [make_validator_keys(i) for i in range(3)]
@@ -203,7 +204,7 @@ async def test_envelope_and_authorization_rejections_write_nothing() -> None:
         await net.run(
             CONSUMER,
             "account.deposit",
-            {"account_owner": CONSUMER.id, "amount": 1, "chain_reference": "test-deposit"},
+            {"account_owner": CONSUMER.id, "amount": 1, "chain_reference": fresh_chain_reference()},
         )
     assert info.value.code == "operator_only"
     with pytest.raises(Unauthorized):

@@ -16,6 +16,7 @@ from domain.services.ledger_service import LedgerService
 from flopledger.network import LocalNetwork, encode_genesis_body
 from proofs.envelope import sign_command
 from proofs.identity import Identity
+from tests.chain_tx import fresh_chain_reference
 
 OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))
 SECOND = Identity.from_seed(b"second-operator".ljust(32, b"\0"))
@@ -38,7 +39,11 @@ async def _execute(
 
 async def test_a_new_store_refuses_every_command_before_its_genesis() -> None:
     service = LedgerService(MemoryEventStore())
-    deposit = {"account_owner": CONSUMER.id, "amount": 5, "chain_reference": "test-deposit"}
+    deposit = {
+        "account_owner": CONSUMER.id,
+        "amount": 5,
+        "chain_reference": fresh_chain_reference(),
+    }
     with pytest.raises(Rejection) as refused:
         await _execute(service, OPERATOR, "account.deposit", deposit, "n1")
     assert refused.value.code == "genesis_missing"
