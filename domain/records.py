@@ -138,6 +138,12 @@ def verify_chain(records: Iterable[Record], prev: Head | None = None) -> Head:
     return head
 
 
+LOG_HEAD_GUARD = "@log-head"
+"""The stream id of a guard on the log's head itself: an append item with this id, no events and
+``expected_version`` = the head position a command read (``UnitOfWork.head``) commits only if
+no other command committed since (``adapters.store.chaining.chain_command``)."""
+
+
 def validate_appends(appends: Iterable[StreamAppend]) -> list[StreamAppend]:
     """Reject malformed appends before any adapter touches storage (a bug, not a rejection)."""
     result = list(appends)

@@ -12,16 +12,29 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from domain.errors import VersionConflict
-from domain.records import AppendOutcome, Head, Record, RecordBody, StreamAppend, make_record
+from domain.records import (
+    LOG_HEAD_GUARD,
+    AppendOutcome,
+    Head,
+    Record,
+    RecordBody,
+    StreamAppend,
+    make_record,
+)
 
 _OUTCOME_ENCODER = msgspec.json.Encoder(order="sorted")
 _OUTCOME_DECODER = msgspec.json.Decoder(AppendOutcome)
 
 
-def check_expected_versions(items: Sequence[StreamAppend], current: Mapping[str, int]) -> None:
-    """Raise VersionConflict for the first stream whose expected version is stale."""
+def check_expected_versions(
+    items: Sequence[StreamAppend], current: Mapping[str, int], head: Head
+) -> None:
+    """Raise VersionConflict for the first stream whose expected version is stale (for the
+    log head guard, ``LOG_HEAD_GUARD``: the head position)."""
     for item in items:
-        actual = current.get(item.stream_id, 0)
+        actual = (
+            head.position if item.stream_id == LOG_HEAD_GUARD else current.get(item.stream_id, 0)
+        )
         if item.expected_version is not None and item.expected_version != actual:
             raise VersionConflict(item.stream_id, item.expected_version, actual)
 
@@ -38,7 +51,7 @@ def chain_command(
 
     ``current`` maps each stream of ``items`` to its version now (absent means 0).
     """
-    check_expected_versions(items, current)
+    check_expected_versions(items, current, head)
     records: list[Record] = []
     prev_hash = head.hash
     position = head.position

@@ -45,7 +45,7 @@ async def challenge_timed(uow: UnitOfWork, node: Node, ctx: CommandContext) -> N
     peers = await find_uuid_peers(uow, node, now_ns=ctx.now_ns)
     nonce = ctx.command_id[:32]
     group = nonce if peers else ""
-    head = await uow.store.head()
+    head = await uow.head()
     for subject in (node, *peers):
         # A seed per node, from the log head and this command: none can precompute it.
         seed = hashlib.sha256(

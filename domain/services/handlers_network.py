@@ -23,7 +23,7 @@ async def handle_declare_genesis(
             "this ledger already has a genesis record", code=RejectionCode.GENESIS_ALREADY_RECORDED
         )
     _check_policy(cmd.policy)
-    head = await uow.store.head()
+    head = await uow.head()
     network = Network.declare_genesis(
         signer=ctx.actor,
         operators=tuple(cmd.operators),

@@ -131,7 +131,7 @@ async def handle_request_challenge(
         await challenge_timed(uow, node, ctx)
         return node.id
     # The seed mixes the log head with this command, so the node cannot precompute the answer.
-    head = await uow.store.head()
+    head = await uow.head()
     seed = hashlib.sha256(b"flopledger/attestation/v1" + head.hash + ctx.command_id.encode())
     node.challenge_attestation(
         nonce=ctx.command_id[:32],

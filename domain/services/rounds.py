@@ -334,7 +334,7 @@ async def complete_draw(
     if subject is None or not _still_waits(subject, waiting):
         return
     randomness = compute_draw_randomness(value, waiting.seed_id)
-    head = await uow.store.head()
+    head = await uow.head()
     verdict_round = subject.current_round
     if waiting.purpose == PURPOSE_ASSIGN:
         validators, weights = compute_draw(

@@ -11,7 +11,7 @@ from domain.events import FlopAggregate, encode_event
 from domain.ledger import Account
 from domain.node import Node
 from domain.ports import EventStore
-from domain.records import AppendOutcome, NewEvent, StreamAppend
+from domain.records import LOG_HEAD_GUARD, AppendOutcome, Head, NewEvent, StreamAppend
 from domain.services.loading import is_snapshot_due, load_aggregate, save_snapshot
 
 A = TypeVar("A", bound=FlopAggregate)
@@ -55,6 +55,7 @@ class UnitOfWork:
         self.now_ns = now_ns
         # Streams read outside ``get`` (the network's rules), at the version they were read.
         self._read_versions = dict(read_versions or {})
+        self._read_head: Head | None = None  # the head ``head`` read, if any
         self._loaded: dict[str, tuple[FlopAggregate, int]] = {}
         self._snapshot_versions: dict[str, int] = {}
         self._missing: set[str] = set()
@@ -124,6 +125,14 @@ class UnitOfWork:
         event = Directory.member_added(stream_id, member_id, now_ns=self.now_ns)
         self._unread_appends[stream_id].append(encode_event(event))
 
+    async def head(self) -> Head:
+        """The log's head, read for a decision (a draw's seed, a genesis's prior records): the
+        command then commits only right after it (a guard, ``LOG_HEAD_GUARD``), so the head it
+        decided on is the record before it and anyone re-running it there reads the same."""
+        if self._read_head is None:
+            self._read_head = await self.store.head()
+        return self._read_head
+
     async def has_changed_since_read(self) -> bool:
         """Whether a stream this unit of work read has been appended to since (or a stream it
         found missing has been created): its reads are then no consistent snapshot, and a
@@ -189,6 +198,8 @@ class UnitOfWork:
         read = {aggregate_id: version for aggregate_id, (_, version) in self._loaded.items()}
         read.update(dict.fromkeys(self._missing, 0))
         read.update(self._read_versions)
+        if self._read_head is not None:
+            read[LOG_HEAD_GUARD] = self._read_head.position
         return [
             StreamAppend(stream_id=stream_id, stream_type="", expected_version=version, events=())
             for stream_id, version in sorted(read.items())

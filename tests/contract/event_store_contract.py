@@ -19,6 +19,7 @@ from domain.errors import VersionConflict
 from domain.ports import READ_ALL_LIMIT_MAX, EventStore
 from domain.records import (
     GENESIS_HASH,
+    LOG_HEAD_GUARD,
     AppendOutcome,
     Head,
     NewEvent,
@@ -173,6 +174,22 @@ class EventStoreContract:
         assert (outcome.first_position, outcome.last_position) == (2, 2)
         assert await store.get_stream_version("a") == 1
         assert [r.stream_id for r in await store.read_all(1)] == ["a", "b"]
+
+    async def test_a_head_guard_conflicts_when_the_log_moved(self, store: EventStore) -> None:
+        await store.append([stream("a", 0, b"1")], command_id="c1")
+        guard = StreamAppend(
+            stream_id=LOG_HEAD_GUARD, stream_type="", expected_version=1, events=()
+        )
+        await store.append([stream("b", 0, b"x")], command_id="c2")  # the head moved on
+        with pytest.raises(VersionConflict):
+            await store.append([stream("c", 0, b"y"), guard], command_id="c3")
+        assert await store.get_stream_version("c") == 0
+        fresh = StreamAppend(
+            stream_id=LOG_HEAD_GUARD, stream_type="", expected_version=2, events=()
+        )
+        outcome = await store.append([stream("c", 0, b"y"), fresh], command_id="c4")
+        assert (outcome.first_position, outcome.last_position) == (3, 3)
+        assert await store.get_stream_version(LOG_HEAD_GUARD) == 0
 
     async def test_read_stream_from_version(self, store: EventStore) -> None:
         await store.append([stream("a", 0, b"1", b"2", b"3")], command_id="c1")
