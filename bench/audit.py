@@ -47,7 +47,7 @@ from operations.sealer import AnchorReceipt, Sealer  # noqa: E402
 from proofs.identity import Identity  # noqa: E402
 from validator.audit import AuditOptions  # noqa: E402
 from validator.audit_run import StoreSource, run_audit  # noqa: E402
-from validator.witness import HeadToCosign, Witness, make_cosign_envelope  # noqa: E402
+from validator.witness import make_cosign_envelopes  # noqa: E402
 
 USERS = 50
 NODES = 4
@@ -80,18 +80,14 @@ async def cosign(net: LocalNetwork, witnesses: list[ValidatorKeys], from_positio
     while batch := await net.store.read_all(len(records) + 1, READ_ALL_LIMIT_MAX):
         records.extend(batch)
     for keys in witnesses:
-        witness = Witness()
-        for record in records:
-            seen = witness.observe(record)
-            if isinstance(seen, HeadToCosign) and record.position >= from_position:
-                envelope = make_cosign_envelope(
-                    keys.identity,
-                    keys.bls_secret,
-                    seen,
-                    nonce=f"cosign-{seen.size}",
-                    issued_at_ns=net.now_ns,
-                )
-                await net.service.execute(envelope, now_ns=net.now_ns)
+        for envelope in make_cosign_envelopes(
+            keys.identity,
+            keys.bls_secret,
+            records,
+            issued_at_ns=net.now_ns,
+            from_position=from_position,
+        ):
+            await net.service.execute(envelope, now_ns=net.now_ns)
     return head + 1
 
 

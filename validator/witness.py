@@ -17,7 +17,7 @@ earlier one it trusts with the consistency proof the API serves (``proofs.merkle
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from domain.commands import CosignTreeHead, command_kind, encode_command_body
@@ -123,6 +123,36 @@ def make_cosign_envelope(
         issued_at_ns=issued_at_ns,
         network=network,
     )
+
+
+def make_cosign_envelopes(
+    identity: Identity,
+    bls_secret: int,
+    records: Iterable[Record],
+    *,
+    issued_at_ns: int,
+    from_position: int = 1,
+    nonce_prefix: str = "cosign",
+    network: str = "",
+) -> list[CommandEnvelope]:
+    """What a witness replaying ``records`` co-signs: a signed ``log.cosign`` for every head
+    it checked, sealed at ``from_position`` or later (tests and benchmarks play witnesses)."""
+    witness = Witness()
+    envelopes = []
+    for record in records:
+        head = witness.observe(record)
+        if isinstance(head, HeadToCosign) and record.position >= from_position:
+            envelopes.append(
+                make_cosign_envelope(
+                    identity,
+                    bls_secret,
+                    head,
+                    nonce=f"{nonce_prefix}-{head.size}",
+                    issued_at_ns=issued_at_ns,
+                    network=network,
+                )
+            )
+    return envelopes
 
 
 def check_served_head(

@@ -32,7 +32,7 @@ from tests.unit.audit.scenario import History, build_history
 from validator.audit import AuditOptions
 from validator.audit_history import HistoryRequirements, TrustedHead
 from validator.audit_run import AuditReport, open_source, run_audit
-from validator.witness import HeadToCosign, Witness, make_cosign_envelope
+from validator.witness import make_cosign_envelopes
 
 WITHDRAW_KIND = "account.withdraw"
 DROPPED_BY_THE_FORGER = frozenset({"WitnessCosigned", "LogAnchored"})
@@ -339,18 +339,14 @@ def unstaked_cosigner(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, H
             await net.run(
                 keys.identity, "stake.unbond", {"target": keys.identity.id, "amount": 1_000}
             )
-            witness = Witness()
-            for record in await store.read_all(1, 10_000):
-                head = witness.observe(record)
-                if isinstance(head, HeadToCosign):
-                    envelope = make_cosign_envelope(
-                        keys.identity,
-                        keys.bls_secret,
-                        head,
-                        nonce=f"cosign-unstaked-{head.size}",
-                        issued_at_ns=net.now_ns,
-                    )
-                    await net.service.execute(envelope, now_ns=net.now_ns)
+            for envelope in make_cosign_envelopes(
+                keys.identity,
+                keys.bls_secret,
+                await store.read_all(1, 10_000),
+                issued_at_ns=net.now_ns,
+                nonce_prefix="cosign-unstaked",
+            ):
+                await net.service.execute(envelope, now_ns=net.now_ns)
             return history, keys.bls_public
         finally:
             await store.close()

@@ -15,7 +15,7 @@ from flopledger.network import LocalNetwork, ValidatorKeys, make_validator_keys
 from operations.sealer import AnchorReceipt, Sealer
 from proofs.identity import Identity
 from validator.audit_run import ChainMemo
-from validator.witness import HeadToCosign, Witness, make_cosign_envelope
+from validator.witness import make_cosign_envelopes
 
 NODE = Identity.from_seed(b"audit-node".ljust(32, b"\0"))
 CONSUMER = Identity.from_seed(b"audit-consumer".ljust(32, b"\0"))
@@ -77,16 +77,7 @@ async def cosign_all(net: LocalNetwork, validators: list[ValidatorKeys]) -> None
     """Every validator replays the log as a witness and co-signs every head it checked."""
     records = await net.store.read_all(1, 10_000)
     for keys in validators[:2]:
-        witness = Witness()
-        heads = [witness.observe(r) for r in records]
-        for head in heads:
-            if not isinstance(head, HeadToCosign):
-                continue
-            envelope = make_cosign_envelope(
-                keys.identity,
-                keys.bls_secret,
-                head,
-                nonce=f"cosign-{head.size}",
-                issued_at_ns=net.now_ns,
-            )
+        for envelope in make_cosign_envelopes(
+            keys.identity, keys.bls_secret, records, issued_at_ns=net.now_ns
+        ):
             await net.service.execute(envelope, now_ns=net.now_ns)
