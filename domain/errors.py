@@ -209,6 +209,7 @@ class RejectionCode(enum.StrEnum):
     OBJECT_UPLOADER_UNKNOWN = "object_uploader_unknown"
     OBJECT_ALREADY_RECORDED = "object_already_recorded"
     OBJECT_NOT_FOUND = "object_not_found"
+    CHAIN_CREDIT_NOT_FOUND = "chain_credit_not_found"
 
     # issue 16, items 9 and 5: network ids in envelopes, operator powers (rules v4)
     NETWORK_MISMATCH = "network_mismatch"

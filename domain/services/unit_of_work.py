@@ -19,6 +19,7 @@ ACCOUNTS_DIRECTORY = "accounts"
 NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "account": RejectionCode.ACCOUNT_NOT_FOUND,
     "canary": RejectionCode.CANARY_NOT_FOUND,
+    "chain_credit": RejectionCode.CHAIN_CREDIT_NOT_FOUND,
     "decision": RejectionCode.DECISION_NOT_FOUND,
     "beacon": RejectionCode.BEACON_NOT_FOUND,
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,

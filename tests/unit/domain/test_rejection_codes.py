@@ -9,6 +9,7 @@ from pathlib import Path
 from domain import job_states, node
 from domain.beacon import Beacon
 from domain.canary import CanarySeal
+from domain.chain_credits import ChainCredit
 from domain.directory import Directory
 from domain.errors import RejectionCode
 from domain.events import _EVENT_CLASSES
@@ -56,6 +57,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         Beacon,
         LivenessEpoch,
         StoredObject,
+        ChainCredit,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
