@@ -25,20 +25,9 @@ from domain.settlement import compute_settlement
 from flopledger.cli import main
 from proofs.identity import Identity
 from tests.integration.audit.test_tamper_sqlite import audit
-from tests.unit.audit.scenario import NODE, History, build_history
+from tests.unit.audit.scenario import NODE, build_sqlite_history
 
 OPERATOR = Identity.from_seed(b"operator".ljust(32, b"\0"))  # LocalNetwork's default
-
-
-def _build(path: Path) -> History:
-    async def go() -> History:
-        store = await SqliteEventStore.open(path)
-        try:
-            return await build_history(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
 
 
 def _cli_audit(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
@@ -74,7 +63,7 @@ def test_a_diverted_payout_fails_the_audit_at_the_credit(
     path = tmp_path / "patched.sqlite3"
     with monkeypatch.context() as patched:  # the operator's API, not the auditor's code
         _divert_provider_payouts(patched, operator_account)
-        history = _build(path)
+        history = build_sqlite_history(path)
     # The attack worked on the ledger: the operator got the provider's payout, the node none.
     assert _credits_to(path, operator_account)
     assert not _credits_to(path, user_account(NODE.id))[1:]  # only its deposit
@@ -97,7 +86,7 @@ def test_a_diverted_payout_fails_the_audit_at_the_credit(
 
 def test_the_same_history_without_the_patch_passes(tmp_path: Path) -> None:
     path = tmp_path / "honest.sqlite3"
-    history = _build(path)
+    history = build_sqlite_history(path)
     report = audit(path, history)
     assert report.ok, report.failure
     assert not [w for w in report.warnings if "not re-executed" in w]
@@ -110,7 +99,7 @@ def test_a_clock_run_backwards_fails_the_audit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "clock.sqlite3"
-    history = _build(path)
+    history = build_sqlite_history(path)
 
     async def late_deposit() -> int:
         store = await SqliteEventStore.open(path)

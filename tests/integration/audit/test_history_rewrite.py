@@ -28,7 +28,7 @@ from proofs.identity import Identity
 from proofs.merkle import root_from_hashes
 from proofs.tree_head import sign_tree_head
 from tests.integration.audit.test_tamper_sqlite import COLUMNS, rows
-from tests.unit.audit.scenario import History, build_history
+from tests.unit.audit.scenario import History, build_history, build_sqlite_history
 from validator.audit import AuditOptions
 from validator.audit_history import HistoryRequirements, TrustedHead
 from validator.audit_run import AuditReport, open_source, run_audit
@@ -42,14 +42,7 @@ DROPPED_BY_THE_FORGER = frozenset({"WitnessCosigned", "LogAnchored"})
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, History]]:
     path = tmp_path_factory.mktemp("history") / "clean.sqlite3"
 
-    async def build() -> History:
-        store = await SqliteEventStore.open(path)
-        try:
-            return await build_history(store)
-        finally:
-            await store.close()
-
-    yield path, asyncio.run(build())
+    yield path, build_sqlite_history(path)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters.store.sqlite import SqliteEventStore
 from domain.records import GENESIS_HASH, Record, make_record
 from flopledger.cli import main
 from proofs.merkle import root_from_hashes
-from tests.unit.audit.scenario import CONSUMER, History, build_history
+from tests.unit.audit.scenario import CONSUMER, History, build_sqlite_history
 from validator.audit import AuditOptions
 from validator.audit_history import HistoryRequirements, TrustedHead
 from validator.audit_run import AuditReport, open_source, run_audit
@@ -34,14 +33,7 @@ COLUMNS = (
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, History]]:
     path = tmp_path_factory.mktemp("audit") / "clean.sqlite3"
 
-    async def build() -> History:
-        store = await SqliteEventStore.open(path)
-        try:
-            return await build_history(store)
-        finally:
-            await store.close()
-
-    yield path, asyncio.run(build())
+    yield path, build_sqlite_history(path)
 
 
 @pytest.fixture

@@ -107,7 +107,9 @@ async def test_the_loop_runs_until_stopped() -> None:
     assert await user_balance(net, CONSUMER) == 3 * LAMPORTS
 
 
-async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> None:
+async def _sealed_store(tmp_path: Path) -> tuple[Path, str, str, int]:
+    """A SQLite store with one deposit and a sealed head: its operator's key file, the store's
+    URL, the operator's id and the sealed size."""
     key_file = tmp_path / "log_key.hex"
     operator = Identity.from_seed(b"gateway-operator".ljust(32, b"\0"))
     key_file.write_text(operator.seed().hex() + "\n")
@@ -118,10 +120,15 @@ async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> 
     sealed = await Sealer(store, operator, clock_ns=lambda: net.now_ns).seal_once(force=True)
     assert sealed is not None
     await store.close()
+    return key_file, url, operator.id, sealed.size
+
+
+async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> None:
+    key_file, url, operator_id, sealed_size = await _sealed_store(tmp_path)
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
-        "FLOP_OPERATOR_IDS": operator.id,
+        "FLOP_OPERATOR_IDS": operator_id,
         "FLOP_DEPOSIT_AUTHORITY_KEY_FILE": str(key_file),  # the gateway's key (issue 16, 5)
     }
     env.pop("FLOP_SOLANA_RPC", None)
@@ -136,7 +143,7 @@ async def test_cli_runs_one_pass_and_anchors_the_latest_head(tmp_path: Path) -> 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert f"anchored {sealed.size}" in done.stdout
+    assert f"anchored {sealed_size}" in done.stdout
     store = await open_event_store(url)
     try:
         log = await get_aggregate(store, Log, LOG_STREAM_ID)
@@ -163,19 +170,11 @@ async def test_a_credited_deposit_is_not_tried_again_by_the_same_loop() -> None:
 
 
 async def test_a_second_gateway_does_nothing_while_another_holds_the_lock(tmp_path: Path) -> None:
-    key_file = tmp_path / "log_key.hex"
-    operator = Identity.from_seed(b"gateway-operator".ljust(32, b"\0"))
-    key_file.write_text(operator.seed().hex() + "\n")
-    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
-    store = await open_event_store(url)
-    net = LocalNetwork.create(store, operator=operator)
-    await net.deposit(CONSUMER, 100)
-    assert await Sealer(store, operator, clock_ns=lambda: net.now_ns).seal_once(force=True)
-    await store.close()
+    key_file, url, operator_id, _ = await _sealed_store(tmp_path)
     env = {
         **os.environ,
         "FLOP_DATA_DIR": str(tmp_path / "data"),
-        "FLOP_OPERATOR_IDS": operator.id,
+        "FLOP_OPERATOR_IDS": operator_id,
         "FLOP_DEPOSIT_AUTHORITY_KEY_FILE": str(key_file),  # the gateway's key (issue 16, 5)
     }
     env.pop("FLOP_SOLANA_RPC", None)

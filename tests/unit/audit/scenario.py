@@ -3,9 +3,12 @@ a withdrawal, sealed tree heads with witness co-signatures, and anchors on a fak
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from adapters.store.sqlite import SqliteEventStore
 from domain.job import Job
 from domain.log import encode_anchor_memo
 from domain.policy import LedgerPolicy
@@ -71,6 +74,19 @@ async def build_history(store: EventStore, *, policy: LedgerPolicy | None = None
     await sealer.seal_once(force=True)
     await cosign_all(net, validators)
     return History(net=net, validators=validators, chain=chain, job_id=job_id)
+
+
+def build_sqlite_history(path: Path) -> History:
+    """``build_history`` into a new SQLite store at ``path`` (the tamper tests' clean store)."""
+
+    async def build() -> History:
+        store = await SqliteEventStore.open(path)
+        try:
+            return await build_history(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(build())
 
 
 async def cosign_all(net: LocalNetwork, validators: list[ValidatorKeys]) -> None:
