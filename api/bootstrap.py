@@ -8,6 +8,7 @@ from litestar import Litestar
 
 from adapters.keyfile import get_log_key_path, load_or_create_key
 from adapters.store.factory import open_event_store
+from adapters.store.idempotency import open_idempotency_keys
 from api.app import create_app
 from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
@@ -33,6 +34,7 @@ def build_deps(
         read_model=read_model,
         log=TransparencyLog(read_model, load_or_create_key(key_path), time.time_ns),
         metrics=metrics or ApiMetrics(),
+        idempotency=open_idempotency_keys(store),
         nats_url=settings.nats_url,
         streams=StreamSlots(settings.api_sse_streams_max, settings.api_sse_streams_per_client_max),
         rate=ActorRateLimiter(

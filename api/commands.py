@@ -8,10 +8,17 @@ the Idempotency-Key that makes it a retry. The signature is verified once, by th
 (``LedgerService.execute``); these checks need no more than the envelope and run as its
 ``admit`` step, after the signature and before anything is read, so nothing about an
 unauthenticated request is looked at.
+
+An Idempotency-Key is bound to the first authenticated body it comes with, in that step and
+whatever the command's outcome (``domain.ports.IdempotencyKeys``: one table for every
+replica of a PostgreSQL store): the same key with another body is 409
+``idempotency_key_reused`` on any replica, and the same body again answers the first result,
+which the ledger rebuilds from the command's (actor, nonce).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,11 +42,11 @@ async def run_command(
     key = request.headers.get(IDEMPOTENCY_HEADER)
     raw = await request.body()
 
-    def admit(envelope: CommandEnvelope) -> None:
+    async def admit(envelope: CommandEnvelope) -> None:
         deps.rate.spend(envelope.actor)  # after the signature: nobody drains another's bucket
         check_route(envelope_in, route, request.path_params)
         if key is not None:
-            check_idempotency_key(deps, key, raw)
+            await claim_idempotency_key(deps, key, raw)
 
     envelope = to_command_envelope(envelope_in)
     result = await deps.service.execute(envelope, now_ns=deps.clock_ns(), admit=admit)
@@ -49,8 +56,6 @@ async def run_command(
             f"this envelope was already executed (positions {result.first_position}.."
             f"{result.last_position}); retry with an Idempotency-Key, or sign a new nonce",
         )
-    if key is not None:
-        deps.idempotency.remember(key, raw)
     if not result.replayed:
         deps.metrics.events_appended.inc(result.last_position - result.first_position + 1)
     return result
@@ -73,12 +78,12 @@ def check_route(
             )
 
 
-def check_idempotency_key(deps: ApiDeps, key: str, raw: bytes) -> None:
-    """A well-formed key that was not used with another body."""
+async def claim_idempotency_key(deps: ApiDeps, key: str, raw: bytes) -> None:
+    """A well-formed key, bound to this body now or before (never to another)."""
     if not 1 <= len(key) <= IDEMPOTENCY_KEY_CHARS_MAX:
         raise ApiError(
             "validation_failed",
             f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_CHARS_MAX} characters",
         )
-    if deps.idempotency.is_conflicting(key, raw):
+    if not await deps.idempotency.claim(key, hashlib.sha256(raw).digest()):
         raise ApiError("idempotency_key_reused", "this Idempotency-Key was used with another body")

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
 
-from api.idempotency import IdempotencyTable
+from adapters.store.idempotency import MemoryIdempotencyKeys
 from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
 from api.read_model import ReadModel
 from api.transparency import TransparencyLog
-from domain.ports import EventStore
+from domain.ports import EventStore, IdempotencyKeys
 from domain.services.ledger_service import LedgerService
 
 
@@ -31,7 +31,8 @@ class ApiDeps:
     log: TransparencyLog
     clock_ns: Callable[[], int] = time.time_ns
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
-    idempotency: IdempotencyTable = field(default_factory=IdempotencyTable)
+    idempotency: IdempotencyKeys = field(default_factory=MemoryIdempotencyKeys)
+    """Shared by the replicas of a PostgreSQL store (``adapters.store.idempotency``)."""
     nats_url: str | None = None
     streams: StreamSlots = field(default_factory=StreamSlots)
     rate: ActorRateLimiter = field(default_factory=ActorRateLimiter)

@@ -54,6 +54,23 @@ class EventStore(Protocol):
     async def close(self) -> None: ...
 
 
+IDEMPOTENCY_KEY_TTL_S = 86_400.0
+"""How long an Idempotency-Key stays bound to its first body (a retry comes within it)."""
+
+
+class IdempotencyKeys(Protocol):
+    """Which request body each Idempotency-Key was first used with, shared by every API
+    process of one store (``adapters.store.idempotency``). The ledger's own idempotency
+    (actor, nonce) makes a retried command answer its first result; this only lets a key
+    reused with another body be refused."""
+
+    async def claim(self, key: str, digest: bytes) -> bool:
+        """Bind ``key`` to ``digest`` unless it is bound (and not expired): True when the key
+        is bound to ``digest`` now, False when it is bound to another. Concurrent claims of
+        one key agree on one winner."""
+        ...
+
+
 class IncomingTransfer(msgspec.Struct, frozen=True):
     """A transfer to the treasury seen on chain, with the memo that names the ledger account."""
 

@@ -131,6 +131,15 @@ class PostgresEventStore:
         return cls(url, schema, pool, batch_wait_s=batch_wait_s)
 
     @property
+    def pool(self) -> asyncpg.Pool:
+        """The read pool (the Idempotency-Key table of ``adapters.store.idempotency`` shares it)."""
+        return self._pool
+
+    @property
+    def schema(self) -> str:
+        return self._schema
+
+    @property
     def commit_stats(self) -> CommitStats:
         """How the group committer has written batches so far."""
         return self._committer.stats

@@ -19,6 +19,7 @@ EVENTS_TABLE = "flop_events"
 COMMANDS_TABLE = "flop_commands"
 HEAD_TABLE = "flop_head"
 SNAPSHOTS_TABLE = "flop_snapshots"
+IDEMPOTENCY_TABLE = "flop_idempotency_keys"
 
 
 class Migration(msgspec.Struct, frozen=True):
@@ -64,6 +65,18 @@ CREATE TABLE {{schema}}.{SNAPSHOTS_TABLE} (
     version   bigint NOT NULL,
     state     bytea  NOT NULL
 );
+""",
+    ),
+    Migration(
+        version=2,
+        name="Idempotency-Key bindings shared by API replicas",
+        sql=f"""
+CREATE TABLE {{schema}}.{IDEMPOTENCY_TABLE} (
+    key        text        PRIMARY KEY,
+    digest     bytea       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX {IDEMPOTENCY_TABLE}_created_at ON {{schema}}.{IDEMPOTENCY_TABLE} (created_at);
 """,
     ),
 )

@@ -145,7 +145,7 @@ class LedgerService:
         envelope: CommandEnvelope,
         *,
         now_ns: int,
-        admit: Callable[[CommandEnvelope], None] | None = None,
+        admit: Callable[[CommandEnvelope], Awaitable[None]] | None = None,
     ) -> CommandResult:
         """Run one envelope. Raises EnvelopeError, Rejection or StoreError; on any of them
         nothing was written.
@@ -155,7 +155,7 @@ class LedgerService:
         by raising, so an unauthenticated request is never looked at further."""
         verify_envelope(envelope, now_ns=now_ns)
         if admit is not None:
-            admit(envelope)
+            await admit(envelope)
         return await self.execute_verified(envelope, now_ns=now_ns)
 
     async def execute_verified(self, envelope: CommandEnvelope, *, now_ns: int) -> CommandResult:

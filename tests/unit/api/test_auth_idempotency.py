@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from adapters.store.idempotency import MemoryIdempotencyKeys
 from api.errors import PROBLEM_MEDIA_TYPE, problem_type
 from proofs.envelope import FRESHNESS_WINDOW_NS, from_command_envelope, sign_command
 from proofs.identity import Identity
@@ -144,7 +145,7 @@ def test_same_idempotency_key_and_body_get_the_same_response(api_env: ApiEnv) ->
 def test_retry_reaching_a_fresh_process_rebuilds_the_same_response(api_env: ApiEnv) -> None:
     wire = signed_deposit(api_env, api_env.operator)
     first = api_env.http.post(DEPOSIT_PATH, json=wire, headers={"Idempotency-Key": "k"})
-    api_env.deps.idempotency._bodies.clear()  # as if the retry reached another API process
+    api_env.deps.idempotency = MemoryIdempotencyKeys()  # as if it reached another process
     second = api_env.http.post(DEPOSIT_PATH, json=wire, headers={"Idempotency-Key": "k"})
     assert (second.status_code, second.json()) == (201, first.json())
 
