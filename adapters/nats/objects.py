@@ -1,7 +1,12 @@
 """Artifacts (results, proofs, attestation reports) in a write-once JetStream stream, by SHA-256.
 
-An artifact's address is the hex SHA-256 of its bytes. It is stored as chunks on
-``flop.obj.c.<digest>.<index>`` and then a small manifest on ``flop.obj.m.<digest>``, in the
+An artifact's address is the hex SHA-256 of its bytes. ``put`` stores it as chunks on
+``flop.obj.c.<digest>.<index>`` and then a small manifest on ``flop.obj.m.<digest>``.
+``put_stream`` (issue 17: a consumer's upload of up to a GiB, never whole in memory) cannot
+name the chunks by a digest it only knows at the end, so it writes them under a fresh upload
+id, ``flop.obj.u.<upload>.<index>``, hashing as it goes, and the manifest (naming the upload
+and whether the bytes are ciphertext) under the digest last: an object exists once its
+manifest does. Both layouts live in the
 stream ``FLOP_OBJECTS`` whose every subject holds one message at most and refuses a second
 one (``max_msgs_per_subject=1``, ``discard_new_per_subject``): the server itself keeps a
 write under an existing digest from changing its bytes, whoever writes. Deleting is a purge
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
 
 import msgspec
 import nats.errors
@@ -23,6 +30,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
+from adapters.nats.chunking import RequestWindow, rechunk
 from adapters.nats.connection import describe_server, nats_errors
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge, NatsError
 
@@ -31,20 +39,41 @@ OBJECT_SUBJECT_PREFIX = "flop.obj"
 OBJECT_SUBJECTS = f"{OBJECT_SUBJECT_PREFIX}.>"
 OBJECT_CHUNK_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.c"
 OBJECT_MANIFEST_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.m"
+OBJECT_UPLOAD_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.u"
+UPLOAD_ID_BYTES = 16
 ARTIFACT_BYTES_MAX = 64 * 1024 * 1024
 ARTIFACT_CHUNK_BYTES = 128 * 1024
+WRITE_WINDOW = 8
+"""Chunk writes awaiting their acknowledgement at once (what a streamed put holds: 1 MiB)."""
+READ_WINDOW = 4
+"""Chunk reads in flight at once while streaming an object out."""
 ERR_NO_MESSAGE = 10037
 """JetStream's "no message found" (a subject never written, or purged)."""
 ERR_STREAM_NAME_IN_USE = 10058
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_UPLOAD_ID = re.compile(rf"^[0-9a-f]{{{2 * UPLOAD_ID_BYTES}}}$")
 _SUBJECT_FULL = "maximum messages per subject exceeded"
 
 
-class Manifest(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``flop.obj.m.<digest>`` holds: the size and the number of chunks."""
+class Manifest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What ``flop.obj.m.<digest>`` holds: the size and the number of chunks; for a streamed
+    put, the upload id its chunks are under and whether the uploader marked it ciphertext.
+    The defaults (omitted when encoding) are what a manifest written before them means."""
 
     size_bytes: int
     chunks: int
+    encrypted: bool = False
+    upload: str = ""
+    """Empty: the chunks are under the digest (``put``); else ``flop.obj.u.<upload>.*``."""
+
+
+class StoredObjectInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the store says of an object: its address, its size, and whether it is marked
+    ciphertext (readable by anyone who can name it, issue 17)."""
+
+    digest: str
+    size_bytes: int
+    encrypted: bool
 
 
 def compute_artifact_digest(data: bytes) -> str:
@@ -58,6 +87,15 @@ def compute_chunk_subject(digest: str, index: int) -> str:
 
 def compute_manifest_subject(digest: str) -> str:
     return f"{OBJECT_MANIFEST_PREFIX}.{digest}"
+
+
+def compute_upload_chunk_subject(upload: str, index: int) -> str:
+    return f"{OBJECT_UPLOAD_PREFIX}.{upload}.{index}"
+
+
+def is_object_digest(digest: str) -> bool:
+    """Whether ``digest`` is an object address: 64 lowercase hex characters."""
+    return bool(_DIGEST.match(digest))
 
 
 def build_object_stream_config(replicas: int = 1) -> StreamConfig:
@@ -132,6 +170,79 @@ class ArtifactStore:
         await self.get(digest)
         return digest
 
+    async def put_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        encrypted: bool = False,
+        size_limit_bytes: int | None = None,
+    ) -> StoredObjectInfo:
+        """Store the bytes ``chunks`` yields, hashing as they pass, never holding more than
+        a few chunks: chunks under a fresh upload id, then the manifest under the digest.
+
+        ``size_limit_bytes`` (default: the store's) is checked as bytes arrive
+        (ArtifactTooLarge). The chunks of a refused, failed or duplicate upload are left
+        under their upload id, named by no manifest, for the operator to purge
+        (``delete_upload``). When the digest is stored already, the stored copy is checked
+        and its info returned (its ``encrypted`` mark is the first writer's)."""
+        limit = self.size_limit_bytes if size_limit_bytes is None else size_limit_bytes
+        if limit < 0:
+            raise ValueError("size_limit_bytes must be >= 0")
+        upload = secrets.token_hex(UPLOAD_ID_BYTES)
+        hasher = hashlib.sha256()
+        size = 0
+        count = 0
+        async with RequestWindow(WRITE_WINDOW) as window:
+            async for chunk in rechunk(chunks, ARTIFACT_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise ArtifactTooLarge(size, limit)
+                hasher.update(chunk)
+                subject = compute_upload_chunk_subject(upload, count)
+                await window.submit(self._write_once(upload, subject, chunk))
+                count += 1
+            if count == 0:
+                await window.submit(
+                    self._write_once(upload, compute_upload_chunk_subject(upload, 0), b"")
+                )
+                count = 1
+        digest = hasher.hexdigest()
+        stored = await self._get_manifest(digest)
+        if stored is None:
+            manifest = Manifest(size_bytes=size, chunks=count, encrypted=encrypted, upload=upload)
+            subject = compute_manifest_subject(digest)
+            if await self._publish_once(subject, msgspec.json.encode(manifest)):
+                return _to_info(digest, manifest)
+            stored = await self._get_manifest(digest)
+            if stored is None:
+                raise ArtifactCorrupt(digest, "<manifest refused and absent>")
+        # Someone stored this digest first: its copy must hold these bytes.
+        async for _ in self._stream(digest, stored):
+            pass
+        return _to_info(digest, stored)
+
+    async def get_stream(self, digest: str) -> AsyncIterator[bytes]:
+        """The bytes stored under ``digest``, chunk by chunk; ArtifactNotFound when absent.
+
+        The last chunk is held back until the whole has been hashed: on a mismatch
+        ArtifactCorrupt is raised instead, so a reader that got every chunk got the
+        object named."""
+        if not _DIGEST.match(digest):
+            raise ArtifactNotFound(f"{digest!r} is not a SHA-256 hex digest")
+        manifest = await self._get_manifest(digest)
+        if manifest is None:
+            raise ArtifactNotFound(f"no artifact {digest}")
+        async for chunk in self._stream(digest, manifest):
+            yield chunk
+
+    async def info(self, digest: str) -> StoredObjectInfo | None:
+        """Size and ciphertext mark of the object under ``digest`` (its bytes unread);
+        None when absent or not a digest. ArtifactCorrupt for a malformed manifest."""
+        if not _DIGEST.match(digest):
+            return None
+        manifest = await self._get_manifest(digest)
+        return None if manifest is None else _to_info(digest, manifest)
+
     async def get(self, digest: str) -> bytes:
         """The bytes stored under ``digest``; ArtifactCorrupt when they do not hash to it."""
         if not _DIGEST.match(digest):
@@ -141,17 +252,7 @@ class ArtifactStore:
             raise ArtifactNotFound(f"no artifact {digest}")
         if manifest.size_bytes > self.size_limit_bytes:
             raise ArtifactTooLarge(manifest.size_bytes, self.size_limit_bytes)
-        parts = []
-        for index in range(manifest.chunks):
-            chunk = await self._read(compute_chunk_subject(digest, index))
-            if chunk is None:
-                raise ArtifactCorrupt(digest, f"<chunk {index} missing>")
-            parts.append(chunk)
-        data = b"".join(parts)
-        actual = compute_artifact_digest(data)
-        if actual != digest:
-            raise ArtifactCorrupt(digest, actual)
-        return data
+        return b"".join([chunk async for chunk in self._stream(digest, manifest)])
 
     async def has(self, digest: str) -> bool:
         """Whether a manifest is stored under ``digest`` (its content is not read)."""
@@ -161,9 +262,46 @@ class ArtifactStore:
         """Purge the object (the operator's right alone: retention, or a forged first copy)."""
         if not _DIGEST.match(digest):
             raise ArtifactNotFound(f"{digest!r} is not a SHA-256 hex digest")
+        try:
+            manifest = await self._get_manifest(digest)
+        except ArtifactCorrupt:
+            manifest = None  # a forged manifest names no upload we could trust; purge the rest
         async with nats_errors(self._nc, f"delete artifact {digest}"):
             await self._js.purge_stream(OBJECT_STREAM, subject=compute_manifest_subject(digest))
             await self._js.purge_stream(OBJECT_STREAM, subject=f"{OBJECT_CHUNK_PREFIX}.{digest}.*")
+        if manifest is not None and manifest.upload:
+            await self.delete_upload(manifest.upload)
+
+    async def delete_upload(self, upload: str) -> None:
+        """Purge the chunks of one upload (the operator's: an object deleted, or an upload
+        that never became one)."""
+        if not _UPLOAD_ID.match(upload):
+            raise ValueError(f"{upload!r} is not an upload id")
+        async with nats_errors(self._nc, f"delete upload {upload}"):
+            await self._js.purge_stream(OBJECT_STREAM, subject=f"{OBJECT_UPLOAD_PREFIX}.{upload}.*")
+
+    async def _stream(self, digest: str, manifest: Manifest) -> AsyncIterator[bytes]:
+        hasher = hashlib.sha256()
+        size = 0
+        held: bytes | None = None
+        async with RequestWindow(READ_WINDOW) as window:
+            for index in range(manifest.chunks):
+                window.add(self._read(_chunk_subject(digest, manifest, index)))
+                while window.is_full() or (index == manifest.chunks - 1 and window.pending()):
+                    chunk = await window.next_result()
+                    if chunk is None:
+                        raise ArtifactCorrupt(digest, "<a chunk missing>")
+                    size += len(chunk)
+                    if size > manifest.size_bytes:
+                        raise ArtifactCorrupt(digest, "<more bytes than the manifest says>")
+                    hasher.update(chunk)
+                    if held is not None:
+                        yield held
+                    held = chunk
+        actual = hasher.hexdigest()
+        if actual != digest or size != manifest.size_bytes:
+            raise ArtifactCorrupt(digest, actual)
+        yield held or b""
 
     async def _get_manifest(self, digest: str) -> Manifest | None:
         raw = await self._read(compute_manifest_subject(digest))
@@ -175,6 +313,8 @@ class ArtifactStore:
             raise ArtifactCorrupt(digest, "<manifest malformed>") from exc
         expected = max(1, -(-manifest.size_bytes // ARTIFACT_CHUNK_BYTES))
         if manifest.size_bytes < 0 or manifest.chunks != expected:
+            raise ArtifactCorrupt(digest, "<manifest inconsistent>")
+        if manifest.upload and not _UPLOAD_ID.match(manifest.upload):
             raise ArtifactCorrupt(digest, "<manifest inconsistent>")
         return manifest
 
@@ -190,17 +330,34 @@ class ArtifactStore:
             raise NatsError(describe_server(self._nc), f"read {subject}", str(exc)) from exc
         return message.data or b""
 
-    async def _write_once(self, digest: str, subject: str, payload: bytes) -> None:
-        """Publish ``payload`` on a write-once subject; one already written must hold it."""
+    async def _write_once(self, label: str, subject: str, payload: bytes) -> None:
+        """Publish ``payload`` on a write-once subject; one already written must hold it
+        (``label``: the digest or upload id the error names)."""
+        if not await self._publish_once(subject, payload) and await self._read(subject) != payload:
+            raise ArtifactCorrupt(label, f"<another write on {subject} first>")
+
+    async def _publish_once(self, subject: str, payload: bytes) -> bool:
+        """Publish on a write-once subject: False when the subject holds a message already."""
         try:
-            async with nats_errors(self._nc, f"put artifact {digest}"):
+            async with nats_errors(self._nc, f"put object {subject}"):
                 await self._js.publish(subject, payload, stream=OBJECT_STREAM)
-            return
         except NatsError as exc:
             if _SUBJECT_FULL not in exc.detail:
                 raise
-        if await self._read(subject) != payload:
-            raise ArtifactCorrupt(digest, f"<another write on {subject} first>")
+            return False
+        return True
+
+
+def _chunk_subject(digest: str, manifest: Manifest, index: int) -> str:
+    if manifest.upload:
+        return compute_upload_chunk_subject(manifest.upload, index)
+    return compute_chunk_subject(digest, index)
+
+
+def _to_info(digest: str, manifest: Manifest) -> StoredObjectInfo:
+    return StoredObjectInfo(
+        digest=digest, size_bytes=manifest.size_bytes, encrypted=manifest.encrypted
+    )
 
 
 async def ensure_object_stream(nc: Client, js: JetStreamContext, *, replicas: int = 1) -> None:

@@ -15,8 +15,10 @@ Every subject in use is granted by role, by allow lists (what a list does not na
 |             | streams, deletes objects)                   |                                  |
 
 Objects live in the write-once ``FLOP_OBJECTS`` stream (``adapters.nats.objects``), so
-"add only" is the server's own rule; purging (deleting) an object and creating, changing
-or deleting any stream are JetStream API calls only the operator is granted. A user may
+"add only" is the server's own rule, for the chunks of a streamed upload
+(``flop.obj.u.<upload>.<i>``, issue 17) as for the chunks and manifests under a digest;
+purging (deleting) an object and creating, changing or deleting any stream are JetStream
+API calls only the operator is granted. A user may
 hold several roles (``flopledger relay --offers`` also announces offers). Users
 authenticate with a name and a secret; ``render_server_config`` writes the nats-server
 ``authorization`` block (``flopledger.devnet.nats_users``: the devnet's users).
@@ -32,7 +34,12 @@ from dataclasses import dataclass, field
 
 from adapters.nats.codec import EVENT_STREAM, EVENT_SUBJECTS, compute_subject_token
 from adapters.nats.leader import LOCK_BUCKET
-from adapters.nats.objects import OBJECT_STREAM, OBJECT_SUBJECTS
+from adapters.nats.objects import (
+    OBJECT_CHUNK_PREFIX,
+    OBJECT_MANIFEST_PREFIX,
+    OBJECT_STREAM,
+    OBJECT_UPLOAD_PREFIX,
+)
 from adapters.nats.signals import HEARTBEAT_SUBJECT_PREFIX, OFFER_SUBJECT_PREFIX
 from proofs.probe_wire import PROBE_SUBJECT_PREFIX
 
@@ -113,7 +120,8 @@ def compute_stream_read_grants(stream: str) -> Grants:
 
 
 def compute_object_grants(*, add: bool) -> Grants:
-    """Read objects; with ``add``, also write new ones (the stream refuses a rewrite)."""
+    """Read objects; with ``add``, also write new ones: chunks under a digest or an upload
+    id, and manifests (the stream refuses a rewrite; purging is not granted)."""
     read = Grants(
         publish=frozenset(
             {
@@ -124,7 +132,11 @@ def compute_object_grants(*, add: bool) -> Grants:
         ),
         subscribe=frozenset({INBOX_SUBJECTS}),
     )
-    return read | Grants(publish=frozenset({OBJECT_SUBJECTS})) if add else read
+    writes = frozenset(
+        f"{prefix}.>"
+        for prefix in (OBJECT_CHUNK_PREFIX, OBJECT_MANIFEST_PREFIX, OBJECT_UPLOAD_PREFIX)
+    )
+    return read | Grants(publish=writes) if add else read
 
 
 def compute_grants(roles: Iterable[Role], *, node_id: str | None = None) -> Grants:

@@ -27,6 +27,7 @@ from adapters.nats.objects import (
     ArtifactStore,
     compute_chunk_subject,
     compute_manifest_subject,
+    compute_upload_chunk_subject,
 )
 from adapters.nats.permissions import NatsUser, Role
 from adapters.nats.probe import NatsProbeTransport, serve_probes
@@ -253,6 +254,56 @@ async def test_objects_are_added_never_rewritten_or_deleted_but_by_the_operator(
         store = await ArtifactStore.open(operator.nc)
         await store.delete(digest)
         assert not await store.has(digest)
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 100_000):
+        yield data[start : start + 100_000]
+
+
+async def test_streamed_uploads_are_added_by_api_and_nodes_never_rewritten_or_deleted(
+    cast: Cast, streams: None
+) -> None:
+    data = b"a consumer's matrix " * 20_000  # four upload chunks
+    uploads: dict[str, str] = {}
+    messages = 0
+    for writer in (cast.api, cast.node_a):
+        async with login(cast, writer) as session:
+            store = await ArtifactStore.open(session.nc)
+            info = await store.put_stream(_pieces(data + writer.name.encode()), encrypted=True)
+            manifest = await session.nc.jetstream().get_last_msg(
+                OBJECT_STREAM, compute_manifest_subject(info.digest)
+            )
+            fields = msgspec.json.decode(manifest.data)
+            uploads[info.digest] = fields["upload"]
+            messages += fields["chunks"] + 1
+            assert not session.violations, session.errors
+    stored = await count_messages(cast, OBJECT_STREAM)
+    refused = nats.errors.TimeoutError
+    for user in (cast.api, cast.node_a, cast.node_b, cast.validator):
+        async with login(cast, user) as session:
+            js = session.nc.jetstream(timeout=JS_TIMEOUT_S)
+            for upload in uploads.values():
+                with pytest.raises(refused):
+                    await js.purge_stream(OBJECT_STREAM, subject=f"flop.obj.u.{upload}.*")
+                if Role.VALIDATOR in user.roles:
+                    await publish_refused(session, compute_upload_chunk_subject(upload, 0))
+                else:
+                    with pytest.raises(nats.js.errors.APIError, match="maximum messages"):
+                        await js.publish(
+                            compute_upload_chunk_subject(upload, 0), b"forged", stream=OBJECT_STREAM
+                        )
+            assert session.violations, (user.name, session.errors)
+    assert await count_messages(cast, OBJECT_STREAM) == stored
+    async with login(cast, cast.auditor) as auditor:
+        store = await ArtifactStore.open(auditor.nc)
+        for digest in uploads:
+            assert b"".join([chunk async for chunk in store.get_stream(digest)]).startswith(data)
+    async with login(cast, cast.operator) as operator:
+        store = await ArtifactStore.open(operator.nc)
+        for digest in uploads:
+            await store.delete(digest)
+    assert await count_messages(cast, OBJECT_STREAM) == stored - messages
 
 
 async def test_objects_are_read_only_by_the_roles_that_need_them(cast: Cast, streams: None) -> None:
