@@ -163,14 +163,18 @@ class LedgerService:
         after ``verify_envelope``, and the audit's re-execution of a recorded command at its
         recorded clock (``validator.audit_reexec``), so both run the one code path."""
         command = c.decode_command(envelope.kind, envelope.body)
-        check_envelope_network(envelope, command, await self.rules.get())
+        rules = await self.rules.get()
+        check_envelope_network(envelope, command, rules)
         command_id = compute_command_id(envelope.actor, envelope.nonce)
         previous = await self._find_previous(command_id, envelope)
         if previous is not None:
             return previous
         handler = HANDLERS[type(command)]
         for attempt in range(self.retries_max):
-            rules = await self.rules.get()
+            if attempt:
+                # The first attempt decides on the rules just read (the commit checks that
+                # the network stream is still at their version); a retry reads them again.
+                rules = await self.rules.get()
             ctx = CommandContext(
                 actor=envelope.actor,
                 command_id=command_id,

@@ -19,7 +19,10 @@ class RulesCache:
 
     async def get(self) -> NetworkRules:
         for record in await self.store.read_stream(NETWORK_STREAM_ID, self._rules.version + 1):
-            self._rules.add(record)
+            # Concurrent callers (an API process's first requests) read the same new records:
+            # the first to come back applies them, the others skip what is applied.
+            if record.version > self._rules.version:
+                self._rules.add(record)
         return self._rules
 
 

@@ -3,6 +3,7 @@ names; rule changes are signed by an operator in force and govern only from thei
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -13,6 +14,7 @@ from domain.errors import Rejection
 from domain.network import NETWORK_STREAM_ID, compute_network_rules
 from domain.policy import LedgerPolicy
 from domain.services.ledger_service import LedgerService
+from domain.services.network_rules import RulesCache
 from flopledger.network import LocalNetwork, encode_genesis_body
 from proofs.envelope import sign_command
 from proofs.identity import Identity
@@ -164,3 +166,22 @@ def test_rules_before_any_genesis_are_none() -> None:
     with pytest.raises(Rejection) as refused:
         rules.at(1)
     assert refused.value.code == "genesis_missing"
+
+
+class _YieldingStore(MemoryEventStore):
+    """A store whose reads let other coroutines run before they answer (as a database's do)."""
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Any]:
+        records = await super().read_stream(stream_id, from_version)
+        await asyncio.sleep(0)
+        return records
+
+
+async def test_concurrent_first_reads_of_a_fresh_cache_agree_on_the_rules() -> None:
+    store = _YieldingStore()
+    net = LocalNetwork.create(store, policy=POLICY)
+    await net.deposit(CONSUMER, 5)
+    cache = RulesCache(store)  # an API process that starts under load
+    rules = await asyncio.gather(*(cache.get() for _ in range(16)))
+    assert {r.version for r in rules} == {1}
+    assert rules[0].current.node_stake_min == POLICY.node_stake_min
