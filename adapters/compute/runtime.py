@@ -53,11 +53,15 @@ def count_devices() -> int:
 
 
 def enable_determinism() -> None:
-    """Deterministic algorithms on, TF32 off (both change low-order bits between runs/GPUs)."""
+    """Deterministic algorithms on, TF32 off (both change low-order bits between runs/GPUs),
+    half-precision matmuls reducing in float32 (the accumulation
+    ``proofs.matmul_data``'s error bound assumes)."""
     os.environ.setdefault(CUBLAS_WORKSPACE_ENV, CUBLAS_DETERMINISTIC_WORKSPACE)
     torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
 
 
 def describe_environment(device: torch.device, dtype: torch.dtype) -> ExecutionEnvironment:

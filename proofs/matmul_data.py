@@ -1,0 +1,277 @@
+"""Freivalds' check of C = A·B on the consumer's own matrices, exact for int8, with a
+derived rounding bound for floating point; and the single-entry check a fraud proof uses.
+
+Jobs. A is m×k, B is k×n, both of ``dtype`` in {float32, float16, bfloat16, int8}; C is
+m×n, int32 for int8 inputs, else ``dtype``. The honest node (``adapters.compute.matmul_data``)
+computes int8 products exactly (int32 result, every partial sum below 2^26) and floating
+products with float32 accumulation in any summation order (TF32 and reduced-precision
+reductions off), rounded once to C's dtype.
+
+Vectors. Freivalds (1977): with an n×t matrix R drawn after C is committed, accept iff
+A(BR) = CR (int8) or every |CR - A(BR)| is within the bound below (floats). R follows from
+``SHAKE-256(VECTOR_TAG || u32 len(s) || s || u32 n || u32 t)`` with s = root || openings_seed
+(the result commitment, then the job's beacon randomness), read as little-endian u16 words u:
+
+- int8: r = u mod 2^15, an integer in [0, 2^15). A wrong C has a nonzero row d of AB - C; d·r
+  = 0 pins one coordinate of r to at most one value, so each vector passes a wrong C with
+  probability at most 2^-15, and ``INT_VECTORS`` = 3 vectors at most 2^-45. Exactness: the
+  check first refuses any |c| > 2^14·k (no int8 product reaches it: |a·b| <= 2^14); then
+  every partial sum of A(BR) and CR is an integer of magnitude below 2^14·k·n·2^15 <= 2^53
+  (k, n <= 4096), so float64 BLAS computes them exactly in any order.
+- floats: r = ±(1/2 + (u mod 2^15)·2^-16) (the sign from u's top bit): |r| in [1/2, 1), exact
+  in float32.
+
+Bound (floats). Notation of Higham, "Accuracy and Stability of Numerical Algorithms" (2nd
+ed.), §2.2 and §3.1: u = 2^-24 (float32, in which the node accumulates and the verifier
+computes), u_d the unit roundoff of C's dtype (2^-24, 2^-11, 2^-8 for float32, float16,
+bfloat16), γ_j = j·u / (1 - j·u); |X| is entrywise. η = 2^-150 and η_d (2^-150, 2^-25, 2^-134)
+are half the smallest subnormal of float32 and of C's dtype (the underflow terms of Higham
+§2.1, (2.8)); 𝟙 is a vector of ones.
+
+1. Honest error. A dot product of length k in float32, in any order, is within γ_k·|a|·|b|
+   + k·η (Higham (3.5) and §3.1 with underflow) of the exact one, so the float32 product P
+   has |P - AB| <= γ_k|A||B| + kη. Rounding P to C's dtype adds at most u_d|P| + η_d. So the
+   honest C = AB + E with |E| <= β|A||B| + α, β = γ_k + u_d(1 + γ_k), α = η_d + 2kη.
+   With |r| <= 1: |ER| <= β·w + nα, where w = |A|(|B|𝟙).
+2. The verifier's own rounding (float32, R exact). V = fl(BR) has |V - BR| <= γ_n|B|𝟙 + nη;
+   Y = fl(AV) has |Y - ABR| <= (γ_n + γ_k + γ_n·γ_k)·w + 2nη·(|A|𝟙) + 2kη; Z = fl(CR) has
+   |Z - CR| <= γ_n|C|𝟙 + 2nη, and an honest |C| <= (1 + u_d)(1 + γ_k)|A||B| + α.
+3. So an honest C gives |Z - Y| <= τ with, per row i,
+   τ_i = θ·w_i + (1 + γ_n)·n·α + 2nη·(|A|𝟙)_i + 2(n + k)η,
+   θ = β + γ_n(1 + u_d)(1 + γ_k) + γ_n + γ_k + γ_n·γ_k,
+   and w itself is computed in float32 from nonnegative terms: the computed ŵ >= (1 - γ_k)
+   (1 - γ_n)·w (Higham (3.4) for sums of nonnegative terms), so w <= ŵ / ((1 - γ_k)(1 - γ_n)).
+   ``compute_tolerance`` evaluates τ in float64 with a relative margin of 2^-40 for its own
+   rounding, so an honest node never fails, whatever the summation order of its hardware.
+4. Detection. If the check passes, then for D = C - AB, |(DR)_i| <= |Z - Y|_i + |Z - CR|_i +
+   |Y - ABR|_i <= T_i := 2τ_i + γ_n(|C|𝟙)_i. A single wrong entry (i, j) gives (DR)_i = D_ij·r_j
+   with |r_j| >= 1/2: caught by every vector when |D_ij| > 2T_i. In general, fix all of a
+   vector but r_j for a row i with |D_ij| > 2T_i: flipping r_j's sign moves (DR)_i by
+   2|D_ij||r_j| > 2T_i, so at most one sign passes (probability <= 1/2), and within a sign the
+   passing r_j lie in an interval of length 2T_i/|D_ij| holding at most 2T_i/(|D_ij|·2^-16) + 1
+   of the 2^15 values: each vector passes with probability at most min(1/2, 2T_i/|D_ij| +
+   2^-15), and ``FLOAT_VECTORS`` = 16 independent vectors at most its 16th power (<= 2^-16).
+   Smaller deviations are within what float rounding allows and are not claimed caught.
+   Typical sizes: random normal A, B with k = n = 2048 in float32 give θ ≈ 5·10^-4 and w_i ≈
+   2.7·10^6, so T_i ≈ 2.7·10^3 against entries of C of about 45: the check proves the product
+   right up to rounding slack at the scale of the whole row, not each entry's last bit.
+
+Entry check (fraud proofs, O(k)). ``is_entry_wrong`` decides one entry from A's row i and
+B's column j alone: int8, c_ij differs from the exact int64 dot product; floats, |c_ij - ŝ| >
+(β + γ'_k)·Ŝ/(1 - γ'_k) + α (with margin), where ŝ, Ŝ are the float64 dot products of a·b and
+|a|·|b| (each float32 product exact in float64; γ'_k with u' = 2^-53 bounds their sums). An
+honest entry never satisfies it (item 1), and any entry beyond 2T_i of a failed Freivalds row
+does, so a C the check refuses always carries an entry a challenger can prove wrong.
+
+Cost. O((m·k + k·n + m·n)·t) multiply-adds, one pass over each of A, B and C in blocks that
+stay in the CPU's cache, against the 2·m·k·n of the product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+
+import numpy as np
+import numpy.typing as npt
+
+from proofs.invariants import require
+from proofs.merkle import HASH_SIZE
+from proofs.npy import bfloat16_to_float32
+
+FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+INPUT_DTYPES = (*FLOAT_DTYPES, "int8")
+DIM_MAX = 4096
+"""Largest m, k and n (the int8 exactness bound above needs k, n <= 4096)."""
+
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+UNDERFLOW = {"float32": 2.0**-150, "float16": 2.0**-25, "bfloat16": 2.0**-134}
+"""Half the smallest positive subnormal of each dtype (its absolute underflow error)."""
+
+FLOAT32_U = 2.0**-24
+FLOAT32_ETA = 2.0**-150
+FLOAT64_U = 2.0**-53
+TOLERANCE_MARGIN = 1.0 + 2.0**-40
+
+INT_VECTORS = 3
+FLOAT_VECTORS = 4
+INT_VECTOR_BITS = 15
+INT8_PRODUCT_MAX = 2**14
+"""|a·b| <= 128·128 for int8 a, b."""
+
+VECTOR_TAG = b"flopledger/matmul-data/freivalds/v1\x00"
+OPENINGS_SEED_BYTES_MAX = 64
+BLOCK_BYTES = 1 << 19
+"""Rows of a matrix processed at once: about 512 KiB of float32, so a block read for the
+product is still in cache when its absolute values are summed."""
+
+
+def result_dtype(dtype: str) -> str:
+    """C's dtype for inputs of ``dtype``: int32 for int8, else the input dtype."""
+    return "int32" if dtype == "int8" else dtype
+
+
+def derive_vectors(
+    openings_seed: bytes, root: bytes, n: int, dtype: str
+) -> npt.NDArray[np.float64]:
+    """The n×t Freivalds vectors for a C committed as ``root`` (module docstring), exact
+    float64 values."""
+    require(
+        isinstance(openings_seed, bytes) and len(openings_seed) <= OPENINGS_SEED_BYTES_MAX,
+        "openings seed: bytes, <= 64",
+    )
+    require(isinstance(root, bytes) and len(root) == HASH_SIZE, "root: 32 bytes")
+    require(1 <= n <= DIM_MAX, f"n in 1..{DIM_MAX}")
+    count = INT_VECTORS if dtype == "int8" else FLOAT_VECTORS
+    seed = root + openings_seed
+    header = VECTOR_TAG + struct.pack(">I", len(seed)) + seed + struct.pack(">II", n, count)
+    words = np.frombuffer(hashlib.shake_256(header).digest(2 * n * count), dtype="<u2")
+    words = words.reshape(n, count).astype(np.int64)
+    if dtype == "int8":
+        return (words & (2**INT_VECTOR_BITS - 1)).astype(np.float64)
+    magnitude = 0.5 + (words & 0x7FFF).astype(np.float64) * 2.0**-16
+    return np.where(words >> 15, -magnitude, magnitude)
+
+
+def check_product(
+    a: npt.NDArray[np.generic],
+    b: npt.NDArray[np.generic],
+    c: npt.NDArray[np.generic],
+    dtype: str,
+    vectors: npt.NDArray[np.float64],
+) -> bool:
+    """Freivalds' check that C = A·B (exactly for int8, within the derived bound for floats)
+    with the given vectors. Arrays are held as ``proofs.npy.STORAGE`` of their dtypes. Never
+    raises on a wrong C of the right shape."""
+    m, k = a.shape
+    n = b.shape[1]
+    require(b.shape[0] == k and c.shape == (m, n), "A is m×k, B k×n, C m×n")
+    require(vectors.shape[0] == n, "one vector entry per column of C")
+    if dtype == "int8":
+        return _check_int8(a, b, c, vectors)
+    require(dtype in FLOAT_DTYPES, f"dtype in {INPUT_DTYPES}")
+    r = vectors.astype(np.float32)
+    v, s = _product_and_abs_sums(b, dtype, r, np.ones((n, 1), dtype=np.float32))
+    y, w = _product_and_abs_sums(a, dtype, v, np.concatenate([s, np.ones_like(s)], axis=1))
+    z, _ = _product_and_abs_sums(c, dtype, r, None)
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(y))):
+        return False  # an input with inf or NaN, or magnitudes past float32's range
+    tau = compute_tolerance(dtype, k, n, w[:, 0], w[:, 1])
+    with np.errstate(invalid="ignore"):
+        difference = np.abs(z.astype(np.float64) - y.astype(np.float64))
+        return bool(np.all(difference <= tau[:, None]))
+
+
+def compute_tolerance(
+    dtype: str, k: int, n: int, w: npt.NDArray[np.float32], abs_row_sums_a: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """τ of the module docstring (item 3) per row, from the computed ŵ = |A|(|B|𝟙) and
+    |A|𝟙."""
+    u_d, eta_d = UNIT_ROUNDOFF[dtype], UNDERFLOW[dtype]
+    g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
+    beta = g_k + u_d * (1 + g_k)
+    theta = beta + g_n * (1 + u_d) * (1 + g_k) + g_n + g_k + g_n * g_k
+    alpha = eta_d + 2 * k * FLOAT32_ETA
+    w_bound = w.astype(np.float64) / ((1 - g_k) * (1 - g_n))
+    tau = (
+        theta * w_bound
+        + (1 + g_n) * n * alpha
+        + 2 * n * FLOAT32_ETA * abs_row_sums_a.astype(np.float64)
+        + 2 * (n + k) * FLOAT32_ETA
+    )
+    return tau * TOLERANCE_MARGIN
+
+
+def is_entry_wrong(
+    a_row: npt.NDArray[np.generic],
+    b_column: npt.NDArray[np.generic],
+    c_entry: float | int,
+    dtype: str,
+) -> bool:
+    """Whether ``c_entry`` cannot be an honest (i, j) entry of C given A's row i and B's
+    column j (module docstring, "Entry check"). Never raises on finite-size inputs."""
+    k = len(a_row)
+    if dtype == "int8":
+        exact = int(np.dot(np.asarray(a_row, dtype=np.int64), np.asarray(b_column, dtype=np.int64)))
+        return int(c_entry) != exact
+    a64 = to_float32(np.asarray(a_row), dtype).astype(np.float64)
+    b64 = to_float32(np.asarray(b_column), dtype).astype(np.float64)
+    c = float(c_entry)
+    if not (np.all(np.isfinite(a64)) and np.all(np.isfinite(b64))):
+        return False  # no honest value to compare with: the inputs themselves are not finite
+    if not math.isfinite(c):
+        return True
+    g_k, g64 = _gamma(k, FLOAT32_U), _gamma(k, FLOAT64_U)
+    u_d = UNIT_ROUNDOFF[dtype]
+    beta = g_k + u_d * (1 + g_k)
+    dot = float(np.dot(a64, b64))
+    abs_dot = float(np.dot(np.abs(a64), np.abs(b64)))
+    bound = (beta + g64) * abs_dot / (1 - g64) + UNDERFLOW[dtype] + 2 * k * FLOAT32_ETA
+    return abs(c - dot) > bound * TOLERANCE_MARGIN
+
+
+def to_float32(block: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.float32]:
+    """Entries of a float dtype (held as ``proofs.npy.STORAGE``) as exact float32 values."""
+    if dtype == "bfloat16":
+        return bfloat16_to_float32(block)  # type: ignore[arg-type]
+    if dtype == "float32":
+        return block  # type: ignore[return-value]
+    return block.astype(np.float32)
+
+
+def _product_and_abs_sums(
+    matrix: npt.NDArray[np.generic],
+    dtype: str,
+    right: npt.NDArray[np.float32],
+    abs_right: npt.NDArray[np.float32] | None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(M·right, |M|·abs_right) in float32, one cache-sized block of rows at a time, so the
+    block read for the product is still in cache for its absolute values (``abs_right``
+    None: no absolute values, an empty second array)."""
+    rows, width = matrix.shape
+    product = np.empty((rows, right.shape[1]), dtype=np.float32)
+    sums = np.empty((rows, 0 if abs_right is None else abs_right.shape[1]), np.float32)
+    step = max(1, BLOCK_BYTES // (4 * max(width, 1)))
+    buffer = np.empty((min(step, rows), width), dtype=np.float32)
+    for start in range(0, rows, step):
+        block = to_float32(matrix[start : start + step], dtype)
+        product[start : start + len(block)] = block @ right
+        if abs_right is not None:
+            sums[start : start + len(block)] = np.abs(block, out=buffer[: len(block)]) @ abs_right
+    return product, sums
+
+
+def _check_int8(
+    a: npt.NDArray[np.generic],
+    b: npt.NDArray[np.generic],
+    c: npt.NDArray[np.generic],
+    r: npt.NDArray[np.float64],
+) -> bool:
+    """Exact Freivalds for int8 in float64 (module docstring: every partial sum < 2^53)."""
+    k = a.shape[1]
+    v = _int_product(b, r, None)
+    y = None if v is None else _int_product(a, v, None)
+    z = _int_product(c, r, INT8_PRODUCT_MAX * k)
+    return y is not None and z is not None and bool(np.array_equal(y, z))
+
+
+def _int_product(
+    matrix: npt.NDArray[np.generic], right: npt.NDArray[np.float64], entry_max: int | None
+) -> npt.NDArray[np.float64] | None:
+    """matrix·right in float64 by blocks of rows; None when an entry exceeds ``entry_max``."""
+    rows, width = matrix.shape
+    product = np.empty((rows, right.shape[1]), dtype=np.float64)
+    step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
+    for start in range(0, rows, step):
+        block = matrix[start : start + step].astype(np.float64)
+        if entry_max is not None and np.max(np.abs(block), initial=0.0) > entry_max:
+            return None
+        product[start : start + len(block)] = block @ right
+    return product
+
+
+def _gamma(count: int, unit: float) -> float:
+    """γ_count = count·u / (1 - count·u) (Higham, Lemma 3.1)."""
+    require(count * unit < 1, "count·u < 1")
+    return count * unit / (1 - count * unit)
