@@ -78,6 +78,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
     async def stop(app: Litestar) -> None:
         if open_deps is not None and getattr(app.state, "deps", None) is not None:
             app.state.deps.read_model.close()
+            await app.state.deps.objects.close()
             await app.state.deps.store.close()
 
     def provide_deps(state: State) -> ApiDeps:

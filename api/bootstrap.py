@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from litestar import Litestar
 
 from adapters.keyfile import get_log_key_path, load_or_create_key
+from adapters.nats.connection import close_nats, connect_nats
+from adapters.nats.errors import NatsError
+from adapters.nats.objects import ARTIFACT_BYTES_MAX, ArtifactStore
 from adapters.store.factory import open_event_store
 from adapters.store.idempotency import open_idempotency_keys
 from api.app import create_app
 from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
+from api.object_backend import ObjectBackend, ObjectOpener
 from api.read_model import ReadModel
 from api.state import ApiDeps
 from api.transparency import TransparencyLog
-from domain.ports import EventStore
+from domain.ports import EventStore, ObjectStore
 from domain.services.ledger_service import LedgerService
 from flopledger.genesis import build_policy
 from flopledger.settings import Settings, get_settings
@@ -40,7 +46,27 @@ def build_deps(
         rate=ActorRateLimiter(
             per_s=settings.api_actor_commands_per_s, burst=settings.api_actor_commands_burst
         ),
+        objects=ObjectBackend(make_nats_objects_opener(settings.nats_url)),
     )
+
+
+def make_nats_objects_opener(nats_url: str | None) -> ObjectOpener | None:
+    """How the API opens its object store: NATS as the ``api`` user (which may add objects,
+    never rewrite or delete one), on first use; None without a NATS URL."""
+    if not nats_url:
+        return None
+    url = nats_url
+
+    async def open_objects() -> tuple[ObjectStore, Callable[[], Awaitable[None]]]:
+        nc = await connect_nats(url, name="flopledger-api-objects")
+        try:
+            store = await ArtifactStore.open(nc, size_limit_bytes=ARTIFACT_BYTES_MAX)
+        except NatsError:
+            await close_nats(nc)
+            raise
+        return store, partial(close_nats, nc)
+
+    return open_objects
 
 
 def build_app(settings: Settings | None = None) -> Litestar:

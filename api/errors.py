@@ -35,6 +35,7 @@ from domain.errors import (
     Unauthorized,
 )
 from proofs.envelope import BadSignature, EnvelopeError, ExpiredEnvelope, WrongActor
+from proofs.request_auth import RequestAuthError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://flopledger.dev/problems/"
@@ -61,6 +62,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "idempotency_key_reused": 409,
     RejectionCode.TOO_MUCH_CONTENTION: 503,
     "tree_size_out_of_range": 404,  # that tree does not exist (yet)
+    RejectionCode.ARTIFACT_TOO_LARGE: 413,  # issue 17: an upload over the policy's limit
 }
 
 TITLES: dict[int, str] = {
@@ -167,7 +169,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return make_problem_response(
             request, status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers
         )
-    if isinstance(exc, EnvelopeError | FlopError):
+    if isinstance(exc, EnvelopeError | FlopError | RequestAuthError):
         code = str(exc.code)
         return make_problem_response(
             request, status=_status_of(exc), code=code, detail=str(exc) or code
@@ -192,10 +194,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
-def _status_of(exc: EnvelopeError | FlopError) -> int:
+def _status_of(exc: EnvelopeError | FlopError | RequestAuthError) -> int:
     code = str(exc.code)
     if code in STATUS_BY_CODE:
         return STATUS_BY_CODE[code]
+    if isinstance(exc, RequestAuthError):
+        return 401
     if isinstance(exc, BadSignature | ExpiredEnvelope):
         return 401
     if isinstance(exc, WrongActor | Unauthorized):

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from adapters.store.idempotency import MemoryIdempotencyKeys
 from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
+from api.object_backend import ObjectBackend
 from api.read_model import ReadModel
 from api.transparency import TransparencyLog
 from domain.ports import EventStore, IdempotencyKeys
@@ -36,6 +37,8 @@ class ApiDeps:
     nats_url: str | None = None
     streams: StreamSlots = field(default_factory=StreamSlots)
     rate: ActorRateLimiter = field(default_factory=ActorRateLimiter)
+    objects: ObjectBackend = field(default_factory=ObjectBackend)
+    """The object store of the object routes (issue 17): NATS, opened on first use."""
 
 
 Deps = NamedDependency[ApiDeps]

@@ -218,6 +218,17 @@ class RejectionCode(enum.StrEnum):
     LOG_KEY_ONLY = "log_key_only"
     DEPOSIT_AUTHORITY_ONLY = "deposit_authority_only"
 
+    # issue 17, item 1: the object routes and their signed requests
+    OBJECT_DIGEST_INVALID = "object_digest_invalid"
+    OBJECT_READ_REFUSED = "object_read_refused"
+    OBJECT_HEADER_INVALID = "object_header_invalid"
+    OBJECT_STORE_UNAVAILABLE = "object_store_unavailable"
+    REQUEST_AUTH_INVALID = "request_auth_invalid"
+    REQUEST_UNSIGNED = "request_unsigned"
+    REQUEST_AUTH_MALFORMED = "request_auth_malformed"
+    REQUEST_EXPIRED = "request_expired"
+    REQUEST_SIGNATURE_INVALID = "request_signature_invalid"
+
 
 class FlopError(Exception):
     """Base of every error flopledger raises on purpose."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import msgspec
+
 from domain.events import FlopAggregate, ns_to_datetime
 
 OBJECT_STREAM_TYPE = "object"
@@ -21,6 +23,16 @@ ARTIFACT_LOST_REASON = "artifact_lost"
 """A validator's reason when a recorded object is missing or damaged in the store."""
 ARTIFACT_UNAVAILABLE_REASON = "artifact_unavailable"
 """A validator's reason when an object nobody recorded as stored cannot be read."""
+
+
+class StoredObjectInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the object store says of an object (issue 17): its address (hex SHA-256 of the
+    bytes stored), its size, and whether its uploader marked it ciphertext (readable by
+    anyone who can name it)."""
+
+    digest: str
+    size_bytes: int
+    encrypted: bool
 
 
 def compute_object_id(digest: bytes, uploader: str) -> str:

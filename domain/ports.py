@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from domain.objects import StoredObjectInfo
 from domain.records import AppendOutcome, Head, Record, Snapshot, StreamAppend
 
 READ_ALL_LIMIT_MAX = 10_000
@@ -52,6 +53,29 @@ class EventStore(Protocol):
     async def get_snapshot(self, stream_id: str) -> Snapshot | None: ...
 
     async def close(self) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """Content-addressed objects, streamed (``adapters.nats.objects.ArtifactStore``; issue
+    17). Errors are the adapter's: an object too large, absent or not matching its digest."""
+
+    async def put_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        encrypted: bool = False,
+        size_limit_bytes: int | None = None,
+    ) -> StoredObjectInfo:
+        """Store the bytes ``chunks`` yields under their SHA-256, never whole in memory."""
+        ...
+
+    def get_stream(self, digest: str) -> AsyncIterator[bytes]:
+        """The stored bytes, chunk by chunk, checked against ``digest`` before the last."""
+        ...
+
+    async def info(self, digest: str) -> StoredObjectInfo | None:
+        """Size and ciphertext mark, or None when absent."""
+        ...
 
 
 IDEMPOTENCY_KEY_TTL_S = 86_400.0

@@ -337,3 +337,19 @@ class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
     operators: list[str]
     log_key: str = ""
     deposit_authority: str = ""
+
+
+OBJECT_DIGEST_PATTERN = "^[0-9a-f]{64}$"
+
+
+class ObjectView(msgspec.Struct, frozen=True, kw_only=True):
+    """An object stored by ``PUT /v1/objects`` (issue 17): its address, size and mark."""
+
+    digest: Annotated[
+        str,
+        msgspec.Meta(pattern=OBJECT_DIGEST_PATTERN, description="hex SHA-256 of the bytes stored"),
+    ]
+    size_bytes: Annotated[int, msgspec.Meta(ge=0)]
+    encrypted: Annotated[
+        bool, msgspec.Meta(description="marked ciphertext: readable by anyone who names it")
+    ]

@@ -33,6 +33,9 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from adapters.nats.chunking import RequestWindow, rechunk
 from adapters.nats.connection import describe_server, nats_errors
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge, NatsError
+from domain.objects import StoredObjectInfo
+
+__all__ = ["ArtifactStore", "Manifest", "StoredObjectInfo"]
 
 OBJECT_STREAM = "FLOP_OBJECTS"
 OBJECT_SUBJECT_PREFIX = "flop.obj"
@@ -65,15 +68,6 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     encrypted: bool = False
     upload: str = ""
     """Empty: the chunks are under the digest (``put``); else ``flop.obj.u.<upload>.*``."""
-
-
-class StoredObjectInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """What the store says of an object: its address, its size, and whether it is marked
-    ciphertext (readable by anyone who can name it, issue 17)."""
-
-    digest: str
-    size_bytes: int
-    encrypted: bool
 
 
 def compute_artifact_digest(data: bytes) -> str:

@@ -17,6 +17,7 @@ from adapters.ledger_api.wire import JobAccepted
 from adapters.store.memory import MemoryEventStore
 from api.app import create_app
 from api.bootstrap import build_deps
+from api.object_backend import ObjectBackend
 from api.state import ApiDeps
 from domain import commands as c
 from domain.services.ledger_service import LedgerService
@@ -25,6 +26,7 @@ from flopledger.network import GENESIS_NS
 from flopledger.settings import Settings
 from proofs.identity import Identity
 from tests.chain_tx import fresh_chain_reference
+from tests.object_fakes import MemoryObjectStore
 
 SECOND_NS = 1_000_000_000
 
@@ -71,6 +73,7 @@ def make_deps(
     seed = build_policy(settings, signer_id=operator.id)
     asyncio.run(ensure_genesis(LedgerService(store), operator, seed, now_ns=clock.now_ns))
     deps = build_deps(store, settings)
+    deps.objects = ObjectBackend.of(MemoryObjectStore())
     deps.clock_ns = clock
     deps.log.clock_ns = clock
     return deps

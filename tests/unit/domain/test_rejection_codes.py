@@ -24,7 +24,7 @@ from domain.objects import StoredObject
 from domain.services.unit_of_work import NOT_FOUND_CODES
 from domain.validators import Validator
 from domain.withdrawal import Withdrawal
-from proofs import envelope
+from proofs import envelope, request_auth
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -71,6 +71,16 @@ def test_the_envelope_errors_carry_member_values() -> None:
         value
         for value in vars(envelope).values()
         if isinstance(value, type) and issubclass(value, envelope.EnvelopeError)
+    ]
+    assert len(classes) >= 5
+    assert all(RejectionCode(cls.code) for cls in classes)
+
+
+def test_the_request_auth_errors_carry_member_values() -> None:
+    classes = [
+        value
+        for value in vars(request_auth).values()
+        if isinstance(value, type) and issubclass(value, request_auth.RequestAuthError)
     ]
     assert len(classes) >= 5
     assert all(RejectionCode(cls.code) for cls in classes)

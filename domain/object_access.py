@@ -1,0 +1,76 @@
+"""Who may read an object through the API (issue 17): pure rules over the ledger's records.
+
+A ciphertext object (marked so at upload) is readable by anyone who can name it: only the
+holders of its data key can open it. A plaintext object is readable by a signer who
+recorded uploading it (``object.record_stored``), or, for a job named in the request, by the
+job's consumer, the node that claimed it and the validators drawn to check it, when the
+object is one of the job's inputs or result objects. Anyone else is refused, whatever the
+job: naming a job gives no right to an object that is not the job's.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+from domain.job import Job
+
+INPUT_PARAM_NAMES = ("a", "b", "model", "x", "witness")
+"""The params that name a job's input objects by digest (issue 17's data forms)."""
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ObjectAccess(enum.StrEnum):
+    """Why a read is allowed, or that it is not (the stable reason the API logs)."""
+
+    CIPHERTEXT = "ciphertext"
+    UPLOADER = "uploader"
+    JOB_PARTY = "job_party"
+    REFUSED = "refused"
+
+
+def compute_job_object_digests(job: Job) -> frozenset[str]:
+    """The hex digests of the job's input objects (named in its params) and of the result
+    objects its node committed."""
+    digests = {
+        value
+        for name, value in job.workload.params.items()
+        if name in INPUT_PARAM_NAMES and isinstance(value, str) and _DIGEST.match(value)
+    }
+    if job.result is not None:
+        digests |= {job.result.artifact_digest.hex(), job.result.proof_digest.hex()}
+    return frozenset(digests)
+
+
+def compute_job_readers(job: Job) -> frozenset[str]:
+    """The actors who may read a job's plaintext objects: its consumer, its node (once it
+    claimed the job) and the validators drawn for its current round."""
+    readers = {job.consumer, *job.validators}
+    if job.node_id:
+        readers.add(job.node_id)
+    return frozenset(readers)
+
+
+def decide_object_access(
+    *,
+    digest: str,
+    encrypted: bool,
+    reader: str | None,
+    is_uploader: bool,
+    job: Job | None,
+) -> ObjectAccess:
+    """Whether ``reader`` (None: an unsigned request) may read the object ``digest``; the
+    rules in a fixed order: ciphertext, uploader, job party."""
+    if encrypted:
+        return ObjectAccess.CIPHERTEXT
+    if reader is None:
+        return ObjectAccess.REFUSED
+    if is_uploader:
+        return ObjectAccess.UPLOADER
+    if (
+        job is not None
+        and reader in compute_job_readers(job)
+        and digest in compute_job_object_digests(job)
+    ):
+        return ObjectAccess.JOB_PARTY
+    return ObjectAccess.REFUSED
