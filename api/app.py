@@ -18,6 +18,7 @@ from api.controllers.dashboard import DashboardController, dashboard_static_file
 from api.controllers.events import EventController
 from api.controllers.health import HealthController
 from api.controllers.jobs import JobController
+from api.controllers.keys import KeyController
 from api.controllers.liveness import LivenessController
 from api.controllers.log import LogController
 from api.controllers.network import NetworkController
@@ -98,6 +99,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             BeaconController,
             LivenessController,
             ObjectController,
+            KeyController,
             NetworkController,
             HealthController,
             DashboardController,

@@ -33,6 +33,8 @@ from domain.policy import (
     REDUNDANCY_MAX,
     REGION_CHARS_MAX,
     REGION_PATTERN,
+    WRAPPED_KEY_BYTES_MAX,
+    WRAPPED_KEY_BYTES_MIN,
     LedgerPolicy,
 )
 from domain.verdicts import SALT_BYTES_MAX, SALT_BYTES_MIN
@@ -441,6 +443,28 @@ class RecordObjectStored(Command, frozen=True, forbid_unknown_fields=True, kw_on
     uploader: ActorId
 
 
+EncryptionPublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class RegisterEncryptionKey(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The signer's X25519 public key, others wrap job keys to (issue 17; rules v5)."""
+
+    public_key: EncryptionPublicKey
+
+
+class ReleaseJobKey(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A job's data key wrapped to a recipient's registered key (``domain.key_releases``)."""
+
+    job_id: JobId
+    attempt: Annotated[int, msgspec.Meta(ge=1, le=ATTEMPT_MAX)]
+    recipient: ActorId
+    purpose: Literal["inputs", "result"]
+    recipient_key: EncryptionPublicKey
+    wrapped: Annotated[
+        bytes, msgspec.Meta(min_length=WRAPPED_KEY_BYTES_MIN, max_length=WRAPPED_KEY_BYTES_MAX)
+    ]
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -487,6 +511,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "liveness.close": CloseLiveness,
     # issue 16, item 6: object-stored records
     "object.record_stored": RecordObjectStored,
+    # issue 17, item 2: encryption keys and job key releases
+    "key.register": RegisterEncryptionKey,
+    "job.release_key": ReleaseJobKey,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

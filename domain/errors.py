@@ -229,6 +229,20 @@ class RejectionCode(enum.StrEnum):
     REQUEST_EXPIRED = "request_expired"
     REQUEST_SIGNATURE_INVALID = "request_signature_invalid"
 
+    # issue 17, item 2: encryption keys and job key releases (rules v5; domain.key_releases)
+    RULES_V5_REQUIRED = "rules_v5_required"
+    ENCRYPTION_KEY_NOT_FOUND = "encryption_key_not_found"
+    ENCRYPTION_KEY_UNCHANGED = "encryption_key_unchanged"
+    ENCRYPTION_KEY_NOT_REGISTERED = "encryption_key_not_registered"
+    JOB_NOT_PRIVATE = "job_not_private"
+    KEY_RELEASE_ATTEMPT_MISMATCH = "key_release_attempt_mismatch"
+    KEY_RELEASE_SENDER_UNAUTHORIZED = "key_release_sender_unauthorized"
+    KEY_RELEASE_RECIPIENT_NOT_ALLOWED = "key_release_recipient_not_allowed"
+    KEY_RELEASE_WINDOW_CLOSED = "key_release_window_closed"
+    RECIPIENT_KEY_MISMATCH = "recipient_key_mismatch"
+    KEY_ALREADY_RELEASED = "key_already_released"
+    KEY_RELEASES_EXHAUSTED = "key_releases_exhausted"
+
 
 class FlopError(Exception):
     """Base of every error flopledger raises on purpose."""

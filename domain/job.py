@@ -31,6 +31,13 @@ from domain.job_states import (
     SUBMITTED,
     VERIFIED,
 )
+from domain.key_releases import (
+    CLAIM_LAPSED_REASON,
+    KeyRelease,
+    add_key_release,
+    check_key_release,
+    compute_release_views,
+)
 from domain.node import Node
 from domain.policy import RULES_V2, LedgerPolicy
 from domain.scheduling import check_claim, compute_result_due_ns
@@ -233,6 +240,43 @@ class Job(VotedAggregate):
             job.node_id = job.provider = ""
             job.price = job.result_due_ns = 0
 
+    class KeyReleased(FlopAggregate.Event):
+        """A data key of the job wrapped to a recipient (issue 17; ``domain.key_releases``)."""
+
+        sender: str
+        recipient: str
+        purpose: str
+        attempt: int
+        recipient_key: bytes
+        wrapped: bytes
+
+        def apply(self, job: Job) -> None:
+            add_key_release(
+                job,
+                KeyRelease(
+                    sender=self.sender,
+                    recipient=self.recipient,
+                    purpose=self.purpose,
+                    attempt=self.attempt,
+                    recipient_key=self.recipient_key,
+                    wrapped=self.wrapped,
+                    at_ns=_ns(self),
+                ),
+            )
+
+    class ClaimLapsed(FlopAggregate.Event):
+        """A private job's inputs key never reached its node (issue 17): back to the market
+        with the attempt given back and the node not excluded, for it was never able to work."""
+
+        node_id: str
+        reason: str
+
+        def apply(self, job: Job) -> None:
+            job.state, job.offered_at_ns = SUBMITTED, _ns(self)
+            job.node_id = job.provider = ""
+            job.price = job.result_due_ns = 0
+            job.attempt -= 1
+
     class JobExpired(FlopAggregate.Event):
         reason: str
 
@@ -386,6 +430,35 @@ class Job(VotedAggregate):
             )
         self._trigger(self.JobReleased, now_ns, node_id=node_id, reason=reason)
 
+    def release_key(
+        self,
+        release: KeyRelease,
+        *,
+        registered_key: bytes | None,
+        claimed_at_ns: int,
+        policy: LedgerPolicy,
+    ) -> None:
+        """Record a data key wrapped to a recipient, under the rules of ``domain.key_releases``."""
+        check_key_release(
+            self, release, registered_key=registered_key, claimed_at_ns=claimed_at_ns, policy=policy
+        )
+        self._trigger(
+            self.KeyReleased,
+            release.at_ns,
+            sender=release.sender,
+            recipient=release.recipient,
+            purpose=release.purpose,
+            attempt=release.attempt,
+            recipient_key=release.recipient_key,
+            wrapped=release.wrapped,
+        )
+
+    def lapse_claim(self, *, now_ns: int) -> None:
+        """The claim lapses: its inputs key was not released in time (the caller checked
+        ``domain.key_releases.is_claim_lapsed``)."""
+        self._require_state({CLAIMED}, "lapse_claim")
+        self._trigger(self.ClaimLapsed, now_ns, node_id=self.node_id, reason=CLAIM_LAPSED_REASON)
+
     def expire(self, *, now_ns: int) -> None:
         """An unclaimed job whose deadline passed."""
         self._require_state({SUBMITTED}, "expire")
@@ -400,6 +473,13 @@ class Job(VotedAggregate):
         self._trigger(self.JobRefunded, now_ns, amount=amount)
 
     def view(self) -> dict[str, object]:
+        view = self._base_view()
+        releases = compute_release_views(self)
+        if releases:  # issue 17: only private jobs have any; other views stay as they were
+            view["key_releases"] = releases
+        return view
+
+    def _base_view(self) -> dict[str, object]:
         return {
             "id": self.id,
             "consumer": self.consumer,

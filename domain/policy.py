@@ -49,6 +49,10 @@ ARTIFACT_RETENTION_NS = 30 * 86_400 * SECOND_NS
 until then, and counts a decision older than this whose objects are gone ``past_retention``.
 A policy whose fraud exposure is longer keeps them that long (``compute_artifact_retention_ns``)."""
 OBJECT_BYTES_MAX = 2**40  # issue 16, item 6: the size an object-stored record may name
+# Issue 17, item 2: a wrapped job key is HPKE's enc (32) and the sealed 32-byte data key with
+# its tag (48): 80 bytes for our suite; the bounds leave room for a suite with larger keys.
+WRAPPED_KEY_BYTES_MIN = 48
+WRAPPED_KEY_BYTES_MAX = 256
 
 # GPU classes in increasing capability; a job's requirement is a minimum class.
 RULES_V1 = 1
@@ -63,7 +67,11 @@ RULES_V4 = 4
 """The rules of issue 16 (an audit that holds against the operator): every command records the
 clock it was decided at, and the ledger's hardening (network ids, chain references of deposits,
 withdrawal minimums, spam fees, operator overrides with reasons)."""
-RULES_VERSION = RULES_V4
+RULES_V5 = 5
+"""The rules of issue 17 (real jobs): workload params parsed at the door, inputs by digest,
+encryption keys registered and job keys released on the log, a private job's claim lapsing
+without blame when its inputs key never came (``domain.key_releases``)."""
+RULES_VERSION = RULES_V5
 """The rules this code writes records under. ``LedgerPolicy.rules_version`` names the version
 a record was written under, so the audit checks each record under its own rules: a store
 written before a rule existed declares ``rules_version`` 1 in its late genesis
@@ -202,6 +210,11 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     deposit_authority: str = ""
     """From rules v4, when named: the one key that credits deposits (an operator, never the
     log key)."""
+    # issue 17, item 2: private payloads (rules v5; ``domain.key_releases``).
+    key_release_window_ns: int = 120 * SECOND_NS
+    """How long after a claim of a private job its consumer has to release the inputs key
+    to the claiming node; without a release by then the claim lapses (``job.expire``): the
+    job goes back to the market, the claim bond is returned and the node is not blamed."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

@@ -6,7 +6,8 @@
   a majority of the assigned probers' reports decide (recomputed from the reports);
 - the outcome a ``ClaimReleased`` records is what its command did: the job decided (verified,
   rejected) in it, the result window missed (``job.expire`` of a claim past due), the job
-  handed back with a fee (``job.release`` forfeiting part of the bond), or nothing;
+  handed back with a fee (``job.release`` forfeiting part of the bond), or nothing (also for
+  a private job's claim that lapsed for want of its inputs key, issue 17);
 - every node's reputation is recomputed from the observations the audit itself collects
   from the records (``domain.reputation``'s formula), and at each ``ClaimReserved`` the
   claim was not earlier than ``offered + tier·stagger + offset`` computed from that
@@ -53,6 +54,8 @@ class _CommandFacts:
 
     decided: dict[str, str] = field(default_factory=dict)
     forfeited: set[str] = field(default_factory=set)
+    lapsed: set[str] = field(default_factory=set)
+    """Jobs whose claim lapsed for want of the inputs key (issue 17): no one to blame."""
     released: list[tuple[int, str, str, str, bool]] = field(default_factory=list)
     """(position, node, job, recorded outcome, claim past due and not committed)."""
 
@@ -83,6 +86,8 @@ class ReputationAudit:
         at_ns = int(data.get("at_us", 0)) * 1000
         if key[0] == "job" and key[1] in DECISIONS:
             self.facts.decided[record.stream_id] = DECISIONS[key[1]]
+        elif key == ("job", "ClaimLapsed"):  # issue 17: the node never got the inputs key
+            self.facts.lapsed.add(record.stream_id)
         elif key == ("node", "ClaimBondForfeited"):
             self.facts.forfeited.add(event.job_id)
         elif key == ("node", "ClaimReleased"):
@@ -104,7 +109,9 @@ class ReputationAudit:
         facts, self.facts = self.facts, _CommandFacts()
         for _position, node_id, job_id, recorded, past_due in facts.released:
             expected = facts.decided.get(job_id, "")
-            if not expected and past_due:
+            if job_id in facts.lapsed:
+                expected = ""
+            elif not expected and past_due:
                 expected = NO_SHOW
             elif not expected and job_id in facts.forfeited:
                 expected = RELEASED

@@ -24,6 +24,7 @@ from typing import Any
 
 from domain.beacon import BEACON_STREAM_ID, BEACON_STREAM_TYPE
 from domain.chain_credits import CHAIN_CREDIT_STREAM_TYPE
+from domain.encryption_keys import ENCRYPTION_KEY_STREAM_TYPE
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
 from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
@@ -51,6 +52,7 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "network.change_policy": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_operators": frozenset({NETWORK_STREAM_TYPE}),
     "object.record_stored": frozenset({OBJECT_STREAM_TYPE}),
+    "key.register": frozenset({ENCRYPTION_KEY_STREAM_TYPE}),  # issue 17, item 2
 }
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "job.": WORK_STREAMS,
@@ -105,6 +107,11 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     (OBJECT_STREAM_TYPE, "ObjectStored"): frozenset({"object.record_stored"}),
     # issue 16, item 3: one credit per chain transaction
     (CHAIN_CREDIT_STREAM_TYPE, "ChainCreditRecorded"): frozenset({"account.deposit"}),
+    # issue 17, item 2: encryption keys, job key releases, claims that lapse without a key
+    (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRegistered"): frozenset({"key.register"}),
+    (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRotated"): frozenset({"key.register"}),
+    ("job", "KeyReleased"): frozenset({"job.release_key"}),
+    ("job", "ClaimLapsed"): frozenset({"job.expire"}),
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the
@@ -131,6 +138,9 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     (BEACON_STREAM_TYPE, "Contributed"): "validator_id",
     ("liveness", "ReportRecorded"): "validator_id",
     (OBJECT_STREAM_TYPE, "ObjectStored"): "uploader",
+    (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRegistered"): "actor",
+    (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRotated"): "actor",
+    ("job", "KeyReleased"): "sender",
 }
 SELF_STREAM_EVENTS = frozenset(
     {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}

@@ -110,6 +110,9 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("liveness.close", "/v1/liveness/closings"),
         # issue 16, item 6: object-stored records
         CommandRoute("object.record_stored", "/v1/objects/stored"),
+        # issue 17, item 2: encryption keys and job key releases
+        CommandRoute("key.register", "/v1/keys"),
+        CommandRoute("job.release_key", "/v1/jobs/{job_id}/keys"),
     )
 }
 

@@ -145,6 +145,27 @@ class PayoutView(msgspec.Struct, frozen=True):
     role: str
 
 
+class KeyReleaseView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job key wrapped by ``sender`` to ``recipient``'s registered key (issue 17; hex)."""
+
+    sender: str
+    recipient: str
+    purpose: str
+    attempt: int
+    recipient_key: str
+    wrapped: str
+    at_ns: int
+
+
+class EncryptionKeyView(msgspec.Struct, frozen=True, kw_only=True):
+    """An actor's registered X25519 encryption key (issue 17; hex)."""
+
+    actor: str
+    public_key: str
+    rotations: int
+    version: int
+
+
 class JobView(msgspec.Struct, frozen=True, kw_only=True):
     """A job and where it stands."""
 
@@ -164,6 +185,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     verdicts: dict[str, bool]
     payouts: list[PayoutView]
     version: int
+    key_releases: list[KeyReleaseView] = []
+    """The data keys released for a private job, oldest first (issue 17)."""
 
 
 class ValidatorView(msgspec.Struct, frozen=True, kw_only=True):

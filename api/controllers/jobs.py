@@ -41,6 +41,7 @@ RECORD_VERDICT_ROUTE = COMMAND_ROUTES["job.record_verdict"]
 RELEASE_ROUTE = COMMAND_ROUTES["job.release"]
 EXPIRE_ROUTE = COMMAND_ROUTES["job.expire"]
 PROVE_FRAUD_ROUTE = COMMAND_ROUTES["job.prove_fraud"]
+RELEASE_KEY_ROUTE = COMMAND_ROUTES["job.release_key"]
 
 
 class JobController(Controller):
@@ -187,3 +188,15 @@ class JobController(Controller):
     ) -> CommandAccepted:
         """Prove a decided result wrong: its pass voters are slashed (``job.prove_fraud``)."""
         return to_accepted(await run_command(deps, request, data, PROVE_FRAUD_ROUTE))
+
+    @post(
+        RELEASE_KEY_ROUTE.compute_handler_path(PATH),
+        operation_id="releaseJobKey",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def release_key(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Record a private job's data key wrapped to a recipient (``job.release_key``)."""
+        return to_accepted(await run_command(deps, request, data, RELEASE_KEY_ROUTE))

@@ -4,11 +4,14 @@ consumer when the node does not deliver."""
 
 from __future__ import annotations
 
+import msgspec
+
 from domain.claims import compute_release_fee
 from domain.job import CLAIMED, RESULT_COMMITTED, VERIFIED, Job
+from domain.key_releases import get_inputs_key_released_at, is_private_params
 from domain.ledger import user_account
 from domain.node import Node
-from domain.policy import RULES_V3
+from domain.policy import RULES_V3, RULES_V5
 from domain.reputation import REJECTED
 from domain.reputation import VERIFIED as RESULT_VERIFIED
 from domain.scheduling import check_commit, compute_earliest_claim_ns
@@ -68,13 +71,19 @@ async def forfeit_claim_bond(
     """Pay the job's consumer out of ``holder``'s stake: the whole claim bond for a missed
     result window, or (``release_fee``) the share of it for the time the job was held.
 
-    The real-jobs issue adds the exception here: no bond is forfeited when the consumer
-    never released what the node needed (its key releases are on the log). Returns what
-    was taken."""
+    Under rules v5 a private job's node owes nothing for the time before its inputs key was
+    released to it (``domain.key_releases``): the release fee runs from the key's release,
+    and nothing is due when no key came. So a consumer who holds its key back, or releases
+    one that does not open, cannot make the node pay for the wait. Returns what was taken."""
     node = await uow.require(Node, holder)
     claim = node.claims.get(job.id)
     if claim is None:
         return 0
+    if ctx.policy.rules_version >= RULES_V5 and is_private_params(job.workload.params):
+        keyed_at_ns = get_inputs_key_released_at(job, holder)
+        if keyed_at_ns is None:
+            return 0
+        claim = msgspec.structs.replace(claim, claimed_at_ns=max(claim.claimed_at_ns, keyed_at_ns))
     due = compute_release_fee(claim, ctx.now_ns) if release_fee else claim.claim_bond
     to_account = user_account(job.consumer)
     amount, from_unbonding = node.forfeit_claim_bond(

@@ -37,6 +37,7 @@ from domain.services.claims import (
 )
 from domain.services.context import CommandContext
 from domain.services.escrow import refund_job
+from domain.services.handlers_keys import lapse_claim_if_due
 from domain.services.rounds import JOB_ROUND, open_round, rotate_round
 from domain.services.unit_of_work import UnitOfWork
 
@@ -171,12 +172,15 @@ async def handle_expire_job(uow: UnitOfWork, cmd: c.ExpireJob, ctx: CommandConte
     """Anyone may crank an overdue job: unclaimed past its deadline, a missed result window
     (the claim bond goes to the consumer), or a verdict round whose reveal window closed
     (absent validators replaced, else the job goes back to the market). A node whose job
-    left its hands has its claim released."""
+    left its hands has its claim released. Under rules v5 a private job's claim whose inputs
+    key never came lapses instead: no bond forfeited, no blame (``handlers_keys``)."""
     job = await uow.require(Job, cmd.job_id)
     holder = job.node_id
     outcome = reputation.NO_SHOW if job.state == CLAIMED else ""
     if job.state == SUBMITTED:
         job.expire(now_ns=ctx.now_ns)
+    elif job.state == CLAIMED and await lapse_claim_if_due(uow, job, ctx):
+        outcome = ""
     elif job.state == CLAIMED:
         job.reassign_or_expire(reason="result window missed", policy=ctx.policy, now_ns=ctx.now_ns)
         await forfeit_claim_bond(uow, job, holder, release_fee=False, ctx=ctx)

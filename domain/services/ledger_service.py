@@ -22,6 +22,7 @@ from domain.ports import EventStore
 from domain.services import equivocation, fraud, rounds
 from domain.services import handlers_beacon as beacon
 from domain.services import handlers_jobs as jobs
+from domain.services import handlers_keys as keys
 from domain.services import handlers_liveness as liveness
 from domain.services import handlers_log as log
 from domain.services import handlers_network as network
@@ -83,6 +84,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.CloseLiveness: liveness.handle_close_liveness,
     # issue 16, item 6: object-stored records
     c.RecordObjectStored: objects.handle_record_object_stored,
+    # issue 17, item 2: encryption keys and job key releases
+    c.RegisterEncryptionKey: keys.handle_register_encryption_key,
+    c.ReleaseJobKey: keys.handle_release_job_key,
 }
 
 

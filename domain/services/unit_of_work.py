@@ -23,6 +23,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "decision": RejectionCode.DECISION_NOT_FOUND,
     "beacon": RejectionCode.BEACON_NOT_FOUND,
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,
+    "encryption_key": RejectionCode.ENCRYPTION_KEY_NOT_FOUND,
     "job": RejectionCode.JOB_NOT_FOUND,
     "liveness": RejectionCode.LIVENESS_NOT_FOUND,
     "log": RejectionCode.LOG_NOT_FOUND,

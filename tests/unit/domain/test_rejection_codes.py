@@ -11,6 +11,7 @@ from domain.beacon import Beacon
 from domain.canary import CanarySeal
 from domain.chain_credits import ChainCredit
 from domain.directory import Directory
+from domain.encryption_keys import EncryptionKey
 from domain.errors import RejectionCode
 from domain.events import _EVENT_CLASSES
 from domain.fraud import JobDecision
@@ -58,6 +59,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         LivenessEpoch,
         StoredObject,
         ChainCredit,
+        EncryptionKey,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
