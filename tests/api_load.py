@@ -183,12 +183,13 @@ async def run_load(
     queues: Sequence[Sequence[SignedRequest]],
     *,
     retry_elsewhere: bool = False,
+    report: LoadReport | None = None,
 ) -> LoadReport:
     """One client per queue, client ``i`` on ``targets[i % len(targets)]``, each sending its
     queue in order. A transport error (a server killed under load) is counted; with
     ``retry_elsewhere`` the request is sent again, same body and key, to the next target
-    until one answers."""
-    report = LoadReport()
+    until one answers. ``report`` (filled as answers come) lets a caller watch the load."""
+    report = report if report is not None else LoadReport()
 
     async def client(index: int, queue: Sequence[SignedRequest]) -> None:
         order = [targets[(index + k) % len(targets)] for k in range(len(targets))]

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import IO
 
 import httpx
 
@@ -31,13 +32,18 @@ def running_serve(
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
     command: Sequence[str] = (sys.executable, "-m", "flopledger.cli"),
     cwd: str | None = None,
+    stderr: IO[bytes] | None = None,
+    stdout: IO[bytes] | int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``flopledger serve`` on a free loopback port until ``/ready`` answers 200; yield its
     URL and process; SIGTERM it and wait on exit (its exit status is ``process.returncode``).
-    ``command`` is how ``flopledger`` is started (another venv's console script, say)."""
+    ``command`` is how ``flopledger`` is started (another venv's console script, say);
+    ``stderr`` takes the server's log lines (a file the test reads), ``stdout`` uvicorn's
+    access log (``subprocess.DEVNULL``, say). A process the test has
+    killed meanwhile is left as it is."""
     port = free_port()
     args = [*command, "serve", "--port", str(port)]
-    process = subprocess.Popen(args, env=env, cwd=cwd)
+    process = subprocess.Popen(args, env=env, cwd=cwd, stderr=stderr, stdout=stdout)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_timeout_s
     try:
