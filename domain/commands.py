@@ -258,7 +258,30 @@ class Groth16Evidence(
     zkey: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ZKEY_BYTES_MAX)] = b""
 
 
-FraudEvidence = MatmulRowEvidence | Groth16Evidence
+class MatmulEntryEvidence(
+    Command,
+    frozen=True,
+    forbid_unknown_fields=True,
+    kw_only=True,
+    tag="matmul_entry",
+    tag_field="type",
+):
+    """A Freivalds fraud proof on a data matmul job (rules v5): entry (``row``, ``column``)
+    of C, with A's row (its path under the params' ``a_rows_root``), B's column (under
+    ``b_cols_root``) and C's row (under the result commitment), beyond the rounding bound of
+    that row times that column (``proofs.matmul_data``, "Entry check")."""
+
+    row: Annotated[int, msgspec.Meta(ge=0, lt=FRAUD_ROWS_MAX)]
+    column: Annotated[int, msgspec.Meta(ge=0, lt=FRAUD_ROWS_MAX)]
+    a_row: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ROW_BYTES_MAX)]
+    a_path: Annotated[list[Digest], msgspec.Meta(max_length=FRAUD_PATH_HASHES_MAX)]
+    b_column: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ROW_BYTES_MAX)]
+    b_path: Annotated[list[Digest], msgspec.Meta(max_length=FRAUD_PATH_HASHES_MAX)]
+    c_row: Annotated[bytes, msgspec.Meta(max_length=FRAUD_ROW_BYTES_MAX)]
+    c_path: Annotated[list[Digest], msgspec.Meta(max_length=FRAUD_PATH_HASHES_MAX)]
+
+
+FraudEvidence = MatmulRowEvidence | Groth16Evidence | MatmulEntryEvidence
 Attempt = Annotated[int, msgspec.Meta(ge=1, le=ATTEMPT_MAX)]
 
 

@@ -186,18 +186,21 @@ def compute_tolerance(
 def is_entry_wrong(
     a_row: npt.NDArray[np.generic],
     b_column: npt.NDArray[np.generic],
-    c_entry: float | int,
+    c_entry: npt.NDArray[np.generic],
     dtype: str,
 ) -> bool:
-    """Whether ``c_entry`` cannot be an honest (i, j) entry of C given A's row i and B's
-    column j (module docstring, "Entry check"). Never raises on finite-size inputs."""
+    """Whether ``c_entry`` (one entry, held as ``proofs.npy.STORAGE`` of C's dtype) cannot be
+    an honest (i, j) entry of C given A's row i and B's column j, both held as ``dtype``
+    (module docstring, "Entry check"). Never raises on inputs of equal length."""
     k = len(a_row)
+    if len(b_column) != k or np.size(c_entry) != 1:
+        return False
     if dtype == "int8":
-        exact = int(np.dot(np.asarray(a_row, dtype=np.int64), np.asarray(b_column, dtype=np.int64)))
-        return int(c_entry) != exact
+        exact = int(np.dot(np.asarray(a_row, np.int64), np.asarray(b_column, np.int64)))
+        return int(np.asarray(c_entry, np.int64).reshape(-1)[0]) != exact
     a64 = to_float32(np.asarray(a_row), dtype).astype(np.float64)
     b64 = to_float32(np.asarray(b_column), dtype).astype(np.float64)
-    c = float(c_entry)
+    c = float(to_float32(np.asarray(c_entry).reshape(-1), dtype)[0])
     if not (np.all(np.isfinite(a64)) and np.all(np.isfinite(b64))):
         return False  # no honest value to compare with: the inputs themselves are not finite
     if not math.isfinite(c):
@@ -209,6 +212,41 @@ def is_entry_wrong(
     abs_dot = float(np.dot(np.abs(a64), np.abs(b64)))
     bound = (beta + g64) * abs_dot / (1 - g64) + UNDERFLOW[dtype] + 2 * k * FLOAT32_ETA
     return abs(c - dot) > bound * TOLERANCE_MARGIN
+
+
+def find_wrong_entry(
+    a: npt.NDArray[np.generic],
+    b: npt.NDArray[np.generic],
+    c: npt.NDArray[np.generic],
+    dtype: str,
+) -> tuple[int, int] | None:
+    """The first (row, column) of C that ``is_entry_wrong`` proves wrong, or None: the
+    challenger's search (O(m·k·n) in float64, a block of rows at a time; a challenger runs it
+    on a C that failed Freivalds)."""
+    m, k = a.shape
+    b64 = b.astype(np.float64) if dtype == "int8" else to_float32(b, dtype).astype(np.float64)
+    step = max(1, BLOCK_BYTES // (8 * max(k, 1)))
+    for start in range(0, m, step):
+        block = a[start : start + step]
+        a64 = (
+            block.astype(np.float64)
+            if dtype == "int8"
+            else to_float32(block, dtype).astype(np.float64)
+        )
+        product = a64 @ b64
+        claimed = c[start : start + step]
+        if dtype == "int8":
+            wrong = claimed.astype(np.float64) != product
+        else:
+            values = to_float32(claimed, dtype).astype(np.float64)
+            slack = (np.abs(a64) @ np.abs(b64)) * (UNIT_ROUNDOFF[dtype] + _gamma(k, FLOAT32_U)) / 2
+            with np.errstate(invalid="ignore"):  # below the bound: candidates, confirmed below
+                wrong = ~(np.abs(values - product) <= slack)
+        for i, j in zip(*np.nonzero(wrong), strict=True):
+            row = start + int(i)
+            if is_entry_wrong(a[row], b[:, int(j)], c[row, int(j) : int(j) + 1], dtype):
+                return row, int(j)
+    return None
 
 
 def to_float32(block: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.float32]:

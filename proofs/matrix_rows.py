@@ -30,7 +30,7 @@ from proofs.merkle import (
     root_from_hashes,
     verify_inclusion,
 )
-from proofs.npy import STORAGE
+from proofs.npy import STORAGE, read_npy
 
 LEAF_PREFIX = b"\x00"
 """RFC 9162 §2.1.1: a leaf is hashed as SHA-256(0x00 || data) (``proofs.merkle.leaf_hash``)."""
@@ -108,3 +108,13 @@ def is_row_included(
 def decode_row(row: bytes, dtype: str) -> npt.NDArray[np.generic]:
     """A canonical row's entries, held as ``STORAGE[dtype]``."""
     return np.frombuffer(row, dtype=np.dtype(STORAGE[dtype]))
+
+
+def compute_input_roots(
+    a_npy: bytes, b_npy: bytes, *, dtype: str, m: int, k: int, n: int
+) -> tuple[str, str]:
+    """The consumer's ``a_rows_root`` and ``b_cols_root`` (hex) of its A (m×k) and B (k×n)
+    ``.npy`` files, for a job's params (``proofs.npy.NpyError`` when a file does not fit)."""
+    a = read_npy(a_npy, dtype, (m, k))
+    b = read_npy(b_npy, dtype, (k, n))
+    return compute_rows_root(a, dtype).hex(), compute_columns_root(b, dtype).hex()

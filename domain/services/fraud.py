@@ -29,7 +29,7 @@ from domain.fraud import JobDecision, compute_decision_id
 from domain.job import Job
 from domain.ledger import BURN_ACCOUNT, TREASURY_ACCOUNT, user_account
 from domain.node import DEREGISTERED, Node
-from domain.policy import BPS
+from domain.policy import BPS, RULES_V5
 from domain.services.context import CommandContext
 from domain.services.fraud_checks import check_fraud_evidence
 from domain.services.slashing import slash_node, take_stake
@@ -58,7 +58,7 @@ async def handle_prove_fraud(uow: UnitOfWork, cmd: c.ProveFraud, ctx: CommandCon
     require_challenger_allowed(job, ctx.actor)
     decision = await uow.require(JobDecision, compute_decision_id(cmd.job_id, cmd.attempt))
     decision.require_challengeable(policy=ctx.policy, now_ns=ctx.now_ns)
-    _require_fraud(job, decision, cmd.evidence)
+    _require_fraud(job, decision, cmd.evidence, ctx)
     await _slash_pass_voters(
         uow, decision, cmd.evidence, rewarded=user_account(ctx.actor), canary=False, ctx=ctx
     )
@@ -115,14 +115,21 @@ async def handle_reveal_canary(uow: UnitOfWork, cmd: c.RevealCanary, ctx: Comman
             code=RejectionCode.CANARY_EVIDENCE_REQUIRED,
         )
     decision.require_challengeable(policy=ctx.policy, now_ns=ctx.now_ns)
-    _require_fraud(job, decision, cmd.evidence)
+    _require_fraud(job, decision, cmd.evidence, ctx)
     await _slash_pass_voters(
         uow, decision, cmd.evidence, rewarded=TREASURY_ACCOUNT, canary=True, ctx=ctx
     )
     return decision.id
 
 
-def _require_fraud(job: Job, decision: JobDecision, evidence: c.FraudEvidence) -> None:
+def _require_fraud(
+    job: Job, decision: JobDecision, evidence: c.FraudEvidence, ctx: CommandContext
+) -> None:
+    if isinstance(evidence, c.MatmulEntryEvidence) and ctx.policy.rules_version < RULES_V5:
+        raise Rejection(
+            "matmul entry evidence is a rules v5 fraud proof",
+            code=RejectionCode.FRAUD_EVIDENCE_KIND_MISMATCH,
+        )
     finding = check_fraud_evidence(
         job_id=job.id,
         node_id=decision.node_id,

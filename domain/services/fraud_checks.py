@@ -4,8 +4,11 @@ The ledger runs ``check_fraud_evidence`` on what a challenger presents; the audi
 again on the evidence the ``FraudProven`` event recorded. It returns None when the evidence
 proves the judged result wrong, else why not (a stable rejection code and a message).
 
-Workload kinds and their proofs: ``matmul`` a row opening (``MatmulRowEvidence``),
-``zk-prove`` the proof artifact (``Groth16Evidence``). ``inference`` has no fraud proof yet
+Workload kinds and their proofs: a seeded ``matmul`` a row opening (``MatmulRowEvidence``),
+a data ``matmul`` (the consumer's A and B, issue 17) one entry of C against A's row and B's
+column under the roots its params carry (``MatmulEntryEvidence``, rules v5: a job without
+``a_rows_root`` and ``b_cols_root`` has no fraud proof), ``zk-prove`` the proof artifact
+(``Groth16Evidence``). ``inference`` has no fraud proof yet
 (its check needs the model's float tolerance; canaries and the validators' own checks cover
 it): evidence for it is refused with ``fraud_evidence_kind_mismatch``.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from domain import commands as c
@@ -21,12 +25,21 @@ from domain.errors import RejectionCode
 from domain.job import WorkloadSpec
 from proofs import groth16
 from proofs.circuits import Circuit, compute_binding, matvec, poseidon_preimage
-from proofs.fraud import ZkStatement, is_groth16_artifact_wrong, is_matmul_row_wrong
+from proofs.fraud import (
+    MatmulEntryClaim,
+    ZkStatement,
+    is_groth16_artifact_wrong,
+    is_matmul_entry_wrong,
+    is_matmul_row_wrong,
+)
 from proofs.groth16_setup import SEED_LIMIT, setup_from_seed
 from proofs.job_seed import MATMUL_N_DEFAULT
 from proofs.zkey import decode_zkey
 
 FraudFinding = tuple[RejectionCode, str] | None
+DATA_MATMUL_FIELD = "a"
+"""A matmul job's params name its A object (the data form of ``domain.workloads``)."""
+_HEX_DIGEST = re.compile("[0-9a-f]{64}")
 
 
 def check_fraud_evidence(
@@ -39,7 +52,14 @@ def check_fraud_evidence(
 ) -> FraudFinding:
     """None when ``evidence`` proves the result ``commitment`` that ``node_id`` committed for
     job ``job_id`` wrong; else the rejection code and why. Never raises on bad evidence."""
-    if workload.kind == "matmul" and isinstance(evidence, c.MatmulRowEvidence):
+    is_data_matmul = workload.kind == "matmul" and DATA_MATMUL_FIELD in workload.params
+    if is_data_matmul and isinstance(evidence, c.MatmulEntryEvidence):
+        return _check_entry(workload.params, commitment, evidence)
+    if (
+        workload.kind == "matmul"
+        and not is_data_matmul
+        and isinstance(evidence, c.MatmulRowEvidence)
+    ):
         n, seed = workload.params.get("n", MATMUL_N_DEFAULT), workload.params.get("seed", "")
         if not (isinstance(n, int) and isinstance(seed, str)) or isinstance(n, bool):
             return RejectionCode.FRAUD_PROOF_INVALID, "the job's matmul params do not parse"
@@ -73,6 +93,49 @@ def check_fraud_evidence(
     return (
         RejectionCode.FRAUD_EVIDENCE_KIND_MISMATCH,
         f"{type(evidence).__name__} is no fraud proof for a {workload.kind} job",
+    )
+
+
+def _check_entry(
+    params: dict[str, Any], commitment: bytes, evidence: c.MatmulEntryEvidence
+) -> FraudFinding:
+    """A data matmul's entry evidence against the params' input roots (O(k + n))."""
+    roots = [params.get(name) for name in ("a_rows_root", "b_cols_root")]
+    if not all(isinstance(r, str) and _HEX_DIGEST.fullmatch(r) for r in roots):
+        return (
+            RejectionCode.FRAUD_PROOF_INVALID,
+            "the job carries no a_rows_root and b_cols_root: an entry cannot be proven",
+        )
+    dims = [params.get(name) for name in ("m", "k", "n")]
+    dtype = params.get("dtype")
+    m, k, n = (d if isinstance(d, int) and not isinstance(d, bool) else 0 for d in dims)
+    if not isinstance(dtype, str) or 0 in (m, k, n):
+        return RejectionCode.FRAUD_PROOF_INVALID, "the job's matmul params do not parse"
+    claim = MatmulEntryClaim(
+        row=evidence.row,
+        column=evidence.column,
+        a_row=evidence.a_row,
+        a_path=evidence.a_path,
+        b_column=evidence.b_column,
+        b_path=evidence.b_path,
+        c_row=evidence.c_row,
+        c_path=evidence.c_path,
+    )
+    if is_matmul_entry_wrong(
+        dtype=dtype,
+        m=m,
+        k=k,
+        n=n,
+        a_rows_root=bytes.fromhex(str(roots[0])),
+        b_cols_root=bytes.fromhex(str(roots[1])),
+        commitment=commitment,
+        claim=claim,
+    ):
+        return None
+    return (
+        RejectionCode.FRAUD_PROOF_INVALID,
+        f"entry ({evidence.row}, {evidence.column}) is not a committed entry beyond the "
+        "rounding bound of A's row times B's column",
     )
 
 
