@@ -23,6 +23,7 @@ from adapters.ledger_api.routes import get_route
 from adapters.ledger_api.wire import (
     BalanceView,
     CommandAccepted,
+    EncryptionKeyView,
     JobAccepted,
     JobList,
     JobView,
@@ -195,6 +196,10 @@ class ApiClient:
 
     def list_jobs(self, **filters: Any) -> JobList:
         return msgspec.convert(self.get("/v1/jobs", filters), JobList)
+
+    def get_encryption_key(self, actor_id: str) -> EncryptionKeyView:
+        """An actor's registered encryption key (NotFoundProblem when it registered none)."""
+        return msgspec.convert(self.get(f"/v1/keys/{actor_id}"), EncryptionKeyView)
 
     def get_validator(self, validator_id: str) -> ValidatorView:
         return msgspec.convert(self.get(f"/v1/validators/{validator_id}"), ValidatorView)

@@ -1,4 +1,4 @@
-"""``flopledger job submit|get|list``: jobs through the HTTP API."""
+"""``flopledger job submit|get|list|release-key``: jobs through the HTTP API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 from domain.commands import SubmitJob
 from flopledger.commands._api_cli import add_api_options, build_command, make_client, print_result
+from flopledger.commands.job_keys import register_release_key
 
 SECOND_NS = 1_000_000_000
 
@@ -39,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--offset", type=int, default=0)
     listing.set_defaults(func=run_list)
+
+    register_release_key(actions)  # issue 17: flopledger.commands.job_keys
 
 
 def run_submit(args: argparse.Namespace) -> int:
