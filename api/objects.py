@@ -4,9 +4,10 @@
 policy's ``object_upload_bytes_max`` (a declared Content-Length over it is refused before a
 byte is read; a body that grows past it is cut off), and answers the digest the store
 computed. Nothing is recorded on the ledger: the uploader signs ``object.record_stored``
-itself. ``GET /v1/objects/{digest}`` streams an object to whom ``domain.object_access``
-allows. Both need a signed request (``proofs.request_auth``), but a read of a ciphertext
-object, which anyone who can name it may make.
+itself; the API notes in the store that the signer sent these bytes (the proof an
+uploader's read rests on). ``GET /v1/objects/{digest}`` streams an object to whom
+``domain.object_access`` allows. Both need a signed request (``proofs.request_auth``),
+but a read of a ciphertext object, which anyone who can name it may make.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from domain.errors import RejectionCode
 from domain.job import Job
 from domain.object_access import ObjectAccess, decide_object_access
 from domain.objects import StoredObject, StoredObjectInfo, compute_object_id
+from domain.ports import ObjectStore
 from domain.services.queries import get_aggregate
 from proofs.request_auth import RequestUnsigned, has_request_signature, verify_request
 
@@ -45,7 +47,9 @@ async def store_upload(deps: ApiDeps, request: Request[Any, Any, Any]) -> Stored
         )
     encrypted = parse_encrypted_header(request.headers.get(ENCRYPTED_HEADER))
     store = await deps.objects.get()
-    return await store.put_stream(request.stream(), encrypted=encrypted, size_limit_bytes=limit)
+    info = await store.put_stream(request.stream(), encrypted=encrypted, size_limit_bytes=limit)
+    await store.mark_uploader(info.digest, actor)
+    return info
 
 
 async def open_download(
@@ -63,26 +67,35 @@ async def open_download(
     if info is None:
         raise ApiError(RejectionCode.ARTIFACT_NOT_FOUND, f"no object {digest}", status=404)
     if not info.encrypted:
-        await check_plaintext_reader(deps, request, digest, job_id)
+        await check_plaintext_reader(deps, request, store, digest, job_id)
     return info, store.get_stream(digest)
 
 
 async def check_plaintext_reader(
-    deps: ApiDeps, request: Request[Any, Any, Any], digest: str, job_id: str | None
+    deps: ApiDeps,
+    request: Request[Any, Any, Any],
+    store: ObjectStore,
+    digest: str,
+    job_id: str | None,
 ) -> ObjectAccess:
     """Refuse (401, 403, 404 for a job named but absent) unless the signer may read this
-    plaintext object."""
+    plaintext object. An uploader is one the ledger records (``object.record_stored``)
+    and that sent the bytes to this API: a record alone proves nothing (anyone may sign one
+    for a digest read off the public log)."""
     reader = await authenticate(deps, request)
-    stored = await get_aggregate(
-        deps.store, StoredObject, compute_object_id(bytes.fromhex(digest), reader)
+    is_uploader = await store.has_uploader(digest, reader) and (
+        await get_aggregate(
+            deps.store, StoredObject, compute_object_id(bytes.fromhex(digest), reader)
+        )
+        is not None
     )
     job = None
-    if stored is None and job_id is not None:
+    if not is_uploader and job_id is not None:
         job = await get_aggregate(deps.store, Job, job_id)
         if job is None:
             raise ApiError(RejectionCode.JOB_NOT_FOUND, f"no job {job_id}", status=404)
     access = decide_object_access(
-        digest=digest, encrypted=False, reader=reader, is_uploader=stored is not None, job=job
+        digest=digest, encrypted=False, reader=reader, is_uploader=is_uploader, job=job
     )
     if access == ObjectAccess.REFUSED:
         scope = f"job {job_id}" if job_id is not None else "no job named (?job=)"

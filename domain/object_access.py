@@ -1,8 +1,10 @@
 """Who may read an object through the API (issue 17): pure rules over the ledger's records.
 
 A ciphertext object (marked so at upload) is readable by anyone who can name it: only the
-holders of its data key can open it. A plaintext object is readable by a signer who
-recorded uploading it (``object.record_stored``), or, for a job named in the request, by the
+holders of its data key can open it. A plaintext object is readable by its uploader (one
+the ledger records, ``object.record_stored``, and that sent the bytes to the API: a record
+alone proves nothing, anyone may sign one for a digest read off the public log), or, for a
+job named in the request, by the
 job's consumer, the node that claimed it and the validators drawn to check it, when the
 object is one of the job's inputs or result objects. Anyone else is refused, whatever the
 job: naming a job gives no right to an object that is not the job's.

@@ -77,6 +77,14 @@ class ObjectStore(Protocol):
         """Size and ciphertext mark, or None when absent."""
         ...
 
+    async def mark_uploader(self, digest: str, actor: str) -> None:
+        """Note that ``actor`` proved it holds the bytes of ``digest`` (it sent them)."""
+        ...
+
+    async def has_uploader(self, digest: str, actor: str) -> bool:
+        """Whether ``actor`` was noted as a sender of the bytes of ``digest``."""
+        ...
+
 
 IDEMPOTENCY_KEY_TTL_S = 86_400.0
 """How long an Idempotency-Key stays bound to its first body (a retry comes within it)."""

@@ -68,6 +68,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("keys", "keys", "create and show Ed25519 / BLS key files"),
     Subcommand("job", "job", "submit, get and list jobs through the API"),
+    Subcommand("object", "object", "store and fetch objects (job inputs, results) by digest"),
     Subcommand("node", "node", "register and inspect nodes through the API"),
     Subcommand("db", "db", "database administration (migrations)"),
     Subcommand("proofs", "proofs", "offline proof tools (Groth16 prove and verify)"),

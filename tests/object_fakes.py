@@ -18,6 +18,7 @@ class MemoryObjectStore:
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, bool]] = {}
+        self.uploaders: set[tuple[str, str]] = set()
 
     async def put_stream(
         self,
@@ -45,6 +46,12 @@ class MemoryObjectStore:
 
     async def info(self, digest: str) -> StoredObjectInfo | None:
         return self._info(digest) if digest in self.objects else None
+
+    async def mark_uploader(self, digest: str, actor: str) -> None:
+        self.uploaders.add((digest, actor))
+
+    async def has_uploader(self, digest: str, actor: str) -> bool:
+        return (digest, actor) in self.uploaders
 
     def _info(self, digest: str) -> StoredObjectInfo:
         data, encrypted = self.objects[digest]

@@ -58,13 +58,15 @@ def put_object_file(
     *,
     encrypted: bool = False,
     progress: Progress | None = None,
+    record: bool = True,
 ) -> StoredObjectInfo:
-    """Store the file's bytes as given; returns their digest, size and mark."""
+    """Store the file's bytes as given; returns their digest, size and mark. ``record``:
+    then sign ``object.record_stored`` (what a job's inputs need on the ledger)."""
     size = path.stat().st_size
     with path.open("rb") as source:
         expected = _hash_file(source)
         source.seek(0)
-        return _put(api, identity, source, size, expected, encrypted, progress)
+        return _put(api, identity, source, size, expected, (encrypted, record), progress)
 
 
 def put_object_bytes(
@@ -74,10 +76,12 @@ def put_object_bytes(
     *,
     encrypted: bool = False,
     progress: Progress | None = None,
+    record: bool = True,
 ) -> StoredObjectInfo:
-    """Store ``data`` (already in memory) as an object."""
+    """Store ``data`` (already in memory) as an object (``record``: as ``put_object_file``)."""
     expected = hashlib.sha256(data).hexdigest()
-    return _put(api, identity, io.BytesIO(data), len(data), expected, encrypted, progress)
+    source = io.BytesIO(data)
+    return _put(api, identity, source, len(data), expected, (encrypted, record), progress)
 
 
 def get_object_to_file(
@@ -135,9 +139,10 @@ def _put(
     source: BinaryIO,
     size: int,
     expected: str,
-    encrypted: bool,
+    marks: tuple[bool, bool],
     progress: Progress | None,
 ) -> StoredObjectInfo:
+    encrypted, record = marks
     with _open_client(api, identity) as client:
         headers = sign_request(
             identity, "PUT", OBJECTS_PATH, client.get_network_id(), client.clock_ns()
@@ -161,7 +166,8 @@ def _put(
         info = StoredObjectInfo(
             digest=view.digest, size_bytes=view.size_bytes, encrypted=view.encrypted
         )
-        record_object_stored(client, identity, info)
+        if record:
+            record_object_stored(client, identity, info)
         return info
 
 

@@ -6,7 +6,8 @@ An artifact's address is the hex SHA-256 of its bytes. ``put`` stores it as chun
 name the chunks by a digest it only knows at the end, so it writes them under a fresh upload
 id, ``flop.obj.u.<upload>.<index>``, hashing as it goes, and the manifest (naming the upload
 and whether the bytes are ciphertext) under the digest last: an object exists once its
-manifest does. Both layouts live in the
+manifest does. ``flop.obj.w.<digest>.<actor>`` notes that the API received the bytes from
+``actor`` in a signed upload (``mark_uploader``). All of it lives in the
 stream ``FLOP_OBJECTS`` whose every subject holds one message at most and refuses a second
 one (``max_msgs_per_subject=1``, ``discard_new_per_subject``): the server itself keeps a
 write under an existing digest from changing its bytes, whoever writes. Deleting is a purge
@@ -43,6 +44,9 @@ OBJECT_SUBJECTS = f"{OBJECT_SUBJECT_PREFIX}.>"
 OBJECT_CHUNK_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.c"
 OBJECT_MANIFEST_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.m"
 OBJECT_UPLOAD_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.u"
+OBJECT_UPLOADER_PREFIX = f"{OBJECT_SUBJECT_PREFIX}.w"
+"""``flop.obj.w.<digest>.<actor>``: the API's note that ``actor`` sent it these bytes
+(a signed PUT), which only the API role may write (``adapters.nats.permissions``)."""
 UPLOAD_ID_BYTES = 16
 ARTIFACT_BYTES_MAX = 64 * 1024 * 1024
 ARTIFACT_CHUNK_BYTES = 128 * 1024
@@ -54,6 +58,7 @@ ERR_NO_MESSAGE = 10037
 """JetStream's "no message found" (a subject never written, or purged)."""
 ERR_STREAM_NAME_IN_USE = 10058
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_ACTOR = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _UPLOAD_ID = re.compile(rf"^[0-9a-f]{{{2 * UPLOAD_ID_BYTES}}}$")
 _SUBJECT_FULL = "maximum messages per subject exceeded"
 
@@ -85,6 +90,10 @@ def compute_manifest_subject(digest: str) -> str:
 
 def compute_upload_chunk_subject(upload: str, index: int) -> str:
     return f"{OBJECT_UPLOAD_PREFIX}.{upload}.{index}"
+
+
+def compute_uploader_subject(digest: str, actor: str) -> str:
+    return f"{OBJECT_UPLOADER_PREFIX}.{digest}.{actor}"
 
 
 def is_object_digest(digest: str) -> bool:
@@ -237,6 +246,18 @@ class ArtifactStore:
         manifest = await self._get_manifest(digest)
         return None if manifest is None else _to_info(digest, manifest)
 
+    async def mark_uploader(self, digest: str, actor: str) -> None:
+        """Note that ``actor`` sent the bytes of ``digest`` (once; again is a no-op)."""
+        if not _DIGEST.match(digest) or not _ACTOR.match(actor):
+            raise ValueError("mark_uploader needs a digest and a base58 actor id")
+        await self._publish_once(compute_uploader_subject(digest, actor), b"")
+
+    async def has_uploader(self, digest: str, actor: str) -> bool:
+        """Whether the API noted that ``actor`` sent the bytes of ``digest``."""
+        if not _DIGEST.match(digest) or not _ACTOR.match(actor):
+            return False
+        return await self._read(compute_uploader_subject(digest, actor)) is not None
+
     async def get(self, digest: str) -> bytes:
         """The bytes stored under ``digest``; ArtifactCorrupt when they do not hash to it."""
         if not _DIGEST.match(digest):
@@ -263,6 +284,9 @@ class ArtifactStore:
         async with nats_errors(self._nc, f"delete artifact {digest}"):
             await self._js.purge_stream(OBJECT_STREAM, subject=compute_manifest_subject(digest))
             await self._js.purge_stream(OBJECT_STREAM, subject=f"{OBJECT_CHUNK_PREFIX}.{digest}.*")
+            await self._js.purge_stream(
+                OBJECT_STREAM, subject=f"{OBJECT_UPLOADER_PREFIX}.{digest}.*"
+            )
         if manifest is not None and manifest.upload:
             await self.delete_upload(manifest.upload)
 

@@ -8,7 +8,8 @@ Every subject in use is granted by role, by allow lists (what a list does not na
 | ``offers``  | ``flop.offer.>`` (the operator's announcer) | the event stream                 |
 | ``node``    | ``flop.hb.<own id>``, answers to probes of  | ``flop.offer.>``,                |
 |             | ``flop.probe.<own id>``, objects (add only) | ``flop.probe.<own id>``, objects |
-| ``api``     | objects (add only: consumer uploads)        | the event stream, objects        |
+| ``api``     | objects (add only: consumer uploads), the   | the event stream, objects        |
+|             | uploader notes ``flop.obj.w.>``             |                                  |
 | ``validator``| probe requests ``flop.probe.*``             | events, heartbeats, objects      |
 | ``auditor`` | nothing                                     | events, objects                  |
 | ``operator``| everything but ``flop.ev.>`` (creates       | everything                       |
@@ -39,6 +40,7 @@ from adapters.nats.objects import (
     OBJECT_MANIFEST_PREFIX,
     OBJECT_STREAM,
     OBJECT_UPLOAD_PREFIX,
+    OBJECT_UPLOADER_PREFIX,
 )
 from adapters.nats.signals import HEARTBEAT_SUBJECT_PREFIX, OFFER_SUBJECT_PREFIX
 from proofs.probe_wire import PROBE_SUBJECT_PREFIX
@@ -180,7 +182,9 @@ def _compute_role_grants(role: Role, node_id: str | None) -> Grants:
     if role == Role.OFFERS:
         return events | Grants(publish=frozenset({f"{OFFER_SUBJECT_PREFIX}.>"}))
     if role == Role.API:
-        return events | compute_object_grants(add=True)
+        # The API alone notes who sent an object's bytes (a plaintext read's uploader rule).
+        uploaders = Grants(publish=frozenset({f"{OBJECT_UPLOADER_PREFIX}.>"}))
+        return events | compute_object_grants(add=True) | uploaders
     if role == Role.VALIDATOR:
         return (
             events

@@ -249,3 +249,17 @@ async def test_a_missing_object_streams_not_found(nc: Client) -> None:
             async for _ in store.get_stream(name):
                 pass
         assert await store.info(name) is None
+
+
+async def test_uploader_notes_are_kept_once_and_purged_with_the_object(nc: Client) -> None:
+    store = await ArtifactStore.open(nc)
+    info = await store.put_stream(_chunks_of(b"a consumer's input", 7))
+    actor, other = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin", "1" * 32
+    assert not await store.has_uploader(info.digest, actor)
+    await store.mark_uploader(info.digest, actor)
+    await store.mark_uploader(info.digest, actor)  # again: nothing changes
+    assert await store.has_uploader(info.digest, actor)
+    assert not await store.has_uploader(info.digest, other)
+    assert not await store.has_uploader("not-a-digest", actor)
+    await store.delete(info.digest)
+    assert not await store.has_uploader(info.digest, actor)

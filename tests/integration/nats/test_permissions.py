@@ -28,6 +28,7 @@ from adapters.nats.objects import (
     compute_chunk_subject,
     compute_manifest_subject,
     compute_upload_chunk_subject,
+    compute_uploader_subject,
 )
 from adapters.nats.permissions import NatsUser, Role
 from adapters.nats.probe import NatsProbeTransport, serve_probes
@@ -304,6 +305,21 @@ async def test_streamed_uploads_are_added_by_api_and_nodes_never_rewritten_or_de
         for digest in uploads:
             await store.delete(digest)
     assert await count_messages(cast, OBJECT_STREAM) == stored - messages
+
+
+async def test_only_the_api_notes_who_uploaded_an_object(cast: Cast, streams: None) -> None:
+    async with login(cast, cast.api) as api:
+        store = await ArtifactStore.open(api.nc)
+        info = await store.put_stream(_pieces(b"a consumer's input"))
+        await store.mark_uploader(info.digest, cast.node_b.name)
+        assert not api.violations, api.errors
+    for user in (cast.node_a, cast.validator, cast.auditor):
+        async with login(cast, user) as session:
+            subject = compute_uploader_subject(info.digest, user.name)
+            await publish_refused(session, subject)
+            store = await ArtifactStore.open(session.nc)
+            assert not await store.has_uploader(info.digest, user.name)
+            assert await store.has_uploader(info.digest, cast.node_b.name)
 
 
 async def test_objects_are_read_only_by_the_roles_that_need_them(cast: Cast, streams: None) -> None:
