@@ -45,6 +45,7 @@ from adapters.nats.objects import ArtifactStore
 from domain.errors import OperatingError
 from domain.events import datetime_to_ns
 from domain.job import ResultCommitment
+from domain.key_releases import ENCRYPTED_PARAM, is_private_params
 from domain.policy import SECOND_NS, LedgerPolicy, compute_artifact_retention_ns
 from domain.records import Record
 
@@ -69,8 +70,9 @@ STATUSES = (
 UNVERIFIED_STATUSES = frozenset({PAST_RETENTION, PRIVATE_NO_KEY})
 """Statuses of items whose evidence could not be re-run: the check is then partial."""
 VERIFIED_OK = "ok"
-PRIVATE_PARAM = "private"
-"""The workload parameter that marks a private job (issue 17's encrypted payloads)."""
+PRIVATE_PARAM = ENCRYPTED_PARAM
+"""The workload parameter that marks a private job (issue 17's sealed payloads:
+``domain.key_releases``)."""
 EXTRA = "validator"
 """The optional extra (``pyproject.toml``) that holds the verifiers (torch)."""
 JOB_DECISIONS = {("job", "JobVerified"): True, ("job", "JobRejected"): False}
@@ -262,10 +264,10 @@ def load_verifiers() -> Verifiers:
 
 
 def is_private_job(params: dict[str, Any]) -> bool:
-    """Whether a job's data is private (encrypted to its parties). Jobs are public until
-    issue 17's private payloads set ``private`` in their workload; the auditor holds no data
-    key for any of them yet, so each counts ``private_no_key``."""
-    return params.get(PRIVATE_PARAM) is True
+    """Whether a job's data is private (sealed to its parties, issue 17: ``encrypted`` in its
+    params). The auditor holds no data key of any (the ledger records keys only wrapped to
+    the job's parties), so each counts ``private_no_key``."""
+    return is_private_params(params)
 
 
 async def check_work(ledger: WorkLedger, check: WorkCheck) -> WorkFailure | None:

@@ -156,7 +156,7 @@ async def test_missing_objects_of_a_rejection_are_counted_unavailable() -> None:
 
 
 async def test_a_private_job_is_counted_never_verified() -> None:
-    ledger = WorkLedger(jobs=[_job(3, BAD, passed=True, params={"n": 128, "private": True})])
+    ledger = WorkLedger(jobs=[_job(3, BAD, passed=True, params={"n": 128, "encrypted": True})])
     assert await _check(ledger, Objects(BAD)) is None
     assert _counts(ledger) == {PRIVATE_NO_KEY: 1}
 
