@@ -319,6 +319,12 @@ class ExpireJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     job_id: JobId
 
 
+class CancelJob(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The consumer withdraws a job no node has claimed; its escrow goes back (rules v5)."""
+
+    job_id: JobId
+
+
 class RegisterValidator(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     owner: ActorId | None = None
     bls_public_key: Annotated[bytes, msgspec.Meta(min_length=48, max_length=48)]
@@ -537,6 +543,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     # issue 17, item 2: encryption keys and job key releases
     "key.register": RegisterEncryptionKey,
     "job.release_key": ReleaseJobKey,
+    # issue 17: the consumer withdraws an unclaimed job
+    "job.cancel": CancelJob,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

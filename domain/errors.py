@@ -23,6 +23,7 @@ class RejectionCode(enum.StrEnum):
     ACTOR_NOT_AUTHORIZED = "actor_not_authorized"
 
     # an aggregate in a state that does not allow the command (``job_<state>``, ``node_<state>``)
+    JOB_CANCELLED = "job_cancelled"
     JOB_CLAIMED = "job_claimed"
     JOB_EXPIRED = "job_expired"
     JOB_REFUNDED = "job_refunded"
@@ -242,6 +243,12 @@ class RejectionCode(enum.StrEnum):
     RECIPIENT_KEY_MISMATCH = "recipient_key_mismatch"
     KEY_ALREADY_RELEASED = "key_already_released"
     KEY_RELEASES_EXHAUSTED = "key_releases_exhausted"
+
+    # issue 17: the door (rules v5): workload params, input objects, cancellation
+    WORKLOAD_PARAMS_INVALID = "workload_params_invalid"
+    JOB_INPUT_NOT_STORED = "job_input_not_stored"
+    JOB_INPUT_SIZE_INVALID = "job_input_size_invalid"
+    NOT_THE_CONSUMER = "not_the_consumer"
 
 
 class FlopError(Exception):

@@ -98,12 +98,26 @@ class FlopAggregate(BaseAggregate[str]):
 def encode_event(event: FlopEvent) -> NewEvent:
     """The stored form of an event: its class name and canonical payload."""
     payload = {
-        f.name: getattr(event, f.name)
+        f.name: _stored_value(getattr(event, f.name))
         for f in fields(event)  # type: ignore[arg-type]
         if f.name not in _ENVELOPE_FIELDS
     }
     payload["at_us"] = datetime_to_ns(event.timestamp) // 1000
     return NewEvent(event_type=type(event).__name__, data=_CANONICAL.encode(payload))
+
+
+def _stored_value(value: Any) -> Any:
+    """A Struct that names ``LATE_FIELDS`` (``domain.policy.LedgerPolicy``) without those
+    of them at their default: records written before a field existed stay what re-running
+    their command writes now. Anything else as it is."""
+    late: frozenset[str] | None = getattr(type(value), "LATE_FIELDS", None)
+    if late is None or not isinstance(value, msgspec.Struct):
+        return value
+    stored: dict[str, Any] = msgspec.to_builtins(value)
+    for field in msgspec.structs.fields(value):
+        if field.name in late and getattr(value, field.name) == field.default:
+            stored.pop(field.encode_name)
+    return stored
 
 
 def decode_event(record: Record) -> FlopEvent:

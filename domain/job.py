@@ -2,7 +2,8 @@
 
 submitted -> claimed -> result_committed -> verified | rejected -> settled | refunded.
 A claim that misses its result window is reassigned (up to a limit) or the job expires; an
-expired job is refunded. A rejected job is reassigned to another node or refunded.
+expired job is refunded. A rejected job is reassigned to another node or refunded. Under
+rules v5 its consumer may cancel a job nobody holds (submitted -> cancelled, escrow voided).
 
 A committed result is judged by a commit-reveal verdict round (``domain.verdicts``): assigned
 validators commit salted verdict hashes, then reveal. Validators absent when the reveal window
@@ -20,6 +21,7 @@ from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthori
 from domain.events import FlopAggregate, ns_to_datetime
 from domain.invariants import present
 from domain.job_states import (
+    CANCELLED,
     CLAIMED,
     EXPIRED,
     FINISHED_STATES,
@@ -46,6 +48,7 @@ from domain.verdict_subject import RoundEvents, VotedAggregate
 from domain.verdicts import SUBJECT_JOB, Verdict, VerdictRound
 
 __all__ = [
+    "CANCELLED",
     "CLAIMED",
     "EXPIRED",
     "FINISHED_STATES",
@@ -289,6 +292,15 @@ class Job(VotedAggregate):
         def apply(self, job: Job) -> None:
             job.state = REFUNDED
 
+    class JobCancelled(FlopAggregate.Event):
+        """The consumer withdrew the job before any node claimed it (rules v5); ``amount``
+        is the escrow voided back to it."""
+
+        amount: int
+
+        def apply(self, job: Job) -> None:
+            job.state = CANCELLED
+
     ROUND_EVENTS: ClassVar[RoundEvents] = RoundEvents(
         assigned=ValidatorsAssigned,
         committed=VerdictCommitted,
@@ -467,6 +479,22 @@ class Job(VotedAggregate):
                 f"the job runs until {self.deadline_ns}", code=RejectionCode.DEADLINE_NOT_REACHED
             )
         self._trigger(self.JobExpired, now_ns, reason="deadline passed unclaimed")
+
+    def check_cancellable(self, *, consumer: str) -> None:
+        """Raise unless ``consumer`` may cancel the job now: its consumer (checked first),
+        and no node holds it (submitted)."""
+        if consumer != self.consumer:
+            raise Unauthorized(
+                f"job {self.id} is {self.consumer}'s; {consumer} cannot cancel it",
+                code=RejectionCode.NOT_THE_CONSUMER,
+            )
+        self._require_state({SUBMITTED}, "cancel")
+
+    def cancel(self, *, consumer: str, amount: int, now_ns: int) -> None:
+        """The consumer's cancellation of a job no node holds; the handler voids the escrow
+        hold (``amount``) in the same command."""
+        self.check_cancellable(consumer=consumer)
+        self._trigger(self.JobCancelled, now_ns, amount=amount)
 
     def refund(self, *, amount: int, now_ns: int) -> None:
         self._require_state({EXPIRED}, "refund")

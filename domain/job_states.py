@@ -16,7 +16,9 @@ REJECTED = "rejected"
 SETTLED = "settled"
 EXPIRED = "expired"
 REFUNDED = "refunded"
-FINISHED_STATES = frozenset({SETTLED, REFUNDED})
+CANCELLED = "cancelled"
+"""Cancelled by its consumer before any claim (rules v5): the escrow went back whole."""
+FINISHED_STATES = frozenset({SETTLED, REFUNDED, CANCELLED})
 
 STATE_CODES: dict[str, RejectionCode] = {
     SUBMITTED: RejectionCode.JOB_SUBMITTED,
@@ -27,5 +29,6 @@ STATE_CODES: dict[str, RejectionCode] = {
     SETTLED: RejectionCode.JOB_SETTLED,
     EXPIRED: RejectionCode.JOB_EXPIRED,
     REFUNDED: RejectionCode.JOB_REFUNDED,
+    CANCELLED: RejectionCode.JOB_CANCELLED,
 }
 """The code of a command refused because the job is in that state."""

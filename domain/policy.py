@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 import msgspec
 
@@ -68,9 +69,11 @@ RULES_V4 = 4
 clock it was decided at, and the ledger's hardening (network ids, chain references of deposits,
 withdrawal minimums, spam fees, operator overrides with reasons)."""
 RULES_V5 = 5
-"""The rules of issue 17 (real jobs): workload params parsed at the door, inputs by digest,
-encryption keys registered and job keys released on the log, a private job's claim lapsing
-without blame when its inputs key never came (``domain.key_releases``)."""
+"""The rules of issue 17 (real jobs): workload params parsed at the door (``domain.workloads``:
+every input object recorded as stored by the job's consumer, at a size its params accept; any
+signer records its own uploads), inputs by digest, ``job.cancel``, encryption keys registered
+and job keys released on the log, a private job's claim lapsing without blame when its inputs
+key never came (``domain.key_releases``)."""
 RULES_VERSION = RULES_V5
 """The rules this code writes records under. ``LedgerPolicy.rules_version`` names the version
 a record was written under, so the audit checks each record under its own rules: a store
@@ -215,6 +218,17 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """How long after a claim of a private job its consumer has to release the inputs key
     to the claiming node; without a release by then the claim lapses (``job.expire``): the
     job goes back to the market, the claim bond is returned and the node is not blamed."""
+
+    # issue 17, item 1: the object routes (``api.objects``)
+    object_upload_bytes_max: int = 2**30
+    """The largest object ``PUT /v1/objects`` accepts (413 past it)."""
+
+    LATE_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"object_upload_bytes_max", "key_release_window_ns"}
+    )
+    """Fields added after records of this policy existed: a record stores them only when
+    they differ from their default (``domain.events.encode_event``), so that re-running a
+    recorded genesis or policy change writes the bytes recorded before they existed."""
 
     def quorum_size(self, assigned: int) -> int:
         """Smallest count that is at least numerator/denominator of the assigned validators."""

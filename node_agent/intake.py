@@ -18,7 +18,6 @@ from typing import Protocol
 
 import structlog
 
-from adapters.compute.workloads import PARAM_TYPES
 from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.wire import JobView
 from domain.commands import ClaimJob
@@ -26,6 +25,7 @@ from domain.errors import RejectionCode
 from domain.job_states import CLAIMED, SUBMITTED
 from domain.policy import gpu_class_rank
 from domain.scheduling import compute_region_tier
+from domain.workloads import PARAM_TYPES
 from node_agent.config import (
     CANDIDATES_MAX,
     CLAIM_RETRY_S,

@@ -16,11 +16,11 @@ import structlog
 import torch
 
 from adapters.compute.results import ResultBundle, execute_workload
-from adapters.compute.workloads import WorkloadParamsError, ZkProveParams, parse_params
 from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.wire import JobView
 from domain.commands import CommitResult, RecordObjectStored
 from domain.job_states import CLAIMED, SUBMITTED
+from domain.workloads import WorkloadParamsError, ZkProveParams, parse_params
 from node_agent.config import RETRY_BACKOFF_INITIAL_S, RETRY_BACKOFF_MAX_S
 from node_agent.ledger_link import Ledger, LedgerUnavailable
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable, NatsArtifactSink

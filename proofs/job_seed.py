@@ -14,7 +14,7 @@ import struct
 
 JOB_SEED_TAG = b"flopledger/job-seed/v1\x00"
 MATMUL_N_DEFAULT = 512
-"""A matmul job's ``n`` when its params name none (``adapters.compute.workloads``)."""
+"""A matmul job's ``n`` when its params name none (``domain.workloads``, which repeats it)."""
 
 
 def compute_job_seed(job_id: str, seed: str) -> bytes:

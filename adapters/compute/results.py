@@ -124,13 +124,15 @@ def execute_workload(
         proof, commitment = encode_inference_proof(inference.proof), inference.proof.root
         environment, compute_ns = inference.environment, inference.forward_ns
         total_ns = inference.total_ns
-    else:
+    elif isinstance(params, ZkProveParams) and params.witness is None:
         zk = run_zk_prove(
             params, binding=compute_binding(job_id, identity.id), zkey_bytes=zkey_bytes
         )
         proof = encode_zk_artifact(zk.artifact)
         commitment = hashlib.sha256(proof).digest()
         compute_ns = total_ns = zk.prove_ns
+    else:  # the data forms of issue 17 need their input objects
+        raise WorkloadParamsError(f"{kind}: this executor runs no job with input objects")
     manifest = ResultManifest(
         job_id=job_id,
         node_id=identity.id,

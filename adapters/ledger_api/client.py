@@ -33,7 +33,7 @@ from adapters.ledger_api.wire import (
     TreeHeadView,
     ValidatorView,
 )
-from domain.commands import Command, SubmitJob, encode_command_body
+from domain.commands import CancelJob, Command, SubmitJob, Withdraw, encode_command_body
 from proofs.envelope import from_command_envelope, sign_command
 from proofs.identity import Identity
 
@@ -129,6 +129,18 @@ class ApiClient:
         body = encode_command_body(command)
         answer = self.post_signed(route.compute_path(body), route.kind, body, identity=identity)
         return msgspec.convert(answer, route.result_type)
+
+    def cancel_job(self, job_id: str, *, identity: Identity | None = None) -> CommandAccepted:
+        """Cancel an unclaimed job of the signer's (``job.cancel``, rules v5): its escrow goes
+        back to the signer's account."""
+        return self.send(CancelJob(job_id=job_id), identity=identity)
+
+    def withdraw(
+        self, amount: int, destination: str | None = None, *, identity: Identity | None = None
+    ) -> CommandAccepted:
+        """Withdraw ``amount`` from the signer's account to ``destination`` on Solana (the
+        signer's own address when None): the gateway pays it (``account.withdraw``)."""
+        return self.send(Withdraw(amount=amount, destination=destination), identity=identity)
 
     def post_signed(
         self, path: str, kind: str, body: dict[str, Any], *, identity: Identity | None = None

@@ -97,6 +97,7 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("job.record_verdict", "/v1/jobs/{job_id}/verdicts"),
         CommandRoute("job.release", "/v1/jobs/{job_id}/release"),
         CommandRoute("job.expire", "/v1/jobs/{job_id}/expire"),
+        CommandRoute("job.cancel", "/v1/jobs/{job_id}/cancel"),  # issue 17 (rules v5)
         CommandRoute("validator.register", "/v1/validators"),
         CommandRoute("validator.report_equivocation", "/v1/validators/equivocations"),
         CommandRoute("log.cosign", "/v1/log/cosignatures"),

@@ -178,9 +178,9 @@ class LogStats:
             node = self.job_node.pop(record.stream_id, "")
             decisions = self.node_decisions.setdefault(node, [0, 0])
             decisions[0 if kind == "JobVerified" else 1] += 1
-        elif kind in ("JobExpired", "JobRefunded"):
+        elif kind in ("JobExpired", "JobRefunded", "JobCancelled"):
             self.job_node.pop(record.stream_id, None)
-            if kind == "JobRefunded":
+            if kind in ("JobRefunded", "JobCancelled"):  # escrow back to the consumer either way
                 self.amounts["refunded"] = self.amounts.get("refunded", 0) + int(data["amount"])
         elif kind == "JobSettled":
             self._add_settlement(int(data.get("at_us", 0)))

@@ -1,4 +1,4 @@
-"""Jobs: submit (with escrow), claim, commit a result, record verdicts, expire; reads."""
+"""Jobs: submit (with escrow), claim, commit a result, record verdicts, expire, cancel; reads."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ COMMIT_VERDICT_ROUTE = COMMAND_ROUTES["job.commit_verdict"]
 RECORD_VERDICT_ROUTE = COMMAND_ROUTES["job.record_verdict"]
 RELEASE_ROUTE = COMMAND_ROUTES["job.release"]
 EXPIRE_ROUTE = COMMAND_ROUTES["job.expire"]
+CANCEL_ROUTE = COMMAND_ROUTES["job.cancel"]
 PROVE_FRAUD_ROUTE = COMMAND_ROUTES["job.prove_fraud"]
 RELEASE_KEY_ROUTE = COMMAND_ROUTES["job.release_key"]
 
@@ -176,6 +177,19 @@ class JobController(Controller):
         """Expire an unclaimed job past its deadline and refund its escrow (``job.expire``)."""
         result = await run_command(deps, request, data, EXPIRE_ROUTE)
         return to_accepted(result)
+
+    @post(
+        CANCEL_ROUTE.compute_handler_path(PATH),
+        operation_id="cancelJob",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def cancel(
+        self, deps: Deps, request: Request[Any, Any, Any], job_id: JobIdPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """Cancel a job no node has claimed and void its escrow back to its consumer
+        (``job.cancel``, signed by the consumer; rules v5)."""
+        return to_accepted(await run_command(deps, request, data, CANCEL_ROUTE))
 
     @post(
         PROVE_FRAUD_ROUTE.compute_handler_path(PATH),

@@ -36,6 +36,7 @@ from domain.services.claims import (
     reserve_claim,
 )
 from domain.services.context import CommandContext
+from domain.services.door import check_submission_inputs
 from domain.services.escrow import refund_job
 from domain.services.handlers_keys import lapse_claim_if_due
 from domain.services.rounds import JOB_ROUND, open_round, rotate_round
@@ -120,6 +121,7 @@ async def handle_submit_job(uow: UnitOfWork, cmd: c.SubmitJob, ctx: CommandConte
         policy=ctx.policy,
         now_ns=ctx.now_ns,
     )
+    await check_submission_inputs(uow, cmd, ctx)  # rules v5: the door (domain.services.door)
     uow.add(job)
     place_hold(
         await uow.account(user_account(ctx.actor)),

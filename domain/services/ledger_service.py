@@ -19,7 +19,7 @@ from domain.errors import Rejection, RejectionCode, VersionConflict
 from domain.network import NETWORK_STREAM_ID, NetworkRules
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
-from domain.services import equivocation, fraud, rounds
+from domain.services import door, equivocation, fraud, rounds
 from domain.services import handlers_beacon as beacon
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_keys as keys
@@ -64,6 +64,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ExpireAttestation: rounds.handle_expire_attestation,
     c.ReportEquivocation: equivocation.handle_report_equivocation,
     c.ExpireJob: jobs.handle_expire_job,
+    c.CancelJob: door.handle_cancel_job,
     c.ReleaseJob: jobs.handle_release_job,
     c.SealTreeHead: log.handle_seal,
     c.CosignTreeHead: log.handle_cosign,
