@@ -18,10 +18,10 @@ import pytest
 from adapters.store.memory import MemoryEventStore
 from domain.errors import Rejection
 from domain.job import RESULT_COMMITTED, SUBMITTED, Job
-from domain.ledger import stake_account
+from domain.ledger import stake_account, user_account
 from domain.node import Node
 from domain.objects import ARTIFACT_LOST_REASON, StoredObject, compute_object_id
-from domain.policy import RULES_V3
+from domain.policy import RULES_V3, RULES_V4
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, make_validator_keys
 from proofs.identity import Identity
@@ -129,13 +129,29 @@ async def test_a_record_of_another_uploaders_object_is_refused() -> None:
     with pytest.raises(Rejection) as mismatch:
         await _record_stored(net, OTHER, NODE.id)
     assert mismatch.value.code == "object_uploader_mismatch"
-    with pytest.raises(Rejection) as unknown:
-        await _record_stored(net, CONSUMER, CONSUMER.id)
-    assert unknown.value.code == "object_uploader_unknown"
     await _record_stored(net, NODE, NODE.id)
     with pytest.raises(Rejection) as again:
         await _record_stored(net, NODE, NODE.id)
     assert again.value.code == "object_already_recorded"
+
+
+async def test_before_rules_v5_only_nodes_and_operators_record_and_from_v5_anyone_pays() -> None:
+    """Rules v4: a consumer's record is refused; rules v5 (issue 17): a consumer records its
+    own inputs, paying the log fee, and its record excuses no node's loss (one record per
+    uploader)."""
+    old = await _populate(
+        await LocalNetwork.start(
+            MemoryEventStore(), policy=msgspec.structs.replace(POLICY, rules_version=RULES_V4)
+        )
+    )
+    with pytest.raises(Rejection) as unknown:
+        await _record_stored(old, CONSUMER, CONSUMER.id)
+    assert unknown.value.code == "object_uploader_unknown"
+    net = await _network()
+    before = await get_balance(net, user_account(CONSUMER.id))
+    await _record_stored(net, CONSUMER, CONSUMER.id)
+    assert await get_balance(net, user_account(CONSUMER.id)) == before - POLICY.log_fee
+    assert await get_money_total(net) == 0
 
 
 async def test_the_record_needs_rules_v4() -> None:
