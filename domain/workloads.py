@@ -82,7 +82,8 @@ INFERENCE_DTYPE_BYTES = 4  # float32 weights and inputs
 
 # The sealed-object format's size (``proofs.sealed_object``, issue 17's STREAM construction):
 # a header, then the plaintext in chunks of SEALED_CHUNK_BYTES (the last one shorter, and at
-# least one chunk even for an empty plaintext), each followed by its Poly1305 tag.
+# least one chunk even for an empty plaintext), each followed by its Poly1305 tag. The format
+# lets a sealer choose another chunk size; the ledger accepts inputs sealed at the default.
 SEALED_HEADER_BYTES = 16
 """magic (4) ‖ version (1) ‖ chunk size, u32 big-endian (4) ‖ nonce prefix (7)."""
 SEALED_CHUNK_BYTES = 64 * 1024

@@ -24,6 +24,9 @@ from domain.workloads import (
     INFERENCE_DEPTH_MAX,
     MATMUL_N_DEFAULT,
     MATRIX_SIZE_MAX,
+    SEALED_CHUNK_BYTES,
+    SEALED_HEADER_BYTES,
+    SEALED_TAG_BYTES,
     InferenceDataParams,
     MatmulDataParams,
     MatmulParams,
@@ -37,7 +40,7 @@ from domain.workloads import (
     parse_params,
     sealed_overhead,
 )
-from proofs import job_seed, matmul
+from proofs import job_seed, matmul, sealed_object
 from proofs.identity import Identity
 
 A = "a" * 64
@@ -253,10 +256,24 @@ def test_sealed_sizes_follow_the_stream_format() -> None:
     assert low <= file_size + 16 + 17 * 16 <= high
 
 
-def test_the_sealed_format_of_proofs_agrees_when_it_exists() -> None:
-    sealed_object = pytest.importorskip("proofs.sealed_object")
+def test_the_sealed_format_of_proofs_agrees() -> None:
     for size in (0, 1, 65_535, 65_536, 65_537, 1_048_704):
         assert sealed_object.sealed_overhead(size) == sealed_overhead(size)
+    assert sealed_object.HEADER_BYTES == SEALED_HEADER_BYTES
+    assert sealed_object.TAG_BYTES == SEALED_TAG_BYTES
+    assert sealed_object.CHUNK_BYTES_DEFAULT == SEALED_CHUNK_BYTES
+
+
+@pytest.mark.parametrize(("dtype", "rows"), [("float32", 300), ("bfloat16", 600), ("int8", 1200)])
+def test_a_really_sealed_matrix_fits_and_its_plaintext_does_not(dtype: str, rows: int) -> None:
+    """Past a few chunks the tags outweigh a header's slack: the plaintext no longer passes
+    for its sealed form."""
+    params = parse_params("matmul", matmul_data(m=rows, k=800, n=7, dtype=dtype, encrypted=True))
+    plain = npy_bytes(rows, 800, DTYPES[dtype])
+    sealed = sealed_object.seal_bytes(sealed_object.new_data_key(), plain)
+    low, high = accepted_input_size("matmul", params, "a")
+    assert low <= len(sealed) <= high
+    assert not low <= len(plain) <= high
 
 
 def test_a_real_safetensors_model_fits_its_accepted_size() -> None:
