@@ -116,26 +116,28 @@ def test_a_ciphertext_object_is_readable_by_anyone_who_names_it(api_env: ApiEnv)
 
 
 def test_the_job_parties_read_its_inputs_and_nobody_else(api_env: ApiEnv) -> None:
-    a = put_object_bytes(api(api_env), api_env.operator, npy_bytes(3))
-    b = put_object_bytes(api(api_env), api_env.operator, npy_bytes(4))
+    # Rules v5: a job's inputs are the consumer's own uploads (its records pay the log fee).
+    deposit(api_env, CONSUMER, 1_000)
+    a = put_object_bytes(api(api_env), CONSUMER, npy_bytes(3))
+    b = put_object_bytes(api(api_env), CONSUMER, npy_bytes(4))
     other = put_object_bytes(api(api_env), api_env.operator, npy_bytes(5))
     job_id = submit_data_job(api_env, a.digest, b.digest)
     assert get_object_bytes(api(api_env), CONSUMER, a.digest, job_id=job_id) == npy_bytes(3)
     # Naming the job gives no right to an object that is not the job's ...
     with pytest.raises(Forbidden):
         get_object_bytes(api(api_env), CONSUMER, other.digest, job_id=job_id)
-    # ... nor to the job's objects without naming it, nor to a node that has not claimed it.
-    with pytest.raises(Forbidden):
-        get_object_bytes(api(api_env), CONSUMER, a.digest)
+    # ... nor to a node that has not claimed it, nor to the job's objects without naming it.
     register_active_node(api_env, NODE)
     with pytest.raises(Forbidden):
         get_object_bytes(api(api_env), NODE, b.digest, job_id=job_id)
     api(api_env, NODE).send(c.ClaimJob(job_id=job_id, node_id=NODE.id))
     assert get_object_bytes(api(api_env), NODE, b.digest, job_id=job_id) == npy_bytes(4)
     with pytest.raises(Forbidden):
+        get_object_bytes(api(api_env), NODE, b.digest)
+    with pytest.raises(Forbidden):
         get_object_bytes(api(api_env), STRANGER, b.digest, job_id=job_id)
     with pytest.raises(NotFoundProblem) as absent:
-        get_object_bytes(api(api_env), CONSUMER, a.digest, job_id="no-such-job")
+        get_object_bytes(api(api_env), NODE, a.digest, job_id="no-such-job")
     assert absent.value.code == "job_not_found"
 
 
