@@ -17,9 +17,11 @@ Seeded forms (inputs derived from the job seed; benchmarks, attestation challeng
 |             | the proving key: ``zkey`` (hex SHA-256 of a snarkjs .zkey in the object  |
 |             | store) or ``setup_seed`` (int; INSECURE derived keys, devnets and tests) |
 
+Every form takes ``encrypted`` (bool, default False, left out of the ledger form when False):
+the job is private, its result sealed, and so is every input object of a data form.
+
 Data forms (issue 17: the consumer's own inputs, named by the hex SHA-256 of the stored
-object, which the consumer recorded as stored; ``encrypted`` marks every input a sealed object
-and the job private, its result sealed too):
+object, which the consumer recorded as stored):
 
 | kind        | params                                                                  |
 |-------------|-------------------------------------------------------------------------|
@@ -27,15 +29,15 @@ and the job private, its result sealed too):
 |             | (float32, float16, bfloat16, int8; C is int32 for int8, else the dtype), |
 |             | ``m``, ``k``, ``n`` (1..4096 each), optional ``a_rows_root`` and         |
 |             | ``b_cols_root`` (both or neither: RFC 6962 roots over A's rows and B's   |
-|             | columns, for a Freivalds fraud proof), ``encrypted``                     |
+|             | columns, for a Freivalds fraud proof)                                    |
 | ``inference`` | ``model`` (digest of a safetensors MLP: ``layers.{i}.weight`` [out,in], |
 |             | ``layers.{i}.bias`` [out], i < depth, float32), ``x`` (digest of a      |
 |             | float32 ``.npy`` [batch, input_dim]), ``batch``, ``input_dim``,          |
 |             | ``output_dim``, ``width``, ``depth`` (bounds as seeded; the layer sizes:  |
-|             | ``compute_mlp_layer_dims``), ``encrypted``                               |
+|             | ``compute_mlp_layer_dims``)                                              |
 | ``zk-prove`` | as seeded, plus ``witness`` (digest of a JSON object of the private     |
 |             | inputs, shaped like ``inputs``); ``inputs`` then holds the public part   |
-|             | or is omitted; ``encrypted``                                             |
+|             | or is omitted                                                            |
 
 A data form never carries ``seed`` (and a seeded form never carries an input digest).
 ``accepted_input_size`` bounds each input's recorded size from the shape alone, so the ledger
@@ -131,6 +133,7 @@ class MatmulParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     n: MatrixSize = MATMUL_N_DEFAULT
     seed: Seed = ""
+    encrypted: bool = False
 
 
 class MatmulDataParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -160,6 +163,7 @@ class InferenceParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     depth: Depth = 3
     input_dim: Dim = 64
     output_dim: Dim = 16
+    encrypted: bool = False
 
 
 class InferenceDataParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -235,11 +239,6 @@ def parse_params(kind: str, params: Mapping[str, Any]) -> WorkloadParams:
             f"{kind}: seed names derived inputs; a job with input objects carries none",
             field="seed",
         )
-    if not data_form and params.get(ENCRYPTED_FIELD) is not None:
-        raise WorkloadParamsError(
-            f"{kind}: encrypted needs input objects ({', '.join(DATA_INPUT_FIELDS[kind])})",
-            field=ENCRYPTED_FIELD,
-        )
     param_type = DATA_PARAM_TYPES[kind] if data_form else PARAM_TYPES[kind]
     try:
         parsed = msgspec.convert(dict(params), type=param_type)
@@ -273,8 +272,8 @@ def input_digests(params: WorkloadParams) -> dict[str, str]:
 
 
 def is_private(params: WorkloadParams) -> bool:
-    """Whether the job's inputs are sealed objects and its result is sealed too."""
-    return isinstance(params, DataParams) and params.encrypted
+    """Whether the job's input objects (if any) are sealed and its result is sealed too."""
+    return params.encrypted
 
 
 def compute_mlp_layer_dims(params: InferenceDataParams) -> list[tuple[int, int]]:

@@ -190,11 +190,20 @@ def test_int8_products_are_int32_and_the_others_keep_their_dtype() -> None:
     }
 
 
-def test_a_data_form_carries_no_seed_and_a_seeded_form_no_encrypted() -> None:
+def test_a_data_form_carries_no_seed() -> None:
     assert refused_field("matmul", matmul_data(seed="s")) == "seed"
     assert refused_field("inference", inference_data(seed="s")) == "seed"
-    assert refused_field("matmul", {"n": 8, "encrypted": True}) == "encrypted"
     assert refused_field("matmul", {"n": 8, "b": B}) in {"a", "dtype", "m", "k"}
+
+
+def test_a_seeded_job_may_be_private_too() -> None:
+    """No input objects to seal, but its result is sealed."""
+    for kind, raw in (("matmul", {"n": 8}), ("inference", {"seed": "m"})):
+        private = parse_params(kind, {**raw, "encrypted": True})
+        assert is_private(private) and input_digests(private) == {}
+        assert encode_params(private)["encrypted"] is True
+        assert "encrypted" not in encode_params(parse_params(kind, raw))
+    assert refused_field("matmul", {"n": 8, "encrypted": "yes"}) == "encrypted"
 
 
 def test_digests_are_64_lowercase_hex() -> None:
@@ -331,7 +340,7 @@ def test_zk_prove_forms() -> None:
     without_inputs = {"circuit": "poseidon_preimage", "setup_seed": 3}
     assert refused_field("zk-prove", without_inputs) == "inputs"
     assert refused_field("zk-prove", {**inline, "zkey": B}) == "zkey"
-    assert refused_field("zk-prove", {**inline, "encrypted": True}) == "encrypted"
+    assert is_private(parse_params("zk-prove", {**inline, "encrypted": True}))
     private = parse_params("zk-prove", {**without_inputs, "witness": A, "encrypted": True})
     assert isinstance(private, ZkProveParams)
     assert private.decoded_inputs() == {}
