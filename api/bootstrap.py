@@ -58,7 +58,8 @@ def make_nats_objects_opener(nats_url: str | None) -> ObjectOpener | None:
     url = nats_url
 
     async def open_objects() -> tuple[ObjectStore, Callable[[], Awaitable[None]]]:
-        nc = await connect_nats(url, name="flopledger-api-objects")
+        # Few attempts: a request waits on them; the next request tries again.
+        nc = await connect_nats(url, name="flopledger-api-objects", connect_attempts=2)
         try:
             store = await ArtifactStore.open(nc, size_limit_bytes=ARTIFACT_BYTES_MAX)
         except NatsError:

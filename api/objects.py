@@ -26,6 +26,8 @@ from domain.objects import StoredObject, StoredObjectInfo, compute_object_id
 from domain.ports import ObjectStore
 from domain.services.queries import get_aggregate
 from proofs.request_auth import RequestUnsigned, has_request_signature, verify_request
+from proofs.sealed_object import HEADER_BYTES as SEALED_PREFIX_BYTES
+from proofs.sealed_object import is_sealed_object
 
 ENCRYPTED_HEADER = "X-Flop-Object-Encrypted"
 OBJECT_UPLOAD_BYTES_MAX_DEFAULT = 2**30
@@ -47,7 +49,8 @@ async def store_upload(deps: ApiDeps, request: Request[Any, Any, Any]) -> Stored
         )
     encrypted = parse_encrypted_header(request.headers.get(ENCRYPTED_HEADER))
     store = await deps.objects.get()
-    info = await store.put_stream(request.stream(), encrypted=encrypted, size_limit_bytes=limit)
+    body = _require_sealed(request.stream()) if encrypted else request.stream()
+    info = await store.put_stream(body, encrypted=encrypted, size_limit_bytes=limit)
     await store.mark_uploader(info.digest, actor)
     return info
 
@@ -124,6 +127,33 @@ async def get_upload_limit_bytes(deps: ApiDeps) -> int:
     """The policy's ``object_upload_bytes_max``, 1 GiB where the policy names none."""
     policy = await deps.service.get_policy()
     return int(getattr(policy, "object_upload_bytes_max", OBJECT_UPLOAD_BYTES_MAX_DEFAULT))
+
+
+async def _require_sealed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks``, refused (422) unless they begin as a sealed object does: a plaintext
+    marked ciphertext by mistake would be readable by anyone. A safety net for honest
+    clients, not a proof: anyone can write the magic before any bytes."""
+    prefix = b""
+    checked = False
+    async for chunk in chunks:
+        if not checked:
+            prefix += chunk[: SEALED_PREFIX_BYTES - len(prefix)]
+            if len(prefix) >= SEALED_PREFIX_BYTES:
+                _check_sealed(prefix)
+                checked = True
+        yield chunk
+    if not checked:
+        _check_sealed(prefix)
+
+
+def _check_sealed(prefix: bytes) -> None:
+    if not is_sealed_object(prefix):
+        raise ApiError(
+            RejectionCode.OBJECT_NOT_SEALED,
+            f"an object marked {ENCRYPTED_HEADER}: 1 must be a sealed object "
+            "(proofs.sealed_object): these bytes do not begin as one",
+            status=422,
+        )
 
 
 def parse_encrypted_header(value: str | None) -> bool:

@@ -223,6 +223,7 @@ class RejectionCode(enum.StrEnum):
     OBJECT_DIGEST_INVALID = "object_digest_invalid"
     OBJECT_READ_REFUSED = "object_read_refused"
     OBJECT_HEADER_INVALID = "object_header_invalid"
+    OBJECT_NOT_SEALED = "object_not_sealed"
     OBJECT_STORE_UNAVAILABLE = "object_store_unavailable"
     REQUEST_AUTH_INVALID = "request_auth_invalid"
     REQUEST_UNSIGNED = "request_unsigned"

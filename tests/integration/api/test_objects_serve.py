@@ -27,6 +27,7 @@ from adapters.nats.server import EmbeddedNatsServer
 from domain.policy import LedgerPolicy
 from proofs.identity import Identity
 from proofs.request_auth import sign_request
+from proofs.sealed_object import new_data_key, seal_bytes
 from tests.serve_process import running_serve
 
 OPERATOR_SEED = b"objects-operator".ljust(32, b"\0")
@@ -133,7 +134,7 @@ def test_put_then_get_round_trips_through_serve_and_nats(served: Served, tmp_pat
 
 
 def test_a_ciphertext_object_is_readable_by_anyone(served: Served, tmp_path: Path) -> None:
-    sealed = os.urandom(200_000)
+    sealed = seal_bytes(new_data_key(), os.urandom(200_000))
     source = tmp_path / "sealed.bin"
     source.write_bytes(sealed)
     put = cli(served, "put", str(source), "--encrypted", "--key", str(served.operator_key))

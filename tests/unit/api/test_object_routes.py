@@ -28,6 +28,7 @@ from adapters.ledger_api.objects_client import (
 from api.object_backend import ObjectBackend
 from domain import commands as c
 from proofs.request_auth import sign_request
+from proofs.sealed_object import new_data_key, seal_bytes
 from tests.object_fakes import MemoryObjectStore
 from tests.unit.api.conftest import (
     SECOND_NS,
@@ -106,13 +107,21 @@ def test_a_plaintext_object_is_refused_to_others_and_to_unsigned_reads(api_env: 
 
 
 def test_a_ciphertext_object_is_readable_by_anyone_who_names_it(api_env: ApiEnv) -> None:
-    sealed = b"\x00sealed bytes, opaque to the API" * 100
+    sealed = seal_bytes(new_data_key(), b"the consumer's matrix" * 100)
     info = put_object_bytes(api(api_env), api_env.operator, sealed, encrypted=True)
     assert info.encrypted
     assert get_object_bytes(api(api_env), None, info.digest) == sealed
     response = api_env.http.get(f"/v1/objects/{info.digest}")
     assert response.headers["x-flop-object-encrypted"] == "1"
     assert response.headers["content-length"] == str(len(sealed))
+
+
+def test_plaintext_marked_ciphertext_is_refused(api_env: ApiEnv) -> None:
+    for plain in (npy_bytes(9), b"FLS", b""):
+        with pytest.raises(ApiProblem) as refused:
+            put_object_bytes(api(api_env), api_env.operator, plain, encrypted=True)
+        assert (refused.value.status, refused.value.code) == (422, "object_not_sealed")
+    assert fake_store(api_env).objects == {}
 
 
 def test_the_job_parties_read_its_inputs_and_nobody_else(api_env: ApiEnv) -> None:
