@@ -1,9 +1,9 @@
 """The offer publisher: follows the store's global log and announces open jobs on NATS.
 
-For every ``JobSubmitted`` and ``JobReassigned`` record it loads the job and, if it is still
-open (``submitted``), publishes a ``JobOffer`` on ``flop.offer.<region>`` (core NATS,
-at-most-once: an agent that misses an offer still finds the job by polling the API). It
-starts at the head of the log when it starts: offers are nudges, not history.
+For every ``JobSubmitted``, ``JobReassigned`` and ``ClaimLapsed`` record it loads the job
+and, if it is still open (``submitted``), publishes a ``JobOffer`` on ``flop.offer.<region>``
+(core NATS, at-most-once: an agent that misses an offer still finds the job by polling the
+API). It starts at the head of the log when it starts: offers are nudges, not history.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from domain.ports import EventStore
 from domain.records import Record
 from domain.services.queries import get_aggregate
 
-OFFER_EVENT_TYPES = frozenset({"JobSubmitted", "JobReassigned"})
+OFFER_EVENT_TYPES = frozenset({"JobSubmitted", "JobReassigned", "ClaimLapsed"})
+"""Records that put a job (back) on the market; ``ClaimLapsed``: a private job whose inputs
+key never reached its node (issue 17)."""
 
 _log = structlog.get_logger("flopledger.offers")
 
