@@ -1,29 +1,54 @@
-"""Validator cost per workload kind: verifications/s and the verification-to-execution ratio.
+"""Validator cost per workload kind: the verification-to-execution ratio.
 
-For each kind, the executor (``adapters.compute.results.execute_workload``, CPU torch) runs
-the same jobs the validator then checks with ``verify_result``; both are timed in this run.
-Last line: ``RESULT verify_to_exec_matmul=<ratio> verify_to_exec_inference=<ratio>
-groth16_verify_s=<n>`` (ratio < 1 means checking is cheaper than computing).
+Data matmul (issue 17), at ``FLOP_BENCH_DATA_N`` (2048) for each dtype, on in-memory arrays in
+the steady state (one warm-up job first, excluded): execution is the node's product on torch
+(``adapters.compute.matmul_data.compute_product``, CPU here), verification the validator's
+Freivalds arithmetic (``proofs.matmul_data``: deriving the vectors and the check), numpy
+only, sharing nothing with the executor. Reported apart: ``verify_io_s``, what the validator
+spends on the bytes (SHA-256 of the A, B and C files against their digests, strict parsing,
+the roots over A's rows, B's columns and C's rows), and ``verify_cold_s``, one whole
+verification (imports, I/O and arithmetic) in a fresh interpreter.
+
+Seeded kinds (``execute_workload`` then ``verify_result``, whole calls, as before): matmul
+at ``FLOP_BENCH_MATMUL_N``, inference, zk-prove.
+
+Last line: ``RESULT verify_to_exec_matmul=<float32 ratio> verify_io_s=<s> verify_cold_s=<s>
+verify_to_exec_matmul_<dtype>=<ratio>... verify_to_exec_matmul_seeded=<ratio>
+verify_to_exec_inference=<ratio> groth16_verify_s=<s>``; target for the first ratio <= 0.05.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 # Run as ``python bench/validator.py``: the repository root must win over bench/proofs.py.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)
 
+import ml_dtypes  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from adapters.compute.matmul_data import compute_product, run_matmul_data  # noqa: E402
 from adapters.compute.results import ResultBundle, execute_workload, verify_result  # noqa: E402
 from proofs.identity import Identity  # noqa: E402
+from proofs.matmul_data import check_product, derive_vectors  # noqa: E402
+from proofs.matrix_rows import compute_columns_root, compute_rows_root  # noqa: E402
+from proofs.npy import read_npy  # noqa: E402
 
 JOBS = int(os.environ.get("FLOP_BENCH_VALIDATOR_JOBS", "3"))
+DATA_N = int(os.environ.get("FLOP_BENCH_DATA_N", "2048"))
 MATMUL_N = int(os.environ.get("FLOP_BENCH_MATMUL_N", "1024"))
+DTYPES = ("float32", "float16", "bfloat16", "int8")
 WORKLOADS: dict[str, dict[str, Any]] = {
     "matmul": {"n": MATMUL_N},
     "inference": {"batch": 256, "width": 512, "depth": 4},
@@ -31,6 +56,88 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 }
 NODE = Identity.from_seed(b"bench-node".ljust(32, b"\0"))
 OPENINGS_SEED = bytes(range(32))  # a stand-in for a round's beacon randomness
+CPU = torch.device("cpu")
+COLD_SCRIPT = """
+import hashlib, sys
+sys.path.insert(0, {root!r})
+from proofs.matmul_data import check_product, derive_vectors, result_dtype
+from proofs.matrix_rows import compute_rows_root
+from proofs.npy import read_npy
+files = [open(p, "rb").read() for p in {paths!r}]
+for data in files:
+    hashlib.sha256(data).digest()
+n, dtype = {n}, {dtype!r}
+a = read_npy(files[0], dtype, (n, n))
+b = read_npy(files[1], dtype, (n, n))
+c = read_npy(files[2], result_dtype(dtype), (n, n))
+root = compute_rows_root(c, result_dtype(dtype))
+assert check_product(a, b, c, dtype, derive_vectors({seed!r}, root, n, dtype))
+"""
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+def _inputs(dtype: str, n: int, seed: int) -> tuple[bytes, bytes]:
+    rng = np.random.default_rng(seed)
+    if dtype == "int8":
+        return tuple(_npy(rng.integers(-128, 128, (n, n), dtype=np.int8)) for _ in range(2))  # type: ignore[return-value]
+    numpy_dtype = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+    return tuple(  # type: ignore[return-value]
+        _npy(rng.standard_normal((n, n), dtype=np.float32).astype(numpy_dtype[dtype]))
+        for _ in range(2)
+    )
+
+
+def measure_data(dtype: str, n: int) -> tuple[float, float, float, list[bytes]]:
+    """(execution s, Freivalds arithmetic s, I/O s), medians over ``JOBS`` jobs after a
+    warm-up, and the last job's A, B, C files."""
+    exec_s, verify_s, io_s = [], [], []
+    files: list[bytes] = []
+    for index in range(JOBS + 1):
+        a_npy, b_npy = _inputs(dtype, n, index)
+        dims = {"dtype": dtype, "m": n, "k": n, "n": n}
+        run = run_matmul_data(a_npy, b_npy, device=CPU, **dims)  # type: ignore[arg-type]
+        a_exec, b_exec = read_npy(a_npy, dtype, (n, n)), read_npy(b_npy, dtype, (n, n))
+        _, product_ns = compute_product(a_exec, b_exec, dtype, CPU)  # in-memory, steady state
+        c_dtype = "int32" if dtype == "int8" else dtype
+        started = time.perf_counter()
+        for data in (a_npy, b_npy, run.result):
+            hashlib.sha256(data).digest()
+        a, b = read_npy(a_npy, dtype, (n, n)), read_npy(b_npy, dtype, (n, n))
+        c = read_npy(run.result, c_dtype, (n, n))
+        compute_rows_root(a, dtype), compute_columns_root(b, dtype)
+        root = compute_rows_root(c, c_dtype)
+        parsed_s = time.perf_counter() - started
+        started = time.perf_counter()
+        passed = check_product(a, b, c, dtype, derive_vectors(OPENINGS_SEED, root, n, dtype))
+        checked_s = time.perf_counter() - started
+        assert passed and root == run.commitment, dtype
+        if index:  # the first job warms up torch, BLAS and the page cache
+            exec_s.append(product_ns / 1e9)
+            verify_s.append(checked_s)
+            io_s.append(parsed_s)
+        files = [a_npy, b_npy, run.result]
+    return statistics.median(exec_s), statistics.median(verify_s), statistics.median(io_s), files
+
+
+def measure_cold(files: list[bytes], dtype: str, n: int) -> float:
+    """One whole verification (imports, I/O, arithmetic) in a fresh interpreter, seconds."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for name, data in zip("abc", files, strict=True):
+            path = Path(folder) / f"{name}.npy"
+            path.write_bytes(data)
+            paths.append(str(path))
+        script = COLD_SCRIPT.format(
+            root=str(ROOT), paths=paths, n=n, dtype=dtype, seed=OPENINGS_SEED
+        )
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+        return time.perf_counter() - started
 
 
 def _verify(job_id: str, kind: str, params: dict[str, Any], bundle: ResultBundle) -> str:
@@ -50,13 +157,13 @@ def _verify(job_id: str, kind: str, params: dict[str, Any], bundle: ResultBundle
 
 
 def measure(kind: str) -> tuple[float, float]:
-    """(execution seconds, verification seconds), means over ``JOBS`` jobs."""
+    """(execution seconds, verification seconds) of a seeded kind, means over ``JOBS``."""
     params = WORKLOADS[kind]
     exec_s = verify_s = 0.0
     for index in range(JOBS):
         job_id = f"job-bench-{kind}-{index}"
         started = time.perf_counter()
-        bundle = execute_workload(job_id, kind, params, NODE, torch.device("cpu"))
+        bundle = execute_workload(job_id, kind, params, NODE, CPU)
         exec_s += time.perf_counter() - started
         started = time.perf_counter()
         code = _verify(job_id, kind, params, bundle)
@@ -66,19 +173,34 @@ def measure(kind: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    results = {}
+    data: dict[str, tuple[float, float, float]] = {}
+    cold_s = 0.0
+    for dtype in DTYPES:
+        exec_s, verify_s, io_s, files = measure_data(dtype, DATA_N)
+        data[dtype] = (exec_s, verify_s, io_s)
+        if dtype == "float32":
+            cold_s = measure_cold(files, dtype, DATA_N)
+        print(
+            f"matmul {dtype:8s} n={DATA_N} product {exec_s * 1e3:8.1f} ms  Freivalds "
+            f"{verify_s * 1e3:7.2f} ms  ratio {verify_s / exec_s:.4f}  I/O {io_s * 1e3:7.1f} ms"
+        )
+    print(f"matmul float32 cold verification (fresh interpreter) {cold_s * 1e3:.0f} ms")
+    seeded = {}
     for kind in WORKLOADS:
         exec_s, verify_s = measure(kind)
-        results[kind] = (exec_s, verify_s)
+        seeded[kind] = (exec_s, verify_s)
         print(
-            f"{kind:10s} execute {exec_s * 1e3:9.1f} ms  verify {verify_s * 1e3:9.1f} ms  "
-            f"{1 / verify_s:8.1f} verifications/s  ratio {verify_s / exec_s:.3f}"
+            f"{kind:10s} (seeded) execute {exec_s * 1e3:9.1f} ms  verify {verify_s * 1e3:9.1f} ms"
+            f"  ratio {verify_s / exec_s:.3f}"
         )
-    ratio = {k: v / e for k, (e, v) in results.items()}
+    ratio = {k: v / e for k, (e, v) in seeded.items()}
+    per_dtype = " ".join(f"verify_to_exec_matmul_{d}={data[d][1] / data[d][0]:.4f}" for d in DTYPES)
     print(
-        f"RESULT verify_to_exec_matmul={ratio['matmul']:.4f} "
+        f"RESULT verify_to_exec_matmul={data['float32'][1] / data['float32'][0]:.4f} "
+        f"verify_io_s={data['float32'][2]:.4f} verify_cold_s={cold_s:.4f} {per_dtype} "
+        f"verify_to_exec_matmul_seeded={ratio['matmul']:.4f} "
         f"verify_to_exec_inference={ratio['inference']:.4f} "
-        f"groth16_verify_s={results['zk-prove'][1]:.4f}"
+        f"groth16_verify_s={seeded['zk-prove'][1]:.4f}"
     )
 
 

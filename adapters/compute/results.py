@@ -10,12 +10,19 @@ and commits their digests with ``job.commit_result``:
 - **proof** (``proof_digest``), by kind: ``matmul`` a
   ``proofs.matmul_product.MatmulProductProof`` (msgpack: all of C, at most 48 MiB),
   ``inference`` a ``proofs.inference_commitment.InferenceProof`` (msgpack: every output, at
-  most 16 MiB), ``zk-prove`` an ``adapters.compute.zk_prover.ZkProofArtifact`` (JSON). The
+  most 16 MiB), ``zk-prove`` an ``adapters.compute.zk_prover.ZkProofArtifact`` (JSON); a
+  data matmul (issue 17) C's ``.npy`` itself, the file the consumer downloads
+  (``adapters.compute.data_jobs``; at n = 4096 in float32 64 MiB plus the header: the NATS
+  object store streams objects in chunks). The
   whole result travels because what a validator checks is drawn only after the commit, from
   the job's ``openings_seed`` (issue 14, attack 3). Every object is under the artifact
   store's 64 MiB limit (``adapters.nats.objects.ARTIFACT_BYTES_MAX``).
-- **commitment**: the Merkle root over result rows (matmul) or outputs (inference); for
-  zk-prove the SHA-256 of the proof bytes.
+- **commitment**: the Merkle root over result rows (matmul; for a data matmul in C's own
+  dtype) or outputs (inference); for zk-prove the SHA-256 of the proof bytes.
+
+The consumer's client turns the (opened) proof object into its result file with
+``result_file_from_proof`` and checks it against the settled commitment with
+``check_result_commitment`` (both re-exported from ``adapters.compute.data_jobs``).
 
 ``verify_result`` is the validator's whole check, returning a stable reason code; it takes
 the job's ``openings_seed`` (the beacon randomness of the round judging the result).
@@ -24,11 +31,16 @@ the job's ``openings_seed`` (the beacon randomness of the round judging the resu
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
 import torch
 
+from adapters.compute.data_jobs import check_inputs as check_inputs
+from adapters.compute.data_jobs import check_result_commitment as check_result_commitment
+from adapters.compute.data_jobs import is_data_job, merge_witness, run_data_job, verify_data_job
+from adapters.compute.data_jobs import result_file_from_proof as result_file_from_proof
 from adapters.compute.inference_model import run_inference, verify_inference
 from adapters.compute.runtime import ExecutionEnvironment
 from adapters.compute.torch_matmul import run_matmul_job
@@ -111,11 +123,25 @@ def execute_workload(
     device: torch.device,
     *,
     zkey_bytes: bytes | None = None,
+    inputs: Mapping[str, bytes] | None = None,
 ) -> ResultBundle:
-    """Run a job's workload on ``device`` and build its signed result bundle."""
+    """Run a job's workload on ``device`` and build its signed result bundle. A data form
+    (issue 17) runs on ``inputs``, its input objects' plaintext by name
+    (``adapters.compute.data_jobs``); WorkloadParamsError, NpyError or ModelFileError (all
+    ValueError) when they do not fit the job."""
     params = parse_params(kind, raw_params)
     environment: ExecutionEnvironment | None = None
-    if isinstance(params, MatmulParams):
+    if is_data_job(params):
+
+        def run_zk(merged: ZkProveParams) -> tuple[bytes, int]:
+            binding = compute_binding(job_id, identity.id)
+            zk = run_zk_prove(merged, binding=binding, zkey_bytes=zkey_bytes)
+            return encode_zk_artifact(zk.artifact), zk.prove_ns
+
+        data = run_data_job(params, inputs, device, run_zk=run_zk)
+        proof, commitment, environment = data.proof, data.commitment, data.environment
+        compute_ns, total_ns = data.compute_ns, data.total_ns
+    elif isinstance(params, MatmulParams):
         run = run_matmul_job(compute_job_seed(job_id, params.seed), params.n, device)
         proof, commitment = encode_product_proof(run.proof), run.proof.root
         environment, compute_ns, total_ns = run.environment, run.matmul_ns, run.total_ns
@@ -124,15 +150,15 @@ def execute_workload(
         proof, commitment = encode_inference_proof(inference.proof), inference.proof.root
         environment, compute_ns = inference.environment, inference.forward_ns
         total_ns = inference.total_ns
-    elif isinstance(params, ZkProveParams) and params.witness is None:
+    elif isinstance(params, ZkProveParams):
         zk = run_zk_prove(
             params, binding=compute_binding(job_id, identity.id), zkey_bytes=zkey_bytes
         )
         proof = encode_zk_artifact(zk.artifact)
         commitment = hashlib.sha256(proof).digest()
         compute_ns = total_ns = zk.prove_ns
-    else:  # the data forms of issue 17 need their input objects
-        raise WorkloadParamsError(f"{kind}: this executor runs no job with input objects")
+    else:
+        raise WorkloadParamsError(f"{kind}: no executor for {type(params).__name__}")
     manifest = ResultManifest(
         job_id=job_id,
         node_id=identity.id,
@@ -183,14 +209,17 @@ def verify_result(
     openings_seed: bytes,
     zkey_bytes: bytes | None = None,
     insecure_setups_allowed: bool = False,
+    inputs: Mapping[str, bytes] | None = None,
 ) -> str:
     """The validator's check of a committed result: ``"ok"`` or the first failed rule's code
     (``artifact_digest_mismatch``, ``proof_digest_mismatch``, ``manifest_invalid``,
-    ``manifest_mismatch``, ``params_invalid``, ``proof_malformed``, ``commitment_mismatch``,
-    ``insecure_setup``, ``proof_invalid``). ``openings_seed`` (the job's beacon randomness,
-    drawn after the commit) chooses what is recomputed: Freivalds vectors (matmul), items
-    (inference); a zk proof is checked whole, bound to the job and node.
-    ``insecure_setups_allowed`` is the ledger policy's (zk-prove ``setup_seed`` keys). Never
+    ``manifest_mismatch``, ``params_invalid``, then for a data form ``inputs_missing``,
+    ``inputs_mismatch``, ``inputs_malformed`` (``adapters.compute.data_jobs.check_inputs``),
+    then ``proof_malformed``, ``commitment_mismatch``, ``insecure_setup``, ``proof_invalid``).
+    ``openings_seed`` (the job's beacon randomness, drawn after the commit) chooses what is
+    recomputed: Freivalds vectors (matmul), items (inference); a zk proof is checked whole,
+    bound to the job and node. ``insecure_setups_allowed`` is the ledger policy's (zk-prove
+    ``setup_seed`` keys). ``inputs``: a data form's input objects' plaintext by name. Never
     raises on bad node input."""
     if hashlib.sha256(artifact).digest() != artifact_digest:
         return "artifact_digest_mismatch"
@@ -211,10 +240,20 @@ def verify_result(
     if manifest.params != encode_params(params):
         return "manifest_mismatch"
     if isinstance(params, ZkProveParams):
+        if is_data_job(params):
+            verdict = check_inputs(params, inputs)
+            if verdict != "ok" or inputs is None:
+                return verdict
+            try:
+                params = merge_witness(params, inputs["witness"])
+            except WorkloadParamsError:
+                return "inputs_malformed"
         binding = compute_binding(job_id, node_id)
         return _verify_zk_proof(
             params, commitment, proof, zkey_bytes, binding, insecure_setups_allowed
         )
+    if is_data_job(params):
+        return verify_data_job(params, inputs, commitment, proof, openings_seed)
     return _verify_proof(job_id, params, commitment, proof, openings_seed)
 
 
