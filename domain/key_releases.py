@@ -31,6 +31,7 @@ import msgspec
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.job_states import CLAIMED, RESULT_COMMITTED, SETTLED, VERIFIED
 from domain.policy import LedgerPolicy
+from domain.workloads import ENCRYPTED_FIELD
 
 INPUTS: Final = "inputs"
 RESULT: Final = "result"
@@ -38,7 +39,7 @@ KEY_PURPOSES: Final = (INPUTS, RESULT)
 KEY_RELEASES_PER_JOB_MAX: Final = 256
 """Releases one job may hold: its validators (with replacements) for each purpose, a few
 claims, key rotations; a bound so that no sender can grow a job's stream without end."""
-ENCRYPTED_PARAM: Final = "encrypted"
+ENCRYPTED_PARAM: Final = ENCRYPTED_FIELD  # the one name of the private mark (domain.workloads)
 CLAIM_LAPSED_REASON: Final = "claim lapsed: no inputs key released to the node"
 _RELEASES: Final = "key_releases"
 

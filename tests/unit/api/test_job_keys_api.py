@@ -177,3 +177,33 @@ def test_cli_says_when_the_job_is_past_claiming(
     argv = [job_id, "--key", "unused", "--data-dir", str(tmp_path), "--wait-s", "0"]
     assert _run_cli(monkeypatch, api_env.client(CONSUMER), argv) == 1
     assert "there is no claim" in capsys.readouterr().err
+
+
+def test_a_release_posted_on_another_jobs_route_is_refused(api_env: ApiEnv) -> None:
+    first = _private_job(api_env)
+    consumer = api_env.client(CONSUMER)
+    second = consumer.send(
+        c.SubmitJob(
+            workload=c.Workload(kind="matmul", params={"n": 256, "encrypted": True}),
+            max_price=500,
+            region="eu-west",
+            deadline_ns=api_env.clock.now_ns + 3_600 * SECOND_NS,
+        )
+    ).job_id
+    _claim(api_env, first)
+    ensure_encryption_key(consumer, CONSUMER)
+    recipient_key = derive_encryption_keypair(NODE)[1]
+    body = c.encode_command_body(
+        c.ReleaseJobKey(
+            job_id=first,
+            attempt=1,
+            recipient=NODE.id,
+            purpose="inputs",
+            recipient_key=recipient_key,
+            wrapped=bytes(80),
+        )
+    )
+    with pytest.raises(ApiProblem) as refused:
+        consumer.post_signed(f"/v1/jobs/{second}/keys", "job.release_key", body)
+    assert refused.value.code == "path_mismatch"
+    assert consumer.get_job(second).key_releases == []
