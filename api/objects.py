@@ -30,8 +30,6 @@ from proofs.sealed_object import HEADER_BYTES as SEALED_PREFIX_BYTES
 from proofs.sealed_object import is_sealed_object
 
 ENCRYPTED_HEADER = "X-Flop-Object-Encrypted"
-OBJECT_UPLOAD_BYTES_MAX_DEFAULT = 2**30
-"""The upload limit of a policy that names none (until LedgerPolicy carries the field)."""
 _DIGEST_CHARS = frozenset("0123456789abcdef")
 
 
@@ -124,9 +122,8 @@ async def authenticate(deps: ApiDeps, request: Request[Any, Any, Any]) -> str:
 
 
 async def get_upload_limit_bytes(deps: ApiDeps) -> int:
-    """The policy's ``object_upload_bytes_max``, 1 GiB where the policy names none."""
-    policy = await deps.service.get_policy()
-    return int(getattr(policy, "object_upload_bytes_max", OBJECT_UPLOAD_BYTES_MAX_DEFAULT))
+    """The policy's ``object_upload_bytes_max`` (1 GiB by default)."""
+    return (await deps.service.get_policy()).object_upload_bytes_max
 
 
 async def _require_sealed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -13,13 +13,9 @@ job: naming a job gives no right to an object that is not the job's.
 from __future__ import annotations
 
 import enum
-import re
 
 from domain.job import Job
-
-INPUT_PARAM_NAMES = ("a", "b", "model", "x", "witness")
-"""The params that name a job's input objects by digest (issue 17's data forms)."""
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+from domain.workloads import WorkloadParamsError, input_digests, parse_params
 
 
 class ObjectAccess(enum.StrEnum):
@@ -32,13 +28,13 @@ class ObjectAccess(enum.StrEnum):
 
 
 def compute_job_object_digests(job: Job) -> frozenset[str]:
-    """The hex digests of the job's input objects (named in its params) and of the result
-    objects its node committed."""
-    digests = {
-        value
-        for name, value in job.workload.params.items()
-        if name in INPUT_PARAM_NAMES and isinstance(value, str) and _DIGEST.match(value)
-    }
+    """The hex digests of the job's input objects (named in its params:
+    ``domain.workloads.input_digests``) and of the result objects its node committed. A job
+    whose params do not parse (one submitted before rules v5 checked them) names no input."""
+    try:
+        digests = set(input_digests(parse_params(job.workload.kind, job.workload.params)).values())
+    except WorkloadParamsError:
+        digests = set()
     if job.result is not None:
         digests |= {job.result.artifact_digest.hex(), job.result.proof_digest.hex()}
     return frozenset(digests)

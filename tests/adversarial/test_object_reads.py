@@ -69,10 +69,10 @@ def _submit(env: ApiEnv, consumer: object, a: str, b: str) -> str:
 
 def test_another_node_cannot_read_the_consumers_plaintext_input(env: ApiEnv) -> None:
     secret_a, secret_b = _matrix(1), _matrix(2)
-    # Rules v4: the consumer cannot record its uploads yet (v5 lets it); the API stored them.
-    a = put_object_bytes(env.client(), CONSUMER, secret_a, record=False)
-    b = put_object_bytes(env.client(), CONSUMER, secret_b, record=False)
+    # Rules v5: a job's inputs are the consumer's own uploads, recorded by it (log fees).
     deposit(env, CONSUMER, 10_000)
+    a = put_object_bytes(env.client(), CONSUMER, secret_a)
+    b = put_object_bytes(env.client(), CONSUMER, secret_b)
     job_id = _submit(env, CONSUMER, a.digest, b.digest)
     for node in (NODE_A, NODE_B):
         register_active_node(env, node)
@@ -88,8 +88,8 @@ def test_another_node_cannot_read_the_consumers_plaintext_input(env: ApiEnv) -> 
         assert refused.value.code == "object_read_refused", label
 
     # A job of its own names other inputs: naming it opens nothing of the consumer's.
-    own_a = put_object_bytes(env.client(), NODE_B, _matrix(3), record=False)
     deposit(env, NODE_B, 10_000)
+    own_a = put_object_bytes(env.client(), NODE_B, _matrix(3))
     own_job = _submit(env, NODE_B, own_a.digest, own_a.digest)
     with pytest.raises(Forbidden):
         get_object_bytes(env.client(), NODE_B, a.digest, job_id=own_job)

@@ -24,7 +24,6 @@ from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.objects import ArtifactStore
 from adapters.nats.permissions import NatsUser, Role
 from adapters.nats.server import EmbeddedNatsServer
-from domain.policy import LedgerPolicy
 from proofs.identity import Identity
 from proofs.request_auth import sign_request
 from proofs.sealed_object import new_data_key, seal_bytes
@@ -33,7 +32,6 @@ from tests.serve_process import running_serve
 OPERATOR_SEED = b"objects-operator".ljust(32, b"\0")
 STRANGER_SEED = b"objects-stranger".ljust(32, b"\0")
 UPLOAD_LIMIT_BYTES = 4 * 1024 * 1024
-HAS_UPLOAD_LIMIT = "object_upload_bytes_max" in LedgerPolicy.__struct_fields__
 CLI_TIMEOUT_S = 120
 
 
@@ -66,10 +64,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
             "FLOP_LOG_LEVEL": "warning",
             "FLOP_NATS_URL": api_nats.compute_url(nats.url),
         }
-        if HAS_UPLOAD_LIMIT:
-            env["FLOP_POLICY_JSON"] = msgspec.json.encode(
-                {"object_upload_bytes_max": UPLOAD_LIMIT_BYTES}
-            ).decode()
+        policy = {"object_upload_bytes_max": UPLOAD_LIMIT_BYTES}
+        env["FLOP_POLICY_JSON"] = msgspec.json.encode(policy).decode()
         with running_serve(env) as (url, _process):
             yield Served(url, nats, operator_nats, operator_key, stranger_key)
     finally:
@@ -147,7 +143,6 @@ def test_a_ciphertext_object_is_readable_by_anyone(served: Served, tmp_path: Pat
     assert response.headers["x-flop-object-encrypted"] == "1"
 
 
-@pytest.mark.skipif(not HAS_UPLOAD_LIMIT, reason="LedgerPolicy has no object_upload_bytes_max")
 def test_an_upload_over_the_policy_limit_is_413_and_leaves_nothing(served: Served) -> None:
     operator = Identity.from_seed(OPERATOR_SEED)
     client = ApiClient(served.url, identity=operator)

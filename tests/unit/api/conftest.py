@@ -62,11 +62,19 @@ def b64(data: bytes) -> str:
 
 
 def make_deps(
-    tmp_path: Path, operator: Identity, clock: Clock, *, actor_commands_burst: int | None = None
+    tmp_path: Path,
+    operator: Identity,
+    clock: Clock,
+    *,
+    actor_commands_burst: int | None = None,
+    policy_overrides: dict[str, int | bool] | None = None,
 ) -> ApiDeps:
     """The API's deps on a new MemoryEventStore whose genesis (written as ``flopledger serve``
-    writes it) names ``operator``; ``actor_commands_burst`` raises the per-actor limit."""
-    settings = Settings(data_dir=tmp_path, operator_ids=(operator.id,))
+    writes it) names ``operator``; ``actor_commands_burst`` raises the per-actor limit;
+    ``policy_overrides`` are FLOP_POLICY_JSON's."""
+    settings = Settings(
+        data_dir=tmp_path, operator_ids=(operator.id,), policy_overrides=policy_overrides or {}
+    )
     if actor_commands_burst is not None:
         settings = msgspec.structs.replace(settings, api_actor_commands_burst=actor_commands_burst)
     store = MemoryEventStore()

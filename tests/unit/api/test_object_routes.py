@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from litestar.testing import TestClient
 
 from adapters.ledger_api.client import (
     ApiClient,
@@ -25,6 +27,7 @@ from adapters.ledger_api.objects_client import (
     put_object_bytes,
     put_object_file,
 )
+from api.app import create_app
 from api.object_backend import ObjectBackend
 from domain import commands as c
 from proofs.request_auth import sign_request
@@ -33,7 +36,9 @@ from tests.object_fakes import MemoryObjectStore
 from tests.unit.api.conftest import (
     SECOND_NS,
     ApiEnv,
+    Clock,
     deposit,
+    make_deps,
     register_active_node,
     seeded,
 )
@@ -177,26 +182,14 @@ def test_absent_and_malformed_digests(api_env: ApiEnv) -> None:
         assert response.json()["code"] == "object_digest_invalid"
 
 
-class _LimitedPolicy:
-    """The policy in force with a lower upload limit (the field is the policy's)."""
-
-    def __init__(self, policy: Any, limit: int) -> None:
-        self._policy, self.object_upload_bytes_max = policy, limit
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._policy, name)
-
-
 @pytest.fixture
-def small_limit(api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch) -> ApiEnv:
-    service = api_env.deps.service
-    original = service.get_policy
-
-    async def limited() -> Any:
-        return _LimitedPolicy(await original(), SMALL_LIMIT_BYTES)
-
-    monkeypatch.setattr(service, "get_policy", limited)
-    return api_env
+def small_limit(tmp_path: Path) -> Iterator[ApiEnv]:
+    """An API whose genesis policy lowers the upload limit."""
+    clock, operator = Clock(), seeded("operator")
+    overrides: dict[str, int | bool] = {"object_upload_bytes_max": SMALL_LIMIT_BYTES}
+    deps = make_deps(tmp_path, operator, clock, policy_overrides=overrides)
+    with TestClient(create_app(deps)) as http:
+        yield ApiEnv(deps=deps, http=http, clock=clock, operator=operator)
 
 
 def test_an_upload_over_the_limit_is_413_and_stores_and_records_nothing(

@@ -23,7 +23,8 @@ RESULT = ResultCommitment(b"\1" * 32, b"\2" * 32, b"\3" * 32)
 
 
 def _data_job() -> Job:
-    params: dict[str, str | int | bool] = {"a": A, "b": B, "dtype": "float32", "m": 4}
+    params: dict[str, str | int | bool] = {"a": A, "b": B, "dtype": "float32"}
+    params |= {"m": 4, "k": 4, "n": 4}
     return Job.submit(
         "job-1",
         consumer="consumer",
@@ -46,6 +47,12 @@ def test_a_job_names_its_inputs_then_its_results() -> None:
     job.commit_result(node_id=node.id, result=RESULT, now_ns=NOW + 20 * S)
     assert compute_job_object_digests(job) == {A, B, (b"\2" * 32).hex(), (b"\3" * 32).hex()}
     assert compute_job_readers(job) == {"consumer", node.id}
+
+
+def test_params_that_do_not_parse_name_no_input() -> None:
+    job = _data_job()
+    job.workload.params["dtype"] = "float64"  # not a supported dtype: no data form
+    assert compute_job_object_digests(job) == frozenset()
 
 
 def test_the_access_rules_in_their_order() -> None:
