@@ -52,7 +52,7 @@ ARTIFACT_BYTES_MAX = 64 * 1024 * 1024
 ARTIFACT_CHUNK_BYTES = 128 * 1024
 WRITE_WINDOW = 8
 """Chunk writes awaiting their acknowledgement at once (what a streamed put holds: 1 MiB)."""
-READ_WINDOW = 4
+READ_WINDOW = 16
 """Chunk reads in flight at once while streaming an object out."""
 ERR_NO_MESSAGE = 10037
 """JetStream's "no message found" (a subject never written, or purged)."""
