@@ -19,7 +19,20 @@ sys.modules["pynvml"] = None
 from flopledger.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-CORE = ("serve", "relay", "seal", "gateway", "audit", "keys", "job", "object", "node", "db", "demo")
+CORE = (
+    "serve",
+    "relay",
+    "seal",
+    "gateway",
+    "audit",
+    "keys",
+    "job",
+    "account",
+    "object",
+    "node",
+    "db",
+    "demo",
+)
 
 
 def _cli_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
