@@ -109,6 +109,16 @@ class UnitOfWork:
             await self.add_to_directory(ACCOUNTS_DIRECTORY, account_id)
         return found
 
+    async def open_new_account(self, account_id: str) -> Account:
+        """An account this command creates under an id nobody can have used (a job's escrow:
+        the job id derives from the command id, and a command runs once), opened without
+        reading the store. Its append expects no stream, so were one there, the commit would
+        fail with VersionConflict rather than write over it."""
+        account = Account.open(account_id, now_ns=self.now_ns)
+        self.add(account)
+        await self.add_to_directory(ACCOUNTS_DIRECTORY, account_id)
+        return account
+
     async def add_to_directory(self, name: str, member_id: str) -> None:
         """Add ``member_id`` to directory ``name`` without reading the directory's members.
 
