@@ -505,6 +505,12 @@ class Job(VotedAggregate):
         releases = compute_release_views(self)
         if releases:  # issue 17: only private jobs have any; other views stay as they were
             view["key_releases"] = releases
+        if self.result is not None:  # issue 17: what the consumer's download is checked against
+            view["result"] = {
+                "commitment": self.result.commitment.hex(),
+                "artifact_digest": self.result.artifact_digest.hex(),
+                "proof_digest": self.result.proof_digest.hex(),
+            }
         return view
 
     def _base_view(self) -> dict[str, object]:

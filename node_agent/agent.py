@@ -27,10 +27,12 @@ import torch
 
 from adapters.compute.nvml import Inventory, compute_gpu_class
 from adapters.ledger_api.client import ApiProblem
+from domain.job_states import RESULT_COMMITTED
 from domain.node import ACTIVE
 from node_agent.config import AgentConfig
 from node_agent.intake import Intake, Offer
 from node_agent.ledger_link import Ledger, LedgerUnavailable
+from node_agent.payloads import KeyCourier
 from node_agent.runner import Runner
 from node_agent.sinks import ArtifactSink, ArtifactsUnavailable
 from node_agent.spool import ResultSpool
@@ -62,6 +64,7 @@ class NodeAgent:
         devices: list[torch.device],
         signals: Signals | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        worker_type: type[Worker] = Worker,
     ) -> None:
         self.config = config
         self.node_id = identity.id
@@ -69,11 +72,15 @@ class NodeAgent:
         self.signals = signals
         gpu_class = config.gpu_class or compute_gpu_class(inventory)
         self.spool = ResultSpool(config.state_dir / "spool")
-        worker = Worker(
+        self.courier = KeyCourier(
+            identity=identity, ledger=ledger, artifacts=artifacts, state_dir=config.state_dir
+        )
+        worker = worker_type(
             identity=identity,
             ledger=ledger,
             artifacts=artifacts,
             spool=self.spool,
+            courier=self.courier,
             clock_ns=clock_ns,
         )
         self.upkeep = Upkeep(
@@ -118,6 +125,7 @@ class NodeAgent:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop``; then shut down in order under the deadline (module docstring)."""
         await self._retry_until(stop, self.upkeep.ensure_registered)
+        await self._retry_until(stop, self.courier.ensure_registered)
         if stop.is_set():
             return
         intake_stop = asyncio.Event()
@@ -151,6 +159,7 @@ class NodeAgent:
             task.cancel()
         await asyncio.gather(*intake, return_exceptions=True)
         await self.runner.finish(others, deadline - time.monotonic())
+        await self.courier.stop()
         if heartbeat is not None:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -165,6 +174,10 @@ class NodeAgent:
                     if node.state == ACTIVE:
                         await self.intake.poll()
                         await self.runner.resume_claimed()
+                        committed = await self.ledger.list_jobs(
+                            state=RESULT_COMMITTED, node=self.node_id
+                        )
+                        await self.courier.resume(committed)
             except (LedgerUnavailable, ArtifactsUnavailable) as exc:
                 _log.warning("ledger_unavailable", error=str(exc))
             except ApiProblem as problem:

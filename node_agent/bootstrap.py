@@ -41,6 +41,7 @@ from node_agent.config import AgentConfig
 from node_agent.ledger_link import ApiLedger
 from node_agent.probe_responder import ProbeResponder
 from node_agent.sinks import ArtifactsUnavailable, LocalArtifactSink, NatsArtifactSink
+from node_agent.work import Worker
 from proofs.identity import Identity
 
 _log = structlog.get_logger("flopledger.agent")
@@ -95,8 +96,15 @@ def _make_cc_collect(inventory: Inventory) -> functools.partial[bytes | None] | 
     return functools.partial(collect_cc_evidence, sdk=sdk, inventory=inventory)
 
 
-async def run_agent(config: AgentConfig, identity: Identity, stop: asyncio.Event) -> NodeAgent:
-    """Build every adapter, run the agent until ``stop``, close everything in order."""
+async def run_agent(
+    config: AgentConfig,
+    identity: Identity,
+    stop: asyncio.Event,
+    *,
+    worker_type: type[Worker] = Worker,
+) -> NodeAgent:
+    """Build every adapter, run the agent until ``stop``, close everything in order
+    (``worker_type``: tests' dishonest nodes replace how a job is run)."""
     inventory, devices = probe_devices(config)
     ledger = ApiLedger(ApiClient(config.api_url, identity=identity))
     nc: Client | None = None
@@ -118,6 +126,7 @@ async def run_agent(config: AgentConfig, identity: Identity, stop: asyncio.Event
             inventory=inventory,
             devices=devices,
             signals=NatsSignals(nc, identity) if nc is not None else None,
+            worker_type=worker_type,
         )
         _log.info(
             "agent_starting",

@@ -31,6 +31,7 @@ class Ledger(Protocol):
     async def list_jobs(self, **filters: str | int) -> list[JobView]: ...
     async def get_job(self, job_id: str) -> JobView: ...
     async def send(self, command: Command) -> None: ...
+    async def get_encryption_key(self, actor_id: str) -> bytes | None: ...
 
 
 class ApiLedger:
@@ -57,6 +58,14 @@ class ApiLedger:
 
     async def send(self, command: Command) -> None:
         await self._call(lambda: self._client.send(command))
+
+    async def get_encryption_key(self, actor_id: str) -> bytes | None:
+        """The actor's registered X25519 public key (None: it registered none)."""
+        try:
+            view = await self._call(lambda: self._client.get_encryption_key(actor_id))
+        except NotFoundProblem:
+            return None
+        return bytes.fromhex(view.public_key)
 
     async def _call(self, call: Callable[[], T]) -> T:
         try:

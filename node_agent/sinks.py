@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +23,14 @@ class ArtifactsUnavailable(Exception):
 class ArtifactSink(Protocol):
     async def put(self, data: bytes) -> str: ...
     async def get(self, digest: str) -> bytes: ...
+    async def put_sealed(self, data: bytes) -> str:
+        """Store a sealed object, marked as ciphertext (issue 17: a private job's result)."""
+        ...
+
+    def get_stream(self, digest: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks, checked against ``digest`` at the end (a job's
+        input objects, up to a GiB: never held whole by the store)."""
+        ...
 
 
 class NatsArtifactSink:
@@ -42,6 +51,23 @@ class NatsArtifactSink:
         except NatsError as exc:
             raise ArtifactsUnavailable(str(exc)) from exc
 
+    async def put_sealed(self, data: bytes) -> str:
+        async def one() -> AsyncIterator[bytes]:
+            yield data
+
+        try:
+            info = await self._store.put_stream(one(), encrypted=True)
+        except NatsError as exc:
+            raise ArtifactsUnavailable(str(exc)) from exc
+        return info.digest
+
+    async def get_stream(self, digest: str) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._store.get_stream(digest):
+                yield chunk
+        except NatsError as exc:
+            raise ArtifactsUnavailable(str(exc)) from exc
+
 
 class LocalArtifactSink:
     """A directory of files named by their hex SHA-256 (written atomically)."""
@@ -57,6 +83,15 @@ class LocalArtifactSink:
 
     async def get(self, digest: str) -> bytes:
         return await asyncio.to_thread((self._directory / digest).read_bytes)
+
+    async def put_sealed(self, data: bytes) -> str:
+        return await self.put(data)
+
+    async def get_stream(self, digest: str) -> AsyncIterator[bytes]:
+        data = await self.get(digest)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ArtifactsUnavailable(f"the local copy of {digest} is damaged")
+        yield data
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

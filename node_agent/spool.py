@@ -23,7 +23,10 @@ class PendingResult(msgspec.Struct, frozen=True, kw_only=True):
     commitment: bytes
     artifact: bytes
     proof: bytes
+    """The proof object as uploaded: sealed under the result key when ``sealed``."""
     result_due_ns: int
+    sealed: bool = False
+    """A private job's (issue 17): its keys are released once the result is committed."""
 
 
 class SpoolFull(Exception):

@@ -26,7 +26,11 @@ from domain.policy import LedgerPolicy
 from proofs.identity import Identity
 from validator.config import ValidatorConfig
 from validator.daemon import ValidatorDaemon
-from validator.ledger_link import ApiLedgerLink, ensure_registered
+from validator.ledger_link import (
+    ApiLedgerLink,
+    ensure_encryption_key_registered,
+    ensure_registered,
+)
 from validator.prober import Prober
 from validator.protection import SigningDatabase
 from validator.witness import Witness
@@ -43,6 +47,7 @@ async def run_validator(
         ensure_registered, client, bls_secret=bls_secret, stake=config.stake
     )
     _log.info("validator_ready", validator_id=identity.id, stake=view.stake)
+    await asyncio.to_thread(ensure_encryption_key_registered, client)
     db = SigningDatabase(config.db_path)
     nc = await connect_nats(config.nats_url, name=f"flopledger-validator-{identity.id[:8]}")
     try:

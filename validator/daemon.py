@@ -41,6 +41,7 @@ import structlog
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.cc_attestation import is_cc_reason_inconclusive
 from adapters.compute.results import verify_result
+from adapters.compute.workloads import WorkloadParamsError, input_digests, parse_params
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
 from adapters.nats.signals import NodeHeartbeat
 from domain.beacon import compute_beacon_message
@@ -66,11 +67,13 @@ from domain.records import Head, Record
 from domain.services.rounds import ATTESTATION_ROUND, JOB_ROUND
 from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, compute_verdict_commitment
 from proofs import bls
+from proofs.encryption_keys import derive_encryption_keypair
 from proofs.identity import Identity
 from proofs.probe_wire import REASON_CC, REASON_CC_ABSENT
 from validator.challenger import Challenge, build_evidence, find_challenge
 from validator.heartbeats import HeartbeatTracker
 from validator.node_watch import NodeWatch
+from validator.payloads import KeysPending, compute_proof_digest, open_payloads
 from validator.prober import Prober
 from validator.protection import Decision, SigningDatabase
 from validator.refusal import CommandRefused as CommandRefused
@@ -95,6 +98,8 @@ VERIFIED_OK = "ok"
 """What a verifier returns for a subject that passes (else a reason code)."""
 COSIGNS_PER_TICK_MAX = 64
 """Co-signatures sent in one tick at most, so a backlog of heads never starves the duties."""
+KEYS_RETRY_S = 0.25
+"""A private job's keys not released yet: look again this soon (``validator.payloads``)."""
 CHALLENGES_PER_TICK_MAX = 4
 """Fraud proofs built and sent in one tick at most (each recomputes a product)."""
 
@@ -129,6 +134,8 @@ class ValidatorDaemon:
         rng: random.Random | None = None,
     ) -> None:
         self.identity = identity
+        self.encryption_key = derive_encryption_keypair(identity)
+        """The X25519 pair job keys are wrapped to (issue 17), registered at start-up."""
         self.prober = prober
         self.cc_verify = cc_verify
         """NVIDIA's verifier of CC evidence (``adapters.compute.cc_attestation``), if any."""
@@ -277,6 +284,10 @@ class ValidatorDaemon:
             await self._perform(duty)
         except CommandRefused as refused:
             _log.info("duty_refused", action=duty.action, subject=duty.subject, code=refused.code)
+        except KeysPending as pending:
+            _log.info("keys_pending", subject=duty.subject, detail=str(pending))
+            self.retry_at[duty.key] = time.monotonic() + KEYS_RETRY_S
+            return
         except (OSError, ConnectionError, TimeoutError) as exc:
             _log.warning("duty_failed", action=duty.action, subject=duty.subject, error=str(exc))
             self.retry_at[duty.key] = time.monotonic() + RETRY_AFTER_S
@@ -391,12 +402,38 @@ class ValidatorDaemon:
         return f"{ARTIFACT_UNAVAILABLE_REASON}: {type(exc).__name__}"
 
     async def verify_job(self, job: Any) -> str:
-        """Re-check a job's committed result against its artifact and proof."""
+        """Re-check a job's committed result against its artifact and proof; a data job's
+        on its input objects, a private job's opened with the keys released to us
+        (``validator.payloads``; KeysPending while they may still come)."""
         invariant(isinstance(job, Job) and job.result is not None, "a voted job has a result")
         result = job.result
-        artifact = await self.artifacts.get(result.artifact_digest.hex())
-        proof = await self.artifacts.get(result.proof_digest.hex())
         params = dict(job.workload.params)
+        proof_digest = result.proof_digest
+        try:
+            typed = parse_params(job.workload.kind, params)
+        except WorkloadParamsError:
+            typed = None
+        inputs = None
+        if typed is not None and (input_digests(typed) or typed.encrypted):
+            private_key, public_key = self.encryption_key
+            opened = await open_payloads(
+                job,
+                typed,
+                result.proof_digest.hex(),
+                self.artifacts,  # type: ignore[arg-type]  # the NATS store streams
+                validator_id=self.identity.id,
+                private_key=private_key,
+                public_key=public_key,
+                now_ns=self.clock_ns(),
+            )
+            if opened.failure:
+                return opened.failure
+            proof, inputs = opened.proof, opened.inputs
+            if typed.encrypted:  # the manifest names the plaintext proof
+                proof_digest = compute_proof_digest(proof)
+        else:
+            proof = await self.artifacts.get(result.proof_digest.hex())
+        artifact = await self.artifacts.get(result.artifact_digest.hex())
         zkey = None
         if job.workload.kind == "zk-prove" and isinstance(params.get("zkey"), str):
             zkey = await self.artifacts.get(str(params["zkey"]))
@@ -408,12 +445,13 @@ class ValidatorDaemon:
             raw_params=params,
             commitment=result.commitment,
             artifact_digest=result.artifact_digest,
-            proof_digest=result.proof_digest,
+            proof_digest=proof_digest,
             artifact=artifact,
             proof=proof,
             openings_seed=job.openings_seed,
             zkey_bytes=zkey,
             insecure_setups_allowed=self.view.is_insecure_setup_allowed(job.id),
+            inputs=inputs,
         )
 
     def is_timed_probe(self, duty: Duty) -> bool:

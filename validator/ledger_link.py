@@ -13,6 +13,7 @@ import httpx
 import structlog
 
 from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem
+from adapters.ledger_api.keys_client import ensure_encryption_key
 from adapters.ledger_api.wire import ValidatorView
 from domain.commands import BondStake, Command, RegisterValidator
 from proofs import bls
@@ -62,3 +63,15 @@ def ensure_registered(client: ApiClient, *, bls_secret: int, stake: int) -> Vali
         _log.info("stake_bonded", validator_id=validator_id, amount=missing)
         view = client.get_validator(validator_id)
     return view
+
+
+def ensure_encryption_key_registered(client: ApiClient) -> None:
+    """Register the validator's X25519 key (derived from its key file) on first use, so
+    that private jobs' keys can be released to it (issue 17); a ledger before rules v5
+    refuses, which matters only to private jobs."""
+    if client.identity is None:
+        raise ValueError("registering an encryption key needs the client's identity")
+    try:
+        ensure_encryption_key(client, client.identity)
+    except ApiProblem as problem:
+        _log.warning("encryption_key_refused", code=problem.code, detail=problem.detail)

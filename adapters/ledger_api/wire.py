@@ -157,6 +157,15 @@ class KeyReleaseView(msgspec.Struct, frozen=True, kw_only=True):
     at_ns: int
 
 
+class ResultView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's committed result (issue 17; hex): the commitment the ledger settles, and the
+    digests of the node's signed manifest and of the proof object the consumer downloads."""
+
+    commitment: str
+    artifact_digest: str
+    proof_digest: str
+
+
 class EncryptionKeyView(msgspec.Struct, frozen=True, kw_only=True):
     """An actor's registered X25519 encryption key (issue 17; hex)."""
 
@@ -187,6 +196,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     key_releases: list[KeyReleaseView] = []
     """The data keys released for a private job, oldest first (issue 17)."""
+    result: ResultView | None = None
+    """The committed result, once there is one (issue 17)."""
 
 
 class ValidatorView(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,11 @@ from typing import Any
 from domain.commands import SubmitJob
 from domain.workloads import WorkloadParamsError, parse_params
 from flopledger.commands._api_cli import add_api_options, build_command, make_client, print_result
+from flopledger.commands.job_data import (
+    add_submit_input_options,
+    register_result,
+    run_submit_with_inputs,
+)
 from flopledger.commands.job_keys import register_release_key
 
 SECOND_NS = 1_000_000_000
@@ -56,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     submit.add_argument("--region", required=True)
     submit.add_argument("--redundancy", type=int, default=3)
     submit.add_argument("--deadline-s", type=float, default=3600.0)
+    add_submit_input_options(submit)  # issue 17: flopledger.commands.job_data
     submit.set_defaults(func=run_submit)
 
     get = actions.add_parser("get", help="show one job")
@@ -81,12 +87,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cancel.set_defaults(func=lambda a: print_result(lambda: make_client(a).cancel_job(a.job_id)))
 
     register_release_key(actions)  # issue 17: flopledger.commands.job_keys
+    register_result(actions)
 
 
 def run_submit(args: argparse.Namespace) -> int:
     params = decode_params(args.kind, args.params)
     if params is None:
         return EXIT_USAGE
+    if args.input:  # the consumer's own data: the job id alone on stdout
+        return run_submit_with_inputs(args, params)
     client = make_client(args)
     workload = {"kind": args.kind, "gpu_class_min": args.gpu_class_min, "params": params}
     fields = {

@@ -94,8 +94,10 @@ def release_when_claimed(
     poll_s: float = POLL_S,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    print_accepted: bool = True,
 ) -> int:
-    """Wait for the job's claim, then release the inputs key to its node (the exit status)."""
+    """Wait for the job's claim, then release the inputs key to its node (the exit status;
+    ``print_accepted``: the accepted release as JSON on stdout)."""
     identity = client.identity
     if identity is None:
         raise ValueError("a release needs the consumer's identity")
@@ -126,7 +128,10 @@ def release_when_claimed(
         purpose=INPUTS,
         data_key=data_key,
     )
-    print(json.dumps(msgspec.to_builtins(accepted), indent=2, sort_keys=True))
+    if print_accepted:
+        print(json.dumps(msgspec.to_builtins(accepted), indent=2, sort_keys=True))
+    else:
+        report(f"the inputs key of {job_id} is released to {job.node_id}")
     return EXIT_RELEASED
 
 

@@ -36,6 +36,7 @@ class FakeLedger:
         self.commit_failures = 0
         self.commits: dict[str, bytes] = {}
         self.released: list[str] = []
+        self.encryption_keys: dict[str, bytes] = {}
 
     def _check(self) -> None:
         if self.down:
@@ -77,9 +78,14 @@ class FakeLedger:
         self._check()
         return msgspec.convert(self.jobs[job_id], JobView)
 
+    async def get_encryption_key(self, actor_id: str) -> bytes | None:
+        self._check()
+        return self.encryption_keys.get(actor_id)
+
     async def send(self, command: Command) -> None:
         self._check()
         handlers: dict[type[Command], Callable[[Any], None]] = {
+            c.RegisterEncryptionKey: self._register_key,
             c.RegisterNode: self._register_node,
             c.BondStake: self._bond,
             c.RequestAttestationChallenge: self._request_challenge,
@@ -89,6 +95,10 @@ class FakeLedger:
             c.CommitResult: self._commit_result,
         }
         handlers[type(command)](command)
+
+    def _register_key(self, command: c.RegisterEncryptionKey) -> None:
+        assert self.node is not None
+        self.encryption_keys[self.node["id"]] = command.public_key
 
     def _register_node(self, command: c.RegisterNode) -> None:
         self.node = {
