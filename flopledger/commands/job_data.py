@@ -119,7 +119,7 @@ def run_submit_with_inputs(args: argparse.Namespace, params: dict[str, object]) 
                 params=params,
                 max_price=args.max_price,
                 region=args.region,
-                deadline_ns=time.time_ns() + int(args.deadline_s * SECOND_NS),
+                deadline_ns=client.clock_ns() + int(args.deadline_s * SECOND_NS),
                 data_dir=data_dir,
                 public=args.public,
                 redundancy=args.redundancy,
