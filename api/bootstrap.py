@@ -46,13 +46,16 @@ def build_deps(
         rate=ActorRateLimiter(
             per_s=settings.api_actor_commands_per_s, burst=settings.api_actor_commands_burst
         ),
-        objects=ObjectBackend(make_nats_objects_opener(settings.nats_url)),
+        objects=ObjectBackend(
+            make_nats_objects_opener(settings.nats_url, replicas=settings.nats_replicas)
+        ),
     )
 
 
-def make_nats_objects_opener(nats_url: str | None) -> ObjectOpener | None:
+def make_nats_objects_opener(nats_url: str | None, *, replicas: int = 1) -> ObjectOpener | None:
     """How the API opens its object store: NATS as the ``api`` user (which may add objects,
-    never rewrite or delete one), on first use; None without a NATS URL."""
+    never rewrite or delete one), on first use; None without a NATS URL. A FLOP_OBJECTS
+    stream it finds absent it creates with ``replicas`` (FLOP_NATS_REPLICAS)."""
     if not nats_url:
         return None
     url = nats_url
@@ -61,7 +64,9 @@ def make_nats_objects_opener(nats_url: str | None) -> ObjectOpener | None:
         # Few attempts: a request waits on them; the next request tries again.
         nc = await connect_nats(url, name="flopledger-api-objects", connect_attempts=2)
         try:
-            store = await ArtifactStore.open(nc, size_limit_bytes=ARTIFACT_BYTES_MAX)
+            store = await ArtifactStore.open(
+                nc, size_limit_bytes=ARTIFACT_BYTES_MAX, replicas=replicas
+            )
         except NatsError:
             await close_nats(nc)
             raise

@@ -34,6 +34,8 @@ POLICY_INT_MAX = 2**63 - 1
 _POLICY_FIELDS = frozenset(LedgerPolicy.__struct_fields__) - {"operators"}
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 SEAL_EVERY_RECORDS_MAX = 10_000_000
+NATS_REPLICAS_MAX = 5
+"""JetStream's limit on a stream's replicas."""
 API_LIMIT_MAX = 1_000_000
 SEAL_INTERVAL_S_MIN = 0.05
 SEAL_INTERVAL_S_MAX = 86_400.0
@@ -51,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str | None = None
     nats_url: str | None = None
+    nats_replicas: int = 1
+    """``FLOP_NATS_REPLICAS``: replicas of the streams a process creates (FLOP_EVENTS by the
+    relay, FLOP_OBJECTS by the API, the relay's lock bucket): 3 on a three-node cluster."""
     log_level: str = "info"
     operator_ids: tuple[str, ...] = ()
     log_key_file: Path | None = None
@@ -118,6 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(env.get("FLOP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
         database_url=database_url,
         nats_url=env.get("FLOP_NATS_URL") or None,
+        nats_replicas=_get_int(env, "FLOP_NATS_REPLICAS", 1, 1, NATS_REPLICAS_MAX),
         log_level=level,
         operator_ids=operator_ids,
         log_key_file=Path(log_key_file).expanduser() if log_key_file else None,

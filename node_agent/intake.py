@@ -45,6 +45,10 @@ CLAIM_REFUSED_FOR_GOOD = frozenset(
         RejectionCode.GPU_CLASS_TOO_LOW,
         RejectionCode.PRICE_ABOVE_MAXIMUM,
         RejectionCode.NODE_EXCLUDED_FROM_JOB,
+        # a finished job never returns to the market (its consumer cancelled it, rules v5)
+        RejectionCode.JOB_CANCELLED,
+        RejectionCode.JOB_REFUNDED,
+        RejectionCode.JOB_SETTLED,
     }
 )
 SECOND_NS = 1_000_000_000

@@ -11,6 +11,7 @@ exactly one accepted encoding, so a proof has exactly one digest.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from py_ecc.fields import optimized_bn128_FQ as FQ
@@ -29,7 +30,7 @@ from py_ecc.optimized_bn128 import (
     normalize,
 )
 
-from proofs.jacobian import JAC2_INFINITY, jac2_add, jac2_double, scalar_mul
+from proofs.jacobian import JAC2_INFINITY, fp_batch_inv, jac2_add, jac2_double, scalar_mul
 
 P: int = field_modulus  # base field modulus p
 R: int = curve_order  # scalar field modulus r (order of G1 and of the G2 subgroup)
@@ -157,6 +158,49 @@ def affine_g2(point: G2Point) -> tuple[tuple[int, int], tuple[int, int]] | None:
         return None
     x, y = (point[0], point[1]) if point[2] == FQ2.one() else normalize(point)
     return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+
+
+def affine_g1_many(points: Sequence[G1Point]) -> list[tuple[int, int] | None]:
+    """``affine_g1`` of each point, the projective ones sharing one field inversion."""
+    zs = [p[2].n for p in points]
+    invs = iter(fp_batch_inv([z for z in zs if z not in (0, 1)]))
+    out: list[tuple[int, int] | None] = []
+    for (x, y, _), z in zip(points, zs, strict=True):
+        if z == 0:
+            out.append(None)
+        elif z == 1:
+            out.append((x.n, y.n))
+        else:
+            zi = next(invs)
+            out.append((x.n * zi % P, y.n * zi % P))
+    return out
+
+
+def affine_g2_many(
+    points: Sequence[G2Point],
+) -> list[tuple[tuple[int, int], tuple[int, int]] | None]:
+    """``affine_g2`` of each point; ``1/z = conj(z)/N(z)``, the norms share one inversion."""
+    zs = [(int(p[2].coeffs[0]), int(p[2].coeffs[1])) for p in points]
+    moved = [z for z in zs if z not in ((0, 0), (1, 0))]
+    invs = iter(fp_batch_inv([z0 * z0 + z1 * z1 for z0, z1 in moved]))
+    out: list[tuple[tuple[int, int], tuple[int, int]] | None] = []
+    for (x, y, _), z in zip(points, zs, strict=True):
+        x0, x1 = int(x.coeffs[0]), int(x.coeffs[1])
+        y0, y1 = int(y.coeffs[0]), int(y.coeffs[1])
+        if z == (0, 0):
+            out.append(None)
+        elif z == (1, 0):
+            out.append(((x0, x1), (y0, y1)))
+        else:
+            ni = next(invs)
+            zi0, zi1 = z[0] * ni % P, -z[1] * ni % P
+            out.append(
+                (
+                    ((x0 * zi0 - x1 * zi1) % P, (x0 * zi1 + x1 * zi0) % P),
+                    ((y0 * zi0 - y1 * zi1) % P, (y0 * zi1 + y1 * zi0) % P),
+                )
+            )
+    return out
 
 
 def decode_g1_bytes(data: bytes, field: str) -> G1Point:

@@ -6,6 +6,8 @@ its 32 raw public-key bytes, so ``solders.pubkey.Pubkey.from_string(id)`` accept
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -14,6 +16,7 @@ B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 ID_CHARS_MAX = 44  # base58 of 32 bytes is 32..44 characters
+PUBLIC_KEYS_CACHED_MAX = 4096  # decoded public keys kept by verify_signature
 _B58_INDEX = {c: i for i, c in enumerate(B58_ALPHABET)}
 
 
@@ -102,9 +105,21 @@ def verify_signature(actor_id: str, message: bytes, signature: bytes) -> bool:
     """True iff ``signature`` is actor_id's Ed25519 signature over ``message``; never raises."""
     if len(signature) != SIGNATURE_BYTES:
         return False
+    key = _get_public_key(actor_id)
+    if key is None:
+        return False
     try:
-        key = Ed25519PublicKey.from_public_bytes(decode_actor_id(actor_id))
         key.verify(signature, message)
-    except (IdentityError, InvalidSignature, ValueError):
+    except InvalidSignature:
         return False
     return True
+
+
+@lru_cache(maxsize=PUBLIC_KEYS_CACHED_MAX)
+def _get_public_key(actor_id: str) -> Ed25519PublicKey | None:
+    # An audit verifies thousands of envelopes of a few hundred actors: decoding the base58
+    # id (and checking it is canonical) cost about a third of a verification.
+    try:
+        return Ed25519PublicKey.from_public_bytes(decode_actor_id(actor_id))
+    except (IdentityError, ValueError):
+        return None

@@ -10,16 +10,16 @@ reductions off), rounded once to C's dtype.
 Vectors. Freivalds (1977): with an n×t matrix R drawn after C is committed, accept iff
 A(BR) = CR (int8) or every |CR - A(BR)| is within the bound below (floats). R follows from
 ``SHAKE-256(VECTOR_TAG || u32 len(s) || s || u32 n || u32 t)`` with s = root || openings_seed
-(the result commitment, then the job's beacon randomness), read as little-endian u16 words u:
+(the result commitment, then the job's beacon randomness), read as little-endian u32 words u:
 
 - int8: r = u mod 2^15, an integer in [0, 2^15). A wrong C has a nonzero row d of AB - C; d·r
   = 0 pins one coordinate of r to at most one value, so each vector passes a wrong C with
-  probability at most 2^-15, and ``INT_VECTORS`` = 3 vectors at most 2^-45. Exactness: the
+  probability at most 2^-15, and ``INT_VECTORS`` = 2 vectors at most 2^-30. Exactness: the
   check first refuses any |c| > 2^14·k (no int8 product reaches it: |a·b| <= 2^14); then
   every partial sum of A(BR) and CR is an integer of magnitude below 2^14·k·n·2^15 <= 2^53
   (k, n <= 4096), so float64 BLAS computes them exactly in any order.
-- floats: r = ±(1/2 + (u mod 2^15)·2^-16) (the sign from u's top bit): |r| in [1/2, 1), exact
-  in float32.
+- floats: r = ±(1/2 + (u mod 2^23)·2^-24) (the sign from u's top bit): |r| in [1/2, 1), exact
+  in float32, 2^24 values.
 
 Bound (floats). Notation of Higham, "Accuracy and Stability of Numerical Algorithms" (2nd
 ed.), §2.2 and §3.1: u = 2^-24 (float32, in which the node accumulates and the verifier
@@ -38,33 +38,46 @@ are half the smallest subnormal of float32 and of C's dtype (the underflow terms
    |Z - CR| <= γ_n|C|𝟙 + 2nη, and an honest |C| <= (1 + u_d)(1 + γ_k)|A||B| + α.
 3. So an honest C gives |Z - Y| <= τ with, per row i,
    τ_i = θ·w_i + (1 + γ_n)·n·α + 2nη·(|A|𝟙)_i + 2(n + k)η,
-   θ = β + γ_n(1 + u_d)(1 + γ_k) + γ_n + γ_k + γ_n·γ_k,
-   and w itself is computed in float32 from nonnegative terms: the computed ŵ >= (1 - γ_k)
-   (1 - γ_n)·w (Higham (3.4) for sums of nonnegative terms), so w <= ŵ / ((1 - γ_k)(1 - γ_n)).
-   ``compute_tolerance`` evaluates τ in float64 with a relative margin of 2^-40 for its own
-   rounding, so an honest node never fails, whatever the summation order of its hardware.
+   θ = β + γ_n(1 + u_d)(1 + γ_k) + γ_n + γ_k + γ_n·γ_k.
+   w is bounded without taking absolute values (a pass that costs as much as the check):
+   by Cauchy–Schwarz w_i = Σ_l |A_il|·s_l <= ‖A_i‖₂·‖s‖₂ with s_l = ‖B_l‖₁ <= √n·‖B_l‖₂,
+   so w_i <= W_i := √n·‖A_i‖₂·‖B‖_F, and (|A|𝟙)_i <= √k·‖A_i‖₂. The sums of squares are
+   computed in float32 from nonnegative terms, within a factor 1 - γ of the exact ones less
+   one η per square (Higham (3.4)): ‖A_i‖₂² <= (q_i + kη)/(1 - γ_k) for the computed q_i,
+   B's rows likewise (n terms each), summed over its k rows in float64 (a factor 1 + γ'_k,
+   u' = 2^-53). ``compute_tolerance`` evaluates τ with W in float64 with a relative margin
+   of 2^-40 for its own rounding, so an honest node never fails, whatever the summation
+   order of its hardware. Entries whose squares overflow float32 (above 2^63), inf and NaN
+   make the check refuse.
 4. Detection. If the check passes, then for D = C - AB, |(DR)_i| <= |Z - Y|_i + |Z - CR|_i +
    |Y - ABR|_i <= T_i := 2τ_i + γ_n(|C|𝟙)_i. A single wrong entry (i, j) gives (DR)_i = D_ij·r_j
    with |r_j| >= 1/2: caught by every vector when |D_ij| > 2T_i. In general, fix all of a
    vector but r_j for a row i with |D_ij| > 2T_i: flipping r_j's sign moves (DR)_i by
    2|D_ij||r_j| > 2T_i, so at most one sign passes (probability <= 1/2), and within a sign the
-   passing r_j lie in an interval of length 2T_i/|D_ij| holding at most 2T_i/(|D_ij|·2^-16) + 1
-   of the 2^15 values: each vector passes with probability at most min(1/2, 2T_i/|D_ij| +
-   2^-15), and ``FLOAT_VECTORS`` = 16 independent vectors at most its 16th power (<= 2^-16).
+   passing r_j lie in an interval of length 2T_i/|D_ij| holding at most 2T_i/(|D_ij|·2^-24) + 1
+   of the 2^23 values: a vector passes with probability at most min(1/2, 2T_i/|D_ij| +
+   2^-24). ``FLOAT_VECTORS`` = 1: a garbage row (|D_ij| >= 2^20·T_i) escapes with probability
+   below 2^-19, a single changed entry beyond 2T_i never; each further vector would multiply
+   the escape probability by the same factor at about half again the check's cost (a
+   product with each of B, A and C), which the 5% budget at n = 2048 does not leave.
    Smaller deviations are within what float rounding allows and are not claimed caught.
-   Typical sizes: random normal A, B with k = n = 2048 in float32 give θ ≈ 5·10^-4 and w_i ≈
-   2.7·10^6, so T_i ≈ 2.7·10^3 against entries of C of about 45: the check proves the product
-   right up to rounding slack at the scale of the whole row, not each entry's last bit.
+   Typical sizes: random normal A, B with k = n = 2048 in float32 give θ ≈ 4.9·10^-4 and W_i
+   ≈ 4.2·10^6 (w_i ≈ 2.7·10^6), so T_i ≈ 4·10^3 against entries of C of about 45: the check
+   proves the product right up to worst-case rounding slack at the scale of a whole row, not
+   each entry's last bit (a changed entry below that slack needs the entry check below).
 
 Entry check (fraud proofs, O(k)). ``is_entry_wrong`` decides one entry from A's row i and
 B's column j alone: int8, c_ij differs from the exact int64 dot product; floats, |c_ij - ŝ| >
 (β + γ'_k)·Ŝ/(1 - γ'_k) + α (with margin), where ŝ, Ŝ are the float64 dot products of a·b and
 |a|·|b| (each float32 product exact in float64; γ'_k with u' = 2^-53 bounds their sums). An
-honest entry never satisfies it (item 1), and any entry beyond 2T_i of a failed Freivalds row
-does, so a C the check refuses always carries an entry a challenger can prove wrong.
+honest entry never satisfies it (item 1). Conversely a C none of whose entries satisfies it
+passes Freivalds: items 1 to 3 hold for it as for an honest C, the entry check's float64
+slack (γ'_k, the margin) being far inside θ - β (at least γ_n >= 2^-24). So a C the check
+refuses always carries an entry a challenger can prove wrong (``find_wrong_entry``).
 
-Cost. O((m·k + k·n + m·n)·t) multiply-adds, one pass over each of A, B and C in blocks that
-stay in the CPU's cache, against the 2·m·k·n of the product.
+Cost. Per vector one matrix-vector product with each of B, A and C, plus the sums of squares
+of A's and B's rows: five streaming passes over the matrices, O(m·k + k·n + m·n), against the
+2·m·k·n multiply-adds of the product (``bench/validator.py`` measures both).
 """
 
 from __future__ import annotations
@@ -72,6 +85,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +93,8 @@ import numpy.typing as npt
 from proofs.invariants import require
 from proofs.merkle import HASH_SIZE
 from proofs.npy import bfloat16_to_float32
+
+_Float = TypeVar("_Float", np.float32, np.float64)
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 INPUT_DTYPES = (*FLOAT_DTYPES, "int8")
@@ -94,9 +110,10 @@ FLOAT32_ETA = 2.0**-150
 FLOAT64_U = 2.0**-53
 TOLERANCE_MARGIN = 1.0 + 2.0**-40
 
-INT_VECTORS = 3
-FLOAT_VECTORS = 4
+INT_VECTORS = 2
+FLOAT_VECTORS = 1
 INT_VECTOR_BITS = 15
+FLOAT_VECTOR_BITS = 23
 INT8_PRODUCT_MAX = 2**14
 """|a·b| <= 128·128 for int8 a, b."""
 
@@ -116,7 +133,7 @@ def derive_vectors(
     openings_seed: bytes, root: bytes, n: int, dtype: str
 ) -> npt.NDArray[np.float64]:
     """The n×t Freivalds vectors for a C committed as ``root`` (module docstring), exact
-    float64 values."""
+    float64 values (and exact float32 ones for the float dtypes)."""
     require(
         isinstance(openings_seed, bytes) and len(openings_seed) <= OPENINGS_SEED_BYTES_MAX,
         "openings seed: bytes, <= 64",
@@ -126,12 +143,12 @@ def derive_vectors(
     count = INT_VECTORS if dtype == "int8" else FLOAT_VECTORS
     seed = root + openings_seed
     header = VECTOR_TAG + struct.pack(">I", len(seed)) + seed + struct.pack(">II", n, count)
-    words = np.frombuffer(hashlib.shake_256(header).digest(2 * n * count), dtype="<u2")
+    words = np.frombuffer(hashlib.shake_256(header).digest(4 * n * count), dtype="<u4")
     words = words.reshape(n, count).astype(np.int64)
     if dtype == "int8":
         return (words & (2**INT_VECTOR_BITS - 1)).astype(np.float64)
-    magnitude = 0.5 + (words & 0x7FFF).astype(np.float64) * 2.0**-16
-    return np.where(words >> 15, -magnitude, magnitude)
+    magnitude = 0.5 + (words & (2**FLOAT_VECTOR_BITS - 1)).astype(np.float64) * 2.0**-24
+    return np.where(words >> 31, -magnitude, magnitude)
 
 
 def check_product(
@@ -152,32 +169,39 @@ def check_product(
         return _check_int8(a, b, c, vectors)
     require(dtype in FLOAT_DTYPES, f"dtype in {INPUT_DTYPES}")
     r = vectors.astype(np.float32)
-    v, s = _product_and_abs_sums(b, dtype, r, np.ones((n, 1), dtype=np.float32))
-    y, w = _product_and_abs_sums(a, dtype, v, np.concatenate([s, np.ones_like(s)], axis=1))
-    z, _ = _product_and_abs_sums(c, dtype, r, None)
-    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(y))):
-        return False  # an input with inf or NaN, or magnitudes past float32's range
-    tau = compute_tolerance(dtype, k, n, w[:, 0], w[:, 1])
-    with np.errstate(invalid="ignore"):
+    v, b_squares = _product_and_squares(b, dtype, r)
+    y, a_squares = _product_and_squares(a, dtype, v)
+    z, _ = _product_and_squares(c, dtype, r, squares=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tau = compute_tolerance(dtype, k, n, a_squares, b_squares)
+        if not (np.all(np.isfinite(tau)) and np.all(np.isfinite(y))):
+            return False  # an input with inf or NaN, or entries too large to square
         difference = np.abs(z.astype(np.float64) - y.astype(np.float64))
         return bool(np.all(difference <= tau[:, None]))
 
 
 def compute_tolerance(
-    dtype: str, k: int, n: int, w: npt.NDArray[np.float32], abs_row_sums_a: npt.NDArray[np.float32]
+    dtype: str,
+    k: int,
+    n: int,
+    a_squares: npt.NDArray[np.float32],
+    b_squares: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float64]:
-    """τ of the module docstring (item 3) per row, from the computed ŵ = |A|(|B|𝟙) and
-    |A|𝟙."""
+    """τ of the module docstring (item 3) per row, from the computed sums of squares of A's
+    rows (k terms each) and of B's rows (n terms each)."""
     u_d, eta_d = UNIT_ROUNDOFF[dtype], UNDERFLOW[dtype]
     g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
     beta = g_k + u_d * (1 + g_k)
     theta = beta + g_n * (1 + u_d) * (1 + g_k) + g_n + g_k + g_n * g_k
     alpha = eta_d + 2 * k * FLOAT32_ETA
-    w_bound = w.astype(np.float64) / ((1 - g_k) * (1 - g_n))
+    a_norms = np.sqrt((a_squares.astype(np.float64) + k * FLOAT32_ETA) / (1 - g_k))
+    b_frobenius_squared = (b_squares.astype(np.float64) + n * FLOAT32_ETA) / (1 - g_n)
+    b_frobenius = math.sqrt(float(np.sum(b_frobenius_squared)) * (1 + _gamma(k, FLOAT64_U)))
+    w_bound = math.sqrt(n) * b_frobenius * a_norms
     tau = (
         theta * w_bound
         + (1 + g_n) * n * alpha
-        + 2 * n * FLOAT32_ETA * abs_row_sums_a.astype(np.float64)
+        + 2 * n * FLOAT32_ETA * math.sqrt(k) * a_norms
         + 2 * (n + k) * FLOAT32_ETA
     )
     return tau * TOLERANCE_MARGIN
@@ -258,26 +282,37 @@ def to_float32(block: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.flo
     return block.astype(np.float32)
 
 
-def _product_and_abs_sums(
+def _product_and_squares(
     matrix: npt.NDArray[np.generic],
     dtype: str,
     right: npt.NDArray[np.float32],
-    abs_right: npt.NDArray[np.float32] | None,
+    *,
+    squares: bool = True,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(M·right, |M|·abs_right) in float32, one cache-sized block of rows at a time, so the
-    block read for the product is still in cache for its absolute values (``abs_right``
-    None: no absolute values, an empty second array)."""
+    """(M·right, each row's sum of squares) in float32: float32 matrices whole (BLAS reads
+    them once per call), 16-bit ones converted a cache-sized block of rows at a time."""
     rows, width = matrix.shape
+    if dtype == "float32":
+        values = np.asarray(matrix, dtype=np.float32)
+        product = _multiply(values, right)
+        return product, (np.vecdot(values, values) if squares else np.empty(0, np.float32))
     product = np.empty((rows, right.shape[1]), dtype=np.float32)
-    sums = np.empty((rows, 0 if abs_right is None else abs_right.shape[1]), np.float32)
+    sums = np.empty(rows if squares else 0, dtype=np.float32)
     step = max(1, BLOCK_BYTES // (4 * max(width, 1)))
-    buffer = np.empty((min(step, rows), width), dtype=np.float32)
     for start in range(0, rows, step):
         block = to_float32(matrix[start : start + step], dtype)
-        product[start : start + len(block)] = block @ right
-        if abs_right is not None:
-            sums[start : start + len(block)] = np.abs(block, out=buffer[: len(block)]) @ abs_right
+        product[start : start + len(block)] = _multiply(block, right)
+        if squares:
+            sums[start : start + len(block)] = np.vecdot(block, block)
     return product, sums
+
+
+def _multiply(matrix: npt.NDArray[_Float], right: npt.NDArray[_Float]) -> npt.NDArray[_Float]:
+    """matrix·right, one matrix-vector product per column (BLAS's gemv streams a matrix at
+    memory speed where a gemm with a few columns does not)."""
+    if right.shape[1] == 1:
+        return (matrix @ right[:, 0])[:, None]
+    return np.stack([matrix @ right[:, i] for i in range(right.shape[1])], axis=1)
 
 
 def _check_int8(
@@ -297,15 +332,16 @@ def _check_int8(
 def _int_product(
     matrix: npt.NDArray[np.generic], right: npt.NDArray[np.float64], entry_max: int | None
 ) -> npt.NDArray[np.float64] | None:
-    """matrix·right in float64 by blocks of rows; None when an entry exceeds ``entry_max``."""
+    """matrix·right in float64 by blocks of rows; None when an entry's magnitude exceeds
+    ``entry_max``."""
     rows, width = matrix.shape
     product = np.empty((rows, right.shape[1]), dtype=np.float64)
     step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
     for start in range(0, rows, step):
-        block = matrix[start : start + step].astype(np.float64)
-        if entry_max is not None and np.max(np.abs(block), initial=0.0) > entry_max:
+        raw = matrix[start : start + step]
+        if entry_max is not None and (raw.max() > entry_max or raw.min() < -entry_max):
             return None
-        product[start : start + len(block)] = block @ right
+        product[start : start + len(raw)] = _multiply(raw.astype(np.float64), right)
     return product
 
 

@@ -46,13 +46,13 @@ MSM_TERMS_MAX = 1 << 22  # a named bound: far above any circuit this package pro
 def msm_g1(points: Sequence[G1Point], scalars: Sequence[int]) -> G1Point:
     """``Σ scalars[i]·points[i]`` in G1 (scalars taken mod r)."""
     jac = [g1_to_jac(p) for p in points]
-    return jac1_to_g1(_pippenger(jac, scalars, jac1_add, jac1_double, JAC1_INFINITY))
+    return jac1_to_g1(pippenger(jac, scalars, jac1_add, jac1_double, JAC1_INFINITY))
 
 
 def msm_g2(points: Sequence[G2Point], scalars: Sequence[int]) -> G2Point:
     """``Σ scalars[i]·points[i]`` in G2 (scalars taken mod r)."""
     jac = [g2_to_jac(p) for p in points]
-    return jac2_to_g2(_pippenger(jac, scalars, jac2_add, jac2_double, JAC2_INFINITY))
+    return jac2_to_g2(pippenger(jac, scalars, jac2_add, jac2_double, JAC2_INFINITY))
 
 
 def g1_mul(point: G1Point, scalar: int) -> G1Point:
@@ -76,13 +76,14 @@ def g2_fixed_base_muls(base: G2Point, scalars: Sequence[int]) -> list[G2Point]:
     return [jac2_to_g2(p) for p in table]
 
 
-def _pippenger(
+def pippenger(
     points: list[_T],
     scalars: Sequence[int],
     add_fn: Callable[[_T, _T], _T],
     double_fn: Callable[[_T], _T],
     zero: _T,
 ) -> _T:
+    """``Σ scalars[i]·points[i]`` (scalars mod r) in any group given by its add and double."""
     if len(points) != len(scalars):
         raise ValueError("msm: points and scalars differ in length")
     if len(points) > MSM_TERMS_MAX:

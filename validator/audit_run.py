@@ -10,7 +10,9 @@ ran, how many items each covered, and the first failure (position and check).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +24,7 @@ from domain.balances import decode_balance_snapshot
 from domain.errors import OperatingError
 from domain.log import encode_anchor_memo
 from domain.ports import ChainMemo, EventStore
+from domain.records import Record
 from validator.audit import (
     ANCHOR,
     CHECKS,
@@ -43,6 +46,11 @@ from validator.audit_chain import (
 )
 from validator.audit_envelopes import summarize_overrides
 from validator.audit_history import HISTORY_CHECKS
+from validator.audit_signatures import (
+    SIGNATURE_POOL_MIN_RECORDS,
+    SignaturePool,
+    get_signature_workers,
+)
 from validator.audit_sources import AuditSource, SourceUnreadable, StoreSource
 from validator.audit_state import check_balance_snapshot, check_final_invariants, summarize_state
 from validator.audit_work import UNVERIFIED_STATUSES, WORK, WorkCheck, check_work
@@ -58,6 +66,9 @@ __all__ = [
     "open_source",
     "run_audit",
 ]
+
+SIGNATURE_BATCHES_AHEAD = 2
+"""Batches sent to the signature pool before the replay feeds the first of them."""
 
 Progress = Callable[[int, int], None]
 
@@ -181,18 +192,48 @@ async def _replay(
     total: int,
     progress: Progress | None,
 ) -> None:
+    pool = None
+    if replayer.options.verify_signatures and total >= SIGNATURE_POOL_MIN_RECORDS:
+        pool = SignaturePool(get_signature_workers())
+    # Batches whose envelopes the pool is checking, fed in order once their verdicts are in.
+    ahead: deque[tuple[list[Record], asyncio.Future[dict[bytes, str]] | None]] = deque()
     try:
         async for batch in source.batches(until):
-            for record in batch:
-                if until is not None and record.position > until:
-                    return
-                replayer.feed(record)
+            ahead.append((batch, pool.submit(batch) if pool is not None else None))
+            if len(ahead) > SIGNATURE_BATCHES_AHEAD and await _feed(
+                replayer, *ahead.popleft(), until
+            ):
+                return
             if progress is not None:
                 progress(replayer.head.position, total)
+        while ahead:
+            if await _feed(replayer, *ahead.popleft(), until):
+                return
     except ChainBroken as exc:
         raise AuditFailed(exc.position, HASH_CHAIN, exc.reason) from exc
     except OperatingError as exc:
         raise SourceUnreadable(f"reading {source.name} failed: {exc}") from exc
+    finally:
+        for _, verdicts in ahead:
+            if verdicts is not None:
+                verdicts.cancel()
+        if pool is not None:
+            pool.close()
+
+
+async def _feed(
+    replayer: Replayer,
+    batch: list[Record],
+    verdicts: asyncio.Future[dict[bytes, str]] | None,
+    until: int | None,
+) -> bool:
+    """Feed one batch; True when the audited position is reached."""
+    replayer.envelope_problems = {} if verdicts is None else await verdicts
+    for record in batch:
+        if until is not None and record.position > until:
+            return True
+        replayer.feed(record)
+    return False
 
 
 async def _check_store_head(store: EventStore, replayer: Replayer) -> None:

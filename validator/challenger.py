@@ -5,7 +5,10 @@ The daemon's follower hands every record to ``find_challenge``: a ``JobVerified`
 whose result this validator checked and decided to fail (its signing database says so) is
 a challenge to make. The duty loop then fetches the proof object and builds the evidence
 (``build_evidence``): for a matmul the first row of the shipped C that differs from A·B,
-opened with its Merkle path (``proofs.matmul_product.open_product_row``); for a zk-prove the
+opened with its Merkle path (``proofs.matmul_product.open_product_row``); for a data matmul
+(issue 17; its input objects passed in) the first entry of C beyond its rounding bound, with
+A's row, B's column and C's row under their roots (``proofs.fraud.open_entry_claim``); for a
+zk-prove the
 committed artifact itself (and the job's zkey, when it names one). The evidence is checked
 with the ledger's own check before it is sent, so the validator never sends a proof the
 ledger would refuse. Challenges live in memory: a restart forgets the pending ones (the
@@ -14,7 +17,9 @@ fraud window is long; anyone else may still prove it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -23,9 +28,12 @@ from domain import commands as c
 from domain.job import Job, WorkloadSpec
 from domain.records import Record
 from domain.services.fraud_checks import check_fraud_evidence
+from proofs.fraud import open_entry_claim
 from proofs.job_seed import compute_job_seed
 from proofs.matmul import compute_product, derive_inputs
+from proofs.matmul_data import INPUT_DTYPES, find_wrong_entry, result_dtype
 from proofs.matmul_product import decode_entries, decode_product_proof, open_product_row
+from proofs.npy import NpyError, read_npy
 from validator.protection import SigningDatabase
 from validator.state import LedgerView
 
@@ -67,12 +75,17 @@ def find_challenge(record: Record, view: LedgerView, db: SigningDatabase) -> Cha
     )
 
 
-def build_evidence(challenge: Challenge, proof: bytes, zkey: bytes) -> c.FraudEvidence | None:
+def build_evidence(
+    challenge: Challenge, proof: bytes, zkey: bytes, inputs: Mapping[str, bytes] | None = None
+) -> c.FraudEvidence | None:
     """Evidence that the ledger's check accepts, or None when none can be built from the
     proof object (it does not parse, or no row is wrong: the validator's fail was about
-    something a fraud proof does not cover, such as a manifest signed by another node)."""
+    something a fraud proof does not cover, such as a manifest signed by another node).
+    ``inputs``: a data matmul's A and B (``.npy`` bytes by input name)."""
     evidence: c.FraudEvidence | None
-    if challenge.workload.kind == "matmul":
+    if challenge.workload.kind == "matmul" and "a" in challenge.workload.params:
+        evidence = _find_wrong_entry(challenge.workload.params, proof, inputs)
+    elif challenge.workload.kind == "matmul":
         evidence = _find_wrong_row(challenge, proof)
     else:
         evidence = c.Groth16Evidence(artifact=proof, zkey=zkey)
@@ -104,3 +117,35 @@ def _find_wrong_row(challenge: Challenge, proof: bytes) -> c.MatmulRowEvidence |
         return None
     opening = open_product_row(shipped, int(wrong[0]))
     return c.MatmulRowEvidence(index=opening.index, row=opening.row, path=list(opening.proof))
+
+
+def _find_wrong_entry(
+    params: Mapping[str, Any], proof: bytes, inputs: Mapping[str, bytes] | None
+) -> c.MatmulEntryEvidence | None:
+    """The first entry of the shipped C beyond its rounding bound, with its rows' paths."""
+    dtype = params.get("dtype")
+    m, k, n = (params.get(name) for name in ("m", "k", "n"))
+    if inputs is None or not (isinstance(dtype, str) and dtype in INPUT_DTYPES):
+        return None
+    if not (isinstance(m, int) and isinstance(k, int) and isinstance(n, int)):
+        return None
+    try:
+        a = read_npy(inputs["a"], dtype, (m, k))
+        b = read_npy(inputs["b"], dtype, (k, n))
+        product = read_npy(proof, result_dtype(dtype), (m, n))
+    except (NpyError, KeyError):
+        return None
+    found = find_wrong_entry(a, b, product, dtype)
+    if found is None:
+        return None
+    claim = open_entry_claim(a, b, product, dtype, *found)
+    return c.MatmulEntryEvidence(
+        row=claim.row,
+        column=claim.column,
+        a_row=claim.a_row,
+        a_path=list(claim.a_path),
+        b_column=claim.b_column,
+        b_path=list(claim.b_path),
+        c_row=claim.c_row,
+        c_path=list(claim.c_path),
+    )

@@ -2,8 +2,11 @@
 
 Used by ``make run`` and by tests when ``FLOP_NATS_URL`` is unset. The server picks a free
 port and writes it to a ports file (no port race); a restart reuses the same port so that
-connected clients reconnect by themselves. JetStream keeps the default ``sync_interval``
-(two minutes) for throughput: the relay heals the mirror from the store instead (DESIGN.md).
+connected clients reconnect by themselves. With a ``ClusterSpec`` it is one node of a
+JetStream cluster (named server, route port, routes to the others: the cluster tests run
+three on loopback, the README's production layout runs three on three hosts). JetStream
+keeps the default ``sync_interval`` (two minutes) for throughput: the relay heals the mirror
+from the store instead (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +39,17 @@ READY_POLL_INTERVAL_S = 0.01
 HEALTH_REQUEST_TIMEOUT_S = 1.0
 
 _log = structlog.get_logger("flopledger.nats.server")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """This node's place in a cluster: its name, its route port, the other nodes' routes."""
+
+    name: str
+    server_name: str
+    route_port: int
+    routes: tuple[str, ...]
+    """``nats-route://host:port`` of the other nodes (this one's own may be listed too)."""
 
 
 def find_server_binary() -> Path:
@@ -64,7 +79,9 @@ class EmbeddedNatsServer:
     restart keeps the client port. ``sync_interval`` (e.g. ``"always"``) is passed to
     JetStream only when given. With ``users`` the server requires a login and grants each
     user its roles' subjects (``adapters.nats.permissions``); without, anyone may do anything
-    (tests of other adapters, a single-user machine).
+    (tests of other adapters, a single-user machine). With ``cluster`` it joins a cluster;
+    ``start`` then waits only for JetStream to be enabled, not for the cluster's quorum
+    (the first node of three has none until another one is up).
     """
 
     def __init__(
@@ -75,8 +92,10 @@ class EmbeddedNatsServer:
         sync_interval: str | None = None,
         port: int | None = None,
         users: Sequence[NatsUser] = (),
+        cluster: ClusterSpec | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.cluster = cluster
         self.store_dir = self.data_dir / "store"
         self._run_dir = self.data_dir / "run"
         self._binary = binary
@@ -140,6 +159,17 @@ class EmbeddedNatsServer:
             "-m",
             "-1",
         ]
+        if self.cluster is not None:
+            command += [
+                "--server_name",
+                self.cluster.server_name,
+                "--cluster_name",
+                self.cluster.name,
+                "--cluster",
+                f"nats://{LOOPBACK_HOST}:{self.cluster.route_port}",
+                "--routes",
+                ",".join(self.cluster.routes),
+            ]
         if self._sync_interval or self._users:
             command += ["-c", str(self._write_config())]
         with open(self._log_path, "ab") as log_file:

@@ -125,7 +125,7 @@ async def handle_submit_job(uow: UnitOfWork, cmd: c.SubmitJob, ctx: CommandConte
     uow.add(job)
     place_hold(
         await uow.account(user_account(ctx.actor)),
-        await uow.account(escrow_account(job.id)),
+        await uow.open_new_account(escrow_account(job.id)),
         transfer_id=job.escrow_hold_id,
         amount=cmd.max_price,
         reason=f"escrow for {job.id}",

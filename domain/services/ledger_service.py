@@ -130,6 +130,8 @@ class LedgerService:
         self.store = store
         self.retries_max = retries_max
         self.rules = RulesCache(store)
+        # Directory streams seen to exist (``UnitOfWork.add_to_directory``): a handful.
+        self._known_directories: set[str] = set()
 
     async def get_rules(self) -> NetworkRules:
         """The network's rules as the log holds them now."""
@@ -187,7 +189,10 @@ class LedgerService:
                 policy=select_policy(rules, command),
             )
             uow = UnitOfWork(
-                self.store, now_ns=now_ns, read_versions={NETWORK_STREAM_ID: rules.version}
+                self.store,
+                now_ns=now_ns,
+                read_versions={NETWORK_STREAM_ID: rules.version},
+                known_directories=self._known_directories,
             )
             try:
                 subject = await handler(uow, command, ctx)

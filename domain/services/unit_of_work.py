@@ -51,10 +51,18 @@ class UnitOfWork:
     """
 
     def __init__(
-        self, store: EventStore, *, now_ns: int, read_versions: dict[str, int] | None = None
+        self,
+        store: EventStore,
+        *,
+        now_ns: int,
+        read_versions: dict[str, int] | None = None,
+        known_directories: set[str] | None = None,
     ) -> None:
         self.store = store
         self.now_ns = now_ns
+        # Directory streams known to exist (shared by one service's units of work): a stream
+        # is never removed, so one lookup per process is enough.
+        self._known_directories = known_directories if known_directories is not None else set()
         # Streams read outside ``get`` (the network's rules), at the version they were read.
         self._read_versions = dict(read_versions or {})
         self._read_head: Head | None = None  # the head ``head`` read, if any
@@ -101,6 +109,16 @@ class UnitOfWork:
             await self.add_to_directory(ACCOUNTS_DIRECTORY, account_id)
         return found
 
+    async def open_new_account(self, account_id: str) -> Account:
+        """An account this command creates under an id nobody can have used (a job's escrow:
+        the job id derives from the command id, and a command runs once), opened without
+        reading the store. Its append expects no stream, so were one there, the commit would
+        fail with VersionConflict rather than write over it."""
+        account = Account.open(account_id, now_ns=self.now_ns)
+        self.add(account)
+        await self.add_to_directory(ACCOUNTS_DIRECTORY, account_id)
+        return account
+
     async def add_to_directory(self, name: str, member_id: str) -> None:
         """Add ``member_id`` to directory ``name`` without reading the directory's members.
 
@@ -118,11 +136,13 @@ class UnitOfWork:
             directory.add(member_id, now_ns=self.now_ns)
             return
         if stream_id not in self._unread_appends:
-            if await self.store.get_stream_version(stream_id) == 0:
-                directory = Directory.start(name, now_ns=self.now_ns)
-                self.add(directory)
-                directory.add(member_id, now_ns=self.now_ns)
-                return
+            if stream_id not in self._known_directories:
+                if await self.store.get_stream_version(stream_id) == 0:
+                    directory = Directory.start(name, now_ns=self.now_ns)
+                    self.add(directory)
+                    directory.add(member_id, now_ns=self.now_ns)
+                    return
+                self._known_directories.add(stream_id)
             self._unread_appends[stream_id] = []
         event = Directory.member_added(stream_id, member_id, now_ns=self.now_ns)
         self._unread_appends[stream_id].append(encode_event(event))

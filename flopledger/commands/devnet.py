@@ -146,6 +146,7 @@ def _run_network(
 ) -> int:
     from flopledger.devnet.launch import AGENTS, PARTICIPANT_DEPOSIT, VALIDATORS
     from flopledger.devnet.scenario import (
+        FINAL_STATES,
         SCENARIOS,
         Scenario,
         get_trusted_head,
@@ -184,7 +185,7 @@ def _run_network(
     scenario.submit(SCENARIOS[args.scenario])
     trusted = get_trusted_head(devnet)  # mid-run; the final audit must agree with it
     finished = scenario.follow_until_final()
-    final = sum(row.state in ("settled", "refunded", "expired") for row in scenario.jobs)
+    final = sum(row.state in FINAL_STATES for row in scenario.jobs)
     console.print(f"{final}/{len(scenario.jobs)} jobs final  [dim]{time.monotonic() - t0:.1f} s")
     if not args.exit:
         console.print(f"[bold]running; dashboard at {devnet.api_url}/ — Ctrl-C stops every process")

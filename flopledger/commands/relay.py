@@ -22,7 +22,6 @@ from adapters.nats.errors import MirrorDiverged, NatsError
 from adapters.nats.leader import LOCK_TTL_S
 from adapters.nats.relay import RELAY_WINDOW_MAX, Relay, RelayConfig, default_holder
 from adapters.nats.server import EmbeddedNatsServer
-from adapters.nats.stream import DEFAULT_REPLICAS
 from adapters.store.factory import open_event_store
 from domain.errors import OperatingError
 from domain.ports import EventStore
@@ -55,7 +54,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--nats-url", help="NATS URL(s), comma-separated (default: FLOP_NATS_URL, else embedded)"
     )
-    parser.add_argument("--replicas", type=int, default=DEFAULT_REPLICAS, help="stream replicas")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="replicas of FLOP_EVENTS and the lock bucket when the relay creates them "
+        "(default: FLOP_NATS_REPLICAS, 1)",
+    )
     parser.add_argument("--relay-id", help="leader-lock holder id (default: host:pid)")
     parser.add_argument("--lock-ttl", type=float, default=LOCK_TTL_S, help="leader lock TTL, s")
     parser.add_argument("--window", type=int, default=RELAY_WINDOW_MAX, help="publishes in flight")
@@ -91,7 +96,7 @@ async def _relay_main(args: argparse.Namespace, daemon: AsyncDaemon, stop: async
         nc = await connect_nats(nats_url, name="flopledger-relay")
         daemon.at_shutdown("nats", lambda: close_nats(nc))
         config = RelayConfig(
-            replicas=args.replicas,
+            replicas=args.replicas or settings.nats_replicas,
             holder=args.relay_id or default_holder(),
             lock_ttl_s=args.lock_ttl,
             window=args.window,

@@ -6,7 +6,11 @@ the history."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.store.memory import MemoryEventStore
 from domain.errors import Rejection, RejectionCode, Unauthorized
@@ -130,3 +134,30 @@ async def test_rules_v4_have_no_cancel() -> None:
         await cancel(net, CONSUMER, job_id)
     assert refused.value.code == RejectionCode.RULES_V5_REQUIRED
     assert await consumer_account(net) == (FUNDS, MAX_PRICE)  # held until the deadline
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    prices=st.lists(st.integers(1, FUNDS // 4), min_size=1, max_size=4),
+    cancelled=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_cancelling_any_of_several_jobs_returns_exactly_their_escrow(
+    prices: list[int], cancelled: list[bool]
+) -> None:
+    """Money conserved: after cancelling some of its jobs the consumer holds exactly the
+    escrow of the others, whatever the prices and the order."""
+
+    async def play() -> None:
+        net = await funded()
+        jobs = []
+        for price in prices:
+            net.advance(1)
+            jobs.append(await net.submit_job(CONSUMER, region=REGION, max_price=price))
+        for job_id, cancel_it in zip(reversed(jobs), cancelled, strict=False):
+            if cancel_it:
+                await cancel(net, CONSUMER, job_id)
+        kept = sum(p for p, c in zip(reversed(prices), cancelled, strict=False) if not c)
+        assert await consumer_account(net) == (FUNDS, kept)
+        assert await get_money_total(net) == 0
+
+    asyncio.run(play())

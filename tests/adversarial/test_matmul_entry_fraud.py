@@ -17,14 +17,16 @@ import pytest
 import torch
 
 from adapters.compute.matmul_data import run_matmul_data, verify_matmul_data
+from domain.commands import MatmulEntryEvidence
 from domain.errors import Rejection
 from domain.job import SETTLED, Job
 from domain.ledger import user_account
 from domain.node import JAILED, Node
 from domain.policy import BPS, SECOND_NS
 from domain.services.queries import get_aggregate
-from flopledger.network import LocalNetwork, b64
+from flopledger.network import LocalNetwork, ValidatorKeys, b64
 from proofs.fraud import MatmulEntryClaim, open_entry_claim
+from proofs.identity import Identity
 from proofs.matmul_data import find_wrong_entry
 from proofs.matrix_rows import compute_input_roots, compute_rows_root
 from proofs.npy import read_npy
@@ -43,6 +45,7 @@ from tests.adversarial.test_always_pass_validators import (
     get_stake,
     prove_fraud,
 )
+from validator.challenger import Challenge, build_evidence
 
 M, K, N = 24, 20, 16
 WRONG = (7, 3)
@@ -104,7 +107,7 @@ def entry_evidence(claim: MatmulEntryClaim) -> dict[str, object]:
 
 
 async def run_data_job(
-    net: LocalNetwork, node: object, votes: list[tuple[object, bool]], *, forged: bool
+    net: LocalNetwork, node: Identity, votes: list[tuple[ValidatorKeys, bool]], *, forged: bool
 ) -> tuple[str, bytes]:
     """The consumer records its uploads and submits; ``node`` claims, commits its C; the
     validators vote as ``votes`` says."""
@@ -123,11 +126,11 @@ async def run_data_job(
         "deadline_ns": net.now_ns + 3_600 * SECOND_NS,
     }
     job_id = (await net.run(CONSUMER, "job.submit", job)).subject
-    await net.run(node, "job.claim", {"job_id": job_id, "node_id": node.id})  # type: ignore[attr-defined]
+    await net.run(node, "job.claim", {"job_id": job_id, "node_id": node.id})
     c_npy = compute_c(forged=forged)
     commitment = compute_rows_root(_matrices(c_npy)[2], "float32")
-    await net.commit_result(node, job_id, commitment)  # type: ignore[arg-type]
-    await net.vote_round(job_id, votes)  # type: ignore[arg-type]
+    await net.commit_result(node, job_id, commitment)
+    await net.vote_round(job_id, votes)
     return job_id, c_npy
 
 
@@ -154,6 +157,17 @@ async def test_a_changed_entry_passed_by_colluders_is_proven_by_its_entry_and_sl
     a, b, c = _matrices(forged)
     found = find_wrong_entry(a, b, c, "float32")
     assert found == WRONG
+    challenge = Challenge(
+        job_id=job_id,
+        attempt=1,
+        node_id=CHEATER.id,
+        workload=job.workload,
+        commitment=commitment,
+        proof_digest=hashlib.sha256(forged).digest(),
+    )
+    built = build_evidence(challenge, forged, b"", {"a": A_NPY, "b": B_NPY})
+    assert isinstance(built, MatmulEntryEvidence) and (built.row, built.column) == WRONG
+    assert build_evidence(challenge, forged, b"", None) is None  # the inputs are needed
 
     await prove_fraud(
         net, CHALLENGER, job_id, entry_evidence(open_entry_claim(a, b, c, "float32", *WRONG))

@@ -245,3 +245,41 @@ async def test_batch_decided_from_memory_is_redone_when_another_process_wrote(pg
     finally:
         await ours.close()
         await theirs.close()
+
+
+async def test_commits_keep_finding_command_ids_by_index_as_history_grows(pg_url: str) -> None:
+    """A commit must not scan every stored command: its cost would grow with history."""
+    assert await asyncio.to_thread(main, ["db", "migrate", "--url", pg_url]) == 0
+    store = await PostgresEventStore.connect(pg_url)
+    admin = await asyncpg.connect(pg_url)
+
+    async def commit_batches(first: int, count: int, size: int) -> None:
+        for n in range(first, first + count):
+            await asyncio.gather(
+                *(
+                    store.append([stream(f"s{n}-{k}", 0, b"x")], command_id=f"c{n}-{k}")
+                    for k in range(size)
+                )
+            )
+
+    async def get_command_table_scans(flush_id: str) -> int:
+        # A backend reports its table counters after a transaction at most once a second.
+        await asyncio.sleep(1.1)
+        await store.append([stream(flush_id, 0, b"x")], command_id=flush_id)
+        return int(
+            await admin.fetchval(
+                "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'flop_commands'"
+            )
+        )
+
+    try:
+        # A few commits while the tables are young (where a sequential scan is the right
+        # plan), then enough commands that only an index lookup is.
+        await commit_batches(0, 8, 2)
+        await commit_batches(8, 24, BATCH_COMMANDS_MAX)
+        before = await get_command_table_scans("flush-1")
+        await commit_batches(32, 10, 64)
+        assert await get_command_table_scans("flush-2") == before
+    finally:
+        await admin.close()
+        await store.close()

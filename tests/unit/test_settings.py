@@ -7,6 +7,7 @@ import pytest
 
 from flopledger.settings import (
     DEFAULT_API_URL,
+    NATS_REPLICAS_MAX,
     SettingsError,
     get_settings,
     load_settings,
@@ -46,11 +47,20 @@ def test_every_client_and_chain_setting_is_read_here() -> None:
         ("FLOP_API_PORT", "65536"),
         ("FLOP_LOG_LEVEL", "chatty"),
         ("FLOP_DATABASE_URL", "mysql://x"),
+        ("FLOP_NATS_REPLICAS", "0"),
+        ("FLOP_NATS_REPLICAS", str(NATS_REPLICAS_MAX + 1)),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, bad: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: bad})
+
+
+def test_stream_replicas_are_one_unless_a_cluster_asks_for_more() -> None:
+    assert load_settings({}).nats_replicas == 1
+    assert load_settings({"FLOP_NATS_REPLICAS": "3"}).nats_replicas == 3
+    top = load_settings({"FLOP_NATS_REPLICAS": str(NATS_REPLICAS_MAX)})
+    assert top.nats_replicas == NATS_REPLICAS_MAX
 
 
 def test_built_once_per_process() -> None:

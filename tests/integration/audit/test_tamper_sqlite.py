@@ -15,7 +15,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
+import validator.audit as audit_module
+import validator.audit_run as audit_run
 from domain.records import GENESIS_HASH, Record, make_record
+from domain.services.ledger_service import CommandMetadata
 from flopledger.cli import main
 from proofs.merkle import root_from_hashes
 from tests.unit.audit.scenario import CONSUMER, History, build_sqlite_history
@@ -322,3 +325,53 @@ def test_an_untrusted_genesis_signer_fails_the_audit(clean: tuple[Path, History]
     report = asyncio.run(go())
     assert report.failure is not None
     assert (report.failure.position, report.failure.check) == (1, "network_rules")
+
+
+def _forge_signature(path: Path) -> int:
+    """Flip a bit of the node's job claim signature, keep the stored digest in step (a
+    careful forger) and re-chain; returns the command's first position."""
+    records = rows(path)
+    target = next(r for r in records if r.event_type == "JobClaimed")
+    metadata = msgspec.json.decode(target.metadata, type=CommandMetadata)
+    signature = bytes([metadata.envelope.signature[0] ^ 1]) + metadata.envelope.signature[1:]
+    envelope = msgspec.structs.replace(metadata.envelope, signature=signature)
+    forged = msgspec.json.encode(
+        msgspec.structs.replace(metadata, envelope=envelope, digest=envelope.digest().hex())
+    )
+    rewrite(
+        path,
+        [
+            msgspec.structs.replace(r, metadata=forged) if r.command_id == target.command_id else r
+            for r in records
+        ],
+    )
+    return next(r.position for r in records if r.command_id == target.command_id)
+
+
+def test_signature_pool_passes_the_clean_history(
+    clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the pool forced on, every verdict comes from its workers (none inline)."""
+    monkeypatch.setattr(audit_run, "SIGNATURE_POOL_MIN_RECORDS", 0)
+    monkeypatch.setattr(audit_module, "find_envelope_problem", _no_inline_check)
+    report = audit(clean[0], clean[1])
+    assert report.ok, report.failure
+    assert report.checks["command_signature"].count > 0
+
+
+@pytest.mark.parametrize("pool", [True, False], ids=["pool", "inline"])
+def test_forged_signature_is_caught_with_and_without_the_pool(
+    copy: Path, clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch, pool: bool
+) -> None:
+    position = _forge_signature(copy)
+    if pool:
+        monkeypatch.setattr(audit_run, "SIGNATURE_POOL_MIN_RECORDS", 0)
+        monkeypatch.setattr(audit_module, "find_envelope_problem", _no_inline_check)
+    report = audit(copy, clean[1])
+    assert report.failure is not None
+    assert (report.failure.position, report.failure.check) == (position, "command_signature")
+    assert "signature is invalid" in report.failure.message
+
+
+def _no_inline_check(metadata: CommandMetadata) -> str:
+    raise AssertionError(f"{metadata.envelope.kind} was checked inline, not by the pool")

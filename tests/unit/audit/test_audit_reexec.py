@@ -13,12 +13,18 @@ import json
 
 import pytest
 
+from adapters.store.memory import MemoryEventStore
+from domain.beacon import Beacon
+from domain.ledger import Account
+from domain.node import Node
 from domain.policy import RULES_V1, LedgerPolicy
 from domain.records import Record
+from domain.services.loading import load_aggregate
 from tests.forgery import b64, forge_at, replay
 from tests.unit.audit import test_audit_claims as claims
 from tests.unit.audit import test_audit_reputation as reputation
 from validator.audit import REEXECUTION, AuditFailed
+from validator.audit_reexec import ShadowStore
 
 
 def _index(records: list[Record], event_type: str, nth: int = 0) -> int:
@@ -57,3 +63,25 @@ async def test_a_lone_rewritten_report_is_not_what_its_prober_signed() -> None:
     forged = forge_at(records, index, up=b64(bytes([(1 << len(nodes)) - 1])))
     replay(forged)  # the fast path lets one prober's word through: it decides nothing
     _fails_at(forged, records[index].position)
+
+
+async def test_the_shadow_loads_what_a_full_replay_gives() -> None:
+    """Accounts, nodes and the beacon load from the shadow's head snapshots exactly as from
+    their whole streams (a store without snapshots), version and state."""
+    records = await claims._history()
+    shadow, plain = ShadowStore(), MemoryEventStore()
+    shadow.add_recorded(records)
+    for record in records:
+        plain._log.append(record)
+        plain._streams.setdefault(record.stream_id, []).append(record)
+    kinds = {Account.STREAM_TYPE: Account, Node.STREAM_TYPE: Node, Beacon.STREAM_TYPE: Beacon}
+    streams = {r.stream_id: kinds[r.stream_type] for r in records if r.stream_type in kinds}
+    assert set(streams.values()) == set(kinds.values())
+    for stream_id, cls in streams.items():
+        mine = await load_aggregate(shadow, cls, stream_id)
+        full = await load_aggregate(plain, cls, stream_id)
+        assert mine.aggregate is not None and full.aggregate is not None
+        assert mine.snapshot_version == mine.aggregate.version  # served from the head
+        assert full.snapshot_version == 0
+        assert mine.aggregate.version == full.aggregate.version
+        assert vars(mine.aggregate) == vars(full.aggregate)

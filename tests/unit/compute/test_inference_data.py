@@ -18,7 +18,7 @@ from adapters.compute.inference_data import (
     run_inference_data,
     verify_inference_data,
 )
-from proofs.inference_commitment import make_inference_proof
+from proofs.inference_commitment import InferenceProof, make_inference_proof
 from proofs.npy import NpyError
 
 CPU = torch.device("cpu")
@@ -62,14 +62,14 @@ def _mlp_float64(tensors: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return hidden
 
 
-def _verify(model: bytes, x: bytes, proof: object) -> str:
+def _verify(model: bytes, x: bytes, proof: InferenceProof) -> str:
     return verify_inference_data(
         model,
         x,
         proof,
         layer_dims=LAYER_DIMS,
         batch=BATCH,
-        input_dim=INPUT_DIM,  # type: ignore[arg-type]
+        input_dim=INPUT_DIM,
         openings_seed=SEED,
     )
 

@@ -133,3 +133,27 @@ async def test_one_jobs_commands_read_a_bounded_number_of_records() -> None:
     # Without snapshots the consumer's account alone would be read whole: two records a job.
     consumer_records = len(await store.read_stream(f"user:{CONSUMER.id}"))
     assert consumer_records > 2 * RECORDS_PER_READ_MAX
+
+
+class VersionCountingStore(MemoryEventStore):
+    """The memory store, noting every stream whose version a command looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version_lookups: list[str] = []
+
+    async def get_stream_version(self, stream_id: str) -> int:
+        self.version_lookups.append(stream_id)
+        return await super().get_stream_version(stream_id)
+
+
+async def test_one_service_looks_the_account_directory_up_once() -> None:
+    store = VersionCountingStore()
+    net = LocalNetwork.create(store, policy=POLICY)
+    for index in range(3):
+        await net.deposit(_user(index), 5)
+    store.version_lookups.clear()
+    for index in range(3, 30):
+        await net.deposit(_user(index), 5)
+    assert not [s for s in store.version_lookups if s.startswith("directory:")]
+    assert len(await get_balances(store)) == 31  # 30 users and the boundary account
