@@ -59,4 +59,9 @@ def running_serve(
         yield url, process
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=shutdown_timeout_s)
+        try:
+            process.wait(timeout=shutdown_timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()  # fail the test, leave no server behind
+            process.wait()
+            raise

@@ -3,8 +3,10 @@
 Unless ``FLOP_SEAL=0`` the process also runs the log sealer (``operations.sealer_thread``), which
 signs tree heads only while it holds the store's ``sealer`` leader lock, so any number of
 ``serve`` processes on one store seal with one key at a time. SIGTERM stops the API
-(uvicorn's graceful shutdown; a second signal forces it), then the sealer under the runner's
-deadline (``flopledger.daemon``), and exits 0.
+(uvicorn's graceful shutdown: requests in flight get ``GRACEFUL_SHUTDOWN_S``, then what is
+still open, such as event streams that never end by themselves, is cancelled; a second
+signal forces it), then the sealer under the runner's deadline (``flopledger.daemon``), and
+exits 0.
 
 Before it binds, ``serve`` makes sure the store has its genesis record: a new store gets one
 from ``FLOP_OPERATOR_IDS`` and ``FLOP_POLICY_JSON``, signed by the log key
@@ -33,6 +35,10 @@ EXIT_OK = 0
 EXIT_BAD_SETTINGS = 2
 SHUTDOWN_DEADLINE_S = 15.0
 """For the steps after uvicorn returned (the sealer joins within its own 10 s)."""
+GRACEFUL_SHUTDOWN_S = 5
+"""How long uvicorn lets open requests finish at SIGTERM before it cancels them: an SSE
+client would otherwise keep a replica from stopping (a rolling restart) for as long as it
+stays connected."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         return EXIT_OK
 
