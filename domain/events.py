@@ -120,15 +120,17 @@ def _stored_value(value: Any) -> Any:
     return stored
 
 
-def decode_event(record: Record) -> FlopEvent:
-    """Rebuild the event of a stored record (the inverse of encode_event)."""
+def decode_event(record: Record, payload: dict[str, Any] | None = None) -> FlopEvent:
+    """Rebuild the event of a stored record (the inverse of encode_event). ``payload``: the
+    record's data already parsed as JSON, when the caller has it (it is changed here)."""
     try:
         cls = _EVENT_CLASSES[(record.stream_type, record.event_type)]
     except KeyError as exc:
         raise ValueError(
             f"unknown event {record.stream_type}.{record.event_type} at {record.position}"
         ) from exc
-    payload: dict[str, Any] = msgspec.json.decode(record.data)
+    if payload is None:
+        payload = msgspec.json.decode(record.data)
     at_us = payload.pop("at_us")
     payload["originator_id"] = record.stream_id
     payload["originator_version"] = record.version

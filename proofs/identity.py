@@ -115,6 +115,11 @@ def verify_signature(actor_id: str, message: bytes, signature: bytes) -> bool:
     return True
 
 
+def forget_public_keys() -> None:
+    """Empty the cache of decoded public keys (a benchmark's cold start)."""
+    _get_public_key.cache_clear()
+
+
 @lru_cache(maxsize=PUBLIC_KEYS_CACHED_MAX)
 def _get_public_key(actor_id: str) -> Ed25519PublicKey | None:
     # An audit verifies thousands of envelopes of a few hundred actors: decoding the base58

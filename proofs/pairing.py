@@ -160,8 +160,8 @@ def _double_all(f: Fp12, ts: list[G2Affine], ps: list[G1Affine]) -> Fp12:
         n0 = 3 * (x0 + x1) * (x0 - x1) % P  # 3x²
         n1 = 6 * x0 * x1 % P
         k = invs[i]
-        s0 = (n0 * y0 + n1 * y1) % P * k % P  # · conj(y) / (2 N(y))
-        s1 = (n1 * y0 - n0 * y1) % P * k % P
+        s0 = (n0 * y0 + n1 * y1) * k % P  # · conj(y) / (2 N(y))
+        s1 = (n1 * y0 - n0 * y1) * k % P
         f = _mul_by_line(f, s0, s1, x0, x1, y0, y1, ps[i])
         x3_0 = ((s0 + s1) * (s0 - s1) - 2 * x0) % P
         x3_1 = (2 * s0 * s1 - 2 * x1) % P
@@ -185,8 +185,8 @@ def _add_all(f: Fp12, ts: list[G2Affine], targets: list[G2Affine], ps: list[G1Af
         e0, e1 = dens[i]
         k = invs[i]
         n0, n1 = qy0 - y0, qy1 - y1
-        s0 = (n0 * e0 + n1 * e1) % P * k % P  # num · conj(den) / N(den)
-        s1 = (n1 * e0 - n0 * e1) % P * k % P
+        s0 = (n0 * e0 + n1 * e1) * k % P  # num · conj(den) / N(den)
+        s1 = (n1 * e0 - n0 * e1) * k % P
         f = _mul_by_line(f, s0, s1, x0, x1, y0, y1, ps[i])
         x3_0 = ((s0 + s1) * (s0 - s1) - x0 - qx0) % P
         x3_1 = (2 * s0 * s1 - x1 - qx1) % P

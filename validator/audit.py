@@ -265,6 +265,8 @@ class Replayer:
         # Issue 19: envelope verdicts of the batch being fed (validator.audit_signatures),
         # by command metadata; one missing here is checked inline.
         self.envelope_problems: dict[bytes, str] = {}
+        self._policy_key = (0, -1)  # (position, rules version) of _policy_found
+        self._policy_found: tuple[LedgerPolicy, frozenset[str]] | None = None
 
     @property
     def head(self) -> Head:
@@ -286,7 +288,11 @@ class Replayer:
             if not isinstance(data, dict):
                 raise TypeError("event data is not a JSON object")
             # Account events are applied from ``data`` (validator.audit_accounts).
-            event = None if record.stream_type == ACCOUNT_STREAM_TYPE else decode_event(record)
+            event = (
+                None
+                if record.stream_type == ACCOUNT_STREAM_TYPE
+                else decode_event(record, dict(data))  # a copy: decode_event changes it
+            )
         except (ValueError, TypeError, msgspec.MsgspecError) as exc:
             self._fail(record, AGGREGATE_REPLAY, f"event does not decode: {exc}")
         self._check_event(record, command, event, data)
@@ -496,8 +502,9 @@ class Replayer:
         if "\0not-owner" in command.principals:
             self._fail(record, AUTHORIZATION, f"{command.actor} does not own its {command.kind}")
         operators = None
-        if self.rules.has_genesis:
-            operators = frozenset(self.rules.at(command.position).operators)
+        entry = self._policy_entry(command.position)
+        if entry is not None:
+            operators = entry[1]
         elif command.kind in OPERATOR_KINDS:
             self._deferred_operators.setdefault(command.actor, (command.position, command.kind))
         violation = find_violation(
@@ -631,10 +638,8 @@ class Replayer:
         self, record: Record, command: _Command, event: Any, data: dict[str, Any]
     ) -> None:
         """Claims, unbonds and stake takes under the rules of issue 14 (``audit_claims``)."""
-        if not self.rules.has_genesis:
-            return
-        policy = self.rules.at(command.position)
-        if policy.rules_version < CLAIM_RULES_VERSION:
+        policy = self._policy_at(command.position)
+        if policy is None or policy.rules_version < CLAIM_RULES_VERSION:
             return
         if event is None:
             if record.event_type == "Credited":
@@ -690,7 +695,8 @@ class Replayer:
             self._fail(record, LEDGER_INVARIANTS, violation)
 
     def _is_fraud_rule_in_force(self, position: int) -> bool:
-        return self.rules.has_genesis and self.rules.at(position).rules_version > RULES_V1
+        policy = self._policy_at(position)
+        return policy is not None and policy.rules_version > RULES_V1
 
     def _check_fraud_rules(self, record: Record, command: _Command, event: Any) -> None:
         """Validators paid for every decided job; fraud proofs that hold (audit_fraud)."""
@@ -827,7 +833,19 @@ class Replayer:
     def _policy_at(self, position: int) -> LedgerPolicy | None:
         """The policy governing ``position``; None before a late genesis (a store written
         before rules were recorded, so before issue 14's rules)."""
-        return self.rules.at(position) if self.rules.has_genesis else None
+        found = self._policy_entry(position)
+        return None if found is None else found[0]
+
+    def _policy_entry(self, position: int) -> tuple[LedgerPolicy, frozenset[str]] | None:
+        # Asked several times for every record, mostly at one command's position: kept until
+        # the position or the rules (their version) change.
+        if not self.rules.has_genesis:
+            return None
+        key = (position, self.rules.version)
+        if self._policy_key != key:
+            policy = self.rules.at(position)
+            self._policy_key, self._policy_found = key, (policy, frozenset(policy.operators))
+        return self._policy_found
 
     def _voted_subject(self, record: Record, check: str) -> VotedAggregate:
         """The job or node whose open verdict round ``record`` acts in."""
