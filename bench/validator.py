@@ -6,10 +6,11 @@ each side, so that other processes on a shared machine do not decide the ratio; 
 over jobs): execution is the node's product on torch
 (``adapters.compute.matmul_data.compute_product``, CPU here), verification the validator's
 Freivalds arithmetic (``proofs.matmul_data``: deriving the vectors and the check), numpy
-only, sharing nothing with the executor. Reported apart: ``verify_io_s``, what the validator
-spends on the bytes (SHA-256 of the A, B and C files against their digests, strict parsing,
-the roots over A's rows, B's columns and C's rows), and ``verify_cold_s``, one whole
-verification (imports, I/O and arithmetic) in a fresh interpreter.
+only, in an interpreter of its own that shares nothing with the executor. Reported apart:
+``verify_io_s``, what the validator spends on the bytes (SHA-256 of the A, B and C files
+against their digests, strict parsing, the roots over A's rows, B's columns and C's rows),
+and ``verify_cold_s``, one whole verification (imports, I/O and arithmetic) in a fresh
+interpreter.
 
 Seeded kinds (``execute_workload`` then ``verify_result``, whole calls, measured as before so
 the figures compare; the inference model and zk keys derived from seeds are cached per
@@ -23,8 +24,8 @@ verify_to_exec_inference=<ratio> groth16_verify_s=<s>``; target for the first ra
 
 from __future__ import annotations
 
-import hashlib
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -45,8 +46,6 @@ import torch  # noqa: E402
 from adapters.compute.matmul_data import compute_product, run_matmul_data  # noqa: E402
 from adapters.compute.results import ResultBundle, execute_workload, verify_result  # noqa: E402
 from proofs.identity import Identity  # noqa: E402
-from proofs.matmul_data import check_product, derive_vectors  # noqa: E402
-from proofs.matrix_rows import compute_columns_root, compute_rows_root  # noqa: E402
 from proofs.npy import read_npy  # noqa: E402
 
 JOBS = int(os.environ.get("FLOP_BENCH_VALIDATOR_JOBS", "3"))
@@ -62,6 +61,32 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 NODE = Identity.from_seed(b"bench-node".ljust(32, b"\0"))
 OPENINGS_SEED = bytes(range(32))  # a stand-in for a round's beacon randomness
 CPU = torch.device("cpu")
+VERIFY_SCRIPT = """
+import hashlib, json, sys, time
+sys.path.insert(0, {root!r})
+from proofs.matmul_data import check_product, derive_vectors, result_dtype
+from proofs.matrix_rows import compute_columns_root, compute_rows_root
+from proofs.npy import read_npy
+spec = json.loads(sys.argv[1])
+n, dtype, seed = spec["n"], spec["dtype"], bytes.fromhex(spec["seed"])
+for job in spec["jobs"]:
+    files = [open(path, "rb").read() for path in job["paths"]]  # fetched: not timed
+    started = time.perf_counter()
+    for data in files:
+        hashlib.sha256(data).digest()
+    a = read_npy(files[0], dtype, (n, n))
+    b = read_npy(files[1], dtype, (n, n))
+    c = read_npy(files[2], result_dtype(dtype), (n, n))
+    compute_rows_root(a, dtype), compute_columns_root(b, dtype)
+    root = compute_rows_root(c, result_dtype(dtype))
+    io_s = time.perf_counter() - started
+    check_s, passed = float("inf"), root.hex() == job["commitment"]
+    for _ in range(spec["repeats"]):
+        started = time.perf_counter()
+        passed = check_product(a, b, c, dtype, derive_vectors(seed, root, n, dtype)) and passed
+        check_s = min(check_s, time.perf_counter() - started)
+    print(json.dumps({{"io_s": io_s, "check_s": check_s, "passed": passed}}))
+"""
 COLD_SCRIPT = """
 import hashlib, sys
 sys.path.insert(0, {root!r})
@@ -99,38 +124,41 @@ def _inputs(dtype: str, n: int, seed: int) -> tuple[bytes, bytes]:
 
 def measure_data(dtype: str, n: int) -> tuple[float, float, float, list[bytes]]:
     """(execution s, Freivalds arithmetic s, I/O s), medians over ``JOBS`` jobs after a
-    warm-up, and the last job's A, B, C files."""
-    exec_s, verify_s, io_s = [], [], []
+    warm-up job, and the last job's A, B, C files. The verifier runs in its own interpreter
+    (numpy only: no torch threads spinning beside it, no cache shared with the executor)."""
+    exec_s: list[float] = []
     files: list[bytes] = []
-    for index in range(JOBS + 1):
-        a_npy, b_npy = _inputs(dtype, n, index)
-        dims = {"dtype": dtype, "m": n, "k": n, "n": n}
-        run = run_matmul_data(a_npy, b_npy, device=CPU, **dims)  # type: ignore[arg-type]
-        a_exec, b_exec = read_npy(a_npy, dtype, (n, n)), read_npy(b_npy, dtype, (n, n))
-        product_ns = min(  # in memory, the best of a few: other processes' noise left out
-            compute_product(a_exec, b_exec, dtype, CPU)[1] for _ in range(REPEATS)
+    with tempfile.TemporaryDirectory() as folder:
+        jobs = []
+        for index in range(JOBS + 1):
+            a_npy, b_npy = _inputs(dtype, n, index)
+            dims = {"dtype": dtype, "m": n, "k": n, "n": n}
+            run = run_matmul_data(a_npy, b_npy, device=CPU, **dims)  # type: ignore[arg-type]
+            a_exec, b_exec = read_npy(a_npy, dtype, (n, n)), read_npy(b_npy, dtype, (n, n))
+            product_ns = min(  # in memory, the best of a few: other processes' noise left out
+                compute_product(a_exec, b_exec, dtype, CPU)[1] for _ in range(REPEATS)
+            )
+            if index:  # the first job warms up torch, BLAS and the page cache
+                exec_s.append(product_ns / 1e9)
+            files = [a_npy, b_npy, run.result]
+            paths = []
+            for name, data in zip("abc", files, strict=True):
+                path = Path(folder) / f"{index}-{name}.npy"
+                path.write_bytes(data)
+                paths.append(str(path))
+            jobs.append({"paths": paths, "commitment": run.commitment.hex()})
+        spec = {"n": n, "dtype": dtype, "seed": OPENINGS_SEED.hex(), "repeats": REPEATS}
+        script = VERIFY_SCRIPT.format(root=str(ROOT))
+        answer = subprocess.run(
+            [sys.executable, "-c", script, json.dumps({**spec, "jobs": jobs})],
+            check=True,
+            capture_output=True,
+            text=True,
         )
-        c_dtype = "int32" if dtype == "int8" else dtype
-        started = time.perf_counter()
-        for data in (a_npy, b_npy, run.result):
-            hashlib.sha256(data).digest()
-        a, b = read_npy(a_npy, dtype, (n, n)), read_npy(b_npy, dtype, (n, n))
-        c = read_npy(run.result, c_dtype, (n, n))
-        compute_rows_root(a, dtype), compute_columns_root(b, dtype)
-        root = compute_rows_root(c, c_dtype)
-        parsed_s = time.perf_counter() - started
-        checked_s = float("inf")
-        for _ in range(REPEATS):
-            started = time.perf_counter()
-            vectors = derive_vectors(OPENINGS_SEED, root, n, dtype)
-            passed = check_product(a, b, c, dtype, vectors)
-            checked_s = min(checked_s, time.perf_counter() - started)
-            assert passed and root == run.commitment, dtype
-        if index:  # the first job warms up torch, BLAS and the page cache
-            exec_s.append(product_ns / 1e9)
-            verify_s.append(checked_s)
-            io_s.append(parsed_s)
-        files = [a_npy, b_npy, run.result]
+    measured = [json.loads(line) for line in answer.stdout.splitlines()][1:]
+    assert all(m["passed"] for m in measured), dtype
+    verify_s = [m["check_s"] for m in measured]
+    io_s = [m["io_s"] for m in measured]
     return statistics.median(exec_s), statistics.median(verify_s), statistics.median(io_s), files
 
 

@@ -76,8 +76,9 @@ slack (γ'_k, the margin) being far inside θ - β (at least γ_n >= 2^-24). So 
 refuses always carries an entry a challenger can prove wrong (``find_wrong_entry``).
 
 Cost. Per vector one matrix-vector product with each of B, A and C, plus the sums of squares
-of A's and B's rows: five streaming passes over the matrices, O(m·k + k·n + m·n), against the
-2·m·k·n multiply-adds of the product (``bench/validator.py`` measures both).
+of A's and B's rows, O(m·k + k·n + m·n) against the 2·m·k·n multiply-adds of the product:
+each matrix streamed from memory once, a cache-sized block of rows at a time, the squares
+read from cache (``bench/validator.py`` measures both sides).
 """
 
 from __future__ import annotations
@@ -289,30 +290,26 @@ def _product_and_squares(
     *,
     squares: bool = True,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(M·right, each row's sum of squares) in float32: float32 matrices whole (BLAS reads
-    them once per call), 16-bit ones converted a cache-sized block of rows at a time."""
+    """(M·right, each row's sum of squares) in float32, a cache-sized block of rows at a
+    time: the block read from memory for the product is still in cache for its squares (and,
+    for 16-bit dtypes, converted once). numpy's own single-threaded loops, not BLAS threads:
+    those stall when the cores are busy, these stream at memory speed regardless."""
     rows, width = matrix.shape
-    if dtype == "float32":
-        values = np.asarray(matrix, dtype=np.float32)
-        product = _multiply(values, right)
-        return product, (np.vecdot(values, values) if squares else np.empty(0, np.float32))
     product = np.empty((rows, right.shape[1]), dtype=np.float32)
     sums = np.empty(rows if squares else 0, dtype=np.float32)
+    columns = np.ascontiguousarray(right.T)
     step = max(1, BLOCK_BYTES // (4 * max(width, 1)))
     for start in range(0, rows, step):
         block = to_float32(matrix[start : start + step], dtype)
-        product[start : start + len(block)] = _multiply(block, right)
+        product[start : start + len(block)] = _multiply(block, columns)
         if squares:
             sums[start : start + len(block)] = np.vecdot(block, block)
     return product, sums
 
 
-def _multiply(matrix: npt.NDArray[_Float], right: npt.NDArray[_Float]) -> npt.NDArray[_Float]:
-    """matrix·right, one matrix-vector product per column (BLAS's gemv streams a matrix at
-    memory speed where a gemm with a few columns does not)."""
-    if right.shape[1] == 1:
-        return (matrix @ right[:, 0])[:, None]
-    return np.stack([matrix @ right[:, i] for i in range(right.shape[1])], axis=1)
+def _multiply(matrix: npt.NDArray[_Float], columns: npt.NDArray[_Float]) -> npt.NDArray[_Float]:
+    """matrix·columnsᵀ (``columns`` holds one vector per row), as row-by-vector dot products."""
+    return np.stack([np.vecdot(matrix, column) for column in columns], axis=1)
 
 
 def _check_int8(
@@ -336,12 +333,13 @@ def _int_product(
     ``entry_max``."""
     rows, width = matrix.shape
     product = np.empty((rows, right.shape[1]), dtype=np.float64)
+    columns = np.ascontiguousarray(right.T)
     step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
     for start in range(0, rows, step):
         raw = matrix[start : start + step]
         if entry_max is not None and (raw.max() > entry_max or raw.min() < -entry_max):
             return None
-        product[start : start + len(raw)] = _multiply(raw.astype(np.float64), right)
+        product[start : start + len(raw)] = _multiply(raw.astype(np.float64), columns)
     return product
 
 
