@@ -41,7 +41,12 @@ import structlog
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.cc_attestation import is_cc_reason_inconclusive
 from adapters.compute.results import verify_result
-from adapters.compute.workloads import WorkloadParamsError, input_digests, parse_params
+from adapters.compute.workloads import (
+    WorkloadParams,
+    WorkloadParamsError,
+    input_digests,
+    parse_params,
+)
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound, ArtifactTooLarge
 from adapters.nats.signals import NodeHeartbeat
 from domain.beacon import compute_beacon_message
@@ -73,7 +78,12 @@ from proofs.probe_wire import REASON_CC, REASON_CC_ABSENT
 from validator.challenger import Challenge, build_evidence, find_challenge
 from validator.heartbeats import HeartbeatTracker
 from validator.node_watch import NodeWatch
-from validator.payloads import KeysPending, compute_proof_digest, open_payloads
+from validator.payloads import (
+    KeysPending,
+    OpenedPayloads,
+    compute_proof_digest,
+    open_payloads,
+)
 from validator.prober import Prober
 from validator.protection import Decision, SigningDatabase
 from validator.refusal import CommandRefused as CommandRefused
@@ -98,6 +108,8 @@ VERIFIED_OK = "ok"
 """What a verifier returns for a subject that passes (else a reason code)."""
 COSIGNS_PER_TICK_MAX = 64
 """Co-signatures sent in one tick at most, so a backlog of heads never starves the duties."""
+NO_WAIT_NS = 2**62
+"""A "now" past any key release bound: a fraud proof does not wait for keys."""
 KEYS_RETRY_S = 0.25
 """A private job's keys not released yet: look again this soon (``validator.payloads``)."""
 CHALLENGES_PER_TICK_MAX = 4
@@ -302,12 +314,23 @@ class ValidatorDaemon:
         for _ in range(min(len(self._challenges), CHALLENGES_PER_TICK_MAX)):
             challenge = self._challenges[0]
             try:
-                proof = await self.artifacts.get(challenge.proof_digest.hex())
+                opened = await self._open_challenged(challenge.job_id, challenge.proof_digest)
+                if opened is None:
+                    proof = await self.artifacts.get(challenge.proof_digest.hex())
+                    inputs = None
+                elif opened.failure:
+                    _log.info(
+                        "fraud_proof_unavailable", job_id=challenge.job_id, error=opened.failure
+                    )
+                    self._challenges.pop(0)
+                    continue
+                else:
+                    proof, inputs = opened.proof, opened.inputs
                 zkey_digest = challenge.workload.params.get("zkey", "")
                 zkey = b""
                 if challenge.workload.kind == "zk-prove" and isinstance(zkey_digest, str):
                     zkey = await self.artifacts.get(zkey_digest) if zkey_digest else b""
-                evidence = await asyncio.to_thread(build_evidence, challenge, proof, zkey)
+                evidence = await asyncio.to_thread(build_evidence, challenge, proof, zkey, inputs)
                 if evidence is not None:
                     await self.ledger.send(
                         ProveFraud(
@@ -415,17 +438,7 @@ class ValidatorDaemon:
             typed = None
         inputs = None
         if typed is not None and (input_digests(typed) or typed.encrypted):
-            private_key, public_key = self.encryption_key
-            opened = await open_payloads(
-                job,
-                typed,
-                result.proof_digest.hex(),
-                self.artifacts,  # type: ignore[arg-type]  # the NATS store streams
-                validator_id=self.identity.id,
-                private_key=private_key,
-                public_key=public_key,
-                now_ns=self.clock_ns(),
-            )
+            opened = await self._open_payloads(job, typed, result.proof_digest, self.clock_ns())
             if opened.failure:
                 return opened.failure
             proof, inputs = opened.proof, opened.inputs
@@ -453,6 +466,37 @@ class ValidatorDaemon:
             insecure_setups_allowed=self.view.is_insecure_setup_allowed(job.id),
             inputs=inputs,
         )
+
+    async def _open_payloads(
+        self, job: Job, params: WorkloadParams, proof_digest: bytes, now_ns: int
+    ) -> OpenedPayloads:
+        """A data or private job's inputs and proof, opened (``validator.payloads``)."""
+        private_key, public_key = self.encryption_key
+        return await open_payloads(
+            job,
+            params,
+            proof_digest.hex(),
+            self.artifacts,  # type: ignore[arg-type]  # the NATS store streams
+            validator_id=self.identity.id,
+            private_key=private_key,
+            public_key=public_key,
+            now_ns=now_ns,
+        )
+
+    async def _open_challenged(self, job_id: str, proof_digest: bytes) -> OpenedPayloads | None:
+        """For a fraud proof: a data or private job's payloads, opened with the keys it was
+        released when it judged (no waiting: they came then, or never); None for a seeded
+        public job, whose proof is read as it is."""
+        job = self.view.aggregates.get(job_id)
+        if not isinstance(job, Job):
+            return None
+        try:
+            typed = parse_params(job.workload.kind, dict(job.workload.params))
+        except WorkloadParamsError:
+            return None
+        if not (input_digests(typed) or typed.encrypted):
+            return None
+        return await self._open_payloads(job, typed, proof_digest, NO_WAIT_NS)
 
     def is_timed_probe(self, duty: Duty) -> bool:
         """Whether the duty is the commit of a timed attestation (rules v3): a probe first."""
