@@ -27,6 +27,9 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, post
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,13 +57,12 @@ OPERATOR = seeded("bench-operator")
 LOG_KEY_SEED = b"bench-log-key".ljust(32, b"\0")
 
 
-def build_noop_app() -> object:
+def build_noop_app() -> Litestar:
     """One POST route that reads its body and answers a small JSON 201: the framework, the
     server and the client, without the ledger."""
-    from litestar import Litestar, Request, post
 
     @post(NOOP_PATH, status_code=201)
-    async def noop(request: Request) -> dict[str, bool]:  # type: ignore[type-arg]
+    async def noop(request: Request[Any, Any, Any]) -> dict[str, bool]:
         await request.body()
         return {"accepted": True}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     with NatsCluster(tmp_path / "cluster") as running:
         yield running
 
