@@ -274,10 +274,14 @@ async def signature_rate(path: Path, workers: int) -> float:
         await store.close()
     pool = SignaturePool(workers)
     try:
-        await asyncio.gather(*(pool.submit(records[:AUDIT_BATCH]) for _ in range(workers)))
+        warm = records[:AUDIT_BATCH]
+        await asyncio.gather(
+            *(pool.submit(warm, envelopes=True, bls_checks=()) for _ in range(workers))
+        )
         started = time.perf_counter()
         parts = [
-            pool.submit(records[i : i + AUDIT_BATCH]) for i in range(0, len(records), AUDIT_BATCH)
+            pool.submit(records[i : i + AUDIT_BATCH], envelopes=True, bls_checks=())
+            for i in range(0, len(records), AUDIT_BATCH)
         ]
         verdicts: dict[bytes, str] = {}
         for part in parts:

@@ -32,6 +32,8 @@ from proofs.bls_pyecc import PyEccBackend
 
 BACKEND_ENV = "FLOP_BLS_BACKEND"
 VERIFIED_CACHE_SIZE = 8192
+# verify's answers computed in other processes (remember_verified), by backend and values.
+_REMEMBERED: dict[tuple[str, bytes, bytes, bytes], bool] = {}
 BACKEND_NAMES = ("blst", "py_ecc")
 KEY_GEN_IKM_MIN = 32
 """draft §2.3: KeyGen's input keying material must be at least 32 bytes."""
@@ -91,7 +93,20 @@ def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
         return False
     if not isinstance(message, bytes):
         return False
-    return _verify_once(type(BACKEND).__qualname__, bytes(pk), message, bytes(signature))
+    key = (type(BACKEND).__qualname__, bytes(pk), message, bytes(signature))
+    known = _REMEMBERED.get(key)
+    if known is not None:
+        return known
+    return _verify_once(*key)
+
+
+def remember_verified(pk: bytes, message: bytes, signature: bytes, verified: bool) -> None:
+    """Take the answer of ``verify`` computed by this backend in another process (the audit's
+    workers, forked from this one, check coming signatures while the replay runs), so that
+    ``verify`` of the same values answers without verifying again."""
+    if len(_REMEMBERED) >= VERIFIED_CACHE_SIZE:
+        _REMEMBERED.clear()
+    _REMEMBERED[(type(BACKEND).__qualname__, bytes(pk), message, bytes(signature))] = verified
 
 
 @functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)
@@ -106,6 +121,7 @@ def _verify_once(backend: str, pk: bytes, message: bytes, signature: bytes) -> b
 def forget_verified() -> None:
     """Empty the cache of verified signatures (a benchmark's cold start)."""
     _verify_once.cache_clear()
+    _REMEMBERED.clear()
 
 
 def aggregate(signatures: Sequence[bytes]) -> bytes:

@@ -48,6 +48,7 @@ from validator.audit_envelopes import summarize_overrides
 from validator.audit_history import HISTORY_CHECKS
 from validator.audit_signatures import (
     SIGNATURE_POOL_MIN_RECORDS,
+    BeaconSignatures,
     SignaturePool,
     get_signature_workers,
 )
@@ -192,14 +193,20 @@ async def _replay(
     total: int,
     progress: Progress | None,
 ) -> None:
-    pool = None
-    if replayer.options.verify_signatures and total >= SIGNATURE_POOL_MIN_RECORDS:
-        pool = SignaturePool(get_signature_workers())
-    # Batches whose envelopes the pool is checking, fed in order once their verdicts are in.
+    options = replayer.options
+    pool = beacon = None
+    if (options.verify_signatures or options.reexecute) and total >= SIGNATURE_POOL_MIN_RECORDS:
+        pool, beacon = SignaturePool(get_signature_workers()), BeaconSignatures()
+    # Batches whose signatures the pool is checking, fed in order once its answers are in.
     ahead: deque[tuple[list[Record], asyncio.Future[dict[bytes, str]] | None]] = deque()
     try:
         async for batch in source.batches(until):
-            ahead.append((batch, pool.submit(batch) if pool is not None else None))
+            verdicts = None
+            if pool is not None and beacon is not None:
+                verdicts = pool.submit(
+                    batch, envelopes=options.verify_signatures, bls_checks=beacon.collect(batch)
+                )
+            ahead.append((batch, verdicts))
             if len(ahead) > SIGNATURE_BATCHES_AHEAD and await _feed(
                 replayer, *ahead.popleft(), until
             ):

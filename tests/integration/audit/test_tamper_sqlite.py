@@ -11,15 +11,18 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 import validator.audit as audit_module
 import validator.audit_run as audit_run
+from domain.beacon import BEACON_TAG
 from domain.records import GENESIS_HASH, Record, make_record
 from domain.services.ledger_service import CommandMetadata
 from flopledger.cli import main
+from proofs import bls
 from proofs.merkle import root_from_hashes
 from tests.unit.audit.scenario import CONSUMER, History, build_sqlite_history
 from validator.audit import AuditOptions
@@ -371,6 +374,52 @@ def test_forged_signature_is_caught_with_and_without_the_pool(
     assert report.failure is not None
     assert (report.failure.position, report.failure.check) == (position, "command_signature")
     assert "signature is invalid" in report.failure.message
+
+
+def _forge_contribution(path: Path) -> None:
+    """A beacon contribution whose recorded signature is another validator's (re-chained)."""
+    records = rows(path)
+    contributions = [i for i, r in enumerate(records) if r.event_type == "Contributed"]
+    first, second = (json.loads(records[i].data) for i in contributions[:2])
+    records[contributions[0]] = edit_data(records[contributions[0]], signature=second["signature"])
+    assert first["signature"] != second["signature"]
+    rewrite(path, records)
+
+
+@pytest.mark.parametrize("forge", [_forge_signature, _forge_contribution])
+def test_the_signature_pool_catches_what_the_inline_checks_catch(
+    copy: Path, clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch, forge: Any
+) -> None:
+    """Forged records give the same failure (position, check, message) with the pool's
+    envelope and beacon answers as with every signature verified inline."""
+    forge(copy)
+    inline = audit(copy, clean[1])
+    monkeypatch.setattr(audit_run, "SIGNATURE_POOL_MIN_RECORDS", 0)
+    bls.forget_verified()
+    pooled = audit(copy, clean[1])
+    assert inline.failure is not None and pooled.failure is not None
+    assert pooled.failure == inline.failure
+
+
+def test_the_pool_answers_the_beacon_signatures_of_a_clean_history(
+    clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the pool on, no beacon contribution is BLS-verified in this process."""
+    monkeypatch.setattr(audit_run, "SIGNATURE_POOL_MIN_RECORDS", 0)
+    bls.forget_verified()
+    contributions = sum(1 for r in rows(clean[0]) if r.event_type == "Contributed")
+    verified: list[bytes] = []
+    plain = bls.BACKEND.verify
+
+    def counting(pk: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:
+        verified.append(message)
+        return plain(pk, message, signature, dst)
+
+    monkeypatch.setattr(bls.BACKEND, "verify", counting)
+    report = audit(clean[0], clean[1])
+    assert report.ok, report.failure
+    assert contributions > 0
+    assert not [m for m in verified if m.startswith(BEACON_TAG)]
 
 
 def _no_inline_check(metadata: CommandMetadata) -> str:
