@@ -51,7 +51,8 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "network.genesis": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_policy": frozenset({NETWORK_STREAM_TYPE}),
     "network.change_operators": frozenset({NETWORK_STREAM_TYPE}),
-    "object.record_stored": frozenset({OBJECT_STREAM_TYPE}),
+    # rules v5: a signer that is neither a node nor an operator pays the log fee for it
+    "object.record_stored": ACCOUNT_STREAMS | {OBJECT_STREAM_TYPE},
     "key.register": frozenset({ENCRYPTION_KEY_STREAM_TYPE}),  # issue 17, item 2
 }
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {

@@ -183,8 +183,10 @@ def _run_network(
     scenario = Scenario(devnet=devnet, console=console, stop=stop)
     scenario.fund_consumer()
     scenario.submit(SCENARIOS[args.scenario])
+    scenario.submit_own_data()  # issue 17: its own matrices and MLP, private
     trusted = get_trusted_head(devnet)  # mid-run; the final audit must agree with it
     finished = scenario.follow_until_final()
+    own_data_ok = scenario.check_own_data()
     final = sum(row.state in FINAL_STATES for row in scenario.jobs)
     console.print(f"{final}/{len(scenario.jobs)} jobs final  [dim]{time.monotonic() - t0:.1f} s")
     if not args.exit:
@@ -199,6 +201,9 @@ def _run_network(
     print_report(console, report)
     if not finished:
         console.print("[bold red]not every job reached a final state")
+        return EXIT_FAILED
+    if not own_data_ok:
+        console.print("[bold red]a result on the consumer's own data did not match")
         return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
 

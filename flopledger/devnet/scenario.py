@@ -2,13 +2,15 @@
 
 The consumer is funded through a Solana deposit, submits matmul, inference and zk-prove jobs
 (``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
-runs) and the terminal shows every job's state live (rich), printing each transition, until
-every job is final (settled, refunded or expired). ``run_audit_summary`` then replays the
-log from genesis, with anchors checked on the devnet's chain, a tree head taken while the
-jobs ran as a trusted head, and every decided job's and attestation's verifier re-run on its
-artifacts in the devnet's own NATS object store (``--verify-work``, logged in as the
-``auditor``, who may only read), and prints the audit's
-summary with the re-verified count.
+runs), and two private jobs on its own data (``flopledger.devnet.data_jobs``: its matrices
+multiplied, its MLP run on its inputs; the results downloaded once final and compared with
+a local computation); the terminal shows every job's state live (rich), printing each
+transition, until every job is final (settled, refunded or expired). ``run_audit_summary``
+then replays the log from genesis, with anchors checked on the devnet's chain, a tree head
+taken while the jobs ran as a trusted head, and every decided job's and attestation's
+verifier re-run on its artifacts in the devnet's own NATS object store (``--verify-work``,
+logged in as the ``auditor``, who may only read; a private job's only with its keys, which
+the auditor has not), and prints the audit's summary with the re-verified count.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from adapters.ledger_api.client import ApiClient
 from adapters.solana.history import RpcChainHistory
 from domain.commands import SubmitJob
 from flopledger.devnet.chain import ChainClient
+from flopledger.devnet.data_jobs import DataJob, check_results, submit_data_jobs
 from flopledger.devnet.launch import Devnet
 from flopledger.devnet.nats_users import AUDITOR
 from proofs.identity import Identity
@@ -49,6 +52,8 @@ POLL_INTERVAL_S = 0.5
 LIVE_REFRESH_PER_S = 4
 TRICKLE_EVERY_S = 15.0
 ZK_INPUTS = '{"a": 5, "b": 9}'
+DATA_DIR_NAME = "consumer-data"
+DATA_JOB_REGIONS = {"matmul": "eu-west", "inference": "us-east"}
 
 JobSpec = tuple[str, str, dict[str, Any]]
 
@@ -99,6 +104,7 @@ class Scenario:
     jobs: list[JobRow] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     _trickle: Iterator[JobSpec] = field(default_factory=lambda: itertools.cycle(QUICK_JOBS))
+    data_jobs: list[DataJob] = field(default_factory=list)
 
     def fund_consumer(self) -> None:
         chain = ChainClient(self.devnet.operator_url)
@@ -133,6 +139,38 @@ class Scenario:
                 self.console.print(f"job [magenta]{row.id}[/] {kind} submitted in {region}")
         finally:
             client.close()
+
+    def submit_own_data(self) -> None:
+        """The consumer's private jobs on its own files (``flopledger.devnet.data_jobs``)."""
+        jobs = submit_data_jobs(
+            self.devnet.api_url,
+            self.consumer,
+            self.devnet.root / DATA_DIR_NAME,
+            DATA_JOB_REGIONS,
+            max_price=JOB_MAX_PRICE,
+            deadline_s=JOB_DEADLINE_S,
+            report=lambda line: self.console.print(f"[dim]{line}"),
+        )
+        for job in jobs:
+            self.data_jobs.append(job)
+            self.jobs.append(JobRow(id=job.job_id, kind=f"{job.kind}*", region=job.region))
+            self.console.print(
+                f"job [magenta]{job.job_id}[/] {job.kind} on the consumer's own files, "
+                f"sealed, submitted in {job.region}"
+            )
+
+    def check_own_data(self) -> bool:
+        """Download each private result, open and check it, compare with numpy's."""
+        found = check_results(
+            self.devnet.api_url, self.consumer, self.devnet.root / DATA_DIR_NAME, self.data_jobs
+        )
+        for job, matches, detail in found:
+            verdict = "[green]matches[/]" if matches else "[red]does not match[/]"
+            self.console.print(
+                f"job {job.job_id} {job.kind}: the downloaded result {verdict} the local "
+                f"computation ({detail})"
+            )
+        return all(matches for _, matches, _ in found)
 
     def follow_until_final(self, timeout_s: float = JOBS_FINAL_TIMEOUT_S) -> bool:
         """Show the jobs live until every one is final; False on timeout or stop."""
