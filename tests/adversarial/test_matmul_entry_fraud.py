@@ -22,7 +22,7 @@ from domain.errors import Rejection
 from domain.job import SETTLED, Job
 from domain.ledger import user_account
 from domain.node import JAILED, Node
-from domain.policy import BPS, SECOND_NS
+from domain.policy import BPS, RULES_V4, SECOND_NS
 from domain.services.queries import get_aggregate
 from flopledger.network import LocalNetwork, ValidatorKeys, b64
 from proofs.fraud import MatmulEntryClaim, open_entry_claim
@@ -107,11 +107,16 @@ def entry_evidence(claim: MatmulEntryClaim) -> dict[str, object]:
 
 
 async def run_data_job(
-    net: LocalNetwork, node: Identity, votes: list[tuple[ValidatorKeys, bool]], *, forged: bool
+    net: LocalNetwork,
+    node: Identity,
+    votes: list[tuple[ValidatorKeys, bool]],
+    *,
+    forged: bool,
+    record_uploads: bool = True,
 ) -> tuple[str, bytes]:
-    """The consumer records its uploads and submits; ``node`` claims, commits its C; the
-    validators vote as ``votes`` says."""
-    for data in (A_NPY, B_NPY):
+    """The consumer records its uploads (rules v5) and submits; ``node`` claims, commits its
+    C; the validators vote as ``votes`` says."""
+    for data in (A_NPY, B_NPY) if record_uploads else ():
         body = {
             "digest": b64(hashlib.sha256(data).digest()),
             "size_bytes": len(data),
@@ -215,4 +220,23 @@ async def test_false_entry_claims_on_an_honest_c_are_refused_and_write_nothing()
     assert codes == ["fraud_proof_invalid"] * 3 + ["fraud_evidence_kind_mismatch"]
     assert (await net.store.head()).position == head
     assert await get_balance(net, user_account(CHALLENGER.id)) == 0
+    assert [await get_stake(net, k) for k in VALIDATORS] == [VALIDATOR_STAKE] * 3
+
+
+async def test_entry_evidence_is_a_rules_v5_proof() -> None:
+    net = await build_market(rules_version=RULES_V4)
+    job_id, forged = await run_data_job(
+        net,
+        CHEATER,
+        [(LAZY_1, True), (LAZY_2, True), (HONEST, False)],
+        forged=True,
+        record_uploads=False,  # rules v4 has no consumer uploads and no door
+    )
+    a, b, c = _matrices(forged)
+    evidence = entry_evidence(open_entry_claim(a, b, c, "float32", *WRONG))
+
+    with pytest.raises(Rejection) as info:
+        await prove_fraud(net, CHALLENGER, job_id, evidence)
+
+    assert info.value.code == "fraud_evidence_kind_mismatch"
     assert [await get_stake(net, k) for k in VALIDATORS] == [VALIDATOR_STAKE] * 3
