@@ -4,10 +4,13 @@ Starts, as separate processes and in order: nats-server (JetStream), the API (se
 dashboard at ``/``, and its sealer), the relay, the operator (LiteSVM chain, Solana gateway
 loop anchoring tree heads, job offers), 3 validators and 3 node agents in two regions;
 funds everyone through Solana deposits; submits a mix of matmul, inference and zk-prove
-jobs and shows them flow to settlement live. Without ``--exit`` it keeps running with the
-dashboard until Ctrl-C (a second Ctrl-C forces the stop). With ``--exit`` it stops the
-agents and validators, audits the log from genesis, prints the summary and exits with the
-audit's status (0 passed, 1 failed or jobs not final, 2 the network did not start).
+jobs, and jobs of a consumer on its own data (matrices and an MLP written with numpy, sealed
+end to end when private), and shows them flow to settlement live; then downloads each
+own-data result and prints whether it matches numpy's computation. Without ``--exit`` it
+keeps running with the dashboard until Ctrl-C (a second Ctrl-C forces the stop). With
+``--exit`` it stops the agents and validators, audits the log from genesis, prints the
+summary and exits with the audit's status (0 passed; 1 failed, jobs not final or an own-data
+result that does not match; 2 the network did not start).
 Everything lives under ``<data dir>/devnet/`` (wiped at each start): the store, keys,
 ``logs/<process>.log`` and ``status.json`` (``flopledger devnet status`` reads it).
 """
@@ -146,6 +149,7 @@ def _run_network(
 ) -> int:
     from flopledger.devnet.launch import AGENTS, PARTICIPANT_DEPOSIT, VALIDATORS
     from flopledger.devnet.scenario import (
+        DATA_SCENARIOS,
         FINAL_STATES,
         SCENARIOS,
         Scenario,
@@ -183,12 +187,12 @@ def _run_network(
     scenario = Scenario(devnet=devnet, console=console, stop=stop)
     scenario.fund_consumer()
     scenario.submit(SCENARIOS[args.scenario])
-    scenario.submit_own_data()  # issue 17: its own matrices and MLP, private
+    scenario.submit_data(DATA_SCENARIOS[args.scenario])
     trusted = get_trusted_head(devnet)  # mid-run; the final audit must agree with it
     finished = scenario.follow_until_final()
-    own_data_ok = scenario.check_own_data()
     final = sum(row.state in FINAL_STATES for row in scenario.jobs)
     console.print(f"{final}/{len(scenario.jobs)} jobs final  [dim]{time.monotonic() - t0:.1f} s")
+    results_match = scenario.check_data_results()
     if not args.exit:
         console.print(f"[bold]running; dashboard at {devnet.api_url}/ — Ctrl-C stops every process")
         scenario.keep_running()
@@ -202,8 +206,8 @@ def _run_network(
     if not finished:
         console.print("[bold red]not every job reached a final state")
         return EXIT_FAILED
-    if not own_data_ok:
-        console.print("[bold red]a result on the consumer's own data did not match")
+    if not results_match:
+        console.print("[bold red]a result of the consumer's own-data jobs does not match numpy")
         return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
 

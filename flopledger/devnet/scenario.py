@@ -1,16 +1,19 @@
 """The devnet's scenario: a funded consumer submits a mix of jobs and watches them settle.
 
-The consumer is funded through a Solana deposit, submits matmul, inference and zk-prove jobs
-(``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
-runs), and two private jobs on its own data (``flopledger.devnet.data_jobs``: its matrices
-multiplied, its MLP run on its inputs; the results downloaded once final and compared with
-a local computation); the terminal shows every job's state live (rich), printing each
-transition, until every job is final (settled, refunded or expired). ``run_audit_summary``
-then replays the log from genesis, with anchors checked on the devnet's chain, a tree head
-taken while the jobs ran as a trusted head, and every decided job's and attestation's
-verifier re-run on its artifacts in the devnet's own NATS object store (``--verify-work``,
-logged in as the ``auditor``, who may only read; a private job's only with its keys, which
-the auditor has not), and prints the audit's summary with the re-verified count.
+The consumer is funded through a Solana deposit, submits seeded matmul, inference and zk-prove
+jobs (``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
+runs) and jobs on its own data (``flopledger.devnet.consumer``, issue 17 item 6; ``quick``: a
+private matmul and a private inference; ``full``: also a larger private and a public matmul),
+releasing a private job's inputs key to the node that claims it from the polling loop. The
+terminal shows every job's state live (rich), printing each transition, until every job is
+final (settled, refunded, expired or cancelled); ``check_data_results`` then downloads each
+own-data result and prints whether it matches numpy's computation on the inputs.
+``run_audit_summary`` then replays the log from genesis, with anchors checked on the devnet's
+chain, a tree head taken while the jobs ran as a trusted head, and every decided job's and
+attestation's verifier re-run on its artifacts in the devnet's own NATS object store
+(``--verify-work``, logged in as the ``auditor``, who may only read; a private job's only
+with its keys, which the auditor has not: it counts ``private no key``), and prints the
+audit's summary with the re-verified count.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from rich.live import Live
 from rich.table import Table
 
 from adapters.ledger_api.client import ApiClient
+from adapters.ledger_api.wire import JobView
 from adapters.solana.history import RpcChainHistory
 from domain.commands import SubmitJob
 from flopledger.devnet.chain import ChainClient
-from flopledger.devnet.data_jobs import DataJob, check_results, submit_data_jobs
+from flopledger.devnet.consumer import CONSUMER_DIR, OwnDataConsumer
+from flopledger.devnet.consumer_data import INFERENCE, MATMUL, DataJobSpec
 from flopledger.devnet.launch import Devnet
 from flopledger.devnet.nats_users import AUDITOR
 from proofs.identity import Identity
@@ -43,7 +48,8 @@ from validator.audit_work import open_objects
 
 SECOND_NS = 1_000_000_000
 CONSUMER = "consumer"
-CONSUMER_DEPOSIT = 2_000_000  # above the withdrawal minimum (issue 16, item 7)
+CONSUMER_DEPOSIT = 2_000_000
+"""Above the withdrawal minimum (issue 16, item 7), and escrow for thousands of jobs."""
 JOB_MAX_PRICE = 400
 JOB_DEADLINE_S = 600
 FINAL_STATES = frozenset({"settled", "refunded", "expired", "cancelled"})
@@ -52,8 +58,6 @@ POLL_INTERVAL_S = 0.5
 LIVE_REFRESH_PER_S = 4
 TRICKLE_EVERY_S = 15.0
 ZK_INPUTS = '{"a": 5, "b": 9}'
-DATA_DIR_NAME = "consumer-data"
-DATA_JOB_REGIONS = {"matmul": "eu-west", "inference": "us-east"}
 
 JobSpec = tuple[str, str, dict[str, Any]]
 
@@ -83,6 +87,19 @@ SCENARIOS: dict[str, tuple[JobSpec, ...]] = {
     "quick": QUICK_JOBS,
     "full": QUICK_JOBS + FULL_EXTRA_JOBS,
 }
+QUICK_DATA_JOBS: tuple[DataJobSpec, ...] = (
+    DataJobSpec(region="eu-west", kind=MATMUL, size=128, private=True, seed=1),
+    DataJobSpec(region="us-east", kind=INFERENCE, size=16, private=True, seed=2),
+)
+"""Small, so that the e2e test of the quick scenario stays quick."""
+FULL_EXTRA_DATA_JOBS: tuple[DataJobSpec, ...] = (
+    DataJobSpec(region="us-east", kind=MATMUL, size=256, private=True, seed=3),
+    DataJobSpec(region="eu-west", kind=MATMUL, size=128, private=False, seed=4),
+)
+DATA_SCENARIOS: dict[str, tuple[DataJobSpec, ...]] = {
+    "quick": QUICK_DATA_JOBS,
+    "full": QUICK_DATA_JOBS + FULL_EXTRA_DATA_JOBS,
+}
 
 
 @dataclass
@@ -104,7 +121,7 @@ class Scenario:
     jobs: list[JobRow] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     _trickle: Iterator[JobSpec] = field(default_factory=lambda: itertools.cycle(QUICK_JOBS))
-    data_jobs: list[DataJob] = field(default_factory=list)
+    _own_data: OwnDataConsumer | None = None
 
     def fund_consumer(self) -> None:
         chain = ChainClient(self.devnet.operator_url)
@@ -140,37 +157,45 @@ class Scenario:
         finally:
             client.close()
 
-    def submit_own_data(self) -> None:
-        """The consumer's private jobs on its own files (``flopledger.devnet.data_jobs``)."""
-        jobs = submit_data_jobs(
-            self.devnet.api_url,
-            self.consumer,
-            self.devnet.root / DATA_DIR_NAME,
-            DATA_JOB_REGIONS,
-            max_price=JOB_MAX_PRICE,
-            deadline_s=JOB_DEADLINE_S,
-            report=lambda line: self.console.print(f"[dim]{line}"),
-        )
-        for job in jobs:
-            self.data_jobs.append(job)
-            self.jobs.append(JobRow(id=job.job_id, kind=f"{job.kind}*", region=job.region))
+    @property
+    def own_data(self) -> OwnDataConsumer:
+        """The consumer's own-data side (created on first use)."""
+        if self._own_data is None:
+            self._own_data = OwnDataConsumer(
+                api_url=self.devnet.api_url,
+                identity=self.consumer,
+                root=self.devnet.root / CONSUMER_DIR,
+                report=self.report_line,
+            )
+        return self._own_data
+
+    def report_line(self, line: str) -> None:
+        """A line of the consumer's, whole (unwrapped and unstyled: tests and scripts read it)."""
+        self.console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    def submit_data(self, specs: tuple[DataJobSpec, ...]) -> None:
+        """The consumer's jobs on its own inputs: written, sealed (private), uploaded, submitted."""
+        for job in self.own_data.submit(specs, max_price=JOB_MAX_PRICE, deadline_s=JOB_DEADLINE_S):
+            kind = f"{job.spec.kind} (own, {'private' if job.spec.private else 'public'})"
+            self.jobs.append(JobRow(id=job.job_id, kind=kind, region=job.spec.region))
             self.console.print(
-                f"job [magenta]{job.job_id}[/] {job.kind} on the consumer's own files, "
-                f"sealed, submitted in {job.region}"
+                f"job [magenta]{job.job_id}[/] {job.spec.label} on the consumer's own data "
+                f"submitted in {job.spec.region}"
             )
 
-    def check_own_data(self) -> bool:
-        """Download each private result, open and check it, compare with numpy's."""
-        found = check_results(
-            self.devnet.api_url, self.consumer, self.devnet.root / DATA_DIR_NAME, self.data_jobs
+    def check_data_results(self) -> bool:
+        """Download each own-data result and compare it with numpy (True: every one matches);
+        the lines go to ``status.json`` too."""
+        if self._own_data is None:
+            return True
+        ok = self._own_data.check_results()
+        matched = sum(bool(entry["matches"]) for entry in self._own_data.summary())
+        self.devnet.supervisor.extra["consumer_results"] = self._own_data.summary()
+        self.devnet.supervisor.write_status()
+        self.report_line(
+            f"consumer: {matched}/{len(self._own_data.jobs)} own-data results match numpy"
         )
-        for job, matches, detail in found:
-            verdict = "[green]matches[/]" if matches else "[red]does not match[/]"
-            self.console.print(
-                f"job {job.job_id} {job.kind}: the downloaded result {verdict} the local "
-                f"computation ({detail})"
-            )
-        return all(matches for _, matches, _ in found)
+        return ok
 
     def follow_until_final(self, timeout_s: float = JOBS_FINAL_TIMEOUT_S) -> bool:
         """Show the jobs live until every one is final; False on timeout or stop."""
@@ -211,16 +236,19 @@ class Scenario:
             self._end_live()
 
     def poll(self, client: ApiClient) -> None:
+        views: dict[str, JobView] = {}
         for row in self.jobs:
             if row.state in FINAL_STATES:
                 continue
-            view = client.get_job(row.id)
+            view = views[row.id] = client.get_job(row.id)
             state, node = view.state, view.node_id or ""
             if state != row.state:
                 elapsed = time.monotonic() - self.started_at
                 where = f" by {node[:10]}" if node else ""
                 self.console.print(f"[dim]{elapsed:6.1f}s[/] {row.id} {row.kind}: {state}{where}")
             row.state, row.node_id = state, node or row.node_id
+        if self._own_data is not None:
+            self._own_data.release_keys(views)
 
     def _end_live(self) -> None:
         """Rich leaves the last line of a Live open when the output is not a terminal."""

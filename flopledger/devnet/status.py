@@ -115,4 +115,6 @@ def print_status(root: Path, console: Console) -> int:
             process["log"],
         )
     console.print(table)
+    for result in status.get("consumer_results", []):  # the own-data jobs' checks
+        console.print(str(result.get("line") or f"consumer: {result.get('label')}: not checked"))
     return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY
