@@ -5,10 +5,11 @@ on: for a job decided by its validators (``JobVerified``, ``JobRejected``: settl
 the committed result, the workload, the round's openings seed and the policy the job was
 submitted under; for an attestation (``AttestationVerified``, ``AttestationRejected``) the
 challenge and the report submitted for it. After the replay, ``check_work`` fetches each
-result's artifact and proof (and a zk job's zkey), or each report, from the object store and
-runs the validator's own verifiers on them (``adapters.compute.results.verify_result``,
-``adapters.compute.attestation.verify_attestation``, as ``validator.daemon`` does). Every item
-ends under exactly one status (``STATUSES``), never silently passed:
+result's artifact and proof (and a zk job's zkey, a public data job's input objects, issue
+17), or each report, from the object store and runs the validator's own verifiers on them
+(``adapters.compute.results.verify_result``, ``adapters.compute.attestation.verify_attestation``,
+as ``validator.daemon`` does). Every item ends under exactly one status (``STATUSES``), never
+silently passed:
 
 - ``reverified``: the verifier's outcome is the verdict (a pass passes, a fail fails);
 - ``fraud_proven``: a pass the artifacts fail, already proven wrong on the log by a fraud
@@ -48,6 +49,7 @@ from domain.job import ResultCommitment
 from domain.key_releases import ENCRYPTED_PARAM, is_private_params
 from domain.policy import SECOND_NS, LedgerPolicy, compute_artifact_retention_ns
 from domain.records import Record
+from domain.workloads import WorkloadParamsError, input_digests, parse_params
 
 WORK = "work"
 """The audit check these items count under (``validator.audit.CHECKS``)."""
@@ -270,6 +272,16 @@ def is_private_job(params: dict[str, Any]) -> bool:
     return is_private_params(params)
 
 
+def get_input_digests(kind: str, params: dict[str, Any]) -> dict[str, str]:
+    """A public data job's input objects (issue 17: the consumer's own data, named by digest
+    in its params), which its verifier re-runs on; {} for a seeded job, or params that do
+    not parse (the verifier names those itself)."""
+    try:
+        return input_digests(parse_params(kind, params))
+    except WorkloadParamsError:
+        return {}
+
+
 async def check_work(ledger: WorkLedger, check: WorkCheck) -> WorkFailure | None:
     """Re-run the verifier of every collected item in position order; count each under its
     status and return the first verdict its evidence does not support (None: all hold).
@@ -299,6 +311,11 @@ async def _check_job(
     fetched = await _fetch(check.artifacts, digests)
     if isinstance(fetched, str):
         return _missing(job, fetched, check.now_ns, "result")
+    named = get_input_digests(job.kind, job.params)
+    inputs = await _fetch(check.artifacts, list(named.values()))
+    if isinstance(inputs, str):
+        return _missing(job, inputs, check.now_ns, "input")
+    extra = {"inputs": dict(zip(named, inputs, strict=True))} if named else {}
     code = await asyncio.to_thread(
         verifiers.verify_result,
         job_id=job.job_id,
@@ -313,6 +330,7 @@ async def _check_job(
         openings_seed=job.openings_seed,
         zkey_bytes=fetched[2] if len(fetched) > 2 else None,
         insecure_setups_allowed=job.insecure_setups_allowed,
+        **extra,
     )
     passes = code == VERIFIED_OK
     if passes == job.passed:

@@ -161,6 +161,40 @@ async def test_a_private_job_is_counted_never_verified() -> None:
     assert _counts(ledger) == {PRIVATE_NO_KEY: 1}
 
 
+A_NPY, B_NPY = b"the consumer's a.npy", b"the consumer's b.npy"
+
+
+def _data_params() -> dict[str, Any]:
+    digests = {
+        name: hashlib.sha256(data).hexdigest() for name, data in (("a", A_NPY), ("b", B_NPY))
+    }
+    return {**digests, "dtype": "float32", "m": 4, "k": 4, "n": 4}
+
+
+def _verify_on_inputs(**kwargs: Any) -> str:
+    """A data job's verifier: it runs on the consumer's inputs, or fails without them."""
+    if kwargs.get("inputs") != {"a": A_NPY, "b": B_NPY}:
+        return "inputs_missing"
+    return _verify_result(**kwargs)
+
+
+async def test_a_public_data_jobs_verifier_reruns_on_its_stored_inputs() -> None:
+    ledger = WorkLedger(jobs=[_job(3, GOOD, passed=True, params=_data_params())])
+    verifiers = Verifiers(verify_result=_verify_on_inputs, verify_attestation=_verify_attestation)
+    check = WorkCheck(artifacts=Objects(GOOD, A_NPY, B_NPY), now_ns=DECIDED_NS, verifiers=verifiers)
+    assert await check_work(ledger, check) is None
+    assert _counts(ledger) == {REVERIFIED: 1}
+
+
+async def test_a_missing_input_of_a_passed_data_job_fails_within_retention() -> None:
+    ledger = WorkLedger(jobs=[_job(3, GOOD, passed=True, params=_data_params())])
+    verifiers = Verifiers(verify_result=_verify_on_inputs, verify_attestation=_verify_attestation)
+    check = WorkCheck(artifacts=Objects(GOOD, A_NPY), now_ns=DECIDED_NS, verifiers=verifiers)
+    failure = await check_work(ledger, check)
+    assert failure is not None and failure.position == 3
+    assert f"input object {hashlib.sha256(B_NPY).hexdigest()}" in failure.message
+
+
 async def test_attestations_without_stored_evidence_keep_their_own_status() -> None:
     ledger = WorkLedger(
         attestations=[
