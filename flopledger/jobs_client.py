@@ -36,13 +36,17 @@ import msgspec
 import numpy as np
 
 from adapters.compute.data_jobs import check_result_commitment, result_file_from_proof
-from adapters.job_keys import save_job_key
+from adapters.job_keys import JobKeyError, load_job_key, save_job_key
 from adapters.ledger_api.client import ApiClient
-from adapters.ledger_api.keys_client import ensure_encryption_key, get_released_keys
+from adapters.ledger_api.keys_client import (
+    ensure_encryption_key,
+    get_released_keys,
+    release_job_key,
+)
 from adapters.ledger_api.objects_client import Progress, get_object_bytes, put_object_file
 from adapters.ledger_api.wire import JobView
 from domain.commands import SubmitJob
-from domain.job_states import CANCELLED, EXPIRED, REFUNDED, REJECTED, SETTLED
+from domain.job_states import CANCELLED, CLAIMED, EXPIRED, REFUNDED, REJECTED, SETTLED
 from domain.workloads import ENCRYPTED_FIELD, parse_params
 from proofs.identity import Identity
 from proofs.matrix_rows import compute_input_roots
@@ -67,6 +71,7 @@ SAFETENSORS_HEADER_BYTES_MAX = 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 FAILED_STATES = frozenset({REJECTED, EXPIRED, REFUNDED, CANCELLED})
 RESULT = "result"
+INPUTS = "inputs"
 
 ProgressFor = Callable[[str], Progress | None]
 """Called with a transfer's label (an input name, ``result``); its progress callback."""
@@ -206,6 +211,36 @@ def fetch_job_result(
         raise ResultMismatch(f"the result of {job_id} is not the one the ledger settled")
     _write_atomic(out, result_file_from_proof(job.workload.kind, params, proof))
     return out
+
+
+def release_inputs_key_if_due(client: ApiClient, job_id: str, data_dir: Path) -> str | None:
+    """While a private job of ours waits for its result: when a node holds a claim (a new
+    one after a rejection or a lapse) without the inputs key, release it (the data key kept
+    by ``submit_job_with_inputs``). The node it went to, or None when nothing was due."""
+    identity = _identity(client)
+    try:
+        data_key = load_job_key(data_dir, job_id)
+    except JobKeyError:
+        return None  # not submitted from here, or public
+    job = client.get_job(job_id)
+    if job.state != CLAIMED or not job.node_id:
+        return None
+    if any(
+        r.purpose == INPUTS and r.recipient == job.node_id and r.attempt == job.attempt
+        for r in job.key_releases
+        if r.sender == identity.id
+    ):
+        return None
+    release_job_key(
+        client,
+        identity,
+        job_id=job_id,
+        attempt=job.attempt,
+        recipient=job.node_id,
+        purpose=INPUTS,
+        data_key=data_key,
+    )
+    return job.node_id
 
 
 def _open_result(client: ApiClient, identity: Identity, job: JobView, sealed: bytes) -> bytes:

@@ -12,9 +12,10 @@ at once and ``flopledger job release-key JOB_ID`` does the release later.
 
 ``result JOB_ID --out FILE``: downloads the result, opens it (a private job: the result key
 its node released to the consumer), checks it against the commitment the ledger settled and
-writes the file. Exit 0 written; 1 the job ended without a result (rejected, refunded,
-expired, cancelled) or the result does not match; 3 not final yet (with ``--wait``: still not
-after ``--timeout-s``, default 600); 2 malformed input.
+writes the file; with ``--wait``, while it waits, it releases the inputs key to a node that
+claims the job again (after a rejection or a lapsed claim). Exit 0 written; 1 the job ended
+without a result (rejected, refunded, expired, cancelled) or the result does not match; 3 not
+final yet (with ``--wait``: still not after ``--timeout-s``, default 600); 2 malformed input.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def register_result(actions: argparse._SubParsersAction) -> None:  # type: ignor
     result.add_argument("--out", type=Path, required=True, help="where to write the result")
     result.add_argument("--wait", action="store_true", help="wait until the job is final")
     result.add_argument("--timeout-s", type=float, default=RESULT_TIMEOUT_S_DEFAULT)
+    result.add_argument(
+        "--data-dir", type=Path, default=None, help="where job submit kept the data key"
+    )
     result.set_defaults(func=run_result)
 
 
@@ -155,7 +159,15 @@ def run_submit_with_inputs(args: argparse.Namespace, params: dict[str, object]) 
 
 
 def run_result(args: argparse.Namespace) -> int:
-    from flopledger.jobs_client import JobFailed, JobNotFinal, ResultMismatch, fetch_job_result
+    from flopledger.jobs_client import (
+        JobFailed,
+        JobNotFinal,
+        ResultMismatch,
+        fetch_job_result,
+        release_inputs_key_if_due,
+    )
+
+    data_dir = args.data_dir or get_settings().data_dir
 
     if not args.out.parent.is_dir() or args.timeout_s < 0:
         return _fail("result", f"--out {args.out}: no such directory, or --timeout-s < 0", 2)
@@ -170,6 +182,10 @@ def run_result(args: argparse.Namespace) -> int:
             except JobNotFinal as exc:
                 if not args.wait or time.monotonic() >= deadline:
                     return _fail("result", str(exc), EXIT_NOT_FINAL)
+            # a new claim (after a rejection or a lapse) needs the inputs key again
+            node = release_inputs_key_if_due(client, args.job_id, data_dir)
+            if node is not None:
+                print(f"flopledger job result: inputs key released to {node}", file=sys.stderr)
             time.sleep(RESULT_POLL_S)
     except JobFailed as exc:
         return _fail("result", str(exc), EXIT_FAILED)

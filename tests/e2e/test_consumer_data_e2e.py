@@ -14,6 +14,9 @@ is released to the claiming node) and ``flopledger job result --wait``. Then:
 - a node that computes on other data (and hands the validators its own key for "its" inputs)
   is rejected, the validators' reason the AEAD failure on the consumer's ciphertext, and
   slashed;
+- back on the market, each cheated job settles with the honest node (``job result --wait``
+  releases the inputs key to the new claim) and its C is right too; a ``--public`` job runs
+  and downloads the same way;
 - no message of ``FLOP_OBJECTS`` (read raw from NATS), and nothing in the API's or the relay's
   logs, holds plaintext of A, B or C (distinctive 32-byte runs of each, raw and in hex).
 """
@@ -148,6 +151,30 @@ async def test_consumer_matmul_private_end_to_end(network: Network, tmp_path: Pa
                 assert reasons and "inputs_sealed_invalid" not in reasons, reasons
         for proc in submits.values():
             assert proc.wait(timeout=STEP_TIMEOUT_S) == 0
+        # Back on the market, each cheated job settles with the honest node: job result
+        # --wait hands the inputs key to the new claim, and the product is right.
+        cheated = (CORRUPT_REGION, SWAP_REGION)
+        outs = {region: tmp_path / f"c-{region}.npy" for region in cheated}
+        waits = [
+            asyncio.to_thread(
+                _cli,
+                network,
+                key,
+                "job",
+                "result",
+                job_ids[region],
+                "--out",
+                str(outs[region]),
+                "--wait",
+                "--timeout-s",
+                "240",
+            )
+            for region in cheated
+        ]  # at once: the honest node holds one claim at a time, each waits for its key
+        for region, waited in zip(cheated, await asyncio.gather(*waits), strict=True):
+            assert waited.returncode == 0, waited.stderr
+            _check_product(np.load(outs[region]), a, b)
+        await _check_public_job(network, key, tmp_path)
         snippets = _snippets(a, b, product)
         await _check_objects_hold_no_plaintext(network, snippets)
         for name in ("serve", "relay"):
@@ -160,6 +187,23 @@ async def test_consumer_matmul_private_end_to_end(network: Network, tmp_path: Pa
         operator.close()
 
 
+async def _check_public_job(net: Network, key: Path, tmp_path: Path) -> None:
+    """A job with --public inputs (other matrices: their plaintext is in the store on
+    purpose) runs and downloads the same way."""
+    rng = np.random.default_rng(64)
+    a = rng.standard_normal((64, 48)).astype(np.float32)
+    b = rng.standard_normal((48, 32)).astype(np.float32)
+    files = _write_inputs(tmp_path / "public", a, b)
+    proc = _start_submit(net, key, files, HONEST_REGION, "--public")
+    job_id = await _job_id(proc)
+    assert await asyncio.to_thread(proc.wait, STEP_TIMEOUT_S) == 0
+    out = tmp_path / "public" / "c.npy"
+    args = ("job", "result", job_id, "--out", str(out), "--wait", "--timeout-s", "120")
+    result = await asyncio.to_thread(_cli, net, key, *args)
+    assert result.returncode == 0, result.stderr
+    _check_product(np.load(out), a, b)
+
+
 def _matrices() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(20261201)
     a = rng.standard_normal((N, N)).astype(np.float32)
@@ -167,8 +211,9 @@ def _matrices() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _write_inputs(tmp_path: Path, a: np.ndarray, b: np.ndarray) -> dict[str, Path]:
-    paths = {"a": tmp_path / "a.npy", "b": tmp_path / "b.npy"}
+def _write_inputs(directory: Path, a: np.ndarray, b: np.ndarray) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"a": directory / "a.npy", "b": directory / "b.npy"}
     np.save(paths["a"], a)
     np.save(paths["b"], b)
     return paths
@@ -177,9 +222,10 @@ def _write_inputs(tmp_path: Path, a: np.ndarray, b: np.ndarray) -> dict[str, Pat
 def _check_product(product: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """C within the honest float32 bound: γ_k|A||B| for the dot products, u|C| for C's own
     rounding (and a little slack for the float64 reference's)."""
-    assert product.shape == (N, N) and product.dtype == np.float32
+    k = a.shape[1]
+    assert product.shape == (a.shape[0], b.shape[1]) and product.dtype == np.float32
     exact = a.astype(np.float64) @ b.astype(np.float64)
-    gamma_k = N * U32 / (1 - N * U32)
+    gamma_k = k * U32 / (1 - k * U32)
     bound = gamma_k * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
     bound += U32 * np.abs(exact) + 1e-30
     assert np.all(np.abs(product.astype(np.float64) - exact) <= bound)
@@ -244,7 +290,7 @@ def _agent_config(net: Network, tmp_path: Path, region: str) -> AgentConfig:
 
 
 def _start_submit(
-    net: Network, key: Path, files: dict[str, Path], region: str
+    net: Network, key: Path, files: dict[str, Path], region: str, *extra: str
 ) -> subprocess.Popen[str]:
     args = [
         "job",
@@ -259,6 +305,7 @@ def _start_submit(
         str(MAX_PRICE),
         "--region",
         region,
+        *extra,
     ]
     return subprocess.Popen(
         [sys.executable, "-m", "flopledger.cli", *args, "--api", net.api_url, "--key", str(key)],
