@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from adapters.job_keys import JobKeyError, get_job_key_path, load_job_key, save_
 from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.wire import JobView
 from adapters.nats.errors import ArtifactCorrupt, ArtifactNotFound
-from domain.commands import RegisterEncryptionKey, ReleaseJobKey
+from domain.commands import ExpireJob, RegisterEncryptionKey, ReleaseJobKey
 from domain.job_states import CLAIMED, RESULT_COMMITTED, SETTLED, VERIFIED
 from domain.workloads import WorkloadParams, input_digests, is_private
 from node_agent.ledger_link import Ledger, LedgerUnavailable
@@ -47,6 +48,10 @@ INPUTS = "inputs"
 RESULT = "result"
 KEY_POLL_S = 0.25
 """How often the node looks for a released inputs key, or for newly drawn validators."""
+LAPSE_CRANK_AFTER_S = 125.0
+"""Past the ledger's default ``key_release_window_ns`` (120 s) with no key: the node cranks
+``job.expire`` itself (nobody else is bound to), so that the lapse frees its device slot."""
+LAPSE_CRANK_RETRY_S = 5.0
 COURIERS_MAX = 1_000
 """Jobs whose keys are being released at once (bounded like the spool)."""
 _RELEASING_STATES = frozenset({RESULT_COMMITTED, VERIFIED, SETTLED})
@@ -110,7 +115,9 @@ class KeyCourier:
 
     async def wait_inputs_key(self, job: JobView) -> bytes:
         """The inputs key the consumer released to us for this claim (waiting for it while
-        the job stays claimed by us), saved for the validators' releases later."""
+        the job stays claimed by us, cranking the lapse once the window is surely past),
+        saved for the validators' releases later."""
+        crank_at = time.monotonic() + LAPSE_CRANK_AFTER_S
         while True:
             for release in job.key_releases:
                 is_ours = (
@@ -132,8 +139,20 @@ class KeyCourier:
                 return key
             if job.state != CLAIMED or job.node_id != self.identity.id:
                 raise JobLeftUs(f"{job.id} is {job.state} (node {job.node_id})")
+            if time.monotonic() >= crank_at:
+                crank_at = time.monotonic() + LAPSE_CRANK_RETRY_S
+                await self._crank_lapse(job.id)
             await asyncio.sleep(self._poll_s)
             job = await self.ledger.get_job(job.id)
+
+    async def _crank_lapse(self, job_id: str) -> None:
+        """``job.expire``: the claim lapses (bond back, no blame) once the window passed."""
+        try:
+            await self.ledger.send(ExpireJob(job_id=job_id))
+        except ApiProblem as problem:  # not due yet by the ledger's clock: later
+            _log.info("claim_lapse_refused", job_id=job_id, code=problem.code)
+            return
+        _log.warning("claim_lapsed_without_inputs_key", job_id=job_id)
 
     def keep_result_key(self, job_id: str, key: bytes) -> None:
         """Keep the result key until the job is decided (before the result leaves us)."""

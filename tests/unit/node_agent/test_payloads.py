@@ -17,6 +17,7 @@ import torch
 from adapters.ledger_api.wire import JobView
 from domain import commands as c
 from domain.workloads import parse_params
+from node_agent import payloads
 from node_agent.payloads import InputsUnusable, JobLeftUs, KeyCourier
 from node_agent.spool import ResultSpool
 from node_agent.work import Worker
@@ -203,3 +204,22 @@ def test_a_committed_results_keys_go_to_the_consumer_and_each_validator(tmp_path
         (VALIDATOR.id, "inputs"): inputs_key,
         (VALIDATOR.id, "result"): result_key,
     }
+
+
+def test_a_node_left_without_the_key_cranks_the_lapse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(payloads, "LAPSE_CRANK_AFTER_S", 0.0)
+    job, sink = _job(new_data_key(), None)
+    ledger = Ledger(job)
+    original = ledger.send
+
+    async def send(command: c.Command) -> None:
+        await original(command)
+        if isinstance(command, c.ExpireJob):
+            job.update(state="submitted", node_id=None)  # ClaimLapsed: back on the market
+
+    monkeypatch.setattr(ledger, "send", send)
+    with pytest.raises(JobLeftUs):
+        asyncio.run(_courier(ledger, sink, tmp_path).wait_inputs_key(msgspec.convert(job, JobView)))
+    assert [type(command) for command in ledger.sent] == [c.ExpireJob]
