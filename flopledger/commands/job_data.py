@@ -43,7 +43,7 @@ from adapters.job_keys import JobKeyError
 from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.objects_client import ObjectDigestMismatch
 from domain.workloads import WorkloadParamsError
-from flopledger.commands._api_cli import make_client
+from flopledger.commands._api_cli import add_api_options, make_client
 from flopledger.commands.job_keys import EXIT_NOT_CLAIMED, release_when_claimed
 from flopledger.settings import get_settings
 
@@ -55,6 +55,14 @@ EXIT_NOT_FINAL = 3
 RESULT_TIMEOUT_S_DEFAULT = 600.0
 RESULT_POLL_S = 1.0
 RELEASE_WAIT_S_DEFAULT = 600.0
+RESULT_HELP = """\
+Download the job's result (C's .npy for matmul, the outputs' .npy for inference, the proof
+for zk-prove), open it with the result key its node released to you (a private job), check
+it against the commitment the ledger settled, and write --out. With --wait, wait until the
+job is final (--timeout-s, default 600), releasing the inputs key to a node that claims the
+job again after a rejection or a lapsed claim. Exit 0 written; 1 the job ended without a
+result (rejected, refunded, expired, cancelled) or the download is not the settled result;
+3 not final yet; 2 malformed input."""
 
 
 def add_submit_input_options(submit: argparse.ArgumentParser) -> None:
@@ -80,10 +88,11 @@ def add_submit_input_options(submit: argparse.ArgumentParser) -> None:
 
 
 def register_result(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    from flopledger.commands._api_cli import add_api_options
-
     result = actions.add_parser(
-        "result", help="download, open and check a job's result", description=__doc__
+        "result",
+        help="download, open and check a job's result",
+        description=RESULT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_api_options(result, key_required=True)
     result.add_argument("job_id")
