@@ -14,10 +14,10 @@ re-execution), the same with deterministic re-execution of every command, and th
 measured alone, every command's envelope through the pool with its workers started, against the
 bound measured in the same run, the raw Ed25519 verifications per second of the same library
 (``cryptography``) in one process times the worker count. Re-execution checks every BLS
-signature the rules check; the pool answers the beacon contributions' ahead, the replaying
-process verifies the rest (verdicts, certificates, co-signatures): ``reexec_bls_bound_vs_read``
-is the ceiling those put on ``reexec_vs_read`` (the events over the time they take at pyblst's
-raw rate, against the read rate). Last line:
+signature the rules check; the pool answers the beacon contributions' and job verdicts' ahead,
+the replaying process verifies the rest (certificates, attestation verdicts, co-signatures):
+``reexec_bls_bound_vs_read`` is the ceiling those put on ``reexec_vs_read`` (the events over
+the time they take at pyblst's raw rate, against the read rate). Last line:
 ``RESULT audit_vs_read=<r> reexec_vs_read=<r> audit_sigs_vs_read=<r> audit_sigs_vs_bound=<r>
 reexec_bls_bound_vs_read=<r> audit_events_per_s=<n> reexec_events_per_s=<n>
 sig_envelopes_per_s=<n> ed25519_per_s=<n> sig_workers=<n> events=<n>`` (issue 19 sets the
@@ -225,7 +225,7 @@ async def audit_rate(
 
 async def reexec_bls_verifies(path: Path, operators: frozenset[str]) -> int:
     """How many BLS verifications a cold re-execution (no signature checks) makes in this
-    process (the pool's workers verify the beacon contributions)."""
+    process (the pool's workers verify beacon contributions and job verdicts)."""
     backend = bls.BACKEND
     count = 0
     plain = backend.verify

@@ -48,7 +48,7 @@ from validator.audit_envelopes import summarize_overrides
 from validator.audit_history import HISTORY_CHECKS
 from validator.audit_signatures import (
     SIGNATURE_POOL_MIN_RECORDS,
-    BeaconSignatures,
+    BlsChecksAhead,
     SignaturePool,
     get_signature_workers,
 )
@@ -194,17 +194,17 @@ async def _replay(
     progress: Progress | None,
 ) -> None:
     options = replayer.options
-    pool = beacon = None
+    pool = ahead_bls = None
     if (options.verify_signatures or options.reexecute) and total >= SIGNATURE_POOL_MIN_RECORDS:
-        pool, beacon = SignaturePool(get_signature_workers()), BeaconSignatures()
+        pool, ahead_bls = SignaturePool(get_signature_workers()), BlsChecksAhead()
     # Batches whose signatures the pool is checking, fed in order once its answers are in.
     ahead: deque[tuple[list[Record], asyncio.Future[dict[bytes, str]] | None]] = deque()
     try:
         async for batch in source.batches(until):
             verdicts = None
-            if pool is not None and beacon is not None:
+            if pool is not None and ahead_bls is not None:
                 verdicts = pool.submit(
-                    batch, envelopes=options.verify_signatures, bls_checks=beacon.collect(batch)
+                    batch, envelopes=options.verify_signatures, bls_checks=ahead_bls.collect(batch)
                 )
             ahead.append((batch, verdicts))
             if len(ahead) > SIGNATURE_BATCHES_AHEAD and await _feed(

@@ -10,13 +10,13 @@ replay asks ``find_envelope_problem`` at the same point and in the same order as
 position with the same check; a verdict the pool did not give (a replayer fed directly, a
 small source) is computed inline.
 
-The beacon contributions' BLS signatures are most of what re-execution costs (the handler
-verifies each, and so does the audit's beacon check). ``BeaconSignatures`` follows the few
-records that say what each contribution must verify against (validator keys, the beacon's last
-value) as batches are read, and the pool verifies those signatures too; their answers go into
-``proofs.bls``'s cache (``remember_verified``), where the rules' and the checks' own ``verify``
-finds them. A contribution it cannot foresee (or foresees wrongly) is simply verified inline:
-the answers are the backend's, only computed earlier and elsewhere.
+The beacon contributions' and job verdicts' BLS signatures are most of what re-execution costs
+(the handler verifies each, and so do the audit's checks). ``BlsChecksAhead`` follows the few
+records that say what each must verify against (validator keys, the beacon's last value, the
+jobs' result commitments) as batches are read, and the pool verifies those signatures too;
+their answers go into ``proofs.bls``'s cache (``remember_verified``), where the rules' and the
+checks' own ``verify`` finds them. A signature it cannot foresee (or foresees wrongly) is
+simply verified inline: the answers are the backend's, only computed earlier and elsewhere.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ import msgspec
 
 from domain.beacon import BEACON_STREAM_ID, Beacon, compute_beacon_message
 from domain.events import decode_event
+from domain.job import Job
 from domain.records import Record
 from domain.services.ledger_service import CommandMetadata
 from domain.validators import Validator
 from proofs import bls
 from proofs.identity import verify_signature
+from proofs.quorum import verdict_message
 
 SIGNATURE_WORKERS_MAX = 8
 SIGNATURE_POOL_MIN_RECORDS = 5_000
@@ -46,6 +48,13 @@ ENVELOPE_OK = ""
 _METADATA = msgspec.json.Decoder(CommandMetadata)
 BlsCheck = tuple[bytes, bytes, bytes]  # (public key, message, signature)
 _T = TypeVar("_T")
+_FOLLOWED = frozenset(
+    {
+        (Validator.STREAM_TYPE, "Registered"),
+        (Job.STREAM_TYPE, "ResultCommitted"),
+        (Job.STREAM_TYPE, "VerdictRecorded"),
+    }
+)
 
 
 def find_envelope_problem(metadata: CommandMetadata) -> str:
@@ -78,20 +87,22 @@ def verify_bls(checks: Sequence[BlsCheck]) -> list[bool]:
     return [bls.verify(pk, message, signature) for pk, message, signature in checks]
 
 
-class BeaconSignatures:
-    """The BLS checks the beacon contributions of coming batches will need (module docstring):
-    each validator's key from its registration, the beacon's last value from its start and
-    closings, and for each contribution the message it signs."""
+class BlsChecksAhead:
+    """The BLS checks the beacon contributions and the job verdicts of coming batches will
+    need (module docstring): each validator's key from its registration, the beacon's last
+    value from its start and closings, each job's result commitment, and for each contribution
+    or revealed verdict the message it signs."""
 
     def __init__(self) -> None:
         self._keys: dict[str, bytes] = {}
         self._last_value: bytes | None = None
+        self._commitments: dict[str, bytes] = {}
 
     def collect(self, batch: Sequence[Record]) -> list[BlsCheck]:
         checks: list[BlsCheck] = []
         for record in batch:
-            if record.stream_id == BEACON_STREAM_ID or (
-                record.stream_type == Validator.STREAM_TYPE and record.event_type == "Registered"
+            if record.stream_id == BEACON_STREAM_ID or (record.stream_type, record.event_type) in (
+                _FOLLOWED
             ):
                 try:
                     event = decode_event(record)
@@ -114,6 +125,15 @@ class BeaconSignatures:
             if key is not None:
                 message = compute_beacon_message(event.epoch, self._last_value)
                 return (key, message, event.signature)
+        elif isinstance(event, Job.ResultCommitted):
+            self._commitments[event.originator_id] = event.result.commitment
+        elif isinstance(event, Job.VerdictRecorded):
+            key = self._keys.get(event.validator_id)
+            commitment = self._commitments.get(event.originator_id)
+            if key is not None and commitment is not None:
+                verdict = event.verdict
+                message = verdict_message(event.originator_id, commitment, verdict.passed)
+                return (key, message, verdict.signature)
         return None
 
 

@@ -5,6 +5,7 @@ right check; the CLI's exit status and JSON report say so."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from domain.services.ledger_service import CommandMetadata
 from flopledger.cli import main
 from proofs import bls
 from proofs.merkle import root_from_hashes
+from proofs.quorum import verdict_message
 from tests.unit.audit.scenario import CONSUMER, History, build_sqlite_history
 from validator.audit import AuditOptions
 from validator.audit_history import HistoryRequirements, TrustedHead
@@ -386,7 +388,23 @@ def _forge_contribution(path: Path) -> None:
     rewrite(path, records)
 
 
-@pytest.mark.parametrize("forge", [_forge_signature, _forge_contribution])
+def _forge_verdict(path: Path) -> None:
+    """A job verdict whose recorded BLS signature is another validator's (re-chained)."""
+    records = rows(path)
+    reveals = [
+        i
+        for i, r in enumerate(records)
+        if r.event_type == "VerdictRecorded" and r.stream_type == "job"
+    ]
+    first, second = (json.loads(records[i].data)["verdict"] for i in reveals[:2])
+    assert first["signature"] != second["signature"]
+    records[reveals[0]] = edit_data(
+        records[reveals[0]], verdict={**first, "signature": second["signature"]}
+    )
+    rewrite(path, records)
+
+
+@pytest.mark.parametrize("forge", [_forge_signature, _forge_contribution, _forge_verdict])
 def test_the_signature_pool_catches_what_the_inline_checks_catch(
     copy: Path, clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch, forge: Any
 ) -> None:
@@ -404,7 +422,8 @@ def test_the_signature_pool_catches_what_the_inline_checks_catch(
 def test_the_pool_answers_the_beacon_signatures_of_a_clean_history(
     clean: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With the pool on, no beacon contribution is BLS-verified in this process."""
+    """With the pool on, no beacon contribution and no job verdict is BLS-verified in this
+    process: their signatures were answered ahead."""
     monkeypatch.setattr(audit_run, "SIGNATURE_POOL_MIN_RECORDS", 0)
     bls.forget_verified()
     contributions = sum(1 for r in rows(clean[0]) if r.event_type == "Contributed")
@@ -420,6 +439,21 @@ def test_the_pool_answers_the_beacon_signatures_of_a_clean_history(
     assert report.ok, report.failure
     assert contributions > 0
     assert not [m for m in verified if m.startswith(BEACON_TAG)]
+    verdicts = _job_verdict_messages(rows(clean[0]))
+    assert verdicts and not verdicts & set(verified)
+
+
+def _job_verdict_messages(records: list[Record]) -> set[bytes]:
+    commitments: dict[str, bytes] = {}
+    messages = set()
+    for record in records:
+        data = json.loads(record.data)
+        if record.stream_type == "job" and record.event_type == "ResultCommitted":
+            commitments[record.stream_id] = base64.b64decode(data["result"]["commitment"])
+        if record.stream_type == "job" and record.event_type == "VerdictRecorded":
+            passed = data["verdict"]["passed"]
+            messages.add(verdict_message(record.stream_id, commitments[record.stream_id], passed))
+    return messages
 
 
 def _no_inline_check(metadata: CommandMetadata) -> str:
