@@ -130,6 +130,8 @@ class Intake:
         """Remember a job as a claim candidate, from when our region tier may claim it."""
         if job_id in self._candidates or self.runner.is_running(job_id) or job_id in self._ignored:
             return
+        if self.runner.is_handed_back(job_id):
+            return
         if job is not None and not self._is_for_us(job):
             self._ignore(job_id)
             return

@@ -64,6 +64,10 @@ class Runner:
     def is_running(self, job_id: str) -> bool:
         return job_id in self.jobs
 
+    def is_handed_back(self, job_id: str) -> bool:
+        """A job released for inputs that are not what it claims: not to be claimed again."""
+        return job_id in self.worker.handed_back
+
     def start(self, job_id: str, device: torch.device) -> None:
         """Run ``job_id`` on ``device`` (a slot taken from ``free``, given back when done)."""
         task = asyncio.create_task(self._run_job(job_id, device), name=f"job:{job_id}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import structlog
@@ -44,6 +45,9 @@ from proofs.sealed_object import new_data_key, seal_bytes
 
 _log = structlog.get_logger("flopledger.agent")
 
+HANDED_BACK_MAX = 10_000
+"""Jobs remembered as handed back for unusable inputs (oldest forgotten first)."""
+
 
 class Worker:
     """Executes and delivers jobs for one node."""
@@ -64,6 +68,8 @@ class Worker:
         self.spool = spool
         self.courier = courier
         self.clock_ns = clock_ns
+        self.handed_back: OrderedDict[str, None] = OrderedDict()
+        """Jobs released for inputs that are not what they claim: not claimed again."""
 
     async def execute(self, job: JobView, device: torch.device) -> PendingResult | None:
         """Run the job's workload on ``device`` and spool the result (None: not runnable;
@@ -137,8 +143,12 @@ class Worker:
         )
 
     async def _release(self, job_id: str, reason: str) -> None:
-        """Hand the job back without computing (its inputs are not what it claims)."""
+        """Hand the job back without computing (its inputs are not what it claims), and
+        remember not to claim it again."""
         _log.warning("job_inputs_unusable", job_id=job_id, reason=reason)
+        self.handed_back[job_id] = None
+        while len(self.handed_back) > HANDED_BACK_MAX:
+            self.handed_back.popitem(last=False)
         try:
             await self.ledger.send(ReleaseJob(job_id=job_id, reason=reason[:REASON_CHARS_MAX]))
         except ApiProblem as problem:

@@ -29,6 +29,9 @@ class IdleRunner:
     def is_running(self, job_id: str) -> bool:
         return False
 
+    def is_handed_back(self, job_id: str) -> bool:
+        return False
+
 
 def intake(tmp_path: Path, ledger: RefusingLedger) -> Intake:
     config = AgentConfig(region="eu-west", price=100, api_url="http://api", state_dir=tmp_path)

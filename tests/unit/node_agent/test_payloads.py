@@ -156,6 +156,7 @@ def test_inputs_that_do_not_open_get_the_job_released_unexecuted(tmp_path: Path)
     [release] = ledger.sent
     assert isinstance(release, c.ReleaseJob) and "does not open" in release.reason
     assert worker.spool.list_job_ids() == []
+    assert "job-1" in worker.handed_back  # not claimed again
 
 
 def test_a_claim_that_lapses_while_waiting_for_the_key(tmp_path: Path) -> None:
