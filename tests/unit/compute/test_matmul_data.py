@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from adapters.compute.matmul_data import run_matmul_data, verify_matmul_data
+from proofs.matmul_data import check_product, derive_vectors
 from proofs.matrix_rows import compute_rows_root
 from proofs.npy import NpyError, read_npy
 
@@ -229,3 +230,42 @@ def test_honest_products_pass_whatever_the_shape_and_cancellation(dtype: str) ->
             a[:, 1] = -a[:, 0]  # A·B's terms cancel pairwise
         result, commitment = _run(dtype, a, b)
         assert _verify(dtype, a, b, result, commitment) == "ok", (trial, m, k, n)
+
+
+def _check(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> bool:
+    vectors = derive_vectors(SEED, bytes(32), b.shape[1], "float32")
+    return check_product(a, b, c, "float32", vectors)
+
+
+def test_deviations_are_judged_against_the_worst_case_bound_not_the_quick_one() -> None:
+    """A deviation far above an honest row's rounding but inside τ_i passes (the check's
+    cheap thresholds only ever accept early, item 5); one beyond 2·T_i fails."""
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((64, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 48)).astype(np.float32)
+    c = a @ b
+    theta_bound = 4 * 256 * 2.0**-24 * np.sqrt(48) * np.linalg.norm(a, axis=1) * np.linalg.norm(b)
+    inside, beyond = c.copy(), c.copy()
+    inside[3, 5] += np.float32(0.25 * theta_bound[3])  # below τ_3 ≈ θ·W_3
+    beyond[3, 5] += np.float32(16 * theta_bound[3])
+    assert _check(a, b, c) and _check(a, b, inside)
+    assert not _check(a, b, beyond)
+
+
+def test_tiny_huge_and_non_finite_inputs() -> None:
+    rng = np.random.default_rng(22)
+    a = (rng.standard_normal((16, 32)) * 1e-30).astype(np.float32)
+    b = (rng.standard_normal((32, 8)) * 1e-6).astype(np.float32)
+    assert _check(a, b, a @ b)  # the quick thresholds give way to the full bound
+    huge = (rng.standard_normal((16, 32)) * 1e20).astype(np.float32)
+    small = (rng.standard_normal((32, 8)) * 1e-20).astype(np.float32)
+    product = huge @ small
+    assert np.all(np.isfinite(product))
+    forged = product.copy()
+    forged[0, 0] += np.float32(1e6)
+    assert not _check(huge, small, forged)
+    broken = a.copy()
+    broken[2, 3] = np.inf
+    assert not _check(broken, b, a @ b)
+    broken[2, 3] = np.nan
+    assert not _check(broken, b, a @ b)
