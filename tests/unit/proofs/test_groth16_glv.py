@@ -1,4 +1,5 @@
-"""The GLV weights of Groth16 batch verification (proofs.glv) and batches with one bad proof.
+"""The GLV weights of Groth16 batch verification (proofs.glv), the mixed G1 addition of its
+MSM, and batches with one bad proof.
 
 The weights' soundness rests on three facts checked here against py_ecc: φ(x, y) = (β·x, y)
 acts on G1 as λ; the lattice {(a, b) : a + b·λ ≡ 0 (mod r)} has no short nonzero vector, so
@@ -25,6 +26,7 @@ from proofs.glv import (
     weighted_sum,
 )
 from proofs.groth16 import batch_verify, decode_proof, decode_public, decode_verification_key
+from proofs.jacobian import jac1_add
 from proofs.msm import jac1_to_g1
 
 from ._groth16_helpers import GROTH16_CIRCUITS, GROTH16_PROOF_INDICES, load_groth16
@@ -131,3 +133,27 @@ def test_one_bad_vector_proof_fails_a_batch_of_good_ones(
 def test_names_of_the_bad_cases_exist() -> None:
     names = {case.values[1]["name"] for case in _bad_cases()}
     assert names == set(INVALID_WELL_FORMED)
+
+
+def _jac(point: Any, z: int) -> tuple[int, int, int]:
+    x, y = _xy(point)
+    return (x * z * z % P, y * z * z * z % P, z)
+
+
+def _from_jac(point: tuple[int, int, int]) -> tuple[int, int]:
+    x, y, z = point
+    zi = pow(z, -1, P)
+    return (x * zi * zi % P, y * zi * zi * zi % P)
+
+
+def test_adding_an_affine_point_equals_py_ecc() -> None:
+    """jac1_add's mixed path (second point with z = 1): sums, a doubling, the identity."""
+    rng = random.Random(7)
+    for _ in range(50):
+        p, q = multiply(G1, rng.randrange(1, R)), multiply(G1, rng.randrange(1, R))
+        total = jac1_add(_jac(p, rng.randrange(2, P)), _jac(q, 1))
+        assert _from_jac(total) == _xy(add(p, q))
+    p = multiply(G1, 12345)
+    assert _from_jac(jac1_add(_jac(p, 99), _jac(p, 1))) == _xy(add(p, p))
+    x, y = _xy(p)
+    assert jac1_add(_jac(p, 99), (x, -y % P, 1))[2] == 0
