@@ -61,6 +61,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 NODE = Identity.from_seed(b"bench-node".ljust(32, b"\0"))
 OPENINGS_SEED = bytes(range(32))  # a stand-in for a round's beacon randomness
 CPU = torch.device("cpu")
+OPENMP_SETTLE_S = 1.0
 VERIFY_SCRIPT = """
 import hashlib, json, sys, time
 sys.path.insert(0, {root!r})
@@ -148,6 +149,7 @@ def measure_data(dtype: str, n: int) -> tuple[float, float, float, list[bytes]]:
                 paths.append(str(path))
             jobs.append({"paths": paths, "commitment": run.commitment.hex()})
         spec = {"n": n, "dtype": dtype, "seed": OPENINGS_SEED.hex(), "repeats": REPEATS}
+        time.sleep(OPENMP_SETTLE_S)  # torch's idle OpenMP threads spin a while before sleeping
         script = VERIFY_SCRIPT.format(root=str(ROOT))
         answer = subprocess.run(
             [sys.executable, "-c", script, json.dumps({**spec, "jobs": jobs})],
