@@ -72,6 +72,7 @@ READ_CHUNK_BYTES = 1024 * 1024
 FAILED_STATES = frozenset({REJECTED, EXPIRED, REFUNDED, CANCELLED})
 RESULT = "result"
 INPUTS = "inputs"
+PLACEHOLDER_DIGEST = "0" * 64
 
 ProgressFor = Callable[[str], Progress | None]
 """Called with a transfer's label (an input name, ``result``); its progress callback."""
@@ -168,11 +169,14 @@ def submit_job_with_inputs(
     data_key = None if public else new_data_key()
     if data_key is not None:
         full[ENCRYPTED_FIELD] = True
+    # WorkloadParamsError before anything is uploaded or signed (the digests come later)
+    parse_params(kind, {**full, **{name: PLACEHOLDER_DIGEST for name in inputs}})
+    if data_key is not None:
         ensure_encryption_key(client, identity)
     for name, path in inputs.items():
         progress = progress_for(name) if progress_for is not None else None
         full[name] = _upload(client, identity, path, data_key, progress)
-    parse_params(kind, full)  # WorkloadParamsError before anything is signed
+    parse_params(kind, full)
     workload = {"kind": kind, "gpu_class_min": gpu_class_min, "params": full}
     command = msgspec.convert(
         {

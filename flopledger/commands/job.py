@@ -91,7 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    params = decode_params(args.kind, args.params)
+    # With --input the params are only the rest (the files fill the others): they are parsed
+    # whole, digests and all, before anything is uploaded (flopledger.jobs_client).
+    params = decode_params(args.kind, args.params, parse=not args.input)
     if params is None:
         return EXIT_USAGE
     if args.input:  # the consumer's own data: the job id alone on stdout
@@ -120,9 +122,9 @@ def run_list(args: argparse.Namespace) -> int:
     return print_result(lambda: make_client(args).list_jobs(**filters))
 
 
-def decode_params(kind: str, text: str) -> dict[str, Any] | None:
-    """``--params`` as a JSON object the workload's parser accepts, or None after one line on
-    stderr saying why not."""
+def decode_params(kind: str, text: str, *, parse: bool = True) -> dict[str, Any] | None:
+    """``--params`` as a JSON object the workload's parser accepts (``parse``), or None after
+    one line on stderr saying why not."""
     try:
         params = json.loads(text)
     except ValueError as exc:
@@ -131,7 +133,8 @@ def decode_params(kind: str, text: str) -> dict[str, Any] | None:
         found = _JSON_TYPES.get(type(params), type(params).__name__)
         return _usage(f"--params must be a JSON object, not {found}")
     try:
-        parse_params(kind, params)
+        if parse:
+            parse_params(kind, params)
     except WorkloadParamsError as exc:
         return _usage(f"--params: {exc}")
     return params

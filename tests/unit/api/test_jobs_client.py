@@ -141,6 +141,13 @@ def test_cli_submit_and_result_exit_statuses(
     assert cli.main(bad) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+    head = client.get_tree_head()
+    clash = ["job", "submit", "--kind", "matmul", "--params", '{"seed": "s"}', *base]
+    clash += ["--input", f"a={files['a']}", "--input", f"b={files['b']}", "--detach"]
+    assert cli.main([*clash, "--data-dir", str(tmp_path)]) == 2  # a data job takes no seed
+    err = capsys.readouterr().err
+    assert "seed" in err and "Traceback" not in err
+    assert client.get_tree_head() == head  # nothing uploaded, recorded or submitted
     argv = ["job", "submit", "--kind", "matmul", *base, "--detach", "--data-dir", str(tmp_path)]
     argv += ["--input", f"a={files['a']}", "--input", f"b={files['b']}"]
     assert cli.main(argv) == 0
