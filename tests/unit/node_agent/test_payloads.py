@@ -224,3 +224,26 @@ def test_a_node_left_without_the_key_cranks_the_lapse(
     with pytest.raises(JobLeftUs):
         asyncio.run(_courier(ledger, sink, tmp_path).wait_inputs_key(msgspec.convert(job, JobView)))
     assert [type(command) for command in ledger.sent] == [c.ExpireJob]
+
+
+def test_a_restarted_agent_resumes_the_releases_from_the_kept_keys(tmp_path: Path) -> None:
+    inputs_key, result_key = new_data_key(), new_data_key()
+    job, sink = _job(inputs_key, inputs_key)
+    first = _courier(Ledger(job), sink, tmp_path)
+    asyncio.run(first.wait_inputs_key(msgspec.convert(job, JobView)))
+    first.keep_result_key("job-1", result_key)
+    # A new process: a new courier over the same state directory.
+    job.update(state="result_committed", validators=[VALIDATOR.id])
+    ledger = Ledger(job)
+    again = _courier(ledger, sink, tmp_path)
+
+    async def resume_until_released() -> None:
+        await again.resume([msgspec.convert(job, JobView)])
+        while len(ledger.sent) < 3:
+            await asyncio.sleep(0)
+        await again.stop()
+
+    asyncio.run(resume_until_released())
+    assert sorted((r.recipient, r.purpose) for r in ledger.sent) == sorted(  # type: ignore[attr-defined]
+        [(CONSUMER.id, "result"), (VALIDATOR.id, "inputs"), (VALIDATOR.id, "result")]
+    )
