@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.ledger_api.client import ApiClient, NotFoundProblem
+from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem
 from adapters.ledger_api.wire import CommandAccepted, KeyReleaseView
 from domain.commands import RegisterEncryptionKey, ReleaseJobKey
+from domain.errors import RejectionCode
 from proofs.encryption_keys import derive_encryption_keypair
 from proofs.identity import Identity
 from proofs.sealed_object import SealedObjectError, unwrap_key, wrap_key
@@ -41,7 +42,13 @@ def ensure_encryption_key(client: ApiClient, identity: Identity) -> bytes:
     except NotFoundProblem:
         registered = b""
     if registered != public:
-        client.send(RegisterEncryptionKey(public_key=public), identity=identity)
+        try:
+            client.send(RegisterEncryptionKey(public_key=public), identity=identity)
+        except ApiProblem as problem:
+            # Two clients of one actor (e.g. concurrent ``job submit``s) both saw no key and
+            # both registered it: the second's refusal says the key is in place.
+            if problem.code != RejectionCode.ENCRYPTION_KEY_UNCHANGED:
+                raise
     return public
 
 

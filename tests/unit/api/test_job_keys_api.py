@@ -207,3 +207,21 @@ def test_a_release_posted_on_another_jobs_route_is_refused(api_env: ApiEnv) -> N
         consumer.post_signed(f"/v1/jobs/{second}/keys", "job.release_key", body)
     assert refused.value.code == "path_mismatch"
     assert consumer.get_job(second).key_releases == []
+
+
+def test_a_concurrent_registration_of_the_same_key_is_no_error(
+    api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ``job submit``s of one consumer both read "no key" and both register it: the
+    second's refusal (``encryption_key_unchanged``) means the key is in place."""
+    client = api_env.client(CONSUMER)
+    public = derive_encryption_keypair(CONSUMER)[1]
+    client.send(c.RegisterEncryptionKey(public_key=public), identity=CONSUMER)
+
+    def stale_read(actor: str) -> object:
+        raise NotFoundProblem(404, {"code": "encryption_key_not_found"})
+
+    monkeypatch.setattr(client, "get_encryption_key", stale_read)
+    assert ensure_encryption_key(client, CONSUMER) == public
+    monkeypatch.undo()
+    assert client.get_encryption_key(CONSUMER.id).rotations == 0
