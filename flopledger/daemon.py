@@ -49,9 +49,25 @@ _log = structlog.get_logger("flopledger.daemon")
 def configure_logging(level: str) -> None:
     """A daemon's logs: structlog key-value lines on stderr at ``level`` (FLOP_LOG_LEVEL)."""
     structlog.configure(
+        processors=compute_log_processors(),
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+
+
+def compute_log_processors() -> list[structlog.typing.Processor]:
+    """structlog's default chain, with tracebacks rendered WITHOUT local variables: the
+    default (rich) renderer prints every frame's locals, and a frame of the API or an agent
+    holds secrets (a NATS password in a connection URL, key material), which then sat in
+    the process's log file."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.StackInfoRenderer(),
+        structlog.dev.set_exc_info,
+        structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from rich.console import Console
 
-from flopledger.daemon import Daemon
+from flopledger.daemon import Daemon, compute_log_processors
 from flopledger.settings import get_settings
 
 EXIT_OK = 0
@@ -69,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     root = (args.data_dir or settings.data_dir) / DEVNET_DIR
     structlog.configure(
+        processors=compute_log_processors(),
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, settings.log_level.upper())
-        )
+        ),
     )
     console = Console(width=None if sys.stdout.isatty() else CONSOLE_WIDTH_NOT_TTY)
     if args.action == "status":

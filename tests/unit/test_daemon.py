@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import structlog
 
 from flopledger.daemon import (
     EXIT_FORCED,
@@ -200,3 +201,28 @@ def test_blocking_daemon_step_past_the_deadline_is_abandoned() -> None:
         release.set()
     assert time.monotonic() - started < SHORT_DEADLINE_S + 1.0
     assert (daemon.report.timed_out, daemon.report.skipped) == ("hung", ["after"])
+
+
+def test_a_logged_exception_shows_its_traceback_but_no_local_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The default (rich) renderer printed every frame's locals: a NATS password in the
+    API's frame reached api.log with a 500's traceback."""
+    from flopledger.daemon import configure_logging
+
+    def connect() -> None:
+        nats_url = "nats://api:s3cret-pa55word@127.0.0.1:4222"  # noqa: F841 (a frame's local)
+        raise KeyError("escrow:job-1")
+
+    configure_logging("info")
+    try:
+        try:
+            connect()
+        except KeyError:
+            structlog.get_logger("test").exception("api_internal_error")
+    finally:
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "api_internal_error" in err and "KeyError: 'escrow:job-1'" in err
+    assert "in connect" in err  # the traceback is there
+    assert "s3cret-pa55word" not in err
