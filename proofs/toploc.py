@@ -66,13 +66,16 @@ PAPER_THRESHOLDS = ToplocThresholds(
     exp_matches_min=90, mantissa_err_mean_max=10.0, mantissa_err_median_max=8.0
 )
 FLOAT32_THRESHOLDS = ToplocThresholds(
-    exp_matches_min=120, mantissa_err_mean_max=0.5, mantissa_err_median_max=0.0
+    exp_matches_min=120, mantissa_err_mean_max=0.25, mantissa_err_median_max=0.0
 )
 """For a model registered in float32: an honest float32 recomputation (other thread count,
 batch shape, kernel order) moves an activation by ~1e-6 relative, far below a bfloat16 ulp
-(2^-8), so nearly every committed value is recovered bit for bit; bfloat16 or int8 weights move
-the top activations by several ulps. Bounds for 128 entries (fewer in a short chunk are scaled
-in ``is_chunk_accepted``)."""
+(2^-8), so nearly every committed value comes back bit for bit. Measured on CPU
+(``tests/unit/compute/test_llm_toploc.py``): honest runs 128/128 exponents and mantissa error
+0 per chunk, for the tiny Llama and SmolLM2-135M; bfloat16 weights mean 0.4-0.7 (tiny) and
+1.6-2.2 (SmolLM2), which the paper's bounds accept. Bounds for 128 entries (fewer in a short
+chunk are scaled in ``is_chunk_accepted``). Not yet measured: float32 generation on a GPU
+checked on a CPU."""
 
 
 class ChunkCheck(msgspec.Struct, frozen=True):

