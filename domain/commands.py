@@ -12,6 +12,12 @@ import msgspec
 
 from domain.errors import Rejection, RejectionCode
 from domain.liveness import LIVENESS_REPORT_NODES_MAX, LIVENESS_RTT_US_MAX
+from domain.models import (
+    CONTEXT_TOKENS_MAX,
+    MODEL_ID_CHARS_MAX,
+    MODEL_ID_PATTERN,
+    PRICE_PER_1K_TOKENS_MAX,
+)
 from domain.policy import (
     AMOUNT_MAX,
     ATTEMPT_MAX,
@@ -494,6 +500,24 @@ class ReleaseJobKey(Command, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     ]
 
 
+ModelId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MODEL_ID_CHARS_MAX, pattern=MODEL_ID_PATTERN)
+]
+PricePer1kTokens = Annotated[int, msgspec.Meta(ge=0, le=PRICE_PER_1K_TOKENS_MAX)]
+
+
+class RegisterModel(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A model the network serves, by the digest of its files (issue 18; ``domain.models``)."""
+
+    model_id: ModelId
+    content_digest: Digest
+    architecture: Literal["llama"]
+    dtype: Literal["float32", "bfloat16", "float16"]
+    context_tokens: Annotated[int, msgspec.Meta(ge=1, le=CONTEXT_TOKENS_MAX)]
+    price_per_1k_input_tokens: PricePer1kTokens
+    price_per_1k_output_tokens: PricePer1kTokens
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -545,6 +569,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "job.release_key": ReleaseJobKey,
     # issue 17: the consumer withdraws an unclaimed job
     "job.cancel": CancelJob,
+    # issue 18, item 2: registered language models
+    "model.register": RegisterModel,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

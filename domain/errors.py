@@ -245,6 +245,10 @@ class RejectionCode(enum.StrEnum):
     KEY_ALREADY_RELEASED = "key_already_released"
     KEY_RELEASES_EXHAUSTED = "key_releases_exhausted"
 
+    # issue 18, item 2: registered language models (rules v5; domain.models)
+    MODEL_NOT_FOUND = "model_not_found"
+    MODEL_ALREADY_REGISTERED = "model_already_registered"
+
     # issue 17: the door (rules v5): workload params, input objects, cancellation
     WORKLOAD_PARAMS_INVALID = "workload_params_invalid"
     JOB_INPUT_NOT_STORED = "job_input_not_stored"

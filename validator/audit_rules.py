@@ -27,6 +27,7 @@ from domain.chain_credits import CHAIN_CREDIT_STREAM_TYPE
 from domain.encryption_keys import ENCRYPTION_KEY_STREAM_TYPE
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
+from domain.models import MODEL_STREAM_TYPE
 from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
 from domain.objects import OBJECT_STREAM_TYPE
 
@@ -54,6 +55,7 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     # rules v5: a signer that is neither a node nor an operator pays the log fee for it
     "object.record_stored": ACCOUNT_STREAMS | {OBJECT_STREAM_TYPE},
     "key.register": frozenset({ENCRYPTION_KEY_STREAM_TYPE}),  # issue 17, item 2
+    "model.register": frozenset({MODEL_STREAM_TYPE}),  # issue 18, item 2
 }
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "job.": WORK_STREAMS,
@@ -80,6 +82,7 @@ OPERATOR_KINDS = frozenset(
         "network.change_operators",
         "canary.seal",
         "canary.reveal",
+        "model.register",  # issue 18, item 2
     }
 )
 
@@ -113,6 +116,8 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRotated"): frozenset({"key.register"}),
     ("job", "KeyReleased"): frozenset({"job.release_key"}),
     ("job", "ClaimLapsed"): frozenset({"job.expire"}),
+    # issue 18, item 2: registered language models
+    (MODEL_STREAM_TYPE, "ModelRegistered"): frozenset({"model.register"}),
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the
@@ -142,6 +147,7 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRegistered"): "actor",
     (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRotated"): "actor",
     ("job", "KeyReleased"): "sender",
+    (MODEL_STREAM_TYPE, "ModelRegistered"): "registered_by",
 }
 SELF_STREAM_EVENTS = frozenset(
     {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}

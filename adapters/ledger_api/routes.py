@@ -30,6 +30,8 @@ IN_PROCESS_KINDS = frozenset(
         "network.genesis",
         "network.change_policy",
         "network.change_operators",
+        # issue 18: operators register models in process until the API has a route for it
+        "model.register",
     }
 )
 """Command kinds that are executed in process and never posted to the API."""

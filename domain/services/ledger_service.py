@@ -25,6 +25,7 @@ from domain.services import handlers_jobs as jobs
 from domain.services import handlers_keys as keys
 from domain.services import handlers_liveness as liveness
 from domain.services import handlers_log as log
+from domain.services import handlers_models as models
 from domain.services import handlers_network as network
 from domain.services import handlers_nodes as nodes
 from domain.services import handlers_objects as objects
@@ -88,6 +89,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     # issue 17, item 2: encryption keys and job key releases
     c.RegisterEncryptionKey: keys.handle_register_encryption_key,
     c.ReleaseJobKey: keys.handle_release_job_key,
+    # issue 18, item 2: registered language models
+    c.RegisterModel: models.handle_register_model,
 }
 
 

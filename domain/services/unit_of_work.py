@@ -27,6 +27,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "job": RejectionCode.JOB_NOT_FOUND,
     "liveness": RejectionCode.LIVENESS_NOT_FOUND,
     "log": RejectionCode.LOG_NOT_FOUND,
+    "model": RejectionCode.MODEL_NOT_FOUND,
     "network": RejectionCode.NETWORK_NOT_FOUND,
     "node": RejectionCode.NODE_NOT_FOUND,
     "object": RejectionCode.OBJECT_NOT_FOUND,

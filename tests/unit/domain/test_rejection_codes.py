@@ -19,6 +19,7 @@ from domain.job import Job
 from domain.ledger import Account
 from domain.liveness import LivenessEpoch
 from domain.log import Log
+from domain.models import RegisteredModel
 from domain.network import Network
 from domain.node import Node
 from domain.objects import StoredObject
@@ -60,6 +61,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         StoredObject,
         ChainCredit,
         EncryptionKey,
+        RegisteredModel,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
