@@ -126,6 +126,34 @@ def test_bfloat16_weights_against_a_float32_registration_are_detected(
     assert not _validates(model, completion, FLOAT32)
 
 
+def test_int8_weights_against_a_float32_registration_are_detected(
+    model: llm_model.LoadedModel,
+) -> None:
+    quantized = copy.deepcopy(model.model)
+    with torch.no_grad():
+        for module in quantized.modules():
+            if isinstance(module, torch.nn.Linear):
+                # Symmetric per-row int8, de-quantized: what an int8 kernel computes with.
+                weight = module.weight
+                scale = weight.abs().amax(dim=1, keepdim=True) / 127
+                weight.copy_((weight / scale).round().clamp(-127, 127) * scale)
+    completion = _complete(replace(model, model=quantized), _prompt(18))
+    assert not _validates(model, completion, FLOAT32)
+
+
+def test_a_sampled_completion_is_reproducible_by_seed_and_validates(
+    model: llm_model.LoadedModel,
+) -> None:
+    prompt = _prompt(19)
+    [first] = llm_toploc.generate(model, [prompt], NEW_TOKENS, temperature=0.8, seed=3)
+    [again] = llm_toploc.generate(model, [prompt], NEW_TOKENS, temperature=0.8, seed=3)
+    [other] = llm_toploc.generate(model, [prompt], NEW_TOKENS, temperature=0.8, seed=4)
+    assert first.token_ids == again.token_ids != other.token_ids
+    assert _validates(model, first, FLOAT32)
+    # Sampled, not greedy: the greedy check applies to temperature 0 only.
+    assert not llm_toploc.is_greedy_consistent(model, prompt, first.token_ids)
+
+
 def test_tokens_not_greedy_from_the_committed_logits_are_detected(
     model: llm_model.LoadedModel,
 ) -> None:
