@@ -33,8 +33,10 @@ malformed proof.
 from __future__ import annotations
 
 import functools
+import hashlib
 import statistics
 from collections.abc import Sequence
+from typing import Annotated
 
 import msgspec
 import numpy as np
@@ -52,6 +54,10 @@ CHUNK_PROOF_BYTES = 2 + 2 * TOPK
 CHUNKS_MAX = 4096
 """A completion's chunks at most (131,072 generated tokens): bounds a proof list's decoding."""
 BF16_MANTISSA_BITS = 7
+TOKENS_MAX = 1 << 20
+"""Prompt or completion tokens at most in one proof (the longest context a model registers)."""
+TOKEN_ID_MAX = 2**32 - 1
+COMMITMENT_TAG = b"flopledger/llm/toploc/v1\x00"
 
 
 class ToplocThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -85,6 +91,44 @@ class ChunkCheck(msgspec.Struct, frozen=True):
     exp_matches: int
     mantissa_err_mean: float
     mantissa_err_median: float
+
+
+class ToplocProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a node ships with a completion: its token counts and one proof per chunk."""
+
+    prompt_tokens: Annotated[int, msgspec.Meta(ge=1, le=TOKENS_MAX)]
+    completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=TOKENS_MAX)]
+    chunks: Annotated[
+        list[Annotated[bytes, msgspec.Meta(max_length=CHUNK_PROOF_BYTES)]],
+        msgspec.Meta(min_length=1, max_length=CHUNKS_MAX),
+    ]
+
+
+def compute_chunk_count(prompt_tokens: int, completion_tokens: int) -> int:
+    """Chunks of a completion: the prompt's (when it has more than one token), then per 32."""
+    require(prompt_tokens >= 1 and completion_tokens >= 1, "token counts must be positive")
+    return (1 if prompt_tokens > 1 else 0) + -(-completion_tokens // TOKENS_PER_CHUNK)
+
+
+def compute_completion_commitment(
+    prompt_ids: Sequence[int], token_ids: Sequence[int], proofs: Sequence[bytes]
+) -> bytes:
+    """SHA-256 binding a completion's prompt, tokens and activation proofs, for the ledger.
+
+    ``TAG || u32 P || P × u32 token || u32 N || N × u32 token || u32 chunks || (u16 len ||
+    proof)*``, big-endian: a node that changes any token or proof byte after recording this
+    is caught by recomputing it.
+    """
+    require(all(0 <= t <= TOKEN_ID_MAX for t in (*prompt_ids, *token_ids)), "token id range")
+    require(all(len(p) <= CHUNK_PROOF_BYTES for p in proofs), "chunk proof too long")
+    digest = hashlib.sha256(COMMITMENT_TAG)
+    for ids in (prompt_ids, token_ids):
+        digest.update(len(ids).to_bytes(4, "big"))
+        digest.update(np.asarray(ids, dtype=">u4").tobytes())
+    digest.update(len(proofs).to_bytes(4, "big"))
+    for proof in proofs:
+        digest.update(len(proof).to_bytes(2, "big") + proof)
+    return digest.digest()
 
 
 def compute_chunks(hidden: npt.NDArray[np.floating], prefill_rows: int) -> list[np.ndarray]:

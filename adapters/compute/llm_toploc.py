@@ -21,6 +21,7 @@ import torch
 
 from adapters.compute.llm_model import LoadedModel
 from proofs.toploc import (
+    ToplocProof,
     ToplocThresholds,
     compute_chunks,
     compute_proofs,
@@ -91,6 +92,15 @@ def generate(
 def compute_commitment(completion: Completion) -> list[bytes]:
     """The TOPLOC chunk proofs a node ships with a completion."""
     return compute_proofs(compute_chunks(completion.hidden, len(completion.prompt_ids) - 1))
+
+
+def compute_toploc_proof(completion: Completion) -> ToplocProof:
+    """The commitment in its wire form, with the token counts it covers."""
+    return ToplocProof(
+        prompt_tokens=len(completion.prompt_ids),
+        completion_tokens=len(completion.token_ids),
+        chunks=compute_commitment(completion),
+    )
 
 
 def compute_prefill_hidden(

@@ -82,9 +82,11 @@ def test_a_batch_row_behind_a_longer_prompt_validates(model: llm_model.LoadedMod
 
 
 def test_proofs_are_258_bytes_per_full_chunk(model: llm_model.LoadedModel) -> None:
-    proofs = llm_toploc.compute_commitment(_complete(model, _prompt(5)))
+    proof = llm_toploc.compute_toploc_proof(_complete(model, _prompt(5)))
     # The prompt chunk (19 × 64 entries), two full 32-token chunks, then 6 tokens (384 entries).
-    assert [len(p) for p in proofs] == [258, 258, 258, 258]
+    assert [len(p) for p in proof.chunks] == [258, 258, 258, 258]
+    assert (proof.prompt_tokens, proof.completion_tokens) == (20, NEW_TOKENS)
+    assert len(proof.chunks) == toploc.compute_chunk_count(20, NEW_TOKENS)
 
 
 def test_a_different_model_of_the_same_shape_is_detected(model: llm_model.LoadedModel) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ml_dtypes
+import msgspec
 import numpy as np
 import pytest
 
@@ -148,3 +149,43 @@ def test_chunks_are_the_prompt_then_32_generated_positions_at_a_time() -> None:
     assert [c.shape[0] for c in chunks] == [5, 32, 32, 6]
     assert np.array_equal(np.concatenate(chunks), hidden)
     assert [c.shape[0] for c in toploc.compute_chunks(hidden[:40], prefill_rows=0)] == [32, 8]
+
+
+def test_the_chunk_count_follows_the_prompt_and_32_token_groups() -> None:
+    assert toploc.compute_chunk_count(1, 1) == 1
+    assert toploc.compute_chunk_count(5, 32) == 2
+    assert toploc.compute_chunk_count(5, 33) == 3
+    hidden = _activations(18, rows=5 + 33 - 1)  # a prefill over prompt + completion[:-1]
+    assert len(toploc.compute_chunks(hidden, prefill_rows=4)) == toploc.compute_chunk_count(5, 33)
+
+
+def test_the_commitment_changes_with_any_token_or_proof_byte() -> None:
+    prompt, tokens = [1, 2, 3], [4, 5]
+    proofs = toploc.compute_proofs([_activations(19), _activations(20)])
+    base = toploc.compute_completion_commitment(prompt, tokens, proofs)
+    assert len(base) == 32
+    assert toploc.compute_completion_commitment(prompt, tokens, proofs) == base
+    flipped = proofs[1][:-1] + bytes([proofs[1][-1] ^ 1])
+    variants = [
+        ([1, 2, 4], tokens, proofs),
+        (prompt, [4, 6], proofs),
+        ([1, 2], [3, 4, 5], proofs),  # the same tokens split elsewhere
+        (prompt, tokens, [proofs[0], flipped]),
+        (prompt, tokens, proofs[:1]),
+    ]
+    assert all(toploc.compute_completion_commitment(*v) != base for v in variants)
+
+
+def test_a_proof_struct_is_bounded_at_the_edge_and_past_it() -> None:
+    chunk = b"\x00" * toploc.CHUNK_PROOF_BYTES
+    body = {"prompt_tokens": 1, "completion_tokens": 1, "chunks": [chunk]}
+    proof = msgspec.json.decode(msgspec.json.encode(body), type=toploc.ToplocProof)
+    assert proof.chunks == [chunk]
+    for bad in (
+        {**body, "chunks": [chunk + b"\x00"]},
+        {**body, "chunks": []},
+        {**body, "prompt_tokens": 0},
+        {**body, "completion_tokens": toploc.TOKENS_MAX + 1},
+    ):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.json.decode(msgspec.json.encode(bad), type=toploc.ToplocProof)
