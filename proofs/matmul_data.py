@@ -22,75 +22,96 @@ A(BR) = CR (int8) or every |CR - A(BR)| is within the bound below (floats). R fo
   in float32, 2^24 values.
 
 Bound (floats). Notation of Higham, "Accuracy and Stability of Numerical Algorithms" (2nd
-ed.), §2.2 and §3.1: u = 2^-24 (float32, in which the node accumulates and the verifier
-computes), u_d the unit roundoff of C's dtype (2^-24, 2^-11, 2^-8 for float32, float16,
-bfloat16), γ_j = j·u / (1 - j·u); |X| is entrywise. η = 2^-150 and η_d (2^-150, 2^-25, 2^-134)
-are half the smallest subnormal of float32 and of C's dtype (the underflow terms of Higham
-§2.1, (2.8)); 𝟙 is a vector of ones.
+ed.), §2.2 and §3.1: u = 2^-24 (float32, in which the node accumulates), u' = 2^-53
+(float64), u_d the unit roundoff of C's dtype (2^-24, 2^-11, 2^-8 for float32, float16,
+bfloat16), γ_j = j·u / (1 - j·u) and γ'_j = j·u' / (1 - j·u'); |X| is entrywise, ‖·‖ the
+Euclidean norm, A_i a row, B_l a row of B, B_{:,l} a column. η = 2^-150 and η_d (2^-150,
+2^-25, 2^-134) are half the smallest subnormal of float32 and of C's dtype (the underflow
+terms of Higham §2.1, (2.8)); F is the largest float32.
 
 1. Honest error. A dot product of length k in float32, in any order, is within γ_k·|a|·|b|
    + k·η (Higham (3.5) and §3.1 with underflow) of the exact one, so the float32 product P
    has |P - AB| <= γ_k|A||B| + kη. Rounding P to C's dtype adds at most u_d|P| + η_d. So the
-   honest C = AB + E with |E| <= β|A||B| + α, β = γ_k + u_d(1 + γ_k), α = η_d + 2kη.
-   With |r| <= 1: |ER| <= β·w + nα, where w = |A|(|B|𝟙).
-2. The verifier's own rounding (float32, R exact). V = fl(BR) has |V - BR| <= γ_n|B|𝟙 + nη;
-   Y = fl(AV) has |Y - ABR| <= (γ_n + γ_k + γ_n·γ_k)·w + 2nη·(|A|𝟙) + 2kη; Z = fl(CR) has
-   |Z - CR| <= γ_n|C|𝟙 + 2nη, and an honest |C| <= (1 + u_d)(1 + γ_k)|A||B| + α.
-3. So an honest C gives |Z - Y| <= τ with, per row i,
-   τ_i = θ·w_i + (1 + γ_n)·n·α + 2nη·(|A|𝟙)_i + 2(n + k)η,
-   θ = β + γ_n(1 + u_d)(1 + γ_k) + γ_n + γ_k + γ_n·γ_k.
-   w is bounded without taking absolute values (a pass that costs as much as the check):
-   by Cauchy–Schwarz w_i = Σ_l |A_il|·s_l <= ‖A_i‖₂·‖s‖₂ with s_l = ‖B_l‖₁ <= √n·‖B_l‖₂,
-   so w_i <= W_i := √n·‖A_i‖₂·‖B‖_F, and (|A|𝟙)_i <= √k·‖A_i‖₂. The sums of squares are
-   computed in float32 from nonnegative terms, within a factor 1 - γ of the exact ones less
-   one η per square (Higham (3.4)): ‖A_i‖₂² <= (q_i + kη)/(1 - γ_k) for the computed q_i,
-   B's rows likewise (n terms each), summed over its k rows in float64 (a factor 1 + γ'_k,
-   u' = 2^-53). ``compute_tolerance`` evaluates τ with W in float64 with a relative margin
-   of 2^-40 for its own rounding, so an honest node never fails, whatever the summation
-   order of its hardware. Entries whose squares overflow float32 (above 2^63), inf and NaN
-   make the check refuse.
-4. Detection. If the check passes, then for D = C - AB, |(DR)_i| <= |Z - Y|_i + |Z - CR|_i +
-   |Y - ABR|_i <= T_i := 2τ_i + γ_n(|C|𝟙)_i. A single wrong entry (i, j) gives (DR)_i = D_ij·r_j
-   with |r_j| >= 1/2: caught by every vector when |D_ij| > 2T_i. In general, fix all of a
-   vector but r_j for a row i with |D_ij| > 2T_i: flipping r_j's sign moves (DR)_i by
-   2|D_ij||r_j| > 2T_i, so at most one sign passes (probability <= 1/2), and within a sign the
-   passing r_j lie in an interval of length 2T_i/|D_ij| holding at most 2T_i/(|D_ij|·2^-24) + 1
-   of the 2^23 values: a vector passes with probability at most min(1/2, 2T_i/|D_ij| +
-   2^-24). ``FLOAT_VECTORS`` = 1: a garbage row (|D_ij| >= 2^20·T_i) escapes with probability
-   below 2^-19, a single changed entry beyond 2T_i never; each further vector would multiply
-   the escape probability by the same factor at about half again the check's cost (a
-   product with each of B, A and C), which the 5% budget at n = 2048 does not leave.
-   Smaller deviations are within what float rounding allows and are not claimed caught.
-   Typical sizes: random normal A, B with k = n = 2048 in float32 give θ ≈ 4.9·10^-4 and W_i
-   ≈ 4.2·10^6 (w_i ≈ 2.7·10^6), so T_i ≈ 4·10^3 against entries of C of about 45: the check
-   proves the product right up to worst-case rounding slack at the scale of a whole row, not
-   each entry's last bit (a changed entry below that slack needs the entry check below).
+   honest C = AB + E with |E| <= β|A||B| + α, β = γ_k + u_d(1 + γ_k), α = η_d + 2kη. By
+   Cauchy–Schwarz (|A||B|)_il <= ‖A_i‖·‖B_{:,l}‖, so ‖E_i‖ <= β·‖A_i‖·‖B‖_F + √n·α.
+   The check allows the slightly larger β_e = M(β + γ'_k)(1 + γ'_k)/(1 - γ'_k) + γ'_k and
+   α_e = M·α of the entry check below (M = 1 + 2^-40): every C none of whose entries the
+   entry check proves wrong has |E| <= β_e|A||B| + α_e, an honest C among them.
+2. Hoeffding over r, not the worst case. r is drawn after C is committed (from root ||
+   openings_seed, the beacon's randomness coming after the commitment), so E is fixed
+   before r. (Er)_i = Σ_l E_il·r_l is a sum of independent terms, zero-mean (r_l's sign is
+   its word's top bit, uniform and independent of its magnitude) with |E_il·r_l| <= |E_il|,
+   so P(|(Er)_i| >= λ‖E_i‖) <= 2·exp(-λ²/2) (Hoeffding, 1963). λ = 13: at most 2^-120.9
+   per row, 2^-108.9 per job (m <= 2^12 rows), below 2^-68 over 2^40 jobs, so below 2^-60
+   as claimed. An honest C's |(Er)_i| is thus within λ(β_e‖A_i‖‖B‖_F + √n·α_e), where a
+   worst-case bound (|E||r| <= β|A||B|𝟙) would be √n times larger: at k = n = 2048 on
+   random normal data the worst case is about 2·10^3 against |(ABr)_i| of about 1.6·10^3,
+   so a lazy row (zero, halved, negated) passed; this bound is about 1.5·10^2.
+3. The verifier's own rounding. V = fl64(Br): B's float32 entries and r's (24 significant
+   bits each) multiply exactly in float64 and only the n-term sums round, so |V - Br| <=
+   γ'_n|B|𝟙 (no underflow: every product is a multiple of 2^-173), and |A_i|·|V - Br| <=
+   γ'_n·Σ_l |A_il|‖B_l‖₁ <= γ'_n·√n·‖A_i‖‖B‖_F (Cauchy–Schwarz twice). V32 = fl32(V) has
+   |V32 - V| <= u|V| + η, and Y = fl32(A·V32) is within γ_k|A||V32| + kη of A·V32; with
+   |V32| <= (1 + u)|V| + η and |A_i||V| <= ‖A_i‖‖V‖ this gives |Y - ABr|_i <= c·‖A_i‖‖V‖ +
+   γ'_n·√n·‖A_i‖‖B‖_F + (1 + γ_k)η·√k·‖A_i‖ + kη, c = u + γ_k(1 + u). Z = fl32(C·r) is
+   within γ_n|C||r| + nη <= γ_n‖C_i‖‖r‖ + nη of Cr.
+4. So, with probability >= 1 - 2^-60 over r, an honest C gives |Z - Y|_i <= τ_i with
+   τ_i = M·[λ(β_e‖A_i‖‖B‖_F + √n·α_e) + c‖A_i‖‖V‖ + γ'_n√n‖A_i‖‖B‖_F + (1 + γ_k)η√k‖A_i‖
+   + kη + γ_n‖C_i‖‖r‖ + nη].
+   The norms are sums of squares in float64 of float32 values (each square exact), within
+   a factor 1 ± γ'_j of the exact ones for j terms; ``compute_tolerance`` divides them by
+   1 - γ'_j, and the margin M = 1 + 2^-40 covers the float64 evaluation of τ itself (a few
+   dozen operations, each within u'). Inf and NaN, and a V past float32's range, make the
+   check refuse.
+5. Detection. If the check passes, then for D = C - AB, |(Dr)_i| <= |Z - Y|_i + |Z - Cr|_i +
+   |Y - ABr|_i <= T_i := 2τ_i (τ_i holds the bounds of both rounding errors). T_i depends on r
+   only through ‖V‖ and ‖r‖; below, take T_i as its largest value over r_j with the rest
+   of r fixed (‖V‖ then moves by at most ‖B_{:,j}‖, ‖r‖ by at most 1). A single wrong entry
+   (i, j) gives (Dr)_i = D_ij·r_j with |r_j| >= 1/2: caught by every vector when |D_ij| >
+   2T_i. In general, fix all of a vector but r_j for a row i with |D_ij| > 2T_i: flipping
+   r_j's sign moves (Dr)_i by 2|D_ij||r_j| > 2T_i, so at most one sign passes (probability
+   <= 1/2), and within a sign the passing r_j lie in an interval of length 2T_i/|D_ij|
+   holding at most 2T_i/(|D_ij|·2^-24) + 1 of the 2^23 values: a vector passes with
+   probability at most min(1/2, 2T_i/|D_ij| + 2^-24). ``FLOAT_VECTORS`` = 1: a garbage row
+   (|D_ij| >= 2^20·T_i) escapes with probability below 2^-19, a single changed entry beyond
+   2T_i never; a lazy row (D_i = -(AB)_i, or -(AB)_i/2, or -2(AB)_i) has (Dr)_i of the
+   order of (ABr)_i, about 0.76·‖(AB)_i‖ ≈ 10τ_i at k = n = 2048 on random normal data (≈ 3.4τ_i
+   at 4096): one zeroed row escapes with probability about 8% (about 24% at 4096), a lazy C
+   of many such rows is refused with certainty in practice, and an escaped row stays
+   provably wrong entry by entry for whoever recomputes it (its entries are far beyond the
+   entry check's slack). Each
+   further vector would multiply the escape probability by the same factor at about half
+   again the check's cost, which the 5% budget at n = 2048 does not leave. Smaller
+   deviations are within what float rounding allows and are not claimed caught. Typical
+   sizes (random normal float32, k = n): τ_i ≈ 1.6·10^2 at 2048 and ≈ 9·10^2 at 4096,
+   against |(ABr)_i| ≈ 0.76·√(kn) (1.6·10^3, 3.1·10^3) and entries of C of about √k.
 
-5. Cheap acceptance. τ_i needs ‖B‖_F and ‖A_i‖₂: another look at every entry of A and B.
-   Most rows do not need them: any lower bound L_i <= ‖A_i‖₂·‖s‖₂ (<= W_i) gives a threshold
-   θ·L_i <= τ_i, so a row with |Z - Y|_i <= θ·L_i passes the check of item 3 as well, and the
-   rows that do not are decided by item 3 itself (so honest rows still always pass, and a
-   passed row still satisfies |Z - Y|_i <= τ_i: item 4 holds as stated). First L_i from
-   |y_i| alone: item 2's bounds give |y_i| <= (1 + γ_k)(1 + γ_n)·‖A_i‖₂‖s‖₂ + (1 + γ_k)·nkη·F
-   + kη with F the largest float32; then, for the rows left, ‖A_i‖₂ (from its computed sum of
-   squares, less kη, over 1 + γ_k) times ‖s‖₂ >= ‖max(|v̂| - nη, 0)‖₂ / (1 + γ_n) (each s_l >=
-   |v_l| and |v̂_l - v_l| <= γ_n·s_l + nη). An honest row's |Z - Y|_i is of the order of √k·u
-   times its magnitudes, far below θ·L_i, so the check streams A, B and C once and reads
-   ‖B‖_F only when some row needs item 3.
+6. Cheap acceptance. τ_i needs ‖B‖_F, ‖A_i‖ and ‖C_i‖: another look at every entry. Most
+   rows do not need them: any lower bound of τ_i accepts a row early, and the rows above
+   it are decided by item 4 itself (so honest rows still pass as in item 4, and a passed row
+   still has |Z - Y|_i <= τ_i: item 5 holds as stated). τ_i >= c·X with X = |A_i||V|, and
+   item 3 gives |Y_i| <= (1 + c)X + (1 + γ_k)η·kF + kη (‖A_i‖₁ <= kF): the first threshold
+   c·max(|Y_i| - (1 + γ_k)ηkF - kη, 0)/(1 + c) needs nothing more. For the rows left,
+   c·‖A_i‖‖V‖ from lower bounds of both norms (the sums of squares over 1 + γ'_j). An
+   honest row's |Z - Y|_i is of the order of √k·u times its magnitudes, far below either, so
+   the check streams A, B and C once and reads ‖B‖_F and ‖C_i‖ only when some row needs
+   item 4.
 
 Entry check (fraud proofs, O(k)). ``is_entry_wrong`` decides one entry from A's row i and
-B's column j alone: int8, c_ij differs from the exact int64 dot product; floats, |c_ij - ŝ| >
-(β + γ'_k)·Ŝ/(1 - γ'_k) + α (with margin), where ŝ, Ŝ are the float64 dot products of a·b and
-|a|·|b| (each float32 product exact in float64; γ'_k with u' = 2^-53 bounds their sums). An
-honest entry never satisfies it (item 1). Conversely a C none of whose entries satisfies it
-passes Freivalds: items 1 to 3 hold for it as for an honest C, the entry check's float64
-slack (γ'_k, the margin) being far inside θ - β (at least γ_n >= 2^-24). So a C the check
-refuses always carries an entry a challenger can prove wrong (``find_wrong_entry``).
+B's column j alone, with a per-entry worst-case tolerance: int8, c_ij differs from the exact
+int64 dot product; floats, |c_ij - ŝ| > M·((β + γ'_k)·Ŝ/(1 - γ'_k) + α), where ŝ, Ŝ are the
+float64 dot products of a·b and |a|·|b| (each float32 product exact in float64; γ'_k with
+u' = 2^-53 bounds their sums, so Ŝ <= (1 + γ'_k)(|A||B|)_ij and |ŝ - (AB)_ij| <=
+γ'_k(|A||B|)_ij). An honest entry never satisfies it (item 1). Conversely a C none of whose
+entries satisfies it has |E| <= β_e|A||B| + α_e (item 1), so items 2 to 4 hold for it as for
+an honest C: with probability >= 1 - 2^-60 over r, a C the check refuses carries an entry a
+challenger can prove wrong (``find_wrong_entry``).
 
-Cost. Per vector one matrix-vector product with each of B, A and C (item 5: the sums of
-squares only for rows that need them), O(m·k + k·n + m·n) against the 2·m·k·n multiply-adds
-of the product: each matrix streamed from memory once, a cache-sized block of rows at a time
-(``bench/validator.py`` measures both sides).
+Cost. Per vector one matrix-vector product with each of B (in float64, a block of rows
+converted at a time), A and C (item 6: the sums of squares only for rows that need them),
+O(m·k + k·n + m·n) against the 2·m·k·n multiply-adds of the product: each matrix streamed
+from memory once, a cache-sized block of rows at a time (``bench/validator.py`` measures
+both sides).
 """
 
 from __future__ import annotations
@@ -123,6 +144,8 @@ FLOAT32_ETA = 2.0**-150
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT64_U = 2.0**-53
 TOLERANCE_MARGIN = 1.0 + 2.0**-40
+HOEFFDING_LAMBDA = 13.0
+"""λ of the module docstring (item 2): 2·exp(-λ²/2) < 2^-120 per row."""
 
 INT_VECTORS = 2
 FLOAT_VECTORS = 1
@@ -182,88 +205,97 @@ def check_product(
     if dtype == "int8":
         return _check_int8(a, b, c, vectors)
     require(dtype in FLOAT_DTYPES, f"dtype in {INPUT_DTYPES}")
-    r = vectors.astype(np.float32)
-    v, _ = _product_and_squares(b, dtype, r, squares=False)
-    y, _ = _product_and_squares(a, dtype, v, squares=False)
-    z, _ = _product_and_squares(c, dtype, r, squares=False)
-    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(y))):
-        return False  # an input with inf or NaN, or products past float32's range
-    with np.errstate(invalid="ignore"):
-        difference = np.max(np.abs(z.astype(np.float64) - y.astype(np.float64)), axis=1)
-    pending = ~(difference <= _first_threshold(dtype, k, n, y))
-    if np.any(pending):
-        rows = np.flatnonzero(pending)
-        a_rows = to_float32(np.asarray(a)[rows], dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            threshold = _second_threshold(dtype, k, n, np.vecdot(a_rows, a_rows), v)
-        rows = rows[~(difference[rows] <= threshold)]
-    else:
-        rows = np.flatnonzero(pending)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = _product64(b, dtype, vectors)
+        v32 = v.astype(np.float32)
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(v32))):
+        return False  # an input with inf or NaN, or B·r past float32's range
+    y = _product32(a, dtype, v32)
+    z = _product32(c, dtype, vectors.astype(np.float32))
+    if not np.all(np.isfinite(y)):
+        return False
+    with np.errstate(invalid="ignore"):  # a NaN difference is never within a bound
+        difference = np.abs(z.astype(np.float64) - y.astype(np.float64))
+    v_squares = np.sum(v * v, axis=0)
+    rows = np.flatnonzero(np.any(~(difference <= _first_threshold(k, y)), axis=1))
     if len(rows) == 0:
         return True
-    _, b_squares = _product_and_squares(b, dtype, r)
-    a_rows = to_float32(np.asarray(a)[rows], dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        tau = compute_tolerance(dtype, k, n, np.vecdot(a_rows, a_rows), b_squares)
-        return bool(np.all(np.isfinite(tau)) and np.all(difference[rows] <= tau))
+    a_squares = _squares(np.asarray(a)[rows], dtype)
+    threshold = _second_threshold(k, a_squares, v_squares)
+    rows_left = np.any(~(difference[rows] <= threshold), axis=1)
+    rows, a_squares = rows[rows_left], a_squares[rows_left]
+    if len(rows) == 0:
+        return True
+    tau = compute_tolerance(
+        dtype,
+        k,
+        n,
+        a_squares=a_squares,
+        b_squares=_squares(b, dtype),
+        c_squares=_squares(np.asarray(c)[rows], dtype),
+        v_squares=v_squares,
+        r_squares=np.sum(vectors * vectors, axis=0),
+    )
+    return bool(np.all(np.isfinite(tau)) and np.all(difference[rows] <= tau))
 
 
 def compute_tolerance(
     dtype: str,
     k: int,
     n: int,
-    a_squares: npt.NDArray[np.float32],
-    b_squares: npt.NDArray[np.float32],
+    *,
+    a_squares: npt.NDArray[np.float64],
+    b_squares: npt.NDArray[np.float64],
+    c_squares: npt.NDArray[np.float64],
+    v_squares: npt.NDArray[np.float64],
+    r_squares: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
-    """τ of the module docstring (item 3) per row, from the computed sums of squares of A's
-    rows (k terms each) and of B's rows (n terms each)."""
+    """τ of the module docstring (item 4), a row per row given and a column per vector,
+    from the float64 sums of squares of those rows of A (k terms each) and of C (n terms
+    each), of B's rows (n terms each), and of each V = fl64(B·r) (k terms) and r (n terms)."""
     u_d, eta_d = UNIT_ROUNDOFF[dtype], UNDERFLOW[dtype]
     g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
+    g64_k, g64_n = _gamma(k, FLOAT64_U), _gamma(n, FLOAT64_U)
     beta = g_k + u_d * (1 + g_k)
-    theta = beta + g_n * (1 + u_d) * (1 + g_k) + g_n + g_k + g_n * g_k
-    alpha = eta_d + 2 * k * FLOAT32_ETA
-    a_norms = np.sqrt((a_squares.astype(np.float64) + k * FLOAT32_ETA) / (1 - g_k))
-    b_frobenius_squared = (b_squares.astype(np.float64) + n * FLOAT32_ETA) / (1 - g_n)
-    b_frobenius = math.sqrt(float(np.sum(b_frobenius_squared)) * (1 + _gamma(k, FLOAT64_U)))
-    w_bound = math.sqrt(n) * b_frobenius * a_norms
+    beta_e = TOLERANCE_MARGIN * (beta + g64_k) * (1 + g64_k) / (1 - g64_k) + g64_k
+    alpha_e = TOLERANCE_MARGIN * (eta_d + 2 * k * FLOAT32_ETA)
+    c_y = FLOAT32_U + g_k * (1 + FLOAT32_U)
+    a_norms = np.sqrt(a_squares / (1 - g64_k))[:, None]
+    c_norms = np.sqrt(c_squares / (1 - g64_n))[:, None]
+    b_frobenius = math.sqrt(float(np.sum(b_squares)) / (1 - _gamma(k * n, FLOAT64_U)))
+    v_norms = np.sqrt(v_squares / (1 - _gamma(k + 1, FLOAT64_U)))[None, :]  # squares round
+    r_norms = np.sqrt(r_squares / (1 - g64_n))[None, :]
+    root_n = math.sqrt(n)
     tau = (
-        theta * w_bound
-        + (1 + g_n) * n * alpha
-        + 2 * n * FLOAT32_ETA * math.sqrt(k) * a_norms
-        + 2 * (n + k) * FLOAT32_ETA
+        HOEFFDING_LAMBDA * (beta_e * a_norms * b_frobenius + root_n * alpha_e)
+        + c_y * a_norms * v_norms
+        + g64_n * root_n * a_norms * b_frobenius
+        + (1 + g_k) * FLOAT32_ETA * math.sqrt(k) * a_norms
+        + k * FLOAT32_ETA
+        + g_n * c_norms * r_norms
+        + n * FLOAT32_ETA
     )
     return tau * TOLERANCE_MARGIN
 
 
-def _first_threshold(
-    dtype: str, k: int, n: int, y: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float64]:
-    """θ times a lower bound of W_i from |y_i| alone (item 5 of the module docstring)."""
-    g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
-    slack = (1 + g_k) * n * FLOAT32_ETA * k * FLOAT32_MAX + k * FLOAT32_ETA
-    lower = np.maximum(np.abs(y[:, 0].astype(np.float64)) - slack, 0.0) / ((1 + g_k) * (1 + g_n))
-    return _theta(dtype, k, n) * lower / TOLERANCE_MARGIN
+def _first_threshold(k: int, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """c times a lower bound of X_i from |y_i| alone (item 6 of the module docstring)."""
+    g_k = _gamma(k, FLOAT32_U)
+    c_y = FLOAT32_U + g_k * (1 + FLOAT32_U)
+    slack = (1 + g_k) * FLOAT32_ETA * k * FLOAT32_MAX + k * FLOAT32_ETA
+    lower = np.maximum(np.abs(y.astype(np.float64)) - slack, 0.0) / (1 + c_y)
+    return c_y * lower / TOLERANCE_MARGIN
 
 
 def _second_threshold(
-    dtype: str, k: int, n: int, a_squares: npt.NDArray[np.float32], v: npt.NDArray[np.float32]
+    k: int, a_squares: npt.NDArray[np.float64], v_squares: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """θ times the lower bound ‖A_i‖₂·‖Br‖₂ of W_i (item 5), for the rows given."""
-    g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
-    squares = a_squares.astype(np.float64)
-    a_norms = np.sqrt(np.maximum(squares - k * FLOAT32_ETA, 0.0) / (1 + g_k))
-    a_norms = np.where(np.isfinite(squares), a_norms, 0.0)  # overflowed: decided by item 3
-    magnitudes = np.maximum(np.abs(v[:, 0].astype(np.float64)) - n * FLOAT32_ETA, 0.0)
-    v_norm = math.sqrt(float(magnitudes @ magnitudes)) / (1 + g_n)
-    return _theta(dtype, k, n) * a_norms * v_norm / TOLERANCE_MARGIN
-
-
-def _theta(dtype: str, k: int, n: int) -> float:
-    """θ of item 3."""
-    u_d = UNIT_ROUNDOFF[dtype]
-    g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
-    beta = g_k + u_d * (1 + g_k)
-    return beta + g_n * (1 + u_d) * (1 + g_k) + g_n + g_k + g_n * g_k
+    """c·‖A_i‖·‖V‖ from lower bounds of both norms (item 6), for the rows given."""
+    g_k, g64_k = _gamma(k, FLOAT32_U), _gamma(k, FLOAT64_U)
+    c_y = FLOAT32_U + g_k * (1 + FLOAT32_U)
+    a_norms = np.sqrt(a_squares / (1 + g64_k))[:, None]
+    v_norms = np.sqrt(v_squares / (1 + _gamma(k + 1, FLOAT64_U)))[None, :]
+    return c_y * a_norms * v_norms / TOLERANCE_MARGIN
 
 
 def is_entry_wrong(
@@ -341,19 +373,14 @@ def to_float32(block: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.flo
     return block.astype(np.float32)
 
 
-def _product_and_squares(
-    matrix: npt.NDArray[np.generic],
-    dtype: str,
-    right: npt.NDArray[np.float32],
-    *,
-    squares: bool = True,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(M·right, each row's sum of squares) in float32 with numpy's own single-threaded loops,
-    not BLAS threads: those stall when the cores are busy (a 0.3 ms matrix-vector product
-    took 8-20 ms on a shared machine), these stream at memory speed regardless."""
+def _product32(
+    matrix: npt.NDArray[np.generic], dtype: str, right: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """M·right in float32 with numpy's own single-threaded loops, not BLAS threads: those
+    stall when the cores are busy (a 0.3 ms matrix-vector product took 8-20 ms on a shared
+    machine), these stream at memory speed regardless."""
     rows, width = matrix.shape
     product = np.empty((rows, right.shape[1]), dtype=np.float32)
-    sums = np.empty(rows if squares else 0, dtype=np.float32)
     columns = np.ascontiguousarray(right.T)
     # float32 needs no conversion: one call per vector streams the whole matrix; 16-bit
     # dtypes are converted a cache-sized block at a time.
@@ -362,9 +389,35 @@ def _product_and_squares(
         block = to_float32(matrix[start : start + step], dtype)
         for index, column in enumerate(columns):
             np.vecdot(block, column, out=product[start : start + len(block), index])
-        if squares:
-            np.vecdot(block, block, out=sums[start : start + len(block)])
-    return product, sums
+    return product
+
+
+def _product64(
+    matrix: npt.NDArray[np.generic], dtype: str, right: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """M·right in float64 (item 3: each product exact, only the sums round), a cache-sized
+    block of rows converted at a time so the matrix is still streamed once."""
+    rows, width = matrix.shape
+    product = np.empty((rows, right.shape[1]), dtype=np.float64)
+    columns = np.ascontiguousarray(right.T)
+    step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
+    for start in range(0, rows, step):
+        block = to_float32(matrix[start : start + step], dtype).astype(np.float64)
+        for index, column in enumerate(columns):
+            np.vecdot(block, column, out=product[start : start + len(block), index])
+    return product
+
+
+def _squares(matrix: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.float64]:
+    """Each row's sum of squares in float64 (every square of a float32 exact), a block of
+    rows at a time."""
+    rows, width = matrix.shape
+    sums = np.empty(rows, dtype=np.float64)
+    step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
+    for start in range(0, rows, step):
+        block = to_float32(matrix[start : start + step], dtype).astype(np.float64)
+        np.vecdot(block, block, out=sums[start : start + len(block)])
+    return sums
 
 
 def _multiply(matrix: npt.NDArray[_Float], columns: npt.NDArray[_Float]) -> npt.NDArray[_Float]:
