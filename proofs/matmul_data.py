@@ -92,10 +92,14 @@ terms of Higham §2.1, (2.8)); F is the largest float32.
    still has |Z - Y|_i <= τ_i: item 5 holds as stated). τ_i >= c·X with X = |A_i||V|, and
    item 3 gives |Y_i| <= (1 + c)X + (1 + γ_k)η·kF + kη (‖A_i‖₁ <= kF): the first threshold
    c·max(|Y_i| - (1 + γ_k)ηkF - kη, 0)/(1 + c) needs nothing more. For the rows left,
-   c·‖A_i‖‖V‖ from lower bounds of both norms (the sums of squares over 1 + γ'_j). An
-   honest row's |Z - Y|_i is of the order of √k·u times its magnitudes, far below either, so
-   the check streams A, B and C once and reads ‖B‖_F and ‖C_i‖ only when some row needs
-   item 4.
+   λβ_e‖A_i‖‖B‖_F + c‖A_i‖‖V‖ from lower bounds of the norms (the sums of squares over
+   1 + γ'_j; for float32 inputs ‖B‖_F's lower bound 0, B not read again for it). An honest
+   float32 row's |Z - Y|_i is of the order of √k·u times its magnitudes, far below either,
+   so the check streams A, B and C once and reads ‖B‖_F and ‖C_i‖ only when some row needs
+   item 4. A 16-bit C's own rounding (u_d) puts honest rows above the first threshold; their
+   blocks are converted to float32 anyway, so the sums of squares of A's rows (in float32:
+   within γ_k and kη, Higham (3.4); a row past float32's range again in float64) and of B's
+   (in float64) are taken in the same pass, while the block is in cache.
 
 Entry check (fraud proofs, O(k)). ``is_entry_wrong`` decides one entry from A's row i and
 B's column j alone, with a per-entry worst-case tolerance: int8, c_ij differs from the exact
@@ -205,38 +209,52 @@ def check_product(
     if dtype == "int8":
         return _check_int8(a, b, c, vectors)
     require(dtype in FLOAT_DTYPES, f"dtype in {INPUT_DTYPES}")
+    # 16-bit blocks are converted anyway: their squares cost little more while in cache, and
+    # their rounding to C's dtype puts honest rows above item 6's first threshold.
+    fused = dtype != "float32"
     with np.errstate(over="ignore", invalid="ignore"):
-        v = _product64(b, dtype, vectors)
+        v, b_squares = _product64(b, dtype, vectors, squares=fused)
         v32 = v.astype(np.float32)
     if not (np.all(np.isfinite(v)) and np.all(np.isfinite(v32))):
         return False  # an input with inf or NaN, or B·r past float32's range
-    y = _product32(a, dtype, v32)
-    z = _product32(c, dtype, vectors.astype(np.float32))
+    y, a_squares32 = _product32(a, dtype, v32, squares=fused)
+    z, _ = _product32(c, dtype, vectors.astype(np.float32))
     if not np.all(np.isfinite(y)):
         return False
     with np.errstate(invalid="ignore"):  # a NaN difference is never within a bound
         difference = np.abs(z.astype(np.float64) - y.astype(np.float64))
-    v_squares = np.sum(v * v, axis=0)
+    v_lower, v_upper = _norm_bounds(np.sum(v * v, axis=0), k + 1, FLOAT64_U)  # squares round
     rows = np.flatnonzero(np.any(~(difference <= _first_threshold(k, y)), axis=1))
     if len(rows) == 0:
         return True
-    a_squares = _squares(np.asarray(a)[rows], dtype)
-    threshold = _second_threshold(k, a_squares, v_squares)
-    rows_left = np.any(~(difference[rows] <= threshold), axis=1)
-    rows, a_squares = rows[rows_left], a_squares[rows_left]
+    if fused:
+        a_lower, a_upper = _norm_bounds32(a_squares32[rows], k, a, rows, dtype)
+        b_lower, b_upper = _norm_bounds(np.sum(b_squares), k * n, FLOAT64_U)
+    else:
+        a_lower, a_upper = _norm_bounds(_squares(np.asarray(a)[rows], dtype), k, FLOAT64_U)
+        b_lower = b_upper = np.zeros((), dtype=np.float64)  # read below if a row needs it
+    leading = _leading_terms(dtype, k, n, a_lower[:, None], float(b_lower), v_lower[None, :])
+    rows_left = np.any(~(difference[rows] <= leading / TOLERANCE_MARGIN), axis=1)
+    rows, a_upper = rows[rows_left], a_upper[rows_left]
     if len(rows) == 0:
         return True
-    tau = compute_tolerance(
-        dtype,
-        k,
-        n,
-        a_squares=a_squares,
-        b_squares=_squares(b, dtype),
-        c_squares=_squares(np.asarray(c)[rows], dtype),
-        v_squares=v_squares,
-        r_squares=np.sum(vectors * vectors, axis=0),
-    )
-    return bool(np.all(np.isfinite(tau)) and np.all(difference[rows] <= tau))
+    if not fused:
+        _, b_squares = _product64(b, dtype, vectors[:, :0], squares=True)
+        _, b_upper = _norm_bounds(np.sum(b_squares), k * n, FLOAT64_U)
+    _, c_upper = _norm_bounds(_squares(np.asarray(c)[rows], dtype), n, FLOAT64_U)
+    _, r_upper = _norm_bounds(np.sum(vectors * vectors, axis=0), n, FLOAT64_U)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tau = compute_tolerance(
+            dtype,
+            k,
+            n,
+            a_norms=a_upper[:, None],
+            b_frobenius=float(b_upper),
+            c_norms=c_upper[:, None],
+            v_norms=v_upper[None, :],
+            r_norms=r_upper[None, :],
+        )
+        return bool(np.all(np.isfinite(tau)) and np.all(difference[rows] <= tau))
 
 
 def compute_tolerance(
@@ -244,38 +262,46 @@ def compute_tolerance(
     k: int,
     n: int,
     *,
-    a_squares: npt.NDArray[np.float64],
-    b_squares: npt.NDArray[np.float64],
-    c_squares: npt.NDArray[np.float64],
-    v_squares: npt.NDArray[np.float64],
-    r_squares: npt.NDArray[np.float64],
+    a_norms: npt.NDArray[np.float64],
+    b_frobenius: float,
+    c_norms: npt.NDArray[np.float64],
+    v_norms: npt.NDArray[np.float64],
+    r_norms: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
-    """τ of the module docstring (item 4), a row per row given and a column per vector,
-    from the float64 sums of squares of those rows of A (k terms each) and of C (n terms
-    each), of B's rows (n terms each), and of each V = fl64(B·r) (k terms) and r (n terms)."""
-    u_d, eta_d = UNIT_ROUNDOFF[dtype], UNDERFLOW[dtype]
+    """τ of the module docstring (item 4) from upper bounds of ‖A_i‖ and ‖C_i‖ (a row per
+    row), of ‖B‖_F, and of ‖V‖ and ‖r‖ (a column per vector)."""
     g_k, g_n = _gamma(k, FLOAT32_U), _gamma(n, FLOAT32_U)
-    g64_k, g64_n = _gamma(k, FLOAT64_U), _gamma(n, FLOAT64_U)
-    beta = g_k + u_d * (1 + g_k)
-    beta_e = TOLERANCE_MARGIN * (beta + g64_k) * (1 + g64_k) / (1 - g64_k) + g64_k
-    alpha_e = TOLERANCE_MARGIN * (eta_d + 2 * k * FLOAT32_ETA)
-    c_y = FLOAT32_U + g_k * (1 + FLOAT32_U)
-    a_norms = np.sqrt(a_squares / (1 - g64_k))[:, None]
-    c_norms = np.sqrt(c_squares / (1 - g64_n))[:, None]
-    b_frobenius = math.sqrt(float(np.sum(b_squares)) / (1 - _gamma(k * n, FLOAT64_U)))
-    v_norms = np.sqrt(v_squares / (1 - _gamma(k + 1, FLOAT64_U)))[None, :]  # squares round
-    r_norms = np.sqrt(r_squares / (1 - g64_n))[None, :]
     root_n = math.sqrt(n)
     tau = (
-        HOEFFDING_LAMBDA * (beta_e * a_norms * b_frobenius + root_n * alpha_e)
-        + c_y * a_norms * v_norms
-        + g64_n * root_n * a_norms * b_frobenius
+        _leading_terms(dtype, k, n, a_norms, b_frobenius, v_norms)
+        + HOEFFDING_LAMBDA * root_n * TOLERANCE_MARGIN * (UNDERFLOW[dtype] + 2 * k * FLOAT32_ETA)
+        + _gamma(n, FLOAT64_U) * root_n * a_norms * b_frobenius
         + (1 + g_k) * FLOAT32_ETA * math.sqrt(k) * a_norms
         + k * FLOAT32_ETA
         + g_n * c_norms * r_norms
         + n * FLOAT32_ETA
     )
     return tau * TOLERANCE_MARGIN
+
+
+def _leading_terms(
+    dtype: str,
+    k: int,
+    n: int,
+    a_norms: npt.NDArray[np.float64],
+    b_frobenius: float,
+    v_norms: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """λ·β_e·‖A_i‖‖B‖_F + c·‖A_i‖‖V‖ of τ_i (item 4), increasing in every norm: a lower
+    bound of τ_i from lower bounds of the norms (item 6)."""
+    g_k, g64_k = _gamma(k, FLOAT32_U), _gamma(k, FLOAT64_U)
+    beta = g_k + UNIT_ROUNDOFF[dtype] * (1 + g_k)
+    beta_e = TOLERANCE_MARGIN * (beta + g64_k) * (1 + g64_k) / (1 - g64_k) + g64_k
+    c_y = FLOAT32_U + g_k * (1 + FLOAT32_U)
+    result: npt.NDArray[np.float64] = (
+        HOEFFDING_LAMBDA * beta_e * a_norms * b_frobenius + c_y * a_norms * v_norms
+    )
+    return result
 
 
 def _first_threshold(k: int, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
@@ -287,15 +313,34 @@ def _first_threshold(k: int, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float
     return c_y * lower / TOLERANCE_MARGIN
 
 
-def _second_threshold(
-    k: int, a_squares: npt.NDArray[np.float64], v_squares: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """c·‖A_i‖·‖V‖ from lower bounds of both norms (item 6), for the rows given."""
-    g_k, g64_k = _gamma(k, FLOAT32_U), _gamma(k, FLOAT64_U)
-    c_y = FLOAT32_U + g_k * (1 + FLOAT32_U)
-    a_norms = np.sqrt(a_squares / (1 + g64_k))[:, None]
-    v_norms = np.sqrt(v_squares / (1 + _gamma(k + 1, FLOAT64_U)))[None, :]
-    return c_y * a_norms * v_norms / TOLERANCE_MARGIN
+def _norm_bounds(
+    squares: npt.NDArray[np.float64] | np.float64, terms: int, unit: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Lower and upper bounds of the norms whose sums of ``terms`` squares were computed as
+    ``squares`` with unit roundoff ``unit``, no underflow (item 4)."""
+    values = np.asarray(squares, dtype=np.float64)
+    g = _gamma(terms, unit)
+    return np.sqrt(values / (1 + g)), np.sqrt(values / (1 - g))
+
+
+def _norm_bounds32(
+    squares: npt.NDArray[np.float32],
+    k: int,
+    a: npt.NDArray[np.generic],
+    rows: npt.NDArray[np.intp],
+    dtype: str,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Bounds of ‖A_i‖ from its float32 sum of squares (within γ_k and one η per square,
+    Higham (3.4)); rows whose squares overflowed float32 are summed again in float64."""
+    values = squares.astype(np.float64)
+    g = _gamma(k, FLOAT32_U)
+    lower = np.sqrt(np.maximum(values - k * FLOAT32_ETA, 0.0) / (1 + g))
+    upper = np.sqrt((values + k * FLOAT32_ETA) / (1 - g))
+    overflowed = ~np.isfinite(values)
+    if np.any(overflowed):
+        again = _squares(np.asarray(a)[rows[overflowed]], dtype)
+        lower[overflowed], upper[overflowed] = _norm_bounds(again, k, FLOAT64_U)
+    return lower, upper
 
 
 def is_entry_wrong(
@@ -374,13 +419,19 @@ def to_float32(block: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.flo
 
 
 def _product32(
-    matrix: npt.NDArray[np.generic], dtype: str, right: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32]:
-    """M·right in float32 with numpy's own single-threaded loops, not BLAS threads: those
-    stall when the cores are busy (a 0.3 ms matrix-vector product took 8-20 ms on a shared
-    machine), these stream at memory speed regardless."""
+    matrix: npt.NDArray[np.generic],
+    dtype: str,
+    right: npt.NDArray[np.float32],
+    *,
+    squares: bool = False,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(M·right, optionally each row's sum of squares) in float32 with numpy's own
+    single-threaded loops, not BLAS threads: those stall when the cores are busy (a 0.3 ms
+    matrix-vector product took 8-20 ms on a shared machine), these stream at memory speed
+    regardless."""
     rows, width = matrix.shape
     product = np.empty((rows, right.shape[1]), dtype=np.float32)
+    sums = np.empty(rows if squares else 0, dtype=np.float32)
     columns = np.ascontiguousarray(right.T)
     # float32 needs no conversion: one call per vector streams the whole matrix; 16-bit
     # dtypes are converted a cache-sized block at a time.
@@ -389,23 +440,34 @@ def _product32(
         block = to_float32(matrix[start : start + step], dtype)
         for index, column in enumerate(columns):
             np.vecdot(block, column, out=product[start : start + len(block), index])
-    return product
+        if squares:
+            with np.errstate(over="ignore"):  # an overflowed row is summed again in float64
+                np.vecdot(block, block, out=sums[start : start + len(block)])
+    return product, sums
 
 
 def _product64(
-    matrix: npt.NDArray[np.generic], dtype: str, right: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """M·right in float64 (item 3: each product exact, only the sums round), a cache-sized
-    block of rows converted at a time so the matrix is still streamed once."""
+    matrix: npt.NDArray[np.generic],
+    dtype: str,
+    right: npt.NDArray[np.float64],
+    *,
+    squares: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(M·right, optionally each row's sum of squares) in float64 (item 3: each product
+    exact, only the sums round), a cache-sized block of rows converted at a time so the
+    matrix is still streamed once."""
     rows, width = matrix.shape
     product = np.empty((rows, right.shape[1]), dtype=np.float64)
+    sums = np.empty(rows if squares else 0, dtype=np.float64)
     columns = np.ascontiguousarray(right.T)
     step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
     for start in range(0, rows, step):
         block = to_float32(matrix[start : start + step], dtype).astype(np.float64)
         for index, column in enumerate(columns):
             np.vecdot(block, column, out=product[start : start + len(block), index])
-    return product
+        if squares:
+            np.vecdot(block, block, out=sums[start : start + len(block)])
+    return product, sums
 
 
 def _squares(matrix: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.float64]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -21,6 +22,7 @@ from adapters.compute.matmul_data import verify_matmul_data
 from proofs.matrix_rows import compute_rows_root
 
 SEED = b"beacon randomness of the round"
+NUMPY_16 = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -37,18 +39,19 @@ def _inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _verdict(a_npy: bytes, b_npy: bytes, c: np.ndarray) -> str:
+def _verdict(a_npy: bytes, b_npy: bytes, c: np.ndarray, dtype: str = "float32") -> str:
     n = c.shape[0]
-    c = np.ascontiguousarray(c, dtype=np.float32)
+    c = np.ascontiguousarray(c)
+    stored = c.view(np.uint16) if dtype == "bfloat16" else c
     return verify_matmul_data(
         a_npy,
         b_npy,
         _npy(c),
-        dtype="float32",
+        dtype=dtype,
         m=n,
         k=n,
         n=n,
-        commitment=compute_rows_root(c, "float32"),
+        commitment=compute_rows_root(stored, dtype),
         openings_seed=SEED,
     )
 
@@ -81,3 +84,22 @@ def test_a_zero_result_fails_and_the_honest_one_passes_at_4096() -> None:
     a_npy, b_npy = _npy(a), _npy(b)
     assert _verdict(a_npy, b_npy, np.zeros((4096, 4096), np.float32)) == "proof_invalid"
     assert _verdict(a_npy, b_npy, a @ b) == "ok"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_lazy_16_bit_results_fail_and_the_honest_one_passes(dtype: str) -> None:
+    """C's own rounding (2^-11, 2^-8) only widens the honest slack: under the worst-case
+    bound at n = 2048 a negated row passed, and a zero bfloat16 C as well."""
+    n, kind = 2048, NUMPY_16[dtype]
+    a32, b32 = _inputs(n)
+    a, b = a32.astype(kind), b32.astype(kind)
+    product = a.astype(np.float32) @ b.astype(np.float32)
+    negated_row = product.copy()
+    negated_row[0] = -negated_row[0]
+    a_npy, b_npy = _npy(a), _npy(b)
+    for c, verdict in (
+        (np.zeros((n, n), np.float32), "proof_invalid"),
+        (negated_row, "proof_invalid"),
+        (product, "ok"),
+    ):
+        assert _verdict(a_npy, b_npy, c.astype(kind), dtype) == verdict
