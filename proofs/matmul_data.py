@@ -46,7 +46,7 @@ terms of Higham §2.1, (2.8)); F is the largest float32.
    as claimed. An honest C's |(Er)_i| is thus within λ(β_e‖A_i‖‖B‖_F + √n·α_e), where a
    worst-case bound (|E||r| <= β|A||B|𝟙) would be √n times larger: at k = n = 2048 on
    random normal data the worst case is about 2·10^3 against |(ABr)_i| of about 1.6·10^3,
-   so a lazy row (zero, halved, negated) passed; this bound is about 1.5·10^2.
+   so a lazy row (zero, halved, negated) passed; this bound is about 1.6·10^2.
 3. The verifier's own rounding. V = fl64(Br): B's float32 entries and r's (24 significant
    bits each) multiply exactly in float64 and only the n-term sums round, so |V - Br| <=
    γ'_n|B|𝟙 (no underflow: every product is a multiple of 2^-173), and |A_i|·|V - Br| <=
@@ -59,10 +59,10 @@ terms of Higham §2.1, (2.8)); F is the largest float32.
    τ_i = M·[λ(β_e‖A_i‖‖B‖_F + √n·α_e) + c‖A_i‖‖V‖ + γ'_n√n‖A_i‖‖B‖_F + (1 + γ_k)η√k‖A_i‖
    + kη + γ_n‖C_i‖‖r‖ + nη].
    The norms are sums of squares in float64 of float32 values (each square exact), within
-   a factor 1 ± γ'_j of the exact ones for j terms; ``compute_tolerance`` divides them by
-   1 - γ'_j, and the margin M = 1 + 2^-40 covers the float64 evaluation of τ itself (a few
-   dozen operations, each within u'). Inf and NaN, and a V past float32's range, make the
-   check refuse.
+   a factor 1 ± γ'_j of the exact ones for j terms (‖V‖², of float64 values, γ'_{k+1}; A's
+   rows of 16-bit inputs in float32, item 6); the check divides them by 1 - γ'_j, and the
+   margin M = 1 + 2^-40 covers the float64 evaluation of τ itself (a few dozen operations,
+   each within u'). Inf and NaN, and a V past float32's range, make the check refuse.
 5. Detection. If the check passes, then for D = C - AB, |(Dr)_i| <= |Z - Y|_i + |Z - Cr|_i +
    |Y - ABr|_i <= T_i := 2τ_i (τ_i holds the bounds of both rounding errors). T_i depends on r
    only through ‖V‖ and ‖r‖; below, take T_i as its largest value over r_j with the rest
@@ -461,8 +461,10 @@ def _product64(
     sums = np.empty(rows if squares else 0, dtype=np.float64)
     columns = np.ascontiguousarray(right.T)
     step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
+    buffer = np.empty((min(step, rows), width), dtype=np.float64)  # reused: no allocations
     for start in range(0, rows, step):
-        block = to_float32(matrix[start : start + step], dtype).astype(np.float64)
+        block = buffer[: min(step, rows - start)]
+        np.copyto(block, to_float32(matrix[start : start + step], dtype))
         for index, column in enumerate(columns):
             np.vecdot(block, column, out=product[start : start + len(block), index])
         if squares:
@@ -476,8 +478,10 @@ def _squares(matrix: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.floa
     rows, width = matrix.shape
     sums = np.empty(rows, dtype=np.float64)
     step = max(1, BLOCK_BYTES // (8 * max(width, 1)))
+    buffer = np.empty((min(step, rows), width), dtype=np.float64)
     for start in range(0, rows, step):
-        block = to_float32(matrix[start : start + step], dtype).astype(np.float64)
+        block = buffer[: min(step, rows - start)]
+        np.copyto(block, to_float32(matrix[start : start + step], dtype))
         np.vecdot(block, block, out=sums[start : start + len(block)])
     return sums
 

@@ -108,7 +108,7 @@ def test_one_changed_entry_of_c_is_caught_by_freivalds(dtype: str) -> None:
     if dtype == "int8":
         c[i, j] += 1
     else:
-        # Beyond 2·T_i of the docstring (item 4): twice row i's whole |A||B|·1.
+        # Beyond 2·T_i of the docstring (item 5): twice row i's whole |A||B|·1.
         row_magnitude = float(
             (np.abs(a[i].astype(np.float64)) @ np.abs(b.astype(np.float64))).sum()
         )
