@@ -12,6 +12,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.controllers.accounts import AccountController
+from api.controllers.api_keys import ApiKeyController
 from api.controllers.beacon import BeaconController
 from api.controllers.canaries import CanaryController
 from api.controllers.dashboard import DashboardController, dashboard_static_files
@@ -100,6 +101,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             LivenessController,
             ObjectController,
             KeyController,
+            ApiKeyController,
             NetworkController,
             HealthController,
             DashboardController,

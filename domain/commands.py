@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from domain.api_keys import API_KEY_HASH_BYTES, API_KEY_ID_PATTERN
 from domain.errors import Rejection, RejectionCode
 from domain.liveness import LIVENESS_REPORT_NODES_MAX, LIVENESS_RTT_US_MAX
 from domain.models import (
@@ -518,6 +519,28 @@ class RegisterModel(Command, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     price_per_1k_output_tokens: PricePer1kTokens
 
 
+ApiKeyId = Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern=API_KEY_ID_PATTERN)]
+
+
+class CreateApiKey(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A spending delegation under the signer's account (issue 18; ``domain.api_keys``): the
+    key's id (hex SHA-256 of ``key_hash``), the SHA-256 of the secret key, the cap in base
+    units and the expiry (0: never)."""
+
+    key_id: ApiKeyId
+    key_hash: Annotated[
+        bytes, msgspec.Meta(min_length=API_KEY_HASH_BYTES, max_length=API_KEY_HASH_BYTES)
+    ]
+    spend_limit: Amount
+    expires_ns: TimeNs = 0
+
+
+class RevokeApiKey(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """End one of the signer's own delegations (issue 18; ``domain.api_keys``)."""
+
+    key_id: ApiKeyId
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -571,6 +594,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "job.cancel": CancelJob,
     # issue 18, item 2: registered language models
     "model.register": RegisterModel,
+    # issue 18, item 1: delegated API keys
+    "apikey.create": CreateApiKey,
+    "apikey.revoke": RevokeApiKey,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -249,6 +249,15 @@ class RejectionCode(enum.StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     MODEL_ALREADY_REGISTERED = "model_already_registered"
 
+    # issue 18, item 1: delegated API keys (rules v5; domain.api_keys)
+    APIKEY_NOT_FOUND = "apikey_not_found"
+    APIKEY_ALREADY_CREATED = "apikey_already_created"
+    APIKEY_ID_MISMATCH = "apikey_id_mismatch"
+    APIKEY_NOT_OWNED = "apikey_not_owned"
+    APIKEY_REVOKED = "apikey_revoked"
+    APIKEY_EXPIRED = "apikey_expired"
+    APIKEY_SPEND_LIMIT_EXCEEDED = "apikey_spend_limit_exceeded"
+
     # issue 17: the door (rules v5): workload params, input objects, cancellation
     WORKLOAD_PARAMS_INVALID = "workload_params_invalid"
     JOB_INPUT_NOT_STORED = "job_input_not_stored"

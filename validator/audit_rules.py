@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from domain.api_keys import API_KEY_STREAM_TYPE
 from domain.beacon import BEACON_STREAM_ID, BEACON_STREAM_TYPE
 from domain.chain_credits import CHAIN_CREDIT_STREAM_TYPE
 from domain.encryption_keys import ENCRYPTION_KEY_STREAM_TYPE
@@ -56,6 +57,9 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "object.record_stored": ACCOUNT_STREAMS | {OBJECT_STREAM_TYPE},
     "key.register": frozenset({ENCRYPTION_KEY_STREAM_TYPE}),  # issue 17, item 2
     "model.register": frozenset({MODEL_STREAM_TYPE}),  # issue 18, item 2
+    # issue 18, item 1: delegated API keys
+    "apikey.create": frozenset({API_KEY_STREAM_TYPE}),
+    "apikey.revoke": frozenset({API_KEY_STREAM_TYPE}),
 }
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "job.": WORK_STREAMS,
@@ -118,6 +122,9 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     ("job", "ClaimLapsed"): frozenset({"job.expire"}),
     # issue 18, item 2: registered language models
     (MODEL_STREAM_TYPE, "ModelRegistered"): frozenset({"model.register"}),
+    # issue 18, item 1: delegated API keys
+    (API_KEY_STREAM_TYPE, "ApiKeyCreated"): frozenset({"apikey.create"}),
+    (API_KEY_STREAM_TYPE, "ApiKeyRevoked"): frozenset({"apikey.revoke"}),
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the
@@ -148,6 +155,9 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     (ENCRYPTION_KEY_STREAM_TYPE, "EncryptionKeyRotated"): "actor",
     ("job", "KeyReleased"): "sender",
     (MODEL_STREAM_TYPE, "ModelRegistered"): "registered_by",
+    # a delegation spends its consumer's account: created and revoked by that consumer alone
+    (API_KEY_STREAM_TYPE, "ApiKeyCreated"): "consumer",
+    (API_KEY_STREAM_TYPE, "ApiKeyRevoked"): "consumer",
 }
 SELF_STREAM_EVENTS = frozenset(
     {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}

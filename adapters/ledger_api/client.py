@@ -21,6 +21,7 @@ import msgspec
 
 from adapters.ledger_api.routes import get_route
 from adapters.ledger_api.wire import (
+    ApiKeyView,
     BalanceView,
     CommandAccepted,
     EncryptionKeyView,
@@ -212,6 +213,10 @@ class ApiClient:
     def get_encryption_key(self, actor_id: str) -> EncryptionKeyView:
         """An actor's registered encryption key (NotFoundProblem when it registered none)."""
         return msgspec.convert(self.get(f"/v1/keys/{actor_id}"), EncryptionKeyView)
+
+    def get_api_key(self, key_id: str) -> ApiKeyView:
+        """A delegated API key's record (NotFoundProblem when there is none)."""
+        return msgspec.convert(self.get(f"/v1/apikeys/{key_id}"), ApiKeyView)
 
     def get_validator(self, validator_id: str) -> ValidatorView:
         return msgspec.convert(self.get(f"/v1/validators/{validator_id}"), ValidatorView)

@@ -116,6 +116,9 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         # issue 17, item 2: encryption keys and job key releases
         CommandRoute("key.register", "/v1/keys"),
         CommandRoute("job.release_key", "/v1/jobs/{job_id}/keys"),
+        # issue 18, item 1: delegated API keys
+        CommandRoute("apikey.create", "/v1/apikeys"),
+        CommandRoute("apikey.revoke", "/v1/apikeys/{key_id}/revocation"),
     )
 }
 

@@ -175,6 +175,20 @@ class EncryptionKeyView(msgspec.Struct, frozen=True, kw_only=True):
     version: int
 
 
+class ApiKeyView(msgspec.Struct, frozen=True, kw_only=True):
+    """A delegated API key's record (issue 18): its hash (hex), never the secret."""
+
+    key_id: str
+    key_hash: str
+    consumer: str
+    spend_limit: int
+    spent: int
+    expires_ns: int
+    revoked: bool
+    revoked_at_ns: int | None
+    version: int
+
+
 class JobView(msgspec.Struct, frozen=True, kw_only=True):
     """A job and where it stands."""
 

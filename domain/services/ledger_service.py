@@ -20,6 +20,7 @@ from domain.network import NETWORK_STREAM_ID, NetworkRules
 from domain.policy import LedgerPolicy
 from domain.ports import EventStore
 from domain.services import door, equivocation, fraud, rounds
+from domain.services import handlers_api_keys as api_keys
 from domain.services import handlers_beacon as beacon
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_keys as keys
@@ -91,6 +92,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ReleaseJobKey: keys.handle_release_job_key,
     # issue 18, item 2: registered language models
     c.RegisterModel: models.handle_register_model,
+    # issue 18, item 1: delegated API keys
+    c.CreateApiKey: api_keys.handle_create_api_key,
+    c.RevokeApiKey: api_keys.handle_revoke_api_key,
 }
 
 

@@ -17,6 +17,7 @@ from domain.services.loading import is_snapshot_due, load_aggregate, save_snapsh
 A = TypeVar("A", bound=FlopAggregate)
 ACCOUNTS_DIRECTORY = "accounts"
 NOT_FOUND_CODES: dict[str, RejectionCode] = {
+    "apikey": RejectionCode.APIKEY_NOT_FOUND,
     "account": RejectionCode.ACCOUNT_NOT_FOUND,
     "canary": RejectionCode.CANARY_NOT_FOUND,
     "chain_credit": RejectionCode.CHAIN_CREDIT_NOT_FOUND,

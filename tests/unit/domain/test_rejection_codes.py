@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 from domain import job_states, node
+from domain.api_keys import ApiKey
 from domain.beacon import Beacon
 from domain.canary import CanarySeal
 from domain.chain_credits import ChainCredit
@@ -62,6 +63,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         ChainCredit,
         EncryptionKey,
         RegisteredModel,
+        ApiKey,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
