@@ -66,8 +66,17 @@ def compute_log_processors() -> list[structlog.typing.Processor]:
         structlog.processors.StackInfoRenderer(),
         structlog.dev.set_exc_info,
         structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
-        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        structlog.dev.ConsoleRenderer(
+            colors=_is_colored(), exception_formatter=structlog.dev.plain_traceback
+        ),
     ]
+
+
+def _is_colored() -> bool:
+    """structlog's own default: colors on a terminal, NO_COLOR off, FORCE_COLOR on."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(os.environ.get("FORCE_COLOR")) or (sys.stdout is not None and sys.stdout.isatty())
 
 
 @dataclass
