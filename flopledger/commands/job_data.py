@@ -23,27 +23,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import msgspec
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from adapters.job_keys import JobKeyError
 from adapters.ledger_api.client import ApiProblem
 from adapters.ledger_api.objects_client import ObjectDigestMismatch
 from domain.workloads import WorkloadParamsError
 from flopledger.commands._api_cli import add_api_options, make_client
+from flopledger.commands._transfer_progress import transfer_bar, transfer_bars
 from flopledger.commands.job_keys import EXIT_NOT_CLAIMED, release_when_claimed
 from flopledger.settings import get_settings
 
@@ -124,7 +115,7 @@ def run_submit_with_inputs(args: argparse.Namespace, params: dict[str, object]) 
     client = make_client(args)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
-        with _progress_bars() as progress_for:
+        with transfer_bars() as progress_for:
             submitted = submit_job_with_inputs(
                 client,
                 kind=args.kind,
@@ -185,7 +176,7 @@ def run_result(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                with _progress(f"download {args.job_id}") as advance:
+                with transfer_bar(f"download {args.job_id}") as advance:
                     fetch_job_result(client, args.job_id, args.out, progress=advance)
                 return EXIT_OK
             except JobNotFinal as exc:
@@ -206,38 +197,6 @@ def run_result(args: argparse.Namespace) -> int:
         return _fail("result", f"the API did not answer: {exc or type(exc).__name__}", 1)
     finally:
         client.close()
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A transfer bar on stderr; yields the callback the client advances."""
-    with _progress_bars() as progress_for:
-        yield progress_for(label)
-
-
-@contextmanager
-def _progress_bars() -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
-    """Transfer bars on stderr, one per label asked for; yields label -> callback."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-    def progress_for(label: str) -> Callable[[int, int | None], None]:
-        task = progress.add_task(label, total=None)
-
-        def advance(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
-        return advance
-
-    with progress:
-        yield progress_for
 
 
 def _fail(action: str, message: str, status: int) -> int:

@@ -11,20 +11,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import httpx
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from adapters.keyfile import KeyFileError, load_identity
 from adapters.ledger_api.client import ApiClient, ApiProblem
@@ -34,6 +25,7 @@ from adapters.ledger_api.objects_client import (
     put_object_file,
 )
 from flopledger.commands._api_cli import add_api_options
+from flopledger.commands._transfer_progress import transfer_bar
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -95,7 +87,10 @@ def run_put(args: argparse.Namespace) -> int:
         identity = load_identity(args.key)
     except (KeyFileError, OSError) as exc:
         return _fail("put", f"--key: {exc}", EXIT_USAGE)
-    with _progress(f"upload {args.file.name}") as advance, closing(ApiClient(args.api)) as client:
+    with (
+        transfer_bar(f"upload {args.file.name}") as advance,
+        closing(ApiClient(args.api)) as client,
+    ):
         status = _run(
             "put",
             lambda: (
@@ -120,7 +115,7 @@ def run_get(args: argparse.Namespace) -> int:
     except (KeyFileError, OSError) as exc:
         return _fail("get", f"--key: {exc}", EXIT_USAGE)
     with (
-        _progress(f"download {args.digest[:12]}") as advance,
+        transfer_bar(f"download {args.digest[:12]}") as advance,
         closing(ApiClient(args.api)) as client,
     ):
         status = _run(
@@ -144,27 +139,6 @@ def _run(action: str, call: Callable[[], str]) -> str | int:
         return _fail(action, str(exc), EXIT_PROBLEM)
     except httpx.HTTPError as exc:
         return _fail(action, f"the API did not answer: {exc or type(exc).__name__}", EXIT_PROBLEM)
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A transfer bar on stderr; yields the callback the client advances."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task(label, total=None)
-
-    def advance(done: int, total: int | None) -> None:
-        progress.update(task, completed=done, total=total)
-
-    with progress:
-        yield advance
 
 
 def _fail(action: str, message: str, status: int) -> int:
