@@ -22,6 +22,7 @@ from api.controllers.jobs import JobController
 from api.controllers.keys import KeyController
 from api.controllers.liveness import LivenessController
 from api.controllers.log import LogController
+from api.controllers.models import ModelController
 from api.controllers.network import NetworkController
 from api.controllers.nodes import NodeController
 from api.controllers.objects import ObjectController
@@ -102,6 +103,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             ObjectController,
             KeyController,
             ApiKeyController,
+            ModelController,
             NetworkController,
             HealthController,
             DashboardController,

@@ -1,4 +1,4 @@
-"""A read model for lists: nodes, jobs and validators, caught up from the log.
+"""A read model for lists: nodes, jobs, validators and models, caught up from the log.
 
 Every list request first catches up: it reads the global log from the last position it saw
 (in batches of ``CATCH_UP_BATCH``), marks the streams that changed, and rebuilds only those
@@ -23,6 +23,7 @@ from adapters.store.view_table import View, ViewTable
 from domain.events import FlopAggregate, decode_event
 from domain.job import Job
 from domain.log import Log
+from domain.models import RegisteredModel
 from domain.node import Node
 from domain.ports import EventStore
 from domain.records import Record
@@ -35,6 +36,7 @@ TRACKED: dict[str, type[FlopAggregate]] = {
     Node.STREAM_TYPE: Node,
     Job.STREAM_TYPE: Job,
     Validator.STREAM_TYPE: Validator,
+    RegisteredModel.STREAM_TYPE: RegisteredModel,
 }
 
 # The fields each kind of view can be listed by, and those counted (for metrics).
@@ -42,6 +44,7 @@ FILTER_FIELDS: dict[str, tuple[str, ...]] = {
     Node.STREAM_TYPE: ("region", "state", "gpu_class"),
     Job.STREAM_TYPE: ("state", "region", "consumer", "node_id"),
     Validator.STREAM_TYPE: (),
+    RegisteredModel.STREAM_TYPE: ("architecture", "dtype"),
 }
 COUNT_FIELDS: dict[str, tuple[str, ...]] = {Job.STREAM_TYPE: ("state", "workload.kind")}
 

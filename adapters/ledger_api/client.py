@@ -31,6 +31,8 @@ from adapters.ledger_api.wire import (
     NetworkView,
     NodeList,
     NodeView,
+    RegisteredModelList,
+    RegisteredModelView,
     TreeHeadView,
     ValidatorView,
 )
@@ -217,6 +219,15 @@ class ApiClient:
     def get_api_key(self, key_id: str) -> ApiKeyView:
         """A delegated API key's record (NotFoundProblem when there is none)."""
         return msgspec.convert(self.get(f"/v1/apikeys/{key_id}"), ApiKeyView)
+
+    def get_registered_model(self, model_id: str) -> RegisteredModelView:
+        """A registered model (NotFoundProblem when there is none)."""
+        return msgspec.convert(self.get(f"/v1/registered-models/{model_id}"), RegisteredModelView)
+
+    def list_registered_models(self, *, offset: int = 0, limit: int = 100) -> RegisteredModelList:
+        """One page of the registered models, in order of registration."""
+        answer = self.get("/v1/registered-models", params={"offset": offset, "limit": limit})
+        return msgspec.convert(answer, RegisteredModelList)
 
     def get_validator(self, validator_id: str) -> ValidatorView:
         return msgspec.convert(self.get(f"/v1/validators/{validator_id}"), ValidatorView)

@@ -30,8 +30,6 @@ IN_PROCESS_KINDS = frozenset(
         "network.genesis",
         "network.change_policy",
         "network.change_operators",
-        # issue 18: operators register models in process until the API has a route for it
-        "model.register",
     }
 )
 """Command kinds that are executed in process and never posted to the API."""
@@ -119,6 +117,8 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         # issue 18, item 1: delegated API keys
         CommandRoute("apikey.create", "/v1/apikeys"),
         CommandRoute("apikey.revoke", "/v1/apikeys/{key_id}/revocation"),
+        # issue 18, item 2: an operator registers a model (reads: /v1/registered-models)
+        CommandRoute("model.register", "/v1/models"),
     )
 }
 

@@ -189,6 +189,21 @@ class ApiKeyView(msgspec.Struct, frozen=True, kw_only=True):
     version: int
 
 
+class RegisteredModelView(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered language model (issue 18): identity by content digest (hex), shape, prices
+    in base units per 1,000 tokens."""
+
+    model_id: str
+    content_digest: str
+    architecture: str
+    dtype: str
+    context_tokens: int
+    price_per_1k_input_tokens: int
+    price_per_1k_output_tokens: int
+    registered_by: str
+    version: int
+
+
 class JobView(msgspec.Struct, frozen=True, kw_only=True):
     """A job and where it stands."""
 
@@ -237,6 +252,11 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
 
 class NodeList(msgspec.Struct, frozen=True, kw_only=True):
     items: list[NodeView]
+    page: Page
+
+
+class RegisteredModelList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[RegisteredModelView]
     page: Page
 
 
