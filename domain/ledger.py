@@ -248,13 +248,24 @@ def _check_amount(debit: Account, credit: Account, amount: int) -> None:
 
 
 def _check_open_hold(debit: Account, credit: Account, transfer_id: str) -> int:
-    if transfer_id in debit.closed_holds:
-        raise InvalidTransition(
-            f"hold {transfer_id} was already posted or voided",
-            code=RejectionCode.HOLD_ALREADY_CLOSED,
-        )
+    """The held amount, with the hold open on BOTH sides. A hold is placed on both at once,
+    so one side closed and the other open is a torn view (the two accounts read around a
+    concurrent post or void): refused like a closed hold, which the command bus decides again
+    on fresh reads, instead of an apply failing on the missing side."""
+    for account in (debit, credit):
+        if transfer_id in account.closed_holds:
+            raise InvalidTransition(
+                f"hold {transfer_id} was already posted or voided",
+                code=RejectionCode.HOLD_ALREADY_CLOSED,
+            )
     hold = debit.holds.get(transfer_id)
-    if hold is None or hold.side != DEBIT or hold.counterparty != credit.id:
+    other = credit.holds.get(transfer_id)
+    if (
+        hold is None
+        or other is None
+        or (hold.side, hold.counterparty) != (DEBIT, credit.id)
+        or (other.side, other.counterparty, other.amount) != (CREDIT, debit.id, hold.amount)
+    ):
         raise NotFound(
             f"no open hold {transfer_id} from {debit.id} to {credit.id}",
             code=RejectionCode.HOLD_NOT_FOUND,

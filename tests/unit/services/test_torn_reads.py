@@ -15,7 +15,7 @@ import pytest
 
 from domain.errors import Rejection
 from domain.job import SETTLED
-from domain.ledger import user_account
+from domain.ledger import escrow_account, user_account
 from domain.ports import EventStore
 from domain.records import Record
 from domain.services.ledger_service import COMMAND_RETRIES_MAX
@@ -84,3 +84,31 @@ async def test_a_rejection_under_endless_change_is_still_that_rejection() -> Non
         await net.run(CONSUMER, "account.withdraw", {"amount": 10**9})
     assert refused.value.code == "exceeds_available"
     assert len(attempts) >= COMMAND_RETRIES_MAX  # decided again on every attempt
+
+
+@pytest.mark.parametrize("torn_stream", ["consumer", "escrow"])
+async def test_a_settlement_torn_between_its_two_accounts_is_decided_again(
+    torn_stream: str,
+) -> None:
+    """The concurrent settlement lands between the reads of the consumer's account and the
+    escrow account (either order): the second reveal sees the hold open on one side and
+    closed on the other. It is decided again (``job_settled``), never a failed apply (a
+    KeyError on the missing side answered 500 in a devnet run)."""
+    net = await _network()
+    job_id = await _committed_job(net)
+    keys = _keys((await _job(net, job_id)).validators)
+    salts = [await net.commit_vote(k, job_id, True) for k in keys]
+    await net.reveal_vote(keys[0], job_id, True, salts[0])
+
+    async def third_reveal_settles() -> None:
+        await net.reveal_vote(keys[2], job_id, True, salts[2])
+
+    stream = user_account(CONSUMER.id) if torn_stream == "consumer" else escrow_account(job_id)
+    store = InterleavingStore(net.store, stream, third_reveal_settles)
+    net.store = store  # type: ignore[assignment]
+    store.armed = True
+    with pytest.raises(Rejection) as refused:
+        await net.reveal_vote(keys[1], job_id, True, salts[1])
+    assert not store.armed  # the interleaving happened
+    assert refused.value.code == "job_settled"
+    assert (await _job(net, job_id)).state == SETTLED
