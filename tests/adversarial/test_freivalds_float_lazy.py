@@ -11,8 +11,6 @@ protocol; every verdict comes from the validator's own entry point."""
 
 from __future__ import annotations
 
-import io
-
 import ml_dtypes
 import numpy as np
 import pytest
@@ -20,15 +18,10 @@ import torch
 
 from adapters.compute.matmul_data import verify_matmul_data
 from proofs.matrix_rows import compute_rows_root
+from tests.npy_files import npy_bytes
 
 SEED = b"beacon randomness of the round"
 NUMPY_16 = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
-
-
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
 
 
 def _inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +39,7 @@ def _verdict(a_npy: bytes, b_npy: bytes, c: np.ndarray, dtype: str = "float32") 
     return verify_matmul_data(
         a_npy,
         b_npy,
-        _npy(c),
+        npy_bytes(c),
         dtype=dtype,
         m=n,
         k=n,
@@ -58,7 +51,7 @@ def _verdict(a_npy: bytes, b_npy: bytes, c: np.ndarray, dtype: str = "float32") 
 
 def test_lazy_results_fail_and_honest_ones_pass_at_2048() -> None:
     a, b = _inputs(2048)
-    a_npy, b_npy = _npy(a), _npy(b)
+    a_npy, b_npy = npy_bytes(a), npy_bytes(b)
     honest = a @ b
     assert honest.dtype == np.float32
     negated_row, zeroed_row = honest.copy(), honest.copy()
@@ -81,7 +74,7 @@ def test_lazy_results_fail_and_honest_ones_pass_at_2048() -> None:
 @pytest.mark.slow
 def test_a_zero_result_fails_and_the_honest_one_passes_at_4096() -> None:
     a, b = _inputs(4096)
-    a_npy, b_npy = _npy(a), _npy(b)
+    a_npy, b_npy = npy_bytes(a), npy_bytes(b)
     assert _verdict(a_npy, b_npy, np.zeros((4096, 4096), np.float32)) == "proof_invalid"
     assert _verdict(a_npy, b_npy, a @ b) == "ok"
 
@@ -96,7 +89,7 @@ def test_lazy_16_bit_results_fail_and_the_honest_one_passes(dtype: str) -> None:
     product = a.astype(np.float32) @ b.astype(np.float32)
     negated_row = product.copy()
     negated_row[0] = -negated_row[0]
-    a_npy, b_npy = _npy(a), _npy(b)
+    a_npy, b_npy = npy_bytes(a), npy_bytes(b)
     for c, verdict in (
         (np.zeros((n, n), np.float32), "proof_invalid"),
         (negated_row, "proof_invalid"),

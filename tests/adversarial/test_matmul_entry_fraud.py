@@ -45,6 +45,7 @@ from tests.adversarial.test_always_pass_validators import (
     get_stake,
     prove_fraud,
 )
+from tests.npy_files import npy_bytes
 from validator.challenger import Challenge, build_evidence
 
 M, K, N = 24, 20, 16
@@ -52,15 +53,9 @@ WRONG = (7, 3)
 OPENINGS_SEED = b"the round's beacon randomness"
 
 
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
-
-
 RNG = np.random.default_rng(17)
-A_NPY = _npy(RNG.standard_normal((M, K)).astype(np.float32))
-B_NPY = _npy(RNG.standard_normal((K, N)).astype(np.float32))
+A_NPY = npy_bytes(RNG.standard_normal((M, K)).astype(np.float32))
+B_NPY = npy_bytes(RNG.standard_normal((K, N)).astype(np.float32))
 A_ROWS_ROOT, B_COLS_ROOT = compute_input_roots(A_NPY, B_NPY, dtype="float32", m=M, k=K, n=N)
 PARAMS = {
     "a": hashlib.sha256(A_NPY).hexdigest(),
@@ -89,7 +84,7 @@ def compute_c(*, forged: bool) -> bytes:
         return run.result
     c = np.load(io.BytesIO(run.result), allow_pickle=False).copy()
     c[WRONG] += np.float32(1000.0)
-    return _npy(c)
+    return npy_bytes(c)
 
 
 def entry_evidence(claim: MatmulEntryClaim) -> dict[str, object]:

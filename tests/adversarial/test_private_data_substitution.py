@@ -10,7 +10,6 @@ money accounted for."""
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -26,6 +25,7 @@ from proofs.identity import Identity
 from proofs.matrix_rows import compute_input_roots, compute_rows_root
 from proofs.sealed_object import new_data_key, seal_bytes
 from tests.adversarial._harness import get_money_total, start_network
+from tests.npy_files import npy_bytes
 from tests.private_jobs import (
     Release,
     claim,
@@ -42,16 +42,10 @@ M, K, N = 12, 10, 8
 NOW_FAR_NS = 2**62
 
 
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
-
-
 RNG = np.random.default_rng(5)
 A = RNG.standard_normal((M, K)).astype(np.float32)
 B = RNG.standard_normal((K, N)).astype(np.float32)
-A_NPY, B_NPY = _npy(A), _npy(B)
+A_NPY, B_NPY = npy_bytes(A), npy_bytes(B)
 
 
 class Objects:
@@ -130,7 +124,7 @@ async def test_a_node_that_swaps_the_data_is_failed_by_every_validator_and_slash
     ).astype(np.float32)
     commitment = compute_rows_root(c_swapped, "float32")
     result_key, own_key = new_data_key(), new_data_key()
-    objects.add(seal_bytes(result_key, _npy(c_swapped)), commitment.hex())
+    objects.add(seal_bytes(result_key, npy_bytes(c_swapped)), commitment.hex())
     await net.commit_result(CHEATER, job_id, commitment)
     job = await get_job(net, job_id)
     assert job.validators, "the round was drawn"
@@ -159,7 +153,7 @@ async def test_a_node_that_swaps_the_data_is_failed_by_every_validator_and_slash
     verdict = verify_matmul_data(
         A_NPY,
         B_NPY,
-        _npy(c_swapped),
+        npy_bytes(c_swapped),
         dtype="float32",
         m=M,
         k=K,

@@ -16,6 +16,7 @@ from safetensors.numpy import save as save_safetensors
 from adapters.compute.inference_data import run_inference_data, verify_inference_data
 from adapters.compute.matmul_data import run_matmul_data, verify_matmul_data
 from adapters.compute.runtime import is_cuda_available
+from tests.npy_files import NUMPY_DTYPES, npy_bytes
 
 REASON = (
     "no CUDA device: torch "
@@ -23,20 +24,8 @@ REASON = (
 )
 pytestmark = pytest.mark.skipif(not is_cuda_available(), reason=REASON)
 CUDA = torch.device("cuda", 0)
-NUMPY_DTYPES = {
-    "float32": np.float32,
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "int8": np.int8,
-}
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 M, K, N = 640, 1536, 512
-
-
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("dtype", list(NUMPY_DTYPES))
@@ -48,11 +37,11 @@ def test_data_matmul_on_cuda_verifies_and_is_within_the_bound(dtype: str) -> Non
     else:
         a = rng.standard_normal((M, K)).astype(NUMPY_DTYPES[dtype])
         b = rng.standard_normal((K, N)).astype(NUMPY_DTYPES[dtype])
-    run = run_matmul_data(_npy(a), _npy(b), dtype=dtype, m=M, k=K, n=N, device=CUDA)
+    run = run_matmul_data(npy_bytes(a), npy_bytes(b), dtype=dtype, m=M, k=K, n=N, device=CUDA)
     assert run.environment.device == "cuda"
     verdict = verify_matmul_data(
-        _npy(a),
-        _npy(b),
+        npy_bytes(a),
+        npy_bytes(b),
         run.result,
         dtype=dtype,
         m=M,
@@ -83,7 +72,7 @@ def test_data_inference_on_cuda_passes_the_cpu_check() -> None:
         tensors[f"layers.{i}.weight"] = weight.astype(np.float32)
         tensors[f"layers.{i}.bias"] = rng.standard_normal(fan_out).astype(np.float32)
     model = save_safetensors(tensors)
-    x = _npy(rng.standard_normal((512, 64)).astype(np.float32))
+    x = npy_bytes(rng.standard_normal((512, 64)).astype(np.float32))
     run = run_inference_data(model, x, layer_dims=dims, batch=512, input_dim=64, device=CUDA)
     verdict = verify_inference_data(
         model, x, run.proof, layer_dims=dims, batch=512, input_dim=64, openings_seed=b"b"

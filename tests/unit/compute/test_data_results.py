@@ -22,16 +22,11 @@ from adapters.compute.results import (
 from adapters.compute.workloads import WorkloadParamsError
 from proofs.identity import Identity
 from proofs.matrix_rows import compute_input_roots
+from tests.npy_files import npy_bytes
 
 NODE = Identity.from_seed(b"data-node".ljust(32, b"\0"))
 CPU = torch.device("cpu")
 SEED = b"beacon"
-
-
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
 
 
 def _digest(data: bytes) -> str:
@@ -43,7 +38,7 @@ A, B = (
     RNG.standard_normal((9, 7)).astype(np.float32),
     RNG.standard_normal((7, 5)).astype(np.float32),
 )
-A_NPY, B_NPY = _npy(A), _npy(B)
+A_NPY, B_NPY = npy_bytes(A), npy_bytes(B)
 ROOTS = compute_input_roots(A_NPY, B_NPY, dtype="float32", m=9, k=7, n=5)
 MATMUL = {"a": _digest(A_NPY), "b": _digest(B_NPY), "dtype": "float32", "m": 9, "k": 7, "n": 5}
 MATMUL_ROOTS = {**MATMUL, "a_rows_root": ROOTS[0], "b_cols_root": ROOTS[1]}
@@ -53,7 +48,7 @@ LAYERS = {
     "layers.1.weight": RNG.standard_normal((3, 8)).astype(np.float32),
     "layers.1.bias": RNG.standard_normal(3).astype(np.float32),
 }
-MODEL, X_NPY = save_safetensors(LAYERS), _npy(RNG.standard_normal((6, 4)).astype(np.float32))
+MODEL, X_NPY = save_safetensors(LAYERS), npy_bytes(RNG.standard_normal((6, 4)).astype(np.float32))
 INFERENCE = {
     "model": _digest(MODEL),
     "x": _digest(X_NPY),
@@ -120,7 +115,7 @@ def test_the_inference_result_file_holds_every_output() -> None:
 
 def test_inputs_that_are_not_the_jobs_are_refused_by_node_and_validator() -> None:
     honest = execute_workload("job-d", "matmul", MATMUL, NODE, CPU, inputs={"a": A_NPY, "b": B_NPY})
-    swapped = {"a": _npy(A + np.float32(1)), "b": B_NPY}
+    swapped = {"a": npy_bytes(A + np.float32(1)), "b": B_NPY}
     with pytest.raises(WorkloadParamsError, match="inputs_missing"):
         execute_workload("job-d", "matmul", MATMUL, NODE, CPU)
     with pytest.raises(WorkloadParamsError, match="inputs_mismatch"):
@@ -132,7 +127,7 @@ def test_inputs_that_are_not_the_jobs_are_refused_by_node_and_validator() -> Non
 def test_a_job_whose_roots_are_not_its_inputs_is_refused() -> None:
     """A consumer naming roots of other matrices could later 'prove' an honest C wrong
     against them: nodes do not run such a job and validators fail it."""
-    other_roots = compute_input_roots(_npy(A * 2), B_NPY, dtype="float32", m=9, k=7, n=5)
+    other_roots = compute_input_roots(npy_bytes(A * 2), B_NPY, dtype="float32", m=9, k=7, n=5)
     params = {**MATMUL, "a_rows_root": other_roots[0], "b_cols_root": other_roots[1]}
     inputs = {"a": A_NPY, "b": B_NPY}
     with pytest.raises(WorkloadParamsError, match="inputs_malformed"):

@@ -20,6 +20,7 @@ from adapters.compute.inference_data import (
 )
 from proofs.inference_commitment import InferenceProof, make_inference_proof
 from proofs.npy import NpyError
+from tests.npy_files import npy_bytes
 
 CPU = torch.device("cpu")
 BATCH, INPUT_DIM, WIDTH, OUTPUT_DIM, DEPTH = 40, 12, 16, 5, 3
@@ -39,17 +40,11 @@ def _model(
     return tensors
 
 
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
-
-
 def _files(seed: int = 0) -> tuple[dict[str, np.ndarray], bytes, np.ndarray, bytes]:
     rng = np.random.default_rng(seed)
     tensors = _model(rng)
     x = rng.standard_normal((BATCH, INPUT_DIM)).astype(np.float32)
-    return tensors, save_safetensors(tensors), x, _npy(x)
+    return tensors, save_safetensors(tensors), x, npy_bytes(x)
 
 
 def _mlp_float64(tensors: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -98,7 +93,7 @@ def test_a_changed_output_or_other_inputs_are_refused() -> None:
     forged_rows = [bytes(np.full(OUTPUT_DIM, 7.0, np.float32).tobytes()) for _ in rows]
     forged = make_inference_proof(run.proof.seed, forged_rows, OUTPUT_DIM)
     assert _verify(model, x_npy, forged) == "proof_invalid"
-    other_x = _npy(x + np.float32(1.0))
+    other_x = npy_bytes(x + np.float32(1.0))
     assert _verify(model, other_x, run.proof) == "proof_invalid"
     tampered = msgspec.structs.replace(run.proof, outputs=run.proof.outputs[:-4] + b"\0\0\0\0")
     assert _verify(model, x_npy, tampered) == "proof_invalid"
@@ -137,12 +132,17 @@ def test_inputs_of_another_shape_are_refused() -> None:
     _, model, x, _ = _files()
     with pytest.raises(NpyError, match="input x"):
         run_inference_data(
-            model, _npy(x[:-1]), layer_dims=LAYER_DIMS, batch=BATCH, input_dim=INPUT_DIM, device=CPU
+            model,
+            npy_bytes(x[:-1]),
+            layer_dims=LAYER_DIMS,
+            batch=BATCH,
+            input_dim=INPUT_DIM,
+            device=CPU,
         )
     with pytest.raises(NpyError, match="input x"):
         run_inference_data(
             model,
-            _npy(x.astype(np.float16)),
+            npy_bytes(x.astype(np.float16)),
             layer_dims=LAYER_DIMS,
             batch=BATCH,
             input_dim=INPUT_DIM,

@@ -18,23 +18,12 @@ from adapters.compute.matmul_data import run_matmul_data, verify_matmul_data
 from proofs.matmul_data import check_product, derive_vectors
 from proofs.matrix_rows import compute_rows_root
 from proofs.npy import NpyError, read_npy
+from tests.npy_files import NUMPY_DTYPES, npy_bytes
 
 CPU = torch.device("cpu")
 SEED = b"beacon randomness of the round"
-NUMPY_DTYPES = {
-    "float32": np.float32,
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "int8": np.int8,
-}
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 M, K, N = 37, 53, 29
-
-
-def _npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
 
 
 def _inputs(dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,15 +54,17 @@ def _entry_bound(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
 
 def _run(dtype: str, a: np.ndarray, b: np.ndarray) -> tuple[bytes, bytes]:
     m, k = a.shape
-    run = run_matmul_data(_npy(a), _npy(b), dtype=dtype, m=m, k=k, n=b.shape[1], device=CPU)
+    run = run_matmul_data(
+        npy_bytes(a), npy_bytes(b), dtype=dtype, m=m, k=k, n=b.shape[1], device=CPU
+    )
     return run.result, run.commitment
 
 
 def _verify(dtype: str, a: np.ndarray, b: np.ndarray, c_npy: bytes, commitment: bytes) -> str:
     m, k = a.shape
     return verify_matmul_data(
-        _npy(a),
-        _npy(b),
+        npy_bytes(a),
+        npy_bytes(b),
         c_npy,
         dtype=dtype,
         m=m,
@@ -113,7 +104,7 @@ def test_one_changed_entry_of_c_is_caught_by_freivalds(dtype: str) -> None:
             (np.abs(a[i].astype(np.float64)) @ np.abs(b.astype(np.float64))).sum()
         )
         c[i, j] = NUMPY_DTYPES[dtype](float(c[i, j]) + 2 * row_magnitude)
-    forged = _npy(c)
+    forged = npy_bytes(c)
     c_dtype = "int32" if dtype == "int8" else dtype
     stored = c.view(np.uint16) if dtype == "bfloat16" else c
     commitment = compute_rows_root(stored, c_dtype)  # a node commits to its forged C
@@ -142,7 +133,7 @@ def test_int8_is_exact_at_its_largest_products_and_extreme_forgeries_are_caught(
         forged = c.copy()
         forged[0, 1] = value
         root = compute_rows_root(forged, "int32")
-        assert _verify("int8", a, b, _npy(forged), root) == "proof_invalid"
+        assert _verify("int8", a, b, npy_bytes(forged), root) == "proof_invalid"
 
 
 def test_bfloat16_files_written_by_ml_dtypes_round_trip() -> None:
@@ -169,15 +160,15 @@ def _header(text: str) -> bytes:
     return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
 
 
-GOOD = _npy(np.zeros((2, 3), np.float32))
+GOOD = npy_bytes(np.zeros((2, 3), np.float32))
 MALFORMED = {
     "no magic": b"NUMPY" + GOOD[6:],
     "truncated payload": GOOD[:-1],
     "trailing bytes": GOOD + b"\0",
-    "wrong dtype": _npy(np.zeros((2, 3), np.float64)),
-    "big endian": _npy(np.zeros((2, 3), ">f4")),
-    "wrong shape": _npy(np.zeros((3, 2), np.float32)),
-    "one dimension": _npy(np.zeros(6, np.float32)),
+    "wrong dtype": npy_bytes(np.zeros((2, 3), np.float64)),
+    "big endian": npy_bytes(np.zeros((2, 3), ">f4")),
+    "wrong shape": npy_bytes(np.zeros((3, 2), np.float32)),
+    "one dimension": npy_bytes(np.zeros(6, np.float32)),
     "pickled objects": _header("{'descr': '|O', 'fortran_order': False, 'shape': (2, 3), }")
     + b"\0" * 48,
     "structured dtype": _header(
@@ -208,11 +199,11 @@ def test_a_bad_result_file_is_proof_malformed_and_bad_inputs_are_named() -> None
     a, b = _inputs("float16")
     result, commitment = _run("float16", a, b)
     assert _verify("float16", a, b, result[:-2], commitment) == "proof_malformed"
-    assert _verify("float16", a, b, _npy(np.zeros((M, N), np.float32)), commitment) == (
+    assert _verify("float16", a, b, npy_bytes(np.zeros((M, N), np.float32)), commitment) == (
         "proof_malformed"
     )
     with pytest.raises(NpyError, match="input b"):
-        run_matmul_data(_npy(a), _npy(a), dtype="float16", m=M, k=K, n=N, device=CPU)
+        run_matmul_data(npy_bytes(a), npy_bytes(a), dtype="float16", m=M, k=K, n=N, device=CPU)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
