@@ -114,24 +114,6 @@ def chat_request(
     )
 
 
-def encode_prompt(loaded: LoadedModel, request: LlmRequest) -> list[int]:
-    """The request's prompt ids as the contract tokenizes them (issue 18, ``llm_prompts``):
-    the tokenizer's chat template with the generation prompt, or for a tokenizer-less tiny
-    model UTF-8 bytes of ``"role: content\\n"`` lines and ``"assistant: "``."""
-    if loaded.tokenizer is None:
-        if request.messages is None:
-            return list((request.prompt or "").encode())
-        lines = "".join(f"{m.role}: {m.content}\n" for m in request.messages)
-        return list(f"{lines}assistant: ".encode())
-    if request.messages is None:
-        return list(loaded.tokenizer(request.prompt)["input_ids"])
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
-    encoded = loaded.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_dict=True
-    )
-    return list(encoded["input_ids"])
-
-
 def make_bundle(
     request: LlmRequest,
     prompt_ids: Sequence[int],

@@ -28,7 +28,7 @@ pytest.importorskip("transformers")
 
 import torch
 
-from adapters.compute import llm_model, llm_toploc
+from adapters.compute import llm_model, llm_prompts, llm_toploc
 from proofs.llm_request import CompletionBundle, LlmRequest, encode_bundle
 from tests import llm_cheats
 from validator import completion_check as cc
@@ -60,7 +60,7 @@ def request_(smollm2: llm_model.LoadedModel) -> LlmRequest:
 
 @pytest.fixture(scope="module")
 def honest(smollm2: llm_model.LoadedModel, request_: LlmRequest) -> CompletionBundle:
-    return llm_cheats.serve_honestly(smollm2, request_, llm_cheats.encode_prompt(smollm2, request_))
+    return llm_cheats.serve_honestly(smollm2, request_, llm_prompts.encode(smollm2, request_))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def threads() -> Iterator[None]:
 def _check(registered: llm_model.LoadedModel, bundle: CompletionBundle) -> cc.CompletionCheck:
     """The validator's verdict on ``bundle`` as committed (its counts and commitment)."""
     record = llm_cheats.record_of(bundle, registered)
-    return cc.check_completion(encode_bundle(bundle), record, registered, llm_cheats.encode_prompt)
+    return cc.check_completion(encode_bundle(bundle), record, registered, llm_prompts.encode)
 
 
 def _report(case: str, check: cc.CompletionCheck) -> None:
@@ -139,7 +139,7 @@ def _serve_system_prompt(system: str | None, claimed: bool) -> Serve:
     its default one), claiming the request's prompt ids or committing to the ones it ran."""
 
     def serve(scene: Scene) -> CompletionBundle:
-        ran = llm_cheats.encode_prompt(scene.registered, _with_system(scene.request, system))
+        ran = llm_prompts.encode(scene.registered, _with_system(scene.request, system))
         bundle = llm_cheats.serve_honestly(scene.registered, scene.request, ran)
         return _claiming(bundle, scene.honest.prompt_ids) if claimed else bundle
 
@@ -222,7 +222,7 @@ def test_no_false_alarm_across_threads_and_batches(
 ) -> None:
     # In a batch of two a shorter prompt rides along, left-padded; both rows are checked.
     requests = [request_, _with_user(request_)][:batch]
-    prompts = [llm_cheats.encode_prompt(smollm2, r) for r in requests]
+    prompts = [llm_prompts.encode(smollm2, r) for r in requests]
     torch.set_num_threads(generate_threads)
     completions = llm_toploc.generate(smollm2, prompts, NEW_TOKENS)
     torch.set_num_threads(3 - generate_threads)  # the validator runs with the other count
@@ -236,7 +236,7 @@ def test_no_false_alarm_on_a_sampled_completion(
     smollm2: llm_model.LoadedModel, request_: LlmRequest
 ) -> None:
     sampled = msgspec.structs.replace(request_, temperature=0.7, seed=11)
-    bundle = llm_cheats.serve_honestly(smollm2, sampled, llm_cheats.encode_prompt(smollm2, sampled))
+    bundle = llm_cheats.serve_honestly(smollm2, sampled, llm_prompts.encode(smollm2, sampled))
     check = _check(smollm2, bundle)
     _report("honest sampled t=0.7", check)
     assert check.passed and check.greedy_consistent is None
@@ -248,9 +248,7 @@ def test_no_false_alarm_on_gpu_generation_checked_on_cpu(
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device here: GPU generation checked on the CPU is not measured")
     on_gpu = dataclasses.replace(smollm2, model=copy.deepcopy(smollm2.model).to("cuda"))
-    bundle = llm_cheats.serve_honestly(
-        on_gpu, request_, llm_cheats.encode_prompt(smollm2, request_)
-    )
+    bundle = llm_cheats.serve_honestly(on_gpu, request_, llm_prompts.encode(smollm2, request_))
     check = _check(smollm2, bundle)
     _report("honest generated on GPU", check)
     assert check.passed

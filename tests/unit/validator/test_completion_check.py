@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 import torch
 
-from adapters.compute import llm_model
+from adapters.compute import llm_model, llm_prompts
 from proofs import toploc
 from proofs.llm_request import (
     CompletionBundle,
@@ -46,7 +46,7 @@ def request_() -> LlmRequest:
 
 @pytest.fixture(scope="module")
 def honest(model: llm_model.LoadedModel, request_: LlmRequest) -> CompletionBundle:
-    prompt = llm_cheats.encode_prompt(model, request_)
+    prompt = llm_prompts.encode(model, request_)
     return llm_cheats.serve_honestly(model, request_, prompt)
 
 
@@ -59,7 +59,7 @@ def _check(
     if record is None:
         assert isinstance(bundle, CompletionBundle)
         record = llm_cheats.record_of(bundle, model)
-    return cc.check_completion(data, record, model, llm_cheats.encode_prompt)
+    return cc.check_completion(data, record, model, llm_prompts.encode)
 
 
 def _recommitted(bundle: CompletionBundle, **changes: object) -> CompletionBundle:
@@ -89,7 +89,7 @@ def test_an_honest_sampled_completion_passes_without_the_greedy_check(
     model: llm_model.LoadedModel, request_: LlmRequest
 ) -> None:
     sampled = replace(request_, temperature=0.8, seed=5)
-    bundle = llm_cheats.serve_honestly(model, sampled, llm_cheats.encode_prompt(model, sampled))
+    bundle = llm_cheats.serve_honestly(model, sampled, llm_prompts.encode(model, sampled))
     check = _check(model, bundle)
     assert check.passed
     assert check.greedy_consistent is None
@@ -148,7 +148,7 @@ def test_a_validator_without_the_model_does_not_judge(
 ) -> None:
     other = llm_model.build_tiny_llama(seed=1)  # tiny-llama-1
     check = cc.check_completion(
-        encode_bundle(honest), llm_cheats.record_of(honest, model), other, llm_cheats.encode_prompt
+        encode_bundle(honest), llm_cheats.record_of(honest, model), other, llm_prompts.encode
     )
     assert check.reason == cc.MODEL_NOT_HELD
     assert not check.passed and not check.is_judged
@@ -162,7 +162,7 @@ def test_a_validator_holding_the_model_in_another_dtype_does_not_judge(
         encode_bundle(honest),
         llm_cheats.record_of(honest, model),
         lowered,
-        llm_cheats.encode_prompt,
+        llm_prompts.encode,
     )
     assert check.reason == cc.MODEL_NOT_HELD and not check.is_judged
 
@@ -180,7 +180,7 @@ def test_prompt_ids_other_than_the_requests_tokenization_fail(
 ) -> None:
     # The node served the prompt without its system message and committed to what it ran.
     dropped = replace(honest.request, messages=honest.request.messages[1:])  # type: ignore[index]
-    bundle = _recommitted(honest, prompt_ids=llm_cheats.encode_prompt(model, dropped))
+    bundle = _recommitted(honest, prompt_ids=llm_prompts.encode(model, dropped))
     assert _check(model, bundle).reason == cc.PROMPT_MISMATCH
 
 
@@ -217,9 +217,7 @@ def test_a_completion_past_the_models_context_fails(
 ) -> None:
     long_user = "x" * llm_model.TINY_CONTEXT
     request = llm_cheats.chat_request("tiny-llama-0", long_user, max_tokens=NEW_TOKENS)
-    bundle = _recommitted(
-        honest, request=request, prompt_ids=llm_cheats.encode_prompt(model, request)
-    )
+    bundle = _recommitted(honest, request=request, prompt_ids=llm_prompts.encode(model, request))
     assert _check(model, bundle).reason == cc.CONTEXT_EXCEEDED
 
 
@@ -255,7 +253,7 @@ def test_proofs_of_another_prompt_fail_toploc_with_measurements(
         request_, messages=[replace(request_.messages[0], content="Be verbose."),  # type: ignore[index]
                             request_.messages[1]],  # type: ignore[index]
     )  # fmt: skip
-    ran = llm_cheats.serve_honestly(model, request_, llm_cheats.encode_prompt(model, changed))
+    ran = llm_cheats.serve_honestly(model, request_, llm_prompts.encode(model, changed))
     bundle = _recommitted(ran, prompt_ids=honest.prompt_ids)
     check = _check(model, bundle)
     assert check.reason == cc.TOPLOC_MISMATCH
@@ -279,7 +277,7 @@ def test_bfloat16_registration_is_checked_within_the_papers_bounds(
     request_: LlmRequest,
 ) -> None:
     registered = llm_model.build_tiny_llama(seed=0, dtype=torch.bfloat16)
-    prompt = llm_cheats.encode_prompt(registered, request_)
+    prompt = llm_prompts.encode(registered, request_)
     bundle = llm_cheats.serve_honestly(registered, request_, prompt)
     record = llm_cheats.record_of(bundle, registered)
     assert record.dtype == "bfloat16"
@@ -290,5 +288,5 @@ def test_bfloat16_generation_against_a_float32_registration_fails(
     model: llm_model.LoadedModel, request_: LlmRequest
 ) -> None:
     cheap = llm_cheats.lower_precision(model, torch.bfloat16)
-    bundle = llm_cheats.serve_honestly(cheap, request_, llm_cheats.encode_prompt(model, request_))
+    bundle = llm_cheats.serve_honestly(cheap, request_, llm_prompts.encode(model, request_))
     assert _check(model, bundle).reason == cc.TOPLOC_MISMATCH
