@@ -8,7 +8,8 @@ backoff); every other problem stays an ``ApiProblem`` carrying the ledger's stab
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import httpx
@@ -22,6 +23,63 @@ T = TypeVar("T")
 
 class LedgerUnavailable(Exception):
     """The API cannot be reached (or answered 503); worth retrying later."""
+
+
+class CommitRefused(Exception):
+    """The ledger refused a completion's commit (its stable rejection code in ``code``)."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    """What the completion server checks of a completion's ledger record before it serves."""
+
+    completion_id: str
+    node_id: str
+    model_id: str
+    state: str
+    request_digest: bytes
+    prompt_tokens_max: int
+    max_tokens: int
+    greedy: bool
+
+
+@dataclass(frozen=True)
+class CompletionCommit:
+    """A served completion's usage and commitment (``completion.commit``)."""
+
+    completion_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    commitment: bytes
+    proof_digest: bytes
+
+
+class CompletionLedger(Protocol):
+    """What the completion server needs of the ledger (``ApiLedger``; tests pass fakes)."""
+
+    async def get_completion_record(self, completion_id: str) -> CompletionRecord | None: ...
+    async def put_object(self, data: bytes) -> str:
+        """Store ``data`` through the objects API; its hex SHA-256."""
+        ...
+
+    async def commit_completion(self, commit: CompletionCommit) -> None:
+        """``completion.commit``; ``CommitRefused`` when the ledger refuses it."""
+        ...
+
+    async def advertise_models(
+        self, node_id: str, models: Sequence[tuple[str, int]], endpoint: str
+    ) -> None:
+        """``node.advertise_models`` (an unchanged advertisement is fine, not an error)."""
+        ...
+
+    async def get_node(self, node_id: str) -> NodeView | None: ...
+    async def get_registered_digest(self, model_id: str) -> bytes | None:
+        """The content digest a model is registered under (None: not registered)."""
+        ...
 
 
 class Ledger(Protocol):
@@ -76,4 +134,13 @@ class ApiLedger:
             raise LedgerUnavailable(f"API unavailable: {exc.detail}") from exc
 
 
-__all__ = ["ApiLedger", "ApiProblem", "Ledger", "LedgerUnavailable"]
+__all__ = [
+    "ApiLedger",
+    "ApiProblem",
+    "CommitRefused",
+    "CompletionCommit",
+    "CompletionLedger",
+    "CompletionRecord",
+    "Ledger",
+    "LedgerUnavailable",
+]

@@ -17,6 +17,7 @@ uploaded its ``CompletionBundle`` and its ``completion.commit`` was accepted) or
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 import msgspec
@@ -48,6 +49,31 @@ class DoneEvent(msgspec.Struct, frozen=True, tag="done", tag_field="type"):
     finish_reason: Literal["stop", "length"]
     commitment: str
     """hex of the commitment recorded by ``completion.commit``."""
+
+
+class NodeErrorCode(StrEnum):
+    """Why a node refused (before any token) or failed a completion: ``ErrorEvent.code``.
+
+    Refusals come as the body of a 4xx/503 answer, in the node's fixed order of checks;
+    ``node_at_capacity``, ``node_stopping`` and ``ledger_unavailable`` are worth another node
+    or a later try; the others are the API's mistake or a misrouted call.
+    """
+
+    CALL_INVALID = "call_invalid"
+    NODE_STOPPING = "node_stopping"
+    MODEL_NOT_SERVED = "model_not_served"
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
+    COMPLETION_NOT_FOUND = "completion_not_found"
+    COMPLETION_NOT_FOR_THIS_NODE = "completion_not_for_this_node"
+    COMPLETION_NOT_OPEN = "completion_not_open"
+    COMPLETION_MODEL_MISMATCH = "completion_model_mismatch"
+    REQUEST_DIGEST_MISMATCH = "request_digest_mismatch"
+    COMPLETION_TERMS_MISMATCH = "completion_terms_mismatch"
+    PROMPT_EMPTY = "prompt_empty"
+    PROMPT_TOKENS_ABOVE_MAX = "prompt_tokens_above_max"
+    NODE_AT_CAPACITY = "node_at_capacity"
+    GENERATION_FAILED = "generation_failed"
+    COMMIT_FAILED = "commit_failed"
 
 
 class ErrorEvent(msgspec.Struct, frozen=True, tag="error", tag_field="type"):
