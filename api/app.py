@@ -15,6 +15,7 @@ from api.controllers.accounts import AccountController
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.beacon import BeaconController
 from api.controllers.canaries import CanaryController
+from api.controllers.completion_records import CompletionRecordController
 from api.controllers.dashboard import DashboardController, dashboard_static_files
 from api.controllers.events import EventController
 from api.controllers.health import HealthController
@@ -104,6 +105,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             KeyController,
             ApiKeyController,
             ModelController,
+            CompletionRecordController,
             NetworkController,
             HealthController,
             DashboardController,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from adapters.store.tree_table import TreeTable
 from adapters.store.view_table import View, ViewTable
+from domain.completions import Completion
 from domain.events import FlopAggregate, decode_event
 from domain.job import Job
 from domain.log import Log
@@ -37,6 +38,7 @@ TRACKED: dict[str, type[FlopAggregate]] = {
     Job.STREAM_TYPE: Job,
     Validator.STREAM_TYPE: Validator,
     RegisteredModel.STREAM_TYPE: RegisteredModel,
+    Completion.STREAM_TYPE: Completion,  # issue 18
 }
 
 # The fields each kind of view can be listed by, and those counted (for metrics).
@@ -45,6 +47,7 @@ FILTER_FIELDS: dict[str, tuple[str, ...]] = {
     Job.STREAM_TYPE: ("state", "region", "consumer", "node_id"),
     Validator.STREAM_TYPE: (),
     RegisteredModel.STREAM_TYPE: ("architecture", "dtype"),
+    Completion.STREAM_TYPE: ("state", "node_id", "consumer", "model_id"),
 }
 COUNT_FIELDS: dict[str, tuple[str, ...]] = {Job.STREAM_TYPE: ("state", "workload.kind")}
 

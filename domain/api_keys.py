@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
-from domain.errors import InvalidTransition, RejectionCode
+from domain.errors import InvalidTransition, Rejection, RejectionCode
 from domain.events import FlopAggregate, ns_to_datetime
 
 API_KEY_STREAM_TYPE = "apikey"
@@ -97,6 +97,26 @@ class ApiKey(FlopAggregate):
         def apply(self, key: ApiKey) -> None:
             key.revoked_at_ns = self.revoked_at_ns
 
+    class SpendReserved(FlopAggregate.Event):
+        """A completion opened under the key (issue 18): its escrow counts as spent at once,
+        so concurrent opens can never take the key past its cap."""
+
+        completion_id: str
+        amount: int
+
+        def apply(self, key: ApiKey) -> None:
+            key.spent += self.amount
+
+    class SpendReleased(FlopAggregate.Event):
+        """What a completion did not use of its reservation (its escrow less its charge; all
+        of it when aborted) no longer counts as spent."""
+
+        completion_id: str
+        amount: int
+
+        def apply(self, key: ApiKey) -> None:
+            key.spent -= self.amount
+
     key_id: str
     key_hash: bytes
     consumer: str
@@ -136,6 +156,23 @@ class ApiKey(FlopAggregate):
             consumer=self.consumer,
             revoked_at_ns=now_ns,
         )
+
+    def reserve_spend(self, *, completion_id: str, amount: int, now_ns: int) -> None:
+        """Count ``amount`` as spent under the key, if ``compute_charge_refusal`` allows it."""
+        refusal = compute_charge_refusal(self.get_delegation(), amount=amount, now_ns=now_ns)
+        if refusal is not None:
+            raise Rejection(
+                f"api key {self.key_id} refuses a charge of {amount}: {refusal.value}",
+                code=refusal,
+            )
+        self._trigger(self.SpendReserved, now_ns, completion_id=completion_id, amount=amount)
+
+    def release_spend(self, *, completion_id: str, amount: int, now_ns: int) -> None:
+        """Give back ``amount`` of a reservation (nothing to record when it is 0)."""
+        if not 0 <= amount <= self.spent:
+            raise AssertionError(f"release of {amount} outside the spent {self.spent}")
+        if amount:
+            self._trigger(self.SpendReleased, now_ns, completion_id=completion_id, amount=amount)
 
     def get_delegation(self) -> Delegation:
         return Delegation(

@@ -11,6 +11,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from domain.api_keys import API_KEY_HASH_BYTES, API_KEY_ID_PATTERN
+from domain.completions import (
+    COMPLETION_ID_HEX_CHARS,
+    COMPLETION_ID_PATTERN,
+    COMPLETION_ID_PREFIX,
+    COMPLETION_TOKENS_MAX,
+    LLM_ENDPOINT_CHARS_MAX,
+    LLM_ENDPOINT_PATTERN,
+    PROMPT_TOKENS_MAX,
+    WARM_CAPACITY_MAX,
+    WARM_MODELS_MAX,
+)
 from domain.errors import Rejection, RejectionCode
 from domain.liveness import LIVENESS_REPORT_NODES_MAX, LIVENESS_RTT_US_MAX
 from domain.models import (
@@ -541,6 +552,69 @@ class RevokeApiKey(Command, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     key_id: ApiKeyId
 
 
+# issue 18, items 3-4: LLM completions (``domain.completions``)
+CompletionId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=len(COMPLETION_ID_PREFIX) + COMPLETION_ID_HEX_CHARS,
+        max_length=len(COMPLETION_ID_PREFIX) + COMPLETION_ID_HEX_CHARS,
+        pattern=COMPLETION_ID_PATTERN,
+    ),
+]
+
+
+class WarmModelSpec(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    model_id: ModelId
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=WARM_CAPACITY_MAX)]
+    """How many completions of this model the node serves at once."""
+
+
+class AdvertiseModels(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The registered models a node holds warm now, signed by the node's own key like its
+    heartbeats (an empty list: none), and the URL the API reaches its completion server at."""
+
+    node_id: ActorId
+    models: Annotated[list[WarmModelSpec], msgspec.Meta(max_length=WARM_MODELS_MAX)]
+    endpoint: Annotated[
+        str, msgspec.Meta(max_length=LLM_ENDPOINT_CHARS_MAX, pattern="^$|" + LLM_ENDPOINT_PATTERN)
+    ] = ""
+    """Required with any model; "" with none."""
+
+
+class OpenCompletion(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A completion signer opens a completion under a consumer's key: its escrow (the bound
+    of the prompt's tokens plus ``max_tokens`` at the model's prices) is held at once."""
+
+    key_id: ApiKeyId
+    model_id: ModelId
+    node_id: ActorId
+    request_digest: Digest
+    """``proofs.llm_request.compute_request_digest`` of the request the node is sent."""
+    prompt_tokens_max: Annotated[int, msgspec.Meta(ge=1, le=PROMPT_TOKENS_MAX)]
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=COMPLETION_TOKENS_MAX)]
+    greedy: bool
+    """The request's temperature is 0 (its tokens are then checked as argmax)."""
+
+
+class CommitCompletion(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The serving node's usage and commitment: settled at once (``domain.completions``)."""
+
+    completion_id: CompletionId
+    prompt_tokens: Annotated[int, msgspec.Meta(ge=0, le=PROMPT_TOKENS_MAX)]
+    completion_tokens: Annotated[int, msgspec.Meta(ge=0, le=COMPLETION_TOKENS_MAX)]
+    commitment: Digest
+    """``proofs.toploc.compute_completion_commitment`` of the bundle."""
+    proof_digest: Digest
+    """The object digest of the uploaded ``proofs.llm_request.CompletionBundle``."""
+
+
+class AbortCompletion(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Void an uncommitted completion: by a completion signer, or anyone past its window."""
+
+    completion_id: CompletionId
+    reason: Reason = ""
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -597,6 +671,11 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     # issue 18, item 1: delegated API keys
     "apikey.create": CreateApiKey,
     "apikey.revoke": RevokeApiKey,
+    # issue 18, items 3-4: LLM completions
+    "node.advertise_models": AdvertiseModels,
+    "completion.open": OpenCompletion,
+    "completion.commit": CommitCompletion,
+    "completion.abort": AbortCompletion,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

@@ -258,6 +258,25 @@ class RejectionCode(enum.StrEnum):
     APIKEY_EXPIRED = "apikey_expired"
     APIKEY_SPEND_LIMIT_EXCEEDED = "apikey_spend_limit_exceeded"
 
+    # issue 18, items 3-4: LLM completions (rules v5; domain.completions)
+    COMPLETION_NOT_FOUND = "completion_not_found"
+    COMPLETION_OPENED = "completion_opened"
+    COMPLETION_COMMITTED = "completion_committed"
+    COMPLETION_ABORTED = "completion_aborted"
+    COMPLETION_CLEARED = "completion_cleared"
+    COMPLETION_VERIFIED = "completion_verified"
+    COMPLETION_REJECTED = "completion_rejected"
+    COMPLETION_SIGNER_NOT_ALLOWED = "completion_signer_not_allowed"
+    COMPLETION_CONTEXT_EXCEEDED = "completion_context_exceeded"
+    COMPLETION_PROMPT_TOKENS_ABOVE_BOUND = "completion_prompt_tokens_above_bound"
+    COMPLETION_TOKENS_ABOVE_MAX = "completion_tokens_above_max"
+    COMPLETION_COMMIT_WINDOW_OPEN = "completion_commit_window_open"
+    NOT_THE_COMPLETION_NODE = "not_the_completion_node"
+    NODE_MODEL_NOT_WARM = "node_model_not_warm"
+    NODE_MODELS_UNCHANGED = "node_models_unchanged"
+    MODEL_ADVERTISED_TWICE = "model_advertised_twice"
+    LLM_ENDPOINT_REQUIRED = "llm_endpoint_required"
+
     # issue 17: the door (rules v5): workload params, input objects, cancellation
     WORKLOAD_PARAMS_INVALID = "workload_params_invalid"
     JOB_INPUT_NOT_STORED = "job_input_not_stored"

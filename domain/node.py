@@ -25,6 +25,7 @@ from domain.attestation import (
     compute_tier,
 )
 from domain.claims import ClaimRules, OpenClaim, compute_from_unbonding
+from domain.completions import WarmModel, compute_charge_bucket
 from domain.devices import ProbeSpec
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
 from domain.events import FlopAggregate, datetime_to_ns, ns_to_datetime
@@ -381,6 +382,30 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules, AttestationR
         def apply(self, node: Node) -> None:
             node.gpus, node.gpu_class = self.gpus, self.gpu_class
 
+    class ModelsAdvertised(FlopAggregate.Event):
+        """The registered models the node holds warm now, and where the API reaches its
+        completion server (issue 18; an empty list: none)."""
+
+        models: tuple[WarmModel, ...]
+        endpoint: str
+
+        def apply(self, node: Node) -> None:
+            node.warm_models, node.llm_endpoint = self.models, self.endpoint
+
+    class CompletionCharged(FlopAggregate.Event):
+        """A completion the node served was settled for ``charge`` (issue 18): added to the
+        minute ``bucket`` of its tally, buckets before ``kept_from_bucket`` dropped."""
+
+        completion_id: str
+        bucket: int
+        charge: int
+        kept_from_bucket: int
+
+        def apply(self, node: Node) -> None:
+            buckets = {b: c for b, c in node.completion_charges if b >= self.kept_from_bucket}
+            buckets[self.bucket] = buckets.get(self.bucket, 0) + self.charge
+            node.completion_charges = tuple(sorted(buckets.items()))
+
     ROUND_EVENTS: ClassVar[RoundEvents] = RoundEvents(
         assigned=AttestationValidatorsAssigned,
         committed=AttestationVerdictCommitted,
@@ -420,6 +445,12 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules, AttestationR
     last_challenged_ns: int
     round_assigned_ns: int
     """When the attestation round's validators were drawn (its probe slots count from it)."""
+    # issue 18: LLM completions. Class defaults, so that a node whose history never named
+    # them replays to exactly the state that history recorded.
+    warm_models: tuple[WarmModel, ...] = ()
+    llm_endpoint: str = ""
+    completion_charges: tuple[tuple[int, int], ...] = ()
+    """(minute bucket, charges) of the completions it was paid for of late."""
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -684,7 +715,49 @@ class Node(VotedAggregate, ClaimRules, StakeRules, ReputationRules, AttestationR
             "inventory_attested": self.is_attested and self.gpus == self.attested_gpus,
             "failed_challenges": self.failed_challenges,
             "group": self.challenge.group if self.challenge else "",
+            # issue 18: LLM completions
+            "warm_models": [msgspec.structs.asdict(m) for m in self.warm_models],
+            "llm_endpoint": self.llm_endpoint,
         }
+
+    def advertise_models(
+        self, *, models: tuple[WarmModel, ...], endpoint: str, now_ns: int
+    ) -> None:
+        """Record the models the node holds warm now (issue 18); the same list and endpoint
+        again is refused (``node_models_unchanged``), so a periodic advertisement does not
+        grow the log."""
+        self._require_state({REGISTERED, ATTESTED, ACTIVE, JAILED}, "advertise_models")
+        if (models, endpoint) == (self.warm_models, self.llm_endpoint):
+            raise InvalidTransition(
+                f"node {self.id} advertises these models already",
+                code=RejectionCode.NODE_MODELS_UNCHANGED,
+            )
+        self._trigger(self.ModelsAdvertised, now_ns, models=models, endpoint=endpoint)
+
+    def get_warm_model(self, model_id: str) -> WarmModel | None:
+        return next((m for m in self.warm_models if m.model_id == model_id), None)
+
+    def record_completion_charge(
+        self, *, completion_id: str, charge: int, window_ns: int, now_ns: int
+    ) -> None:
+        """Add a settled completion's charge to the tally a rejected check slashes by; the
+        tally keeps two windows, so a check decided within a window of its commit finds
+        the whole window before it."""
+        self._trigger(
+            self.CompletionCharged,
+            now_ns,
+            completion_id=completion_id,
+            bucket=compute_charge_bucket(now_ns),
+            charge=charge,
+            kept_from_bucket=compute_charge_bucket(max(now_ns - 2 * window_ns, 0)),
+        )
+
+    def compute_window_charges(self, *, until_ns: int, window_ns: int) -> int:
+        """The charges of the completions committed in the window before ``until_ns``,
+        rounded out to whole minutes (``domain.completions.CHARGE_BUCKET_NS``)."""
+        first = compute_charge_bucket(max(until_ns - window_ns, 0))
+        last = compute_charge_bucket(until_ns)
+        return sum(c for b, c in self.completion_charges if first <= b <= last)
 
     def _activate_if_ready(self, policy: LedgerPolicy, now_ns: int) -> None:
         if self.state == ATTESTED and self.is_attested and self.stake >= policy.node_stake_min:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from domain.claims import OpenClaim
+from domain.completions import WarmModel
 from domain.events import datetime_to_ns
 from domain.liveness import Uptime
 from domain.node import Challenge, GpuClaim, Node
@@ -24,8 +25,10 @@ NODE_SNAPSHOT_EVERY_EVENTS = 64
 """A node is re-snapshotted once this many events were appended since its last snapshot."""
 
 
-class NodeState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Every field of a Node (``domain.node``) and its eventsourcing envelope."""
+class NodeState(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Every field of a Node (``domain.node``) and its eventsourcing envelope. The fields
+    with defaults came later (``LATE_NODE_FIELDS``): left out at their default, so a node
+    that never set them snapshots to the bytes it did before them."""
 
     version: int
     created_on_ns: int
@@ -59,10 +62,15 @@ class NodeState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failed_certificates: tuple[bytes, ...]
     last_challenged_ns: int
     round_assigned_ns: int
+    # issue 18: LLM completions (``domain.node`` class defaults)
+    warm_models: tuple[WarmModel, ...] = ()
+    llm_endpoint: str = ""
+    completion_charges: tuple[tuple[int, int], ...] = ()
 
 
 ENVELOPE_FIELDS = ("version", "created_on_ns", "modified_on_ns")
 NODE_FIELDS = tuple(name for name in NodeState.__struct_fields__ if name not in ENVELOPE_FIELDS)
+LATE_NODE_FIELDS = frozenset({"warm_models", "llm_endpoint", "completion_charges"})
 
 
 def encode_node_state(node: Node) -> bytes:
@@ -81,8 +89,12 @@ def decode_node_state(node_id: str, state: bytes) -> Node:
 
     Raises msgspec.ValidationError / DecodeError when the bytes are not a node snapshot."""
     decoded = msgspec.json.decode(state, type=NodeState)
-    node = restore_aggregate(
-        Node, node_id, decoded, **{name: getattr(decoded, name) for name in NODE_FIELDS}
-    )
+    fields = {
+        name: getattr(decoded, name)
+        for name in NODE_FIELDS
+        # a late field at its default stays the class's, as a replay leaves it
+        if name not in LATE_NODE_FIELDS or getattr(decoded, name) != getattr(Node, name)
+    }
+    node = restore_aggregate(Node, node_id, decoded, **fields)
     node.claims = dict(decoded.claims)
     return node

@@ -223,8 +223,33 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     object_upload_bytes_max: int = 2**30
     """The largest object ``PUT /v1/objects`` accepts (413 past it)."""
 
+    # issue 18: LLM completions (rules v5; ``domain.completions``)
+    completion_signers: tuple[str, ...] = ()
+    """The keys that may open and abort completions (the OpenAI endpoint's signer: it holds
+    no consumer signature, only the consumer's delegation); empty: any operator."""
+    completion_sample_rate_ppm: int = 100_000
+    """Share of committed completions (parts per million) that drawn validators check, drawn
+    from the beacon randomness that closes after the commit."""
+    completion_commit_window_ns: int = 120 * SECOND_NS
+    """How long after its opening only the serving node may end a completion (by committing
+    it); after that anyone may abort it, so a vanished node never holds an escrow for good."""
+    completion_challenge_window_ns: int = 3_600 * SECOND_NS
+    """The charges a node was paid for completions committed this long before a rejected one
+    are what its slash covers (times ``completion_slash_multiple``)."""
+    completion_slash_multiple: int = 10
+    """What a rejected sampled check takes, as a multiple of the window's charges: at least
+    1 / the sample rate, so that skipping the work loses in expectation."""
+
     LATE_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"object_upload_bytes_max", "key_release_window_ns"}
+        {
+            "object_upload_bytes_max",
+            "key_release_window_ns",
+            "completion_signers",
+            "completion_sample_rate_ppm",
+            "completion_commit_window_ns",
+            "completion_challenge_window_ns",
+            "completion_slash_multiple",
+        }
     )
     """Fields added after records of this policy existed: a record stores them only when
     they differ from their default (``domain.events.encode_event``), so that re-running a
@@ -236,6 +261,7 @@ class LedgerPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 BPS = 10_000
+PPM = 1_000_000
 POLICY_INT_MAX = 2**63 - 1
 NETWORK_ID_CHARS_MAX = 64
 NETWORK_ID_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
@@ -252,6 +278,8 @@ def find_policy_problem(policy: LedgerPolicy) -> str | None:
             return f"{name} must be 0..{POLICY_INT_MAX}, not {value}"
     if policy.quorum_denominator == 0:
         return "quorum_denominator must be positive"
+    if policy.completion_sample_rate_ppm > PPM:
+        return f"completion_sample_rate_ppm must be 0..{PPM}"
     if not RULES_V1 <= policy.rules_version <= RULES_VERSION:
         return f"rules_version must be {RULES_V1}..{RULES_VERSION}, not {policy.rules_version}"
     problem = find_key_problem(policy)

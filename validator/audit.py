@@ -29,14 +29,16 @@ from typing import Any
 
 import msgspec
 
+from domain.api_keys import ApiKey, compute_api_key_stream_id
 from domain.beacon import BEACON_STREAM_ID, Beacon
-from domain.commands import Command, decode_command
+from domain.commands import Command, OpenCompletion, decode_command
 from domain.directory import Directory
 from domain.errors import FlopError
 from domain.events import FlopAggregate, decode_event
 from domain.job import Job, is_insecure_setup
 from domain.ledger import BOUNDARY_ACCOUNT, Account
 from domain.log import compute_witness_message
+from domain.models import compute_model_stream_id
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules, strip_operators
 from domain.policy import RULES_V1, RULES_V3, LedgerPolicy
 from domain.records import GENESIS_HASH, Head, Record, compute_record_hash
@@ -96,7 +98,12 @@ from validator.audit_quorum import (
 )
 from validator.audit_reexec import Divergence, Reexecution
 from validator.audit_reputation import ReputationAudit, compute_probers_snapshot
-from validator.audit_rules import OPERATOR_KINDS, OWNER_KINDS, find_violation
+from validator.audit_rules import (
+    OPERATOR_KINDS,
+    OWNER_KINDS,
+    find_delegation_violation,
+    find_violation,
+)
 from validator.audit_signatures import find_envelope_problem
 from validator.audit_stake import (
     STAKE_BONDED_EVENTS,
@@ -472,6 +479,9 @@ class Replayer:
         if override is not None:
             self.overrides.append(override)
         self.commands += 1
+        principals = self._principals(envelope.kind, envelope.actor, body)
+        if isinstance(body, OpenCompletion):  # issue 18: it spends under a delegation
+            principals |= self._check_delegation(record, body, metadata)
         return _Command(
             command_id=record.command_id,
             position=record.position,
@@ -480,9 +490,31 @@ class Replayer:
             kind=envelope.kind,
             actor=envelope.actor,
             body=body,
-            principals=self._principals(envelope.kind, envelope.actor, body),
+            principals=principals,
             issued_at_ns=envelope.issued_at_ns,
         )
+
+    def _check_delegation(
+        self, record: Record, body: OpenCompletion, metadata: CommandMetadata
+    ) -> frozenset[str]:
+        """A completion signer holds the key's consumer's money only as far as the consumer
+        delegated it (``audit_rules.find_delegation_violation``, at the command's clock):
+        the consumer whose account the escrow comes from, when it does."""
+        key = self.aggregates.get(compute_api_key_stream_id(body.key_id))
+        model = self.aggregates.get(compute_model_stream_id(body.model_id))
+        now_ns = metadata.now_ns if metadata.now_ns is not None else metadata.envelope.issued_at_ns
+        violation = find_delegation_violation(
+            body,
+            metadata.envelope.actor,
+            key=key,
+            model=model,
+            policy=self._policy_at(record.position),
+            now_ns=now_ns,
+        )
+        if violation is not None:
+            self._fail(record, AUTHORIZATION, violation)
+        assert isinstance(key, ApiKey)  # find_delegation_violation
+        return frozenset({key.consumer})
 
     def _principals(self, kind: str, actor: str, body: Command) -> frozenset[str]:
         field_name = OWNER_KINDS.get(kind)

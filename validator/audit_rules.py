@@ -22,15 +22,18 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from domain.api_keys import API_KEY_STREAM_TYPE
+from domain.api_keys import API_KEY_STREAM_TYPE, ApiKey, compute_charge_refusal
 from domain.beacon import BEACON_STREAM_ID, BEACON_STREAM_TYPE
 from domain.chain_credits import CHAIN_CREDIT_STREAM_TYPE
+from domain.commands import OpenCompletion
+from domain.completions import COMPLETION_STREAM_TYPE
 from domain.encryption_keys import ENCRYPTION_KEY_STREAM_TYPE
 from domain.ledger import BOUNDARY_ACCOUNT
 from domain.log import LOG_STREAM_ID
-from domain.models import MODEL_STREAM_TYPE
+from domain.models import MODEL_STREAM_TYPE, RegisteredModel
 from domain.network import NETWORK_STREAM_ID, NETWORK_STREAM_TYPE
 from domain.objects import OBJECT_STREAM_TYPE
+from domain.policy import LedgerPolicy
 
 ACCOUNT_STREAMS = frozenset({"account", "directory"})
 KINDS_CACHED_MAX = 256
@@ -61,13 +64,22 @@ KIND_STREAM_TYPES: dict[str, frozenset[str]] = {
     "apikey.create": frozenset({API_KEY_STREAM_TYPE}),
     "apikey.revoke": frozenset({API_KEY_STREAM_TYPE}),
 }
+# issue 18: a completion's commands touch it, its key, its node (the charge tally, a slash),
+# the accounts and the beacon (its sampling draw); closing an epoch decides the sampling.
+COMPLETION_STREAMS = ACCOUNT_STREAMS | {
+    COMPLETION_STREAM_TYPE,
+    API_KEY_STREAM_TYPE,
+    "node",
+    BEACON_STREAM_TYPE,
+}
 FAMILY_STREAM_TYPES: dict[str, frozenset[str]] = {
     "job.": WORK_STREAMS,
     "node.": WORK_STREAMS,
     "validator.": WORK_STREAMS,
     "stake.": WORK_STREAMS,
     "canary.": WORK_STREAMS | {"canary"},
-    "beacon.": WORK_STREAMS,
+    "beacon.": WORK_STREAMS | {COMPLETION_STREAM_TYPE},
+    "completion.": COMPLETION_STREAMS,
     # issue 15: a liveness report appends to its epoch; a close also to the decided nodes
     "liveness.": ACCOUNT_STREAMS | {"liveness", "node"},
 }
@@ -89,6 +101,9 @@ OPERATOR_KINDS = frozenset(
         "model.register",  # issue 18, item 2
     }
 )
+
+COMPLETION_ABORT_KINDS = frozenset({"completion.abort", "completion.expire"})
+COMPLETION_RELEASE_KINDS = COMPLETION_ABORT_KINDS | {"completion.commit"}
 
 # Events only some kinds may cause, whatever the stream rules allow.
 RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
@@ -125,6 +140,14 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     # issue 18, item 1: delegated API keys
     (API_KEY_STREAM_TYPE, "ApiKeyCreated"): frozenset({"apikey.create"}),
     (API_KEY_STREAM_TYPE, "ApiKeyRevoked"): frozenset({"apikey.revoke"}),
+    # issue 18, items 3-4: LLM completions
+    ("node", "ModelsAdvertised"): frozenset({"node.advertise_models"}),
+    ("node", "CompletionCharged"): frozenset({"completion.commit"}),
+    (API_KEY_STREAM_TYPE, "SpendReserved"): frozenset({"completion.open"}),
+    (API_KEY_STREAM_TYPE, "SpendReleased"): COMPLETION_RELEASE_KINDS,
+    (COMPLETION_STREAM_TYPE, "CompletionOpened"): frozenset({"completion.open"}),
+    (COMPLETION_STREAM_TYPE, "CompletionCommitted"): frozenset({"completion.commit"}),
+    (COMPLETION_STREAM_TYPE, "CompletionAborted"): COMPLETION_ABORT_KINDS,
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the
@@ -158,9 +181,18 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     # a delegation spends its consumer's account: created and revoked by that consumer alone
     (API_KEY_STREAM_TYPE, "ApiKeyCreated"): "consumer",
     (API_KEY_STREAM_TYPE, "ApiKeyRevoked"): "consumer",
+    # issue 18: a completion is opened by its signer, committed by its node
+    (COMPLETION_STREAM_TYPE, "CompletionOpened"): "opened_by",
+    (COMPLETION_STREAM_TYPE, "CompletionCommitted"): "node_id",
+    (COMPLETION_STREAM_TYPE, "CompletionAborted"): "aborted_by",
 }
 SELF_STREAM_EVENTS = frozenset(
-    {("node", "Registered"), ("validator", "Registered"), ("node", "AttestationSubmitted")}
+    {
+        ("node", "Registered"),
+        ("validator", "Registered"),
+        ("node", "AttestationSubmitted"),
+        ("node", "ModelsAdvertised"),  # issue 18: a node advertises with its own key
+    }
 )
 # Kinds that may debit a stake account: unbonding (owner), slashing (verdicts, expiries,
 # equivocation reports): every family kind but bonding and withdrawing.
@@ -253,4 +285,37 @@ def _money_violation(
         )
     ):
         return f"{kind} debits stake account {account_id}"
+    return None
+
+
+def find_delegation_violation(
+    command: OpenCompletion,
+    actor: str,
+    *,
+    key: object,
+    model: object,
+    policy: LedgerPolicy | None,
+    now_ns: int,
+) -> str | None:
+    """Why a ``completion.open`` may not spend its key's consumer's money, or None when its
+    delegation allowed it (issue 18): signed by a completion signer of the policy in force,
+    under a key that exists, for a registered model, and accepted by
+    ``compute_charge_refusal`` for the escrow at the command's time (the key as it stood
+    before the command). A patched API that opens past a cap, a revocation or an expiry is
+    caught here, re-execution or not. ``key`` and ``model`` are the replayed aggregates."""
+    if policy is not None and actor not in (policy.completion_signers or policy.operators):
+        return f"completion.open by {actor}, who is no completion signer"
+    if not isinstance(key, ApiKey):
+        return f"completion.open names api key {command.key_id}, which does not exist"
+    if not isinstance(model, RegisteredModel):
+        return f"completion.open names model {command.model_id}, which is not registered"
+    escrow = model.compute_price(
+        input_tokens=command.prompt_tokens_max, output_tokens=command.max_tokens
+    )
+    refusal = compute_charge_refusal(key.get_delegation(), amount=escrow, now_ns=now_ns)
+    if refusal is not None:
+        return (
+            f"completion.open of {escrow} under api key {command.key_id} "
+            f"(spent {key.spent} of {key.spend_limit}): its delegation refuses it ({refusal})"
+        )
     return None

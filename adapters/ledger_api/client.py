@@ -24,6 +24,8 @@ from adapters.ledger_api.wire import (
     ApiKeyView,
     BalanceView,
     CommandAccepted,
+    CompletionAccepted,
+    CompletionRecordView,
     EncryptionKeyView,
     JobAccepted,
     JobList,
@@ -36,7 +38,18 @@ from adapters.ledger_api.wire import (
     TreeHeadView,
     ValidatorView,
 )
-from domain.commands import CancelJob, Command, SubmitJob, Withdraw, encode_command_body
+from domain.commands import (
+    AbortCompletion,
+    AdvertiseModels,
+    CancelJob,
+    Command,
+    CommitCompletion,
+    OpenCompletion,
+    SubmitJob,
+    WarmModelSpec,
+    Withdraw,
+    encode_command_body,
+)
 from proofs.envelope import from_command_envelope, sign_command
 from proofs.identity import Identity
 
@@ -123,6 +136,10 @@ class ApiClient:
     @overload
     def send(self, command: SubmitJob, *, identity: Identity | None = None) -> JobAccepted: ...
     @overload
+    def send(
+        self, command: OpenCompletion, *, identity: Identity | None = None
+    ) -> CompletionAccepted: ...
+    @overload
     def send(self, command: Command, *, identity: Identity | None = None) -> CommandAccepted: ...
     def send(self, command: Command, *, identity: Identity | None = None) -> CommandAccepted:
         """Sign ``command``, POST it to its route (``routes.COMMAND_ROUTES``), parse the answer.
@@ -137,6 +154,80 @@ class ApiClient:
         """Cancel an unclaimed job of the signer's (``job.cancel``, rules v5): its escrow goes
         back to the signer's account."""
         return self.send(CancelJob(job_id=job_id), identity=identity)
+
+    # -- issue 18: LLM completions ---------------------------------------------------------
+
+    def advertise_models(
+        self,
+        node_id: str,
+        models: list[tuple[str, int]],
+        endpoint: str = "",
+        *,
+        identity: Identity | None = None,
+    ) -> CommandAccepted:
+        """Say which registered models node ``node_id`` holds warm, as (model id, capacity)
+        pairs, and the URL of its completion server (``node.advertise_models``, signed by
+        the node's key; ``node_models_unchanged`` when nothing changed)."""
+        specs = [WarmModelSpec(model_id=m, capacity=n) for m, n in models]
+        command = AdvertiseModels(node_id=node_id, models=specs, endpoint=endpoint)
+        return self.send(command, identity=identity)
+
+    def open_completion(
+        self,
+        *,
+        key_id: str,
+        model_id: str,
+        node_id: str,
+        request_digest: bytes,
+        prompt_tokens_max: int,
+        max_tokens: int,
+        greedy: bool,
+        identity: Identity | None = None,
+    ) -> CompletionAccepted:
+        """Open a completion under a consumer's key (``completion.open``, signed by a
+        completion signer); the answer's ``completion_id`` names it."""
+        command = OpenCompletion(
+            key_id=key_id,
+            model_id=model_id,
+            node_id=node_id,
+            request_digest=request_digest,
+            prompt_tokens_max=prompt_tokens_max,
+            max_tokens=max_tokens,
+            greedy=greedy,
+        )
+        return self.send(command, identity=identity)
+
+    def commit_completion(
+        self,
+        completion_id: str,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        commitment: bytes,
+        proof_digest: bytes,
+        identity: Identity | None = None,
+    ) -> CommandAccepted:
+        """The serving node's usage and commitment (``completion.commit``): settled at once."""
+        command = CommitCompletion(
+            completion_id=completion_id,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            commitment=commitment,
+            proof_digest=proof_digest,
+        )
+        return self.send(command, identity=identity)
+
+    def abort_completion(
+        self, completion_id: str, reason: str = "", *, identity: Identity | None = None
+    ) -> CommandAccepted:
+        """Void an uncommitted completion (``completion.abort``): the escrow goes back."""
+        command = AbortCompletion(completion_id=completion_id, reason=reason)
+        return self.send(command, identity=identity)
+
+    def get_completion_record(self, completion_id: str) -> CompletionRecordView:
+        """A completion's ledger record (NotFoundProblem when there is none)."""
+        answer = self.get(f"/v1/completion-records/{completion_id}")
+        return msgspec.convert(answer, CompletionRecordView)
 
     def withdraw(
         self, amount: int, destination: str | None = None, *, identity: Identity | None = None

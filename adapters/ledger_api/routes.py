@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.ledger_api.wire import CommandAccepted, JobAccepted
+from adapters.ledger_api.wire import CommandAccepted, CompletionAccepted, JobAccepted
 from domain.commands import COMMAND_TYPES, Command
 
 IN_PROCESS_KINDS = frozenset(
@@ -119,6 +119,12 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("apikey.revoke", "/v1/apikeys/{key_id}/revocation"),
         # issue 18, item 2: an operator registers a model (reads: /v1/registered-models)
         CommandRoute("model.register", "/v1/models"),
+        # issue 18, items 3-4: LLM completions (their records: not under /v1/completions,
+        # whose POST is OpenAI's)
+        CommandRoute("node.advertise_models", "/v1/nodes/{node_id}/models"),
+        CommandRoute("completion.open", "/v1/completion-records", CompletionAccepted),
+        CommandRoute("completion.commit", "/v1/completion-records/{completion_id}/commit"),
+        CommandRoute("completion.abort", "/v1/completion-records/{completion_id}/abort"),
     )
 }
 

@@ -55,6 +55,19 @@ class JobAccepted(CommandAccepted, frozen=True, kw_only=True):
     escrow: Escrow
 
 
+class CompletionAccepted(CommandAccepted, frozen=True, kw_only=True):
+    """An opened completion (issue 18): its id (``cmpl-...``); its escrow is on its record."""
+
+    completion_id: str
+
+
+class WarmModelView(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered model a node holds warm, and how many completions it serves at once."""
+
+    model_id: str
+    capacity: int
+
+
 class GpuView(msgspec.Struct, frozen=True):
     name: str
     memory_mib: int
@@ -131,6 +144,11 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     """Failed challenges since the last pass or misses slash."""
     group: str = ""
     """The open challenge's group of nodes sharing a GPU UUID ("" alone)."""
+    # issue 18: LLM completions
+    warm_models: list[WarmModelView] = []
+    """The registered models the node holds warm (``node.advertise_models``)."""
+    llm_endpoint: str = ""
+    """Where the API reaches the node's completion server ("" when it serves none)."""
 
 
 class WorkloadView(msgspec.Struct, frozen=True):
@@ -201,6 +219,42 @@ class RegisteredModelView(msgspec.Struct, frozen=True, kw_only=True):
     price_per_1k_input_tokens: int
     price_per_1k_output_tokens: int
     registered_by: str
+    version: int
+
+
+class CompletionRecordView(msgspec.Struct, frozen=True, kw_only=True):
+    """A completion's ledger record (issue 18; digests hex): what was opened under which key
+    and escrow, what the node committed and was charged, and where its check stands
+    (``state``: opened, committed, aborted, cleared, verified or rejected)."""
+
+    id: str
+    consumer: str
+    key_id: str
+    model_id: str
+    node_id: str
+    provider: str
+    request_digest: str
+    prompt_tokens_max: int
+    max_tokens: int
+    greedy: bool
+    escrow: int
+    state: str
+    prompt_tokens: int
+    completion_tokens: int
+    charge: int
+    commitment: str
+    proof_digest: str
+    committed_at_ns: int
+    opened_at_ns: int
+    commit_due_ns: int
+    """Until then only the serving node may end it (by committing); then anyone may abort."""
+    payouts: list[PayoutView]
+    fees: list[PayoutView]
+    """What the signers of its sampled check were paid."""
+    validators: list[str]
+    verdicts: dict[str, bool]
+    outcome: str
+    """Why it was aborted, cleared or rejected ("" otherwise)."""
     version: int
 
 

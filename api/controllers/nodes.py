@@ -42,6 +42,7 @@ ATTESTATION_RECHALLENGE_ROUTE = COMMAND_ROUTES["node.attestation.rechallenge"]
 INVENTORY_UPDATE_ROUTE = COMMAND_ROUTES["node.inventory.update"]
 UNJAIL_ROUTE = COMMAND_ROUTES["node.unjail"]
 DEREGISTER_ROUTE = COMMAND_ROUTES["node.deregister"]
+ADVERTISE_MODELS_ROUTE = COMMAND_ROUTES["node.advertise_models"]  # issue 18
 
 
 class NodeController(Controller):
@@ -224,3 +225,16 @@ class NodeController(Controller):
         """Leave the network once all stake is withdrawn (``node.deregister``)."""
         result = await run_command(deps, request, data, DEREGISTER_ROUTE)
         return to_accepted(result)
+
+    @post(
+        ADVERTISE_MODELS_ROUTE.compute_handler_path(PATH),
+        operation_id="advertiseModels",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def advertise_models(
+        self, deps: Deps, request: Request[Any, Any, Any], node_id: ActorPath, data: SignedEnvelope
+    ) -> CommandAccepted:
+        """The registered models the node holds warm and its completion server's URL
+        (``node.advertise_models``, issue 18)."""
+        return to_accepted(await run_command(deps, request, data, ADVERTISE_MODELS_ROUTE))

@@ -22,6 +22,7 @@ from domain.ports import EventStore
 from domain.services import door, equivocation, fraud, rounds
 from domain.services import handlers_api_keys as api_keys
 from domain.services import handlers_beacon as beacon
+from domain.services import handlers_completions as completions
 from domain.services import handlers_jobs as jobs
 from domain.services import handlers_keys as keys
 from domain.services import handlers_liveness as liveness
@@ -95,6 +96,11 @@ HANDLERS: dict[type[c.Command], Handler] = {
     # issue 18, item 1: delegated API keys
     c.CreateApiKey: api_keys.handle_create_api_key,
     c.RevokeApiKey: api_keys.handle_revoke_api_key,
+    # issue 18, items 3-4: LLM completions
+    c.AdvertiseModels: completions.handle_advertise_models,
+    c.OpenCompletion: completions.handle_open_completion,
+    c.CommitCompletion: completions.handle_commit_completion,
+    c.AbortCompletion: completions.handle_abort_completion,
 }
 
 

@@ -21,6 +21,7 @@ NOT_FOUND_CODES: dict[str, RejectionCode] = {
     "account": RejectionCode.ACCOUNT_NOT_FOUND,
     "canary": RejectionCode.CANARY_NOT_FOUND,
     "chain_credit": RejectionCode.CHAIN_CREDIT_NOT_FOUND,
+    "completion": RejectionCode.COMPLETION_NOT_FOUND,
     "decision": RejectionCode.DECISION_NOT_FOUND,
     "beacon": RejectionCode.BEACON_NOT_FOUND,
     "directory": RejectionCode.DIRECTORY_NOT_FOUND,

@@ -7,9 +7,15 @@ from __future__ import annotations
 import pytest
 
 from domain.claims import OpenClaim, compute_claim_bond, compute_release_fee
+from domain.completions import WarmModel
 from domain.errors import Rejection
 from domain.node import GpuClaim, Node
-from domain.node_snapshots import NODE_FIELDS, decode_node_state, encode_node_state
+from domain.node_snapshots import (
+    LATE_NODE_FIELDS,
+    NODE_FIELDS,
+    decode_node_state,
+    encode_node_state,
+)
 from domain.policy import LedgerPolicy
 
 NOW = 1_800_000_000_000_000_000
@@ -127,9 +133,27 @@ def test_a_node_snapshot_restores_every_field() -> None:
     node.request_unbond(amount=100, policy=POLICY, now_ns=NOW)
     restored = decode_node_state(node.id, encode_node_state(node))
     public = {name for name in vars(node) if not name.startswith("_")}
-    assert public == set(NODE_FIELDS)
-    assert {n: getattr(restored, n) for n in public} == {n: getattr(node, n) for n in public}
+    # issue 18's fields are the class's defaults until a node sets them, and stay so restored
+    assert public == set(NODE_FIELDS) - LATE_NODE_FIELDS
+    assert vars(restored).keys() == vars(node).keys()
+    assert {n: getattr(restored, n) for n in NODE_FIELDS} == {
+        n: getattr(node, n) for n in NODE_FIELDS
+    }
     assert restored.version == node.version
+
+
+def test_a_node_snapshot_restores_its_warm_models_and_completion_charges() -> None:
+    node = _node(gpus=1, stake=1_000)
+    node.advertise_models(
+        models=(WarmModel("tiny-llama-1", 2),), endpoint="http://127.0.0.1:1", now_ns=NOW
+    )
+    node.record_completion_charge(completion_id="cmpl-1", charge=7, window_ns=10, now_ns=NOW)
+    restored = decode_node_state(node.id, encode_node_state(node))
+    assert {n: getattr(restored, n) for n in NODE_FIELDS} == {
+        n: getattr(node, n) for n in NODE_FIELDS
+    }
+    assert restored.warm_models == (WarmModel("tiny-llama-1", 2),)
+    assert restored.completion_charges == node.completion_charges != ()
 
 
 def test_a_committed_result_frees_its_device_and_keeps_only_its_slash_reserved() -> None:

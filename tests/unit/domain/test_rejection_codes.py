@@ -11,6 +11,8 @@ from domain.api_keys import ApiKey
 from domain.beacon import Beacon
 from domain.canary import CanarySeal
 from domain.chain_credits import ChainCredit
+from domain.completions import STATE_CODES as COMPLETION_STATE_CODES
+from domain.completions import Completion
 from domain.directory import Directory
 from domain.encryption_keys import EncryptionKey
 from domain.errors import RejectionCode
@@ -46,6 +48,9 @@ def test_every_state_and_stream_type_has_its_code() -> None:
     assert {code.value for code in node.STATE_CODES.values()} == {
         f"node_{state}" for state in node.STATE_CODES
     }
+    assert {code.value for code in COMPLETION_STATE_CODES.values()} == {
+        f"completion_{state}" for state in COMPLETION_STATE_CODES
+    }
     aggregates = (
         Account,
         CanarySeal,
@@ -64,6 +69,7 @@ def test_every_state_and_stream_type_has_its_code() -> None:
         EncryptionKey,
         RegisteredModel,
         ApiKey,
+        Completion,
     )
     stream_types = {cls.STREAM_TYPE for cls in aggregates}
     assert stream_types == {stream_type for stream_type, _ in _EVENT_CLASSES}
