@@ -2,6 +2,8 @@
 
 With NATS the agent answers the validators' hardware probes on ``flop.probe.<node id>``
 (``node_agent.probe_responder``, one ``TorchProbeDevice`` per device it runs jobs on).
+With ``--serve-model`` it also serves LLM completions (``node_agent.llm_serving``): the
+models are loaded and checked against their registrations before the agent starts.
 Without ``--nats`` / ``FLOP_NATS_URL`` the agent still works through the API alone (polling
 for jobs) and keeps artifacts in a local directory, which validators cannot read: it says so
 once in its log.
@@ -39,6 +41,7 @@ from adapters.nats.signals import (
 from node_agent.agent import NodeAgent
 from node_agent.config import AgentConfig
 from node_agent.ledger_link import ApiLedger
+from node_agent.llm_serving import LlmService
 from node_agent.probe_responder import ProbeResponder
 from node_agent.sinks import ArtifactsUnavailable, LocalArtifactSink, NatsArtifactSink
 from node_agent.work import Worker
@@ -128,6 +131,9 @@ async def run_agent(
             signals=NatsSignals(nc, identity) if nc is not None else None,
             worker_type=worker_type,
         )
+        llm = None
+        if config.serve_models:
+            llm = await LlmService.prepare(config, node_id=identity.id, ledger=ledger, stop=stop)
         _log.info(
             "agent_starting",
             node_id=identity.id,
@@ -143,7 +149,11 @@ async def run_agent(
                 collect_cc=_make_cc_collect(inventory),
             )
             probes = await serve_probes(nc, identity.id, responder.handle)
-        await agent.run(stop)
+        if llm is None:
+            await agent.run(stop)
+        else:
+            await llm.start()  # a bind error stops the agent before it registers
+            await asyncio.gather(agent.run(stop), llm.serve(stop))
         return agent
     finally:
         if probes is not None:

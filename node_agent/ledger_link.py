@@ -15,8 +15,10 @@ from typing import Protocol, TypeVar
 import httpx
 
 from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem, Unavailable
+from adapters.ledger_api.objects_client import put_object_bytes
 from adapters.ledger_api.wire import JobView, NodeView
 from domain.commands import Command
+from domain.errors import RejectionCode
 
 T = TypeVar("T")
 
@@ -45,6 +47,8 @@ class CompletionRecord:
     prompt_tokens_max: int
     max_tokens: int
     greedy: bool
+    commitment: bytes = b""
+    """What was committed (empty while open)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class CompletionLedger(Protocol):
 
     async def get_completion_record(self, completion_id: str) -> CompletionRecord | None: ...
     async def put_object(self, data: bytes) -> str:
-        """Store ``data`` through the objects API; its hex SHA-256."""
+        """Store ``data`` through the objects API; its hex SHA-256 (``CommitRefused``: the
+        API refused the object)."""
         ...
 
     async def commit_completion(self, commit: CompletionCommit) -> None:
@@ -124,6 +129,66 @@ class ApiLedger:
         except NotFoundProblem:
             return None
         return bytes.fromhex(view.public_key)
+
+    # -- the completion server's (``CompletionLedger``) --------------------------------------
+
+    async def get_completion_record(self, completion_id: str) -> CompletionRecord | None:
+        try:
+            view = await self._call(lambda: self._client.get_completion_record(completion_id))
+        except NotFoundProblem:
+            return None
+        return CompletionRecord(
+            completion_id=view.id,
+            node_id=view.node_id,
+            model_id=view.model_id,
+            state=view.state,
+            request_digest=bytes.fromhex(view.request_digest),
+            prompt_tokens_max=view.prompt_tokens_max,
+            max_tokens=view.max_tokens,
+            greedy=view.greedy,
+            commitment=bytes.fromhex(view.commitment),
+        )
+
+    async def put_object(self, data: bytes) -> str:
+        """Through ``PUT /v1/objects``, recorded (``object.record_stored``) so that the
+        uploader's reads and the ledger's attribution work as for a job's result."""
+        identity = self._client.identity
+        assert identity is not None, "the agent's client signs as the node"
+        try:
+            info = await self._call(lambda: put_object_bytes(self._client, identity, data))
+        except ApiProblem as problem:
+            raise CommitRefused(problem.code, problem.detail) from problem
+        return info.digest
+
+    async def commit_completion(self, commit: CompletionCommit) -> None:
+        try:
+            await self._call(
+                lambda: self._client.commit_completion(
+                    commit.completion_id,
+                    prompt_tokens=commit.prompt_tokens,
+                    completion_tokens=commit.completion_tokens,
+                    commitment=commit.commitment,
+                    proof_digest=commit.proof_digest,
+                )
+            )
+        except ApiProblem as problem:
+            raise CommitRefused(problem.code, problem.detail) from problem
+
+    async def advertise_models(
+        self, node_id: str, models: Sequence[tuple[str, int]], endpoint: str
+    ) -> None:
+        try:
+            await self._call(lambda: self._client.advertise_models(node_id, list(models), endpoint))
+        except ApiProblem as problem:
+            if problem.code != RejectionCode.NODE_MODELS_UNCHANGED:
+                raise
+
+    async def get_registered_digest(self, model_id: str) -> bytes | None:
+        try:
+            view = await self._call(lambda: self._client.get_registered_model(model_id))
+        except NotFoundProblem:
+            return None
+        return bytes.fromhex(view.content_digest)
 
     async def _call(self, call: Callable[[], T]) -> T:
         try:

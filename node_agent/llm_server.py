@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import hashlib
 import threading
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -115,7 +117,9 @@ class Refusal(Exception):
         return ErrorEvent(code=self.code, message=self.message)
 
 
-def check_record(node_id: str, call: NodeCompletionCall, record: CompletionRecord | None) -> None:
+def check_record(
+    node_id: str, call: NodeCompletionCall, record: CompletionRecord | None
+) -> CompletionRecord:
     """The ledger's record must open this very completion to this node (raises ``Refusal``)."""
     request = call.request
     if record is None:
@@ -130,16 +134,23 @@ def check_record(node_id: str, call: NodeCompletionCall, record: CompletionRecor
         raise Refusal(NodeErrorCode.REQUEST_DIGEST_MISMATCH, "not the request opened")
     if request.max_tokens > record.max_tokens or request.is_greedy != record.greedy:
         raise Refusal(NodeErrorCode.COMPLETION_TERMS_MISMATCH, "max_tokens or greedy differ")
+    return record
 
 
-def check_prompt(prompt_ids: Sequence[int], record: CompletionRecord) -> None:
-    """The prompt must have tokens, and no more than the escrow covers (raises ``Refusal``)."""
+def check_prompt(prompt_ids: Sequence[int], record: CompletionRecord, context_tokens: int) -> None:
+    """The prompt must have tokens, no more than the escrow covers, and leave room in the
+    model's context for ``max_tokens`` (raises ``Refusal``)."""
     if not prompt_ids:
         raise Refusal(NodeErrorCode.PROMPT_EMPTY, "the prompt has no tokens")
     if len(prompt_ids) > record.prompt_tokens_max:
         raise Refusal(
             NodeErrorCode.PROMPT_TOKENS_ABOVE_MAX,
             f"{len(prompt_ids)} prompt tokens, {record.prompt_tokens_max} opened",
+        )
+    if len(prompt_ids) + record.max_tokens > context_tokens:
+        raise Refusal(
+            NodeErrorCode.PROMPT_TOKENS_ABOVE_MAX,
+            f"{len(prompt_ids)} prompt tokens + {record.max_tokens} exceed the context here",
         )
 
 
@@ -206,10 +217,9 @@ class CompletionServer:
                 record = await self.ledger.get_completion_record(call.completion_id)
             except LedgerUnavailable as exc:
                 raise Refusal(NodeErrorCode.LEDGER_UNAVAILABLE, str(exc)[:200]) from exc
-            check_record(self.node_id, call, record)
-            assert record is not None
+            opened = check_record(self.node_id, call, record)
             prompt_ids = await asyncio.to_thread(encode, served.loaded, call.request)
-            check_prompt(prompt_ids, record)
+            check_prompt(prompt_ids, opened, served.loaded.context_tokens)
         except BaseException:
             served.in_flight -= 1
             raise
@@ -316,19 +326,22 @@ class Generation:
     async def _commit(self, bundle: CompletionBundle, result: StreamResult) -> NodeEvent:
         completion_id, ledger = self.call.completion_id, self.server.ledger
         data = encode_bundle(bundle)
+        commit = CompletionCommit(
+            completion_id=completion_id,
+            prompt_tokens=len(bundle.prompt_ids),
+            completion_tokens=len(bundle.token_ids),
+            commitment=bundle.compute_commitment(),
+            proof_digest=hashlib.sha256(data).digest(),  # the object's address
+        )
         try:
-            digest: str = await _with_retries(lambda: ledger.put_object(data))
-            commit = CompletionCommit(
-                completion_id=completion_id,
-                prompt_tokens=len(bundle.prompt_ids),
-                completion_tokens=len(bundle.token_ids),
-                commitment=bundle.compute_commitment(),
-                proof_digest=bytes.fromhex(digest),
-            )
+            stored: str = await _with_retries(lambda: ledger.put_object(data))
+            if stored != commit.proof_digest.hex():
+                raise CommitRefused("object_digest_mismatch", f"stored as {stored}")
             await _with_retries(lambda: ledger.commit_completion(commit))
         except CommitRefused as refused:
-            _log.warning("llm_commit_refused", completion_id=completion_id, code=refused.code)
-            return ErrorEvent(code=NodeErrorCode.COMMIT_FAILED, message=refused.code)
+            if not await _is_committed(ledger, commit):
+                _log.warning("llm_commit_refused", completion_id=completion_id, code=refused.code)
+                return ErrorEvent(code=NodeErrorCode.COMMIT_FAILED, message=refused.code)
         except LedgerUnavailable as exc:
             _log.warning("llm_commit_failed", completion_id=completion_id, error=str(exc))
             return ErrorEvent(code=NodeErrorCode.COMMIT_FAILED, message="ledger unavailable")
@@ -417,6 +430,14 @@ async def _send_whole(send: Send, status: int, body: bytes) -> None:
 
 def _headers() -> list[tuple[bytes, bytes]]:
     return [(b"content-type", NDJSON.encode()), (b"cache-control", b"no-store")]
+
+
+async def _is_committed(ledger: CompletionLedger, commit: CompletionCommit) -> bool:
+    """Whether the ledger holds this very commit (a retried one that had gone through)."""
+    with contextlib.suppress(LedgerUnavailable):
+        record = await ledger.get_completion_record(commit.completion_id)
+        return record is not None and record.commitment == commit.commitment
+    return False
 
 
 async def _with_retries(call: Callable[[], Awaitable[Any]]) -> Any:

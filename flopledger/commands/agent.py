@@ -46,6 +46,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--region-stagger", type=float, default=5.0, help="seconds per tier")
     parser.add_argument("--shutdown-deadline", type=float, default=30.0, help="seconds")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU")
+    llm = parser.add_argument_group("LLM completions (issue 18)")
+    llm.add_argument(
+        "--serve-model",
+        action="append",
+        default=[],
+        metavar="MODEL_ID",
+        help="a registered model to hold warm and serve (repeat for more)",
+    )
+    llm.add_argument("--llm-listen", metavar="HOST:PORT", help="the completion server's address")
+    llm.add_argument(
+        "--llm-capacity", type=int, default=1, metavar="N", help="completions of each model at once"
+    )
+    llm.add_argument(
+        "--llm-endpoint",
+        metavar="URL",
+        help="URL advertised to the API (default: from --llm-listen)",
+    )
     parser.set_defaults(func=run_agent_command)
 
 
@@ -73,6 +90,10 @@ def run_agent_command(args: argparse.Namespace) -> int:
                 "heartbeat_interval_s": args.heartbeat_interval,
                 "region_stagger_s": args.region_stagger,
                 "prefer_cuda": not args.cpu,
+                "serve_models": tuple(args.serve_model),
+                "llm_listen": args.llm_listen,
+                "llm_capacity": args.llm_capacity,
+                "llm_endpoint": args.llm_endpoint,
             },
             AgentConfig,
         )
@@ -81,7 +102,13 @@ def run_agent_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def main(stop: asyncio.Event) -> int:
-        agent = await run_agent(config, identity, stop)
+        from node_agent.llm_serving import ServeModelError
+
+        try:
+            agent = await run_agent(config, identity, stop)
+        except ServeModelError as exc:
+            print(f"flopledger agent: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         if agent.abandoned:
             # Worker threads of abandoned jobs cannot be interrupted; do not wait for them.
             sys.stderr.flush()

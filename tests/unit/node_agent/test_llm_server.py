@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -30,20 +28,10 @@ from adapters.llm_link.wire import (
     decode_event,
 )
 from node_agent import llm_server
-from node_agent.ledger_link import (
-    CommitRefused,
-    CompletionCommit,
-    CompletionRecord,
-    LedgerUnavailable,
-)
+from node_agent.ledger_link import CompletionRecord
 from proofs import toploc
-from proofs.llm_request import (
-    ChatMessage,
-    LlmRequest,
-    compute_prompt_tokens_bound,
-    compute_request_digest,
-    decode_bundle,
-)
+from proofs.llm_request import ChatMessage, LlmRequest, decode_bundle
+from tests.llm_node_fakes import FakeCompletionLedger, make_record
 
 NODE_ID = "a" * 64
 OTHER_NODE_ID = "b" * 64
@@ -73,54 +61,7 @@ def _request(max_tokens: int = 24, **changes: Any) -> LlmRequest:
 
 
 def _record(request: LlmRequest, **changes: Any) -> CompletionRecord:
-    record = CompletionRecord(
-        completion_id=COMPLETION_ID,
-        node_id=NODE_ID,
-        model_id=request.model,
-        state="opened",
-        request_digest=compute_request_digest(request),
-        prompt_tokens_max=compute_prompt_tokens_bound(request),
-        max_tokens=request.max_tokens,
-        greedy=request.is_greedy,
-    )
-    return replace(record, **changes)
-
-
-class FakeLedger:
-    """Records, stored objects and commits; ``down`` fails every call like an outage."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, CompletionRecord] = {}
-        self.objects: dict[str, bytes] = {}
-        self.commits: list[CompletionCommit] = []
-        self.down = False
-        self.refuse_commit: str | None = None
-
-    async def get_completion_record(self, completion_id: str) -> CompletionRecord | None:
-        if self.down:
-            raise LedgerUnavailable("down")
-        return self.records.get(completion_id)
-
-    async def put_object(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        self.objects[digest] = data
-        return digest
-
-    async def commit_completion(self, commit: CompletionCommit) -> None:
-        if self.refuse_commit is not None:
-            raise CommitRefused(self.refuse_commit)
-        self.commits.append(commit)
-
-    async def advertise_models(
-        self, node_id: str, models: Sequence[tuple[str, int]], endpoint: str
-    ) -> None:
-        raise AssertionError("the server does not advertise")
-
-    async def get_node(self, node_id: str) -> None:
-        return None
-
-    async def get_registered_digest(self, model_id: str) -> bytes | None:
-        return None
+    return make_record(COMPLETION_ID, NODE_ID, request, **changes)
 
 
 class Exchange:
@@ -162,7 +103,7 @@ class Exchange:
 
 class Harness:
     def __init__(self, tiny: llm_model.LoadedModel, capacity: int = 2, queued: int = 4) -> None:
-        self.ledger = FakeLedger()
+        self.ledger = FakeCompletionLedger()
         self.generations = 0
 
         def counting(*args: Any, **kwargs: Any) -> Any:
@@ -283,6 +224,17 @@ async def test_a_prompt_above_the_opened_bound_is_refused_one_at_it_served(
     at = harness.open(request, prompt_tokens_max=prompt_tokens)
     assert isinstance((await harness.call(at)).events[-1], DoneEvent)
     assert len(harness.ledger.commits) == 1
+
+
+async def test_a_prompt_leaving_no_room_for_max_tokens_in_the_context_is_refused(
+    tiny: llm_model.LoadedModel,
+) -> None:
+    harness = Harness(tiny)
+    prompt_tokens = len(llm_prompts.encode(tiny, _request()))
+    room = tiny.context_tokens - prompt_tokens
+    past = harness.open(_request(max_tokens=room + 1))
+    assert _refusal(await harness.call(past)) == (422, NodeErrorCode.PROMPT_TOKENS_ABOVE_MAX)
+    _assert_nothing_done(harness)
 
 
 async def test_an_empty_prompt_is_refused(tiny: llm_model.LoadedModel) -> None:
