@@ -22,6 +22,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import structlog
+import torch
 import uvicorn
 
 from adapters.compute.llm_catalog import UnknownModel, compute_model_digest, load_model
@@ -77,7 +78,7 @@ class LlmService:
             if digest is None:
                 raise ServeModelError(f"{model_id} is not registered on the ledger")
             try:
-                loaded = await asyncio.to_thread(load_model, model_id)
+                loaded = await asyncio.to_thread(load_model, model_id, _pick_device(config))
             except (UnknownModel, ModelUnavailable) as exc:
                 raise ServeModelError(f"{model_id}: {exc}") from exc
             if await asyncio.to_thread(compute_model_digest, loaded) != digest:
@@ -171,6 +172,14 @@ def is_advertised(node: NodeView, models: Sequence[tuple[str, int]], endpoint: s
     """Whether the ledger's view of the node already holds these models at this endpoint."""
     shown = sorted((m.model_id, m.capacity) for m in node.warm_models)
     return shown == sorted(models) and node.llm_endpoint == endpoint
+
+
+def _pick_device(config: AgentConfig) -> torch.device:
+    """The first GPU when there is one (and ``--cpu`` was not given), else the CPU: TOPLOC's
+    proofs are checked on any device (the validators' tolerance covers kernels)."""
+    if config.prefer_cuda and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -48,14 +48,19 @@ def is_catalog_model(model_id: str) -> bool:
     return model_id == SMOLLM2_MODEL_ID or _get_tiny_seed(model_id) is not None
 
 
-def load_model(model_id: str) -> LoadedModel:
-    """Load ``model_id`` (raises ``UnknownModel``, or ``ModelUnavailable`` when not installed)."""
+def load_model(model_id: str, device: torch.device | None = None) -> LoadedModel:
+    """Load ``model_id`` on ``device`` (default the CPU); raises ``UnknownModel``, or
+    ``ModelUnavailable`` when not installed."""
     if model_id == SMOLLM2_MODEL_ID:
-        return load_smollm2(torch.float32)
-    seed = _get_tiny_seed(model_id)
-    if seed is None:
-        raise UnknownModel(f"no model {model_id!r} in the catalog")
-    return build_tiny_llama(seed)
+        loaded = load_smollm2(torch.float32)
+    else:
+        seed = _get_tiny_seed(model_id)
+        if seed is None:
+            raise UnknownModel(f"no model {model_id!r} in the catalog")
+        loaded = build_tiny_llama(seed)
+    if device is not None and device.type != "cpu":
+        loaded.model.to(device)  # in place: the LoadedModel holds the same module
+    return loaded
 
 
 def compute_model_digest(loaded: LoadedModel) -> bytes:

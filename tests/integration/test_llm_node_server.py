@@ -86,6 +86,7 @@ async def service(
         llm_listen="127.0.0.1:0",
         llm_capacity=2,
         shutdown_deadline_s=10.0,
+        prefer_cuda=False,  # generated where the test replays it: on the CPU
     )
     ledger = FakeCompletionLedger()
     served = {MODEL_ID: ServedModel(tiny, config.llm_capacity)}
@@ -270,6 +271,7 @@ async def served(api_env: ApiEnv, tmp_path: Path) -> AsyncIterator[Served]:
         llm_listen="127.0.0.1:0",
         llm_capacity=2,
         shutdown_deadline_s=10.0,
+        prefer_cuda=False,  # generated where the test replays it: on the CPU
     )
     ledger = ApiLedger(api_env.client(NODE))
     stop = asyncio.Event()

@@ -24,8 +24,8 @@ def test_catalog_ids() -> None:
 
 
 def test_a_tiny_model_loads_by_id_with_a_digest_of_its_weights() -> None:
-    loaded = llm_catalog.load_model("tiny-llama-3")
-    assert loaded.model_id == "tiny-llama-3"
+    loaded = llm_catalog.load_model("tiny-llama-3", torch.device("cpu"))
+    assert loaded.model_id == "tiny-llama-3" and loaded.model.device.type == "cpu"
     digest = llm_catalog.compute_model_digest(loaded)
     assert len(digest) == 32
     assert llm_catalog.compute_model_digest(llm_catalog.load_model("tiny-llama-3")) == digest
