@@ -19,6 +19,7 @@ from litestar import Request
 
 from api.errors import ApiError
 from api.state import ApiDeps
+from domain.completions import Completion, compute_completion_stream_id
 from domain.errors import RejectionCode
 from domain.job import Job
 from domain.object_access import ObjectAccess, decide_object_access
@@ -54,7 +55,11 @@ async def store_upload(deps: ApiDeps, request: Request[Any, Any, Any]) -> Stored
 
 
 async def open_download(
-    deps: ApiDeps, request: Request[Any, Any, Any], digest: str, job_id: str | None
+    deps: ApiDeps,
+    request: Request[Any, Any, Any],
+    digest: str,
+    job_id: str | None,
+    completion_id: str | None = None,
 ) -> tuple[StoredObjectInfo, AsyncIterator[bytes]]:
     """The object's info and its bytes, when the request may read it."""
     if len(digest) != 64 or not set(digest) <= _DIGEST_CHARS:
@@ -68,7 +73,7 @@ async def open_download(
     if info is None:
         raise ApiError(RejectionCode.ARTIFACT_NOT_FOUND, f"no object {digest}", status=404)
     if not info.encrypted:
-        await check_plaintext_reader(deps, request, store, digest, job_id)
+        await check_plaintext_reader(deps, request, store, digest, job_id, completion_id)
     return info, store.get_stream(digest)
 
 
@@ -78,9 +83,10 @@ async def check_plaintext_reader(
     store: ObjectStore,
     digest: str,
     job_id: str | None,
+    completion_id: str | None = None,
 ) -> ObjectAccess:
-    """Refuse (401, 403, 404 for a job named but absent) unless the signer may read this
-    plaintext object. An uploader is one the ledger records (``object.record_stored``)
+    """Refuse (401, 403, 404 for a job or completion named but absent) unless the signer may
+    read this plaintext object. An uploader is one the ledger records (``object.record_stored``)
     and that sent the bytes to this API: a record alone proves nothing (anyone may sign one
     for a digest read off the public log)."""
     reader = await authenticate(deps, request)
@@ -95,15 +101,34 @@ async def check_plaintext_reader(
         job = await get_aggregate(deps.store, Job, job_id)
         if job is None:
             raise ApiError(RejectionCode.JOB_NOT_FOUND, f"no job {job_id}", status=404)
+    completion = None
+    if not is_uploader and completion_id is not None:
+        completion = await get_aggregate(
+            deps.store, Completion, compute_completion_stream_id(completion_id)
+        )
+        if completion is None:
+            raise ApiError(
+                RejectionCode.COMPLETION_NOT_FOUND, f"no completion {completion_id}", status=404
+            )
     access = decide_object_access(
-        digest=digest, encrypted=False, reader=reader, is_uploader=is_uploader, job=job
+        digest=digest,
+        encrypted=False,
+        reader=reader,
+        is_uploader=is_uploader,
+        job=job,
+        completion=completion,
     )
     if access == ObjectAccess.REFUSED:
-        scope = f"job {job_id}" if job_id is not None else "no job named (?job=)"
+        scope = " ".join(
+            [f"job {job_id}"] * (job_id is not None)
+            + [f"completion {completion_id}"] * (completion_id is not None)
+        )
         raise ApiError(
             RejectionCode.OBJECT_READ_REFUSED,
-            f"{reader} may not read plaintext object {digest} ({scope}): only its uploaders "
-            "and the consumer, node and drawn validators of a job whose object it is",
+            f"{reader} may not read plaintext object {digest} "
+            f"({scope or 'no job (?job=) or completion (?completion=) named'}): only its "
+            "uploaders, the consumer, node and drawn validators of a job whose object it is, "
+            "and those of a completion whose bundle it is",
             status=403,
         )
     return access

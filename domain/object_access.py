@@ -6,14 +6,18 @@ the ledger records, ``object.record_stored``, and that sent the bytes to the API
 alone proves nothing, anyone may sign one for a digest read off the public log), or, for a
 job named in the request, by the
 job's consumer, the node that claimed it and the validators drawn to check it, when the
-object is one of the job's inputs or result objects. Anyone else is refused, whatever the
-job: naming a job gives no right to an object that is not the job's.
+object is one of the job's inputs or result objects; for a completion named in the request
+(issue 18), by its consumer, its node and the validators drawn for its sampled check, when the
+object is the completion's bundle (its ``proof_digest``: the prompt and the tokens, which are
+the consumer's). Anyone else is refused, whatever the job or completion: naming one gives no
+right to an object that is not its own.
 """
 
 from __future__ import annotations
 
 import enum
 
+from domain.completions import Completion
 from domain.job import Job
 from domain.workloads import WorkloadParamsError, input_digests, parse_params
 
@@ -24,6 +28,7 @@ class ObjectAccess(enum.StrEnum):
     CIPHERTEXT = "ciphertext"
     UPLOADER = "uploader"
     JOB_PARTY = "job_party"
+    COMPLETION_PARTY = "completion_party"
     REFUSED = "refused"
 
 
@@ -49,6 +54,18 @@ def compute_job_readers(job: Job) -> frozenset[str]:
     return frozenset(readers)
 
 
+def compute_completion_readers(completion: Completion) -> frozenset[str]:
+    """The actors who may read a completion's bundle: its consumer, its node and the
+    validators drawn for its sampled check."""
+    return frozenset({completion.consumer, completion.node_id, *completion.validators})
+
+
+def compute_completion_object_digests(completion: Completion) -> frozenset[str]:
+    """The hex digest of the completion's bundle, once its node committed one."""
+    usage = completion.usage
+    return frozenset({usage.proof_digest.hex()}) if usage is not None else frozenset()
+
+
 def decide_object_access(
     *,
     digest: str,
@@ -56,9 +73,10 @@ def decide_object_access(
     reader: str | None,
     is_uploader: bool,
     job: Job | None,
+    completion: Completion | None = None,
 ) -> ObjectAccess:
     """Whether ``reader`` (None: an unsigned request) may read the object ``digest``; the
-    rules in a fixed order: ciphertext, uploader, job party."""
+    rules in a fixed order: ciphertext, uploader, job party, completion party."""
     if encrypted:
         return ObjectAccess.CIPHERTEXT
     if reader is None:
@@ -71,4 +89,10 @@ def decide_object_access(
         and digest in compute_job_object_digests(job)
     ):
         return ObjectAccess.JOB_PARTY
+    if (
+        completion is not None
+        and reader in compute_completion_readers(completion)
+        and digest in compute_completion_object_digests(completion)
+    ):
+        return ObjectAccess.COMPLETION_PARTY
     return ObjectAccess.REFUSED

@@ -113,11 +113,13 @@ def get_object_bytes(
     digest: str,
     *,
     job_id: str | None = None,
+    completion_id: str | None = None,
     progress: Progress | None = None,
 ) -> bytes:
-    """The object's bytes, in memory (small objects; use a file for large ones)."""
+    """The object's bytes, in memory (small objects; use a file for large ones).
+    ``job_id`` or ``completion_id`` names what the signer reads it as a party of."""
     sink = io.BytesIO()
-    _get(api, identity, digest, sink, job_id, progress)
+    _get(api, identity, digest, sink, job_id, progress, completion_id)
     return sink.getvalue()
 
 
@@ -178,8 +180,12 @@ def _get(
     sink: BinaryIO,
     job_id: str | None,
     progress: Progress | None,
+    completion_id: str | None = None,
 ) -> StoredObjectInfo:
-    path_qs = f"{OBJECTS_PATH}/{digest}" + (f"?job={job_id}" if job_id is not None else "")
+    query = [f"job={job_id}"] * (job_id is not None) + [f"completion={completion_id}"] * (
+        completion_id is not None
+    )
+    path_qs = f"{OBJECTS_PATH}/{digest}" + (f"?{'&'.join(query)}" if query else "")
     with _open_client(api, identity) as client:
         headers = {}
         if identity is not None:

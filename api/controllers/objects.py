@@ -26,6 +26,7 @@ from api.controllers.common import COMMAND_ERRORS, JOB_ID_PATTERN, SignedEnvelop
 from api.errors import problem_responses
 from api.objects import ENCRYPTED_HEADER, open_download, store_upload
 from api.state import Deps
+from domain.completions import COMPLETION_ID_PATTERN
 from proofs.request_auth import ACTOR_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 PATH = "/v1/objects"
@@ -42,6 +43,17 @@ JobQuery = Annotated[
         required=False,
         description="a job whose input or result this object is: its consumer, node and "
         "drawn validators may read it in plaintext",
+    ),
+]
+
+CompletionQuery = Annotated[
+    str | None,
+    QueryParameter(
+        name="completion",
+        pattern=COMPLETION_ID_PATTERN,
+        required=False,
+        description="a completion whose bundle this object is: its consumer, node and the "
+        "validators drawn for its check may read it",
     ),
 ]
 
@@ -122,10 +134,12 @@ class ObjectController(Controller):
             ),
         ],
         job: JobQuery = None,
+        completion: CompletionQuery = None,
     ) -> Stream:
         """The object's bytes, streamed: a ciphertext object to anyone, a plaintext one to
-        its uploaders and the parties of the job named by ``?job=`` (a signed request)."""
-        info, chunks = await open_download(deps, request, digest, job)
+        its uploaders and the parties of the job named by ``?job=`` or of the completion
+        named by ``?completion=`` (a signed request)."""
+        info, chunks = await open_download(deps, request, digest, job, completion)
         headers = {
             "content-length": str(info.size_bytes),
             "etag": f'"{info.digest}"',
