@@ -108,6 +108,8 @@ class Network:
     operator: Identity
     policy: dict[str, int | bool]
     store_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Set for every child over the defaults (``FLOP_COMPLETION_KEY_FILE``, say)."""
     nats: EmbeddedNatsServer | None = None
     nats_url: str = ""
     api_url: str = ""
@@ -136,6 +138,7 @@ class Network:
             "FLOP_NATS_URL": self.nats_url,
             "FLOP_POLICY_JSON": json.dumps(self.policy),
             "FLOP_LOG_LEVEL": "info",
+            **self.extra_env,
         }
 
     def start(self) -> None:
