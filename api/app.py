@@ -27,6 +27,7 @@ from api.controllers.models import ModelController
 from api.controllers.network import NetworkController
 from api.controllers.nodes import NodeController
 from api.controllers.objects import ObjectController
+from api.controllers.openai import OpenAIController, list_warm_models
 from api.controllers.stake import StakeController
 from api.controllers.validators import ValidatorController
 from api.errors import handle_exception
@@ -82,6 +83,7 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
     async def stop(app: Litestar) -> None:
         if open_deps is not None and getattr(app.state, "deps", None) is not None:
             app.state.deps.read_model.close()
+            await app.state.deps.llm.aclose()
             await app.state.deps.objects.close()
             await app.state.deps.store.close()
 
@@ -106,6 +108,8 @@ def create_app(deps: ApiDeps | None = None, *, open_deps: OpenDeps | None = None
             ApiKeyController,
             ModelController,
             CompletionRecordController,
+            OpenAIController,
+            list_warm_models,
             NetworkController,
             HealthController,
             DashboardController,

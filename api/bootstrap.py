@@ -8,7 +8,7 @@ from functools import partial
 
 from litestar import Litestar
 
-from adapters.keyfile import get_log_key_path, load_or_create_key
+from adapters.keyfile import get_log_key_path, load_identity, load_or_create_key
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.errors import NatsError
 from adapters.nats.objects import ARTIFACT_BYTES_MAX, ArtifactStore
@@ -19,7 +19,7 @@ from api.limits import ActorRateLimiter, StreamSlots
 from api.metrics import ApiMetrics
 from api.object_backend import ObjectBackend, ObjectOpener
 from api.read_model import ReadModel
-from api.state import ApiDeps
+from api.state import ApiDeps, LlmServing
 from api.transparency import TransparencyLog
 from domain.ports import EventStore, ObjectStore
 from domain.services.ledger_service import LedgerService
@@ -49,7 +49,15 @@ def build_deps(
         objects=ObjectBackend(
             make_nats_objects_opener(settings.nats_url, replicas=settings.nats_replicas)
         ),
+        llm=build_llm_serving(settings),
     )
+
+
+def build_llm_serving(settings: Settings) -> LlmServing:
+    """The completion routes' parts; the completion signer from FLOP_COMPLETION_KEY_FILE
+    (KeyFileError or OSError when it cannot be read), none when unset."""
+    path = settings.completion_key_file
+    return LlmServing(signer=load_identity(path) if path is not None else None)
 
 
 def make_nats_objects_opener(nats_url: str | None, *, replicas: int = 1) -> ObjectOpener | None:

@@ -129,15 +129,15 @@ STATUS_BY_REJECTION: dict[str, tuple[int, str, str | None]] = {
     RejectionCode.APIKEY_SPEND_LIMIT_EXCEEDED: _QUOTA,
     RejectionCode.INSUFFICIENT_FUNDS: _QUOTA,
     RejectionCode.MODEL_NOT_FOUND: (404, INVALID_REQUEST, "model_not_found"),
-    "completion_context_exceeded": (400, INVALID_REQUEST, "context_length_exceeded"),
+    RejectionCode.COMPLETION_CONTEXT_EXCEEDED: (400, INVALID_REQUEST, "context_length_exceeded"),
     # the routed node stopped being eligible between the read and the open: another try
     # routes again
     RejectionCode.NODE_NOT_ACTIVE: _RETRY,
-    "node_model_not_warm": _RETRY,
+    RejectionCode.NODE_MODEL_NOT_WARM: _RETRY,
     RejectionCode.NODE_JAILED: _RETRY,
     RejectionCode.TOO_MUCH_CONTENTION: _RETRY,
     # this API's signer is not a completion signer of the network: its operator's fault
-    "completion_signer_not_allowed": (503, SERVER_ERROR, "completions_unavailable"),
+    RejectionCode.COMPLETION_SIGNER_NOT_ALLOWED: (503, SERVER_ERROR, "completions_unavailable"),
     RejectionCode.ACTOR_NOT_AUTHORIZED: (503, SERVER_ERROR, "completions_unavailable"),
     RejectionCode.OPERATOR_ONLY: (503, SERVER_ERROR, "completions_unavailable"),
 }

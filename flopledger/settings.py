@@ -89,6 +89,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deposit_authority_id: str = ""
     """``FLOP_DEPOSIT_AUTHORITY_ID``: the deposit authority a new genesis names, when the
     process writing it does not hold that key (``flopledger.genesis.get_deposit_authority_id``)."""
+    completion_key_file: Path | None = None
+    """``FLOP_COMPLETION_KEY_FILE`` (``serve --completion-key``; issue 18): the key the API
+    signs ``completion.open``/``completion.abort`` with (a completion signer of the policy);
+    unset: the OpenAI-compatible completion routes answer 503."""
 
     @property
     def event_store_url(self) -> str:
@@ -114,6 +118,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     log_key_file = env.get("FLOP_LOG_KEY_FILE") or None
     deposit_key_file = env.get("FLOP_DEPOSIT_AUTHORITY_KEY_FILE") or None
+    completion_key_file = env.get("FLOP_COMPLETION_KEY_FILE") or None
     api_port = _get_int(env, "FLOP_API_PORT", 8080, 0, 65535)
     api_workers = _get_int(env, "FLOP_API_WORKERS", 1, 1, 64)
     seal_flag = env.get("FLOP_SEAL", "1").strip().lower()
@@ -157,6 +162,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             Path(deposit_key_file).expanduser() if deposit_key_file else None
         ),
         deposit_authority_id=_get_actor_id(env, "FLOP_DEPOSIT_AUTHORITY_ID"),
+        completion_key_file=(
+            Path(completion_key_file).expanduser() if completion_key_file else None
+        ),
     )
 
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import threading
 import time
 
 import structlog
 
-from adapters.keyfile import get_log_key_path, load_or_create_identity
+from adapters.keyfile import KeyFileError, get_log_key_path, load_identity, load_or_create_identity
 from flopledger.daemon import Daemon, configure_logging
 from flopledger.settings import Settings, SettingsError, get_settings
 from operations.sealer_thread import SealerConfig
@@ -49,6 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--workers", type=int, default=settings.api_workers, help="FLOP_API_WORKERS"
     )
+    parser.add_argument(
+        "--completion-key",
+        metavar="FILE",
+        default=settings.completion_key_file,
+        help="FLOP_COMPLETION_KEY_FILE: the completion signer's key (OpenAI-compatible "
+        "completions; without one those routes answer 503)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from operations.sealer_thread import SealerThread
 
     try:
-        settings = get_settings()
+        settings = apply_completion_key(args.completion_key)
         configure_logging(settings.log_level)
+        check_completion_key(settings)
         asyncio.run(prepare_store(settings))
     except SettingsError as exc:
         print(f"flopledger serve: {exc}", file=sys.stderr)
@@ -86,6 +95,29 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return daemon.run(serve)
+
+
+def apply_completion_key(path: object) -> Settings:
+    """The settings with ``--completion-key`` as FLOP_COMPLETION_KEY_FILE: set in the
+    environment, so the app factory (and uvicorn's worker processes) read the same."""
+    if path is not None and str(path) != str(get_settings().completion_key_file):
+        os.environ["FLOP_COMPLETION_KEY_FILE"] = str(path)
+        get_settings.cache_clear()
+    return get_settings()
+
+
+def check_completion_key(settings: Settings) -> None:
+    """The completion signer's key can be read (SettingsError naming the file if not)."""
+    path = settings.completion_key_file
+    log = structlog.get_logger("flopledger.serve")
+    if path is None:
+        log.info("completions_disabled", reason="no FLOP_COMPLETION_KEY_FILE / --completion-key")
+        return
+    try:
+        signer = load_identity(path)
+    except (KeyFileError, OSError) as exc:
+        raise SettingsError(f"FLOP_COMPLETION_KEY_FILE={path}: {exc}") from exc
+    log.info("completion_signer", signer=signer.id)
 
 
 def build_sealer_config(settings: Settings) -> SealerConfig:

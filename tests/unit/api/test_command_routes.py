@@ -31,7 +31,10 @@ def test_path_parameters_are_fields_of_the_body_type() -> None:
 def test_the_api_mounts_exactly_the_routes_of_the_table(api_env: ApiEnv) -> None:
     document = api_env.http.get("/schema/openapi.json").json()
     posted = {path for path, operations in document["paths"].items() if "post" in operations}
-    assert posted == {route.path for route in COMMAND_ROUTES.values()}
+    # OpenAI's two POSTs take a bearer key, not a signed command (issue 18)
+    assert posted - {"/v1/chat/completions", "/v1/completions"} == {
+        route.path for route in COMMAND_ROUTES.values()
+    }
 
 
 def test_send_derives_kind_and_path_from_the_command() -> None:

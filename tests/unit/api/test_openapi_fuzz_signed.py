@@ -98,9 +98,13 @@ def describe_command_bodies(document: dict[str, Any]) -> dict[str, Any]:
 APP, DEPS, CLOCK, NETWORK_ID = build_app()
 with TestClient(APP) as _http:
     DOCUMENT = describe_command_bodies(_http.get("/schema/openapi.json").json())
-schema = schemathesis.openapi.from_dict(DOCUMENT).include(method="POST")
+# OpenAI's POSTs take a bearer key, not an envelope (issue 18; test_openapi_fuzz runs them)
+OPENAI_POSTS = ["/v1/chat/completions", "/v1/completions"]
+schema = schemathesis.openapi.from_dict(DOCUMENT).include(method="POST").exclude(path=OPENAI_POSTS)
 schema.app = APP
-POST_OPERATIONS = {p for p, ops in DOCUMENT["paths"].items() if "post" in ops}
+POST_OPERATIONS = {
+    p for p, ops in DOCUMENT["paths"].items() if "post" in ops and p not in OPENAI_POSTS
+}
 
 
 def sign_case(case: schemathesis.Case) -> None:
