@@ -70,6 +70,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("job", "job", "submit, get, list and cancel jobs through the API"),
     Subcommand("account", "account", "your own account: balance, deposit, withdraw"),
     Subcommand("apikey", "apikey", "create and revoke delegated API keys (bearer keys)"),
+    Subcommand("model", "model", "register and list the language models the network serves"),
     Subcommand("object", "object", "store and fetch objects (job inputs, results) by digest"),
     Subcommand("node", "node", "register and inspect nodes through the API"),
     Subcommand("db", "db", "database administration (migrations)"),

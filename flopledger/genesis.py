@@ -26,7 +26,7 @@ from domain.network import NetworkRules
 from domain.policy import LedgerPolicy
 from domain.services.ledger_service import LedgerService
 from flopledger.network import encode_genesis_body
-from flopledger.settings import Settings, SettingsError
+from flopledger.settings import PolicyOverrides, Settings, SettingsError
 from proofs.envelope import sign_command
 from proofs.identity import Identity, is_actor_id
 
@@ -162,7 +162,7 @@ async def change_rules(
     service: LedgerService,
     signer: Identity,
     *,
-    overrides: dict[str, int | bool] | None = None,
+    overrides: PolicyOverrides | None = None,
     operators: tuple[str, ...] | None = None,
     now_ns: int,
 ) -> int:

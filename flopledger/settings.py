@@ -32,6 +32,10 @@ POLICY_ENV = "FLOP_POLICY_JSON"
 POLICY_JSON_BYTES_MAX = 4_096
 POLICY_INT_MAX = 2**63 - 1
 _POLICY_FIELDS = frozenset(LedgerPolicy.__struct_fields__) - {"operators"}
+_POLICY_KEY_LIST_FIELDS = frozenset({"completion_signers"})
+"""Policy fields that hold actor ids (a JSON list of base58 Ed25519 keys)."""
+PolicyOverrides = dict[str, int | bool | list[str]]
+"""``FLOP_POLICY_JSON``'s fields: numbers, flags, or (a tuple field) a list of strings."""
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 SEAL_EVERY_RECORDS_MAX = 10_000_000
 NATS_REPLICAS_MAX = 5
@@ -78,7 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """``flopledger serve`` runs the sealer (``FLOP_SEAL``)."""
     seal_every_records: int = SEAL_EVERY_RECORDS
     seal_interval_s: float = SEAL_EVERY_S
-    policy_overrides: dict[str, int | bool] = msgspec.field(default_factory=dict)
+    policy_overrides: PolicyOverrides = msgspec.field(default_factory=dict)
     """``LedgerPolicy`` fields that differ from the defaults (FLOP_POLICY_JSON)."""
     network_id: str = ""
     """``FLOP_NETWORK_ID``: the network a new genesis names (issue 16, item 9); empty:
@@ -192,25 +196,34 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def get_policy_overrides(env: Mapping[str, str]) -> dict[str, int | bool]:
+def get_policy_overrides(env: Mapping[str, str]) -> PolicyOverrides:
     """``FLOP_POLICY_JSON``: a JSON object of ``LedgerPolicy`` fields (not ``operators``,
-    which FLOP_OPERATOR_IDS sets), e.g. ``{"verdict_commit_window_ns": 2000000000}``.
-    Unknown fields, wrong types, numbers outside 0..2**63-1 and a zero quorum denominator
-    are refused."""
+    which FLOP_OPERATOR_IDS sets), e.g. ``{"verdict_commit_window_ns": 2000000000}``; a
+    tuple field as a JSON list (``{"completion_signers": ["<base58 key>"]}``). Unknown
+    fields, wrong types, numbers outside 0..2**63-1, a key list holding something else than
+    keys and a zero quorum denominator are refused."""
     raw = env.get(POLICY_ENV) or ""
     if not raw:
         return {}
     if len(raw) > POLICY_JSON_BYTES_MAX:
         raise SettingsError(f"{POLICY_ENV}: longer than {POLICY_JSON_BYTES_MAX} characters")
     try:
-        overrides = msgspec.json.decode(raw, type=dict[str, int | bool])
+        overrides = msgspec.json.decode(raw, type=PolicyOverrides)
         msgspec.convert(overrides, LedgerPolicy)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise SettingsError(f"{POLICY_ENV}: {exc}") from None
     unknown = sorted(set(overrides) - _POLICY_FIELDS)
     if unknown:
         raise SettingsError(f"{POLICY_ENV}: unknown LedgerPolicy fields {unknown}")
-    numbers = {k: v for k, v in overrides.items() if not isinstance(v, bool)}
+    not_keys = sorted(
+        name
+        for name, value in overrides.items()
+        if name in _POLICY_KEY_LIST_FIELDS
+        and not (isinstance(value, list) and all(is_actor_id(key) for key in value))
+    )
+    if not_keys:
+        raise SettingsError(f"{POLICY_ENV}: {not_keys} must list base58 Ed25519 keys")
+    numbers = {k: v for k, v in overrides.items() if isinstance(v, int) and not isinstance(v, bool)}
     out_of_range = sorted(k for k, v in numbers.items() if not 0 <= v <= POLICY_INT_MAX)
     if out_of_range:
         raise SettingsError(f"{POLICY_ENV}: {out_of_range} must be 0..{POLICY_INT_MAX}")

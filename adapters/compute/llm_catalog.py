@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,13 +25,17 @@ import torch
 from adapters.compute.llm_model import (
     SMOLLM2_GGUF,
     SMOLLM2_MODEL_ID,
+    TINY_CONTEXT,
     LoadedModel,
+    ModelUnavailable,
     build_tiny_llama,
     compute_files_digest,
     get_smollm2_dir,
     load_smollm2,
 )
 
+ARCHITECTURE = "llama"
+"""Every model of the catalog is Llama-shaped (transformers' ``llama`` model type)."""
 TINY_LLAMA_PREFIX = "tiny-llama-"
 TINY_SEED_MAX = 2**32 - 1
 _TINY_ID = re.compile(r"^tiny-llama-(0|[1-9][0-9]{0,9})$")
@@ -41,6 +47,16 @@ class UnknownModel(ValueError):
 
 class ModelDigestMismatch(RuntimeError):
     """The model here is not the registered one (its content digest differs)."""
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """What a registration of a catalog model names: its content digest and shape."""
+
+    model_id: str
+    content_digest: bytes
+    architecture: str
+    context_tokens: int
 
 
 def is_catalog_model(model_id: str) -> bool:
@@ -89,12 +105,50 @@ def compute_state_dict_digest(model: Any) -> bytes:
     return digest.digest()
 
 
+def describe_catalog_model(model_id: str) -> CatalogModel:
+    """The digest and shape of ``model_id`` as installed here, without loading SmolLM2 (its
+    GGUF file is hashed and its config read); the tiny model is built (milliseconds). Raises
+    ``UnknownModel``, or ``ModelUnavailable`` when the model or the ``llm`` extra is missing."""
+    if model_id == SMOLLM2_MODEL_ID:
+        folder = get_smollm2_dir()
+        return CatalogModel(
+            model_id=model_id,
+            content_digest=compute_files_digest([folder / SMOLLM2_GGUF]),
+            architecture=ARCHITECTURE,
+            context_tokens=_read_gguf_context_tokens(folder / SMOLLM2_GGUF),
+        )
+    seed = _get_tiny_seed(model_id)
+    if seed is None:
+        raise UnknownModel(f"no model {model_id!r} in the catalog")
+    try:
+        tiny = build_tiny_llama(seed)
+    except ImportError as error:
+        raise ModelUnavailable("transformers is not installed (the llm extra)") from error
+    return CatalogModel(
+        model_id=model_id,
+        content_digest=compute_state_dict_digest(tiny.model),
+        architecture=ARCHITECTURE,
+        context_tokens=TINY_CONTEXT,
+    )
+
+
 def load_registered_model(model_id: str, registered_digest: bytes) -> LoadedModel:
     """Load ``model_id`` and require its digest to be the registration's."""
     loaded = load_model(model_id)
     if compute_model_digest(loaded) != registered_digest:
         raise ModelDigestMismatch(f"{model_id}: the model here is not the registered one")
     return loaded
+
+
+def _read_gguf_context_tokens(path: Path) -> int:
+    """The context length transformers gives the model loaded from this GGUF (its config's
+    ``max_position_embeddings``, what ``load_smollm2`` reports), read without the weights."""
+    try:
+        from transformers import AutoConfig
+    except ImportError as error:
+        raise ModelUnavailable("transformers is not installed (the llm extra)") from error
+    config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    return int(config.max_position_embeddings)
 
 
 def _get_tiny_seed(model_id: str) -> int | None:

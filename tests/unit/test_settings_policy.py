@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
+from adapters.store.memory import MemoryEventStore
 from domain.policy import LedgerPolicy
-from flopledger.genesis import build_policy
+from domain.services.ledger_service import LedgerService
+from domain.services.network_rules import load_network_rules
+from flopledger.genesis import build_policy, ensure_genesis
+from flopledger.network import GENESIS_NS
 from flopledger.settings import POLICY_JSON_BYTES_MAX, SettingsError, load_settings
 from proofs.identity import Identity
 
@@ -64,6 +71,38 @@ def test_overrides_replace_only_the_named_fields() -> None:
 )
 def test_bad_overrides_stop_start_up(raw: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
+        load_settings({"FLOP_POLICY_JSON": raw})
+
+
+def test_completion_signers_are_a_json_list_of_keys() -> None:
+    """Issue 18: the devnet names its API's completion signer in the genesis; a tuple field
+    travels as a JSON list, and only keys may be in it."""
+    signer = Identity.from_seed(b"s" * 32).id
+    raw = json.dumps({"completion_signers": [signer], "completion_sample_rate_ppm": 0})
+    settings = load_settings({"FLOP_OPERATOR_IDS": OPERATOR.id, "FLOP_POLICY_JSON": raw})
+    policy = build_policy(settings)
+    assert policy.completion_signers == (signer,)
+    assert policy.completion_sample_rate_ppm == 0
+    assert policy.operators == (OPERATOR.id,)
+    # the genesis record carries it: the store's rules name the signer
+    store = MemoryEventStore()
+    asyncio.run(ensure_genesis(LedgerService(store), OPERATOR, policy, now_ns=GENESIS_NS))
+    recorded = asyncio.run(load_network_rules(store)).current
+    assert recorded.completion_signers == (signer,)
+    assert recorded.completion_sample_rate_ppm == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"completion_signers": ["not-a-key"]}',
+        '{"completion_signers": [1]}',
+        json.dumps({"completion_signers": OPERATOR.id}),
+        json.dumps({"slash_bps": [OPERATOR.id]}),
+    ],
+)
+def test_a_key_list_holding_something_else_stops_start_up(raw: str) -> None:
+    with pytest.raises(SettingsError, match="FLOP_POLICY_JSON"):
         load_settings({"FLOP_POLICY_JSON": raw})
 
 
