@@ -209,12 +209,12 @@ def is_serving(operator: ApiClient) -> bool:
     return any(model["model_id"] == MODEL_ID for model in warm)
 
 
-def get_node(operator: ApiClient) -> dict[str, object] | None:
+def get_node(operator: ApiClient) -> dict[str, Any] | None:
     answer = operator.http.get(f"/v1/nodes/{NODE.id}")
     if answer.status_code == httpx.codes.NOT_FOUND:
         return None
     answer.raise_for_status()
-    view: dict[str, object] = answer.json()
+    view: dict[str, Any] = answer.json()
     return view
 
 
