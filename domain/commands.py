@@ -238,7 +238,7 @@ class ReportEquivocation(Command, frozen=True, forbid_unknown_fields=True, kw_on
     """Two BLS signatures by one validator, one passing and one failing the same result."""
 
     validator_id: ActorId
-    subject_kind: Literal["job", "attestation"]
+    subject_kind: Literal["job", "attestation", "completion"]
     subject_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     nonce: Annotated[str, msgspec.Meta(max_length=128)] = ""
     commitment: Digest
@@ -615,6 +615,33 @@ class AbortCompletion(Command, frozen=True, forbid_unknown_fields=True, kw_only=
     reason: Reason = ""
 
 
+class CommitCompletionVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A drawn validator's salted verdict hash on a sampled completion
+    (``domain.verdicts.compute_verdict_commitment`` over ``completion:<id>``)."""
+
+    completion_id: CompletionId
+    verdict_hash: Digest
+
+
+class RecordCompletionVerdict(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Reveal a committed verdict on a sampled completion: its BLS signature covers
+    ``proofs.quorum.completion_verdict_message`` (id, commitment, passed)."""
+
+    completion_id: CompletionId
+    passed: bool
+    reason: Reason = ""
+    signature: BlsSignature
+    salt: Salt = b""
+
+
+class ExpireCompletion(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Anyone cranks an overdue completion: an uncommitted one past its commit window is
+    aborted; a sampled one whose reveal window closed has its absent validators replaced
+    (or its round given up: it clears)."""
+
+    completion_id: CompletionId
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     "node.register": RegisterNode,
     "stake.bond": BondStake,
@@ -676,6 +703,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "completion.open": OpenCompletion,
     "completion.commit": CommitCompletion,
     "completion.abort": AbortCompletion,
+    "completion.commit_verdict": CommitCompletionVerdict,
+    "completion.record_verdict": RecordCompletionVerdict,
+    "completion.expire": ExpireCompletion,
 }
 _KINDS_BY_TYPE: dict[type[Command], str] = {t: kind for kind, t in COMMAND_TYPES.items()}
 

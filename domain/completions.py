@@ -30,10 +30,9 @@ from domain.invariants import present
 from domain.policy import BPS, PPM, REASON_CHARS_MAX, LedgerPolicy
 from domain.settlement import Payout, compute_settlement
 from domain.verdict_subject import RoundEvents, VotedAggregate
-from domain.verdicts import Verdict, VerdictRound, compute_subject
+from domain.verdicts import SUBJECT_COMPLETION, Verdict, VerdictRound, completion_subject
 
 COMPLETION_STREAM_TYPE = "completion"
-SUBJECT_COMPLETION = "completion"
 COMPLETION_ID_PREFIX = "cmpl-"
 COMPLETION_ID_HEX_CHARS = 24
 COMPLETION_ID_PATTERN = "^cmpl-[0-9a-f]{24}$"
@@ -538,7 +537,7 @@ class Completion(VotedAggregate):
 
     def round_subject(self) -> str:
         """``completion:<completion id>``: what a verdict commitment on it binds."""
-        return compute_subject(SUBJECT_COMPLETION, self.completion_id)
+        return completion_subject(self.completion_id)
 
     def round_commitment(self) -> bytes:
         return present(self.usage, "a completion under a vote is committed").commitment

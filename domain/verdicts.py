@@ -37,6 +37,8 @@ SALT_BYTES_MIN = 16
 SALT_BYTES_MAX = 64
 SUBJECT_JOB = "job"
 SUBJECT_ATTESTATION = "attestation"
+SUBJECT_COMPLETION = "completion"
+"""A sampled LLM completion's committed activations (issue 18; ``domain.completions``)."""
 QUORUM_RULES_VERSION = RULES_V2
 """From this ``LedgerPolicy.rules_version`` on, a quorum is ``has_quorum``'s (issue 14,
 attack 9); records of earlier versions were decided by head count or ``quorum_by_stake``."""
@@ -265,6 +267,11 @@ def compute_subject(kind: str, subject_id: str, nonce: str = "") -> str:
 
 def job_subject(job_id: str) -> str:
     return compute_subject(SUBJECT_JOB, job_id)
+
+
+def completion_subject(completion_id: str) -> str:
+    """What a verdict on a sampled completion binds: ``completion:<completion id>``."""
+    return compute_subject(SUBJECT_COMPLETION, completion_id)
 
 
 def attestation_subject(node_id: str, nonce: str) -> str:

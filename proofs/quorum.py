@@ -11,7 +11,8 @@ Verdict messages are domain-separated: ``verdict_message`` hashes a tagged, leng
 encoding of (job id, result commitment, verdict), so no other signed flopledger message,
 and no other verdict, has the same bytes. Attestation verdicts (``attestation_verdict_message``)
 use their own tag over (node id, challenge nonce, attestation commitment, verdict), so a job
-verdict can never be presented as an attestation verdict or the reverse.
+verdict can never be presented as an attestation verdict or the reverse; so do completion
+verdicts (``completion_verdict_message``: completion id, TOPLOC commitment, verdict).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ JOB_ID_BYTES_MAX = 256
 COMMITMENT_BYTES_MAX = 256
 VERDICT_TAG = b"flopledger/verdict/v1\x00"
 ATTESTATION_VERDICT_TAG = b"flopledger/attestation-verdict/v1\x00"
+COMPLETION_VERDICT_TAG = b"flopledger/completion-verdict/v1\x00"
 VALIDATOR_SET_TAG = b"flopledger/validator-set/v1\x00"
 
 
@@ -61,6 +63,20 @@ def verdict_message(job_id: str, commitment: bytes, verdict: bool) -> bytes:
         + (b"\x01" if verdict else b"\x00")
     )
     return hashlib.sha256(VERDICT_TAG + body).digest()
+
+
+def completion_verdict_message(completion_id: str, commitment: bytes, verdict: bool) -> bytes:
+    """The 32 bytes a validator signs to say ``verdict`` about a sampled completion's
+    committed activations (``commitment``, the TOPLOC completion commitment)."""
+    parts = [completion_id.encode("utf-8"), commitment]
+    if any(len(p) > COMMITMENT_BYTES_MAX for p in parts):
+        raise ValueError("completion id or commitment too long")
+    if not isinstance(verdict, bool):
+        raise ValueError("verdict must be a bool")
+    body = b"".join(struct.pack(">H", len(p)) + p for p in parts)
+    return hashlib.sha256(
+        COMPLETION_VERDICT_TAG + body + (b"\x01" if verdict else b"\x00")
+    ).digest()
 
 
 def attestation_verdict_message(

@@ -14,8 +14,11 @@ from domain.completions import Completion, compute_completion_stream_id
 from domain.node import Node
 from domain.policy import SECOND_NS, LedgerPolicy
 from domain.services.queries import get_aggregate, get_balances
-from flopledger.network import LocalNetwork, b64
+from domain.verdicts import completion_subject, compute_verdict_commitment
+from flopledger.network import LocalNetwork, ValidatorKeys, b64, make_validator_keys
+from proofs import bls
 from proofs.identity import Identity
+from proofs.quorum import completion_verdict_message
 
 MODEL_ID = "tiny-llama-7"
 PRICE_PER_1K_INPUT = 1_000
@@ -114,6 +117,53 @@ class CompletionNet:
     async def abort(self, completion_id: str, *, by: Identity | None = None) -> None:
         body: dict[str, Any] = {"completion_id": completion_id}
         await self.net.run(by or self.signer, "completion.abort", body)
+
+    async def add_validators(self, count: int, *, stake: int = 1_000) -> list[ValidatorKeys]:
+        """``count`` funded validators with ``stake`` bonded (the beacon's contributors)."""
+        validators = [make_validator_keys(100 + i) for i in range(count)]
+        for keys in validators:
+            await self.net.deposit(keys.identity, stake + 1_000)
+            await self.net.register_validator(keys, stake=stake)
+        return validators
+
+    async def vote(
+        self, completion_id: str, votes: list[tuple[ValidatorKeys, bool]], reason: str = ""
+    ) -> None:
+        """Have the drawn validators commit ``votes`` (the draw completed first), let the
+        commit window close, and reveal in order until the check is decided."""
+        await self.net.run_beacon()
+        completion = await self.get(completion_id)
+        assert completion.round is not None, "not sampled"
+        commitment = completion.round_commitment()
+        salts = []
+        for keys, passed in votes:
+            salt = hashlib.sha256(f"{keys.identity.id}/{completion_id}".encode()).digest()
+            verdict_hash = compute_verdict_commitment(
+                subject=completion_subject(completion_id),
+                result_commitment=commitment,
+                validator_id=keys.identity.id,
+                passed=passed,
+                salt=salt,
+            )
+            body = {"completion_id": completion_id, "verdict_hash": b64(verdict_hash)}
+            await self.net.run(keys.identity, "completion.commit_verdict", body)
+            salts.append(salt)
+        committed = await self.get(completion_id)
+        assert committed.round is not None
+        if not committed.round.is_commit_phase_over(self.net.now_ns):
+            self.net.now_ns = committed.round.commit_deadline_ns + 1
+        for (keys, passed), salt in zip(votes, salts, strict=True):
+            message = completion_verdict_message(completion_id, commitment, passed)
+            reveal: dict[str, Any] = {
+                "completion_id": completion_id,
+                "passed": passed,
+                "reason": reason,
+                "signature": b64(bls.sign(keys.bls_secret, message)),
+                "salt": b64(salt),
+            }
+            await self.net.run(keys.identity, "completion.record_verdict", reveal)
+            if (await self.get(completion_id)).state != "committed":
+                return
 
     async def get(self, completion_id: str) -> Completion:
         stream_id = compute_completion_stream_id(completion_id)

@@ -161,17 +161,27 @@ _METADATA = msgspec.json.Decoder(CommandMetadata)
 _JSON = msgspec.json.Decoder()
 ACCOUNT_STREAM_TYPE = Account.STREAM_TYPE
 HOLD_CLOSINGS = frozenset({"HoldPosted", "HoldVoided"})
-VERDICT_EVENTS = frozenset({("job", "VerdictRecorded"), ("node", "AttestationVerdictRecorded")})
+VERDICT_EVENTS = frozenset(
+    {
+        ("job", "VerdictRecorded"),
+        ("node", "AttestationVerdictRecorded"),
+        ("completion", "CompletionVerdictRecorded"),  # issue 18
+    }
+)
 DECISION_EVENTS: dict[tuple[str, str], bool] = {
     ("job", "JobVerified"): True,
     ("job", "JobRejected"): False,
     ("node", "AttestationVerified"): True,
     ("node", "AttestationRejected"): False,
+    ("completion", "CompletionVerified"): True,  # issue 18: a sampled completion's check
+    ("completion", "CompletionRejected"): False,
 }
 """Events that record a round's decision, with the verdict their certificate covers."""
 JOB_SUBMITTED = ("job", "JobSubmitted")
 GENESIS_KIND = "network.genesis"
-QUORUM_DECIDED_KINDS = frozenset({"job.record_verdict", "node.attestation.record_verdict"})
+QUORUM_DECIDED_KINDS = frozenset(
+    {"job.record_verdict", "node.attestation.record_verdict", "completion.record_verdict"}
+)
 
 
 class AuditFailed(Exception):

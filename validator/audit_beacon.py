@@ -52,6 +52,8 @@ DRAW_EVENTS: dict[tuple[str, str], str] = {
     ("job", "ValidatorsReplaced"): PURPOSE_REPLACE,
     ("node", "AttestationValidatorsAssigned"): PURPOSE_ASSIGN,
     ("node", "AttestationValidatorsReplaced"): PURPOSE_REPLACE,
+    ("completion", "CompletionValidatorsAssigned"): PURPOSE_ASSIGN,  # issue 18
+    ("completion", "CompletionValidatorsReplaced"): PURPOSE_REPLACE,
 }
 """Events that record a draw, with what the draw was for."""
 US_NS = 1_000

@@ -148,6 +148,10 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     (COMPLETION_STREAM_TYPE, "CompletionOpened"): frozenset({"completion.open"}),
     (COMPLETION_STREAM_TYPE, "CompletionCommitted"): frozenset({"completion.commit"}),
     (COMPLETION_STREAM_TYPE, "CompletionAborted"): COMPLETION_ABORT_KINDS,
+    (COMPLETION_STREAM_TYPE, "CompletionVerdictCommitted"): frozenset(
+        {"completion.commit_verdict"}
+    ),
+    (COMPLETION_STREAM_TYPE, "CompletionVerdictRecorded"): frozenset({"completion.record_verdict"}),
 }
 
 # Kinds that may debit the boundary account (money entering the ledger): deposits and the
@@ -185,6 +189,8 @@ ACTOR_FIELDS: dict[tuple[str, str], str] = {
     (COMPLETION_STREAM_TYPE, "CompletionOpened"): "opened_by",
     (COMPLETION_STREAM_TYPE, "CompletionCommitted"): "node_id",
     (COMPLETION_STREAM_TYPE, "CompletionAborted"): "aborted_by",
+    (COMPLETION_STREAM_TYPE, "CompletionVerdictCommitted"): "validator_id",
+    (COMPLETION_STREAM_TYPE, "CompletionVerdictRecorded"): "validator_id",
 }
 SELF_STREAM_EVENTS = frozenset(
     {

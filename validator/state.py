@@ -2,7 +2,9 @@
 domain's own event classes, and the duties it implies for one validator at a given time.
 
 Followed streams: every node (attestation votes), every job until it settles or is
-refunded, and the network's rules (the policy the checks follow, e.g. whether zk-prove
+refunded, every completion until it is aborted, cleared or decided (issue 18: a sampled one's
+round; its duties' ``kind`` is ``completion``, ``subject_id`` its stream ``completion:<id>``),
+and the network's rules (the policy the checks follow, e.g. whether zk-prove
 ``setup_seed`` keys are accepted). Duties, per verdict round this validator sits in:
 *commit* while the commit window is open and nothing was committed; *reveal* once the
 commit phase is over; *crank* (``job.expire`` / ``node.attestation.expire``) once the reveal
@@ -17,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.beacon import BEACON_STREAM_TYPE, Beacon
+from domain.completions import FINISHED_STATES as COMPLETION_FINISHED_STATES
+from domain.completions import Completion
 from domain.events import decode_event
 from domain.invariants import InvariantBroken
 from domain.job import FINISHED_STATES, Job
@@ -32,6 +36,7 @@ from domain.verdicts import VerdictRound
 FOLLOWED_TYPES = frozenset(
     {
         Job.STREAM_TYPE,
+        Completion.STREAM_TYPE,  # issue 18: a sampled completion's round
         Node.STREAM_TYPE,
         BEACON_STREAM_TYPE,
         Validator.STREAM_TYPE,
@@ -77,7 +82,7 @@ class LedgerView:
     """Jobs and nodes rebuilt from records; ``apply`` returns streams that finished."""
 
     def __init__(self) -> None:
-        self.aggregates: dict[str, Job | Node] = {}
+        self.aggregates: dict[str, Job | Node | Completion] = {}
         self.answers: dict[str, AttestationAnswer] = {}
         self.beacon: Beacon | None = None
         self.rules = NetworkRules()
@@ -131,8 +136,8 @@ class LedgerView:
             self.beacon = beacon
             return True
         aggregate = event.mutate(self.aggregates.get(record.stream_id))
-        if not isinstance(aggregate, Job | Node):
-            raise InvariantBroken(f"{record.stream_id} is no job or node")
+        if not isinstance(aggregate, Job | Node | Completion):
+            raise InvariantBroken(f"{record.stream_id} is no job, node or completion")
         self.aggregates[record.stream_id] = aggregate
         if isinstance(event, Job.JobSubmitted):
             self.submitted_at[record.stream_id] = record.position
@@ -169,11 +174,13 @@ class LedgerView:
         return self.rules.at(position).insecure_setups_allowed
 
     def finished_streams(self) -> set[str]:
-        """Jobs that settled or were refunded: nothing more to vote on."""
+        """Jobs that settled or were refunded, completions aborted, cleared or decided:
+        nothing more to vote on."""
         done = {
             sid
             for sid, agg in self.aggregates.items()
-            if isinstance(agg, Job) and agg.state in FINISHED_STATES
+            if (isinstance(agg, Job) and agg.state in FINISHED_STATES)
+            or (isinstance(agg, Completion) and agg.state in COMPLETION_FINISHED_STATES)
         }
         for sid in done:
             del self.aggregates[sid]

@@ -125,6 +125,14 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         CommandRoute("completion.open", "/v1/completion-records", CompletionAccepted),
         CommandRoute("completion.commit", "/v1/completion-records/{completion_id}/commit"),
         CommandRoute("completion.abort", "/v1/completion-records/{completion_id}/abort"),
+        CommandRoute(
+            "completion.commit_verdict",
+            "/v1/completion-records/{completion_id}/verdict-commitments",
+        ),
+        CommandRoute(
+            "completion.record_verdict", "/v1/completion-records/{completion_id}/verdicts"
+        ),
+        CommandRoute("completion.expire", "/v1/completion-records/{completion_id}/expiry"),
     )
 }
 

@@ -26,6 +26,9 @@ PATH = "/v1/completion-records"
 OPEN_ROUTE = COMMAND_ROUTES["completion.open"]
 COMMIT_ROUTE = COMMAND_ROUTES["completion.commit"]
 ABORT_ROUTE = COMMAND_ROUTES["completion.abort"]
+COMMIT_VERDICT_ROUTE = COMMAND_ROUTES["completion.commit_verdict"]
+RECORD_VERDICT_ROUTE = COMMAND_ROUTES["completion.record_verdict"]
+EXPIRE_ROUTE = COMMAND_ROUTES["completion.expire"]
 
 CompletionIdPath = Annotated[
     str, Parameter(pattern=COMPLETION_ID_PATTERN, description="completion id (cmpl-...)")
@@ -85,6 +88,54 @@ class CompletionRecordController(Controller):
     ) -> CommandAccepted:
         """Void an uncommitted completion (``completion.abort``)."""
         return to_accepted(await run_command(deps, request, data, ABORT_ROUTE))
+
+    @post(
+        COMMIT_VERDICT_ROUTE.compute_handler_path(PATH),
+        operation_id="commitCompletionVerdict",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def commit_verdict(
+        self,
+        deps: Deps,
+        request: Request[Any, Any, Any],
+        completion_id: CompletionIdPath,
+        data: SignedEnvelope,
+    ) -> CommandAccepted:
+        """A drawn validator's salted verdict hash on a sampled completion."""
+        return to_accepted(await run_command(deps, request, data, COMMIT_VERDICT_ROUTE))
+
+    @post(
+        RECORD_VERDICT_ROUTE.compute_handler_path(PATH),
+        operation_id="recordCompletionVerdict",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def record_verdict(
+        self,
+        deps: Deps,
+        request: Request[Any, Any, Any],
+        completion_id: CompletionIdPath,
+        data: SignedEnvelope,
+    ) -> CommandAccepted:
+        """Reveal a committed, BLS-signed verdict; a quorum decides the check."""
+        return to_accepted(await run_command(deps, request, data, RECORD_VERDICT_ROUTE))
+
+    @post(
+        EXPIRE_ROUTE.compute_handler_path(PATH),
+        operation_id="expireCompletion",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def expire(
+        self,
+        deps: Deps,
+        request: Request[Any, Any, Any],
+        completion_id: CompletionIdPath,
+        data: SignedEnvelope,
+    ) -> CommandAccepted:
+        """Crank an overdue completion: abort it past its window, or move its round on."""
+        return to_accepted(await run_command(deps, request, data, EXPIRE_ROUTE))
 
     @get("/{completion_id:str}", operation_id="getCompletionRecord", responses=READ_ERRORS)
     async def get_record(self, deps: Deps, completion_id: CompletionIdPath) -> CompletionRecordView:

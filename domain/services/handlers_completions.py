@@ -8,6 +8,9 @@ from __future__ import annotations
 from domain import commands as c
 from domain.api_keys import ApiKey, compute_api_key_stream_id
 from domain.completions import (
+    COMMITTED,
+    OPENED,
+    STATE_CODES,
     Completion,
     CompletionUsage,
     WarmModel,
@@ -28,7 +31,9 @@ from domain.ledger import (
 from domain.models import RegisteredModel, compute_model_stream_id
 from domain.node import ACTIVE, Node
 from domain.policy import RULES_V5, LedgerPolicy
+from domain.services.completion_rounds import request_sampling
 from domain.services.context import CommandContext
+from domain.services.rounds import rotate_round
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
 
@@ -167,6 +172,9 @@ async def handle_commit_completion(
             window_ns=ctx.policy.completion_challenge_window_ns,
             now_ns=ctx.now_ns,
         )
+    # Whether it is checked is decided by a beacon epoch that closes after this commit, so
+    # the node cannot know it while it works (``completion_rounds``).
+    await request_sampling(uow, completion, ctx)
     return completion.id
 
 
@@ -177,6 +185,29 @@ async def handle_abort_completion(
     amount; the node is paid nothing (a node failing mid-stream delivered nothing billable)."""
     _require_rules_v5(ctx, "completion.abort")
     completion = await uow.require(Completion, compute_completion_stream_id(cmd.completion_id))
+    return await _abort(uow, completion, cmd.reason, ctx)
+
+
+async def handle_expire_completion(
+    uow: UnitOfWork, cmd: c.ExpireCompletion, ctx: CommandContext
+) -> str:
+    """Anyone cranks an overdue completion: an uncommitted one past its commit window is
+    aborted (as ``completion.abort`` by anyone); a sampled one whose reveal window closed has
+    its absent validators replaced, or its round given up (``rounds.rotate_round``)."""
+    _require_rules_v5(ctx, "completion.expire")
+    completion = await uow.require(Completion, compute_completion_stream_id(cmd.completion_id))
+    if completion.state == OPENED:
+        return await _abort(uow, completion, "", ctx)
+    if completion.state != COMMITTED:
+        raise Rejection(
+            f"completion {cmd.completion_id} is {completion.state}: nothing to expire",
+            code=STATE_CODES[completion.state],
+        )
+    await rotate_round(uow, completion, ctx)
+    return completion.id
+
+
+async def _abort(uow: UnitOfWork, completion: Completion, reason: str, ctx: CommandContext) -> str:
     is_signer = is_completion_signer(ctx.policy, ctx.actor)
     completion.check_abort(actor=ctx.actor, is_signer=is_signer, now_ns=ctx.now_ns)
     amount = void_hold(
@@ -187,7 +218,7 @@ async def handle_abort_completion(
     )
     key = await uow.require(ApiKey, compute_api_key_stream_id(completion.key_id))
     key.release_spend(completion_id=completion.completion_id, amount=amount, now_ns=ctx.now_ns)
-    reason = cmd.reason or (ABORTED_BY_SIGNER if is_signer else ABORTED_PAST_WINDOW)
+    reason = reason or (ABORTED_BY_SIGNER if is_signer else ABORTED_PAST_WINDOW)
     completion.abort(
         actor=ctx.actor, is_signer=is_signer, reason=reason, amount=amount, now_ns=ctx.now_ns
     )

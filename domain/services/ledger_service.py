@@ -101,6 +101,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.OpenCompletion: completions.handle_open_completion,
     c.CommitCompletion: completions.handle_commit_completion,
     c.AbortCompletion: completions.handle_abort_completion,
+    c.CommitCompletionVerdict: rounds.handle_commit_verdict,
+    c.RecordCompletionVerdict: rounds.handle_record_verdict,
+    c.ExpireCompletion: completions.handle_expire_completion,
 }
 
 

@@ -1,4 +1,5 @@
-"""One verdict round service for every subject kind: a job's result, a node's attestation.
+"""One verdict round service for every subject kind: a job's result, a node's attestation,
+a sampled completion (issue 18).
 
 ``ROUND_KINDS`` says, per subject kind, which aggregate holds the round, what the validators
 sign (the BLS message), whether a round must find validators, and what a decision does
@@ -25,6 +26,8 @@ from domain.beacon import (
     compute_draw,
     compute_draw_randomness,
 )
+from domain.completions import CLEARED_NO_VALIDATOR, Completion, compute_completion_stream_id
+from domain.completions import COMMITTED as COMPLETION_COMMITTED
 from domain.errors import Rejection, RejectionCode
 from domain.fraud import JobDecision, PassVote
 from domain.invariants import present
@@ -34,6 +37,12 @@ from domain.node import Node
 from domain.policy import RULES_V1, RULES_V3
 from domain.services.attestation_misses import slash_if_misses_due
 from domain.services.claims import release_claim_if_decided, release_claim_if_left
+from domain.services.completion_rounds import (
+    compute_completion_verdict_message,
+    compute_excluded_owners,
+    decide_completion,
+    sample_completion,
+)
 from domain.services.context import CommandContext
 from domain.services.draws import (
     compute_replacement_seed,
@@ -49,9 +58,20 @@ from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
 from domain.validators import Validator
 from domain.verdict_subject import VotedAggregate
-from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, Verdict, is_escalation_allowed
+from domain.verdicts import (
+    SUBJECT_ATTESTATION,
+    SUBJECT_COMPLETION,
+    SUBJECT_JOB,
+    Verdict,
+    is_escalation_allowed,
+)
 from proofs import bls
-from proofs.quorum import attestation_verdict_message, encode_qc, make_qc, verdict_message
+from proofs.quorum import (
+    attestation_verdict_message,
+    encode_qc,
+    make_qc,
+    verdict_message,
+)
 
 AfterDecision = Callable[
     [UnitOfWork, Any, bool, bytes, tuple[str, ...], CommandContext], Awaitable[None]
@@ -75,6 +95,10 @@ class RoundKind:
     excluded_owners: Callable[[Any], frozenset[str]]
     """The ids whose validators may not judge the subject: its provider (the node's owner)
     and the node itself (issue 14, attack 9: a provider's own validators are excluded)."""
+    sample: Callable[[Any, bytes, int, CommandContext], bool] | None = None
+    """For a subject judged only when sampled (a completion): called with the draw's
+    randomness and beacon epoch before the draw; False means it is not judged (and it
+    recorded so)."""
 
 
 async def _after_job_decision(
@@ -195,10 +219,29 @@ ATTESTATION_ROUND = RoundKind(
     after_decision=_after_attestation_decision,
     excluded_owners=lambda node: frozenset({node.owner, node.id}),
 )
-ROUND_KINDS: dict[str, RoundKind] = {kind.name: kind for kind in (JOB_ROUND, ATTESTATION_ROUND)}
+COMPLETION_ROUND = RoundKind(
+    name=SUBJECT_COMPLETION,
+    aggregate=Completion,
+    compute_message=lambda subject_id, _nonce, commitment, passed: (
+        compute_completion_verdict_message(subject_id, commitment, passed)
+    ),
+    is_nonce_signed=False,
+    validators_required=False,
+    after_decision=decide_completion,
+    excluded_owners=compute_excluded_owners,
+    sample=sample_completion,
+)
+ROUND_KINDS: dict[str, RoundKind] = {
+    kind.name: kind for kind in (JOB_ROUND, ATTESTATION_ROUND, COMPLETION_ROUND)
+}
 
 VoteCommand = (
-    c.CommitVerdict | c.CommitAttestationVerdict | c.RecordVerdict | c.RecordAttestationVerdict
+    c.CommitVerdict
+    | c.CommitAttestationVerdict
+    | c.CommitCompletionVerdict
+    | c.RecordVerdict
+    | c.RecordAttestationVerdict
+    | c.RecordCompletionVerdict
 )
 
 
@@ -224,7 +267,9 @@ async def open_round(
 
 
 async def handle_commit_verdict(
-    uow: UnitOfWork, cmd: c.CommitVerdict | c.CommitAttestationVerdict, ctx: CommandContext
+    uow: UnitOfWork,
+    cmd: c.CommitVerdict | c.CommitAttestationVerdict | c.CommitCompletionVerdict,
+    ctx: CommandContext,
 ) -> str:
     """An assigned validator commits a salted hash of its verdict (commit phase)."""
     kind, subject_id, nonce = _target(cmd)
@@ -237,7 +282,9 @@ async def handle_commit_verdict(
 
 
 async def handle_record_verdict(
-    uow: UnitOfWork, cmd: c.RecordVerdict | c.RecordAttestationVerdict, ctx: CommandContext
+    uow: UnitOfWork,
+    cmd: c.RecordVerdict | c.RecordAttestationVerdict | c.RecordCompletionVerdict,
+    ctx: CommandContext,
 ) -> str:
     """Reveal a committed, BLS-signed verdict; on quorum, decide the round."""
     kind, subject_id, nonce = _target(cmd)
@@ -337,6 +384,8 @@ async def complete_draw(
     head = await uow.head()
     verdict_round = subject.current_round
     if waiting.purpose == PURPOSE_ASSIGN:
+        if kind.sample is not None and not kind.sample(subject, randomness, epoch.number, ctx):
+            return
         validators, weights = compute_draw(
             epoch.participants,
             randomness=randomness,
@@ -388,6 +437,8 @@ def _still_waits(subject: VotedAggregate, waiting: Waiting) -> bool:
     if waiting.purpose == PURPOSE_ASSIGN:
         if isinstance(subject, Job):
             ready = subject.state == RESULT_COMMITTED
+        elif isinstance(subject, Completion):
+            ready = subject.state == COMPLETION_COMMITTED
         else:
             ready = isinstance(subject, Node) and bool(subject.attestation_commitment)
         return ready and verdict_round is None and subject.round_seed() == waiting.seed_id
@@ -410,7 +461,10 @@ async def _require_not_waiting(uow: UnitOfWork, kind: RoundKind, subject: VotedA
 
 async def _give_up_unjudged(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandContext) -> None:
     """Nobody eligible in the seeding epoch's snapshot: a job goes back to the market (as
-    after a round without quorum); an attestation is left to an operator."""
+    after a round without quorum); a completion clears unjudged; an attestation is left to
+    an operator."""
+    if isinstance(subject, Completion):
+        subject.clear(reason=CLEARED_NO_VALIDATOR, now_ns=ctx.now_ns)
     if isinstance(subject, Job):
         holder = subject.node_id
         subject.give_up_unjudged(policy=ctx.policy, now_ns=ctx.now_ns)
@@ -463,4 +517,6 @@ def _target(cmd: VoteCommand) -> tuple[RoundKind, str, str | None]:
     """The round kind, subject id and challenge nonce (attestations only) a vote names."""
     if isinstance(cmd, c.CommitVerdict | c.RecordVerdict):
         return JOB_ROUND, cmd.job_id, None
+    if isinstance(cmd, c.CommitCompletionVerdict | c.RecordCompletionVerdict):
+        return COMPLETION_ROUND, compute_completion_stream_id(cmd.completion_id), None
     return ATTESTATION_ROUND, cmd.node_id, cmd.nonce

@@ -169,7 +169,7 @@ async def test_a_replayed_commit_pays_once_and_a_second_commit_is_refused() -> N
     first = await net.service.execute(envelope, now_ns=net.now_ns)
     again = await net.service.execute(envelope, now_ns=net.now_ns)
     assert again.replayed and again.first_position == first.first_position
-    assert await _refused(cnet.commit(completion_id)) == RejectionCode.COMPLETION_COMMITTED
+    assert await _refused(cnet.commit(completion_id)) == RejectionCode.COMPLETION_CLEARED
     charge = 40 + 20 * 2
     paid = await cnet.balance(user_account(NODE.id)) - provider_before
     assert 0 < paid <= charge

@@ -18,13 +18,16 @@ from domain.completions import COMPLETION_CHECKS_ACCOUNT, Completion
 from domain.errors import Rejection
 from domain.ledger import TREASURY_ACCOUNT, escrow_account, user_account
 from domain.policy import BPS, RULES_V4, SECOND_NS, LedgerPolicy
+from domain.services.completion_rounds import compute_completion_verdict_message
 from domain.services.queries import get_balances
 from flopledger.network import LocalNetwork, b64
 from proofs.identity import Identity
+from proofs.quorum import completion_verdict_message, verdict_message
 from tests.completion_network import (
     CONSUMER,
     CONSUMER_FUNDS,
     CONTEXT_TOKENS,
+    DIGEST,
     MODEL_ID,
     NODE,
     POLICY,
@@ -157,7 +160,8 @@ async def test_a_commit_charges_the_usage_pays_the_node_and_returns_the_rest() -
     assert await cnet.money_total() == 0
     assert (await cnet.get_key()).spent == charge
     record = (await cnet.get(completion_id)).view()
-    assert (record["state"], record["charge"]) == ("committed", charge)
+    # cleared at once: no validator to check it (tests/adversarial/test_completion_slash.py)
+    assert (record["state"], record["charge"]) == ("cleared", charge)
     assert (record["prompt_tokens"], record["completion_tokens"]) == (40, 20)
     assert record["committed_at_ns"] == cnet.net.now_ns
     assert treasury >= 0
@@ -241,8 +245,8 @@ async def test_commit_refusals_by_code() -> None:
         "completion_tokens_above_max"
     )
     await cnet.commit(completion_id, prompt_tokens=100, completion_tokens=50)
-    assert await _code(cnet.commit(completion_id)) == "completion_committed"
-    assert await _code(cnet.abort(completion_id)) == "completion_committed"
+    assert await _code(cnet.commit(completion_id)) == "completion_cleared"
+    assert await _code(cnet.abort(completion_id)) == "completion_cleared"
     assert await _code(cnet.commit("cmpl-" + "0" * 24)) == "completion_not_found"
 
 
@@ -385,3 +389,21 @@ def _big_model() -> dict[str, Any]:
 
 def _fields(policy: LedgerPolicy) -> dict[str, Any]:
     return {name: getattr(policy, name) for name in policy.__struct_fields__}
+
+
+def test_a_completion_verdict_signs_its_own_message() -> None:
+    """Domain-separated from job and attestation verdicts, and bound to id, commitment and
+    verdict; a subject id that names no completion stream signs nothing a validator signed."""
+    message = compute_completion_verdict_message("completion:cmpl-1", DIGEST, True)
+    assert message == completion_verdict_message("cmpl-1", DIGEST, True)
+    assert message != verdict_message("cmpl-1", DIGEST, True)
+    assert message != verdict_message("completion:cmpl-1", DIGEST, True)
+    others = {
+        completion_verdict_message("cmpl-1", DIGEST, False),
+        completion_verdict_message("cmpl-2", DIGEST, True),
+        completion_verdict_message("cmpl-1", bytes(32), True),
+        compute_completion_verdict_message("cmpl-1", DIGEST, True),
+    }
+    assert message not in others and len(others) == 4
+    with pytest.raises(ValueError):
+        completion_verdict_message("c" * 257, DIGEST, True)
