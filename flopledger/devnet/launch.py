@@ -1,10 +1,14 @@
 """The devnet's processes, in start order, each with its readiness check.
 
 nats-server (embedded binary, JetStream) -> API (``flopledger serve``, with its sealer
-signing a tree head every ``SEAL_INTERVAL_S``) -> relay (log to JetStream) -> operator
-(LiteSVM chain, Solana gateway loop anchoring the heads, offer publisher) -> participants
-funded through Solana deposits -> 3 validators -> 3 node agents in two regions (eu-west x2,
-us-east x1, on the CPU) -> every node attested by the validators.
+signing a tree head every ``SEAL_INTERVAL_S`` and its completion signer's key, named in the
+genesis's ``completion_signers``) -> relay (log to JetStream) -> operator (LiteSVM chain,
+Solana gateway loop anchoring the heads, offer publisher) -> SmolLM2 registered by the
+operator -> participants funded through Solana deposits -> 3 validators -> 3 node agents in
+two regions (eu-west x2, us-east x1, on the CPU), each holding SmolLM2 warm with its
+completion server on a free loopback port, started together (each loads the model, 10-40 s
+on two busy cores) -> every node attested by the validators -> every node advertising the
+model warm.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from adapters.compute.llm_model import SMOLLM2_MODEL_ID
 from adapters.keyfile import (
     DEPOSIT_AUTHORITY_KEY_FILE_NAME,
     LOG_KEY_FILE_NAME,
@@ -27,6 +32,7 @@ from adapters.keyfile import (
     read_key_seed,
     write_key_file,
 )
+from adapters.ledger_api.client import ApiClient
 from adapters.nats.server import find_server_binary
 from flopledger.devnet.chain import ChainClient
 from flopledger.devnet.nats_users import (
@@ -54,7 +60,10 @@ PROBE_TIMEOUT_S = 2.0
 NATS_READY_TIMEOUT_S = 20.0
 API_READY_TIMEOUT_S = 60.0
 PROCESS_READY_TIMEOUT_S = 90.0
+AGENTS_READY_TIMEOUT_S = 300.0
+"""Three agents loading SmolLM2 at once (10-40 s each alone) on two cores shared with the rest."""
 NODES_ACTIVE_TIMEOUT_S = 240.0
+MODELS_WARM_TIMEOUT_S = 60.0
 SEAL_INTERVAL_S = 3.0
 DEVNET_POLICY_OVERRIDES: dict[str, int | bool] = {
     "insecure_setups_allowed": True,
@@ -69,6 +78,16 @@ keys (a devnet has no ceremony), which the default policy refuses (issue 14, att
 nodes are CPUs sharing two cores with every other devnet process, so the validators' probes
 (rules v3, issue 15) are small (a 512-row product, 0.2 s of the cpu class's rate), allow a
 quarter of that rate, take 2 s slots, and liveness epochs last a minute."""
+LLM_MODEL_ID = SMOLLM2_MODEL_ID
+MODEL_PRICE_PER_1K_INPUT_TOKENS = 100
+MODEL_PRICE_PER_1K_OUTPUT_TOKENS = 200
+"""Base units per 1,000 tokens: an 8192-token completion holds at most about 1,640 in escrow."""
+COMPLETION_SIGNER = "completion-signer"
+"""The API's key for ``completion.open``/``abort`` (``keys/completion-signer.key``)."""
+VALIDATORS_CHECK_MODEL = False
+"""Whether ``flopledger validator --check-model`` exists yet; until then no completion is
+sampled for a check (``completion_sample_rate_ppm`` 0): a drawn validator holding no model
+would abstain, and the round would expire."""
 QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * BRIDGE_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5
@@ -106,6 +125,8 @@ class Devnet:
     (the operator process's gateway signs with it; both are named in the genesis)."""
     participants: dict[str, Participant] = field(default_factory=dict)
     nats_users: DevnetNatsUsers | None = None
+    serve_llm: bool = True
+    """Whether the agents serve SmolLM2 (False when it or the llm extra is not installed)."""
 
     @property
     def store_url(self) -> str:
@@ -123,15 +144,25 @@ class Devnet:
             self._migrate()
         port = self.api_port or pick_free_port()
         self.api_url = f"http://{LOOPBACK}:{port}"
+        signer = self.participant(COMPLETION_SIGNER)
         self.supervisor.start(
             ProcessSpec(
                 name="api",
-                argv=[*_cli(), "serve", "--host", LOOPBACK, "--port", str(port)],
+                argv=[
+                    *_cli(),
+                    "serve",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(port),
+                    "--completion-key",
+                    str(signer.key_file),
+                ],
                 env={
                     **self.env("api"),
                     "FLOP_SEAL": "1",
                     "FLOP_SEAL_INTERVAL_S": str(SEAL_INTERVAL_S),
-                    "FLOP_POLICY_JSON": json.dumps(DEVNET_POLICY_OVERRIDES),
+                    "FLOP_POLICY_JSON": json.dumps(compute_policy_overrides(signer.id)),
                 },
                 is_ready=lambda: _http_ok(f"{self.api_url}/ready"),
                 ready_timeout_s=API_READY_TIMEOUT_S,
@@ -168,6 +199,25 @@ class Devnet:
             dashboard_url=f"{self.api_url}/",
         )
         self.supervisor.write_status()
+
+    def register_model(self) -> str:
+        """The operator registers SmolLM2 by the digest of the installed GGUF (before any
+        agent starts: an agent refuses to serve a model that is not registered); the line
+        ``flopledger model register`` prints."""
+        from flopledger.commands.model import build_register_model, format_registered
+
+        command = build_register_model(
+            LLM_MODEL_ID,
+            price_in=MODEL_PRICE_PER_1K_INPUT_TOKENS,
+            price_out=MODEL_PRICE_PER_1K_OUTPUT_TOKENS,
+        )
+        operator = load_or_create_identity(self.root / LOG_KEY_FILE_NAME)
+        client = ApiClient(self.api_url, identity=operator)
+        try:
+            accepted = client.send(command)
+        finally:
+            client.close()
+        return format_registered(command, accepted.first_position)
 
     def fund_participants(self, names: list[str], amount: int) -> None:
         """Give each participant ``amount`` through a Solana deposit (credited once)."""
@@ -211,10 +261,13 @@ class Devnet:
             )
 
     def start_agents(self) -> None:
+        """The three agents at once (each loads SmolLM2 before it registers), ready when
+        every node is registered."""
+        specs = []
         for name, region in AGENTS:
             key = self.participant(name)
             node_id = key.id
-            self.supervisor.start(
+            specs.append(
                 ProcessSpec(
                     name=name,
                     argv=[
@@ -239,13 +292,21 @@ class Devnet:
                         "5.0",
                         "--shutdown-deadline",
                         "10.0",
+                        *self._serving_args(),
                     ],
                     env={**self.env(name), "OMP_NUM_THREADS": "1"},
                     is_ready=lambda nid=node_id: _http_ok(f"{self.api_url}/v1/nodes/{nid}"),  # type: ignore[misc]
-                    ready_timeout_s=PROCESS_READY_TIMEOUT_S,
+                    ready_timeout_s=AGENTS_READY_TIMEOUT_S,
                     health_url=f"{self.api_url}/v1/nodes/{node_id}",
                 )
             )
+        self.supervisor.start_together(specs)
+
+    def _serving_args(self) -> list[str]:
+        """An agent's LLM flags: SmolLM2 warm, its completion server on a free port."""
+        if not self.serve_llm:
+            return []
+        return ["--serve-model", LLM_MODEL_ID, "--llm-listen", f"{LOOPBACK}:{pick_free_port()}"]
 
     def wait_nodes_active(self) -> None:
         """Until every agent's node is attested by the validators and active."""
@@ -257,6 +318,26 @@ class Devnet:
             )
 
         self.supervisor.wait_until(all_active, NODES_ACTIVE_TIMEOUT_S, "every node to be attested")
+
+    def wait_models_warm(self) -> None:
+        """Until every node's view shows SmolLM2 warm (its agent advertised it)."""
+        node_ids = [self.participant(name).id for name, _ in AGENTS]
+
+        def all_warm() -> bool:
+            views = [_get_json(f"{self.api_url}/v1/nodes/{n}") for n in node_ids]
+            return all(
+                any(m.get("model_id") == LLM_MODEL_ID for m in view.get("warm_models") or ())
+                for view in views
+            )
+
+        self.supervisor.wait_until(
+            all_warm, MODELS_WARM_TIMEOUT_S, f"every node to hold {LLM_MODEL_ID} warm"
+        )
+
+    @property
+    def openai_base_url(self) -> str:
+        """What an OpenAI client takes as its base URL."""
+        return f"{self.api_url}/v1"
 
     def quiesce(self) -> int:
         """Stop the agents and validators, then wait until the log stops growing (the sealer
@@ -377,6 +458,18 @@ class Devnet:
     def _is_staked(self, collection: str, actor_id: str) -> bool:
         view = _get_json(f"{self.api_url}/v1/{collection}/{actor_id}")
         return int(view.get("stake", 0)) >= STAKE
+
+
+def compute_policy_overrides(completion_signer_id: str) -> dict[str, object]:
+    """The genesis policy's overrides (``FLOP_POLICY_JSON``): the defaults above, the API's
+    completion signer, and no sampled completion check while validators cannot load a model."""
+    overrides: dict[str, object] = {
+        **DEVNET_POLICY_OVERRIDES,
+        "completion_signers": [completion_signer_id],
+    }
+    if not VALIDATORS_CHECK_MODEL:
+        overrides["completion_sample_rate_ppm"] = 0
+    return overrides
 
 
 def pick_free_port() -> int:

@@ -1,13 +1,16 @@
 """The devnet's scenario: a funded consumer submits a mix of jobs and watches them settle.
 
-The consumer is funded through a Solana deposit, submits seeded matmul, inference and zk-prove
-jobs (``quick``: four; ``full``: ten, then one more every ``TRICKLE_EVERY_S`` while the network
-runs) and jobs on its own data (``flopledger.devnet.consumer``, issue 17 item 6; ``quick``: a
-private matmul and a private inference; ``full``: also a larger private and a public matmul),
-releasing a private job's inputs key to the node that claims it from the polling loop. The
-terminal shows every job's state live (rich), printing each transition, until every job is
-final (settled, refunded, expired or cancelled); ``check_data_results`` then downloads each
-own-data result and prints whether it matches numpy's computation on the inputs.
+The consumer is funded through a Solana deposit, asks SmolLM2 a first question through the
+OpenAI-compatible endpoint under a key it delegates and leaves the OpenAI client's settings
+in ``<devnet>/openai.env`` (``flopledger.devnet.completions``, issue 18 item 5), submits
+seeded matmul, inference and zk-prove jobs (``quick``: four; ``full``: ten, then one more
+every ``TRICKLE_EVERY_S`` while the network runs) and jobs on its own data
+(``flopledger.devnet.consumer``, issue 17 item 6; ``quick``: a private matmul and a private
+inference; ``full``: also a larger private and a public matmul), releasing a private job's
+inputs key to the node that claims it from the polling loop. The terminal shows every
+job's state live (rich), printing each transition, until every job is final (settled,
+refunded, expired or cancelled); ``check_data_results`` then downloads each own-data result
+and prints whether it matches numpy's computation on the inputs.
 ``run_audit_summary`` then replays the log from genesis, with anchors checked on the devnet's
 chain, a tree head taken while the jobs ran as a trusted head, and every decided job's and
 attestation's verifier re-run on its artifacts in the devnet's own NATS object store
@@ -36,9 +39,18 @@ from adapters.ledger_api.wire import JobView
 from adapters.solana.history import RpcChainHistory
 from domain.commands import SubmitJob
 from flopledger.devnet.chain import ChainClient
+from flopledger.devnet.completions import (
+    KEY_SHARE_OF_DEPOSIT,
+    OPENAI_ENV_FILE,
+    QUESTION,
+    SampleCompletion,
+    ask_first_completion,
+    create_consumer_key,
+    write_openai_env,
+)
 from flopledger.devnet.consumer import CONSUMER_DIR, OwnDataConsumer
 from flopledger.devnet.consumer_data import INFERENCE, MATMUL, DataJobSpec
-from flopledger.devnet.launch import Devnet
+from flopledger.devnet.launch import LLM_MODEL_ID, Devnet
 from flopledger.devnet.nats_users import AUDITOR
 from proofs.identity import Identity
 from validator.audit import AuditOptions
@@ -138,6 +150,36 @@ class Scenario:
     @property
     def consumer(self) -> Identity:
         return Identity.from_seed(self.devnet.participant(CONSUMER).seed)
+
+    def ask_first_completion(self) -> SampleCompletion:
+        """Delegate a key, ask SmolLM2 ``QUESTION`` through the OpenAI-compatible endpoint,
+        print the answer and its ledger record, then write ``openai.env`` (module docstring
+        of ``flopledger.devnet.completions``); ``CompletionFailed`` if the endpoint errs."""
+        spend_limit = CONSUMER_DEPOSIT // KEY_SHARE_OF_DEPOSIT
+        secret, key_id = create_consumer_key(self.devnet.api_url, self.consumer, spend_limit)
+        self.report_line(
+            f"consumer: API key {key_id[:12]} delegated (spend limit {spend_limit:,}); asking "
+            f"{LLM_MODEL_ID} at {self.devnet.openai_base_url}/chat/completions"
+        )
+        self.report_line(f"question: {QUESTION}")
+        sample = ask_first_completion(self.devnet.api_url, secret, LLM_MODEL_ID)
+        self.report_line(f"answer: {sample.answer.strip()}")
+        self.report_line(
+            f"completion {sample.completion_id} by node {sample.node_id[:10]}: "
+            f"{sample.prompt_tokens} prompt + {sample.completion_tokens} completion tokens, "
+            f"charged {sample.charge:,} ({sample.state})"
+        )
+        path = write_openai_env(
+            self.devnet.root / OPENAI_ENV_FILE, self.devnet.openai_base_url, secret
+        )
+        self.report_line(f"OpenAI client settings: {path}  (set -a; . {path}; set +a)")
+        self.devnet.supervisor.extra.update(
+            openai_env=str(path),
+            openai_base_url=self.devnet.openai_base_url,
+            sample_completion={"question": sample.question, "answer": sample.answer},
+        )
+        self.devnet.supervisor.write_status()
+        return sample
 
     def submit(self, specs: tuple[JobSpec, ...]) -> None:
         client = ApiClient(self.devnet.api_url, identity=self.consumer)

@@ -115,6 +115,12 @@ def print_status(root: Path, console: Console) -> int:
             process["log"],
         )
     console.print(table)
+    if status.get("openai_env"):  # issue 18: the OpenAI client's settings, once a completion worked
+        console.print(
+            f"OpenAI-compatible endpoint {status.get('openai_base_url')}  settings "
+            f"{status['openai_env']}",
+            soft_wrap=True,
+        )
     for result in status.get("consumer_results", []):  # the own-data jobs' checks
         console.print(str(result.get("line") or f"consumer: {result.get('label')}: not checked"))
     return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY

@@ -60,6 +60,51 @@ def test_children_start_ready_and_stop_in_reverse_order(tmp_path: Path) -> None:
     assert all(p["exit_status"] == 0 for p in status["processes"])
 
 
+# A child that is ready only once its peer has started: started one at a time, neither would be.
+PEER_CHILD = """
+import pathlib, sys, time
+mine, peer, ready = map(pathlib.Path, sys.argv[1:4])
+mine.write_text("started")
+while not peer.exists():
+    time.sleep(0.05)
+ready.write_text("ready")
+time.sleep(30)
+"""
+
+
+def test_children_started_together_overlap_their_start_up(tmp_path: Path) -> None:
+    """The devnet's agents load SmolLM2 at once (``start_together``): every child runs
+    before any is waited for."""
+    supervisor = Supervisor(tmp_path / "devnet", threading.Event())
+    specs = []
+    for name, peer in (("left", "right"), ("right", "left")):
+        ready = tmp_path / f"{name}.ready"
+        argv = [sys.executable, "-c", PEER_CHILD]
+        argv += [str(tmp_path / f"{name}.started"), str(tmp_path / f"{peer}.started"), str(ready)]
+        specs.append(ProcessSpec(name=name, argv=argv, env=dict(os.environ), is_ready=ready.exists))
+    try:
+        children = supervisor.start_together(specs)
+        assert [child.spec.name for child in children] == ["left", "right"]
+        assert all(child.is_running for child in children)
+    finally:
+        supervisor.stop_all(deadline_s=10)
+
+
+def test_a_child_dying_while_started_together_is_named(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "devnet", threading.Event())
+    dying = ProcessSpec(
+        name="dying",
+        argv=[sys.executable, "-c", "import sys; print('model not registered'); sys.exit(2)"],
+        env=dict(os.environ),
+        is_ready=lambda: False,
+    )
+    try:
+        with pytest.raises(DevnetError, match=r"dying \(pid \d+\) exited with status 2"):
+            supervisor.start_together([spec(tmp_path, "healthy"), dying])
+    finally:
+        supervisor.stop_all(deadline_s=10)
+
+
 def test_a_child_dying_during_start_up_is_named_with_its_log(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path / "devnet", threading.Event())
     dying = ProcessSpec(
