@@ -62,7 +62,8 @@ API_READY_TIMEOUT_S = 60.0
 PROCESS_READY_TIMEOUT_S = 90.0
 AGENTS_READY_TIMEOUT_S = 300.0
 """Three agents loading SmolLM2 at once (10-40 s each alone) on two cores shared with the rest."""
-NODES_ACTIVE_TIMEOUT_S = 240.0
+NODES_ACTIVE_TIMEOUT_S = 360.0
+"""The validators attest once they have loaded SmolLM2 too (six loads on two cores)."""
 MODELS_WARM_TIMEOUT_S = 60.0
 SEAL_INTERVAL_S = 3.0
 DEVNET_POLICY_OVERRIDES: dict[str, int | bool] = {
@@ -85,9 +86,9 @@ MODEL_PRICE_PER_1K_OUTPUT_TOKENS = 200
 COMPLETION_SIGNER = "completion-signer"
 """The API's key for ``completion.open``/``abort`` (``keys/completion-signer.key``)."""
 VALIDATORS_CHECK_MODEL = False
-"""Whether ``flopledger validator --check-model`` exists yet; until then no completion is
-sampled for a check (``completion_sample_rate_ppm`` 0): a drawn validator holding no model
-would abstain, and the round would expire."""
+"""Whether the validators load SmolLM2 (``flopledger validator --check-model``, issue 18
+item 4, not on main yet); until then no completion is sampled for a check
+(``completion_sample_rate_ppm`` 0): drawn validators holding no model would abstain."""
 QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * BRIDGE_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5
@@ -252,6 +253,7 @@ class Devnet:
                         str(STAKE),
                         "--db",
                         str(self.root / "validators" / f"{name}.db"),
+                        *self._checking_args(),
                     ],
                     env=self.env(name),
                     is_ready=lambda vid=validator_id: self._is_staked("validators", vid),  # type: ignore[misc]
@@ -301,6 +303,13 @@ class Devnet:
                 )
             )
         self.supervisor.start_together(specs)
+
+    def _checking_args(self) -> list[str]:
+        """A validator's LLM flag: load SmolLM2 to check sampled completions (it stakes
+        first, then loads, so its load overlaps the agents')."""
+        if not (self.serve_llm and VALIDATORS_CHECK_MODEL):
+            return []
+        return ["--check-model", LLM_MODEL_ID]
 
     def _serving_args(self) -> list[str]:
         """An agent's LLM flags: SmolLM2 warm, its completion server on a free port."""
