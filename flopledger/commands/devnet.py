@@ -219,7 +219,8 @@ def _start_network(devnet: Any, console: Console, t0: float) -> None:
     """Every process, in order (``flopledger.devnet.launch``), each line printed as it is up."""
     from adapters.compute.llm_model import ModelUnavailable
     from flopledger.commands.model import RegisterInputError
-    from flopledger.devnet.launch import AGENTS, LLM_MODEL_ID, PARTICIPANT_DEPOSIT, VALIDATORS
+    from flopledger.devnet.launch import AGENTS, PARTICIPANT_DEPOSIT, VALIDATORS
+    from flopledger.devnet.llm import LLM_MODEL_ID
 
     devnet.start_infrastructure()
     console.print(

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 
-from adapters.compute.llm_model import SMOLLM2_MODEL_ID
 from adapters.keyfile import (
     DEPOSIT_AUTHORITY_KEY_FILE_NAME,
     LOG_KEY_FILE_NAME,
@@ -32,9 +31,18 @@ from adapters.keyfile import (
     read_key_seed,
     write_key_file,
 )
-from adapters.ledger_api.client import ApiClient
 from adapters.nats.server import find_server_binary
 from flopledger.devnet.chain import ChainClient
+from flopledger.devnet.llm import (
+    COMPLETION_SIGNER,
+    LLM_MODEL_ID,
+    MODELS_WARM_TIMEOUT_S,
+    compute_agent_args,
+    compute_policy_overrides,
+    compute_validator_args,
+    is_model_warm,
+    register_devnet_model,
+)
 from flopledger.devnet.nats_users import (
     DevnetNatsUsers,
     create_devnet_users,
@@ -64,7 +72,6 @@ AGENTS_READY_TIMEOUT_S = 300.0
 """Three agents loading SmolLM2 at once (10-40 s each alone) on two cores shared with the rest."""
 NODES_ACTIVE_TIMEOUT_S = 360.0
 """The validators attest once they have loaded SmolLM2 too (six loads on two cores)."""
-MODELS_WARM_TIMEOUT_S = 60.0
 SEAL_INTERVAL_S = 3.0
 DEVNET_POLICY_OVERRIDES: dict[str, int | bool] = {
     "insecure_setups_allowed": True,
@@ -79,16 +86,6 @@ keys (a devnet has no ceremony), which the default policy refuses (issue 14, att
 nodes are CPUs sharing two cores with every other devnet process, so the validators' probes
 (rules v3, issue 15) are small (a 512-row product, 0.2 s of the cpu class's rate), allow a
 quarter of that rate, take 2 s slots, and liveness epochs last a minute."""
-LLM_MODEL_ID = SMOLLM2_MODEL_ID
-MODEL_PRICE_PER_1K_INPUT_TOKENS = 100
-MODEL_PRICE_PER_1K_OUTPUT_TOKENS = 200
-"""Base units per 1,000 tokens: an 8192-token completion holds at most about 1,640 in escrow."""
-COMPLETION_SIGNER = "completion-signer"
-"""The API's key for ``completion.open``/``abort`` (``keys/completion-signer.key``)."""
-VALIDATORS_CHECK_MODEL = False
-"""Whether the validators load SmolLM2 (``flopledger validator --check-model``, issue 18
-item 4, not on main yet); until then no completion is sampled for a check
-(``completion_sample_rate_ppm`` 0): drawn validators holding no model would abstain."""
 QUIESCE_STABLE_S = 2 * SEAL_INTERVAL_S + 2 * BRIDGE_INTERVAL_S + 1.0
 QUIESCE_TIMEOUT_S = 60.0
 QUIESCE_POLL_S = 0.5
@@ -146,6 +143,7 @@ class Devnet:
         port = self.api_port or pick_free_port()
         self.api_url = f"http://{LOOPBACK}:{port}"
         signer = self.participant(COMPLETION_SIGNER)
+        policy = compute_policy_overrides(DEVNET_POLICY_OVERRIDES, signer.id)
         self.supervisor.start(
             ProcessSpec(
                 name="api",
@@ -163,7 +161,7 @@ class Devnet:
                     **self.env("api"),
                     "FLOP_SEAL": "1",
                     "FLOP_SEAL_INTERVAL_S": str(SEAL_INTERVAL_S),
-                    "FLOP_POLICY_JSON": json.dumps(compute_policy_overrides(signer.id)),
+                    "FLOP_POLICY_JSON": json.dumps(policy),
                 },
                 is_ready=lambda: _http_ok(f"{self.api_url}/ready"),
                 ready_timeout_s=API_READY_TIMEOUT_S,
@@ -202,23 +200,9 @@ class Devnet:
         self.supervisor.write_status()
 
     def register_model(self) -> str:
-        """The operator registers SmolLM2 by the digest of the installed GGUF (before any
-        agent starts: an agent refuses to serve a model that is not registered); the line
-        ``flopledger model register`` prints."""
-        from flopledger.commands.model import build_register_model, format_registered
-
-        command = build_register_model(
-            LLM_MODEL_ID,
-            price_in=MODEL_PRICE_PER_1K_INPUT_TOKENS,
-            price_out=MODEL_PRICE_PER_1K_OUTPUT_TOKENS,
-        )
+        """The operator registers SmolLM2 (``flopledger.devnet.llm``); the line it prints."""
         operator = load_or_create_identity(self.root / LOG_KEY_FILE_NAME)
-        client = ApiClient(self.api_url, identity=operator)
-        try:
-            accepted = client.send(command)
-        finally:
-            client.close()
-        return format_registered(command, accepted.first_position)
+        return register_devnet_model(self.api_url, operator)
 
     def fund_participants(self, names: list[str], amount: int) -> None:
         """Give each participant ``amount`` through a Solana deposit (credited once)."""
@@ -305,17 +289,10 @@ class Devnet:
         self.supervisor.start_together(specs)
 
     def _checking_args(self) -> list[str]:
-        """A validator's LLM flag: load SmolLM2 to check sampled completions (it stakes
-        first, then loads, so its load overlaps the agents')."""
-        if not (self.serve_llm and VALIDATORS_CHECK_MODEL):
-            return []
-        return ["--check-model", LLM_MODEL_ID]
+        return compute_validator_args() if self.serve_llm else []
 
     def _serving_args(self) -> list[str]:
-        """An agent's LLM flags: SmolLM2 warm, its completion server on a free port."""
-        if not self.serve_llm:
-            return []
-        return ["--serve-model", LLM_MODEL_ID, "--llm-listen", f"{LOOPBACK}:{pick_free_port()}"]
+        return compute_agent_args(f"{LOOPBACK}:{pick_free_port()}") if self.serve_llm else []
 
     def wait_nodes_active(self) -> None:
         """Until every agent's node is attested by the validators and active."""
@@ -333,11 +310,7 @@ class Devnet:
         node_ids = [self.participant(name).id for name, _ in AGENTS]
 
         def all_warm() -> bool:
-            views = [_get_json(f"{self.api_url}/v1/nodes/{n}") for n in node_ids]
-            return all(
-                any(m.get("model_id") == LLM_MODEL_ID for m in view.get("warm_models") or ())
-                for view in views
-            )
+            return all(is_model_warm(_get_json(f"{self.api_url}/v1/nodes/{n}")) for n in node_ids)
 
         self.supervisor.wait_until(
             all_warm, MODELS_WARM_TIMEOUT_S, f"every node to hold {LLM_MODEL_ID} warm"
@@ -467,18 +440,6 @@ class Devnet:
     def _is_staked(self, collection: str, actor_id: str) -> bool:
         view = _get_json(f"{self.api_url}/v1/{collection}/{actor_id}")
         return int(view.get("stake", 0)) >= STAKE
-
-
-def compute_policy_overrides(completion_signer_id: str) -> dict[str, object]:
-    """The genesis policy's overrides (``FLOP_POLICY_JSON``): the defaults above, the API's
-    completion signer, and no sampled completion check while validators cannot load a model."""
-    overrides: dict[str, object] = {
-        **DEVNET_POLICY_OVERRIDES,
-        "completion_signers": [completion_signer_id],
-    }
-    if not VALIDATORS_CHECK_MODEL:
-        overrides["completion_sample_rate_ppm"] = 0
-    return overrides
 
 
 def pick_free_port() -> int:

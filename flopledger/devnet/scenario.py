@@ -50,7 +50,8 @@ from flopledger.devnet.completions import (
 )
 from flopledger.devnet.consumer import CONSUMER_DIR, OwnDataConsumer
 from flopledger.devnet.consumer_data import INFERENCE, MATMUL, DataJobSpec
-from flopledger.devnet.launch import LLM_MODEL_ID, Devnet
+from flopledger.devnet.launch import Devnet
+from flopledger.devnet.llm import LLM_MODEL_ID
 from flopledger.devnet.nats_users import AUDITOR
 from proofs.identity import Identity
 from validator.audit import AuditOptions

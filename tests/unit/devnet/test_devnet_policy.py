@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from flopledger.devnet import launch
+from flopledger.devnet import launch, llm
 from flopledger.genesis import build_policy
 from flopledger.settings import load_settings
 from proofs.identity import Identity
@@ -16,11 +16,11 @@ SIGNER = Identity.from_seed(b"devnet-completion-signer".ljust(32, b"\0"))
 
 
 def test_the_api_signer_is_named_in_the_genesis() -> None:
-    raw = json.dumps(launch.compute_policy_overrides(SIGNER.id))
+    raw = json.dumps(llm.compute_policy_overrides(launch.DEVNET_POLICY_OVERRIDES, SIGNER.id))
     settings = load_settings({"FLOP_OPERATOR_IDS": OPERATOR.id, "FLOP_POLICY_JSON": raw})
     policy = build_policy(settings)
     assert policy.completion_signers == (SIGNER.id,)
     assert policy.operators == (OPERATOR.id,) and SIGNER.id not in policy.operators
     assert policy.insecure_setups_allowed  # the devnet's other overrides still hold
-    if not launch.VALIDATORS_CHECK_MODEL:
+    if not llm.VALIDATORS_CHECK_MODEL:
         assert policy.completion_sample_rate_ppm == 0
