@@ -1,11 +1,13 @@
 """Validator daemons against the in-process ledger (``LocalNetwork``): the ledger link that
-signs and executes their commands, an artifact source that must not be read, and the log
-they follow."""
+signs and executes their commands, artifact sources (one in memory, one that must not be
+read), and the log they follow."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
+from adapters.nats.errors import ArtifactNotFound
 from domain.commands import Command, command_kind, encode_command_body
 from domain.errors import Rejection
 from domain.records import Record
@@ -26,6 +28,22 @@ class InProcessLedgerLink:
             await self.net.run(self.identity, command_kind(command), encode_command_body(command))
         except Rejection as rejection:
             raise CommandRefused(rejection.code) from rejection
+
+
+class DictArtifacts:
+    """Artifacts in memory by their SHA-256 (the store's digest)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> bytes:
+        self.objects[hashlib.sha256(data).hexdigest()] = data
+        return hashlib.sha256(data).digest()
+
+    async def get(self, digest: str) -> bytes:
+        if digest not in self.objects:
+            raise ArtifactNotFound(digest)
+        return self.objects[digest]
 
 
 class NoArtifacts:

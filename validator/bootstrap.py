@@ -4,7 +4,9 @@
 replays FLOP_EVENTS from the checkpoint (sequence 1 on a fresh database), verifying the hash
 chain, and follows it until ``stop`` is set. As a witness (the default) it co-signs the
 sealed tree heads that match its replay; after a restart the witness first replays the
-records up to the checkpoint, since its tree starts at position 1.
+records up to the checkpoint, since its tree starts at position 1. The models of
+``--check-model`` are loaded before it follows anything (``validator.check_models``: each must
+be the registered one), so a validator that cannot check them stops at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import functools
 import structlog
 
 from adapters.compute.cc_attestation import find_cc_sdk, verify_cc_evidence
-from adapters.ledger_api.client import ApiClient
+from adapters.ledger_api.client import ApiClient, NotFoundProblem
 from adapters.nats.connection import close_nats, connect_nats
 from adapters.nats.consumer import replay
 from adapters.nats.objects import ArtifactStore
@@ -24,6 +26,7 @@ from adapters.nats.probe import NatsProbeTransport
 from adapters.nats.signals import subscribe_heartbeats
 from domain.policy import LedgerPolicy
 from proofs.identity import Identity
+from validator.check_models import Registration, load_check_models
 from validator.config import ValidatorConfig
 from validator.daemon import ValidatorDaemon
 from validator.ledger_link import (
@@ -48,6 +51,11 @@ async def run_validator(
     )
     _log.info("validator_ready", validator_id=identity.id, stake=view.stake)
     await asyncio.to_thread(ensure_encryption_key_registered, client)
+    check_models = await asyncio.to_thread(
+        load_check_models, config.check_models, functools.partial(_get_registration, client)
+    )
+    if check_models:
+        _log.info("check_models_loaded", models=sorted(check_models))
     db = SigningDatabase(config.db_path)
     nc = await connect_nats(config.nats_url, name=f"flopledger-validator-{identity.id[:8]}")
     try:
@@ -67,6 +75,7 @@ async def run_validator(
                 payload_bytes_max=transport.payload_bytes_max,
             ),
             cc_verify=_make_cc_verify(),
+            check_models=check_models,
         )
         checkpoint = db.get_checkpoint()
         if daemon.witness is not None and checkpoint.position > 0:
@@ -85,6 +94,15 @@ async def run_validator(
         await close_nats(nc)
         db.close()
         client.close()
+
+
+def _get_registration(client: ApiClient, model_id: str) -> Registration | None:
+    """The ledger's registration of ``model_id`` (None when it has none)."""
+    try:
+        view = client.get_registered_model(model_id)
+    except NotFoundProblem:
+        return None
+    return Registration(content_digest=bytes.fromhex(view.content_digest), dtype=view.dtype)
 
 
 def _make_cc_verify() -> functools.partial[str] | None:

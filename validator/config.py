@@ -20,3 +20,6 @@ class ValidatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     witness: bool = True
     log_signers: tuple[bytes, ...] = ()
     """Raw Ed25519 keys the sealed heads must be signed by; empty: any key that verifies."""
+    check_models: tuple[str, ...] = ()
+    """Registered model ids whose sampled completions this validator checks (loaded at
+    start-up, ``validator.check_models``); drawn for another model's, it abstains."""

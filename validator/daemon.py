@@ -16,6 +16,11 @@ head that is not the replayed history is the attack witnesses exist to catch.
 A validator outvoted on a result it failed proves the pass wrong on a later tick
 (``validator.challenger``; issue 14, attack 5): the challenger's reward pays for checking.
 
+A sampled LLM completion (issue 18) is checked by replaying its node's bundle on the
+registered model (``validator.completion_check``) when this validator holds that model
+(``--check-model``); drawn for one it does not hold, it abstains (commits nothing, so the
+round replaces it) rather than fail a node it cannot judge.
+
 A timed attestation challenge (rules v3, issue 15) is verified by probing the node itself
 (``validator.prober``, over NATS request-reply) on this validator's clock, in this
 validator's slot of the round: slot i starts ``(i + 1) × slot`` after the round was assigned
@@ -32,7 +37,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +45,8 @@ import structlog
 
 from adapters.compute.attestation import verify_attestation
 from adapters.compute.cc_attestation import is_cc_reason_inconclusive
+from adapters.compute.llm_model import LoadedModel
+from adapters.compute.llm_prompts import encode as encode_prompt
 from adapters.compute.results import verify_result
 from adapters.compute.workloads import (
     WorkloadParams,
@@ -54,28 +61,33 @@ from domain.commands import (
     CloseBeacon,
     Command,
     CommitAttestationVerdict,
+    CommitCompletionVerdict,
     CommitVerdict,
     ContributeBeacon,
     CosignTreeHead,
     ExpireAttestation,
+    ExpireCompletion,
     ExpireJob,
     ProveFraud,
     RecordAttestationVerdict,
+    RecordCompletionVerdict,
     RecordVerdict,
 )
+from domain.completions import SUBJECT_COMPLETION, Completion, compute_completion_stream_id
 from domain.invariants import invariant, present
 from domain.job import Job
 from domain.node import Node
 from domain.objects import ARTIFACT_LOST_REASON, ARTIFACT_UNAVAILABLE_REASON
 from domain.policy import REASON_CHARS_MAX
 from domain.records import Head, Record
-from domain.services.rounds import ATTESTATION_ROUND, JOB_ROUND
+from domain.services.rounds import ATTESTATION_ROUND, COMPLETION_ROUND, JOB_ROUND
 from domain.verdicts import SUBJECT_ATTESTATION, SUBJECT_JOB, compute_verdict_commitment
 from proofs import bls
 from proofs.encryption_keys import derive_encryption_keypair
 from proofs.identity import Identity
 from proofs.probe_wire import REASON_CC, REASON_CC_ABSENT
 from validator.challenger import Challenge, build_evidence, find_challenge
+from validator.completion_check import CompletionCheck, CompletionRecord, check_completion
 from validator.heartbeats import HeartbeatTracker
 from validator.node_watch import NodeWatch
 from validator.payloads import (
@@ -128,6 +140,11 @@ class ArtifactSource(Protocol):
     async def get(self, digest: str) -> bytes: ...
 
 
+class Abstain(Exception):
+    """This validator cannot judge the subject (a completion of a model it does not hold):
+    it commits nothing, and the round replaces it when the reveal window closes."""
+
+
 class ValidatorDaemon:
     """One validator identity's follower and duty loop."""
 
@@ -144,8 +161,11 @@ class ValidatorDaemon:
         prober: Prober | None = None,
         cc_verify: Callable[[bytes, bytes], str] | None = None,
         rng: random.Random | None = None,
+        check_models: Mapping[str, LoadedModel] | None = None,
     ) -> None:
         self.identity = identity
+        self.check_models = dict(check_models or {})
+        """The LLMs whose sampled completions this validator checks, by model id."""
         self.encryption_key = derive_encryption_keypair(identity)
         """The X25519 pair job keys are wrapped to (issue 17), registered at start-up."""
         self.prober = prober
@@ -296,6 +316,8 @@ class ValidatorDaemon:
             await self._perform(duty)
         except CommandRefused as refused:
             _log.info("duty_refused", action=duty.action, subject=duty.subject, code=refused.code)
+        except Abstain as abstain:
+            _log.warning("duty_abstained", subject=duty.subject, detail=str(abstain))
         except KeysPending as pending:
             _log.info("keys_pending", subject=duty.subject, detail=str(pending))
             self.retry_at[duty.key] = time.monotonic() + KEYS_RETRY_S
@@ -393,8 +415,8 @@ class ValidatorDaemon:
             await self.ledger.send(DUTY_KINDS[duty.kind].crank(duty))
 
     async def verify(self, duty: Duty) -> tuple[bool, str]:
-        """Run the subject's verifier (the workload's, or the attestation's): (passed,
-        reason code)."""
+        """Run the subject's verifier (the workload's, the attestation's or the completion's):
+        (passed, reason code); ``Abstain`` when this validator cannot judge it."""
         started = time.perf_counter()
         try:
             code = await DUTY_KINDS[duty.kind].verify(self, self.view.aggregates[duty.subject_id])
@@ -415,10 +437,9 @@ class ValidatorDaemon:
         recorded as stored, which the ledger does not count against the node (rules v4,
         ``domain.objects``); ``artifact_unavailable`` otherwise."""
         subject = self.view.aggregates.get(duty.subject_id)
-        if (
-            not isinstance(exc, ArtifactTooLarge)
-            and isinstance(subject, Job)
-            and self.view.is_result_stored(subject)
+        if not isinstance(exc, ArtifactTooLarge) and (
+            (isinstance(subject, Job) and self.view.is_result_stored(subject))
+            or (isinstance(subject, Completion) and self.view.is_bundle_stored(subject))
         ):
             _log.warning("artifact_lost", subject=duty.subject, error=type(exc).__name__)
             return f"{ARTIFACT_LOST_REASON}: {type(exc).__name__}"
@@ -497,6 +518,34 @@ class ValidatorDaemon:
         if not (input_digests(typed) or typed.encrypted):
             return None
         return await self._open_payloads(job, typed, proof_digest, NO_WAIT_NS)
+
+    async def verify_completion(self, completion: Any) -> str:
+        """Replay a sampled completion's bundle on the registered model (``Abstain`` when this
+        validator does not hold it, in the registered dtype)."""
+        invariant(
+            isinstance(completion, Completion) and completion.usage is not None,
+            "a voted completion is committed",
+        )
+        loaded = self.check_models.get(completion.model_id)
+        registered = self.view.models.get(completion.model_id)
+        if loaded is None or registered is None:
+            raise Abstain(f"model {completion.model_id} is not checked here")
+        usage = completion.usage
+        bundle = await self.artifacts.get(usage.proof_digest.hex())
+        record = CompletionRecord(
+            model_id=completion.model_id,
+            dtype=registered.dtype,
+            request_digest=completion.request_digest,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            commitment=usage.commitment,
+            greedy=completion.greedy,
+        )
+        check = await asyncio.to_thread(check_completion, bundle, record, loaded, encode_prompt)
+        _log_completion_check(completion.completion_id, check)
+        if not check.is_judged:
+            raise Abstain(check.reason)
+        return VERIFIED_OK if check.passed else check.reason
 
     def is_timed_probe(self, duty: Duty) -> bool:
         """Whether the duty is the commit of a timed attestation (rules v3): a probe first."""
@@ -651,6 +700,47 @@ def _reveal_attestation_verdict(duty: Duty, decision: Decision, signature: bytes
     )
 
 
+def _completion_id(duty: Duty) -> str:
+    """A completion duty's subject is its stream id (``completion:<id>``)."""
+    completion_id = duty.subject_id.removeprefix(f"{Completion.STREAM_TYPE}:")
+    invariant(compute_completion_stream_id(completion_id) == duty.subject_id, "a completion stream")
+    return completion_id
+
+
+def _commit_completion_verdict(duty: Duty, verdict_hash: bytes) -> Command:
+    return CommitCompletionVerdict(completion_id=_completion_id(duty), verdict_hash=verdict_hash)
+
+
+def _reveal_completion_verdict(duty: Duty, decision: Decision, signature: bytes) -> Command:
+    return RecordCompletionVerdict(
+        completion_id=_completion_id(duty),
+        passed=decision.passed,
+        reason=decision.reason[:REASON_CHARS_MAX],
+        signature=signature,
+        salt=decision.salt,
+    )
+
+
+def _log_completion_check(completion_id: str, check: CompletionCheck) -> None:
+    """The check's verdict and, per chunk, what TOPLOC measured (the evidence of a fail)."""
+    _log.info(
+        "completion_checked",
+        completion_id=completion_id,
+        reason=check.reason,
+        greedy_consistent=check.greedy_consistent,
+        chunks=[
+            {
+                "exp_matches": chunk.exp_matches,
+                "k": chunk.k,
+                "mantissa_err_mean": round(chunk.mantissa_err_mean, 3),
+                "mantissa_err_median": chunk.mantissa_err_median,
+                "accepted": accepted,
+            }
+            for chunk, accepted in zip(check.chunks, check.chunks_accepted, strict=True)
+        ],
+    )
+
+
 DUTY_KINDS: dict[str, DutyKind] = {
     SUBJECT_JOB: DutyKind(
         verify=ValidatorDaemon.verify_job,
@@ -665,6 +755,13 @@ DUTY_KINDS: dict[str, DutyKind] = {
         commit=_commit_attestation_verdict,
         reveal=_reveal_attestation_verdict,
         crank=lambda duty: ExpireAttestation(node_id=duty.subject_id),
+    ),
+    SUBJECT_COMPLETION: DutyKind(
+        verify=ValidatorDaemon.verify_completion,
+        compute_message=COMPLETION_ROUND.compute_message,
+        commit=_commit_completion_verdict,
+        reveal=_reveal_completion_verdict,
+        crank=lambda duty: ExpireCompletion(completion_id=_completion_id(duty)),
     ),
 }
 """The validator's duty table: subject kind -> how to verify, which commands to send."""

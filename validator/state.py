@@ -4,11 +4,12 @@ domain's own event classes, and the duties it implies for one validator at a giv
 Followed streams: every node (attestation votes), every job until it settles or is
 refunded, every completion until it is aborted, cleared or decided (issue 18: a sampled one's
 round; its duties' ``kind`` is ``completion``, ``subject_id`` its stream ``completion:<id>``),
-and the network's rules (the policy the checks follow, e.g. whether zk-prove
-``setup_seed`` keys are accepted). Duties, per verdict round this validator sits in:
-*commit* while the commit window is open and nothing was committed; *reveal* once the
-commit phase is over; *crank* (``job.expire`` / ``node.attestation.expire``) once the reveal
-window has closed without a quorum, so absent validators get replaced. The beacon
+the registered models (the dtype a completion is checked in), and the network's rules (the
+policy the checks follow, e.g. whether zk-prove ``setup_seed`` keys are accepted). Duties,
+per verdict round this validator sits in: *commit* while the commit window is open and
+nothing was committed; *reveal* once the commit phase is over; *crank* (``job.expire`` /
+``node.attestation.expire`` / ``completion.expire``) once the reveal window has closed
+without a quorum, so absent validators get replaced. The beacon
 (``domain.beacon``) is followed too: *contribute* to an open epoch whose snapshot names this
 validator, and *close* an epoch past its deadline (any validator may; the first one's close
 is recorded, the others are refused as stale), so that waiting draws are never stuck.
@@ -25,6 +26,7 @@ from domain.events import decode_event
 from domain.invariants import InvariantBroken
 from domain.job import FINISHED_STATES, Job
 from domain.liveness import LIVENESS_STREAM_TYPE, LivenessEpoch
+from domain.models import MODEL_STREAM_TYPE, RegisteredModel
 from domain.network import NETWORK_STREAM_TYPE, NetworkRules
 from domain.node import Node
 from domain.objects import OBJECT_STREAM_TYPE, StoredObject
@@ -83,6 +85,8 @@ class LedgerView:
 
     def __init__(self) -> None:
         self.aggregates: dict[str, Job | Node | Completion] = {}
+        self.models: dict[str, RegisteredModel] = {}
+        """Registered models by model id (what a completion's model was registered as)."""
         self.answers: dict[str, AttestationAnswer] = {}
         self.beacon: Beacon | None = None
         self.rules = NetworkRules()
@@ -102,10 +106,22 @@ class LedgerView:
             for digest in (result.artifact_digest, result.proof_digest)
         )
 
+    def is_bundle_stored(self, completion: Completion) -> bool:
+        """Whether the completion's node recorded its bundle as stored (its loss from the
+        store is then not the node's fault, as a job's artifacts)."""
+        usage = completion.usage
+        return usage is not None and (usage.proof_digest, completion.node_id) in self.stored_objects
+
     def apply(self, record: Record) -> bool:
         """Apply one record; True when its stream is followed (keep the record)."""
         if record.stream_type == NETWORK_STREAM_TYPE:
             self.rules.add(record)
+            return True
+        if record.stream_type == MODEL_STREAM_TYPE:
+            model = decode_event(record).mutate(None)
+            if not isinstance(model, RegisteredModel):
+                raise InvariantBroken(f"{record.stream_id} is no registered model")
+            self.models[model.model_id] = model
             return True
         if record.stream_type == OBJECT_STREAM_TYPE:
             stored = decode_event(record)

@@ -4,7 +4,8 @@ Registers (Ed25519 key, BLS key with proof of possession) and bonds stake, repla
 FLOP_EVENTS from sequence 1 or its checkpoint (hash chain verified), verifies what it is
 drawn for and commits / reveals BLS verdicts through the API, and co-signs the sealed tree
 heads that match its replay (``--log-signer`` pins the sealer's key; ``--no-witness`` turns
-co-signing off), until SIGINT/SIGTERM.
+co-signing off), and checks the sampled LLM completions of each ``--check-model`` (loaded at
+start, refused unless it is the registered model), until SIGINT/SIGTERM.
 Exit status: 0 stopped cleanly, 1 operating error, 130 forced by a second signal.
 """
 
@@ -50,6 +51,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--no-witness", action="store_true", help="do not check and co-sign tree heads"
     )
+    parser.add_argument(
+        "--check-model",
+        action="append",
+        default=[],
+        metavar="MODEL_ID",
+        help="registered LLM whose sampled completions to check (repeatable; loaded at start)",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -76,6 +84,7 @@ def run_command(args: argparse.Namespace) -> int:
         stake=args.stake,
         witness=not args.no_witness,
         log_signers=log_signers,
+        check_models=tuple(args.check_model),
     )
     return AsyncDaemon("validator").run(lambda stop: _main(config, identity, bls_secret, stop))
 

@@ -16,7 +16,6 @@ import torch
 
 from adapters.compute.results import ResultManifest, execute_workload, sign_manifest
 from adapters.compute.workloads import compute_job_seed
-from adapters.nats.errors import ArtifactNotFound
 from adapters.store.memory import MemoryEventStore
 from domain.commands import Command, command_kind, encode_command_body
 from domain.errors import Rejection
@@ -29,6 +28,7 @@ from flopledger.network import LocalNetwork, b64, make_validator_keys
 from proofs.identity import Identity
 from proofs.matmul import compute_product, derive_inputs
 from proofs.matmul_product import encode_product_proof, make_product_proof
+from tests.inprocess import DictArtifacts
 from validator.daemon import DUTY_KINDS, VERIFIED_OK, CommandRefused, ValidatorDaemon
 from validator.protection import SigningDatabase
 
@@ -54,20 +54,6 @@ class InProcessLedgerLink:
             await self.net.run(self.identity, kind, body)
         except Rejection as rejection:
             raise CommandRefused(rejection.code) from rejection
-
-
-class DictArtifacts:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, data: bytes) -> bytes:
-        self.objects[hashlib.sha256(data).hexdigest()] = data
-        return hashlib.sha256(data).digest()
-
-    async def get(self, digest: str) -> bytes:
-        if digest not in self.objects:
-            raise ArtifactNotFound(digest)
-        return self.objects[digest]
 
 
 async def _records(net: LocalNetwork, after: int) -> Any:
