@@ -10,6 +10,12 @@ committed logits at temperature 0. And none may be raised on an honest completio
 thread counts 1 and 2 (the validator with the other), batches of 1 and 2 (left-padded), a
 sampled completion, and float32 generation on a GPU checked on the CPU (skipped without CUDA).
 
+Then each case is played through the ledger (the in-process network, every completion
+sampled): the node commits the bundle and is paid, three validator daemons holding SmolLM2
+are drawn, replay it and vote; the honest completion is verified and its node keeps its stake,
+each cheat is rejected with its reason, its node jailed and slashed the window's charge times
+``completion_slash_multiple`` (capped by its stake), and its consumer refunded the charge.
+
 Each case prints its measurements (per chunk: exponent matches of 128, mean/median mantissa
 error; the greedy check), which the issue's closing note reports: ``pytest -s``. SmolLM2 is
 loaded once per module; 40 new tokens per completion (the prompt chunk, 32 and 8).
@@ -20,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -29,8 +36,18 @@ pytest.importorskip("transformers")
 import torch
 
 from adapters.compute import llm_model, llm_prompts, llm_toploc
+from domain.completions import REJECTED, VERIFIED
+from domain.ledger import user_account
+from domain.node import ACTIVE, JAILED
 from proofs.llm_request import CompletionBundle, LlmRequest, encode_bundle
 from tests import llm_cheats
+from tests.completion_network import CONSUMER
+from tests.completion_validators import (
+    ALWAYS_SAMPLED,
+    CheckingValidators,
+    serve_bundle,
+    start_checked_network,
+)
 from validator import completion_check as cc
 
 pytestmark = pytest.mark.slow
@@ -67,6 +84,12 @@ def honest(smollm2: llm_model.LoadedModel, request_: LlmRequest) -> CompletionBu
 def scene(smollm2: llm_model.LoadedModel, request_: LlmRequest, honest: CompletionBundle) -> Scene:
     smaller = llm_cheats.drop_layers(smollm2, LAYERS_KEPT)
     return Scene(registered=smollm2, smaller=smaller, request=request_, honest=honest)
+
+
+@pytest.fixture(scope="module")
+def served() -> dict[str, CompletionBundle]:
+    """Each cheat's bundle, generated once for its check and its play through the ledger."""
+    return {}
 
 
 @pytest.fixture
@@ -115,6 +138,9 @@ class Scene:
     smaller: llm_model.LoadedModel
     request: LlmRequest
     honest: CompletionBundle
+    runs: dict[str | None, CompletionBundle] = dataclasses.field(default_factory=dict)
+    """What the node ran with another system prompt, by that prompt (run once, claimed or
+    committed as it was)."""
 
 
 Serve = Callable[[Scene], CompletionBundle]
@@ -139,8 +165,10 @@ def _serve_system_prompt(system: str | None, claimed: bool) -> Serve:
     its default one), claiming the request's prompt ids or committing to the ones it ran."""
 
     def serve(scene: Scene) -> CompletionBundle:
-        ran = llm_prompts.encode(scene.registered, _with_system(scene.request, system))
-        bundle = llm_cheats.serve_honestly(scene.registered, scene.request, ran)
+        if system not in scene.runs:
+            ran = llm_prompts.encode(scene.registered, _with_system(scene.request, system))
+            scene.runs[system] = llm_cheats.serve_honestly(scene.registered, scene.request, ran)
+        bundle = scene.runs[system]
         return _claiming(bundle, scene.honest.prompt_ids) if claimed else bundle
 
     return serve
@@ -204,11 +232,59 @@ def test_an_honest_completion_passes(
 
 
 @pytest.mark.parametrize("case", list(CHEATS))
-def test_each_cheat_fails_with_its_reason(scene: Scene, case: str) -> None:
-    serve, reason = CHEATS[case]
-    check = _check(scene.registered, serve(scene))
+def test_each_cheat_fails_with_its_reason(
+    scene: Scene, served: dict[str, CompletionBundle], case: str
+) -> None:
+    check = _check(scene.registered, _served(scene, served, case))
     _report(case, check)
-    assert check.reason == reason
+    assert check.reason == CHEATS[case][1]
+
+
+async def test_the_honest_completion_is_verified_through_the_ledger(
+    scene: Scene, tmp_path: Path
+) -> None:
+    cnet, keys = await start_checked_network(scene.registered.model_id)
+    validators = CheckingValidators(
+        cnet, keys, {scene.registered.model_id: scene.registered}, tmp_path
+    )
+    completion_id = await serve_bundle(cnet, scene.honest, validators.artifacts)
+    stake_before = (await cnet.get_node()).stake
+
+    completion = await validators.settle(completion_id)
+
+    assert completion.state == VERIFIED
+    assert len(completion.verdicts) >= 2 and all(v.passed for v in completion.verdicts.values())
+    node = await cnet.get_node()
+    assert node.state == ACTIVE and node.stake == stake_before
+
+
+@pytest.mark.parametrize("case", list(CHEATS))
+async def test_each_cheat_is_slashed_through_the_ledger(
+    scene: Scene, served: dict[str, CompletionBundle], case: str, tmp_path: Path
+) -> None:
+    bundle = _served(scene, served, case)
+    cnet, keys = await start_checked_network(scene.registered.model_id)
+    validators = CheckingValidators(
+        cnet, keys, {scene.registered.model_id: scene.registered}, tmp_path
+    )
+    completion_id = await serve_bundle(cnet, bundle, validators.artifacts)
+    charge = (await cnet.get(completion_id)).charge
+    assert charge > 0  # paid at its commit, before any check
+    consumer_before = await cnet.balance(user_account(CONSUMER.id))
+    node_before = await cnet.get_node()
+
+    completion = await validators.settle(completion_id)
+
+    assert completion.state == REJECTED and completion.outcome == CHEATS[case][1]
+    assert len(completion.verdicts) >= 2 and not any(v.passed for v in completion.verdicts.values())
+    node = await cnet.get_node()
+    assert node.state == JAILED
+    slashable = node_before.stake + node_before.unbonding
+    slash = min(charge * ALWAYS_SAMPLED.completion_slash_multiple, slashable)
+    assert node.stake + node.unbonding == slashable - slash
+    assert await cnet.balance(user_account(CONSUMER.id)) - consumer_before == charge
+    assert await cnet.money_total() == 0
+    print(f"\nSLASHED {case}: charge {charge}, slash {slash}, outcome {completion.outcome}")
 
 
 @pytest.mark.parametrize("generate_threads", [1, 2])
@@ -252,6 +328,12 @@ def test_no_false_alarm_on_gpu_generation_checked_on_cpu(
     check = _check(smollm2, bundle)
     _report("honest generated on GPU", check)
     assert check.passed
+
+
+def _served(scene: Scene, served: dict[str, CompletionBundle], case: str) -> CompletionBundle:
+    if case not in served:
+        served[case] = CHEATS[case][0](scene)
+    return served[case]
 
 
 def _with_user(request: LlmRequest) -> LlmRequest:
