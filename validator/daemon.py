@@ -18,8 +18,9 @@ A validator outvoted on a result it failed proves the pass wrong on a later tick
 
 A sampled LLM completion (issue 18) is checked by replaying its node's bundle on the
 registered model (``validator.completion_check``) when this validator holds that model
-(``--check-model``); drawn for one it does not hold, it abstains (commits nothing, so the
-round replaces it) rather than fail a node it cannot judge.
+(``--check-model``); drawn for one it does not hold, or one whose bundle the store lost after
+its node recorded it stored, it abstains (commits nothing, so the round replaces it) rather
+than fail a node it cannot judge.
 
 A timed attestation challenge (rules v3, issue 15) is verified by probing the node itself
 (``validator.prober``, over NATS request-reply) on this validator's clock, in this
@@ -437,9 +438,10 @@ class ValidatorDaemon:
         recorded as stored, which the ledger does not count against the node (rules v4,
         ``domain.objects``); ``artifact_unavailable`` otherwise."""
         subject = self.view.aggregates.get(duty.subject_id)
-        if not isinstance(exc, ArtifactTooLarge) and (
-            (isinstance(subject, Job) and self.view.is_result_stored(subject))
-            or (isinstance(subject, Completion) and self.view.is_bundle_stored(subject))
+        if (
+            not isinstance(exc, ArtifactTooLarge)
+            and isinstance(subject, Job)
+            and self.view.is_result_stored(subject)
         ):
             _log.warning("artifact_lost", subject=duty.subject, error=type(exc).__name__)
             return f"{ARTIFACT_LOST_REASON}: {type(exc).__name__}"
@@ -531,7 +533,15 @@ class ValidatorDaemon:
         if loaded is None or registered is None:
             raise Abstain(f"model {completion.model_id} is not checked here")
         usage = completion.usage
-        bundle = await self.artifacts.get(usage.proof_digest.hex())
+        try:
+            bundle = await self.artifacts.get(usage.proof_digest.hex())
+        except (ArtifactNotFound, ArtifactCorrupt) as exc:
+            # Recorded as stored by its node, then lost by the store: not the node's fault,
+            # and a completion's fail slashes (no lost-artifact rule as a job's), so abstain.
+            if self.view.is_bundle_stored(completion):
+                _log.warning("bundle_lost", completion_id=completion.completion_id)
+                raise Abstain(f"bundle lost by the store: {type(exc).__name__}") from exc
+            raise
         record = CompletionRecord(
             model_id=completion.model_id,
             dtype=registered.dtype,

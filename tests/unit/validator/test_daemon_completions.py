@@ -16,7 +16,8 @@ from domain.completions import CLEARED, CLEARED_NO_QUORUM, REJECTED, VERIFIED
 from domain.ledger import user_account
 from domain.node import ACTIVE, JAILED
 from domain.objects import ARTIFACT_UNAVAILABLE_REASON
-from proofs.llm_request import CompletionBundle, LlmRequest
+from flopledger.network import b64
+from proofs.llm_request import CompletionBundle, LlmRequest, encode_bundle
 from tests import llm_cheats
 from tests.completion_network import CONSUMER, MODEL_ID, NODE, CompletionNet
 from tests.completion_validators import (
@@ -109,6 +110,24 @@ async def test_a_bundle_never_uploaded_is_rejected(
     completion = await validators.settle(completion_id)
     assert completion.state == REJECTED
     assert completion.outcome.startswith(ARTIFACT_UNAVAILABLE_REASON)
+
+
+async def test_a_bundle_recorded_stored_then_lost_by_the_store_blames_nobody(
+    model: llm_model.LoadedModel, honest: CompletionBundle, tmp_path: Path
+) -> None:
+    cnet, validators, completion_id = await _judged(honest, model, tmp_path, uploaded=False)
+    usage = (await cnet.get(completion_id)).usage
+    assert usage is not None
+    recorded = {
+        "digest": b64(usage.proof_digest),
+        "size_bytes": len(encode_bundle(honest)),
+        "uploader": NODE.id,
+    }
+    await cnet.net.run(NODE, "object.record_stored", recorded)
+    completion = await validators.settle(completion_id)
+    assert completion.state == CLEARED and completion.outcome == CLEARED_NO_QUORUM
+    assert not completion.verdicts
+    assert (await cnet.get_node()).state == ACTIVE
 
 
 async def test_a_validator_without_the_model_abstains_and_the_others_decide(
