@@ -31,6 +31,8 @@ from domain.commands import CreateApiKey
 from flopledger.commands.apikey import generate_secret_key
 from proofs.identity import Identity
 
+COMPLETION_FINAL_STATES = frozenset({"cleared", "verified", "rejected", "aborted"})
+"""A completion's ledger states after which nothing more happens to it."""
 OPENAI_ENV_FILE = "openai.env"
 OPENAI_ENV_MODE = 0o600
 KEY_SHARE_OF_DEPOSIT = 4

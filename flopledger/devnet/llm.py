@@ -4,8 +4,10 @@ The operator registers SmolLM2 (``smollm2-135m-instruct``) by the digest of the 
 GGUF before any agent starts (an agent refuses a model that is not registered); each agent
 serves it (``--serve-model``, its completion server on a free loopback port); the API signs
 completions with the key ``keys/completion-signer.key``, which the genesis names in
-``completion_signers`` (no operator power: it can open and abort completions only). While
-the validators load no model, the policy samples no completion for a check.
+``completion_signers`` (no operator power: it can open and abort completions only). The
+validators load SmolLM2 too (``--check-model``), and the devnet's policy samples every
+completion for their check (``COMPLETION_SAMPLE_RATE_PPM``; the default policy samples 10 %),
+so that a devnet shows each completion verified against its TOPLOC proof.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ MODEL_PRICE_PER_1K_OUTPUT_TOKENS = 200
 """Base units per 1,000 tokens: an 8192-token completion holds at most about 1,640 in escrow."""
 COMPLETION_SIGNER = "completion-signer"
 """The API's key for ``completion.open``/``abort`` (``keys/completion-signer.key``)."""
-VALIDATORS_CHECK_MODEL = False
-"""Whether the validators load SmolLM2 (``flopledger validator --check-model``, issue 18
-item 4, not on main yet); until then no completion is sampled for a check
-(``completion_sample_rate_ppm`` 0): drawn validators holding no model would abstain."""
+VALIDATORS_CHECK_MODEL = True
+"""Whether the validators load SmolLM2 (``flopledger validator --check-model``); without
+it no completion is sampled for a check (``completion_sample_rate_ppm`` 0): drawn
+validators holding no model would abstain."""
+COMPLETION_SAMPLE_RATE_PPM = 1_000_000
+"""Every completion checked: a prefill over prompt and completion per drawn validator, cheap
+beside the generation, and the whole loop (proof, draw, verdicts) shown on every run."""
 MODELS_WARM_TIMEOUT_S = 60.0
 
 
@@ -51,11 +56,11 @@ def register_devnet_model(api_url: str, operator: Identity) -> str:
 def compute_policy_overrides(
     base: Mapping[str, object], completion_signer_id: str
 ) -> dict[str, object]:
-    """``base`` with the API's completion signer named, and no sampled completion check
-    while the validators cannot load a model."""
+    """``base`` with the API's completion signer named and the completions' sample rate
+    (every one while the validators load the model, none otherwise)."""
     overrides: dict[str, object] = {**base, "completion_signers": [completion_signer_id]}
-    if not VALIDATORS_CHECK_MODEL:
-        overrides["completion_sample_rate_ppm"] = 0
+    rate = COMPLETION_SAMPLE_RATE_PPM if VALIDATORS_CHECK_MODEL else 0
+    overrides["completion_sample_rate_ppm"] = rate
     return overrides
 
 

@@ -40,6 +40,7 @@ from adapters.solana.history import RpcChainHistory
 from domain.commands import SubmitJob
 from flopledger.devnet.chain import ChainClient
 from flopledger.devnet.completions import (
+    COMPLETION_FINAL_STATES,
     KEY_SHARE_OF_DEPOSIT,
     OPENAI_ENV_FILE,
     QUESTION,
@@ -132,6 +133,8 @@ class Scenario:
     console: Console
     stop: threading.Event
     jobs: list[JobRow] = field(default_factory=list)
+    completions: list[JobRow] = field(default_factory=list)
+    """The consumer's LLM completions, followed until cleared or checked (issue 18)."""
     started_at: float = field(default_factory=time.monotonic)
     _trickle: Iterator[JobSpec] = field(default_factory=lambda: itertools.cycle(QUICK_JOBS))
     _own_data: OwnDataConsumer | None = None
@@ -174,6 +177,9 @@ class Scenario:
             self.devnet.root / OPENAI_ENV_FILE, self.devnet.openai_base_url, secret
         )
         self.report_line(f"OpenAI client settings: {path}  (set -a; . {path}; set +a)")
+        kind = f"completion {LLM_MODEL_ID}"
+        row = JobRow(sample.completion_id, kind, "", sample.state, sample.node_id)
+        self.completions.append(row)
         self.devnet.supervisor.extra.update(
             openai_env=str(path),
             openai_base_url=self.devnet.openai_base_url,
@@ -252,7 +258,7 @@ class Scenario:
                     self.devnet.supervisor.check_alive()
                     self.poll(client)
                     live.update(self.render())
-                    if all(row.state in FINAL_STATES for row in self.jobs):
+                    if self.is_final():
                         return True
                     self.stop.wait(POLL_INTERVAL_S)
         finally:
@@ -292,6 +298,27 @@ class Scenario:
             row.state, row.node_id = state, node or row.node_id
         if self._own_data is not None:
             self._own_data.release_keys(views)
+        self._poll_completions(client)
+
+    def is_final(self) -> bool:
+        """Every job final, and every completion cleared or checked (or aborted)."""
+        return all(row.state in FINAL_STATES for row in self.jobs) and all(
+            row.state in COMPLETION_FINAL_STATES for row in self.completions
+        )
+
+    def _poll_completions(self, client: ApiClient) -> None:
+        """Print each completion's new state: sampled ones are checked by drawn validators."""
+        for row in self.completions:
+            if row.state in COMPLETION_FINAL_STATES:
+                continue
+            record = client.get_completion_record(row.id)
+            if record.state != row.state:
+                elapsed = time.monotonic() - self.started_at
+                passed, cast = sum(record.verdicts.values()), len(record.verdicts)
+                detail = f" ({passed}/{cast} verdicts passed)" if cast else ""
+                detail += f" ({record.outcome})" if record.outcome else ""
+                self.report_line(f"{elapsed:6.1f}s {row.id} completion: {record.state}{detail}")
+            row.state = record.state
 
     def _end_live(self) -> None:
         """Rich leaves the last line of a Live open when the output is not a terminal."""
@@ -302,9 +329,9 @@ class Scenario:
         table = Table(title=f"jobs ({len(self.jobs)})", expand=False, caption_justify="left")
         for column in ("job", "kind", "region", "node", "state"):
             table.add_column(column)
-        for row in self.jobs[-20:]:
-            colour = "green" if row.state == "settled" else "yellow"
-            if row.state in ("rejected", "expired", "refunded"):
+        for row in [*self.completions, *self.jobs[-20:]]:
+            colour = "green" if row.state in ("settled", "verified", "cleared") else "yellow"
+            if row.state in ("rejected", "expired", "refunded", "aborted"):
                 colour = "red"
             table.add_row(row.id, row.kind, row.region, row.node_id[:10], f"[{colour}]{row.state}")
         counts: dict[str, int] = {}

@@ -8,11 +8,13 @@ matmul on its own matrices and its private inference of its own MLP (issue 17, i
 settle with their inputs keys released to the claiming nodes, and the downloaded results
 match numpy's computation within the stated tolerance.
 
-Issue 18, item 5: the agents hold SmolLM2 warm; the devnet prints the consumer's first
-question and SmolLM2's answer, then writes ``openai.env``; while the network holds
-(``--hold-s``), the official ``openai`` client, configured from that file alone, lists the
-model and gets a chat completion whose usage is the ledger's record, and the audit that
-follows covers those completions too. Slow: three processes load SmolLM2 on two cores."""
+Issue 18, item 5: the agents hold SmolLM2 warm and the validators load it to check; the
+devnet prints the consumer's first question and SmolLM2's answer, then writes
+``openai.env``, and follows that completion until the validators have verified it; while
+the network holds (``--hold-s``), the official ``openai`` client, configured from that file
+alone, lists the model and gets a chat completion whose usage is the ledger's record, and
+the audit that follows covers those completions too. Slow: six processes load SmolLM2 on
+two cores."""
 
 from __future__ import annotations
 
@@ -165,6 +167,9 @@ def _check_the_first_completion(output: str, status: dict[str, Any], root: Path)
     answer = re.search(r"^answer: (.+)$", output, re.MULTILINE)
     assert answer is not None and "Paris" in answer.group(1), output
     assert "OpenAI client settings: " + str(root / "openai.env") in output, output
+    # every completion is sampled on the devnet: the validators, each holding SmolLM2,
+    # re-ran the prefill against the node's TOPLOC proof and passed it (no false alarm)
+    assert re.search(r"cmpl-\S+ completion: verified \((\d)/\1 verdicts passed\)", output), output
     settings = _read_env_file(root / "openai.env")
     assert set(settings) == {"OPENAI_BASE_URL", "OPENAI_API_KEY"}
     assert settings["OPENAI_BASE_URL"].endswith("/v1")

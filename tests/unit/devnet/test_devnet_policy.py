@@ -1,6 +1,7 @@
 """The devnet's genesis policy (issue 18): ``FLOP_POLICY_JSON`` as the devnet passes it to the
-API is accepted at start-up and names the API's completion signer; while the validators load
-no model, no completion is sampled for a check (a drawn validator would abstain)."""
+API is accepted at start-up and names the API's completion signer; every completion is
+sampled for the validators' check while they load the model, none otherwise (a drawn
+validator without it would abstain)."""
 
 from __future__ import annotations
 
@@ -22,5 +23,5 @@ def test_the_api_signer_is_named_in_the_genesis() -> None:
     assert policy.completion_signers == (SIGNER.id,)
     assert policy.operators == (OPERATOR.id,) and SIGNER.id not in policy.operators
     assert policy.insecure_setups_allowed  # the devnet's other overrides still hold
-    if not llm.VALIDATORS_CHECK_MODEL:
-        assert policy.completion_sample_rate_ppm == 0
+    expected_rate = 1_000_000 if llm.VALIDATORS_CHECK_MODEL else 0  # every one checked, or none
+    assert policy.completion_sample_rate_ppm == expected_rate
