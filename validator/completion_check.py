@@ -12,7 +12,11 @@ the reason (stable codes, below):
 4. the prompt ids are the request's tokenization (``encode_prompt``: a node that drops or
    changes the system prompt, or serves another template, commits to other ids);
 5. the token counts are the ledger's (what the consumer was charged for) and within the
-   request's ``max_tokens`` and the model's context, every id in the model's vocabulary;
+   request's ``max_tokens`` and the model's context, every id in the model's vocabulary,
+   and the completion goes no further than generation would have: no end-of-sequence token
+   before the last, no stop string in the text before the last token (a node that pads a
+   finished completion with more tokens bills tokens nobody asked for; at temperature > 0
+   TOPLOC and the greedy check would not see it);
 6. the bundle's ids and chunk proofs hash to the recorded ``commitment``;
 7. TOPLOC (``proofs.toploc``): one prefill over prompt + completion, every chunk within the
    thresholds of the registered dtype (float32: ``FLOAT32_THRESHOLDS``; bfloat16 and
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 import msgspec
 
 from adapters.compute.llm_model import LoadedModel
+from adapters.compute.llm_prompts import decode
 from adapters.compute.llm_toploc import compute_prefill_hidden, is_greedy_consistent
 from proofs.llm_request import (
     CompletionBundle,
@@ -62,6 +67,7 @@ PROMPT_MISMATCH = "completion_prompt_mismatch"
 TOKEN_COUNTS_MISMATCH = "completion_token_counts_mismatch"
 CONTEXT_EXCEEDED = "completion_context_exceeded"
 TOKEN_OUT_OF_VOCABULARY = "completion_token_out_of_vocabulary"
+PAST_ITS_END = "completion_past_its_end"
 COMMITMENT_MISMATCH = "completion_commitment_mismatch"
 CHUNK_COUNT_MISMATCH = "completion_chunk_count_mismatch"
 TOPLOC_MISMATCH = "completion_toploc_mismatch"
@@ -178,11 +184,27 @@ def _compute_bundle_refusal(
     vocabulary = int(loaded.model.get_input_embeddings().num_embeddings)
     if max(max(bundle.prompt_ids), max(bundle.token_ids)) >= vocabulary:
         return TOKEN_OUT_OF_VOCABULARY
+    if _is_past_its_end(bundle, loaded):
+        return PAST_ITS_END
     if bundle.compute_commitment() != record.commitment:
         return COMMITMENT_MISMATCH
     if len(bundle.proof.chunks) != compute_chunk_count(prompt_tokens, completion_tokens):
         return CHUNK_COUNT_MISMATCH
     return None
+
+
+def _is_past_its_end(bundle: CompletionBundle, loaded: LoadedModel) -> bool:
+    """Whether generation would have ended before the last token: an end-of-sequence token,
+    or a stop string completed, earlier. (A prefix's text is a prefix of the longer text, so
+    the text of all tokens but the last holds every earlier stop.)"""
+    *before_last, _ = bundle.token_ids
+    if loaded.eos_token_id is not None and loaded.eos_token_id in before_last:
+        return True
+    stops = bundle.request.stop
+    if not stops or not before_last:
+        return False
+    text = decode(loaded, before_last)
+    return any(stop in text for stop in stops)
 
 
 def _replay(

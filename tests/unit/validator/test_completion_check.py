@@ -290,3 +290,38 @@ def test_bfloat16_generation_against_a_float32_registration_fails(
     cheap = llm_cheats.lower_precision(model, torch.bfloat16)
     bundle = llm_cheats.serve_honestly(cheap, request_, llm_prompts.encode(model, request_))
     assert _check(model, bundle).reason == cc.TOPLOC_MISMATCH
+
+
+def _sampled_tokens_bundle(
+    model: llm_model.LoadedModel, request: LlmRequest, text: bytes
+) -> CompletionBundle:
+    """A node's bundle committing the byte tokens of ``text`` with the model's own
+    activations over them (TOPLOC passes: the proofs are an honest prefill's)."""
+    prompt = llm_prompts.encode(model, request)
+    tokens = list(text)
+    proofs = llm_cheats.compute_proofs_for(model, prompt, tokens)
+    return llm_cheats.make_bundle(request, prompt, tokens, proofs, "stop")
+
+
+def test_tokens_billed_past_a_stop_string_fail_and_a_stop_at_the_end_passes(
+    model: llm_model.LoadedModel, request_: LlmRequest
+) -> None:
+    # At temperature > 0 neither TOPLOC nor the greedy check sees padding: this rule does.
+    sampled = replace(request_, temperature=0.8, seed=3, stop=["world"])
+    padded = _sampled_tokens_bundle(model, sampled, b"hello world, and more tokens billed")
+    assert _check(model, padded).reason == cc.PAST_ITS_END
+    ended = _sampled_tokens_bundle(model, sampled, b"hello world")
+    assert _check(model, ended).passed
+    unstopped = _sampled_tokens_bundle(model, replace(sampled, stop=[]), b"hello world, more")
+    assert _check(model, unstopped).passed
+
+
+def test_tokens_billed_past_the_end_of_sequence_fail(
+    model: llm_model.LoadedModel, request_: LlmRequest
+) -> None:
+    with_eos = dataclasses.replace(model, eos_token_id=ord("x"))
+    sampled = replace(request_, temperature=0.8, seed=3)
+    padded = _sampled_tokens_bundle(with_eos, sampled, b"abx and more")
+    assert _check(with_eos, padded).reason == cc.PAST_ITS_END
+    ended = _sampled_tokens_bundle(with_eos, sampled, b"ab and the end x")
+    assert _check(with_eos, ended).passed
