@@ -55,6 +55,7 @@ from domain.policy import (
     WRAPPED_KEY_BYTES_MIN,
     LedgerPolicy,
 )
+from domain.validators import CHECK_MODELS_MAX
 from domain.verdicts import SALT_BYTES_MAX, SALT_BYTES_MIN
 
 ActorId = Annotated[
@@ -581,6 +582,15 @@ class AdvertiseModels(Command, frozen=True, forbid_unknown_fields=True, kw_only=
     """Required with any model; "" with none."""
 
 
+class DeclareCheckModels(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The registered models a validator checks (holds loaded to replay a completion's
+    bundle), signed by the validator's own key; an empty list: none. A sampled completion's
+    round draws only among the validators that declared its model (issue 18)."""
+
+    validator_id: ActorId
+    models: Annotated[list[ModelId], msgspec.Meta(max_length=CHECK_MODELS_MAX)]
+
+
 class OpenCompletion(Command, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A completion signer opens a completion under a consumer's key: its escrow (the bound
     of the prompt's tokens plus ``max_tokens`` at the model's prices) is held at once."""
@@ -700,6 +710,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "apikey.revoke": RevokeApiKey,
     # issue 18, items 3-4: LLM completions
     "node.advertise_models": AdvertiseModels,
+    "validator.declare_models": DeclareCheckModels,
     "completion.open": OpenCompletion,
     "completion.commit": CommitCompletion,
     "completion.abort": AbortCompletion,

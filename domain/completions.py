@@ -71,6 +71,8 @@ STATE_CODES: dict[str, RejectionCode] = {
 CLEARED_UNSAMPLED = "not sampled"
 CLEARED_NO_VALIDATOR = "no eligible validator"
 CLEARED_NO_QUORUM = "no verdict quorum"
+CLEARED_NO_CHECKER = "no validator checks its model"
+"""Validators may judge it, but none declared its model (``validator.declare_models``)."""
 
 
 class WarmModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

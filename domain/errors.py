@@ -276,6 +276,9 @@ class RejectionCode(enum.StrEnum):
     NODE_MODELS_UNCHANGED = "node_models_unchanged"
     MODEL_ADVERTISED_TWICE = "model_advertised_twice"
     LLM_ENDPOINT_REQUIRED = "llm_endpoint_required"
+    VALIDATOR_MODELS_UNCHANGED = "validator_models_unchanged"
+    MODEL_DECLARED_TWICE = "model_declared_twice"
+    NOT_THE_VALIDATOR = "not_the_validator"
 
     # issue 17: the door (rules v5): workload params, input objects, cancellation
     WORKLOAD_PARAMS_INVALID = "workload_params_invalid"

@@ -13,6 +13,8 @@ from domain.stake import StakeRules
 
 BLS_PUBLIC_KEY_BYTES = 48
 BLS_POP_BYTES = 96
+CHECK_MODELS_MAX = 16
+"""The most models one validator declares it checks (``validator.declare_models``)."""
 
 
 class Validator(FlopAggregate, StakeRules):
@@ -76,6 +78,15 @@ class Validator(FlopAggregate, StakeRules):
             validator.slashed_total += self.amount
             validator.slashed_for.add(self.evidence_key)
 
+    class CheckModelsDeclared(FlopAggregate.Event):
+        """The registered models the validator checks from now on (issue 18; sorted; empty:
+        none): a sampled completion's round draws only among its model's declarers."""
+
+        models: tuple[str, ...]
+
+        def apply(self, validator: Validator) -> None:
+            validator.check_models = self.models
+
     owner: str
     bls_public_key: bytes
     region: str
@@ -84,6 +95,8 @@ class Validator(FlopAggregate, StakeRules):
     unbond_ready_ns: int
     slashed_total: int
     slashed_for: set[str]
+    check_models: tuple[str, ...] = ()
+    """What the validator declared it checks (``CheckModelsDeclared``; none before one)."""
 
     def __init__(self) -> None:
         """State is set by the creation event's apply (eventsourcing calls this empty)."""
@@ -160,6 +173,22 @@ class Validator(FlopAggregate, StakeRules):
         )
         return from_unbonding
 
+    def declare_check_models(self, *, models: tuple[str, ...], now_ns: int) -> None:
+        """Record the models the validator checks (sorted, registered: the handler's part);
+        the same list again is refused (``validator_models_unchanged``), so a daemon that
+        declares at every start does not grow the log."""
+        declared = tuple(sorted(models))
+        if declared == self.check_models:
+            raise InvalidTransition(
+                f"validator {self.id} declares these models already",
+                code=RejectionCode.VALIDATOR_MODELS_UNCHANGED,
+            )
+        self._trigger(self.CheckModelsDeclared, now_ns, models=declared)
+
+    def is_checker_of(self, model_id: str) -> bool:
+        """Whether the validator declared that it checks completions of ``model_id``."""
+        return model_id in self.check_models
+
     def require_owner(self, actor: str) -> None:
         if actor not in (self.owner, self.id):
             raise Unauthorized(f"{actor} is neither validator {self.id} nor its owner")
@@ -170,6 +199,7 @@ class Validator(FlopAggregate, StakeRules):
             "owner": self.owner,
             "bls_public_key": self.bls_public_key.hex(),
             "region": self.region,
+            "check_models": list(self.check_models),
             "stake": self.stake,
             "unbonding": self.unbonding,
             "slashed_total": self.slashed_total,

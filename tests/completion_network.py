@@ -118,13 +118,23 @@ class CompletionNet:
         body: dict[str, Any] = {"completion_id": completion_id}
         await self.net.run(by or self.signer, "completion.abort", body)
 
-    async def add_validators(self, count: int, *, stake: int = 1_000) -> list[ValidatorKeys]:
-        """``count`` funded validators with ``stake`` bonded (the beacon's contributors)."""
+    async def add_validators(
+        self, count: int, *, stake: int = 1_000, check_models: tuple[str, ...] = (MODEL_ID,)
+    ) -> list[ValidatorKeys]:
+        """``count`` funded validators with ``stake`` bonded (the beacon's contributors), each
+        declaring that it checks ``check_models`` (none declared when empty)."""
         validators = [make_validator_keys(100 + i) for i in range(count)]
         for keys in validators:
             await self.net.deposit(keys.identity, stake + 1_000)
             await self.net.register_validator(keys, stake=stake)
+            if check_models:
+                await self.declare_models(keys.identity, check_models)
         return validators
+
+    async def declare_models(self, validator: Identity, models: tuple[str, ...]) -> None:
+        """``validator.declare_models``, signed by the validator."""
+        body = {"validator_id": validator.id, "models": list(models)}
+        await self.net.run(validator, "validator.declare_models", body)
 
     async def vote(
         self, completion_id: str, votes: list[tuple[ValidatorKeys, bool]], reason: str = ""

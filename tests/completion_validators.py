@@ -12,7 +12,7 @@ import msgspec
 
 from adapters.compute.llm_model import LoadedModel
 from domain.completions import FINISHED_STATES, Completion
-from domain.policy import PPM
+from domain.policy import PPM, LedgerPolicy
 from flopledger.network import ValidatorKeys, b64
 from proofs.identity import Identity
 from proofs.llm_request import (
@@ -41,11 +41,11 @@ VALIDATORS = 3
 
 
 async def start_checked_network(
-    model_id: str = MODEL_ID,
+    model_id: str = MODEL_ID, policy: LedgerPolicy = ALWAYS_SAMPLED
 ) -> tuple[CompletionNet, list[ValidatorKeys]]:
-    """The completion network, every completion sampled, ``model_id`` registered (float32)
-    and held warm by its node, and three bonded validators."""
-    cnet = await start_completion_network(ALWAYS_SAMPLED)
+    """The completion network (``policy``: every completion sampled), ``model_id``
+    registered (float32) and held warm by its node, and three bonded validators."""
+    cnet = await start_completion_network(policy)
     if model_id != MODEL_ID:
         await register_model(cnet.net, model_id)
         advertised = {
@@ -54,12 +54,12 @@ async def start_checked_network(
             "endpoint": "http://127.0.0.1:9300",
         }
         await cnet.net.run(NODE, "node.advertise_models", advertised)
-    return cnet, await cnet.add_validators(VALIDATORS)
+    return cnet, await cnet.add_validators(VALIDATORS, check_models=())
 
 
 class CheckingValidators:
     """One daemon per key, each holding the models in ``holds`` (by validator index; default:
-    every model in ``models``), all reading ``artifacts``."""
+    every model in ``models``), all reading ``artifacts``; ``declare`` has them declare."""
 
     def __init__(
         self,
@@ -86,6 +86,14 @@ class CheckingValidators:
             for i, k in enumerate(keys)
         ]
 
+    async def declare(self, declares: Mapping[int, Sequence[str]] | None = None) -> None:
+        """Each daemon declares the models it holds (as ``flopledger validator`` does at
+        start), or, by validator index, those in ``declares`` (a declarer that holds none)."""
+        for i, daemon in enumerate(self.daemons):
+            models = declares.get(i, ()) if declares is not None else sorted(daemon.check_models)
+            if models:
+                await self.cnet.declare_models(daemon.identity, tuple(models))
+
     async def tick(self) -> None:
         for daemon in self.daemons:
             await daemon.follow(follow_records(self.cnet.net, daemon.checkpoint.position))
@@ -102,6 +110,19 @@ class CheckingValidators:
             await self.cnet.net.run_beacon()
             self.cnet.net.advance(1)
         raise AssertionError(f"{completion_id} still {completion.state} after {STEPS_MAX} s")
+
+
+async def start_checking(
+    cnet: CompletionNet,
+    keys: Sequence[ValidatorKeys],
+    models: Mapping[str, LoadedModel],
+    tmp: Path,
+    holds: Mapping[int, Sequence[str]] | None = None,
+) -> CheckingValidators:
+    """``CheckingValidators`` that have declared the models they hold."""
+    validators = CheckingValidators(cnet, keys, models, tmp, holds=holds)
+    await validators.declare()
+    return validators
 
 
 async def serve_bundle(

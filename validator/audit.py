@@ -669,6 +669,7 @@ class Replayer:
                 subject=subject if isinstance(subject, VotedAggregate) else None,
                 purpose=DRAW_EVENTS[key],
                 closed=command.closed_epoch,
+                aggregates=self.aggregates,
             )
         else:
             return

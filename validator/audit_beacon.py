@@ -12,7 +12,8 @@
   recorded with nobody absent) is made by the command that closed the epoch it names, for
   a subject that waited for that epoch, with the randomness and the validators that the
   epoch's value and snapshot give, replacing exactly the round's absent validators: nobody
-  can substitute a draw, or its randomness (the spot checks' openings), after the fact.
+  can substitute a draw, or its randomness (the spot checks' openings), after the fact. A
+  completion's draw picks only among the validators that had declared its model (issue 18).
 
 Records written under rules v1 were drawn from the log head and are not checked here.
 Pure functions: each returns why a record breaks a rule, or None.
@@ -36,7 +37,9 @@ from domain.beacon import (
     compute_draw_randomness,
     compute_epoch_value,
 )
+from domain.completions import Completion
 from domain.policy import RULES_V2, LedgerPolicy
+from domain.services.completion_rounds import compute_non_checkers
 from domain.services.draws import compute_replacement_seed
 from domain.services.rounds import ROUND_KINDS
 from domain.verdict_subject import VotedAggregate
@@ -151,10 +154,31 @@ def find_closing_violation(event: Any, *, beacon: Beacon | None, at_ns: int) -> 
     return None
 
 
+def compute_non_judges(
+    subject: VotedAggregate, participants: tuple[Participant, ...], aggregates: Mapping[str, Any]
+) -> frozenset[str]:
+    """The participants the rules never draw for ``subject``, from the validators as the log
+    stood at the draw: for a completion, those that had not declared its model (issue 18;
+    ``domain.services.completion_rounds.compute_non_checkers``, which the ledger calls too)."""
+    if not isinstance(subject, Completion):
+        return frozenset()
+    return compute_non_checkers(
+        participants,
+        subject.model_id,
+        lambda validator_id: getattr(aggregates.get(validator_id), "check_models", ()),
+    )
+
+
 def find_draw_violation(
-    event: Any, *, subject: VotedAggregate | None, purpose: str, closed: ClosedEpoch | None
+    event: Any,
+    *,
+    subject: VotedAggregate | None,
+    purpose: str,
+    closed: ClosedEpoch | None,
+    aggregates: Mapping[str, Any],
 ) -> str | None:
-    """Why a draw was not made from the beacon epoch its command closed, as the rules say."""
+    """Why a draw was not made from the beacon epoch its command closed, as the rules say
+    (``aggregates``: the audit's state before the draw, for who may be drawn)."""
     if closed is None or event.beacon_epoch != closed.epoch.number:
         return f"a draw not seeded by an epoch its command closed (epoch {event.beacon_epoch})"
     if subject is None:
@@ -191,7 +215,7 @@ def find_draw_violation(
         randomness=randomness,
         count=count,
         excluded_owners=kind.excluded_owners(subject),
-        excluded=excluded,
+        excluded=excluded | compute_non_judges(subject, closed.epoch.participants, aggregates),
     )
     if (tuple(drawn), tuple(event.weights)) != expected:
         return f"the validators drawn for {seed_id} are not the ones the epoch gives"

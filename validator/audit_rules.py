@@ -142,6 +142,7 @@ RESTRICTED_EVENTS: dict[tuple[str, str], frozenset[str]] = {
     (API_KEY_STREAM_TYPE, "ApiKeyRevoked"): frozenset({"apikey.revoke"}),
     # issue 18, items 3-4: LLM completions
     ("node", "ModelsAdvertised"): frozenset({"node.advertise_models"}),
+    ("validator", "CheckModelsDeclared"): frozenset({"validator.declare_models"}),
     ("node", "CompletionCharged"): frozenset({"completion.commit"}),
     (API_KEY_STREAM_TYPE, "SpendReserved"): frozenset({"completion.open"}),
     (API_KEY_STREAM_TYPE, "SpendReleased"): COMPLETION_RELEASE_KINDS,
@@ -198,6 +199,7 @@ SELF_STREAM_EVENTS = frozenset(
         ("validator", "Registered"),
         ("node", "AttestationSubmitted"),
         ("node", "ModelsAdvertised"),  # issue 18: a node advertises with its own key
+        ("validator", "CheckModelsDeclared"),  # and a validator declares with its own
     }
 )
 # Kinds that may debit a stake account: unbonding (owner), slashing (verdicts, expiries,

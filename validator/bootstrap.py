@@ -6,7 +6,9 @@ chain, and follows it until ``stop`` is set. As a witness (the default) it co-si
 sealed tree heads that match its replay; after a restart the witness first replays the
 records up to the checkpoint, since its tree starts at position 1. The models of
 ``--check-model`` are loaded before it follows anything (``validator.check_models``: each must
-be the registered one), so a validator that cannot check them stops at once.
+be the registered one), so a validator that cannot check them stops at once; then declared
+(``validator.declare_models``, only when the ledger's view differs), so that the sampled
+completions of those models, and only those, are drawn to it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from validator.config import ValidatorConfig
 from validator.daemon import ValidatorDaemon
 from validator.ledger_link import (
     ApiLedgerLink,
+    ensure_check_models_declared,
     ensure_encryption_key_registered,
     ensure_registered,
 )
@@ -56,6 +59,8 @@ async def run_validator(
     )
     if check_models:
         _log.info("check_models_loaded", models=sorted(check_models))
+    # only what loaded is declared: a sampled completion is drawn to its model's declarers
+    await asyncio.to_thread(ensure_check_models_declared, client, sorted(check_models))
     db = SigningDatabase(config.db_path)
     nc = await connect_nats(config.nats_url, name=f"flopledger-validator-{identity.id[:8]}")
     try:

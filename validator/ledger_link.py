@@ -15,7 +15,8 @@ import structlog
 from adapters.ledger_api.client import ApiClient, ApiProblem, NotFoundProblem
 from adapters.ledger_api.keys_client import ensure_encryption_key
 from adapters.ledger_api.wire import ValidatorView
-from domain.commands import BondStake, Command, RegisterValidator
+from domain.commands import BondStake, Command, DeclareCheckModels, RegisterValidator
+from domain.errors import RejectionCode
 from proofs import bls
 from validator.daemon import CommandRefused
 
@@ -75,3 +76,24 @@ def ensure_encryption_key_registered(client: ApiClient) -> None:
         ensure_encryption_key(client, client.identity)
     except ApiProblem as problem:
         _log.warning("encryption_key_refused", code=problem.code, detail=problem.detail)
+
+
+def ensure_check_models_declared(client: ApiClient, model_ids: list[str]) -> bool:
+    """Declare the models this validator checks (``validator.declare_models``) unless the
+    ledger's view of it says so already: a sampled completion is drawn only to its model's
+    declarers. An unchanged refusal (a concurrent start declared the same) is success.
+    Returns whether a declaration was sent."""
+    if client.identity is None:
+        raise ValueError("declaring models needs the client's identity")
+    validator_id = client.identity.id
+    wanted = sorted(set(model_ids))
+    if sorted(client.get_validator(validator_id).check_models) == wanted:
+        return False
+    try:
+        client.send(DeclareCheckModels(validator_id=validator_id, models=wanted))
+    except ApiProblem as problem:
+        if problem.code != RejectionCode.VALIDATOR_MODELS_UNCHANGED:
+            raise
+        return False
+    _log.info("check_models_declared", validator_id=validator_id, models=wanted)
+    return True

@@ -44,6 +44,7 @@ from domain.commands import (
     CancelJob,
     Command,
     CommitCompletion,
+    DeclareCheckModels,
     OpenCompletion,
     SubmitJob,
     WarmModelSpec,
@@ -170,6 +171,15 @@ class ApiClient:
         the node's key; ``node_models_unchanged`` when nothing changed)."""
         specs = [WarmModelSpec(model_id=m, capacity=n) for m, n in models]
         command = AdvertiseModels(node_id=node_id, models=specs, endpoint=endpoint)
+        return self.send(command, identity=identity)
+
+    def declare_check_models(
+        self, validator_id: str, models: list[str], *, identity: Identity | None = None
+    ) -> CommandAccepted:
+        """Say which registered models validator ``validator_id`` checks
+        (``validator.declare_models``, signed by the validator's key; an empty list: none;
+        ``validator_models_unchanged`` when nothing changed)."""
+        command = DeclareCheckModels(validator_id=validator_id, models=list(models))
         return self.send(command, identity=identity)
 
     def open_completion(

@@ -122,6 +122,7 @@ COMMAND_ROUTES: dict[str, CommandRoute] = {
         # issue 18, items 3-4: LLM completions (their records: not under /v1/completions,
         # whose POST is OpenAI's)
         CommandRoute("node.advertise_models", "/v1/nodes/{node_id}/models"),
+        CommandRoute("validator.declare_models", "/v1/validators/{validator_id}/models"),
         CommandRoute("completion.open", "/v1/completion-records", CompletionAccepted),
         CommandRoute("completion.commit", "/v1/completion-records/{completion_id}/commit"),
         CommandRoute("completion.abort", "/v1/completion-records/{completion_id}/abort"),

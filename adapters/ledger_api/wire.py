@@ -293,6 +293,8 @@ class ValidatorView(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     region: str = ""
     """Where it measures liveness from (issue 15)."""
+    check_models: list[str] = []
+    """The registered models it checks (``validator.declare_models``, issue 18)."""
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,6 +31,7 @@ from domain.validators import Validator
 PATH = "/v1/validators"
 REGISTER_ROUTE = COMMAND_ROUTES["validator.register"]
 REPORT_EQUIVOCATION_ROUTE = COMMAND_ROUTES["validator.report_equivocation"]
+DECLARE_MODELS_ROUTE = COMMAND_ROUTES["validator.declare_models"]  # issue 18
 
 
 class ValidatorController(Controller):
@@ -62,6 +63,23 @@ class ValidatorController(Controller):
     ) -> CommandAccepted:
         """Prove a validator signed conflicting verdicts (``validator.report_equivocation``)."""
         return to_accepted(await run_command(deps, request, data, REPORT_EQUIVOCATION_ROUTE))
+
+    @post(
+        DECLARE_MODELS_ROUTE.compute_handler_path(PATH),
+        operation_id="declareCheckModels",
+        status_code=200,
+        responses=COMMAND_ERRORS,
+    )
+    async def declare_models(
+        self,
+        deps: Deps,
+        request: Request[Any, Any, Any],
+        validator_id: ActorPath,
+        data: SignedEnvelope,
+    ) -> CommandAccepted:
+        """The registered models the validator checks: a sampled completion is drawn only
+        to its model's declarers (``validator.declare_models``, issue 18)."""
+        return to_accepted(await run_command(deps, request, data, DECLARE_MODELS_ROUTE))
 
     @get("/", operation_id="listValidators", responses=LIST_ERRORS)
     async def list_validators(

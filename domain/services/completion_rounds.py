@@ -13,8 +13,11 @@ consumer gets its charge back and the signers their fees; the rest is burned.
 
 from __future__ import annotations
 
-from domain.beacon import PURPOSE_ASSIGN, Waiting
+from collections.abc import Callable, Iterable
+
+from domain.beacon import PURPOSE_ASSIGN, Participant, Waiting
 from domain.completions import (
+    CLEARED_NO_CHECKER,
     CLEARED_NO_VALIDATOR,
     CLEARED_UNSAMPLED,
     COMPLETION_CHECKS_ACCOUNT,
@@ -49,15 +52,51 @@ def compute_excluded_owners(completion: Completion) -> frozenset[str]:
     return frozenset({completion.provider, completion.node_id})
 
 
+def compute_non_checkers(
+    participants: Iterable[Participant],
+    model_id: str,
+    check_models_of: Callable[[str], Iterable[str]],
+) -> frozenset[str]:
+    """The participants that did not declare ``model_id`` (``check_models_of``: a validator
+    id -> the models it declared): they cannot replay the completion's bundle, so a draw
+    never picks them (issue 18). The ledger and the audit both call this."""
+    return frozenset(
+        p.validator_id for p in participants if model_id not in check_models_of(p.validator_id)
+    )
+
+
+async def get_non_checkers(
+    uow: UnitOfWork, completion: Completion, participants: tuple[Participant, ...]
+) -> frozenset[str]:
+    """``compute_non_checkers`` over the validators' declarations as the log stands now."""
+    declared = {
+        p.validator_id: (await uow.require(Validator, p.validator_id)).check_models
+        for p in participants
+    }
+    return compute_non_checkers(participants, completion.model_id, declared.__getitem__)
+
+
+def compute_unjudged_reason(participants: tuple[Participant, ...], completion: Completion) -> str:
+    """Why nobody was drawn: no validator may judge it at all, or none declared its model."""
+    if has_eligible(participants, compute_excluded_owners(completion)):
+        return CLEARED_NO_CHECKER
+    return CLEARED_NO_VALIDATOR
+
+
 async def request_sampling(uow: UnitOfWork, completion: Completion, ctx: CommandContext) -> None:
     """After the commit: wait for the next beacon epoch, whose value decides the sampling and
-    the draw; with a sample rate of 0, or nobody to judge it, the completion clears now."""
+    the draw; with a sample rate of 0, or nobody to judge it (no validator, or none that
+    declared its model), the completion clears now."""
     participants = await get_participants(uow, ctx.policy)
     if ctx.policy.completion_sample_rate_ppm == 0:
         completion.clear(reason=CLEARED_UNSAMPLED, now_ns=ctx.now_ns)
         return
-    if not has_eligible(participants, compute_excluded_owners(completion)):
-        completion.clear(reason=CLEARED_NO_VALIDATOR, now_ns=ctx.now_ns)
+    non_checkers = await get_non_checkers(uow, completion, participants)
+    checkers = tuple(p for p in participants if p.validator_id not in non_checkers)
+    if not has_eligible(checkers, compute_excluded_owners(completion)):
+        completion.clear(
+            reason=compute_unjudged_reason(participants, completion), now_ns=ctx.now_ns
+        )
         return
     waiting = Waiting(
         completion.SUBJECT_KIND,

@@ -36,6 +36,7 @@ from domain.services.context import CommandContext
 from domain.services.rounds import rotate_round
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
+from domain.validators import Validator
 
 ABORTED_BY_SIGNER = "aborted by a completion signer"
 ABORTED_PAST_WINDOW = "commit window passed"
@@ -71,6 +72,26 @@ async def handle_advertise_models(
     models = tuple(WarmModel(spec.model_id, spec.capacity) for spec in cmd.models)
     node.advertise_models(models=models, endpoint=cmd.endpoint, now_ns=ctx.now_ns)
     return node.id
+
+
+async def handle_declare_check_models(
+    uow: UnitOfWork, cmd: c.DeclareCheckModels, ctx: CommandContext
+) -> str:
+    """A validator (its own key) says which registered models it checks: the draw of a
+    sampled completion picks only among its model's declarers (``completion_rounds``)."""
+    _require_rules_v5(ctx, "validator.declare_models")
+    if ctx.actor != cmd.validator_id:
+        raise Unauthorized(
+            "a validator declares its models with its own key",
+            code=RejectionCode.NOT_THE_VALIDATOR,
+        )
+    validator = await uow.require(Validator, cmd.validator_id)
+    if len(set(cmd.models)) != len(cmd.models):
+        raise Rejection("a model is listed twice", code=RejectionCode.MODEL_DECLARED_TWICE)
+    for model_id in cmd.models:
+        await uow.require(RegisteredModel, compute_model_stream_id(model_id))
+    validator.declare_check_models(models=tuple(cmd.models), now_ns=ctx.now_ns)
+    return validator.id
 
 
 async def handle_open_completion(

@@ -98,6 +98,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.RevokeApiKey: api_keys.handle_revoke_api_key,
     # issue 18, items 3-4: LLM completions
     c.AdvertiseModels: completions.handle_advertise_models,
+    c.DeclareCheckModels: completions.handle_declare_check_models,
     c.OpenCompletion: completions.handle_open_completion,
     c.CommitCompletion: completions.handle_commit_completion,
     c.AbortCompletion: completions.handle_abort_completion,

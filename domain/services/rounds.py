@@ -22,12 +22,13 @@ from domain.beacon import (
     PURPOSE_ASSIGN,
     PURPOSE_REPLACE,
     Epoch,
+    Participant,
     Waiting,
     compute_draw,
     compute_draw_randomness,
 )
-from domain.completions import CLEARED_NO_VALIDATOR, Completion, compute_completion_stream_id
 from domain.completions import COMMITTED as COMPLETION_COMMITTED
+from domain.completions import Completion, compute_completion_stream_id
 from domain.errors import Rejection, RejectionCode
 from domain.fraud import JobDecision, PassVote
 from domain.invariants import present
@@ -40,7 +41,9 @@ from domain.services.claims import release_claim_if_decided, release_claim_if_le
 from domain.services.completion_rounds import (
     compute_completion_verdict_message,
     compute_excluded_owners,
+    compute_unjudged_reason,
     decide_completion,
+    get_non_checkers,
     sample_completion,
 )
 from domain.services.context import CommandContext
@@ -73,6 +76,7 @@ from proofs.quorum import (
     verdict_message,
 )
 
+NonJudges = Callable[[UnitOfWork, Any, tuple[Participant, ...]], Awaitable[frozenset[str]]]
 AfterDecision = Callable[
     [UnitOfWork, Any, bool, bytes, tuple[str, ...], CommandContext], Awaitable[None]
 ]
@@ -99,6 +103,9 @@ class RoundKind:
     """For a subject judged only when sampled (a completion): called with the draw's
     randomness and beacon epoch before the draw; False means it is not judged (and it
     recorded so)."""
+    non_judges: NonJudges | None = None
+    """The participants that cannot judge the subject, never drawn for it (a completion:
+    the validators that did not declare its model); None: every participant can."""
 
 
 async def _after_job_decision(
@@ -230,6 +237,7 @@ COMPLETION_ROUND = RoundKind(
     after_decision=decide_completion,
     excluded_owners=compute_excluded_owners,
     sample=sample_completion,
+    non_judges=get_non_checkers,
 )
 ROUND_KINDS: dict[str, RoundKind] = {
     kind.name: kind for kind in (JOB_ROUND, ATTESTATION_ROUND, COMPLETION_ROUND)
@@ -354,12 +362,15 @@ async def rotate_round(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandCon
         )
     participants = await get_participants(uow, ctx.policy)
     excluded = kind.excluded_owners(subject)
-    sitting = set(verdict_round.validators)
+    undrawable = set(verdict_round.validators)  # sitting, or unable to judge it
+    undrawable |= await _get_non_judges(uow, kind, subject, participants)
     if not (
         verdict_round.is_over(ctx.now_ns)
         and (verdict_round.absent() or is_split)
         and verdict_round.replacements < ctx.policy.validator_replacements_max
-        and has_eligible(tuple(p for p in participants if p.validator_id not in sitting), excluded)
+        and has_eligible(
+            tuple(p for p in participants if p.validator_id not in undrawable), excluded
+        )
     ):
         # (a job's handler refunds it if this expired it)
         subject.abandon_round(policy=ctx.policy, now_ns=ctx.now_ns)
@@ -391,9 +402,10 @@ async def complete_draw(
             randomness=randomness,
             count=waiting.count,
             excluded_owners=kind.excluded_owners(subject),
+            excluded=await _get_non_judges(uow, kind, subject, epoch.participants),
         )
         if not validators:
-            await _give_up_unjudged(uow, subject, ctx)
+            await _give_up_unjudged(uow, subject, epoch, ctx)
             return
         subject.assign_validators(
             validators=validators,
@@ -412,7 +424,8 @@ async def complete_draw(
         randomness=randomness,
         count=waiting.count,  # the absent, or (an escalation) as many as sit
         excluded_owners=kind.excluded_owners(subject),
-        excluded=frozenset(verdict_round.validators),
+        excluded=frozenset(verdict_round.validators)
+        | await _get_non_judges(uow, kind, subject, epoch.participants),
     )
     if not validators:
         holder = subject.node_id if isinstance(subject, Job) else ""
@@ -459,12 +472,24 @@ async def _require_not_waiting(uow: UnitOfWork, kind: RoundKind, subject: VotedA
         )
 
 
-async def _give_up_unjudged(uow: UnitOfWork, subject: VotedAggregate, ctx: CommandContext) -> None:
+async def _get_non_judges(
+    uow: UnitOfWork, kind: RoundKind, subject: VotedAggregate, participants: tuple[Participant, ...]
+) -> frozenset[str]:
+    """The ``participants`` never drawn for ``subject`` (``RoundKind.non_judges``)."""
+    if kind.non_judges is None:
+        return frozenset()
+    return await kind.non_judges(uow, subject, participants)
+
+
+async def _give_up_unjudged(
+    uow: UnitOfWork, subject: VotedAggregate, epoch: Epoch, ctx: CommandContext
+) -> None:
     """Nobody eligible in the seeding epoch's snapshot: a job goes back to the market (as
-    after a round without quorum); a completion clears unjudged; an attestation is left to
-    an operator."""
+    after a round without quorum); a completion clears unjudged (nobody may judge it, or
+    nobody declared its model); an attestation is left to an operator."""
     if isinstance(subject, Completion):
-        subject.clear(reason=CLEARED_NO_VALIDATOR, now_ns=ctx.now_ns)
+        reason = compute_unjudged_reason(epoch.participants, subject)
+        subject.clear(reason=reason, now_ns=ctx.now_ns)
     if isinstance(subject, Job):
         holder = subject.node_id
         subject.give_up_unjudged(policy=ctx.policy, now_ns=ctx.now_ns)

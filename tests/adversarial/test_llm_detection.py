@@ -44,9 +44,9 @@ from tests import llm_cheats
 from tests.completion_network import CONSUMER
 from tests.completion_validators import (
     ALWAYS_SAMPLED,
-    CheckingValidators,
     serve_bundle,
     start_checked_network,
+    start_checking,
 )
 from validator import completion_check as cc
 
@@ -244,7 +244,7 @@ async def test_the_honest_completion_is_verified_through_the_ledger(
     scene: Scene, tmp_path: Path
 ) -> None:
     cnet, keys = await start_checked_network(scene.registered.model_id)
-    validators = CheckingValidators(
+    validators = await start_checking(
         cnet, keys, {scene.registered.model_id: scene.registered}, tmp_path
     )
     completion_id = await serve_bundle(cnet, scene.honest, validators.artifacts)
@@ -264,7 +264,7 @@ async def test_each_cheat_is_slashed_through_the_ledger(
 ) -> None:
     bundle = _served(scene, served, case)
     cnet, keys = await start_checked_network(scene.registered.model_id)
-    validators = CheckingValidators(
+    validators = await start_checking(
         cnet, keys, {scene.registered.model_id: scene.registered}, tmp_path
     )
     completion_id = await serve_bundle(cnet, bundle, validators.artifacts)

@@ -1,7 +1,8 @@
 """The validator daemon's completion duty (issue 18) against the in-process ledger, on the tiny
 Llama the completion network registers (tiny-llama-7, float32): every completion sampled,
 the drawn daemons replay its bundle (validator.completion_check) and vote; an honest one is
-verified, a cheat rejected and its node slashed, a validator without the model abstains."""
+verified, a cheat rejected and its node slashed, a declarer without the model abstains, one
+that did not declare it is never drawn."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import pytest
 pytest.importorskip("transformers")
 
 from adapters.compute import llm_model, llm_prompts
-from domain.completions import CLEARED, CLEARED_NO_QUORUM, REJECTED, VERIFIED
+from domain.completions import (
+    CLEARED,
+    CLEARED_NO_CHECKER,
+    CLEARED_NO_QUORUM,
+    REJECTED,
+    VERIFIED,
+)
 from domain.ledger import user_account
 from domain.node import ACTIVE, JAILED
 from domain.objects import ARTIFACT_UNAVAILABLE_REASON
@@ -55,10 +62,12 @@ async def _judged(
     tmp_path: Path,
     *,
     holds: dict[int, list[str]] | None = None,
+    declares: dict[int, list[str]] | None = None,
     uploaded: bool = True,
 ) -> tuple[CompletionNet, CheckingValidators, str]:
     cnet, keys = await start_checked_network()
     validators = CheckingValidators(cnet, keys, {MODEL_ID: model}, tmp_path, holds=holds)
+    await validators.declare(declares)
     artifacts = validators.artifacts if uploaded else None
     completion_id = await serve_bundle(cnet, bundle, artifacts)
     return cnet, validators, completion_id
@@ -130,11 +139,14 @@ async def test_a_bundle_recorded_stored_then_lost_by_the_store_blames_nobody(
     assert (await cnet.get_node()).state == ACTIVE
 
 
-async def test_a_validator_without_the_model_abstains_and_the_others_decide(
+async def test_a_declarer_without_the_model_abstains_and_the_others_decide(
     model: llm_model.LoadedModel, honest: CompletionBundle, tmp_path: Path
 ) -> None:
     holds = {0: [MODEL_ID], 1: [MODEL_ID], 2: []}
-    _cnet, validators, completion_id = await _judged(honest, model, tmp_path, holds=holds)
+    declares = {0: [MODEL_ID], 1: [MODEL_ID], 2: [MODEL_ID]}  # 2 declared, then lost it
+    _cnet, validators, completion_id = await _judged(
+        honest, model, tmp_path, holds=holds, declares=declares
+    )
     abstainer = validators.daemons[2].identity.id
     completion = await validators.settle(completion_id)
     assert completion.state == VERIFIED
@@ -142,11 +154,34 @@ async def test_a_validator_without_the_model_abstains_and_the_others_decide(
     assert validators.daemons[2].verified == 0
 
 
-async def test_nobody_holding_the_model_fails_no_node(
+async def test_a_validator_that_does_not_declare_the_model_is_never_drawn(
+    model: llm_model.LoadedModel, honest: CompletionBundle, tmp_path: Path
+) -> None:
+    holds = {0: [MODEL_ID], 1: [MODEL_ID], 2: []}
+    _cnet, validators, completion_id = await _judged(honest, model, tmp_path, holds=holds)
+    completion = await validators.settle(completion_id)
+    assert completion.state == VERIFIED
+    assert validators.daemons[2].identity.id not in completion.validators
+
+
+async def test_nobody_declaring_the_model_clears_at_the_commit(
     model: llm_model.LoadedModel, honest: CompletionBundle, tmp_path: Path
 ) -> None:
     holds: dict[int, list[str]] = {0: [], 1: [], 2: []}
-    cnet, validators, completion_id = await _judged(honest, model, tmp_path, holds=holds)
+    cnet, _validators, completion_id = await _judged(honest, model, tmp_path, holds=holds)
+    completion = await cnet.get(completion_id)
+    assert completion.state == CLEARED and completion.outcome == CLEARED_NO_CHECKER
+    assert not completion.validators and (await cnet.get_node(NODE)).state == ACTIVE
+
+
+async def test_declarers_none_holding_the_model_fail_no_node(
+    model: llm_model.LoadedModel, honest: CompletionBundle, tmp_path: Path
+) -> None:
+    holds: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    declares = {i: [MODEL_ID] for i in range(3)}
+    cnet, validators, completion_id = await _judged(
+        honest, model, tmp_path, holds=holds, declares=declares
+    )
     completion = await validators.settle(completion_id)
     assert completion.state == CLEARED and completion.outcome == CLEARED_NO_QUORUM
     assert len(completion.validators) == 3 and not completion.verdicts
