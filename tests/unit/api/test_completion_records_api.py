@@ -1,7 +1,8 @@
 """LLM completions' ledger records through the HTTP API and its client (issue 18): a node
 advertises its warm models (its view shows them), the completion signer opens and aborts, the
 node commits, anyone reads the record at ``/v1/completion-records/{id}``; an unknown id is 404,
-a malformed one 422, and a refusal keeps its code over HTTP."""
+a malformed one 422, and a refusal keeps its code over HTTP; a validator declares the models
+it checks (``validator.declare_models``) and its view shows them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 from adapters.ledger_api.client import ApiProblem, NotFoundProblem
 from domain import commands as c
+from domain.policy import LedgerPolicy
+from proofs import bls
 from tests.unit.api.conftest import ApiEnv, deposit, register_active_node, seeded
 
 CONSUMER, NODE = seeded("completion-consumer"), seeded("completion-node")
@@ -121,3 +124,30 @@ def test_an_unknown_record_is_404_and_a_malformed_id_422(api_env: ApiEnv) -> Non
     assert absent.value.code == "completion_not_found"
     malformed = api_env.http.get("/v1/completion-records/job-123")
     assert malformed.status_code == 422
+
+
+def test_a_validator_declares_its_models_over_http_and_its_view_shows_them(
+    api_env: ApiEnv,
+) -> None:
+    _prepare(api_env)
+    checker = seeded("completion-checker")
+    secret = 4_242
+    stake = LedgerPolicy().validator_stake_min
+    deposit(api_env, checker, stake)
+    client = api_env.client(checker)
+    client.send(
+        c.RegisterValidator(
+            bls_public_key=bls.sk_to_pk(secret),
+            proof_of_possession=bls.pop_prove(secret),
+            stake=stake,
+        )
+    )
+    assert client.get_validator(checker.id).check_models == []
+    client.declare_check_models(checker.id, [MODEL_ID])
+    assert client.get_validator(checker.id).check_models == [MODEL_ID]
+    with pytest.raises(ApiProblem) as unchanged:
+        client.declare_check_models(checker.id, [MODEL_ID])
+    assert unchanged.value.code == "validator_models_unchanged"
+    with pytest.raises(ApiProblem) as stranger:
+        api_env.client(CONSUMER).declare_check_models(checker.id, [])
+    assert stranger.value.code == "not_the_validator"
