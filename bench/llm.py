@@ -9,7 +9,8 @@ registered dtype), completions of ``TOKENS`` (128) tokens at temperature 0, vali
   relays its tokens as they come), over ``model.generate`` on the same model in this process
   (a streamer takes the time of every token). The same number of tokens on both sides: the
   endpoint's completion decides it, and ``generate`` is held to it (``min_new_tokens``).
-  Target >= 0.9.
+  ``REPEATS`` (3) runs of each, interleaved, the network's processes up and idle during the
+  ``generate`` runs; the ratio is best over best. Target >= 0.9.
 - ``validate_vs_generate``: a validator's whole check of that completion
   (``validator.completion_check.check_completion``: the bundle decoded, the prompt
   re-tokenized, one prefill over prompt + completion, TOPLOC's comparison and the greedy check)
@@ -59,6 +60,7 @@ from validator.completion_check import CompletionRecord, check_completion  # noq
 TOKENS = int(os.environ.get("FLOP_BENCH_LLM_TOKENS", "128"))
 TTFT_REQUESTS = int(os.environ.get("FLOP_BENCH_LLM_TTFT_REQUESTS", "20"))
 TTFT_TOKENS = 4
+REPEATS = int(os.environ.get("FLOP_BENCH_LLM_REPEATS", "3"))
 PROMPT = "Write a long story about a small robot who learns to paint the sea."
 SYSTEM = "You are a storyteller who writes long, detailed stories."
 
@@ -173,14 +175,21 @@ def main() -> int:
     )
     from tests.llm_network import measure_endpoint
 
-    endpoint = measure_endpoint(request, TTFT_REQUESTS, TTFT_TOKENS)
-    measure_generate(loaded, encode(loaded, request), 8)  # warm-up
-    baseline = measure_generate(loaded, encode(loaded, request), endpoint.tokens)
-    ratio = endpoint.tokens_per_s / baseline
+    prompt_ids = encode(loaded, request)
+    endpoint = measure_endpoint(
+        request,
+        TTFT_REQUESTS,
+        TTFT_TOKENS,
+        repeats=REPEATS,
+        baseline=lambda tokens: measure_generate(loaded, prompt_ids, tokens),
+    )
+    # The best of each side: other processes on a shared machine only ever slow a run down.
+    ratio = max(endpoint.tokens_per_s) / max(endpoint.baseline_per_s)
     ttft = [t * 1000 for t in endpoint.ttft_s]
     print(
-        f"endpoint {endpoint.tokens} tokens: {endpoint.tokens_per_s:.2f} tokens/s after the "
-        f"first; model.generate {baseline:.2f} tokens/s (ratio {ratio:.3f})"
+        f"endpoint {endpoint.tokens} tokens, tokens/s after the first: "
+        f"{' '.join(f'{r:.2f}' for r in endpoint.tokens_per_s)}; model.generate "
+        f"{' '.join(f'{r:.2f}' for r in endpoint.baseline_per_s)} (best over best {ratio:.3f})"
     )
     print(
         f"time to first token over {len(ttft)} requests: p50 {percentile(ttft, 0.5):.0f} ms, "

@@ -45,23 +45,40 @@ POLL_S = 0.2
 
 @dataclass(frozen=True)
 class EndpointFigures:
-    """Tokens/s after the first token of one long completion, its token count, and the times
-    to first token of the short ones."""
+    """Tokens/s after the first token of each long completion through the network and of
+    ``model.generate`` run between them (same token count), and the times to first token of
+    the short ones."""
 
-    tokens_per_s: float
+    tokens_per_s: list[float]
+    baseline_per_s: list[float]
     tokens: int
     ttft_s: list[float]
 
 
-def measure_endpoint(request: LlmRequest, ttft_requests: int, ttft_tokens: int) -> EndpointFigures:
-    """Stream ``request`` through the network once warm, then ``ttft_requests`` short ones."""
+def measure_endpoint(
+    request: LlmRequest,
+    ttft_requests: int,
+    ttft_tokens: int,
+    *,
+    repeats: int,
+    baseline: Callable[[int], float],
+) -> EndpointFigures:
+    """Stream ``request`` through the network once warm, ``repeats`` times, each followed by
+    ``baseline(tokens)`` (``model.generate`` in this process, while the network idles: both
+    sides see the same machine); then ``ttft_requests`` short ones."""
     with serving_network() as base_url:
         import openai
 
         client = openai.OpenAI(base_url=base_url, api_key=SECRET_KEY, max_retries=0)
         stream_times(client, request, max_tokens=8)  # warm-up
-        times, tokens = stream_times(client, request, max_tokens=request.max_tokens)
-        rate = (len(times) - 1) / (times[-1] - times[0])
+        baseline(8)  # warm-up
+        rates: list[float] = []
+        baselines: list[float] = []
+        tokens = 0
+        for _ in range(repeats):
+            times, tokens = stream_times(client, request, max_tokens=request.max_tokens)
+            rates.append((len(times) - 1) / (times[-1] - times[0]))
+            baselines.append(baseline(tokens))
         ttft: list[float] = []
         stream_times(client, request, max_tokens=ttft_tokens)  # warm-up
         for _ in range(ttft_requests):
@@ -69,7 +86,9 @@ def measure_endpoint(request: LlmRequest, ttft_requests: int, ttft_tokens: int) 
             first, _ = stream_times(client, request, max_tokens=ttft_tokens)
             ttft.append(first[0] - started)
         client.close()
-        return EndpointFigures(tokens_per_s=rate, tokens=tokens, ttft_s=ttft)
+        return EndpointFigures(
+            tokens_per_s=rates, baseline_per_s=baselines, tokens=tokens, ttft_s=ttft
+        )
 
 
 def stream_times(client: Any, request: LlmRequest, *, max_tokens: int) -> tuple[list[float], int]:
