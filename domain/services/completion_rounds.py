@@ -26,10 +26,11 @@ from domain.completions import (
     compute_window_slash,
     is_sampled,
 )
-from domain.ledger import BURN_ACCOUNT, transfer, user_account
+from domain.ledger import BURN_ACCOUNT, user_account
 from domain.node import Node
 from domain.services.context import CommandContext
 from domain.services.draws import get_participants, has_eligible, request_draw
+from domain.services.escrow import transfer_payouts
 from domain.services.slashing import take_stake
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
@@ -195,13 +196,12 @@ async def _pay_from_pool(
     if per_signer == 0:
         return ()
     fees = tuple(Payout(owner, per_signer, "validator") for owner in owners)
-    for index, payout in enumerate(fees):
-        transfer(
-            pool,
-            await uow.account(payout.account),
-            transfer_id=f"{completion.id}:check:{index}",
-            amount=payout.amount,
-            reason=f"fee for checking {completion.completion_id}",
-            now_ns=ctx.now_ns,
-        )
+    await transfer_payouts(
+        uow,
+        pool,
+        fees,
+        transfer_prefix=f"{completion.id}:check",
+        describe=lambda _: f"fee for checking {completion.completion_id}",
+        now_ns=ctx.now_ns,
+    )
     return fees

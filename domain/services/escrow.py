@@ -3,9 +3,12 @@ fees of a rejection, paid out of the rejected node's slash (issue 14, attack 5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from domain.job import Job
 from domain.ledger import (
     TREASURY_ACCOUNT,
+    Account,
     escrow_account,
     post_hold,
     transfer,
@@ -38,16 +41,37 @@ async def settle_job(
         treasury_account=TREASURY_ACCOUNT,
         policy=ctx.policy,
     )
+    await transfer_payouts(
+        uow,
+        escrow,
+        payouts,
+        transfer_prefix=f"{job.id}:settle",
+        describe=lambda payout: f"{payout.role} for {job.id}",
+        now_ns=ctx.now_ns,
+    )
+    job.settle(payouts=payouts, now_ns=ctx.now_ns)
+
+
+async def transfer_payouts(
+    uow: UnitOfWork,
+    source: Account,
+    payouts: tuple[Payout, ...],
+    *,
+    transfer_prefix: str,
+    describe: Callable[[Payout], str],
+    now_ns: int,
+) -> None:
+    """Move each payout from ``source`` to its account, transfer ids ``<prefix>:<index>`` (the
+    ids and reasons stored histories hold: re-execution compares them byte for byte)."""
     for index, payout in enumerate(payouts):
         transfer(
-            escrow,
+            source,
             await uow.account(payout.account),
-            transfer_id=f"{job.id}:settle:{index}",
+            transfer_id=f"{transfer_prefix}:{index}",
             amount=payout.amount,
-            reason=f"{payout.role} for {job.id}",
-            now_ns=ctx.now_ns,
+            reason=describe(payout),
+            now_ns=now_ns,
         )
-    job.settle(payouts=payouts, now_ns=ctx.now_ns)
 
 
 async def refund_job(uow: UnitOfWork, job: Job, ctx: CommandContext) -> None:
@@ -81,13 +105,12 @@ async def pay_rejection_fees(
         consumer_account=user_account(job.consumer),
         policy=ctx.policy,
     )
-    for index, payout in enumerate(payouts):
-        transfer(
-            escrow,
-            await uow.account(payout.account),
-            transfer_id=f"{job.id}:reject:{job.attempt}:{index}",
-            amount=payout.amount,
-            reason=f"{payout.role} for rejecting {job.id}",
-            now_ns=ctx.now_ns,
-        )
+    await transfer_payouts(
+        uow,
+        escrow,
+        payouts,
+        transfer_prefix=f"{job.id}:reject:{job.attempt}",
+        describe=lambda payout: f"{payout.role} for rejecting {job.id}",
+        now_ns=ctx.now_ns,
+    )
     return tuple(p for p in payouts if p.role == "validator")

@@ -24,7 +24,6 @@ from domain.ledger import (
     escrow_account,
     place_hold,
     post_hold,
-    transfer,
     user_account,
     void_hold,
 )
@@ -33,6 +32,7 @@ from domain.node import ACTIVE, Node
 from domain.policy import RULES_V5, LedgerPolicy
 from domain.services.completion_rounds import request_sampling
 from domain.services.context import CommandContext
+from domain.services.escrow import transfer_payouts
 from domain.services.rounds import rotate_round
 from domain.services.unit_of_work import UnitOfWork
 from domain.settlement import Payout
@@ -265,15 +265,14 @@ async def _settle(
         treasury_account=TREASURY_ACCOUNT,
         policy=ctx.policy,
     )
-    for index, payout in enumerate(payouts):
-        transfer(
-            escrow,
-            await uow.account(payout.account),
-            transfer_id=f"{completion.id}:settle:{index}",
-            amount=payout.amount,
-            reason=f"{payout.role} for {completion.completion_id}",
-            now_ns=ctx.now_ns,
-        )
+    await transfer_payouts(
+        uow,
+        escrow,
+        payouts,
+        transfer_prefix=f"{completion.id}:settle",
+        describe=lambda payout: f"{payout.role} for {completion.completion_id}",
+        now_ns=ctx.now_ns,
+    )
     return payouts
 
 
