@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.errors import RejectionCode, Unauthorized
-from domain.policy import LedgerPolicy
+from domain.errors import Rejection, RejectionCode, Unauthorized
+from domain.policy import RULES_V5, LedgerPolicy
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,8 @@ class CommandContext:
             raise Unauthorized(
                 f"{self.actor} is not an operator of this ledger", code=RejectionCode.OPERATOR_ONLY
             )
+
+    def require_rules_v5(self, kind: str) -> None:
+        """Refuse a command kind that rules v5 brought in, on a ledger under older rules."""
+        if self.policy.rules_version < RULES_V5:
+            raise Rejection(f"{kind} needs rules v5", code=RejectionCode.RULES_V5_REQUIRED)

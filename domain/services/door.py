@@ -59,8 +59,7 @@ async def handle_cancel_job(uow: UnitOfWork, cmd: c.CancelJob, ctx: CommandConte
     """``job.cancel``: checked in this order: rules v5, the job exists, the signer is its
     consumer, the job is submitted (``job_claimed``, ``job_cancelled``, ... otherwise); then
     the escrow hold is voided whole back to the consumer's account."""
-    if ctx.policy.rules_version < RULES_V5:
-        raise Rejection("job.cancel needs rules v5", code=RejectionCode.RULES_V5_REQUIRED)
+    ctx.require_rules_v5("job.cancel")
     job = await uow.require(Job, cmd.job_id)
     job.check_cancellable(consumer=ctx.actor)
     amount = void_hold(

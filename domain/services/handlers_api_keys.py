@@ -6,7 +6,6 @@ from __future__ import annotations
 from domain import commands as c
 from domain.api_keys import ApiKey, compute_api_key_id, compute_api_key_stream_id, is_expired
 from domain.errors import InvalidTransition, Rejection, RejectionCode, Unauthorized
-from domain.policy import RULES_V5
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
 
@@ -14,7 +13,7 @@ from domain.services.unit_of_work import UnitOfWork
 async def handle_create_api_key(uow: UnitOfWork, cmd: c.CreateApiKey, ctx: CommandContext) -> str:
     """Record a delegation under the signer: the envelope's signature is what makes the signer
     the consumer, so no one creates a key that spends another's account."""
-    _require_rules_v5(ctx, "apikey.create")
+    ctx.require_rules_v5("apikey.create")
     if compute_api_key_id(cmd.key_hash) != cmd.key_id:
         raise Rejection(
             f"key_id {cmd.key_id} is not the SHA-256 of key_hash",
@@ -41,7 +40,7 @@ async def handle_create_api_key(uow: UnitOfWork, cmd: c.CreateApiKey, ctx: Comma
 
 async def handle_revoke_api_key(uow: UnitOfWork, cmd: c.RevokeApiKey, ctx: CommandContext) -> str:
     """End a delegation: only the consumer who signed it may (an operator may not either)."""
-    _require_rules_v5(ctx, "apikey.revoke")
+    ctx.require_rules_v5("apikey.revoke")
     key = await uow.require(ApiKey, compute_api_key_stream_id(cmd.key_id))
     if key.consumer != ctx.actor:
         raise Unauthorized(
@@ -49,8 +48,3 @@ async def handle_revoke_api_key(uow: UnitOfWork, cmd: c.RevokeApiKey, ctx: Comma
         )
     key.revoke(now_ns=ctx.now_ns)
     return key.id
-
-
-def _require_rules_v5(ctx: CommandContext, kind: str) -> None:
-    if ctx.policy.rules_version < RULES_V5:
-        raise Rejection(f"{kind} needs rules v5", code=RejectionCode.RULES_V5_REQUIRED)

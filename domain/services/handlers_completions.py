@@ -29,7 +29,7 @@ from domain.ledger import (
 )
 from domain.models import RegisteredModel, compute_model_stream_id
 from domain.node import ACTIVE, Node
-from domain.policy import RULES_V5, LedgerPolicy
+from domain.policy import LedgerPolicy
 from domain.services.completion_rounds import request_sampling
 from domain.services.context import CommandContext
 from domain.services.escrow import transfer_payouts
@@ -52,7 +52,7 @@ async def handle_advertise_models(
     uow: UnitOfWork, cmd: c.AdvertiseModels, ctx: CommandContext
 ) -> str:
     """A node (its own key, as its heartbeats) says which registered models it holds warm."""
-    _require_rules_v5(ctx, "node.advertise_models")
+    ctx.require_rules_v5("node.advertise_models")
     if ctx.actor != cmd.node_id:
         raise Unauthorized("a node advertises with its own key", code=RejectionCode.NOT_THE_NODE)
     node = await uow.require(Node, cmd.node_id)
@@ -79,7 +79,7 @@ async def handle_declare_check_models(
 ) -> str:
     """A validator (its own key) says which registered models it checks: the draw of a
     sampled completion picks only among its model's declarers (``completion_rounds``)."""
-    _require_rules_v5(ctx, "validator.declare_models")
+    ctx.require_rules_v5("validator.declare_models")
     if ctx.actor != cmd.validator_id:
         raise Unauthorized(
             "a validator declares its models with its own key",
@@ -101,7 +101,7 @@ async def handle_open_completion(
     context length, the delegation (revoked, expired, the escrow within the cap), the node
     (active, the model warm), the consumer's funds. The escrow is held from the key's
     consumer and reserved on the key in the same command."""
-    _require_rules_v5(ctx, "completion.open")
+    ctx.require_rules_v5("completion.open")
     if not is_completion_signer(ctx.policy, ctx.actor):
         raise Unauthorized(
             f"{ctx.actor} is not a completion signer of this ledger",
@@ -160,7 +160,7 @@ async def handle_commit_completion(
     """The serving node commits its usage: charged at the model's prices and settled at
     once (optimistically: a sampled check may still slash it), the unused escrow back to
     the consumer and off the key's spent amount, the charge added to the node's tally."""
-    _require_rules_v5(ctx, "completion.commit")
+    ctx.require_rules_v5("completion.commit")
     completion = await uow.require(Completion, compute_completion_stream_id(cmd.completion_id))
     completion.check_commit(
         node_id=ctx.actor, prompt_tokens=cmd.prompt_tokens, completion_tokens=cmd.completion_tokens
@@ -204,7 +204,7 @@ async def handle_abort_completion(
 ) -> str:
     """Void an uncommitted completion: the escrow goes back whole and off the key's spent
     amount; the node is paid nothing (a node failing mid-stream delivered nothing billable)."""
-    _require_rules_v5(ctx, "completion.abort")
+    ctx.require_rules_v5("completion.abort")
     completion = await uow.require(Completion, compute_completion_stream_id(cmd.completion_id))
     return await _abort(uow, completion, cmd.reason, ctx)
 
@@ -215,7 +215,7 @@ async def handle_expire_completion(
     """Anyone cranks an overdue completion: an uncommitted one past its commit window is
     aborted (as ``completion.abort`` by anyone); a sampled one whose reveal window closed has
     its absent validators replaced, or its round given up (``rounds.rotate_round``)."""
-    _require_rules_v5(ctx, "completion.expire")
+    ctx.require_rules_v5("completion.expire")
     completion = await uow.require(Completion, compute_completion_stream_id(cmd.completion_id))
     if completion.state == OPENED:
         return await _abort(uow, completion, "", ctx)
@@ -274,8 +274,3 @@ async def _settle(
         now_ns=ctx.now_ns,
     )
     return payouts
-
-
-def _require_rules_v5(ctx: CommandContext, kind: str) -> None:
-    if ctx.policy.rules_version < RULES_V5:
-        raise Rejection(f"{kind} needs rules v5", code=RejectionCode.RULES_V5_REQUIRED)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from domain import commands as c
 from domain.encryption_keys import EncryptionKey, compute_encryption_key_id
-from domain.errors import Rejection, RejectionCode
 from domain.job import Job
 from domain.key_releases import KeyRelease, is_claim_lapsed
 from domain.node import Node
@@ -19,7 +18,7 @@ async def handle_register_encryption_key(
 ) -> str:
     """Register (or rotate) the signer's encryption key: the envelope's Ed25519 signature is
     the binding of the key to the actor, so the key is always the signer's own."""
-    _require_rules_v5(ctx, "key.register")
+    ctx.require_rules_v5("key.register")
     key = await uow.get(EncryptionKey, compute_encryption_key_id(ctx.actor))
     if key is None:
         key = EncryptionKey.register(actor=ctx.actor, public_key=cmd.public_key, now_ns=ctx.now_ns)
@@ -31,7 +30,7 @@ async def handle_register_encryption_key(
 
 async def handle_release_job_key(uow: UnitOfWork, cmd: c.ReleaseJobKey, ctx: CommandContext) -> str:
     """Record a wrapped data key, under the rules of ``domain.key_releases``."""
-    _require_rules_v5(ctx, "job.release_key")
+    ctx.require_rules_v5("job.release_key")
     job = await uow.require(Job, cmd.job_id)
     key = await uow.get(EncryptionKey, compute_encryption_key_id(cmd.recipient))
     job.release_key(
@@ -74,8 +73,3 @@ async def get_claimed_at_ns(uow: UnitOfWork, job: Job) -> int:
     node = await uow.get(Node, job.node_id)
     claim = node.claims.get(job.id) if node is not None else None
     return claim.claimed_at_ns if claim is not None else job.offered_at_ns
-
-
-def _require_rules_v5(ctx: CommandContext, kind: str) -> None:
-    if ctx.policy.rules_version < RULES_V5:
-        raise Rejection(f"{kind} needs rules v5", code=RejectionCode.RULES_V5_REQUIRED)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from domain import commands as c
-from domain.errors import InvalidTransition, Rejection, RejectionCode
+from domain.errors import InvalidTransition, RejectionCode
 from domain.models import RegisteredModel, compute_model_stream_id
-from domain.policy import RULES_V5
 from domain.services.context import CommandContext
 from domain.services.unit_of_work import UnitOfWork
 
@@ -13,8 +12,7 @@ from domain.services.unit_of_work import UnitOfWork
 async def handle_register_model(uow: UnitOfWork, cmd: c.RegisterModel, ctx: CommandContext) -> str:
     """Record a model once: the operators decide what the network serves and at what price
     (consumers pay by it, validators recompute by it); a registered id never changes."""
-    if ctx.policy.rules_version < RULES_V5:
-        raise Rejection("model.register needs rules v5", code=RejectionCode.RULES_V5_REQUIRED)
+    ctx.require_rules_v5("model.register")
     ctx.require_operator()
     stream_id = compute_model_stream_id(cmd.model_id)
     if await uow.get(RegisteredModel, stream_id) is not None:
