@@ -26,14 +26,16 @@ from domain.api_keys import compute_api_key_hash, compute_api_key_id
 from domain.commands import command_kind, encode_command_body
 from proofs.envelope import sign_command
 from proofs.identity import Identity
+from tests.completion_network import (
+    CONSUMER_FUNDS,
+    CONTEXT_TOKENS,
+    MODEL_ID,
+    PRICE_PER_1K_INPUT,
+    PRICE_PER_1K_OUTPUT,
+    SPEND_LIMIT,
+)
 from tests.unit.api.conftest import ApiEnv, deposit, register_active_node, seeded
 
-MODEL_ID = "tiny-llama-7"
-CONTEXT_TOKENS = 2_048
-PRICE_PER_1K_INPUT = 1_000  # 1 base unit a prompt token
-PRICE_PER_1K_OUTPUT = 2_000  # 2 base units a completion token
-CONSUMER_FUNDS = 100_000
-SPEND_LIMIT = 10_000
 DONE_COUNT = 999
 """What a fake node's done event claims; the ledger's record holds the real counts."""
 CONSUMER = seeded("openai-consumer")
