@@ -124,8 +124,12 @@ def test_a_revoked_key_and_a_spent_cap_are_refused_in_openais_shape(
     with pytest.raises(openai.RateLimitError) as capped:
         client(url, small).chat.completions.create(model=MODEL_ID, messages=MESSAGES)  # type: ignore[arg-type]
     assert capped.value.code == "insufficient_quota"
+    # The middleware counts a request when the app returns, maybe just after the client has
+    # read the answer: wait for the count, then check there was one attempt (x-should-retry
+    # false stops the client's retries of a 429).
+    counted = 'route="/v1/chat/completions",status="429"}'
+    wait_for(lambda: counted in net.env.deps.metrics.render().decode(), "the 429 counted")
     metrics = net.env.deps.metrics.render().decode()
-    # one attempt: x-should-retry false stops the client's retries of a 429
     assert 'route="/v1/chat/completions",status="429"} 1.0' in metrics
     assert net.env.client().get_balance(user_account(CONSUMER.id)).available == CONSUMER_FUNDS
 
